@@ -1,1 +1,307 @@
-fn main(){}
+//! The `duet` command-line tool.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use duet_isa::Program;
+use duet_testdata::{TestCase, Verdict};
+use duet_vm::{Config, Helpers, Interpreter};
+
+/// Where the external conformance suite sits relative to the project root.
+const DEFAULT_CONFORMANCE_DIR: &str = "../shared/conformance/bpf_conformance/tests";
+
+/// duet: write an eBPF/Wasm program once in Rust, run it in the kernel, in duet's userspace
+/// eBPF VM, or in WebAssembly.
+#[derive(Parser, Debug)]
+#[command(name = "duet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a set of `.data` test files (the bpf_conformance format) through the interpreter.
+    ///
+    /// Each file's `-- asm` and `-- raw` programs are run with its `-- mem` bytes (r1 = pointer,
+    /// r2 = length) and helper 5 as the suite's "unwind" helper; the result must equal
+    /// `-- result`, or the failure must contain the `-- error` text. Ends with the line
+    /// `N passed, M failed`; exits non-zero if anything failed.
+    Conformance {
+        /// Directory of `.data` files [default: $DUET_CONFORMANCE_DIR, else ../shared/conformance/bpf_conformance/tests].
+        dir: Option<PathBuf>,
+        /// Print every test, not only failures.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Instruction budget per run.
+        #[arg(long, default_value_t = 1_000_000)]
+        budget: u64,
+    },
+    /// Act as a bpf_conformance plugin: read hex bytecode on stdin, run it, print r0 in hex.
+    ///
+    /// Errors go to stderr with a non-zero exit, as the suite's runner expects.
+    ConformancePlugin {
+        /// Input memory as hex bytes (passed as r1/r2).
+        memory: Option<String>,
+        /// Extra options some runners pass; accepted and ignored.
+        #[arg(trailing_var_arg = true, hide = true)]
+        rest: Vec<String>,
+    },
+    /// Assemble a program (conformance dialect) into raw little-endian bytecode.
+    Asm {
+        /// Assembly source file (`-` for stdin).
+        input: PathBuf,
+        /// Output file for the bytecode [default: stdout as hex, one instruction per line].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Disassemble raw bytecode (a binary file of 8-byte instructions).
+    Disasm {
+        /// Bytecode file.
+        input: PathBuf,
+    },
+    /// Run a program (assembly `.s`/`.asm` or raw bytecode) in the interpreter and print r0.
+    Exec {
+        /// Program file.
+        input: PathBuf,
+        /// Input memory as hex bytes (passed as r1/r2).
+        #[arg(long)]
+        mem: Option<String>,
+        /// Instruction budget.
+        #[arg(long, default_value_t = 1_000_000)]
+        budget: u64,
+    },
+    /// The demo: run the conformance suite and a sample program, and explain what happened.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Conformance { dir, verbose, budget } => {
+            let dir = conformance_dir(dir);
+            let summary = run_conformance(&dir, verbose, budget)?;
+            println!("{} passed, {} failed", summary.passed, summary.failed);
+            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::ConformancePlugin { memory, rest: _ } => plugin(memory.as_deref()),
+        Command::Asm { input, output } => {
+            let source = read_text(&input)?;
+            let insns = duet_isa::assemble(&source).with_context(|| format!("cannot assemble {}", input.display()))?;
+            let program = Program::from_insns(&insns).with_context(|| format!("{} is not a valid program", input.display()))?;
+            match output {
+                Some(path) => std::fs::write(&path, program.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?,
+                None => {
+                    for raw in program.to_raw() {
+                        println!("{:#018x}", raw.to_u64());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Disasm { input } => {
+            let bytes = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
+            let program = Program::decode(&bytes).with_context(|| format!("{} is not valid eBPF bytecode", input.display()))?;
+            for (pc, insn) in program.insns() {
+                println!("{pc:>5}: {}", duet_isa::disassemble_insn(insn));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Exec { input, mem, budget } => {
+            let program = load_program_file(&input)?;
+            let mut mem = parse_mem_arg(mem.as_deref())?;
+            let r0 = interpret(&program, &mut mem, budget).map_err(anyhow::Error::msg)?;
+            println!("r0 = {r0:#x} ({r0})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => demo(),
+    }
+}
+
+struct Summary {
+    passed: usize,
+    failed: usize,
+}
+
+fn conformance_dir(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("DUET_CONFORMANCE_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFORMANCE_DIR))
+}
+
+fn run_conformance(dir: &Path, verbose: bool, budget: u64) -> Result<Summary> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the conformance directory {}; pass the directory of .data files or set DUET_CONFORMANCE_DIR", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no .data files in {}", dir.display());
+    }
+    let mut summary = Summary { passed: 0, failed: 0 };
+    for path in &files {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let verdict = match std::fs::read_to_string(path) {
+            Err(e) => Verdict::Fail(format!("cannot read: {e}")),
+            Ok(text) => match TestCase::parse(&text) {
+                Err(e) => Verdict::Fail(format!("cannot parse: {e}")),
+                Ok(case) => case.check(|program, mem| interpret(program, mem, budget)),
+            },
+        };
+        match verdict {
+            Verdict::Pass => {
+                summary.passed += 1;
+                if verbose {
+                    println!("PASS {name}");
+                }
+            }
+            Verdict::Fail(why) => {
+                summary.failed += 1;
+                println!("FAIL {name}: {why}");
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// The interpreter as the conformance suite sees it: helper 5 is "unwind".
+fn interpret(program: &Program, mem: &mut [u8], budget: u64) -> Result<u64, String> {
+    let mut helpers = Helpers::new();
+    helpers.register(5, duet_vm::unwind_helper);
+    let mut vm = Interpreter::new(program, helpers, Config { max_insns: Some(budget) }).map_err(|e| e.to_string())?;
+    vm.run(mem).map_err(|e| e.to_string())
+}
+
+fn plugin(memory: Option<&str>) -> Result<ExitCode> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("cannot read bytecode from stdin")?;
+    let bytes = duet_testdata::parse_hex_bytes(&input).map_err(anyhow::Error::msg).context("stdin is not hex bytecode")?;
+    let mut mem = parse_mem_arg(memory)?;
+    let program = Program::decode(&bytes).context("invalid bytecode")?;
+    let r0 = interpret(&program, &mut mem, 1_000_000).map_err(anyhow::Error::msg)?;
+    println!("{r0:x}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_mem_arg(mem: Option<&str>) -> Result<Vec<u8>> {
+    match mem {
+        None => Ok(Vec::new()),
+        Some(hex) => duet_testdata::parse_hex_bytes(hex).map_err(anyhow::Error::msg).context("memory argument is not hex bytes"),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("cannot read stdin")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+/// Loads assembly (by extension `.s`/`.asm`, or when the file is valid UTF-8 text) or raw bytecode.
+fn load_program_file(path: &Path) -> Result<Program> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let is_asm = path.extension().is_some_and(|e| e == "s" || e == "asm");
+    if is_asm {
+        let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+        let insns = duet_isa::assemble(&text).with_context(|| format!("cannot assemble {}", path.display()))?;
+        Program::from_insns(&insns).with_context(|| format!("{} is not a valid program", path.display()))
+    } else {
+        Program::decode(&bytes).with_context(|| format!("{} is not valid eBPF bytecode (use .s for assembly)", path.display()))
+    }
+}
+
+const DEMO_PROGRAM: &str = "\
+# Is this IPv4 packet's destination inside 192.168.1.0/24?
+# r1 = packet, r2 = length. Returns 1 (inside), 0 (outside or not IPv4).
+    mov %r0, 0
+    jlt %r2, 34, out            # Ethernet (14) + IPv4 header (20)
+    ldxh %r3, [%r1+12]          # EtherType, network byte order
+    be16 %r3
+    jne %r3, 0x0800, out
+    ldxw %r4, [%r1+30]          # destination address
+    be32 %r4
+    and %r4, 0xffffff00
+    jne32 %r4, 0xc0a80100, out  # 32-bit compare: a 64-bit one would sign-extend the immediate
+    mov %r0, 1
+out:
+    exit
+";
+
+fn demo_packet(dst: [u8; 4], ethertype: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 34];
+    p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+    p[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    p[14] = 0x45;
+    p[22] = 64;
+    p[23] = 17;
+    p[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    p[30..34].copy_from_slice(&dst);
+    p
+}
+
+fn demo() -> Result<ExitCode> {
+    let color = std::io::stdout().is_terminal();
+    let bold = |s: &str| if color { format!("\x1b[1m{s}\x1b[0m") } else { s.to_owned() };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", bold("duet demo — the userspace eBPF interpreter"))?;
+    writeln!(out)?;
+
+    writeln!(out, "{}", bold("1. A sample program, assembled and disassembled from one opcode table"))?;
+    let insns = duet_isa::assemble(DEMO_PROGRAM).context("the bundled demo program does not assemble")?;
+    let program = Program::from_insns(&insns).context("the bundled demo program is invalid")?;
+    for (pc, insn) in program.insns() {
+        writeln!(out, "  {pc:>3}: {}", duet_isa::disassemble_insn(insn))?;
+    }
+    writeln!(out)?;
+    let packets = [
+        ("IPv4 to 192.168.1.7", demo_packet([192, 168, 1, 7], 0x0800)),
+        ("IPv4 to 192.168.2.7", demo_packet([192, 168, 2, 7], 0x0800)),
+        ("IPv6 EtherType", demo_packet([192, 168, 1, 7], 0x86dd)),
+        ("truncated frame", demo_packet([192, 168, 1, 7], 0x0800)[..20].to_vec()),
+    ];
+    writeln!(out, "  {:<24} {:>4}", "packet", "r0")?;
+    for (name, mut packet) in packets {
+        let r0 = interpret(&program, &mut packet, 1_000_000).map_err(anyhow::Error::msg)?;
+        writeln!(out, "  {name:<24} {r0:>4}")?;
+    }
+    writeln!(out)?;
+
+    writeln!(out, "{}", bold("2. A fault is a value, not a crash"))?;
+    let bad = Program::from_insns(&duet_isa::assemble("ldxdw %r0, [%r1+4096]\nexit").context("demo fault program")?)?;
+    match interpret(&bad, &mut [0u8; 16], 1_000_000) {
+        Ok(r0) => writeln!(out, "  unexpectedly returned {r0:#x}")?,
+        Err(trap) => writeln!(out, "  reading past a 16-byte input traps: {trap}")?,
+    }
+    writeln!(out)?;
+
+    writeln!(out, "{}", bold("3. The external bpf_conformance suite"))?;
+    let dir = conformance_dir(None);
+    out.flush()?;
+    drop(out);
+    if dir.is_dir() {
+        println!("  running {}", dir.display());
+        let summary = run_conformance(&dir, false, 1_000_000)?;
+        println!("{} passed, {} failed", summary.passed, summary.failed);
+        Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    } else {
+        println!("  skipped: {} not found (set DUET_CONFORMANCE_DIR to the suite's tests directory)", dir.display());
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -332,9 +332,13 @@ pub fn parse_int(s: &str) -> Result<i128, String> {
     Ok(if neg { -value } else { value })
 }
 
+/// A 32-bit immediate: decimal values must fit a signed 32-bit integer; hexadecimal values may
+/// also be written as their unsigned 32-bit pattern (`0xffffff80` is -128).
 fn parse_imm32(s: &str) -> Result<i64, String> {
     let v = parse_int(s)?;
-    if v < -(1 << 31) || v > u32::MAX as i128 {
+    let is_hex = s.trim().trim_start_matches(['-', '+']).starts_with("0x");
+    let max = if is_hex { i128::from(u32::MAX) } else { i128::from(i32::MAX) };
+    if v < i128::from(i32::MIN) || v > max {
         return Err(format!("immediate {s} does not fit in 32 bits"));
     }
     Ok(i64::from(v as i64 as u32 as i32))
@@ -496,7 +500,8 @@ mod tests {
         let i = assemble("jne32 %r2, 0xffffff80, +0").unwrap()[0];
         assert_eq!(i.imm, -128);
         assert!(assemble("mov32 %r0, 0x100000000").is_err());
-        assert!(assemble("mov32 %r0, 2147483648").is_ok(), "unsigned 32-bit immediates wrap");
+        assert!(assemble("mov32 %r0, 2147483648").is_err(), "decimal immediates are signed");
+        assert_eq!(assemble("mov32 %r0, 0x80000000").unwrap()[0].imm, i64::from(i32::MIN));
         assert!(assemble("ldxb %r0, [%r1+0x10000]").is_err());
         assert!(assemble("ldxb %r0, %r1").is_err());
         assert!(assemble("or %r0, %r50").unwrap_err().message.contains("Invalid register"));

@@ -1,0 +1,24 @@
+//! # duet-vm — duet's userspace eBPF engines
+//!
+//! **API boundary.** The [`Interpreter`] is the reference engine: it executes a decoded
+//! [`duet_isa::Program`] with kernel-exact semantics (RFC 9669 and Linux are the authority) and
+//! checks every memory access against the region it falls in — the current call frame's stack
+//! (and its callers'), the input memory, and regions helpers expose. A fault is a [`Trap`] value
+//! with the instruction index and the reason; it is never a panic and never undefined behaviour.
+//!
+//! Until duet's verifier exists, engines accept a decoded `Program`; once it does, they will
+//! accept only a `VerifiedProgram`. No I/O happens here.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(target_endian = "big")]
+compile_error!("duet-vm assumes a little-endian host, as eBPF's byte-order instructions are defined relative to it");
+
+mod helpers;
+mod interp;
+mod memory;
+mod trap;
+
+pub use helpers::{Helper, HelperContext, HelperError, HelperOutcome, Helpers, unwind_helper};
+pub use interp::{Config, Interpreter, LoadError, MAX_CALL_DEPTH, STACK_SIZE};
+pub use memory::{MAX_REGIONS, Region, RegionKind};
+pub use trap::{Trap, TrapKind};
