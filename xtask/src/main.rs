@@ -1,1 +1,118 @@
-fn main(){}
+//! Developer tasks: `cargo xtask <setup|test|demo|bench|fuzz>`.
+//!
+//! Every task prints the commands it runs, so what happens on a fresh machine is visible.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  setup          install the toolchain components duet's build and checks need
+  test           the whole test suite: setup, rustfmt, clippy, every test (incl. conformance)
+  demo           build duet in release mode and run `duet demo`
+  bench          run the criterion benchmarks (duet's interpreter vs rbpf, same run)
+  fuzz <target> [seconds]
+                 run a cargo-fuzz target on the nightly toolchain (default 60 s)";
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
+    match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("test") => test(),
+        Some("demo") => demo(),
+        Some("bench") => cargo(&["bench", "-p", "duet-vm", "--bench", "interp"]),
+        Some("fuzz") => fuzz(args.get(1).map(String::as_str), args.get(2).map(String::as_str)),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn step(title: &str) {
+    println!("\n==> {title}");
+}
+
+/// Runs a command, echoing it first; fails with the command line when it fails.
+fn sh(program: &str, args: &[&str]) -> Result<()> {
+    println!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot start `{program}`; is it installed and on PATH?"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    sh(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args)
+}
+
+fn setup() -> Result<()> {
+    step("setup: toolchain components");
+    // rustfmt and clippy drive the lint checks; rust-src and the BPF/Wasm targets arrive with
+    // the issues that need them.
+    sh("rustup", &["component", "add", "rustfmt", "clippy"])
+}
+
+fn test() -> Result<()> {
+    setup()?;
+    step("format check");
+    cargo(&["fmt", "--all", "--check"])?;
+    step("clippy (warnings are errors)");
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    step("tests (unit, property, data-driven corpus, bpf_conformance suite)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        println!(
+            "CI=true: tests that need the conformance suite (and later root or the kernel) fail instead of skipping"
+        );
+    }
+    cargo(&["test", "--workspace", "--all-targets"])?;
+    step("benchmarks compile (run them with `cargo xtask bench`)");
+    cargo(&["bench", "--workspace", "--no-run"])?;
+    println!("\nall checks passed");
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    step("build duet (release)");
+    cargo(&["build", "--release", "-p", "duet-cli"])?;
+    step("duet demo");
+    let exe = project_root().join("target/release/duet");
+    sh(exe.to_str().context("non-UTF-8 project path")?, &["demo"])
+}
+
+fn fuzz(target: Option<&str>, seconds: Option<&str>) -> Result<()> {
+    let Some(target) = target else { bail!("which target? see fuzz/README.md (decode, assemble, interpret)") };
+    let seconds = seconds.unwrap_or("60");
+    seconds.parse::<u64>().with_context(|| format!("`{seconds}` is not a number of seconds"))?;
+    let has_fuzz =
+        Command::new("cargo").args(["+nightly", "fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !has_fuzz {
+        step("install cargo-fuzz");
+        sh("cargo", &["install", "cargo-fuzz", "--locked"])?;
+    }
+    step(&format!("fuzz {target} for {seconds} s"));
+    std::env::set_current_dir("fuzz").context("no fuzz/ directory")?;
+    sh("cargo", &["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}")])
+}

@@ -101,9 +101,11 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Asm { input, output } => {
             let source = read_text(&input)?;
             let insns = duet_isa::assemble(&source).with_context(|| format!("cannot assemble {}", input.display()))?;
-            let program = Program::from_insns(&insns).with_context(|| format!("{} is not a valid program", input.display()))?;
+            let program =
+                Program::from_insns(&insns).with_context(|| format!("{} is not a valid program", input.display()))?;
             match output {
-                Some(path) => std::fs::write(&path, program.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?,
+                Some(path) => std::fs::write(&path, program.to_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?,
                 None => {
                     for raw in program.to_raw() {
                         println!("{:#018x}", raw.to_u64());
@@ -114,7 +116,8 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Disasm { input } => {
             let bytes = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
-            let program = Program::decode(&bytes).with_context(|| format!("{} is not valid eBPF bytecode", input.display()))?;
+            let program =
+                Program::decode(&bytes).with_context(|| format!("{} is not valid eBPF bytecode", input.display()))?;
             for (pc, insn) in program.insns() {
                 println!("{pc:>5}: {}", duet_isa::disassemble_insn(insn));
             }
@@ -188,7 +191,8 @@ fn interpret(program: &Program, mem: &mut [u8], budget: u64) -> Result<u64, Stri
 fn plugin(memory: Option<&str>) -> Result<ExitCode> {
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input).context("cannot read bytecode from stdin")?;
-    let bytes = duet_testdata::parse_hex_bytes(&input).map_err(anyhow::Error::msg).context("stdin is not hex bytecode")?;
+    let bytes =
+        duet_testdata::parse_hex_bytes(&input).map_err(anyhow::Error::msg).context("stdin is not hex bytecode")?;
     let mut mem = parse_mem_arg(memory)?;
     let program = Program::decode(&bytes).context("invalid bytecode")?;
     let r0 = interpret(&program, &mut mem, 1_000_000).map_err(anyhow::Error::msg)?;
@@ -199,7 +203,9 @@ fn plugin(memory: Option<&str>) -> Result<ExitCode> {
 fn parse_mem_arg(mem: Option<&str>) -> Result<Vec<u8>> {
     match mem {
         None => Ok(Vec::new()),
-        Some(hex) => duet_testdata::parse_hex_bytes(hex).map_err(anyhow::Error::msg).context("memory argument is not hex bytes"),
+        Some(hex) => {
+            duet_testdata::parse_hex_bytes(hex).map_err(anyhow::Error::msg).context("memory argument is not hex bytes")
+        }
     }
 }
 
@@ -222,7 +228,8 @@ fn load_program_file(path: &Path) -> Result<Program> {
         let insns = duet_isa::assemble(&text).with_context(|| format!("cannot assemble {}", path.display()))?;
         Program::from_insns(&insns).with_context(|| format!("{} is not a valid program", path.display()))
     } else {
-        Program::decode(&bytes).with_context(|| format!("{} is not valid eBPF bytecode (use .s for assembly)", path.display()))
+        Program::decode(&bytes)
+            .with_context(|| format!("{} is not valid eBPF bytecode (use .s for assembly)", path.display()))
     }
 }
 

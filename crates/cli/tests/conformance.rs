@@ -46,7 +46,13 @@ fn run_all(dir: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_duet")).arg("conformance").arg(dir).output().expect("run duet");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    assert_eq!(last, format!("{n_files} passed, 0 failed"), "duet conformance {}:\n{stdout}\n{}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        last,
+        format!("{n_files} passed, 0 failed"),
+        "duet conformance {}:\n{stdout}\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success());
 }
 

@@ -66,11 +66,7 @@ fn write_imm32(out: &mut String, imm: i64) -> fmt::Result {
 }
 
 fn write_mem(out: &mut String, reg: u8, off: i16) -> fmt::Result {
-    if off < 0 {
-        write!(out, "[%r{reg}-{}]", -i32::from(off))
-    } else {
-        write!(out, "[%r{reg}+{off}]")
-    }
+    if off < 0 { write!(out, "[%r{reg}-{}]", -i32::from(off)) } else { write!(out, "[%r{reg}+{off}]") }
 }
 
 fn write_target(out: &mut String, rel: i64) -> fmt::Result {
@@ -270,7 +266,8 @@ fn parse_line(line: &str) -> Result<(Insn, Option<Target>), String> {
     if rows.is_empty() {
         return Err(format!("unknown mnemonic `{mnemonic}`"));
     }
-    let operands: Vec<&str> = if rest.trim().is_empty() { Vec::new() } else { rest.split(',').map(str::trim).collect() };
+    let operands: Vec<&str> =
+        if rest.trim().is_empty() { Vec::new() } else { rest.split(',').map(str::trim).collect() };
     let row = rows.iter().find(|r| shape_matches(r.form, &operands)).unwrap_or(&rows[0]);
     parse_operands(row, &operands)
 }
@@ -294,7 +291,9 @@ fn shape_matches(form: Form, ops: &[&str]) -> bool {
         Form::CallLocal => ops.first().is_some_and(|o| o.starts_with("local")),
         Form::CallKfunc => ops.first().is_some_and(|o| o.starts_with("kfunc")),
         Form::CallReg => ops.first().is_some_and(|o| is_reg(o)),
-        Form::CallHelper => ops.first().is_some_and(|o| !is_reg(o) && !o.starts_with("local") && !o.starts_with("kfunc")),
+        Form::CallHelper => {
+            ops.first().is_some_and(|o| !is_reg(o) && !o.starts_with("local") && !o.starts_with("kfunc"))
+        }
         _ => true,
     }
 }
@@ -307,7 +306,10 @@ fn expect_count(name: &str, ops: &[&str], n: usize) -> Result<(), String> {
 }
 
 fn parse_reg(s: &str) -> Result<u8, String> {
-    let digits = s.strip_prefix("%r").or_else(|| s.strip_prefix('r')).ok_or_else(|| format!("expected a register like %r1, found `{s}`"))?;
+    let digits = s
+        .strip_prefix("%r")
+        .or_else(|| s.strip_prefix('r'))
+        .ok_or_else(|| format!("expected a register like %r1, found `{s}`"))?;
     match digits.parse::<u8>() {
         Ok(n) if n <= 10 => Ok(n),
         _ => Err(format!("Invalid register `{s}` (registers are %r0..%r10)")),

@@ -91,16 +91,7 @@ impl RawInsn {
     pub fn to_bytes(self) -> [u8; 8] {
         let off = self.off.to_le_bytes();
         let imm = self.imm.to_le_bytes();
-        [
-            self.code,
-            (self.dst & 0x0f) | (self.src << 4),
-            off[0],
-            off[1],
-            imm[0],
-            imm[1],
-            imm[2],
-            imm[3],
-        ]
+        [self.code, (self.dst & 0x0f) | (self.src << 4), off[0], off[1], imm[0], imm[1], imm[2], imm[3]]
     }
 
     /// The slot as one 64-bit word with the opcode in the low byte (the suite's `-- raw` form).
@@ -161,13 +152,7 @@ impl Insn {
     /// Encodes into one or two raw slots (the second is `None` unless this is `lddw`).
     pub fn encode(&self) -> (RawInsn, Option<RawInsn>) {
         let spec = self.op.spec();
-        let mut raw = RawInsn {
-            code: spec.code,
-            dst: self.dst,
-            src: self.src,
-            off: self.off,
-            imm: self.imm as i32,
-        };
+        let mut raw = RawInsn { code: spec.code, dst: self.dst, src: self.src, off: self.off, imm: self.imm as i32 };
         match spec.disc {
             Disc::None => {}
             Disc::Off(off) => raw.off = off,
@@ -313,7 +298,7 @@ pub struct Program {
 impl Program {
     /// Decodes and validates little-endian bytecode.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return Err(DecodeError { pc: bytes.len() / 8, kind: DecodeErrorKind::BadLength(bytes.len()) });
         }
         let raw: Vec<RawInsn> = bytes
@@ -375,10 +360,7 @@ impl Program {
         }
         let check_target = |pc: usize, target: i64| -> Result<(), DecodeError> {
             if target < 0 || target >= self.n_slots as i64 {
-                return Err(DecodeError {
-                    pc,
-                    kind: DecodeErrorKind::JumpOutOfRange { target, len: self.n_slots },
-                });
+                return Err(DecodeError { pc, kind: DecodeErrorKind::JumpOutOfRange { target, len: self.n_slots } });
             }
             if second_half[target as usize] {
                 return Err(DecodeError { pc, kind: DecodeErrorKind::JumpIntoLddw { target } });
@@ -420,7 +402,12 @@ fn reserved(field: &'static str, value: i64) -> Result<(), DecodeErrorKind> {
     if value != 0 { Err(DecodeErrorKind::ReservedField { field, value }) } else { Ok(()) }
 }
 
-/// Decodes the instruction at `pc`, checking every field against its table row.
+/// Decodes the instruction at slot `pc` of `raw`, checking every field against its table row
+/// (but not jump targets or the program's end, which need the whole program; see [`Program`]).
+pub fn decode_insn(raw: &[RawInsn], pc: usize) -> Result<Insn, DecodeErrorKind> {
+    decode_one(raw, pc)
+}
+
 fn decode_one(raw: &[RawInsn], pc: usize) -> Result<Insn, DecodeErrorKind> {
     let r = raw[pc];
     let rows = rows_for_code(r.code);
@@ -609,28 +596,16 @@ mod tests {
     #[test]
     fn rejects_with_precise_errors() {
         assert_eq!(one(0xff, 0, 0, 0, 0).unwrap_err().kind, DecodeErrorKind::UnknownOpcode(0xff));
-        assert_eq!(
-            one(0x07, 0, 0, 1, 1).unwrap_err().kind,
-            DecodeErrorKind::ReservedField { field: "off", value: 1 }
-        );
-        assert_eq!(
-            one(0x07, 0, 1, 0, 1).unwrap_err().kind,
-            DecodeErrorKind::ReservedField { field: "src", value: 1 }
-        );
-        assert_eq!(
-            one(0x0f, 0, 11, 0, 0).unwrap_err().kind,
-            DecodeErrorKind::BadRegister { field: "src", reg: 11 }
-        );
+        assert_eq!(one(0x07, 0, 0, 1, 1).unwrap_err().kind, DecodeErrorKind::ReservedField { field: "off", value: 1 });
+        assert_eq!(one(0x07, 0, 1, 0, 1).unwrap_err().kind, DecodeErrorKind::ReservedField { field: "src", value: 1 });
+        assert_eq!(one(0x0f, 0, 11, 0, 0).unwrap_err().kind, DecodeErrorKind::BadRegister { field: "src", reg: 11 });
         assert_eq!(one(0xb7, 10, 0, 0, 0).unwrap_err().kind, DecodeErrorKind::WritesFramePointer);
         assert_eq!(one(0xd4, 1, 0, 0, 8).unwrap_err().kind, DecodeErrorKind::BadSwapWidth(8));
         assert!(matches!(
             one(0x3f, 0, 1, 2, 0).unwrap_err().kind,
             DecodeErrorKind::UnknownVariant { field: "off", value: 2, .. }
         ));
-        assert_eq!(
-            one(0x05, 0, 0, 5, 0).unwrap_err().kind,
-            DecodeErrorKind::JumpOutOfRange { target: 6, len: 2 }
-        );
+        assert_eq!(one(0x05, 0, 0, 5, 0).unwrap_err().kind, DecodeErrorKind::JumpOutOfRange { target: 6, len: 2 });
         assert_eq!(Program::decode(&[0; 7]).unwrap_err().kind, DecodeErrorKind::BadLength(7));
         assert_eq!(Program::decode(&[]).unwrap_err().kind, DecodeErrorKind::Empty);
         let truncated = [RawInsn { code: 0x18, ..Default::default() }];

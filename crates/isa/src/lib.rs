@@ -19,5 +19,5 @@ pub mod insn;
 pub mod table;
 
 pub use asm::{AsmError, assemble, disassemble, disassemble_insn};
-pub use insn::{DecodeError, DecodeErrorKind, FRAME_POINTER, Insn, NUM_REGS, Program, PseudoSrc, RawInsn};
+pub use insn::{DecodeError, DecodeErrorKind, FRAME_POINTER, Insn, NUM_REGS, Program, PseudoSrc, RawInsn, decode_insn};
 pub use table::{Form, OPS, Op, OpSpec, Origin, Width};

@@ -411,14 +411,12 @@ impl Op {
     pub fn mem_width(self) -> Option<Width> {
         let code = self.spec().code;
         match self.form() {
-            Form::Ldx | Form::St | Form::Stx | Form::Atomic | Form::LdAbs | Form::LdInd => {
-                Some(match code & 0x18 {
-                    0x00 => Width::W,
-                    0x08 => Width::H,
-                    0x10 => Width::B,
-                    _ => Width::Dw,
-                })
-            }
+            Form::Ldx | Form::St | Form::Stx | Form::Atomic | Form::LdAbs | Form::LdInd => Some(match code & 0x18 {
+                0x00 => Width::W,
+                0x08 => Width::H,
+                0x10 => Width::B,
+                _ => Width::Dw,
+            }),
             _ => None,
         }
     }
@@ -431,10 +429,7 @@ impl Op {
 
     /// Whether the instruction can transfer control to `pc + 1 + offset` (jumps and local calls).
     pub fn is_branch(self) -> bool {
-        matches!(
-            self.form(),
-            Form::JmpReg | Form::JmpImm | Form::Ja | Form::Ja32 | Form::CallLocal
-        )
+        matches!(self.form(), Form::JmpReg | Form::JmpImm | Form::Ja | Form::Ja32 | Form::CallLocal)
     }
 }
 
@@ -467,10 +462,7 @@ mod tests {
     #[test]
     fn aliases_point_at_real_mnemonics() {
         for (alias, canonical) in ALIASES {
-            assert!(
-                OPS.iter().any(|row| row.name == *canonical),
-                "{alias} -> {canonical}"
-            );
+            assert!(OPS.iter().any(|row| row.name == *canonical), "{alias} -> {canonical}");
             assert!(OPS.iter().all(|row| row.name != *alias), "{alias} shadows a row");
         }
     }

@@ -92,16 +92,19 @@ impl TestCase {
     pub fn programs(&self) -> Vec<(&'static str, Result<Vec<u8>, String>)> {
         let mut out = Vec::new();
         if let Some(asm) = &self.asm {
-            let bytes = duet_isa::assemble(asm)
-                .map_err(|e| format!("assembly: {e}"))
-                .map(|insns| insns.iter().flat_map(|i| {
-                    let (a, b) = i.encode();
-                    let mut v = a.to_bytes().to_vec();
-                    if let Some(b) = b {
-                        v.extend(b.to_bytes());
-                    }
-                    v
-                }).collect());
+            let bytes = duet_isa::assemble(asm).map_err(|e| format!("assembly: {e}")).map(|insns| {
+                insns
+                    .iter()
+                    .flat_map(|i| {
+                        let (a, b) = i.encode();
+                        let mut v = a.to_bytes().to_vec();
+                        if let Some(b) = b {
+                            v.extend(b.to_bytes());
+                        }
+                        v
+                    })
+                    .collect()
+            });
             out.push(("asm", bytes));
         }
         if let Some(raw) = &self.raw {
@@ -141,7 +144,9 @@ fn judge(expect: &Expect, outcome: &Result<u64, String>) -> Verdict {
         (Expect::Result(want), Ok(got)) => Verdict::Fail(format!("expected {want:#x}, got {got:#x}")),
         (Expect::Result(want), Err(e)) => Verdict::Fail(format!("expected {want:#x}, got error: {e}")),
         (Expect::Error(want), Err(e)) if e.contains(want.as_str()) => Verdict::Pass,
-        (Expect::Error(want), Err(e)) => Verdict::Fail(format!("expected an error containing {want:?}, got error: {e}")),
+        (Expect::Error(want), Err(e)) => {
+            Verdict::Fail(format!("expected an error containing {want:?}, got error: {e}"))
+        }
         (Expect::Error(want), Ok(got)) => Verdict::Fail(format!("expected an error containing {want:?}, got {got:#x}")),
     }
 }
@@ -158,12 +163,14 @@ fn parse_result(body: &str) -> Result<u64, String> {
 /// Parses whitespace-separated hex bytes (`00 a0 ff`).
 pub fn parse_hex_bytes(body: &str) -> Result<Vec<u8>, String> {
     let digits: String = body.split_whitespace().collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     (0..digits.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| format!("`{}` is not a hex byte", &digits[i..i + 2])))
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| format!("`{}` is not a hex byte", &digits[i..i + 2]))
+        })
         .collect()
 }
 

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::memory::MemoryMap;
 use crate::TrapKind;
+use crate::memory::MemoryMap;
 
 /// What a helper asks the engine to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +47,8 @@ impl fmt::Debug for HelperContext<'_> {
 impl HelperContext<'_> {
     /// Copies `buf.len()` guest bytes at `addr` into `buf`.
     pub fn read(&self, arg: u8, addr: u64, buf: &mut [u8]) -> Result<(), HelperError> {
-        let p = self
-            .memory
-            .translate_read(addr, buf.len() as u64)
-            .map_err(|trap| HelperError::BadPointer { arg, trap })?;
+        let p =
+            self.memory.translate_read(addr, buf.len() as u64).map_err(|trap| HelperError::BadPointer { arg, trap })?;
         // SAFETY: `translate_read` proved `[p, p + len)` lies inside one live region that the
         // current run borrows; `buf` is a distinct Rust buffer, so the ranges cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };

@@ -78,7 +78,12 @@ impl Interpreter {
                 code[pc + 1] = insn;
             }
         }
-        Ok(Interpreter { code: code.into_boxed_slice(), helpers, config, stack: vec![0; STACK_TOTAL].into_boxed_slice() })
+        Ok(Interpreter {
+            code: code.into_boxed_slice(),
+            helpers,
+            config,
+            stack: vec![0; STACK_TOTAL].into_boxed_slice(),
+        })
     }
 
     /// The configuration.
@@ -116,7 +121,12 @@ impl Interpreter {
         let full_stack = memory.get(STACK_REGION);
         let frame_region = |depth: usize| {
             let lo = (MAX_CALL_DEPTH - 1 - depth) * STACK_SIZE;
-            Region { start: full_stack.start + lo as u64, len: (STACK_TOTAL - lo) as u64, ptr: full_stack.ptr.wrapping_add(lo), ..full_stack }
+            Region {
+                start: full_stack.start + lo as u64,
+                len: (STACK_TOTAL - lo) as u64,
+                ptr: full_stack.ptr.wrapping_add(lo),
+                ..full_stack
+            }
         };
         memory.set(STACK_REGION, frame_region(0));
 
@@ -359,31 +369,100 @@ impl Interpreter {
                 Op::LdIndW => packet_load!(u32, u64::from((regs[src] as u32).wrapping_add(imm as u32))),
 
                 // --- atomics ---
-                Op::AtomicAddW => _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64)).fetch_add(regs[src] as u32, Ordering::SeqCst),
-                Op::AtomicOrW => _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64)).fetch_or(regs[src] as u32, Ordering::SeqCst),
-                Op::AtomicAndW => _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64)).fetch_and(regs[src] as u32, Ordering::SeqCst),
-                Op::AtomicXorW => _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64)).fetch_xor(regs[src] as u32, Ordering::SeqCst),
-                Op::AtomicFetchAddW => regs[src] = u64::from(atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64)).fetch_add(regs[src] as u32, Ordering::SeqCst)),
-                Op::AtomicFetchOrW => regs[src] = u64::from(atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64)).fetch_or(regs[src] as u32, Ordering::SeqCst)),
-                Op::AtomicFetchAndW => regs[src] = u64::from(atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64)).fetch_and(regs[src] as u32, Ordering::SeqCst)),
-                Op::AtomicFetchXorW => regs[src] = u64::from(atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64)).fetch_xor(regs[src] as u32, Ordering::SeqCst)),
-                Op::AtomicXchgW => regs[src] = u64::from(atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64)).swap(regs[src] as u32, Ordering::SeqCst)),
+                Op::AtomicAddW => {
+                    _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_add(regs[src] as u32, Ordering::SeqCst)
+                }
+                Op::AtomicOrW => {
+                    _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_or(regs[src] as u32, Ordering::SeqCst)
+                }
+                Op::AtomicAndW => {
+                    _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_and(regs[src] as u32, Ordering::SeqCst)
+                }
+                Op::AtomicXorW => {
+                    _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_xor(regs[src] as u32, Ordering::SeqCst)
+                }
+                Op::AtomicFetchAddW => {
+                    regs[src] = u64::from(
+                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                            .fetch_add(regs[src] as u32, Ordering::SeqCst),
+                    )
+                }
+                Op::AtomicFetchOrW => {
+                    regs[src] = u64::from(
+                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                            .fetch_or(regs[src] as u32, Ordering::SeqCst),
+                    )
+                }
+                Op::AtomicFetchAndW => {
+                    regs[src] = u64::from(
+                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                            .fetch_and(regs[src] as u32, Ordering::SeqCst),
+                    )
+                }
+                Op::AtomicFetchXorW => {
+                    regs[src] = u64::from(
+                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                            .fetch_xor(regs[src] as u32, Ordering::SeqCst),
+                    )
+                }
+                Op::AtomicXchgW => {
+                    regs[src] = u64::from(
+                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                            .swap(regs[src] as u32, Ordering::SeqCst),
+                    )
+                }
                 Op::AtomicCmpXchgW => {
                     let cell = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64));
-                    let old = match cell.compare_exchange(regs[0] as u32, regs[src] as u32, Ordering::SeqCst, Ordering::SeqCst) {
+                    let old = match cell.compare_exchange(
+                        regs[0] as u32,
+                        regs[src] as u32,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    ) {
                         Ok(v) | Err(v) => v,
                     };
                     regs[0] = u64::from(old);
                 }
-                Op::AtomicAddDw => _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).fetch_add(regs[src], Ordering::SeqCst),
-                Op::AtomicOrDw => _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).fetch_or(regs[src], Ordering::SeqCst),
-                Op::AtomicAndDw => _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).fetch_and(regs[src], Ordering::SeqCst),
-                Op::AtomicXorDw => _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).fetch_xor(regs[src], Ordering::SeqCst),
-                Op::AtomicFetchAddDw => regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).fetch_add(regs[src], Ordering::SeqCst),
-                Op::AtomicFetchOrDw => regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).fetch_or(regs[src], Ordering::SeqCst),
-                Op::AtomicFetchAndDw => regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).fetch_and(regs[src], Ordering::SeqCst),
-                Op::AtomicFetchXorDw => regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).fetch_xor(regs[src], Ordering::SeqCst),
-                Op::AtomicXchgDw => regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).swap(regs[src], Ordering::SeqCst),
+                Op::AtomicAddDw => {
+                    _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_add(regs[src], Ordering::SeqCst)
+                }
+                Op::AtomicOrDw => {
+                    _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_or(regs[src], Ordering::SeqCst)
+                }
+                Op::AtomicAndDw => {
+                    _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_and(regs[src], Ordering::SeqCst)
+                }
+                Op::AtomicXorDw => {
+                    _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_xor(regs[src], Ordering::SeqCst)
+                }
+                Op::AtomicFetchAddDw => {
+                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_add(regs[src], Ordering::SeqCst)
+                }
+                Op::AtomicFetchOrDw => {
+                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_or(regs[src], Ordering::SeqCst)
+                }
+                Op::AtomicFetchAndDw => {
+                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_and(regs[src], Ordering::SeqCst)
+                }
+                Op::AtomicFetchXorDw => {
+                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_xor(regs[src], Ordering::SeqCst)
+                }
+                Op::AtomicXchgDw => {
+                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                        .swap(regs[src], Ordering::SeqCst)
+                }
                 Op::AtomicCmpXchgDw => {
                     let cell = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64));
                     regs[0] = match cell.compare_exchange(regs[0], regs[src], Ordering::SeqCst, Ordering::SeqCst) {

@@ -28,16 +28,29 @@ pub struct Region {
 }
 
 impl Region {
-    const EMPTY: Region = Region { start: 0, len: 0, ptr: core::ptr::null_mut(), writable: false, kind: RegionKind::Helper };
+    const EMPTY: Region =
+        Region { start: 0, len: 0, ptr: core::ptr::null_mut(), writable: false, kind: RegionKind::Helper };
 
     /// A read-only region over `bytes`.
     pub fn read_only(bytes: &[u8], kind: RegionKind) -> Self {
-        Region { start: bytes.as_ptr() as u64, len: bytes.len() as u64, ptr: bytes.as_ptr().cast_mut(), writable: false, kind }
+        Region {
+            start: bytes.as_ptr() as u64,
+            len: bytes.len() as u64,
+            ptr: bytes.as_ptr().cast_mut(),
+            writable: false,
+            kind,
+        }
     }
 
     /// A writable region over `bytes`.
     pub fn writable(bytes: &mut [u8], kind: RegionKind) -> Self {
-        Region { start: bytes.as_mut_ptr() as u64, len: bytes.len() as u64, ptr: bytes.as_mut_ptr(), writable: true, kind }
+        Region {
+            start: bytes.as_mut_ptr() as u64,
+            len: bytes.len() as u64,
+            ptr: bytes.as_mut_ptr(),
+            writable: true,
+            kind,
+        }
     }
 
     /// First guest address.
@@ -66,11 +79,7 @@ impl Region {
         let offset = addr.wrapping_sub(self.start);
         // `offset <= len - size` without overflow: both subtractions are checked by the
         // comparison order (size <= len first).
-        if size <= self.len && offset <= self.len - size {
-            Some(self.ptr.wrapping_add(offset as usize))
-        } else {
-            None
-        }
+        if size <= self.len && offset <= self.len - size { Some(self.ptr.wrapping_add(offset as usize)) } else { None }
     }
 }
 
