@@ -94,424 +94,422 @@ impl Interpreter {
     /// Runs the program with `r1` pointing at `mem` and `r2 = mem.len()`, as the conformance
     /// suite and socket-filter style programs expect. Legacy packet loads read from `mem`.
     pub fn run(&mut self, mem: &mut [u8]) -> Result<u64, Trap> {
+        // Borrow the fields separately: the stack is only ever touched through the region table.
+        let Interpreter { code, helpers, config, stack } = self;
         let mut memory = MemoryMap::new();
-        let top = self.push_stack(&mut memory);
-        let mem_addr = mem.as_mut_ptr() as u64;
-        let mem_len = mem.len() as u64;
-        memory.push(Region::writable(mem, RegionKind::Input));
-        let packet = memory.get(1);
-        self.execute(&mut memory, [mem_addr, mem_len, 0, 0, 0], top, packet)
+        let stack = Region::writable(stack, RegionKind::Stack);
+        let input = Region::writable(mem, RegionKind::Input);
+        memory.push(stack);
+        memory.push(input);
+        let args = [input.start(), input.len(), 0, 0, 0];
+        execute(code, helpers, config, &mut memory, args, input)
     }
+}
 
-    /// Maps the whole stack buffer as the stack region; returns the entry frame's `r10`.
-    fn push_stack(&mut self, memory: &mut MemoryMap) -> u64 {
-        let region = Region::writable(&mut self.stack, RegionKind::Stack);
-        let top = region.start() + region.len();
-        memory.push(region);
-        top
+/// The run loop. `memory` holds the whole stack buffer at index 0; `packet` is what legacy
+/// packet loads read.
+fn execute(
+    code: &[Insn],
+    helpers: &Helpers,
+    config: &Config,
+    memory: &mut MemoryMap,
+    args: [u64; 5],
+    packet: Region,
+) -> Result<u64, Trap> {
+    let mut regs = [0u64; 11];
+    regs[1..6].copy_from_slice(&args);
+    // The full stack region, and the part the current frame may touch: its own 512 bytes
+    // and its callers' frames above it (a callee may use pointers into its caller's stack).
+    let full_stack = memory.get(STACK_REGION);
+    regs[10] = full_stack.start() + full_stack.len();
+    let frame_region = |depth: usize| {
+        let lo = (MAX_CALL_DEPTH - 1 - depth) * STACK_SIZE;
+        Region {
+            start: full_stack.start + lo as u64,
+            len: (STACK_TOTAL - lo) as u64,
+            ptr: full_stack.ptr.wrapping_add(lo),
+            ..full_stack
+        }
+    };
+    memory.set(STACK_REGION, frame_region(0));
+
+    let mut frames: [Frame; MAX_CALL_DEPTH] = std::array::from_fn(|_| Frame { return_pc: 0, saved: [0; 4] });
+    let mut depth = 0usize;
+    let mut budget = config.max_insns.unwrap_or(u64::MAX);
+    let mut pc = 0usize;
+
+    macro_rules! trap {
+        ($kind:expr) => {
+            return Err(Trap { pc, kind: $kind })
+        };
     }
-
-    fn execute(&self, memory: &mut MemoryMap, args: [u64; 5], stack_top: u64, packet: Region) -> Result<u64, Trap> {
-        let code = &self.code[..];
-        let mut regs = [0u64; 11];
-        regs[1..6].copy_from_slice(&args);
-        regs[10] = stack_top;
-        // The full stack region, and the part the current frame may touch: its own 512 bytes
-        // and its callers' frames above it (a callee may use pointers into its caller's stack).
-        let full_stack = memory.get(STACK_REGION);
-        let frame_region = |depth: usize| {
-            let lo = (MAX_CALL_DEPTH - 1 - depth) * STACK_SIZE;
-            Region {
-                start: full_stack.start + lo as u64,
-                len: (STACK_TOTAL - lo) as u64,
-                ptr: full_stack.ptr.wrapping_add(lo),
-                ..full_stack
+    macro_rules! load {
+        ($ty:ty, $addr:expr) => {{
+            let addr: u64 = $addr;
+            match memory.translate_read(addr, size_of::<$ty>() as u64) {
+                // SAFETY: the region table proved the whole access lies inside a live region
+                // borrowed by this run; `read_unaligned` has no alignment requirement.
+                Ok(p) => unsafe { p.cast::<$ty>().read_unaligned() },
+                Err(kind) => trap!(kind),
+            }
+        }};
+    }
+    macro_rules! store {
+        ($ty:ty, $addr:expr, $value:expr) => {{
+            let addr: u64 = $addr;
+            match memory.translate_write(addr, size_of::<$ty>() as u64) {
+                // SAFETY: as for loads, and the region is writable.
+                Ok(p) => unsafe { p.cast::<$ty>().write_unaligned($value as $ty) },
+                Err(kind) => trap!(kind),
+            }
+        }};
+    }
+    macro_rules! atomic_ptr {
+        ($ty:ty, $addr:expr) => {{
+            let addr: u64 = $addr;
+            let size = size_of::<$ty>() as u64;
+            if addr % size != 0 {
+                trap!(TrapKind::MisalignedAtomic { addr, size });
+            }
+            match memory.translate_write(addr, size) {
+                // SAFETY: the access is in bounds of a live writable region, aligned to the
+                // atomic's size (checked above, and regions' host and guest addresses are the
+                // same), and all concurrent access to guest memory goes through atomics or
+                // the program's own racy plain accesses, as in the kernel.
+                Ok(p) => unsafe { <$ty>::from_ptr(p.cast()) },
+                Err(kind) => trap!(kind),
+            }
+        }};
+    }
+    macro_rules! jump_if {
+        ($cond:expr, $insn:expr) => {
+            if $cond {
+                pc = (pc as i64 + i64::from($insn.off)) as usize;
             }
         };
-        memory.set(STACK_REGION, frame_region(0));
-
-        let mut frames: [Frame; MAX_CALL_DEPTH] = std::array::from_fn(|_| Frame { return_pc: 0, saved: [0; 4] });
-        let mut depth = 0usize;
-        let mut budget = self.config.max_insns.unwrap_or(u64::MAX);
-        let mut pc = 0usize;
-
-        macro_rules! trap {
-            ($kind:expr) => {
-                return Err(Trap { pc, kind: $kind })
-            };
-        }
-        macro_rules! load {
-            ($ty:ty, $addr:expr) => {{
-                let addr: u64 = $addr;
-                match memory.translate_read(addr, size_of::<$ty>() as u64) {
-                    // SAFETY: the region table proved the whole access lies inside a live region
-                    // borrowed by this run; `read_unaligned` has no alignment requirement.
-                    Ok(p) => unsafe { p.cast::<$ty>().read_unaligned() },
-                    Err(kind) => trap!(kind),
-                }
-            }};
-        }
-        macro_rules! store {
-            ($ty:ty, $addr:expr, $value:expr) => {{
-                let addr: u64 = $addr;
-                match memory.translate_write(addr, size_of::<$ty>() as u64) {
-                    // SAFETY: as for loads, and the region is writable.
-                    Ok(p) => unsafe { p.cast::<$ty>().write_unaligned($value as $ty) },
-                    Err(kind) => trap!(kind),
-                }
-            }};
-        }
-        macro_rules! atomic_ptr {
-            ($ty:ty, $addr:expr) => {{
-                let addr: u64 = $addr;
-                let size = size_of::<$ty>() as u64;
-                if addr % size != 0 {
-                    trap!(TrapKind::MisalignedAtomic { addr, size });
-                }
-                match memory.translate_write(addr, size) {
-                    // SAFETY: the access is in bounds of a live writable region, aligned to the
-                    // atomic's size (checked above, and regions' host and guest addresses are the
-                    // same), and all concurrent access to guest memory goes through atomics or
-                    // the program's own racy plain accesses, as in the kernel.
-                    Ok(p) => unsafe { <$ty>::from_ptr(p.cast()) },
-                    Err(kind) => trap!(kind),
-                }
-            }};
-        }
-        macro_rules! jump_if {
-            ($cond:expr, $insn:expr) => {
-                if $cond {
-                    pc = (pc as i64 + i64::from($insn.off)) as usize;
-                }
-            };
-        }
-        // Legacy packet load: big-endian, and an out-of-bounds offset ends the program with 0.
-        macro_rules! packet_load {
-            ($ty:ty, $offset:expr) => {{
-                let offset: u64 = $offset;
-                let size = size_of::<$ty>() as u64;
-                if offset > packet.len || packet.len - offset < size {
-                    return Ok(0);
-                }
-                // SAFETY: `offset + size <= packet.len`, checked just above; the packet region is
-                // live for the whole run.
-                let v = unsafe { packet.ptr.add(offset as usize).cast::<$ty>().read_unaligned() };
-                regs[0] = <$ty>::from_be(v) as u64;
-            }};
-        }
-
-        loop {
-            if budget == 0 {
-                trap!(TrapKind::BudgetExhausted(self.config.max_insns.unwrap_or(u64::MAX)));
+    }
+    // Legacy packet load: big-endian, and an out-of-bounds offset ends the program with 0.
+    macro_rules! packet_load {
+        ($ty:ty, $offset:expr) => {{
+            let offset: u64 = $offset;
+            let size = size_of::<$ty>() as u64;
+            if offset > packet.len || packet.len - offset < size {
+                return Ok(0);
             }
-            budget -= 1;
-            let insn = code[pc];
-            let dst = insn.dst as usize;
-            let src = insn.src as usize;
-            let imm = insn.imm as u64;
-            match insn.op {
-                // --- 64-bit ALU ---
-                Op::AddImm => regs[dst] = regs[dst].wrapping_add(imm),
-                Op::AddReg => regs[dst] = regs[dst].wrapping_add(regs[src]),
-                Op::SubImm => regs[dst] = regs[dst].wrapping_sub(imm),
-                Op::SubReg => regs[dst] = regs[dst].wrapping_sub(regs[src]),
-                Op::MulImm => regs[dst] = regs[dst].wrapping_mul(imm),
-                Op::MulReg => regs[dst] = regs[dst].wrapping_mul(regs[src]),
-                Op::DivImm => regs[dst] = regs[dst].checked_div(imm).unwrap_or(0),
-                Op::DivReg => regs[dst] = regs[dst].checked_div(regs[src]).unwrap_or(0),
-                Op::SDivImm => regs[dst] = sdiv64(regs[dst], imm),
-                Op::SDivReg => regs[dst] = sdiv64(regs[dst], regs[src]),
-                Op::ModImm => regs[dst] = regs[dst].checked_rem(imm).unwrap_or(regs[dst]),
-                Op::ModReg => regs[dst] = regs[dst].checked_rem(regs[src]).unwrap_or(regs[dst]),
-                Op::SModImm => regs[dst] = smod64(regs[dst], imm),
-                Op::SModReg => regs[dst] = smod64(regs[dst], regs[src]),
-                Op::OrImm => regs[dst] |= imm,
-                Op::OrReg => regs[dst] |= regs[src],
-                Op::AndImm => regs[dst] &= imm,
-                Op::AndReg => regs[dst] &= regs[src],
-                Op::XorImm => regs[dst] ^= imm,
-                Op::XorReg => regs[dst] ^= regs[src],
-                Op::LshImm => regs[dst] <<= imm & 63,
-                Op::LshReg => regs[dst] <<= regs[src] & 63,
-                Op::RshImm => regs[dst] >>= imm & 63,
-                Op::RshReg => regs[dst] >>= regs[src] & 63,
-                Op::ArshImm => regs[dst] = ((regs[dst] as i64) >> (imm & 63)) as u64,
-                Op::ArshReg => regs[dst] = ((regs[dst] as i64) >> (regs[src] & 63)) as u64,
-                Op::Neg => regs[dst] = regs[dst].wrapping_neg(),
-                Op::MovImm => regs[dst] = imm,
-                Op::MovReg => regs[dst] = regs[src],
-                Op::MovSx8 => regs[dst] = regs[src] as i8 as i64 as u64,
-                Op::MovSx16 => regs[dst] = regs[src] as i16 as i64 as u64,
-                Op::MovSx32 => regs[dst] = regs[src] as i32 as i64 as u64,
-                Op::Bswap16 => regs[dst] = u64::from((regs[dst] as u16).swap_bytes()),
-                Op::Bswap32 => regs[dst] = u64::from((regs[dst] as u32).swap_bytes()),
-                Op::Bswap64 => regs[dst] = regs[dst].swap_bytes(),
+            // SAFETY: `offset + size <= packet.len`, checked just above; the packet region is
+            // live for the whole run.
+            let v = unsafe { packet.ptr.add(offset as usize).cast::<$ty>().read_unaligned() };
+            regs[0] = <$ty>::from_be(v) as u64;
+        }};
+    }
 
-                // --- 32-bit ALU: operate on the low halves, zero-extend the result ---
-                Op::Add32Imm => regs[dst] = u64::from((regs[dst] as u32).wrapping_add(imm as u32)),
-                Op::Add32Reg => regs[dst] = u64::from((regs[dst] as u32).wrapping_add(regs[src] as u32)),
-                Op::Sub32Imm => regs[dst] = u64::from((regs[dst] as u32).wrapping_sub(imm as u32)),
-                Op::Sub32Reg => regs[dst] = u64::from((regs[dst] as u32).wrapping_sub(regs[src] as u32)),
-                Op::Mul32Imm => regs[dst] = u64::from((regs[dst] as u32).wrapping_mul(imm as u32)),
-                Op::Mul32Reg => regs[dst] = u64::from((regs[dst] as u32).wrapping_mul(regs[src] as u32)),
-                Op::Div32Imm => regs[dst] = u64::from((regs[dst] as u32).checked_div(imm as u32).unwrap_or(0)),
-                Op::Div32Reg => regs[dst] = u64::from((regs[dst] as u32).checked_div(regs[src] as u32).unwrap_or(0)),
-                Op::SDiv32Imm => regs[dst] = sdiv32(regs[dst], imm),
-                Op::SDiv32Reg => regs[dst] = sdiv32(regs[dst], regs[src]),
-                Op::Mod32Imm => regs[dst] = mod32(regs[dst], imm),
-                Op::Mod32Reg => regs[dst] = mod32(regs[dst], regs[src]),
-                Op::SMod32Imm => regs[dst] = smod32(regs[dst], imm),
-                Op::SMod32Reg => regs[dst] = smod32(regs[dst], regs[src]),
-                Op::Or32Imm => regs[dst] = u64::from(regs[dst] as u32 | imm as u32),
-                Op::Or32Reg => regs[dst] = u64::from(regs[dst] as u32 | regs[src] as u32),
-                Op::And32Imm => regs[dst] = u64::from(regs[dst] as u32 & imm as u32),
-                Op::And32Reg => regs[dst] = u64::from(regs[dst] as u32 & regs[src] as u32),
-                Op::Xor32Imm => regs[dst] = u64::from(regs[dst] as u32 ^ imm as u32),
-                Op::Xor32Reg => regs[dst] = u64::from(regs[dst] as u32 ^ regs[src] as u32),
-                Op::Lsh32Imm => regs[dst] = u64::from((regs[dst] as u32) << (imm & 31)),
-                Op::Lsh32Reg => regs[dst] = u64::from((regs[dst] as u32) << (regs[src] & 31)),
-                Op::Rsh32Imm => regs[dst] = u64::from((regs[dst] as u32) >> (imm & 31)),
-                Op::Rsh32Reg => regs[dst] = u64::from((regs[dst] as u32) >> (regs[src] & 31)),
-                Op::Arsh32Imm => regs[dst] = u64::from(((regs[dst] as i32) >> (imm & 31)) as u32),
-                Op::Arsh32Reg => regs[dst] = u64::from(((regs[dst] as i32) >> (regs[src] & 31)) as u32),
-                Op::Neg32 => regs[dst] = u64::from((regs[dst] as u32).wrapping_neg()),
-                Op::Mov32Imm => regs[dst] = u64::from(imm as u32),
-                Op::Mov32Reg => regs[dst] = u64::from(regs[src] as u32),
-                Op::MovSx8To32 => regs[dst] = u64::from(regs[src] as i8 as i32 as u32),
-                Op::MovSx16To32 => regs[dst] = u64::from(regs[src] as i16 as i32 as u32),
-                Op::Le16 => regs[dst] = u64::from(regs[dst] as u16),
-                Op::Le32 => regs[dst] = u64::from(regs[dst] as u32),
-                Op::Le64 => {}
-                Op::Be16 => regs[dst] = u64::from((regs[dst] as u16).swap_bytes()),
-                Op::Be32 => regs[dst] = u64::from((regs[dst] as u32).swap_bytes()),
-                Op::Be64 => regs[dst] = regs[dst].swap_bytes(),
+    loop {
+        if budget == 0 {
+            trap!(TrapKind::BudgetExhausted(config.max_insns.unwrap_or(u64::MAX)));
+        }
+        budget -= 1;
+        let insn = code[pc];
+        let dst = insn.dst as usize;
+        let src = insn.src as usize;
+        let imm = insn.imm as u64;
+        match insn.op {
+            // --- 64-bit ALU ---
+            Op::AddImm => regs[dst] = regs[dst].wrapping_add(imm),
+            Op::AddReg => regs[dst] = regs[dst].wrapping_add(regs[src]),
+            Op::SubImm => regs[dst] = regs[dst].wrapping_sub(imm),
+            Op::SubReg => regs[dst] = regs[dst].wrapping_sub(regs[src]),
+            Op::MulImm => regs[dst] = regs[dst].wrapping_mul(imm),
+            Op::MulReg => regs[dst] = regs[dst].wrapping_mul(regs[src]),
+            Op::DivImm => regs[dst] = regs[dst].checked_div(imm).unwrap_or(0),
+            Op::DivReg => regs[dst] = regs[dst].checked_div(regs[src]).unwrap_or(0),
+            Op::SDivImm => regs[dst] = sdiv64(regs[dst], imm),
+            Op::SDivReg => regs[dst] = sdiv64(regs[dst], regs[src]),
+            Op::ModImm => regs[dst] = regs[dst].checked_rem(imm).unwrap_or(regs[dst]),
+            Op::ModReg => regs[dst] = regs[dst].checked_rem(regs[src]).unwrap_or(regs[dst]),
+            Op::SModImm => regs[dst] = smod64(regs[dst], imm),
+            Op::SModReg => regs[dst] = smod64(regs[dst], regs[src]),
+            Op::OrImm => regs[dst] |= imm,
+            Op::OrReg => regs[dst] |= regs[src],
+            Op::AndImm => regs[dst] &= imm,
+            Op::AndReg => regs[dst] &= regs[src],
+            Op::XorImm => regs[dst] ^= imm,
+            Op::XorReg => regs[dst] ^= regs[src],
+            Op::LshImm => regs[dst] <<= imm & 63,
+            Op::LshReg => regs[dst] <<= regs[src] & 63,
+            Op::RshImm => regs[dst] >>= imm & 63,
+            Op::RshReg => regs[dst] >>= regs[src] & 63,
+            Op::ArshImm => regs[dst] = ((regs[dst] as i64) >> (imm & 63)) as u64,
+            Op::ArshReg => regs[dst] = ((regs[dst] as i64) >> (regs[src] & 63)) as u64,
+            Op::Neg => regs[dst] = regs[dst].wrapping_neg(),
+            Op::MovImm => regs[dst] = imm,
+            Op::MovReg => regs[dst] = regs[src],
+            Op::MovSx8 => regs[dst] = regs[src] as i8 as i64 as u64,
+            Op::MovSx16 => regs[dst] = regs[src] as i16 as i64 as u64,
+            Op::MovSx32 => regs[dst] = regs[src] as i32 as i64 as u64,
+            Op::Bswap16 => regs[dst] = u64::from((regs[dst] as u16).swap_bytes()),
+            Op::Bswap32 => regs[dst] = u64::from((regs[dst] as u32).swap_bytes()),
+            Op::Bswap64 => regs[dst] = regs[dst].swap_bytes(),
 
-                // --- 64-bit jumps ---
-                Op::Ja => pc = (pc as i64 + i64::from(insn.off)) as usize,
-                Op::Ja32 => pc = (pc as i64 + insn.imm) as usize,
-                Op::JeqImm => jump_if!(regs[dst] == imm, insn),
-                Op::JeqReg => jump_if!(regs[dst] == regs[src], insn),
-                Op::JneImm => jump_if!(regs[dst] != imm, insn),
-                Op::JneReg => jump_if!(regs[dst] != regs[src], insn),
-                Op::JgtImm => jump_if!(regs[dst] > imm, insn),
-                Op::JgtReg => jump_if!(regs[dst] > regs[src], insn),
-                Op::JgeImm => jump_if!(regs[dst] >= imm, insn),
-                Op::JgeReg => jump_if!(regs[dst] >= regs[src], insn),
-                Op::JltImm => jump_if!(regs[dst] < imm, insn),
-                Op::JltReg => jump_if!(regs[dst] < regs[src], insn),
-                Op::JleImm => jump_if!(regs[dst] <= imm, insn),
-                Op::JleReg => jump_if!(regs[dst] <= regs[src], insn),
-                Op::JsetImm => jump_if!(regs[dst] & imm != 0, insn),
-                Op::JsetReg => jump_if!(regs[dst] & regs[src] != 0, insn),
-                Op::JsgtImm => jump_if!((regs[dst] as i64) > insn.imm, insn),
-                Op::JsgtReg => jump_if!((regs[dst] as i64) > regs[src] as i64, insn),
-                Op::JsgeImm => jump_if!((regs[dst] as i64) >= insn.imm, insn),
-                Op::JsgeReg => jump_if!((regs[dst] as i64) >= regs[src] as i64, insn),
-                Op::JsltImm => jump_if!((regs[dst] as i64) < insn.imm, insn),
-                Op::JsltReg => jump_if!((regs[dst] as i64) < regs[src] as i64, insn),
-                Op::JsleImm => jump_if!((regs[dst] as i64) <= insn.imm, insn),
-                Op::JsleReg => jump_if!((regs[dst] as i64) <= regs[src] as i64, insn),
+            // --- 32-bit ALU: operate on the low halves, zero-extend the result ---
+            Op::Add32Imm => regs[dst] = u64::from((regs[dst] as u32).wrapping_add(imm as u32)),
+            Op::Add32Reg => regs[dst] = u64::from((regs[dst] as u32).wrapping_add(regs[src] as u32)),
+            Op::Sub32Imm => regs[dst] = u64::from((regs[dst] as u32).wrapping_sub(imm as u32)),
+            Op::Sub32Reg => regs[dst] = u64::from((regs[dst] as u32).wrapping_sub(regs[src] as u32)),
+            Op::Mul32Imm => regs[dst] = u64::from((regs[dst] as u32).wrapping_mul(imm as u32)),
+            Op::Mul32Reg => regs[dst] = u64::from((regs[dst] as u32).wrapping_mul(regs[src] as u32)),
+            Op::Div32Imm => regs[dst] = u64::from((regs[dst] as u32).checked_div(imm as u32).unwrap_or(0)),
+            Op::Div32Reg => regs[dst] = u64::from((regs[dst] as u32).checked_div(regs[src] as u32).unwrap_or(0)),
+            Op::SDiv32Imm => regs[dst] = sdiv32(regs[dst], imm),
+            Op::SDiv32Reg => regs[dst] = sdiv32(regs[dst], regs[src]),
+            Op::Mod32Imm => regs[dst] = mod32(regs[dst], imm),
+            Op::Mod32Reg => regs[dst] = mod32(regs[dst], regs[src]),
+            Op::SMod32Imm => regs[dst] = smod32(regs[dst], imm),
+            Op::SMod32Reg => regs[dst] = smod32(regs[dst], regs[src]),
+            Op::Or32Imm => regs[dst] = u64::from(regs[dst] as u32 | imm as u32),
+            Op::Or32Reg => regs[dst] = u64::from(regs[dst] as u32 | regs[src] as u32),
+            Op::And32Imm => regs[dst] = u64::from(regs[dst] as u32 & imm as u32),
+            Op::And32Reg => regs[dst] = u64::from(regs[dst] as u32 & regs[src] as u32),
+            Op::Xor32Imm => regs[dst] = u64::from(regs[dst] as u32 ^ imm as u32),
+            Op::Xor32Reg => regs[dst] = u64::from(regs[dst] as u32 ^ regs[src] as u32),
+            Op::Lsh32Imm => regs[dst] = u64::from((regs[dst] as u32) << (imm & 31)),
+            Op::Lsh32Reg => regs[dst] = u64::from((regs[dst] as u32) << (regs[src] & 31)),
+            Op::Rsh32Imm => regs[dst] = u64::from((regs[dst] as u32) >> (imm & 31)),
+            Op::Rsh32Reg => regs[dst] = u64::from((regs[dst] as u32) >> (regs[src] & 31)),
+            Op::Arsh32Imm => regs[dst] = u64::from(((regs[dst] as i32) >> (imm & 31)) as u32),
+            Op::Arsh32Reg => regs[dst] = u64::from(((regs[dst] as i32) >> (regs[src] & 31)) as u32),
+            Op::Neg32 => regs[dst] = u64::from((regs[dst] as u32).wrapping_neg()),
+            Op::Mov32Imm => regs[dst] = u64::from(imm as u32),
+            Op::Mov32Reg => regs[dst] = u64::from(regs[src] as u32),
+            Op::MovSx8To32 => regs[dst] = u64::from(regs[src] as i8 as i32 as u32),
+            Op::MovSx16To32 => regs[dst] = u64::from(regs[src] as i16 as i32 as u32),
+            Op::Le16 => regs[dst] = u64::from(regs[dst] as u16),
+            Op::Le32 => regs[dst] = u64::from(regs[dst] as u32),
+            Op::Le64 => {}
+            Op::Be16 => regs[dst] = u64::from((regs[dst] as u16).swap_bytes()),
+            Op::Be32 => regs[dst] = u64::from((regs[dst] as u32).swap_bytes()),
+            Op::Be64 => regs[dst] = regs[dst].swap_bytes(),
 
-                // --- 32-bit jumps: compare the low halves ---
-                Op::Jeq32Imm => jump_if!(regs[dst] as u32 == imm as u32, insn),
-                Op::Jeq32Reg => jump_if!(regs[dst] as u32 == regs[src] as u32, insn),
-                Op::Jne32Imm => jump_if!(regs[dst] as u32 != imm as u32, insn),
-                Op::Jne32Reg => jump_if!(regs[dst] as u32 != regs[src] as u32, insn),
-                Op::Jgt32Imm => jump_if!(regs[dst] as u32 > imm as u32, insn),
-                Op::Jgt32Reg => jump_if!(regs[dst] as u32 > regs[src] as u32, insn),
-                Op::Jge32Imm => jump_if!(regs[dst] as u32 >= imm as u32, insn),
-                Op::Jge32Reg => jump_if!(regs[dst] as u32 >= regs[src] as u32, insn),
-                Op::Jlt32Imm => jump_if!((regs[dst] as u32) < imm as u32, insn),
-                Op::Jlt32Reg => jump_if!((regs[dst] as u32) < regs[src] as u32, insn),
-                Op::Jle32Imm => jump_if!(regs[dst] as u32 <= imm as u32, insn),
-                Op::Jle32Reg => jump_if!(regs[dst] as u32 <= regs[src] as u32, insn),
-                Op::Jset32Imm => jump_if!(regs[dst] as u32 & imm as u32 != 0, insn),
-                Op::Jset32Reg => jump_if!(regs[dst] as u32 & regs[src] as u32 != 0, insn),
-                Op::Jsgt32Imm => jump_if!(regs[dst] as i32 > imm as i32, insn),
-                Op::Jsgt32Reg => jump_if!(regs[dst] as i32 > regs[src] as i32, insn),
-                Op::Jsge32Imm => jump_if!(regs[dst] as i32 >= imm as i32, insn),
-                Op::Jsge32Reg => jump_if!(regs[dst] as i32 >= regs[src] as i32, insn),
-                Op::Jslt32Imm => jump_if!((regs[dst] as i32) < imm as i32, insn),
-                Op::Jslt32Reg => jump_if!((regs[dst] as i32) < regs[src] as i32, insn),
-                Op::Jsle32Imm => jump_if!(regs[dst] as i32 <= imm as i32, insn),
-                Op::Jsle32Reg => jump_if!(regs[dst] as i32 <= regs[src] as i32, insn),
+            // --- 64-bit jumps ---
+            Op::Ja => pc = (pc as i64 + i64::from(insn.off)) as usize,
+            Op::Ja32 => pc = (pc as i64 + insn.imm) as usize,
+            Op::JeqImm => jump_if!(regs[dst] == imm, insn),
+            Op::JeqReg => jump_if!(regs[dst] == regs[src], insn),
+            Op::JneImm => jump_if!(regs[dst] != imm, insn),
+            Op::JneReg => jump_if!(regs[dst] != regs[src], insn),
+            Op::JgtImm => jump_if!(regs[dst] > imm, insn),
+            Op::JgtReg => jump_if!(regs[dst] > regs[src], insn),
+            Op::JgeImm => jump_if!(regs[dst] >= imm, insn),
+            Op::JgeReg => jump_if!(regs[dst] >= regs[src], insn),
+            Op::JltImm => jump_if!(regs[dst] < imm, insn),
+            Op::JltReg => jump_if!(regs[dst] < regs[src], insn),
+            Op::JleImm => jump_if!(regs[dst] <= imm, insn),
+            Op::JleReg => jump_if!(regs[dst] <= regs[src], insn),
+            Op::JsetImm => jump_if!(regs[dst] & imm != 0, insn),
+            Op::JsetReg => jump_if!(regs[dst] & regs[src] != 0, insn),
+            Op::JsgtImm => jump_if!((regs[dst] as i64) > insn.imm, insn),
+            Op::JsgtReg => jump_if!((regs[dst] as i64) > regs[src] as i64, insn),
+            Op::JsgeImm => jump_if!((regs[dst] as i64) >= insn.imm, insn),
+            Op::JsgeReg => jump_if!((regs[dst] as i64) >= regs[src] as i64, insn),
+            Op::JsltImm => jump_if!((regs[dst] as i64) < insn.imm, insn),
+            Op::JsltReg => jump_if!((regs[dst] as i64) < regs[src] as i64, insn),
+            Op::JsleImm => jump_if!((regs[dst] as i64) <= insn.imm, insn),
+            Op::JsleReg => jump_if!((regs[dst] as i64) <= regs[src] as i64, insn),
 
-                // --- loads and stores ---
-                Op::LdxB => regs[dst] = u64::from(load!(u8, regs[src].wrapping_add(insn.off as u64))),
-                Op::LdxH => regs[dst] = u64::from(load!(u16, regs[src].wrapping_add(insn.off as u64))),
-                Op::LdxW => regs[dst] = u64::from(load!(u32, regs[src].wrapping_add(insn.off as u64))),
-                Op::LdxDw => regs[dst] = load!(u64, regs[src].wrapping_add(insn.off as u64)),
-                Op::LdxSB => regs[dst] = load!(i8, regs[src].wrapping_add(insn.off as u64)) as i64 as u64,
-                Op::LdxSH => regs[dst] = load!(i16, regs[src].wrapping_add(insn.off as u64)) as i64 as u64,
-                Op::LdxSW => regs[dst] = load!(i32, regs[src].wrapping_add(insn.off as u64)) as i64 as u64,
-                Op::StB => store!(u8, regs[dst].wrapping_add(insn.off as u64), imm),
-                Op::StH => store!(u16, regs[dst].wrapping_add(insn.off as u64), imm),
-                Op::StW => store!(u32, regs[dst].wrapping_add(insn.off as u64), imm),
-                Op::StDw => store!(u64, regs[dst].wrapping_add(insn.off as u64), imm),
-                Op::StxB => store!(u8, regs[dst].wrapping_add(insn.off as u64), regs[src]),
-                Op::StxH => store!(u16, regs[dst].wrapping_add(insn.off as u64), regs[src]),
-                Op::StxW => store!(u32, regs[dst].wrapping_add(insn.off as u64), regs[src]),
-                Op::StxDw => store!(u64, regs[dst].wrapping_add(insn.off as u64), regs[src]),
-                Op::LdImm64 => {
-                    if insn.src != 0 {
-                        // `from_src` cannot fail: the decoder accepted the source kind.
-                        let kind = PseudoSrc::from_src(insn.src).unwrap_or(PseudoSrc::MapFd);
-                        trap!(TrapKind::UnresolvedPseudo(kind));
-                    }
-                    regs[dst] = imm;
-                    pc += 1;
-                }
-                Op::LdAbsB => packet_load!(u8, imm as u32 as u64),
-                Op::LdAbsH => packet_load!(u16, imm as u32 as u64),
-                Op::LdAbsW => packet_load!(u32, imm as u32 as u64),
-                Op::LdIndB => packet_load!(u8, u64::from((regs[src] as u32).wrapping_add(imm as u32))),
-                Op::LdIndH => packet_load!(u16, u64::from((regs[src] as u32).wrapping_add(imm as u32))),
-                Op::LdIndW => packet_load!(u32, u64::from((regs[src] as u32).wrapping_add(imm as u32))),
+            // --- 32-bit jumps: compare the low halves ---
+            Op::Jeq32Imm => jump_if!(regs[dst] as u32 == imm as u32, insn),
+            Op::Jeq32Reg => jump_if!(regs[dst] as u32 == regs[src] as u32, insn),
+            Op::Jne32Imm => jump_if!(regs[dst] as u32 != imm as u32, insn),
+            Op::Jne32Reg => jump_if!(regs[dst] as u32 != regs[src] as u32, insn),
+            Op::Jgt32Imm => jump_if!(regs[dst] as u32 > imm as u32, insn),
+            Op::Jgt32Reg => jump_if!(regs[dst] as u32 > regs[src] as u32, insn),
+            Op::Jge32Imm => jump_if!(regs[dst] as u32 >= imm as u32, insn),
+            Op::Jge32Reg => jump_if!(regs[dst] as u32 >= regs[src] as u32, insn),
+            Op::Jlt32Imm => jump_if!((regs[dst] as u32) < imm as u32, insn),
+            Op::Jlt32Reg => jump_if!((regs[dst] as u32) < regs[src] as u32, insn),
+            Op::Jle32Imm => jump_if!(regs[dst] as u32 <= imm as u32, insn),
+            Op::Jle32Reg => jump_if!(regs[dst] as u32 <= regs[src] as u32, insn),
+            Op::Jset32Imm => jump_if!(regs[dst] as u32 & imm as u32 != 0, insn),
+            Op::Jset32Reg => jump_if!(regs[dst] as u32 & regs[src] as u32 != 0, insn),
+            Op::Jsgt32Imm => jump_if!(regs[dst] as i32 > imm as i32, insn),
+            Op::Jsgt32Reg => jump_if!(regs[dst] as i32 > regs[src] as i32, insn),
+            Op::Jsge32Imm => jump_if!(regs[dst] as i32 >= imm as i32, insn),
+            Op::Jsge32Reg => jump_if!(regs[dst] as i32 >= regs[src] as i32, insn),
+            Op::Jslt32Imm => jump_if!((regs[dst] as i32) < imm as i32, insn),
+            Op::Jslt32Reg => jump_if!((regs[dst] as i32) < regs[src] as i32, insn),
+            Op::Jsle32Imm => jump_if!(regs[dst] as i32 <= imm as i32, insn),
+            Op::Jsle32Reg => jump_if!(regs[dst] as i32 <= regs[src] as i32, insn),
 
-                // --- atomics ---
-                Op::AtomicAddW => {
-                    _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_add(regs[src] as u32, Ordering::SeqCst)
+            // --- loads and stores ---
+            Op::LdxB => regs[dst] = u64::from(load!(u8, regs[src].wrapping_add(insn.off as u64))),
+            Op::LdxH => regs[dst] = u64::from(load!(u16, regs[src].wrapping_add(insn.off as u64))),
+            Op::LdxW => regs[dst] = u64::from(load!(u32, regs[src].wrapping_add(insn.off as u64))),
+            Op::LdxDw => regs[dst] = load!(u64, regs[src].wrapping_add(insn.off as u64)),
+            Op::LdxSB => regs[dst] = load!(i8, regs[src].wrapping_add(insn.off as u64)) as i64 as u64,
+            Op::LdxSH => regs[dst] = load!(i16, regs[src].wrapping_add(insn.off as u64)) as i64 as u64,
+            Op::LdxSW => regs[dst] = load!(i32, regs[src].wrapping_add(insn.off as u64)) as i64 as u64,
+            Op::StB => store!(u8, regs[dst].wrapping_add(insn.off as u64), imm),
+            Op::StH => store!(u16, regs[dst].wrapping_add(insn.off as u64), imm),
+            Op::StW => store!(u32, regs[dst].wrapping_add(insn.off as u64), imm),
+            Op::StDw => store!(u64, regs[dst].wrapping_add(insn.off as u64), imm),
+            Op::StxB => store!(u8, regs[dst].wrapping_add(insn.off as u64), regs[src]),
+            Op::StxH => store!(u16, regs[dst].wrapping_add(insn.off as u64), regs[src]),
+            Op::StxW => store!(u32, regs[dst].wrapping_add(insn.off as u64), regs[src]),
+            Op::StxDw => store!(u64, regs[dst].wrapping_add(insn.off as u64), regs[src]),
+            Op::LdImm64 => {
+                if insn.src != 0 {
+                    // `from_src` cannot fail: the decoder accepted the source kind.
+                    let kind = PseudoSrc::from_src(insn.src).unwrap_or(PseudoSrc::MapFd);
+                    trap!(TrapKind::UnresolvedPseudo(kind));
                 }
-                Op::AtomicOrW => {
-                    _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_or(regs[src] as u32, Ordering::SeqCst)
-                }
-                Op::AtomicAndW => {
-                    _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_and(regs[src] as u32, Ordering::SeqCst)
-                }
-                Op::AtomicXorW => {
-                    _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_xor(regs[src] as u32, Ordering::SeqCst)
-                }
-                Op::AtomicFetchAddW => {
-                    regs[src] = u64::from(
-                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
-                            .fetch_add(regs[src] as u32, Ordering::SeqCst),
-                    )
-                }
-                Op::AtomicFetchOrW => {
-                    regs[src] = u64::from(
-                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
-                            .fetch_or(regs[src] as u32, Ordering::SeqCst),
-                    )
-                }
-                Op::AtomicFetchAndW => {
-                    regs[src] = u64::from(
-                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
-                            .fetch_and(regs[src] as u32, Ordering::SeqCst),
-                    )
-                }
-                Op::AtomicFetchXorW => {
-                    regs[src] = u64::from(
-                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
-                            .fetch_xor(regs[src] as u32, Ordering::SeqCst),
-                    )
-                }
-                Op::AtomicXchgW => {
-                    regs[src] = u64::from(
-                        atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
-                            .swap(regs[src] as u32, Ordering::SeqCst),
-                    )
-                }
-                Op::AtomicCmpXchgW => {
-                    let cell = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64));
-                    let old = match cell.compare_exchange(
-                        regs[0] as u32,
-                        regs[src] as u32,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    ) {
+                regs[dst] = imm;
+                pc += 1;
+            }
+            Op::LdAbsB => packet_load!(u8, imm as u32 as u64),
+            Op::LdAbsH => packet_load!(u16, imm as u32 as u64),
+            Op::LdAbsW => packet_load!(u32, imm as u32 as u64),
+            Op::LdIndB => packet_load!(u8, u64::from((regs[src] as u32).wrapping_add(imm as u32))),
+            Op::LdIndH => packet_load!(u16, u64::from((regs[src] as u32).wrapping_add(imm as u32))),
+            Op::LdIndW => packet_load!(u32, u64::from((regs[src] as u32).wrapping_add(imm as u32))),
+
+            // --- atomics ---
+            Op::AtomicAddW => {
+                _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_add(regs[src] as u32, Ordering::SeqCst)
+            }
+            Op::AtomicOrW => {
+                _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_or(regs[src] as u32, Ordering::SeqCst)
+            }
+            Op::AtomicAndW => {
+                _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_and(regs[src] as u32, Ordering::SeqCst)
+            }
+            Op::AtomicXorW => {
+                _ = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_xor(regs[src] as u32, Ordering::SeqCst)
+            }
+            Op::AtomicFetchAddW => {
+                regs[src] = u64::from(
+                    atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_add(regs[src] as u32, Ordering::SeqCst),
+                )
+            }
+            Op::AtomicFetchOrW => {
+                regs[src] = u64::from(
+                    atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_or(regs[src] as u32, Ordering::SeqCst),
+                )
+            }
+            Op::AtomicFetchAndW => {
+                regs[src] = u64::from(
+                    atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_and(regs[src] as u32, Ordering::SeqCst),
+                )
+            }
+            Op::AtomicFetchXorW => {
+                regs[src] = u64::from(
+                    atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                        .fetch_xor(regs[src] as u32, Ordering::SeqCst),
+                )
+            }
+            Op::AtomicXchgW => {
+                regs[src] = u64::from(
+                    atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64))
+                        .swap(regs[src] as u32, Ordering::SeqCst),
+                )
+            }
+            Op::AtomicCmpXchgW => {
+                let cell = atomic_ptr!(AtomicU32, regs[dst].wrapping_add(insn.off as u64));
+                let old =
+                    match cell.compare_exchange(regs[0] as u32, regs[src] as u32, Ordering::SeqCst, Ordering::SeqCst) {
                         Ok(v) | Err(v) => v,
                     };
-                    regs[0] = u64::from(old);
-                }
-                Op::AtomicAddDw => {
-                    _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_add(regs[src], Ordering::SeqCst)
-                }
-                Op::AtomicOrDw => {
-                    _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_or(regs[src], Ordering::SeqCst)
-                }
-                Op::AtomicAndDw => {
-                    _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_and(regs[src], Ordering::SeqCst)
-                }
-                Op::AtomicXorDw => {
-                    _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_xor(regs[src], Ordering::SeqCst)
-                }
-                Op::AtomicFetchAddDw => {
-                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_add(regs[src], Ordering::SeqCst)
-                }
-                Op::AtomicFetchOrDw => {
-                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_or(regs[src], Ordering::SeqCst)
-                }
-                Op::AtomicFetchAndDw => {
-                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_and(regs[src], Ordering::SeqCst)
-                }
-                Op::AtomicFetchXorDw => {
-                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
-                        .fetch_xor(regs[src], Ordering::SeqCst)
-                }
-                Op::AtomicXchgDw => {
-                    regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
-                        .swap(regs[src], Ordering::SeqCst)
-                }
-                Op::AtomicCmpXchgDw => {
-                    let cell = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64));
-                    regs[0] = match cell.compare_exchange(regs[0], regs[src], Ordering::SeqCst, Ordering::SeqCst) {
-                        Ok(v) | Err(v) => v,
-                    };
-                }
+                regs[0] = u64::from(old);
+            }
+            Op::AtomicAddDw => {
+                _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_add(regs[src], Ordering::SeqCst)
+            }
+            Op::AtomicOrDw => {
+                _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_or(regs[src], Ordering::SeqCst)
+            }
+            Op::AtomicAndDw => {
+                _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_and(regs[src], Ordering::SeqCst)
+            }
+            Op::AtomicXorDw => {
+                _ = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_xor(regs[src], Ordering::SeqCst)
+            }
+            Op::AtomicFetchAddDw => {
+                regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_add(regs[src], Ordering::SeqCst)
+            }
+            Op::AtomicFetchOrDw => {
+                regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_or(regs[src], Ordering::SeqCst)
+            }
+            Op::AtomicFetchAndDw => {
+                regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_and(regs[src], Ordering::SeqCst)
+            }
+            Op::AtomicFetchXorDw => {
+                regs[src] = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64))
+                    .fetch_xor(regs[src], Ordering::SeqCst)
+            }
+            Op::AtomicXchgDw => {
+                regs[src] =
+                    atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64)).swap(regs[src], Ordering::SeqCst)
+            }
+            Op::AtomicCmpXchgDw => {
+                let cell = atomic_ptr!(AtomicU64, regs[dst].wrapping_add(insn.off as u64));
+                regs[0] = match cell.compare_exchange(regs[0], regs[src], Ordering::SeqCst, Ordering::SeqCst) {
+                    Ok(v) | Err(v) => v,
+                };
+            }
 
-                // --- calls and exit ---
-                Op::Call | Op::CallReg => {
-                    let id = if insn.op == Op::Call { imm } else { regs[dst] };
-                    let helper = match u32::try_from(id).ok().and_then(|id| self.helpers.get(id)) {
-                        Some(h) => h,
-                        None => trap!(TrapKind::UnknownHelper(id)),
-                    };
-                    let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
-                    let n_regions = memory.len();
-                    let outcome = helper(&mut HelperContext { memory }, args);
-                    memory.truncate(n_regions);
-                    match outcome {
-                        Ok(HelperOutcome::Return(v)) => regs[0] = v,
-                        Ok(HelperOutcome::Exit(v)) => return Ok(v),
-                        Err(source) => trap!(TrapKind::HelperFailed { id: id as u32, source: Box::new(source) }),
-                    }
-                }
-                Op::CallKfunc => trap!(TrapKind::Kfunc(insn.imm)),
-                Op::CallLocal => {
-                    if depth + 1 >= MAX_CALL_DEPTH {
-                        trap!(TrapKind::CallDepthExceeded { max: MAX_CALL_DEPTH });
-                    }
-                    frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]] };
-                    depth += 1;
-                    regs[10] -= STACK_SIZE as u64;
-                    memory.set(STACK_REGION, frame_region(depth));
-                    pc = (pc as i64 + insn.imm) as usize;
-                }
-                Op::Exit => {
-                    if depth == 0 {
-                        return Ok(regs[0]);
-                    }
-                    depth -= 1;
-                    let frame = &frames[depth];
-                    regs[6..10].copy_from_slice(&frame.saved);
-                    regs[10] += STACK_SIZE as u64;
-                    memory.set(STACK_REGION, frame_region(depth));
-                    pc = frame.return_pc;
+            // --- calls and exit ---
+            Op::Call | Op::CallReg => {
+                let id = if insn.op == Op::Call { imm } else { regs[dst] };
+                let helper = match u32::try_from(id).ok().and_then(|id| helpers.get(id)) {
+                    Some(h) => h,
+                    None => trap!(TrapKind::UnknownHelper(id)),
+                };
+                let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
+                let n_regions = memory.len();
+                let outcome = helper(&mut HelperContext { memory }, args);
+                memory.truncate(n_regions);
+                match outcome {
+                    Ok(HelperOutcome::Return(v)) => regs[0] = v,
+                    Ok(HelperOutcome::Exit(v)) => return Ok(v),
+                    Err(source) => trap!(TrapKind::HelperFailed { id: id as u32, source: Box::new(source) }),
                 }
             }
-            pc += 1;
+            Op::CallKfunc => trap!(TrapKind::Kfunc(insn.imm)),
+            Op::CallLocal => {
+                if depth + 1 >= MAX_CALL_DEPTH {
+                    trap!(TrapKind::CallDepthExceeded { max: MAX_CALL_DEPTH });
+                }
+                frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]] };
+                depth += 1;
+                regs[10] -= STACK_SIZE as u64;
+                memory.set(STACK_REGION, frame_region(depth));
+                pc = (pc as i64 + insn.imm) as usize;
+            }
+            Op::Exit => {
+                if depth == 0 {
+                    return Ok(regs[0]);
+                }
+                depth -= 1;
+                let frame = &frames[depth];
+                regs[6..10].copy_from_slice(&frame.saved);
+                regs[10] += STACK_SIZE as u64;
+                memory.set(STACK_REGION, frame_region(depth));
+                pc = frame.return_pc;
+            }
         }
+        pc += 1;
     }
 }
 
