@@ -1,1 +1,419 @@
-//! placeholder
+//! # duet-object — ELF eBPF objects
+//!
+//! **API boundary.** Turns the bytes of a `.bpf.o` (from clang `-target bpf` or rustc +
+//! bpf-linker) into programs ready for duet's engines: each program linked with the `.text`
+//! subprograms it calls, every map reference rewritten to an index into [`Object::maps`], global
+//! data (`.data`, `.rodata*`, `.bss`) turned into array maps, and BTF line info kept for
+//! diagnostics.
+//!
+//! Parsing and relocation are done by `aya-obj`, the parser the aya loader uses for the kernel,
+//! so the userspace VM and the kernel loader read an object the same way. This crate adds what
+//! duet needs on top: validated [`duet_isa::Program`]s, map references by index, section names,
+//! a relocation listing and source lines.
+//!
+//! Map references in the programs use the kernel's pseudo sources: `lddw rX, map_fd N` means
+//! map `N` of [`Object::maps`], and `lddw rX, map_value N, OFF` means byte `OFF` of map `N`'s
+//! single value (global data). No I/O happens here; callers read the file.
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use aya_obj::btf::Btf;
+use aya_obj::{EbpfSectionKind, ProgramSection};
+use duet_isa::{DecodeError, Program, RawInsn};
+
+/// Kernel map type numbers duet names in listings.
+const MAP_TYPE_NAMES: &[(u32, &str)] = &[
+    (1, "hash"),
+    (2, "array"),
+    (3, "prog_array"),
+    (4, "perf_event_array"),
+    (5, "percpu_hash"),
+    (6, "percpu_array"),
+    (7, "stack_trace"),
+    (8, "cgroup_array"),
+    (9, "lru_hash"),
+    (10, "lru_percpu_hash"),
+    (11, "lpm_trie"),
+    (12, "array_of_maps"),
+    (13, "hash_of_maps"),
+    (14, "devmap"),
+    (15, "sockmap"),
+    (16, "cpumap"),
+    (17, "xskmap"),
+    (18, "sockhash"),
+    (27, "ringbuf"),
+];
+
+/// The kernel's name for a map type number (`"hash"`, `"array"`, ...), or `"type N"`.
+pub fn map_type_name(map_type: u32) -> String {
+    MAP_TYPE_NAMES
+        .iter()
+        .find(|(t, _)| *t == map_type)
+        .map(|(_, n)| (*n).to_owned())
+        .unwrap_or_else(|| format!("type {map_type}"))
+}
+
+/// What kind of program a section holds (its hook).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// `xdp`: packet in, verdict out.
+    Xdp,
+    /// `socket`: socket filter.
+    SocketFilter,
+    /// `tc` / `classifier`.
+    SchedClassifier,
+    /// `kprobe/...`.
+    KProbe,
+    /// `kretprobe/...`.
+    KRetProbe,
+    /// `tracepoint/...` / `tp/...`.
+    TracePoint,
+    /// `sockops`.
+    SockOps,
+    /// `sk_msg`.
+    SkMsg,
+    /// `cgroup/connect4` and other socket-address hooks.
+    CgroupSockAddr,
+    /// Anything else aya recognises; the `Debug` name of its section kind.
+    Other(String),
+}
+
+/// Where a map was declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapOrigin {
+    /// A BTF-defined map in `.maps`.
+    BtfMaps,
+    /// A legacy `struct bpf_map_def` in `maps`.
+    Legacy,
+    /// Global data: `.data*`.
+    Data,
+    /// Read-only global data: `.rodata*`.
+    Rodata,
+    /// Zero-initialised global data: `.bss*`.
+    Bss,
+}
+
+/// A map definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDef {
+    /// The map's symbol name, or the section name (`.data`, `.rodata`, `.bss`) for global data.
+    pub name: String,
+    /// Kernel map type number (`BPF_MAP_TYPE_*`).
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// Maximum number of entries.
+    pub max_entries: u32,
+    /// `BPF_F_*` creation flags.
+    pub flags: u32,
+    /// Initial contents of the single value (global data), if any.
+    pub initial_data: Option<Vec<u8>>,
+    /// Where it was declared.
+    pub origin: MapOrigin,
+}
+
+/// A BTF line-info record: which source line produced an instruction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineInfo {
+    /// Instruction (slot) index in the linked program.
+    pub insn: usize,
+    /// Source file name.
+    pub file: String,
+    /// The source line's text, as recorded by the compiler.
+    pub source: String,
+    /// 1-based line number.
+    pub line: u32,
+    /// Column.
+    pub column: u32,
+}
+
+/// One map reference the loader resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapReference {
+    /// Slot index of the `lddw`.
+    pub insn: usize,
+    /// Index into [`Object::maps`].
+    pub map: usize,
+    /// Byte offset into the value, for global data references.
+    pub offset: Option<u32>,
+}
+
+/// A program, linked and relocated.
+#[derive(Clone, Debug)]
+pub struct ObjectProgram {
+    /// The program's function name.
+    pub name: String,
+    /// The ELF section it came from (`xdp`, `socket`, `kprobe/sys_open`, ...).
+    pub section: String,
+    /// Its hook.
+    pub kind: ProgramKind,
+    /// Instructions, including the subprograms it calls, appended after it.
+    pub program: Program,
+    /// Map references, in instruction order.
+    pub map_refs: Vec<MapReference>,
+    /// BTF line info, sorted by instruction (empty without BTF).
+    pub line_info: Vec<LineInfo>,
+}
+
+impl ObjectProgram {
+    /// The source line for the instruction at `slot`: the last line-info record at or before it.
+    pub fn line_for(&self, slot: usize) -> Option<&LineInfo> {
+        let i = self.line_info.partition_point(|l| l.insn <= slot);
+        i.checked_sub(1).map(|i| &self.line_info[i])
+    }
+}
+
+/// A parsed, linked, relocated object file.
+#[derive(Clone, Debug)]
+pub struct Object {
+    /// The `license` section (`GPL`, ...), empty when absent.
+    pub license: String,
+    /// Programs, sorted by name.
+    pub programs: Vec<ObjectProgram>,
+    /// Maps, sorted by name; program map references index this list.
+    pub maps: Vec<MapDef>,
+}
+
+/// Why an object could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The bytes are not an ELF eBPF object aya-obj can parse.
+    #[error("not a valid eBPF object: {0}")]
+    Parse(String),
+    /// A map or call relocation could not be applied.
+    #[error("relocation failed: {0}")]
+    Relocation(String),
+    /// A program's linked instructions are not valid eBPF.
+    #[error("program `{program}`: {source}")]
+    Decode {
+        /// The program.
+        program: String,
+        /// What is wrong with its bytecode.
+        #[source]
+        source: DecodeError,
+    },
+    /// The parser failed unexpectedly on this input (reported, never a crash).
+    #[error("the object parser failed on this input ({0}); the file is probably corrupt")]
+    ParserPanic(String),
+    /// No program of this name.
+    #[error("no program named `{name}`; the object has: {available}")]
+    NoSuchProgram {
+        /// The name asked for.
+        name: String,
+        /// The names present.
+        available: String,
+    },
+}
+
+impl Object {
+    /// Parses, links and relocates an ELF eBPF object.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ObjectError> {
+        // aya-obj is not hardened against corrupt input everywhere; a panic there must become an
+        // error for the user, never a crash of the CLI or the sidecar.
+        match catch_unwind(AssertUnwindSafe(|| parse_inner(bytes))) {
+            Ok(result) => result,
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(ObjectError::ParserPanic(msg))
+            }
+        }
+    }
+
+    /// The program called `name`, or the only program when `name` is `None`.
+    pub fn program(&self, name: Option<&str>) -> Result<&ObjectProgram, ObjectError> {
+        let found = match name {
+            Some(name) => self.programs.iter().find(|p| p.name == name),
+            None if self.programs.len() == 1 => self.programs.first(),
+            None => None,
+        };
+        found.ok_or_else(|| ObjectError::NoSuchProgram {
+            name: name.unwrap_or("(none given; choose one)").to_owned(),
+            available: self.programs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Index of the map called `name`.
+    pub fn map_index(&self, name: &str) -> Option<usize> {
+        self.maps.iter().position(|m| m.name == name)
+    }
+}
+
+fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
+    let mut obj = aya_obj::Object::parse(bytes).map_err(|e| ObjectError::Parse(error_chain(&e)))?;
+
+    // Maps, by name, in a stable order; program references become indices into this list.
+    let mut names: Vec<String> = obj.maps.keys().cloned().collect();
+    names.sort();
+    let maps: Vec<MapDef> = names
+        .iter()
+        .map(|name| {
+            let m = &obj.maps[name];
+            let origin = match m.section_kind() {
+                EbpfSectionKind::BtfMaps => MapOrigin::BtfMaps,
+                EbpfSectionKind::Data => MapOrigin::Data,
+                EbpfSectionKind::Rodata => MapOrigin::Rodata,
+                EbpfSectionKind::Bss => MapOrigin::Bss,
+                _ => MapOrigin::Legacy,
+            };
+            let global = matches!(origin, MapOrigin::Data | MapOrigin::Rodata | MapOrigin::Bss);
+            MapDef {
+                name: name.clone(),
+                map_type: m.map_type(),
+                key_size: m.key_size(),
+                value_size: m.value_size(),
+                max_entries: m.max_entries(),
+                flags: m.map_flags(),
+                initial_data: global.then(|| m.data().to_vec()),
+                origin,
+            }
+        })
+        .collect();
+
+    let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
+    let fds: Vec<(String, i32, aya_obj::Map)> =
+        names.iter().enumerate().map(|(i, n)| (n.clone(), i as i32, obj.maps[n].clone())).collect();
+    obj.relocate_maps(fds.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)), &text_sections)
+        .map_err(|e| ObjectError::Relocation(error_chain(&e)))?;
+    obj.relocate_calls(&text_sections).map_err(|e| ObjectError::Relocation(error_chain(&e)))?;
+
+    let sections = section_names(bytes);
+    let strings = obj.btf.as_ref().map(btf_strings).unwrap_or_default();
+    let mut programs = Vec::new();
+    for (name, prog) in &obj.programs {
+        let func = obj.functions.get(&prog.function_key()).ok_or_else(|| {
+            ObjectError::Relocation(format!("program `{name}` has no instructions after linking"))
+        })?;
+        let raw: Vec<RawInsn> = func
+            .instructions
+            .iter()
+            .map(|i| {
+                // Rebuild the 8-byte encoding from aya's bindgen struct.
+                let mut b = [0u8; 8];
+                b[0] = i.code;
+                b[1] = i.dst_reg() | (i.src_reg() << 4);
+                b[2..4].copy_from_slice(&i.off.to_le_bytes());
+                b[4..8].copy_from_slice(&i.imm.to_le_bytes());
+                RawInsn::from_bytes(b)
+            })
+            .collect();
+        let program = Program::from_raw(&raw)
+            .map_err(|source| ObjectError::Decode { program: name.clone(), source })?;
+        let map_refs = program
+            .insns()
+            .iter()
+            .filter_map(|(pc, insn)| match insn.pseudo_src() {
+                Some(duet_isa::PseudoSrc::MapFd) => {
+                    Some(MapReference { insn: *pc, map: insn.imm as u32 as usize, offset: None })
+                }
+                Some(duet_isa::PseudoSrc::MapValue) => Some(MapReference {
+                    insn: *pc,
+                    map: insn.imm as u32 as usize,
+                    offset: Some((insn.imm as u64 >> 32) as u32),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut line_info: Vec<LineInfo> = func
+            .line_info
+            .line_info
+            .iter()
+            .map(|l| LineInfo {
+                insn: l.insn_off as usize,
+                file: strings.get(&l.file_name_off).cloned().unwrap_or_default(),
+                source: strings.get(&l.line_off).cloned().unwrap_or_default(),
+                line: l.line_col >> 10,
+                column: l.line_col & 0x3ff,
+            })
+            .collect();
+        line_info.sort_by_key(|l| l.insn);
+        programs.push(ObjectProgram {
+            name: name.clone(),
+            section: sections.get(&prog.section_index).cloned().unwrap_or_default(),
+            kind: program_kind(&prog.section),
+            program,
+            map_refs,
+            line_info,
+        });
+    }
+    programs.sort_by(|a, b| a.name.cmp(&b.name));
+    let license = obj.license.to_string_lossy().into_owned();
+    Ok(Object { license, programs, maps })
+}
+
+fn program_kind(section: &ProgramSection) -> ProgramKind {
+    match section {
+        ProgramSection::Xdp { .. } => ProgramKind::Xdp,
+        ProgramSection::SocketFilter => ProgramKind::SocketFilter,
+        ProgramSection::SchedClassifier => ProgramKind::SchedClassifier,
+        ProgramSection::KProbe => ProgramKind::KProbe,
+        ProgramSection::KRetProbe => ProgramKind::KRetProbe,
+        ProgramSection::TracePoint => ProgramKind::TracePoint,
+        ProgramSection::SockOps => ProgramKind::SockOps,
+        ProgramSection::SkMsg => ProgramKind::SkMsg,
+        ProgramSection::CgroupSockAddr { .. } => ProgramKind::CgroupSockAddr,
+        other => ProgramKind::Other(format!("{other:?}")),
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// Section names by index, read with the `object` crate (aya-obj does not keep them).
+fn section_names(bytes: &[u8]) -> BTreeMap<usize, String> {
+    use object::{Object as _, ObjectSection as _};
+    let Ok(file) = object::File::parse(bytes) else { return BTreeMap::new() };
+    file.sections().filter_map(|s| Some((s.index().0, s.name().ok()?.to_owned()))).collect()
+}
+
+/// The BTF string table by offset (aya-obj keeps its lookup private).
+fn btf_strings(btf: &Btf) -> BTreeMap<u32, String> {
+    let bytes = btf.to_bytes();
+    let word = |at: usize| -> Option<u32> { Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)) };
+    let (Some(hdr_len), Some(str_off), Some(str_len)) = (word(4), word(16), word(20)) else {
+        return BTreeMap::new();
+    };
+    let start = hdr_len as usize + str_off as usize;
+    let Some(table) = bytes.get(start..start + str_len as usize) else { return BTreeMap::new() };
+    let mut out = BTreeMap::new();
+    let mut off = 0usize;
+    for s in table.split(|b| *b == 0) {
+        out.insert(off as u32, String::from_utf8_lossy(s).into_owned());
+        off += s.len() + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for input in [&b""[..], b"\x7fELF", b"not an elf at all", &[0u8; 64]] {
+            assert!(Object::parse(input).is_err());
+        }
+    }
+
+    #[test]
+    fn map_type_names() {
+        assert_eq!(map_type_name(1), "hash");
+        assert_eq!(map_type_name(27), "ringbuf");
+        assert_eq!(map_type_name(999), "type 999");
+    }
+}
