@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::TrapKind;
-use crate::memory::MemoryMap;
+use crate::memory::{MemoryMap, XdpState};
 
 /// What a helper asks the engine to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +14,12 @@ pub enum HelperOutcome {
     Return(u64),
     /// End the program now with this value in `r0` (the conformance suite's "unwind").
     Exit(u64),
+    /// Continue at the start of program `n` of the interpreter's module (`bpf_tail_call`); if
+    /// there is no such program, or too many tail calls were made, continue after the call
+    /// with `r0` unchanged, as Linux does.
+    TailCall(u32),
+    /// Continue with `r0` unchanged.
+    Fallthrough,
 }
 
 /// An error a helper reports; the run ends with [`TrapKind::HelperFailed`].
@@ -33,18 +39,18 @@ pub enum HelperError {
     Failed(String),
 }
 
-/// What a helper sees of the running program: checked access to guest memory.
-pub struct HelperContext<'a> {
-    pub(crate) memory: &'a mut MemoryMap,
+/// What a helper sees of the running program: checked access to guest memory and the packet.
+pub struct HelperContext<'a, 'm> {
+    pub(crate) memory: &'a mut MemoryMap<'m>,
 }
 
-impl fmt::Debug for HelperContext<'_> {
+impl fmt::Debug for HelperContext<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HelperContext").finish_non_exhaustive()
     }
 }
 
-impl HelperContext<'_> {
+impl HelperContext<'_, '_> {
     /// Copies `buf.len()` guest bytes at `addr` into `buf`.
     pub fn read(&self, arg: u8, addr: u64, buf: &mut [u8]) -> Result<(), HelperError> {
         let p =
@@ -68,8 +74,119 @@ impl HelperContext<'_> {
     }
 }
 
+impl HelperContext<'_, '_> {
+    /// Whether the running program has an XDP packet.
+    pub fn has_xdp_packet(&self) -> bool {
+        self.memory.xdp.is_some()
+    }
+
+    /// `bpf_xdp_adjust_head`: moves `data` by `delta` bytes, keeping any metadata in front of it.
+    /// Returns `false` (the helper returns -EINVAL) when the move leaves the buffer's bounds, with
+    /// the kernel's limits: the `struct xdp_frame` at the buffer start and a 14-byte minimum packet.
+    pub fn xdp_adjust_head(&mut self, delta: i64) -> bool {
+        let Some(x) = self.memory.xdp else { return false };
+        let metalen = x.data - x.data_meta;
+        let data = x.data as i64 + delta;
+        if data < (XDP_FRAME_STRUCT + metalen) as i64 || data > x.data_end as i64 - ETH_HLEN as i64 {
+            return false;
+        }
+        let data = data as u64;
+        let data_meta = data - metalen;
+        if metalen > 0 {
+            // SAFETY: both ranges lie inside the packet buffer region (checked above: the new
+            // metadata starts after the frame header and ends at the new `data`); `copy`
+            // allows overlap.
+            unsafe { std::ptr::copy(x.buf.ptr.add(x.data_meta as usize), x.buf.ptr.add(data_meta as usize), metalen as usize) };
+        }
+        self.memory.xdp = Some(XdpState { data_meta, data, ..x });
+        self.memory.refresh_packet();
+        true
+    }
+
+    /// `bpf_xdp_adjust_tail`: moves `data_end` by `delta`; grown bytes are zeroed. `false` when it
+    /// would pass the end of the frame (minus the kernel's tailroom) or leave under 14 bytes.
+    pub fn xdp_adjust_tail(&mut self, delta: i64) -> bool {
+        let Some(x) = self.memory.xdp else { return false };
+        let data_end = x.data_end as i64 + delta;
+        let hard_end = x.buf.len as i64 - crate::interp::XDP_TAILROOM as i64;
+        if data_end > hard_end || data_end < (x.data + ETH_HLEN) as i64 {
+            return false;
+        }
+        let data_end = data_end as u64;
+        if data_end > x.data_end {
+            // SAFETY: `x.data_end..data_end` lies inside the buffer (`data_end <= hard_end`).
+            unsafe { std::ptr::write_bytes(x.buf.ptr.add(x.data_end as usize), 0, (data_end - x.data_end) as usize) };
+        }
+        self.memory.xdp = Some(XdpState { data_end, ..x });
+        self.memory.refresh_packet();
+        true
+    }
+
+    /// `bpf_xdp_adjust_meta`: moves `data_meta` by `delta`. `Err(errno)` as the kernel returns:
+    /// -EINVAL out of bounds, -EACCES when the metadata length is not a multiple of 4 up to 32.
+    pub fn xdp_adjust_meta(&mut self, delta: i64) -> Result<(), i64> {
+        let Some(x) = self.memory.xdp else { return Err(-22) };
+        let meta = x.data_meta as i64 + delta;
+        if meta < XDP_FRAME_STRUCT as i64 || meta > x.data as i64 {
+            return Err(-22);
+        }
+        let metalen = x.data as i64 - meta;
+        if metalen % 4 != 0 || metalen > 32 {
+            return Err(-13);
+        }
+        self.memory.xdp = Some(XdpState { data_meta: meta as u64, ..x });
+        self.memory.refresh_packet();
+        Ok(())
+    }
+}
+
+/// Size of the kernel's `struct xdp_frame`, which sits at the start of the headroom.
+const XDP_FRAME_STRUCT: u64 = 40;
+/// Minimum packet length the kernel keeps (`ETH_HLEN`).
+const ETH_HLEN: u64 = 14;
+
+/// Names of the kernel's helpers by id, for messages about helpers duet does not provide.
+const KERNEL_HELPER_NAMES: &[(i64, &str)] = &[
+    (1, "map_lookup_elem"),
+    (2, "map_update_elem"),
+    (3, "map_delete_elem"),
+    (4, "probe_read"),
+    (5, "ktime_get_ns"),
+    (6, "trace_printk"),
+    (7, "get_prandom_u32"),
+    (8, "get_smp_processor_id"),
+    (9, "skb_store_bytes"),
+    (10, "l3_csum_replace"),
+    (11, "l4_csum_replace"),
+    (12, "tail_call"),
+    (13, "clone_redirect"),
+    (14, "get_current_pid_tgid"),
+    (15, "get_current_uid_gid"),
+    (16, "get_current_comm"),
+    (23, "redirect"),
+    (25, "perf_event_output"),
+    (26, "skb_load_bytes"),
+    (28, "csum_diff"),
+    (44, "xdp_adjust_head"),
+    (51, "redirect_map"),
+    (54, "xdp_adjust_meta"),
+    (65, "xdp_adjust_tail"),
+    (113, "probe_read_kernel"),
+    (125, "ktime_get_boot_ns"),
+    (130, "ringbuf_output"),
+    (131, "ringbuf_reserve"),
+    (132, "ringbuf_submit"),
+    (133, "ringbuf_discard"),
+    (181, "loop"),
+];
+
+/// The kernel's name for helper `id`, if duet knows it.
+pub fn kernel_helper_name(id: i64) -> Option<&'static str> {
+    KERNEL_HELPER_NAMES.iter().find(|(i, _)| *i == id).map(|(_, n)| *n)
+}
+
 /// A helper: takes `r1..=r5`, returns what to do next.
-pub type Helper = Arc<dyn Fn(&mut HelperContext<'_>, [u64; 5]) -> Result<HelperOutcome, HelperError> + Send + Sync>;
+pub type Helper = Arc<dyn Fn(&mut HelperContext<'_, '_>, &[u64; 5]) -> Result<HelperOutcome, HelperError> + Send + Sync>;
 
 /// Ids below this are looked up in a flat table (kernel helper ids are small).
 const DENSE_IDS: u32 = 1024;
@@ -98,7 +215,7 @@ impl Helpers {
     pub fn register(
         &mut self,
         id: u32,
-        f: impl Fn(&mut HelperContext<'_>, [u64; 5]) -> Result<HelperOutcome, HelperError> + Send + Sync + 'static,
+        f: impl Fn(&mut HelperContext<'_, '_>, &[u64; 5]) -> Result<HelperOutcome, HelperError> + Send + Sync + 'static,
     ) -> &mut Self {
         let helper: Helper = Arc::new(f);
         if id < DENSE_IDS {
@@ -132,6 +249,6 @@ impl Helpers {
 
 /// The conformance suite's helper 5: returns its argument; a zero argument ends the program
 /// with `r0 = 0`.
-pub fn unwind_helper(_: &mut HelperContext<'_>, args: [u64; 5]) -> Result<HelperOutcome, HelperError> {
+pub fn unwind_helper(_: &mut HelperContext<'_, '_>, args: &[u64; 5]) -> Result<HelperOutcome, HelperError> {
     Ok(if args[0] == 0 { HelperOutcome::Exit(0) } else { HelperOutcome::Return(args[0]) })
 }

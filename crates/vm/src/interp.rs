@@ -8,10 +8,12 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use std::sync::Arc;
+
 use duet_isa::{Insn, Op, Program, PseudoSrc};
 
 use crate::helpers::{HelperContext, HelperOutcome, Helpers};
-use crate::memory::{MemoryMap, Region, RegionKind};
+use crate::memory::{Context, MemoryMap, PACKET_REGION, Region, RegionKind, SharedRegions, XdpState};
 use crate::{Trap, TrapKind};
 
 /// Bytes of stack per call frame, as in Linux.
@@ -21,6 +23,9 @@ pub const MAX_CALL_DEPTH: usize = 8;
 
 const STACK_TOTAL: usize = STACK_SIZE * MAX_CALL_DEPTH;
 const STACK_REGION: usize = 0;
+
+/// Most tail calls one run may chain, as in Linux (`MAX_TAIL_CALL_CNT`).
+pub const MAX_TAIL_CALLS: u32 = 33;
 
 /// Options of an interpreter.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,22 +44,43 @@ impl Default for Config {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
     /// A `call` names a helper that is not registered.
-    #[error("instruction {pc}: call to unknown helper {id}")]
+    #[error("instruction {pc}: call to unknown helper {id}{}", helper_name_suffix(*.id))]
     UnknownHelper {
         /// Slot index of the call.
         pc: usize,
         /// The helper id.
         id: i64,
     },
+    /// An `lddw` refers to something the loader could not resolve.
+    #[error("instruction {pc}: {what}")]
+    Unresolved {
+        /// Slot index of the `lddw`.
+        pc: usize,
+        /// What could not be resolved.
+        what: String,
+    },
+}
+
+fn helper_name_suffix(id: i64) -> String {
+    crate::helpers::kernel_helper_name(id).map(|n| format!(" ({n}), which duet's userspace VM does not provide")).unwrap_or_default()
+}
+
+/// The decoded programs of one interpreter (more than one when tail calls can reach others),
+/// its helpers and its long-lived memory regions. Shared by clones.
+#[derive(Debug)]
+pub(crate) struct Code {
+    pub(crate) programs: Vec<Box<[Insn]>>,
+    pub(crate) helpers: Helpers,
+    pub(crate) regions: SharedRegions,
+    pub(crate) config: Config,
 }
 
 /// The checked reference interpreter. One instance runs one program; clone it to run the same
-/// program on several threads (clones share the decoded code and helpers, not the stack).
+/// program on several threads (clones share the decoded code, helpers and maps, not the stack).
 #[derive(Clone, Debug)]
 pub struct Interpreter {
-    code: Box<[Insn]>,
-    helpers: Helpers,
-    config: Config,
+    code: Arc<Code>,
+    entry: usize,
     stack: Box<[u8]>,
 }
 
@@ -63,60 +89,175 @@ struct Frame {
     saved: [u64; 4],
 }
 
-impl Interpreter {
-    /// Prepares `program` for execution with `helpers`.
-    pub fn new(program: &Program, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
-        let mut code = vec![Insn::new(Op::Exit); program.n_slots()];
-        for &(pc, insn) in program.insns() {
-            if insn.op == Op::Call && (insn.imm < 0 || helpers.get(insn.imm as u32).is_none()) {
-                return Err(LoadError::UnknownHelper { pc, id: insn.imm });
-            }
-            code[pc] = insn;
-            // The second slot of an lddw is never executed (jumps into it were rejected when the
-            // program was decoded, and lddw advances by two); keep the copy harmless anyway.
-            if insn.op == Op::LdImm64 {
-                code[pc + 1] = insn;
-            }
+/// Lays `program` out by slot, rewriting each `lddw` with a pseudo source through `resolve`
+/// (`None` leaves it, so running it traps) and checking that every helper it calls exists.
+pub(crate) fn prepare(
+    program: &Program,
+    helpers: &Helpers,
+    mut resolve: impl FnMut(usize, &Insn) -> Result<Option<u64>, LoadError>,
+) -> Result<Box<[Insn]>, LoadError> {
+    let mut code = vec![Insn::new(Op::Exit); program.n_slots()];
+    for &(pc, insn) in program.insns() {
+        let mut insn = insn;
+        if insn.op == Op::Call && (insn.imm < 0 || helpers.get(insn.imm as u32).is_none()) {
+            return Err(LoadError::UnknownHelper { pc, id: insn.imm });
         }
-        Ok(Interpreter {
-            code: code.into_boxed_slice(),
-            helpers,
-            config,
-            stack: vec![0; STACK_TOTAL].into_boxed_slice(),
-        })
+        if insn.op == Op::LdImm64
+            && insn.src != 0
+            && let Some(value) = resolve(pc, &insn)?
+        {
+            insn.src = 0;
+            insn.imm = value as i64;
+        }
+        code[pc] = insn;
+        // The second slot of an lddw is never executed (jumps into it were rejected when the
+        // program was decoded, and lddw advances by two); keep the copy harmless anyway.
+        if insn.op == Op::LdImm64 {
+            code[pc + 1] = insn;
+        }
+    }
+    Ok(code.into_boxed_slice())
+}
+
+impl Interpreter {
+    /// Prepares `program` for execution with `helpers`. `lddw`s of maps or other objects stay
+    /// unresolved (running one traps); load objects with a [`crate::Module`] instead.
+    pub fn new(program: &Program, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
+        let code = prepare(program, &helpers, |_, _| Ok(None))?;
+        Ok(Self::from_code(Arc::new(Code { programs: vec![code], helpers, regions: SharedRegions::default(), config }), 0))
+    }
+
+    pub(crate) fn from_code(code: Arc<Code>, entry: usize) -> Self {
+        Interpreter { code, entry, stack: vec![0; STACK_TOTAL].into_boxed_slice() }
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.code.config
     }
 
     /// Runs the program with `r1` pointing at `mem` and `r2 = mem.len()`, as the conformance
     /// suite and socket-filter style programs expect. Legacy packet loads read from `mem`.
     pub fn run(&mut self, mem: &mut [u8]) -> Result<u64, Trap> {
         // Borrow the fields separately: the stack is only ever touched through the region table.
-        let Interpreter { code, helpers, config, stack } = self;
-        let mut memory = MemoryMap::new();
-        let stack = Region::writable(stack, RegionKind::Stack);
+        let Interpreter { code, entry, stack } = self;
+        let mut memory = MemoryMap::new(&code.regions.0);
+        memory.push(Region::writable(stack, RegionKind::Stack));
         let input = Region::writable(mem, RegionKind::Input);
-        memory.push(stack);
         memory.push(input);
-        let args = [input.start(), input.len(), 0, 0, 0];
-        execute(code, helpers, config, &mut memory, args, input)
+        execute(code, *entry, &mut memory, [input.start(), input.len(), 0, 0, 0], input)
+    }
+
+    /// Runs an XDP program on `packet`; returns the verdict (`r0`). The program sees
+    /// `struct xdp_md` in `r1`; `bpf_xdp_adjust_head/tail/meta` move the packet's bounds.
+    pub fn run_xdp(&mut self, packet: &mut XdpPacket) -> Result<u64, Trap> {
+        let Interpreter { code, entry, stack } = self;
+        let mut memory = MemoryMap::new(&code.regions.0);
+        memory.push(Region::writable(stack, RegionKind::Stack));
+        let buf = Region::writable(&mut packet.buf, RegionKind::Packet);
+        memory.xdp = Some(XdpState {
+            buf,
+            data_meta: packet.data_meta as u64,
+            data: packet.data as u64,
+            data_end: packet.data_end as u64,
+        });
+        memory.push(Region::EMPTY);
+        memory.push(Region::EMPTY);
+        memory.refresh_packet();
+        // The context is not memory; any unique address will do. Use the packet struct's own.
+        let ctx = packet as *const XdpPacket as u64;
+        memory.context = Context::Xdp { addr: ctx, ingress_ifindex: packet.ingress_ifindex, rx_queue_index: packet.rx_queue_index };
+        let legacy = memory.get(PACKET_REGION);
+        let result = execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], legacy);
+        if let Some(x) = memory.xdp {
+            packet.data_meta = x.data_meta as usize;
+            packet.data = x.data as usize;
+            packet.data_end = x.data_end as usize;
+        }
+        result
+    }
+
+    /// Runs a socket filter on an Ethernet frame, as the kernel's `BPF_PROG_TEST_RUN` does: the
+    /// program sees `struct __sk_buff` in `r1`, and legacy packet loads start at the network
+    /// header (the kernel has pulled the Ethernet header). Returns `r0`.
+    pub fn run_socket_filter(&mut self, frame: &mut [u8]) -> Result<u64, Trap> {
+        let Interpreter { code, entry, stack } = self;
+        let mut memory = MemoryMap::new(&code.regions.0);
+        memory.push(Region::writable(stack, RegionKind::Stack));
+        let eth = frame.len().min(14);
+        let protocol = if frame.len() >= 14 { u16::from_le_bytes([frame[12], frame[13]]) } else { 0 };
+        let net = Region::read_only(&frame[eth..], RegionKind::Packet);
+        let ctx = frame.as_ptr() as u64 ^ 0x8000_0000_0000;
+        memory.context = Context::Skb { addr: ctx, len: net.len() as u32, protocol: u32::from(protocol) };
+        execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], net)
+    }
+}
+
+/// A packet buffer laid out as the kernel's `xdp_buff` in `BPF_PROG_TEST_RUN`: 256 bytes of
+/// headroom, the frame, and room to grow the tail up to the end of a 4 KiB frame minus the
+/// kernel's `skb_shared_info` tailroom.
+#[derive(Clone, Debug)]
+pub struct XdpPacket {
+    buf: Vec<u8>,
+    data_meta: usize,
+    data: usize,
+    data_end: usize,
+    /// `xdp_md.ingress_ifindex`.
+    pub ingress_ifindex: u32,
+    /// `xdp_md.rx_queue_index`.
+    pub rx_queue_index: u32,
+}
+
+/// Headroom before the frame (`XDP_PACKET_HEADROOM`).
+pub const XDP_HEADROOM: usize = 256;
+/// Total buffer size of one XDP frame in `BPF_PROG_TEST_RUN`.
+pub const XDP_FRAME_SIZE: usize = 4096;
+/// Tailroom the kernel reserves for `struct skb_shared_info` on x86_64.
+pub const XDP_TAILROOM: usize = 320;
+
+impl XdpPacket {
+    /// Copies `frame` into a fresh buffer with kernel-like headroom and tailroom.
+    pub fn new(frame: &[u8]) -> Self {
+        let size = (XDP_HEADROOM + frame.len() + XDP_TAILROOM).max(XDP_FRAME_SIZE);
+        let mut buf = vec![0u8; size];
+        buf[XDP_HEADROOM..XDP_HEADROOM + frame.len()].copy_from_slice(frame);
+        XdpPacket {
+            buf,
+            data_meta: XDP_HEADROOM,
+            data: XDP_HEADROOM,
+            data_end: XDP_HEADROOM + frame.len(),
+            ingress_ifindex: 1,
+            rx_queue_index: 0,
+        }
+    }
+
+    /// The packet bytes between `data` and `data_end`, as the program left them.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.data..self.data_end]
+    }
+
+    /// The metadata bytes between `data_meta` and `data`.
+    pub fn meta(&self) -> &[u8] {
+        &self.buf[self.data_meta..self.data]
     }
 }
 
 /// The run loop. `memory` holds the whole stack buffer at index 0; `packet` is what legacy
 /// packet loads read.
 fn execute(
-    code: &[Insn],
-    helpers: &Helpers,
-    config: &Config,
-    memory: &mut MemoryMap,
+    shared: &Code,
+    entry: usize,
+    memory: &mut MemoryMap<'_>,
     args: [u64; 5],
     packet: Region,
 ) -> Result<u64, Trap> {
-    let mut regs = [0u64; 11];
+    let helpers = &shared.helpers;
+    let config = &shared.config;
+    let mut code: &[Insn] = &shared.programs[entry];
+    let mut tail_calls = 0u32;
+    // Sixteen slots so that `reg & 15` indexes without a bounds check; r11..r15 are never used
+    // (the decoder rejects register numbers above 10).
+    let mut regs = [0u64; 16];
     regs[1..6].copy_from_slice(&args);
     // The full stack region, and the part the current frame may touch: its own 512 bytes
     // and its callers' frames above it (a callee may use pointers into its caller's stack).
@@ -150,7 +291,12 @@ fn execute(
                 // SAFETY: the region table proved the whole access lies inside a live region
                 // borrowed by this run; `read_unaligned` has no alignment requirement.
                 Ok(p) => unsafe { p.cast::<$ty>().read_unaligned() },
-                Err(kind) => trap!(kind),
+                // Context fields are translated, not read (see `MemoryMap::context_load`).
+                Err(kind) => match memory.context_load(addr, size_of::<$ty>() as u64) {
+                    Some(Ok(v)) => v as $ty,
+                    Some(Err(kind)) => trap!(kind),
+                    None => trap!(kind),
+                },
             }
         }};
     }
@@ -209,8 +355,8 @@ fn execute(
         }
         budget -= 1;
         let insn = code[pc];
-        let dst = insn.dst as usize;
-        let src = insn.src as usize;
+        let dst = (insn.dst & 15) as usize;
+        let src = (insn.src & 15) as usize;
         let imm = insn.imm as u64;
         match insn.op {
             // --- 64-bit ALU ---
@@ -477,12 +623,24 @@ fn execute(
                     None => trap!(TrapKind::UnknownHelper(id)),
                 };
                 let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
-                let n_regions = memory.len();
-                let outcome = helper(&mut HelperContext { memory }, args);
-                memory.truncate(n_regions);
-                match outcome {
+                match helper(&mut HelperContext { memory: &mut *memory }, &args) {
                     Ok(HelperOutcome::Return(v)) => regs[0] = v,
                     Ok(HelperOutcome::Exit(v)) => return Ok(v),
+                    Ok(HelperOutcome::Fallthrough) => {}
+                    Ok(HelperOutcome::TailCall(target)) => {
+                        // As in Linux: a tail call that cannot happen falls through.
+                        if let Some(next) = shared.programs.get(target as usize)
+                            && tail_calls < MAX_TAIL_CALLS
+                        {
+                            if depth != 0 {
+                                trap!(TrapKind::Unsupported("tail calls from bpf-to-bpf subprograms"));
+                            }
+                            tail_calls += 1;
+                            code = next;
+                            pc = 0;
+                            continue;
+                        }
+                    }
                     Err(source) => trap!(TrapKind::HelperFailed { id: id as u32, source: Box::new(source) }),
                 }
             }

@@ -18,7 +18,7 @@ mod interp;
 mod memory;
 mod trap;
 
-pub use helpers::{Helper, HelperContext, HelperError, HelperOutcome, Helpers, unwind_helper};
-pub use interp::{Config, Interpreter, LoadError, MAX_CALL_DEPTH, STACK_SIZE};
+pub use helpers::{Helper, HelperContext, HelperError, HelperOutcome, Helpers, kernel_helper_name, unwind_helper};
+pub use interp::{Config, Interpreter, LoadError, MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_SIZE, XDP_FRAME_SIZE, XDP_HEADROOM, XDP_TAILROOM, XdpPacket};
 pub use memory::{MAX_REGIONS, Region, RegionKind};
 pub use trap::{Trap, TrapKind};

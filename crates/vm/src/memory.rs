@@ -1,9 +1,17 @@
 //! The guest's view of memory: a small table of host regions, each access checked against it.
+//!
+//! Guest addresses are host addresses, so pointers compare and subtract as programs expect.
+//! Three kinds of region exist in a run:
+//! - per-run regions (the stack, the input memory or packet), in a small fixed table;
+//! - long-lived regions (map storage), shared by every run of a module;
+//! - the program context (`struct xdp_md`, `struct __sk_buff`), which is not memory at all:
+//!   loads from it are translated field by field, as the kernel rewrites context accesses at
+//!   load time. A 32-bit load of `xdp_md.data` yields the full 64-bit packet pointer.
 
 use crate::TrapKind;
 
-/// Most regions one run can have mapped at once (stack, input, and regions helpers add).
-pub const MAX_REGIONS: usize = 8;
+/// Most per-run regions one run can have mapped at once.
+pub const MAX_REGIONS: usize = 4;
 
 /// What a region holds, for diagnostics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,12 +20,15 @@ pub enum RegionKind {
     Stack,
     /// The memory the program was given (`r1`/`r2`).
     Input,
-    /// A region a helper exposed.
-    Helper,
+    /// Packet bytes between `data` and `data_end`.
+    Packet,
+    /// XDP metadata between `data_meta` and `data`.
+    PacketMeta,
+    /// Storage of a map (values, ring buffer data, global data).
+    Map,
 }
 
-/// One mapped host region. Guest addresses are host addresses, so pointers compare and
-/// subtract as programs expect; every access is checked to lie inside one region.
+/// One mapped host region.
 #[derive(Clone, Copy, Debug)]
 pub struct Region {
     pub(crate) start: u64,
@@ -28,29 +39,26 @@ pub struct Region {
 }
 
 impl Region {
-    const EMPTY: Region =
-        Region { start: 0, len: 0, ptr: core::ptr::null_mut(), writable: false, kind: RegionKind::Helper };
+    pub(crate) const EMPTY: Region =
+        Region { start: 0, len: 0, ptr: core::ptr::null_mut(), writable: false, kind: RegionKind::Input };
 
     /// A read-only region over `bytes`.
     pub fn read_only(bytes: &[u8], kind: RegionKind) -> Self {
-        Region {
-            start: bytes.as_ptr() as u64,
-            len: bytes.len() as u64,
-            ptr: bytes.as_ptr().cast_mut(),
-            writable: false,
-            kind,
-        }
+        Region { start: bytes.as_ptr() as u64, len: bytes.len() as u64, ptr: bytes.as_ptr().cast_mut(), writable: false, kind }
     }
 
     /// A writable region over `bytes`.
     pub fn writable(bytes: &mut [u8], kind: RegionKind) -> Self {
-        Region {
-            start: bytes.as_mut_ptr() as u64,
-            len: bytes.len() as u64,
-            ptr: bytes.as_mut_ptr(),
-            writable: true,
-            kind,
-        }
+        Region { start: bytes.as_mut_ptr() as u64, len: bytes.len() as u64, ptr: bytes.as_mut_ptr(), writable: true, kind }
+    }
+
+    /// A region over raw storage that outlives every run that maps it (map storage).
+    ///
+    /// # Safety
+    /// `ptr..ptr + len` must be valid for reads (and writes when `writable`) for as long as any
+    /// interpreter holding this region exists, and must not be freed or moved meanwhile.
+    pub(crate) unsafe fn from_raw(ptr: *mut u8, len: usize, writable: bool, kind: RegionKind) -> Self {
+        Region { start: ptr as u64, len: len as u64, ptr, writable, kind }
     }
 
     /// First guest address.
@@ -73,30 +81,80 @@ impl Region {
         self.kind
     }
 
+    /// A sub-range of this region (`offset..offset + len` must lie inside it).
+    pub(crate) fn slice(&self, offset: u64, len: u64, kind: RegionKind) -> Region {
+        Region { start: self.start + offset, len, ptr: self.ptr.wrapping_add(offset as usize), writable: self.writable, kind }
+    }
+
     /// The host pointer for `[addr, addr + size)` if it lies inside this region.
     #[inline(always)]
     fn translate(&self, addr: u64, size: u64) -> Option<*mut u8> {
         let offset = addr.wrapping_sub(self.start);
-        // `offset <= len - size` without overflow: both subtractions are checked by the
-        // comparison order (size <= len first).
+        // `size <= len` is checked first, so `len - size` cannot underflow.
         if size <= self.len && offset <= self.len - size { Some(self.ptr.wrapping_add(offset as usize)) } else { None }
     }
 }
 
+/// Long-lived regions (map storage), shareable between threads.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SharedRegions(pub(crate) Vec<Region>);
+
+// SAFETY: the pointers in a `SharedRegions` point into map storage owned by `Arc<Map>`s that the
+// same module holds for at least as long; they are only dereferenced through the region checks
+// of a run, and concurrent access to map values is the guest's business exactly as in the kernel
+// (map values are shared between CPUs there too).
+unsafe impl Send for SharedRegions {}
+// SAFETY: as above; the vector itself is never mutated after the module is built.
+unsafe impl Sync for SharedRegions {}
+
+/// Program context layouts the memory map can translate.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Context {
+    /// No context region (plain memory runs).
+    None,
+    /// `struct xdp_md`: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
+    Xdp { addr: u64, ingress_ifindex: u32, rx_queue_index: u32 },
+    /// `struct __sk_buff` for socket filters: `len` (offset 0) and `protocol` (offset 16).
+    Skb { addr: u64, len: u32, protocol: u32 },
+}
+
+/// Size of `struct xdp_md`.
+pub(crate) const XDP_MD_SIZE: u64 = 24;
+/// Size of `struct __sk_buff`.
+pub(crate) const SK_BUFF_SIZE: u64 = 192;
+
+/// The packet buffer of an XDP run: headroom, data, tailroom, as the kernel lays out an
+/// `xdp_buff`. Offsets are relative to the buffer start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct XdpState {
+    pub(crate) buf: Region,
+    pub(crate) data_meta: u64,
+    pub(crate) data: u64,
+    pub(crate) data_end: u64,
+}
+
+/// Index of the packet region while an XDP program runs.
+pub(crate) const PACKET_REGION: usize = 1;
+/// Index of the metadata region while an XDP program runs.
+pub(crate) const META_REGION: usize = 2;
+
 /// The region table of one run. Lives on the Rust stack of the run; holds raw pointers into
 /// buffers that the run borrows, so it never outlives them.
 #[derive(Debug)]
-pub(crate) struct MemoryMap {
+pub(crate) struct MemoryMap<'a> {
     regions: [Region; MAX_REGIONS],
     n: usize,
+    shared: &'a [Region],
+    pub(crate) context: Context,
+    pub(crate) xdp: Option<XdpState>,
 }
 
-impl MemoryMap {
-    pub(crate) fn new() -> Self {
-        MemoryMap { regions: [Region::EMPTY; MAX_REGIONS], n: 0 }
+impl<'a> MemoryMap<'a> {
+    pub(crate) fn new(shared: &'a [Region]) -> Self {
+        MemoryMap { regions: [Region::EMPTY; MAX_REGIONS], n: 0, shared, context: Context::None, xdp: None }
     }
 
-    /// Adds a region; returns its index, or `None` when the table is full.
+    /// Adds a per-run region; returns its index, or `None` when the table is full.
     pub(crate) fn push(&mut self, region: Region) -> Option<usize> {
         if self.n == MAX_REGIONS {
             return None;
@@ -104,10 +162,6 @@ impl MemoryMap {
         self.regions[self.n] = region;
         self.n += 1;
         Some(self.n - 1)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.n
     }
 
     pub(crate) fn set(&mut self, index: usize, region: Region) {
@@ -118,9 +172,12 @@ impl MemoryMap {
         self.regions[index]
     }
 
-    /// Removes regions added after the first `n` (used to drop helper regions after a run).
-    pub(crate) fn truncate(&mut self, n: usize) {
-        self.n = self.n.min(n);
+    /// Re-derives the packet and metadata regions after `data`/`data_end`/`data_meta` moved.
+    pub(crate) fn refresh_packet(&mut self) {
+        if let Some(x) = self.xdp {
+            self.regions[PACKET_REGION] = x.buf.slice(x.data, x.data_end - x.data, RegionKind::Packet);
+            self.regions[META_REGION] = x.buf.slice(x.data_meta, x.data - x.data_meta, RegionKind::PacketMeta);
+        }
     }
 
     #[inline(always)]
@@ -130,7 +187,7 @@ impl MemoryMap {
                 return Ok(p);
             }
         }
-        Err(TrapKind::OutOfBoundsRead { addr, size })
+        self.translate_shared(addr, size, false).map(|p| p.cast_const())
     }
 
     #[inline(always)]
@@ -142,6 +199,62 @@ impl MemoryMap {
                 return Ok(p);
             }
         }
-        Err(TrapKind::OutOfBoundsWrite { addr, size })
+        self.translate_shared(addr, size, true)
+    }
+
+    #[inline(never)]
+    fn translate_shared(&self, addr: u64, size: u64, write: bool) -> Result<*mut u8, TrapKind> {
+        for region in self.shared {
+            if (region.writable || !write)
+                && let Some(p) = region.translate(addr, size)
+            {
+                return Ok(p);
+            }
+        }
+        if let Some(offset) = self.context_offset(addr) {
+            return Err(TrapKind::ContextAccess { offset, size, write });
+        }
+        Err(if write { TrapKind::OutOfBoundsWrite { addr, size } } else { TrapKind::OutOfBoundsRead { addr, size } })
+    }
+
+    fn context_offset(&self, addr: u64) -> Option<u64> {
+        let (start, len) = match self.context {
+            Context::None => return None,
+            Context::Xdp { addr, .. } => (addr, XDP_MD_SIZE),
+            Context::Skb { addr, .. } => (addr, SK_BUFF_SIZE),
+        };
+        let offset = addr.wrapping_sub(start);
+        (offset < len).then_some(offset)
+    }
+
+    /// A load from the program context, translated field by field. `None` when `addr` is not in
+    /// the context; an error for an access the program type does not allow.
+    #[inline(never)]
+    pub(crate) fn context_load(&self, addr: u64, size: u64) -> Option<Result<u64, TrapKind>> {
+        let offset = self.context_offset(addr)?;
+        let bad = || Err(TrapKind::ContextAccess { offset, size, write: false });
+        Some(match self.context {
+            Context::None => bad(),
+            Context::Xdp { ingress_ifindex, rx_queue_index, .. } => {
+                let Some(x) = self.xdp else { return Some(bad()) };
+                if size != 4 {
+                    return Some(bad());
+                }
+                match offset {
+                    0 => Ok(x.buf.start + x.data),
+                    4 => Ok(x.buf.start + x.data_end),
+                    8 => Ok(x.buf.start + x.data_meta),
+                    12 => Ok(u64::from(ingress_ifindex)),
+                    16 => Ok(u64::from(rx_queue_index)),
+                    20 => Ok(0),
+                    _ => bad(),
+                }
+            }
+            Context::Skb { len, protocol, .. } => match (offset, size) {
+                (0, 4) => Ok(u64::from(len)),
+                (16, 4) => Ok(u64::from(protocol)),
+                _ => bad(),
+            },
+        })
     }
 }

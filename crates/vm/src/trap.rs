@@ -45,6 +45,19 @@ pub enum TrapKind {
         #[source]
         source: Box<crate::HelperError>,
     },
+    /// A load or store of the program context that the program type does not allow.
+    #[error("invalid {} of {size} bytes at context offset {offset}", if *write { "write" } else { "read" })]
+    ContextAccess {
+        /// Offset into the context structure.
+        offset: u64,
+        /// Access size in bytes.
+        size: u64,
+        /// Whether it was a store.
+        write: bool,
+    },
+    /// Something valid eBPF that duet's userspace VM does not support (yet).
+    #[error("not supported in duet's userspace VM: {0}")]
+    Unsupported(&'static str),
     /// The configured instruction budget ran out.
     #[error("instruction budget of {0} instructions exhausted")]
     BudgetExhausted(u64),

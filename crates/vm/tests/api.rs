@@ -16,7 +16,7 @@ fn vm(src: &str, helpers: Helpers) -> Interpreter {
 fn helpers_get_arguments_and_memory() {
     let mut helpers = Helpers::new();
     // Helper 1 sums its five arguments; helper 2 reads 4 bytes at r1 and returns them as u32.
-    helpers.register(1, |_, a| Ok(HelperOutcome::Return(a.iter().sum())));
+    helpers.register(1, |_, a: &[u64; 5]| Ok(HelperOutcome::Return(a.iter().sum())));
     helpers.register(2, |cx, a| {
         let mut buf = [0u8; 4];
         cx.read(1, a[0], &mut buf)?;
