@@ -10,6 +10,8 @@ use duet_isa::Program;
 use duet_testdata::{TestCase, Verdict};
 use duet_vm::{Config, Helpers, Interpreter};
 
+mod objects;
+
 /// Where the external conformance suite sits relative to the project root.
 const DEFAULT_CONFORMANCE_DIR: &str = "../shared/conformance/bpf_conformance/tests";
 
@@ -74,6 +76,45 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         budget: u64,
     },
+    /// Show an object file's programs, maps, relocations and disassembly (with source lines
+    /// when the object has BTF line info).
+    Inspect {
+        /// The `.bpf.o` file.
+        object: PathBuf,
+        /// Disassemble only this program.
+        #[arg(long)]
+        program: Option<String>,
+        /// Skip the disassembly.
+        #[arg(long)]
+        no_disasm: bool,
+    },
+    /// Run an XDP or socket-filter program over every frame of a pcap/pcapng capture in the
+    /// userspace VM, and report verdict counts (or JSON with every result and the final maps).
+    Run {
+        /// The `.bpf.o` file.
+        object: PathBuf,
+        /// The capture (pcap or pcapng, Ethernet link type).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Program to run (needed when the object has several).
+        #[arg(long)]
+        program: Option<String>,
+        /// Engine: `interp` (the checked interpreter).
+        #[arg(long, default_value = "interp", value_parser = ["interp"])]
+        engine: String,
+        /// Print one JSON object: {"results": [r0 per packet], "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
+        #[arg(long)]
+        json: bool,
+        /// Seed maps before the run from a JSON file of the same shape (e.g. a blocklist).
+        #[arg(long)]
+        maps_in: Option<PathBuf>,
+        /// Number of CPUs per-CPU maps hold [default: the machine's possible CPUs, as the kernel].
+        #[arg(long)]
+        cpus: Option<usize>,
+        /// Deterministic time (starts at 1 s, +1 µs per read) and randomness, for reproducible output.
+        #[arg(long)]
+        deterministic: bool,
+    },
     /// The demo: run the conformance suite and a sample program, and explain what happened.
     Demo,
 }
@@ -128,6 +169,14 @@ fn run(command: Command) -> Result<ExitCode> {
             let mut mem = parse_mem_arg(mem.as_deref())?;
             let r0 = interpret(&program, &mut mem, budget).map_err(anyhow::Error::msg)?;
             println!("r0 = {r0:#x} ({r0})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect { object, program, no_disasm } => {
+            objects::inspect(&object, program.as_deref(), !no_disasm)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { object, pcap, program, engine: _, json, maps_in, cpus, deterministic } => {
+            objects::run(&objects::RunArgs { object, pcap, program, json, maps_in, cpus, deterministic })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo(),

@@ -61,6 +61,14 @@ impl HelperContext<'_, '_> {
         Ok(())
     }
 
+    /// Borrows `len` guest bytes at `addr` (for keys, values and buffers helpers only read).
+    pub fn slice(&self, arg: u8, addr: u64, len: usize) -> Result<&[u8], HelperError> {
+        let p = self.memory.translate_read(addr, len as u64).map_err(|trap| HelperError::BadPointer { arg, trap })?;
+        // SAFETY: `translate_read` proved `[p, p + len)` lies inside one region that stays live
+        // for the whole run, which outlives this borrow of the context.
+        Ok(unsafe { std::slice::from_raw_parts(p, len) })
+    }
+
     /// Copies `data` into guest memory at `addr`.
     pub fn write(&mut self, arg: u8, addr: u64, data: &[u8]) -> Result<(), HelperError> {
         let p = self

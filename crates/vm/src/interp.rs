@@ -291,9 +291,20 @@ fn execute(
                 // SAFETY: the region table proved the whole access lies inside a live region
                 // borrowed by this run; `read_unaligned` has no alignment requirement.
                 Ok(p) => unsafe { p.cast::<$ty>().read_unaligned() },
-                // Context fields are translated, not read (see `MemoryMap::context_load`).
-                Err(kind) => match memory.context_load(addr, size_of::<$ty>() as u64) {
-                    Some(Ok(v)) => v as $ty,
+                Err(kind) => trap!(kind),
+            }
+        }};
+    }
+    // 32-bit loads may read the program context, whose fields are translated rather than read
+    // (see `MemoryMap::context_load`): `xdp_md.data` yields a full 64-bit pointer.
+    macro_rules! load_w {
+        ($addr:expr) => {{
+            let addr: u64 = $addr;
+            match memory.translate_read(addr, 4) {
+                // SAFETY: as for `load!`.
+                Ok(p) => u64::from(unsafe { p.cast::<u32>().read_unaligned() }),
+                Err(kind) => match memory.context_load(addr, 4) {
+                    Some(Ok(v)) => v,
                     Some(Err(kind)) => trap!(kind),
                     None => trap!(kind),
                 },
@@ -488,7 +499,7 @@ fn execute(
             // --- loads and stores ---
             Op::LdxB => regs[dst] = u64::from(load!(u8, regs[src].wrapping_add(insn.off as u64))),
             Op::LdxH => regs[dst] = u64::from(load!(u16, regs[src].wrapping_add(insn.off as u64))),
-            Op::LdxW => regs[dst] = u64::from(load!(u32, regs[src].wrapping_add(insn.off as u64))),
+            Op::LdxW => regs[dst] = load_w!(regs[src].wrapping_add(insn.off as u64)),
             Op::LdxDw => regs[dst] = load!(u64, regs[src].wrapping_add(insn.off as u64)),
             Op::LdxSB => regs[dst] = load!(i8, regs[src].wrapping_add(insn.off as u64)) as i64 as u64,
             Op::LdxSH => regs[dst] = load!(i16, regs[src].wrapping_add(insn.off as u64)) as i64 as u64,

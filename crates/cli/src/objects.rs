@@ -1,0 +1,321 @@
+//! `duet inspect` and `duet run`: object files in the userspace VM.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use duet_maps::{Map, MapType, MapValue};
+use duet_object::{Object, ProgramKind};
+use duet_vm::{Env, LoadOptions, Module, XdpPacket};
+use serde_json::{Map as JsonMap, Value as Json, json};
+
+/// Reads and parses an object file.
+pub fn load_object(path: &Path) -> Result<Object> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Object::parse(&bytes).with_context(|| format!("cannot load {}", path.display()))
+}
+
+/// `duet inspect`.
+pub fn inspect(path: &Path, program: Option<&str>, disassemble: bool) -> Result<()> {
+    let object = load_object(path)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: license {:?}", path.display(), object.license)?;
+    writeln!(out, "\nprograms:")?;
+    writeln!(out, "  {:<24} {:<24} {:<16} {:>6}", "name", "section", "kind", "insns")?;
+    for p in &object.programs {
+        writeln!(out, "  {:<24} {:<24} {:<16} {:>6}", p.name, p.section, kind_name(&p.kind), p.program.insns().len())?;
+    }
+    writeln!(out, "\nmaps:")?;
+    writeln!(out, "  {:<24} {:<16} {:>5} {:>7} {:>11} {:>7}", "name", "type", "key", "value", "max_entries", "flags")?;
+    for m in &object.maps {
+        writeln!(
+            out,
+            "  {:<24} {:<16} {:>5} {:>7} {:>11} {:>#7x}",
+            m.name,
+            duet_object::map_type_name(m.map_type),
+            m.key_size,
+            m.value_size,
+            m.max_entries,
+            m.flags
+        )?;
+    }
+    writeln!(out, "\nrelocations:")?;
+    for p in &object.programs {
+        for r in &p.map_refs {
+            let map = object.maps.get(r.map).map_or("?", |m| m.name.as_str());
+            match r.offset {
+                Some(off) => writeln!(out, "  {} insn {:>5}: address of `{map}` + {off}", p.name, r.insn)?,
+                None => writeln!(out, "  {} insn {:>5}: map `{map}`", p.name, r.insn)?,
+            }
+        }
+    }
+    if disassemble {
+        for p in object.programs.iter().filter(|p| program.is_none_or(|n| n == p.name)) {
+            writeln!(out, "\ndisassembly of {} ({}):", p.name, p.section)?;
+            let mut last_line = None;
+            for (pc, insn) in p.program.insns() {
+                if let Some(l) = p.line_for(*pc).filter(|l| l.line != 0)
+                    && last_line != Some((l.file.as_str(), l.line))
+                {
+                    let file = Path::new(&l.file).file_name().map_or(l.file.as_str(), |f| f.to_str().unwrap_or(""));
+                    writeln!(out, "  ; {}:{}: {}", file, l.line, l.source.trim())?;
+                    last_line = Some((l.file.as_str(), l.line));
+                }
+                writeln!(out, "  {pc:>5}: {}", duet_isa::disassemble_insn(insn))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kind_name(kind: &ProgramKind) -> String {
+    match kind {
+        ProgramKind::Xdp => "xdp".into(),
+        ProgramKind::SocketFilter => "socket_filter".into(),
+        ProgramKind::SchedClassifier => "tc".into(),
+        ProgramKind::KProbe => "kprobe".into(),
+        ProgramKind::KRetProbe => "kretprobe".into(),
+        ProgramKind::TracePoint => "tracepoint".into(),
+        ProgramKind::SockOps => "sock_ops".into(),
+        ProgramKind::SkMsg => "sk_msg".into(),
+        ProgramKind::CgroupSockAddr => "cgroup_sock_addr".into(),
+        ProgramKind::Other(s) => s.to_lowercase(),
+    }
+}
+
+/// Options of `duet run`.
+#[derive(Debug)]
+pub struct RunArgs {
+    pub object: PathBuf,
+    pub pcap: PathBuf,
+    pub program: Option<String>,
+    pub json: bool,
+    pub maps_in: Option<PathBuf>,
+    pub cpus: Option<usize>,
+    pub deterministic: bool,
+}
+
+/// Reads every frame of a pcap or pcapng file with an Ethernet link type.
+pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bad = |what: String| anyhow::anyhow!("{}: {what}", path.display());
+    let mut frames = Vec::new();
+    if bytes.len() >= 4 && bytes[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+        let mut reader = pcap_file::pcapng::PcapNgReader::new(&bytes[..])
+            .map_err(|e| bad(format!("not a valid pcapng file ({e})")))?;
+        while let Some(block) = reader.next_block() {
+            let block = block.map_err(|e| bad(format!("corrupt or truncated pcapng block after {} frames ({e})", frames.len())))?;
+            let (data, iface) = match block {
+                pcap_file::pcapng::Block::EnhancedPacket(p) => (p.data.into_owned(), Some(p.interface_id)),
+                pcap_file::pcapng::Block::SimplePacket(p) => (p.data.into_owned(), None),
+                _ => continue,
+            };
+            let link = iface
+                .and_then(|i| reader.interfaces().get(i as usize))
+                .or_else(|| reader.interfaces().first())
+                .map(|i| i.linktype);
+            if link != Some(pcap_file::DataLink::ETHERNET) {
+                bail!(bad(format!("frame {} has link type {link:?}; duet needs Ethernet captures", frames.len())));
+            }
+            frames.push(data);
+        }
+    } else {
+        let mut reader = pcap_file::pcap::PcapReader::new(&bytes[..])
+            .map_err(|e| bad(format!("not a pcap or pcapng file ({e})")))?;
+        let link = reader.header().datalink;
+        if link != pcap_file::DataLink::ETHERNET {
+            bail!(bad(format!("link type {link:?}; duet needs Ethernet captures")));
+        }
+        while let Some(packet) = reader.next_packet() {
+            let packet = packet.map_err(|e| bad(format!("corrupt or truncated packet record after {} frames ({e})", frames.len())))?;
+            frames.push(packet.data.into_owned());
+        }
+    }
+    Ok(frames)
+}
+
+/// Number of possible CPUs, as the kernel sizes per-CPU maps (`/sys/devices/system/cpu/possible`).
+pub fn possible_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|s| {
+            s.trim().split(',').map(|r| r.split('-').last().and_then(|n| n.parse::<usize>().ok())).max().flatten()
+        })
+        .map(|max| max + 1)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `duet run`.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let object = load_object(&args.object)?;
+    let program = object.program(args.program.as_deref())?;
+    let name = program.name.clone();
+    let kind = program.kind.clone();
+    if !matches!(kind, ProgramKind::Xdp | ProgramKind::SocketFilter) {
+        bail!("program `{name}` is a {} program; `duet run --pcap` runs xdp and socket filter programs", kind_name(&kind));
+    }
+    let frames = read_capture(&args.pcap)?;
+    let env = if args.deterministic { Env::deterministic() } else { Env::system() };
+    let options = LoadOptions { n_cpus: args.cpus.unwrap_or_else(possible_cpus), env, ..LoadOptions::default() };
+    let module = Module::load(&object, options).with_context(|| format!("cannot load {} into the VM", args.object.display()))?;
+    if let Some(path) = &args.maps_in {
+        seed_maps(&module, path)?;
+    }
+    let mut vm = module.interpreter(&name)?;
+
+    let progress = std::io::stderr().is_terminal() && frames.len() >= 10_000;
+    let mut last_report = Instant::now();
+    let mut results: Vec<Option<u64>> = Vec::with_capacity(frames.len());
+    let mut traps: Vec<(usize, String)> = Vec::new();
+    let started = Instant::now();
+    for (i, frame) in frames.iter().enumerate() {
+        let outcome = match kind {
+            ProgramKind::Xdp => vm.run_xdp(&mut XdpPacket::new(frame)),
+            _ => vm.run_socket_filter(&mut frame.clone()),
+        };
+        match outcome {
+            Ok(r0) => results.push(Some(r0)),
+            Err(trap) => {
+                traps.push((i, trap.to_string()));
+                results.push(None);
+            }
+        }
+        if progress && last_report.elapsed() > Duration::from_millis(200) {
+            eprint!("\r  {}/{} packets", i + 1, frames.len());
+            last_report = Instant::now();
+        }
+    }
+    let elapsed = started.elapsed();
+    if progress {
+        eprintln!("\r  {}/{} packets", frames.len(), frames.len());
+    }
+    for (i, msg) in traps.iter().take(10) {
+        eprintln!("packet {i}: trap: {msg}");
+    }
+    if traps.len() > 10 {
+        eprintln!("... and {} more traps", traps.len() - 10);
+    }
+    for line in module.take_log() {
+        eprintln!("trace_printk: {line}");
+    }
+
+    if args.json {
+        let results: Vec<Json> = results.iter().map(|r| r.map_or(Json::Null, |v| json!(v))).collect();
+        let doc = json!({ "results": results, "maps": dump_maps(&module) });
+        println!("{}", serde_json::to_string(&doc)?);
+        return Ok(());
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &results {
+        let label = match (r, &kind) {
+            (None, _) => "trap".to_owned(),
+            (Some(v), ProgramKind::Xdp) => xdp_action_name(*v),
+            (Some(v), _) => format!("keep {v} bytes"),
+        };
+        *counts.entry(label).or_default() += 1;
+    }
+    println!("{name} ({}) over {} packets from {}:", kind_name(&kind), frames.len(), args.pcap.display());
+    for (label, n) in &counts {
+        println!("  {label:<16} {n:>8}");
+    }
+    if !frames.is_empty() {
+        println!("  {:.0} ns/packet in the interpreter", elapsed.as_nanos() as f64 / frames.len() as f64);
+    }
+    for (map_name, map) in module.maps() {
+        if map.map_type() == MapType::RingBuf {
+            let records = map.ringbuf_drain();
+            println!("  ring buffer `{map_name}`: {} records", records.len());
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's name for an XDP verdict.
+pub fn xdp_action_name(v: u64) -> String {
+    match v {
+        0 => "XDP_ABORTED".into(),
+        1 => "XDP_DROP".into(),
+        2 => "XDP_PASS".into(),
+        3 => "XDP_TX".into(),
+        4 => "XDP_REDIRECT".into(),
+        other => format!("verdict {other}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every map's contents in the JSON shape of `duet run --json` (prog_array and ring buffers
+/// excluded: they hold no key/value data).
+pub fn dump_maps(module: &Module) -> Json {
+    let mut maps = JsonMap::new();
+    for (name, map) in module.maps() {
+        if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) {
+            continue;
+        }
+        maps.insert(name.to_owned(), Json::Object(dump_map(map)));
+    }
+    Json::Object(maps)
+}
+
+fn dump_map(map: &Map) -> JsonMap<String, Json> {
+    let mut entries = map.entries();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                MapValue::Single(v) => json!(hex(&v)),
+                MapValue::PerCpu(vs) => json!(vs.iter().map(|v| hex(v)).collect::<Vec<_>>()),
+            };
+            (hex(&k), value)
+        })
+        .collect()
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>> {
+    duet_testdata::parse_hex_bytes(s).map_err(anyhow::Error::msg)
+}
+
+/// Seeds maps from a JSON file in the `duet run --json` shape (the `maps` object, or a document
+/// containing one). Per-CPU values are a list of one hex value per CPU, or one value for all.
+fn seed_maps(module: &Module, path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: Json = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let maps = doc.get("maps").unwrap_or(&doc).as_object().with_context(|| {
+        format!("{}: expected {{\"maps\": {{\"<map>\": {{\"<key hex>\": \"<value hex>\"}}}}}}", path.display())
+    })?;
+    for (name, entries) in maps {
+        let map = module.map(name).with_context(|| format!("{}: no map `{name}` in the object", path.display()))?;
+        let entries = entries.as_object().with_context(|| format!("{}: map `{name}` must be an object of hex keys to hex values", path.display()))?;
+        for (key, value) in entries {
+            let key_bytes = unhex(key).with_context(|| format!("map `{name}`: key `{key}`"))?;
+            let values: Vec<Vec<u8>> = match value {
+                Json::String(s) => vec![unhex(s).with_context(|| format!("map `{name}`: value of `{key}`"))?],
+                Json::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().context("per-CPU values must be hex strings").and_then(unhex))
+                    .collect::<Result<_>>()
+                    .with_context(|| format!("map `{name}`: value of `{key}`"))?,
+                _ => bail!("map `{name}`: value of `{key}` must be a hex string (or a list of them for per-CPU maps)"),
+            };
+            let raw = if map.map_type().is_per_cpu() {
+                let n = map.n_cpus();
+                let stride = (map.spec().value_size as usize).div_ceil(8) * 8;
+                let mut buf = vec![0u8; stride * n];
+                for cpu in 0..n {
+                    let v = values.get(cpu).or(values.first()).map_or(&[][..], Vec::as_slice);
+                    buf[cpu * stride..cpu * stride + v.len().min(stride)].copy_from_slice(&v[..v.len().min(stride)]);
+                }
+                buf
+            } else {
+                values.into_iter().next().unwrap_or_default()
+            };
+            map.update(&key_bytes, &raw, 0, None).with_context(|| format!("map `{name}`: cannot set key {key}"))?;
+        }
+    }
+    Ok(())
+}

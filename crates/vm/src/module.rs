@@ -1,0 +1,479 @@
+//! Loading an object file into the userspace VM: maps, global data, map references, and the
+//! kernel's helpers bound to them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use duet_maps::{Map, MapError, MapSpec, MapType};
+use duet_object::{MapOrigin, Object, ObjectProgram, ProgramKind};
+
+use crate::helpers::{HelperError, HelperOutcome, Helpers};
+use crate::interp::{Code, prepare};
+use crate::memory::{Region, RegionKind, SharedRegions};
+use crate::{Config, Interpreter, LoadError};
+
+/// Map handles given to programs by `lddw rX, map_fd N`: opaque values, never valid addresses
+/// in any region, so a program that dereferences one traps.
+const MAP_HANDLE_BASE: u64 = 0xffff_d0e7_0000_0000;
+
+/// The injectable parts of the world a program sees: time, randomness and the CPU it runs on.
+#[derive(Clone)]
+pub struct Env {
+    /// `bpf_ktime_get_ns` / `bpf_ktime_get_boot_ns`.
+    pub clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// `bpf_get_prandom_u32`.
+    pub random: Arc<dyn Fn() -> u32 + Send + Sync>,
+    /// `bpf_get_smp_processor_id`, and the slot of per-CPU maps the program uses.
+    pub cpu: u32,
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Env").field("cpu", &self.cpu).finish_non_exhaustive()
+    }
+}
+
+impl Env {
+    /// Real time (monotonic nanoseconds) and non-repeating randomness, on CPU 0.
+    pub fn system() -> Self {
+        let start = std::time::Instant::now();
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let state = Arc::new(AtomicU64::new(seed | 1));
+        Env {
+            clock: Arc::new(move || start.elapsed().as_nanos() as u64 + 1_000_000_000),
+            random: Arc::new(move || xorshift(&state)),
+            cpu: 0,
+        }
+    }
+
+    /// Deterministic time and randomness for tests: the clock starts at 1 s and advances 1 µs per
+    /// read; the generator is a fixed-seed xorshift.
+    pub fn deterministic() -> Self {
+        let now = Arc::new(AtomicU64::new(1_000_000_000));
+        let state = Arc::new(AtomicU64::new(0x2545_f491_4f6c_dd1d));
+        Env {
+            clock: Arc::new(move || now.fetch_add(1_000, Ordering::Relaxed)),
+            random: Arc::new(move || xorshift(&state)),
+            cpu: 0,
+        }
+    }
+}
+
+fn xorshift(state: &AtomicU64) -> u32 {
+    let mut x = state.load(Ordering::Relaxed);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    state.store(x, Ordering::Relaxed);
+    (x >> 32) as u32
+}
+
+/// How to load a module.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Number of CPUs per-CPU maps hold values for.
+    pub n_cpus: usize,
+    /// Interpreter options.
+    pub config: Config,
+    /// Time, randomness and CPU.
+    pub env: Env,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { n_cpus: 1, config: Config::default(), env: Env::system() }
+    }
+}
+
+/// Why an object could not be loaded into the VM.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// A map could not be created.
+    #[error("map `{name}`: {source}")]
+    Map {
+        /// The map.
+        name: String,
+        /// Why.
+        #[source]
+        source: MapError,
+    },
+    /// A program could not be prepared.
+    #[error("program `{program}`: {source}")]
+    Program {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
+    /// No map or program of that name.
+    #[error("no {what} named `{name}`")]
+    NotFound {
+        /// `map` or `program`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+}
+
+/// What programs share at run time: maps, the environment, and the trace log.
+struct State {
+    maps: Vec<Arc<Map>>,
+    env: Env,
+    log: Mutex<Vec<String>>,
+}
+
+impl State {
+    fn map(&self, handle: u64) -> Result<&Arc<Map>, HelperError> {
+        handle
+            .checked_sub(MAP_HANDLE_BASE)
+            .and_then(|i| self.maps.get(i as usize))
+            .ok_or_else(|| HelperError::Failed(format!("{handle:#x} is not a map")))
+    }
+}
+
+/// An object loaded into the userspace VM: its maps exist, its map references are resolved, and
+/// interpreters for its programs share the maps (also across threads).
+pub struct Module {
+    programs: Vec<ObjectProgram>,
+    map_names: Vec<String>,
+    state: Arc<State>,
+    code: Arc<Code>,
+}
+
+impl fmt::Debug for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Module")
+            .field("programs", &self.programs.iter().map(|p| &p.name).collect::<Vec<_>>())
+            .field("maps", &self.map_names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Module {
+    /// Creates the object's maps (with global data initialised) and prepares every program.
+    pub fn load(object: &Object, options: LoadOptions) -> Result<Self, ModuleError> {
+        let mut maps = Vec::with_capacity(object.maps.len());
+        let mut regions = Vec::new();
+        for def in &object.maps {
+            let map_err = |source| ModuleError::Map { name: def.name.clone(), source };
+            let map_type = MapType::from_raw(def.map_type).ok_or_else(|| {
+                map_err(MapError::Unsupported(format!(
+                    "map type {} is not available in duet's userspace VM",
+                    duet_object::map_type_name(def.map_type)
+                )))
+            })?;
+            let spec = MapSpec {
+                name: def.name.clone(),
+                map_type,
+                key_size: def.key_size,
+                value_size: def.value_size,
+                max_entries: def.max_entries,
+                flags: def.flags,
+            };
+            let map = Map::new(spec, options.n_cpus.max(1)).map_err(map_err)?;
+            if let Some(data) = &def.initial_data {
+                let mut value = data.clone();
+                value.resize(def.value_size as usize, 0);
+                map.update(&0u32.to_le_bytes(), &value, 0, None).map_err(map_err)?;
+            }
+            // Programs may touch map storage only through value pointers and ring buffer records;
+            // read-only global data stays read-only, prog_array slots are not memory at all.
+            if map_type != MapType::ProgArray {
+                let writable = !(def.origin == MapOrigin::Rodata || def.flags & duet_maps::BPF_F_RDONLY_PROG != 0);
+                for (ptr, len) in map.storage_regions() {
+                    // SAFETY: `storage_regions` promises the ranges stay valid and in place for
+                    // the map's lifetime; the module keeps every map alive (in `State`) for as
+                    // long as any interpreter holding these regions exists.
+                    regions.push(unsafe { Region::from_raw(ptr.as_ptr(), len, writable, RegionKind::Map) });
+                }
+            }
+            maps.push(Arc::new(map));
+        }
+        let state = Arc::new(State { maps, env: options.env.clone(), log: Mutex::new(Vec::new()) });
+        let helpers = kernel_helpers(&state, &object.programs);
+        let mut prepared = Vec::with_capacity(object.programs.len());
+        for p in &object.programs {
+            let code = prepare(&p.program, &helpers, |pc, insn| resolve(&state, pc, insn))
+                .map_err(|source| ModuleError::Program { program: p.name.clone(), source })?;
+            prepared.push(code);
+        }
+        let code = Arc::new(Code { programs: prepared, helpers, regions: SharedRegions(regions), config: options.config });
+        Ok(Module {
+            programs: object.programs.clone(),
+            map_names: object.maps.iter().map(|m| m.name.clone()).collect(),
+            state,
+            code,
+        })
+    }
+
+    /// An interpreter for program `name`, sharing this module's maps.
+    pub fn interpreter(&self, name: &str) -> Result<Interpreter, ModuleError> {
+        let entry = self.program_index(name)?;
+        Ok(Interpreter::from_code(Arc::clone(&self.code), entry))
+    }
+
+    /// The programs, in the object's order.
+    pub fn programs(&self) -> &[ObjectProgram] {
+        &self.programs
+    }
+
+    /// The hook of program `name`.
+    pub fn program_kind(&self, name: &str) -> Result<&ProgramKind, ModuleError> {
+        Ok(&self.programs[self.program_index(name)?].kind)
+    }
+
+    fn program_index(&self, name: &str) -> Result<usize, ModuleError> {
+        self.programs
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| ModuleError::NotFound { what: "program", name: name.to_owned() })
+    }
+
+    /// Maps with their names, in the object's order.
+    pub fn maps(&self) -> impl Iterator<Item = (&str, &Arc<Map>)> {
+        self.map_names.iter().map(String::as_str).zip(self.state.maps.iter())
+    }
+
+    /// The map called `name`.
+    pub fn map(&self, name: &str) -> Result<&Arc<Map>, ModuleError> {
+        self.maps()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| m)
+            .ok_or_else(|| ModuleError::NotFound { what: "map", name: name.to_owned() })
+    }
+
+    /// Points slot `index` of prog_array `map` at program `program` (for tail calls).
+    pub fn set_prog_array(&self, map: &str, index: u32, program: &str) -> Result<(), ModuleError> {
+        let target = self.program_index(program)? as u32;
+        self.map(map)?
+            .update(&index.to_le_bytes(), &target.to_le_bytes(), 0, None)
+            .map_err(|source| ModuleError::Map { name: map.to_owned(), source })
+    }
+
+    /// Takes the `bpf_trace_printk` lines written so far.
+    pub fn take_log(&self) -> Vec<String> {
+        self.state.log.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+    }
+}
+
+/// Resolves an `lddw` pseudo source to the value the program sees.
+fn resolve(state: &State, pc: usize, insn: &duet_isa::Insn) -> Result<Option<u64>, LoadError> {
+    let index = insn.imm as u32 as usize;
+    let unresolved = |what: String| LoadError::Unresolved { pc, what };
+    match insn.pseudo_src() {
+        Some(duet_isa::PseudoSrc::MapFd | duet_isa::PseudoSrc::MapIdx) => {
+            if index >= state.maps.len() {
+                return Err(unresolved(format!("map reference {index} is out of range")));
+            }
+            Ok(Some(MAP_HANDLE_BASE + index as u64))
+        }
+        Some(duet_isa::PseudoSrc::MapValue | duet_isa::PseudoSrc::MapIdxValue) => {
+            let offset = insn.imm as u64 >> 32;
+            let map = state.maps.get(index).ok_or_else(|| unresolved(format!("map reference {index} is out of range")))?;
+            if offset >= u64::from(map.spec().value_size) {
+                return Err(unresolved(format!("offset {offset} is past the end of map `{}`'s value", map.spec().name)));
+            }
+            let value = map
+                .lookup_ptr(&0u32.to_le_bytes(), 0)
+                .ok_or_else(|| unresolved(format!("map `{}` has no value to point into", map.spec().name)))?;
+            Ok(Some(value.as_ptr() as u64 + offset))
+        }
+        Some(other) => Err(unresolved(format!("lddw of a {other:?} is not supported in duet's userspace VM"))),
+        None => Ok(None),
+    }
+}
+
+const EINVAL: i64 = -22;
+const EAGAIN: i64 = -11;
+const XDP_ABORTED: u64 = 0;
+const XDP_REDIRECT: u64 = 4;
+
+fn ret(v: i64) -> Result<HelperOutcome, HelperError> {
+    Ok(HelperOutcome::Return(v as u64))
+}
+
+/// The kernel helpers duet provides, by their kernel ids, bound to one module's state.
+fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
+    let mut h = Helpers::new();
+    let s = Arc::clone(state);
+    h.register(1, move |cx, a| {
+        // bpf_map_lookup_elem(map, key) -> value pointer or NULL
+        let map = s.map(a[0])?;
+        if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) {
+            return Err(HelperError::Failed(format!("map_lookup_elem is not allowed on {} maps", map.map_type().name())));
+        }
+        let key = cx.slice(2, a[1], map.spec().key_size as usize)?;
+        let cpu = s.env.cpu as usize;
+        Ok(HelperOutcome::Return(map.lookup_ptr(key, cpu).map_or(0, |p| p.as_ptr() as u64)))
+    });
+    let s = Arc::clone(state);
+    h.register(2, move |cx, a| {
+        // bpf_map_update_elem(map, key, value, flags) -> 0 or -errno
+        let map = s.map(a[0])?;
+        let spec = map.spec();
+        let key = cx.slice(2, a[1], spec.key_size as usize)?;
+        let value = cx.slice(3, a[2], spec.value_size as usize)?;
+        ret(map.update(key, value, a[3], Some(s.env.cpu as usize)).map_or_else(|e| e.errno(), |()| 0))
+    });
+    let s = Arc::clone(state);
+    h.register(3, move |cx, a| {
+        // bpf_map_delete_elem(map, key) -> 0 or -errno
+        let map = s.map(a[0])?;
+        let key = cx.slice(2, a[1], map.spec().key_size as usize)?;
+        ret(map.delete(key).map_or_else(|e| e.errno(), |()| 0))
+    });
+    for id in [5, 125] {
+        // bpf_ktime_get_ns, bpf_ktime_get_boot_ns
+        let s = Arc::clone(state);
+        h.register(id, move |_, _| Ok(HelperOutcome::Return((s.env.clock)())));
+    }
+    let s = Arc::clone(state);
+    h.register(6, move |cx, a| {
+        // bpf_trace_printk(fmt, fmt_size, arg1, arg2, arg3) -> bytes written
+        let fmt = cx.slice(1, a[0], a[1] as usize)?;
+        let line = format_printk(fmt, &[a[2], a[3], a[4]]);
+        let n = line.len() as u64;
+        if let Ok(mut log) = s.log.lock() {
+            log.push(line);
+        }
+        Ok(HelperOutcome::Return(n))
+    });
+    let s = Arc::clone(state);
+    h.register(7, move |_, _| Ok(HelperOutcome::Return(u64::from((s.env.random)()))));
+    let s = Arc::clone(state);
+    h.register(8, move |_, _| Ok(HelperOutcome::Return(u64::from(s.env.cpu))));
+    let s = Arc::clone(state);
+    h.register(12, move |_, a| {
+        // bpf_tail_call(ctx, prog_array, index)
+        let map = s.map(a[1])?;
+        if map.map_type() != MapType::ProgArray {
+            return Err(HelperError::Failed("tail_call needs a prog_array map".into()));
+        }
+        Ok(map.prog_at(a[2] as u32).map_or(HelperOutcome::Fallthrough, HelperOutcome::TailCall))
+    });
+    h.register(23, |_, a| {
+        // bpf_redirect(ifindex, flags): XDP_REDIRECT, or XDP_ABORTED for unknown flags
+        Ok(HelperOutcome::Return(if a[1] != 0 { XDP_ABORTED } else { XDP_REDIRECT }))
+    });
+    h.register(28, |cx, a| {
+        // bpf_csum_diff(from, from_size, to, to_size, seed)
+        let (from_size, to_size) = (a[1], a[3]);
+        if (from_size | to_size) % 4 != 0 || from_size + to_size > 512 {
+            return ret(EINVAL);
+        }
+        let from = if from_size > 0 { cx.slice(1, a[0], from_size as usize)?.to_vec() } else { Vec::new() };
+        let to = if to_size > 0 { cx.slice(3, a[2], to_size as usize)? } else { &[][..] };
+        Ok(HelperOutcome::Return(csum_diff(&from, to, a[4] as u32)))
+    });
+    h.register(44, |cx, a| ret(if cx.xdp_adjust_head(i64::from(a[1] as i32)) { 0 } else { EINVAL }));
+    h.register(65, |cx, a| ret(if cx.xdp_adjust_tail(i64::from(a[1] as i32)) { 0 } else { EINVAL }));
+    h.register(54, |cx, a| ret(cx.xdp_adjust_meta(i64::from(a[1] as i32)).map_or_else(|e| e, |()| 0)));
+    let s = Arc::clone(state);
+    h.register(130, move |cx, a| {
+        // bpf_ringbuf_output(ringbuf, data, size, flags) -> 0 or -errno
+        let map = s.map(a[0])?;
+        let data = cx.slice(2, a[1], a[2] as usize)?;
+        ret(map.ringbuf_output(data).map_or(EAGAIN, |()| 0))
+    });
+    let s = Arc::clone(state);
+    h.register(131, move |_, a| {
+        // bpf_ringbuf_reserve(ringbuf, size, flags) -> record pointer or NULL
+        let map = s.map(a[0])?;
+        if a[2] != 0 {
+            return Ok(HelperOutcome::Return(0));
+        }
+        Ok(HelperOutcome::Return(map.ringbuf_reserve(a[1]).map_or(0, |p| p.as_ptr() as u64)))
+    });
+    for (id, discard) in [(132, false), (133, true)] {
+        // bpf_ringbuf_submit(record, flags), bpf_ringbuf_discard(record, flags)
+        let s = Arc::clone(state);
+        h.register(id, move |_, a| {
+            let ring = s.maps.iter().find(|m| {
+                m.map_type() == MapType::RingBuf
+                    && m.storage_regions().iter().any(|(p, len)| {
+                        let start = p.as_ptr() as u64;
+                        a[0] >= start && a[0] < start + *len as u64
+                    })
+            });
+            let (Some(ring), Some(record)) = (ring, std::ptr::NonNull::new(a[0] as *mut u8)) else {
+                return Err(HelperError::Failed(format!("{:#x} is not a reserved ring buffer record", a[0])));
+            };
+            ring.ringbuf_submit(record, discard).map_err(|e| HelperError::Failed(e.to_string()))?;
+            Ok(HelperOutcome::Return(0))
+        });
+    }
+    h
+}
+
+/// `bpf_csum_diff`: the 32-bit one's-complement sum of the negated `from` words, the `to` words
+/// and `seed`, as the kernel's `csum_partial` computes it.
+pub fn csum_diff(from: &[u8], to: &[u8], seed: u32) -> u64 {
+    let mut sum = u64::from(seed);
+    for w in from.chunks_exact(4) {
+        sum += u64::from(!u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    for w in to.chunks_exact(4) {
+        sum += u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    while sum >> 32 != 0 {
+        sum = (sum & 0xffff_ffff) + (sum >> 32);
+    }
+    sum
+}
+
+/// Formats a `bpf_trace_printk` line: `%d %i %u %x %X %p %c %%` with `l`/`ll` modifiers.
+fn format_printk(fmt: &[u8], args: &[u64; 3]) -> String {
+    let fmt = fmt.split(|b| *b == 0).next().unwrap_or(&[]);
+    let fmt = String::from_utf8_lossy(fmt);
+    let mut out = String::new();
+    let mut args = args.iter();
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut long = 0;
+        while chars.peek() == Some(&'l') {
+            chars.next();
+            long += 1;
+        }
+        let Some(conv) = chars.next() else { break };
+        let raw = if conv == '%' { 0 } else { *args.next().unwrap_or(&0) };
+        let v = if long == 0 { raw & 0xffff_ffff } else { raw };
+        match conv {
+            '%' => out.push('%'),
+            'd' | 'i' => out.push_str(&if long == 0 { (v as u32 as i32).to_string() } else { (v as i64).to_string() }),
+            'u' => out.push_str(&v.to_string()),
+            'x' => out.push_str(&format!("{v:x}")),
+            'X' => out.push_str(&format!("{v:X}")),
+            'p' => out.push_str(&format!("{raw:#x}")),
+            'c' => out.push(char::from(v as u8)),
+            other => {
+                out.push('%');
+                out.push(other);
+            }
+        }
+    }
+    out.trim_end_matches('\n').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csum_diff_of_identical_words_cancels() {
+        let words = [0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0x00];
+        assert_eq!(csum_diff(&words, &words, 0), 0xffff_ffff);
+        assert_eq!(csum_diff(&[], &[1, 0, 0, 0], 2), 3);
+    }
+
+    #[test]
+    fn printk_formats() {
+        assert_eq!(format_printk(b"n=%d u=%u x=%x %%\n\0", &[u64::MAX, 7, 255]), "n=-1 u=7 x=ff %");
+        assert_eq!(format_printk(b"%lld\0", &[u64::MAX, 0, 0]), "-1");
+    }
+}
