@@ -7,12 +7,19 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod bpf;
+mod rust_bpf;
+
 const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  setup          install the toolchain components duet's build and checks need
-  test           the whole test suite: setup, rustfmt, clippy, every test (incl. conformance)
+  setup          install what duet's build and tests need: rustup components, clang and
+                 libbpf headers (apt, as root), bpf-linker built against rustc's own LLVM
+  build-bpf      compile the BPF test corpus (tests/bpf/c with clang, tests/bpf/rust with
+                 rustc + bpf-linker) into target/bpf/*.o
+  test           the whole test suite: setup, build-bpf, rustfmt, clippy, every test
+                 (incl. conformance and, as root, the kernel differential tests)
   demo           build duet in release mode and run `duet demo`
   bench          run the criterion benchmarks (duet's interpreter vs rbpf, same run)
   fuzz <target> [seconds]
@@ -30,7 +37,8 @@ fn run() -> Result<()> {
     let root = project_root();
     std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
     match args.first().map(String::as_str) {
-        Some("setup") => setup(),
+        Some("setup") => setup(&root),
+        Some("build-bpf") => build_bpf(&root),
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => cargo(&["bench", "-p", "duet-vm", "--bench", "interp"]),
@@ -68,15 +76,29 @@ fn cargo(args: &[&str]) -> Result<()> {
     sh(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args)
 }
 
-fn setup() -> Result<()> {
+fn setup(root: &Path) -> Result<()> {
     step("setup: toolchain components");
-    // rustfmt and clippy drive the lint checks; rust-src and the BPF/Wasm targets arrive with
-    // the issues that need them.
-    sh("rustup", &["component", "add", "rustfmt", "clippy"])
+    sh("rustup", &["component", "add", "rustfmt", "clippy", "rust-src"])?;
+    step("setup: clang and libbpf headers for the C test programs");
+    bpf::ensure_clang()?;
+    step("setup: bpf-linker for the Rust test programs");
+    rust_bpf::ensure_bpf_toolchain(root)?;
+    Ok(())
+}
+
+fn build_bpf(root: &Path) -> Result<()> {
+    step("build the BPF corpus (C)");
+    let c = bpf::build_c_corpus(root)?;
+    step("build the BPF corpus (Rust)");
+    let rust = rust_bpf::build_rust_programs(root)?;
+    println!("{} objects in target/bpf", c.len() + rust.len());
+    Ok(())
 }
 
 fn test() -> Result<()> {
-    setup()?;
+    let root = project_root();
+    setup(&root)?;
+    build_bpf(&root)?;
     step("format check");
     cargo(&["fmt", "--all", "--check"])?;
     step("clippy (warnings are errors)");

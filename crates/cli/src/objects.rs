@@ -106,7 +106,8 @@ pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>> {
         let mut reader = pcap_file::pcapng::PcapNgReader::new(&bytes[..])
             .map_err(|e| bad(format!("not a valid pcapng file ({e})")))?;
         while let Some(block) = reader.next_block() {
-            let block = block.map_err(|e| bad(format!("corrupt or truncated pcapng block after {} frames ({e})", frames.len())))?;
+            let block = block
+                .map_err(|e| bad(format!("corrupt or truncated pcapng block after {} frames ({e})", frames.len())))?;
             let (data, iface) = match block {
                 pcap_file::pcapng::Block::EnhancedPacket(p) => (p.data.into_owned(), Some(p.interface_id)),
                 pcap_file::pcapng::Block::SimplePacket(p) => (p.data.into_owned(), None),
@@ -129,22 +130,18 @@ pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>> {
             bail!(bad(format!("link type {link:?}; duet needs Ethernet captures")));
         }
         while let Some(packet) = reader.next_packet() {
-            let packet = packet.map_err(|e| bad(format!("corrupt or truncated packet record after {} frames ({e})", frames.len())))?;
+            let packet = packet
+                .map_err(|e| bad(format!("corrupt or truncated packet record after {} frames ({e})", frames.len())))?;
             frames.push(packet.data.into_owned());
         }
     }
     Ok(frames)
 }
 
-/// Number of possible CPUs, as the kernel sizes per-CPU maps (`/sys/devices/system/cpu/possible`).
+/// Number of possible CPUs, as the kernel sizes per-CPU maps; the machine's parallelism when
+/// sysfs cannot be read.
 pub fn possible_cpus() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .ok()
-        .and_then(|s| {
-            s.trim().split(',').map(|r| r.split('-').last().and_then(|n| n.parse::<usize>().ok())).max().flatten()
-        })
-        .map(|max| max + 1)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    duet_kernel::possible_cpus().unwrap_or_else(|_| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// `duet run`.
@@ -154,12 +151,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let name = program.name.clone();
     let kind = program.kind.clone();
     if !matches!(kind, ProgramKind::Xdp | ProgramKind::SocketFilter) {
-        bail!("program `{name}` is a {} program; `duet run --pcap` runs xdp and socket filter programs", kind_name(&kind));
+        bail!(
+            "program `{name}` is a {} program; `duet run --pcap` runs xdp and socket filter programs",
+            kind_name(&kind)
+        );
     }
     let frames = read_capture(&args.pcap)?;
     let env = if args.deterministic { Env::deterministic() } else { Env::system() };
     let options = LoadOptions { n_cpus: args.cpus.unwrap_or_else(possible_cpus), env, ..LoadOptions::default() };
-    let module = Module::load(&object, options).with_context(|| format!("cannot load {} into the VM", args.object.display()))?;
+    let module =
+        Module::load(&object, options).with_context(|| format!("cannot load {} into the VM", args.object.display()))?;
     if let Some(path) = &args.maps_in {
         seed_maps(&module, path)?;
     }
@@ -170,9 +171,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut results: Vec<Option<u64>> = Vec::with_capacity(frames.len());
     let mut traps: Vec<(usize, String)> = Vec::new();
     let started = Instant::now();
+    let mut packet = XdpPacket::new(&[]);
     for (i, frame) in frames.iter().enumerate() {
         let outcome = match kind {
-            ProgramKind::Xdp => vm.run_xdp(&mut XdpPacket::new(frame)),
+            ProgramKind::Xdp => {
+                packet.reset(frame);
+                vm.run_xdp(&mut packet)
+            }
             _ => vm.run_socket_filter(&mut frame.clone()),
         };
         match outcome {
@@ -290,7 +295,9 @@ fn seed_maps(module: &Module, path: &Path) -> Result<()> {
     })?;
     for (name, entries) in maps {
         let map = module.map(name).with_context(|| format!("{}: no map `{name}` in the object", path.display()))?;
-        let entries = entries.as_object().with_context(|| format!("{}: map `{name}` must be an object of hex keys to hex values", path.display()))?;
+        let entries = entries
+            .as_object()
+            .with_context(|| format!("{}: map `{name}` must be an object of hex keys to hex values", path.display()))?;
         for (key, value) in entries {
             let key_bytes = unhex(key).with_context(|| format!("map `{name}`: key `{key}`"))?;
             let values: Vec<Vec<u8>> = match value {

@@ -20,7 +20,10 @@ fn main() {
             for p in &obj.programs {
                 println!("program {} section {} kind {:?} refs {:?}", p.name, p.section, p.kind, p.map_refs);
                 for (pc, insn) in p.program.insns() {
-                    let line = p.line_for(*pc).map(|l| format!("  // {}:{} {}", l.file, l.line, l.source.trim())).unwrap_or_default();
+                    let line = p
+                        .line_for(*pc)
+                        .map(|l| format!("  // {}:{} {}", l.file, l.line, l.source.trim()))
+                        .unwrap_or_default();
                     println!("{pc:>5}: {}{line}", duet_isa::disassemble_insn(insn));
                 }
             }

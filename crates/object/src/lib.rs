@@ -288,9 +288,10 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
     let strings = obj.btf.as_ref().map(btf_strings).unwrap_or_default();
     let mut programs = Vec::new();
     for (name, prog) in &obj.programs {
-        let func = obj.functions.get(&prog.function_key()).ok_or_else(|| {
-            ObjectError::Relocation(format!("program `{name}` has no instructions after linking"))
-        })?;
+        let func = obj
+            .functions
+            .get(&prog.function_key())
+            .ok_or_else(|| ObjectError::Relocation(format!("program `{name}` has no instructions after linking")))?;
         let raw: Vec<RawInsn> = func
             .instructions
             .iter()
@@ -304,8 +305,8 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
                 RawInsn::from_bytes(b)
             })
             .collect();
-        let program = Program::from_raw(&raw)
-            .map_err(|source| ObjectError::Decode { program: name.clone(), source })?;
+        let program =
+            Program::from_raw(&raw).map_err(|source| ObjectError::Decode { program: name.clone(), source })?;
         let map_refs = program
             .insns()
             .iter()

@@ -8,6 +8,8 @@
 
 use duet_isa::{Program, RawInsn};
 
+pub mod packets;
+
 /// What a test expects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {

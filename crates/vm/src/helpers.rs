@@ -104,7 +104,9 @@ impl HelperContext<'_, '_> {
             // SAFETY: both ranges lie inside the packet buffer region (checked above: the new
             // metadata starts after the frame header and ends at the new `data`); `copy`
             // allows overlap.
-            unsafe { std::ptr::copy(x.buf.ptr.add(x.data_meta as usize), x.buf.ptr.add(data_meta as usize), metalen as usize) };
+            unsafe {
+                std::ptr::copy(x.buf.ptr.add(x.data_meta as usize), x.buf.ptr.add(data_meta as usize), metalen as usize)
+            };
         }
         self.memory.xdp = Some(XdpState { data_meta, data, ..x });
         self.memory.refresh_packet();
@@ -194,7 +196,8 @@ pub fn kernel_helper_name(id: i64) -> Option<&'static str> {
 }
 
 /// A helper: takes `r1..=r5`, returns what to do next.
-pub type Helper = Arc<dyn Fn(&mut HelperContext<'_, '_>, &[u64; 5]) -> Result<HelperOutcome, HelperError> + Send + Sync>;
+pub type Helper =
+    Arc<dyn Fn(&mut HelperContext<'_, '_>, &[u64; 5]) -> Result<HelperOutcome, HelperError> + Send + Sync>;
 
 /// Ids below this are looked up in a flat table (kernel helper ids are small).
 const DENSE_IDS: u32 = 1024;

@@ -62,7 +62,9 @@ pub enum LoadError {
 }
 
 fn helper_name_suffix(id: i64) -> String {
-    crate::helpers::kernel_helper_name(id).map(|n| format!(" ({n}), which duet's userspace VM does not provide")).unwrap_or_default()
+    crate::helpers::kernel_helper_name(id)
+        .map(|n| format!(" ({n}), which duet's userspace VM does not provide"))
+        .unwrap_or_default()
 }
 
 /// The decoded programs of one interpreter (more than one when tail calls can reach others),
@@ -124,7 +126,10 @@ impl Interpreter {
     /// unresolved (running one traps); load objects with a [`crate::Module`] instead.
     pub fn new(program: &Program, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
         let code = prepare(program, &helpers, |_, _| Ok(None))?;
-        Ok(Self::from_code(Arc::new(Code { programs: vec![code], helpers, regions: SharedRegions::default(), config }), 0))
+        Ok(Self::from_code(
+            Arc::new(Code { programs: vec![code], helpers, regions: SharedRegions::default(), config }),
+            0,
+        ))
     }
 
     pub(crate) fn from_code(code: Arc<Code>, entry: usize) -> Self {
@@ -166,7 +171,8 @@ impl Interpreter {
         memory.refresh_packet();
         // The context is not memory; any unique address will do. Use the packet struct's own.
         let ctx = packet as *const XdpPacket as u64;
-        memory.context = Context::Xdp { addr: ctx, ingress_ifindex: packet.ingress_ifindex, rx_queue_index: packet.rx_queue_index };
+        memory.context =
+            Context::Xdp { addr: ctx, ingress_ifindex: packet.ingress_ifindex, rx_queue_index: packet.rx_queue_index };
         let legacy = memory.get(PACKET_REGION);
         let result = execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], legacy);
         if let Some(x) = memory.xdp {
@@ -229,6 +235,24 @@ impl XdpPacket {
             ingress_ifindex: 1,
             rx_queue_index: 0,
         }
+    }
+
+    /// Reuses this buffer for another frame, as if freshly made by [`XdpPacket::new`] (no
+    /// allocation when the frame fits).
+    pub fn reset(&mut self, frame: &[u8]) {
+        let needed = (XDP_HEADROOM + frame.len() + XDP_TAILROOM).max(XDP_FRAME_SIZE);
+        if needed > self.buf.len() {
+            *self = XdpPacket::new(frame);
+            return;
+        }
+        // Only the headroom and the previous packet's extent can be dirty: programs write only
+        // inside the packet region, and growth zero-fills.
+        let dirty = self.data_end.max(XDP_HEADROOM + frame.len());
+        self.buf[..dirty].fill(0);
+        self.buf[XDP_HEADROOM..XDP_HEADROOM + frame.len()].copy_from_slice(frame);
+        self.data_meta = XDP_HEADROOM;
+        self.data = XDP_HEADROOM;
+        self.data_end = XDP_HEADROOM + frame.len();
     }
 
     /// The packet bytes between `data` and `data_end`, as the program left them.
@@ -633,8 +657,13 @@ fn execute(
                     Some(h) => h,
                     None => trap!(TrapKind::UnknownHelper(id)),
                 };
-                let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
-                match helper(&mut HelperContext { memory: &mut *memory }, &args) {
+                // Borrow r1..=r5 in place: copying them right after the program wrote them stalls
+                // store-to-load forwarding.
+                let args: &[u64; 5] = match regs[1..6].try_into() {
+                    Ok(a) => a,
+                    Err(_) => unreachable!("regs[1..6] has five elements"),
+                };
+                match helper(&mut HelperContext { memory: &mut *memory }, args) {
                     Ok(HelperOutcome::Return(v)) => regs[0] = v,
                     Ok(HelperOutcome::Exit(v)) => return Ok(v),
                     Ok(HelperOutcome::Fallthrough) => {}

@@ -20,7 +20,10 @@ mod module;
 mod trap;
 
 pub use helpers::{Helper, HelperContext, HelperError, HelperOutcome, Helpers, kernel_helper_name, unwind_helper};
-pub use interp::{Config, Interpreter, LoadError, MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_SIZE, XDP_FRAME_SIZE, XDP_HEADROOM, XDP_TAILROOM, XdpPacket};
+pub use interp::{
+    Config, Interpreter, LoadError, MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_SIZE, XDP_FRAME_SIZE, XDP_HEADROOM,
+    XDP_TAILROOM, XdpPacket,
+};
 pub use memory::{MAX_REGIONS, Region, RegionKind};
 pub use module::{Env, LoadOptions, Module, ModuleError, csum_diff};
 pub use trap::{Trap, TrapKind};

@@ -44,12 +44,24 @@ impl Region {
 
     /// A read-only region over `bytes`.
     pub fn read_only(bytes: &[u8], kind: RegionKind) -> Self {
-        Region { start: bytes.as_ptr() as u64, len: bytes.len() as u64, ptr: bytes.as_ptr().cast_mut(), writable: false, kind }
+        Region {
+            start: bytes.as_ptr() as u64,
+            len: bytes.len() as u64,
+            ptr: bytes.as_ptr().cast_mut(),
+            writable: false,
+            kind,
+        }
     }
 
     /// A writable region over `bytes`.
     pub fn writable(bytes: &mut [u8], kind: RegionKind) -> Self {
-        Region { start: bytes.as_mut_ptr() as u64, len: bytes.len() as u64, ptr: bytes.as_mut_ptr(), writable: true, kind }
+        Region {
+            start: bytes.as_mut_ptr() as u64,
+            len: bytes.len() as u64,
+            ptr: bytes.as_mut_ptr(),
+            writable: true,
+            kind,
+        }
     }
 
     /// A region over raw storage that outlives every run that maps it (map storage).
@@ -83,7 +95,13 @@ impl Region {
 
     /// A sub-range of this region (`offset..offset + len` must lie inside it).
     pub(crate) fn slice(&self, offset: u64, len: u64, kind: RegionKind) -> Region {
-        Region { start: self.start + offset, len, ptr: self.ptr.wrapping_add(offset as usize), writable: self.writable, kind }
+        Region {
+            start: self.start + offset,
+            len,
+            ptr: self.ptr.wrapping_add(offset as usize),
+            writable: self.writable,
+            kind,
+        }
     }
 
     /// The host pointer for `[addr, addr + size)` if it lies inside this region.

@@ -38,7 +38,8 @@ impl Env {
     /// Real time (monotonic nanoseconds) and non-repeating randomness, on CPU 0.
     pub fn system() -> Self {
         let start = std::time::Instant::now();
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         let state = Arc::new(AtomicU64::new(seed | 1));
         Env {
             clock: Arc::new(move || start.elapsed().as_nanos() as u64 + 1_000_000_000),
@@ -120,6 +121,8 @@ pub enum ModuleError {
 /// What programs share at run time: maps, the environment, and the trace log.
 struct State {
     maps: Vec<Arc<Map>>,
+    /// Which maps are redirect maps (devmap, devmap_hash, cpumap, xskmap).
+    redirect: Vec<bool>,
     env: Env,
     log: Mutex<Vec<String>>,
 }
@@ -155,10 +158,17 @@ impl Module {
     /// Creates the object's maps (with global data initialised) and prepares every program.
     pub fn load(object: &Object, options: LoadOptions) -> Result<Self, ModuleError> {
         let mut maps = Vec::with_capacity(object.maps.len());
+        let mut redirect = Vec::with_capacity(object.maps.len());
         let mut regions = Vec::new();
         for def in &object.maps {
             let map_err = |source| ModuleError::Map { name: def.name.clone(), source };
-            let map_type = MapType::from_raw(def.map_type).ok_or_else(|| {
+            // Redirect targets (devices, CPUs, AF_XDP sockets) have no meaning in userspace; their
+            // maps keep entries like a hash of index to value so `bpf_redirect_map` can tell
+            // present from absent slots, as the kernel's lookup does.
+            let is_redirect_map = REDIRECT_MAP_TYPES.contains(&def.map_type);
+            let raw_type = if is_redirect_map { MapType::Hash.raw() } else { def.map_type };
+            redirect.push(is_redirect_map);
+            let map_type = MapType::from_raw(raw_type).ok_or_else(|| {
                 map_err(MapError::Unsupported(format!(
                     "map type {} is not available in duet's userspace VM",
                     duet_object::map_type_name(def.map_type)
@@ -180,7 +190,7 @@ impl Module {
             }
             // Programs may touch map storage only through value pointers and ring buffer records;
             // read-only global data stays read-only, prog_array slots are not memory at all.
-            if map_type != MapType::ProgArray {
+            if map_type != MapType::ProgArray && !is_redirect_map {
                 let writable = !(def.origin == MapOrigin::Rodata || def.flags & duet_maps::BPF_F_RDONLY_PROG != 0);
                 for (ptr, len) in map.storage_regions() {
                     // SAFETY: `storage_regions` promises the ranges stay valid and in place for
@@ -191,7 +201,7 @@ impl Module {
             }
             maps.push(Arc::new(map));
         }
-        let state = Arc::new(State { maps, env: options.env.clone(), log: Mutex::new(Vec::new()) });
+        let state = Arc::new(State { maps, redirect, env: options.env.clone(), log: Mutex::new(Vec::new()) });
         let helpers = kernel_helpers(&state, &object.programs);
         let mut prepared = Vec::with_capacity(object.programs.len());
         for p in &object.programs {
@@ -199,7 +209,8 @@ impl Module {
                 .map_err(|source| ModuleError::Program { program: p.name.clone(), source })?;
             prepared.push(code);
         }
-        let code = Arc::new(Code { programs: prepared, helpers, regions: SharedRegions(regions), config: options.config });
+        let code =
+            Arc::new(Code { programs: prepared, helpers, regions: SharedRegions(regions), config: options.config });
         Ok(Module {
             programs: object.programs.clone(),
             map_names: object.maps.iter().map(|m| m.name.clone()).collect(),
@@ -271,9 +282,13 @@ fn resolve(state: &State, pc: usize, insn: &duet_isa::Insn) -> Result<Option<u64
         }
         Some(duet_isa::PseudoSrc::MapValue | duet_isa::PseudoSrc::MapIdxValue) => {
             let offset = insn.imm as u64 >> 32;
-            let map = state.maps.get(index).ok_or_else(|| unresolved(format!("map reference {index} is out of range")))?;
+            let map =
+                state.maps.get(index).ok_or_else(|| unresolved(format!("map reference {index} is out of range")))?;
             if offset >= u64::from(map.spec().value_size) {
-                return Err(unresolved(format!("offset {offset} is past the end of map `{}`'s value", map.spec().name)));
+                return Err(unresolved(format!(
+                    "offset {offset} is past the end of map `{}`'s value",
+                    map.spec().name
+                )));
             }
             let value = map
                 .lookup_ptr(&0u32.to_le_bytes(), 0)
@@ -284,6 +299,9 @@ fn resolve(state: &State, pc: usize, insn: &duet_isa::Insn) -> Result<Option<u64
         None => Ok(None),
     }
 }
+
+/// devmap, cpumap, xskmap, devmap_hash.
+const REDIRECT_MAP_TYPES: [u32; 4] = [14, 16, 17, 25];
 
 const EINVAL: i64 = -22;
 const EAGAIN: i64 = -11;
@@ -302,7 +320,10 @@ fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
         // bpf_map_lookup_elem(map, key) -> value pointer or NULL
         let map = s.map(a[0])?;
         if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) {
-            return Err(HelperError::Failed(format!("map_lookup_elem is not allowed on {} maps", map.map_type().name())));
+            return Err(HelperError::Failed(format!(
+                "map_lookup_elem is not allowed on {} maps",
+                map.map_type().name()
+            )));
         }
         let key = cx.slice(2, a[1], map.spec().key_size as usize)?;
         let cpu = s.env.cpu as usize;
@@ -356,6 +377,28 @@ fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
     h.register(23, |_, a| {
         // bpf_redirect(ifindex, flags): XDP_REDIRECT, or XDP_ABORTED for unknown flags
         Ok(HelperOutcome::Return(if a[1] != 0 { XDP_ABORTED } else { XDP_REDIRECT }))
+    });
+    let s = Arc::clone(state);
+    h.register(51, move |_, a| {
+        // bpf_redirect_map(map, key, flags): XDP_REDIRECT when the slot is set, else the action
+        // in the flags' low two bits (BPF_F_BROADCAST redirects regardless).
+        const ACTION_MASK: u64 = 3;
+        const BROADCAST: u64 = 1 << 3;
+        const EXCLUDE_INGRESS: u64 = 1 << 4;
+        let index = a[0].checked_sub(MAP_HANDLE_BASE).map_or(usize::MAX, |i| i as usize);
+        let map = s.map(a[0])?;
+        if !s.redirect.get(index).copied().unwrap_or(false) {
+            return Err(HelperError::Failed(format!(
+                "redirect_map needs a devmap, cpumap or xskmap, not `{}`",
+                map.spec().name
+            )));
+        }
+        if a[2] & !(ACTION_MASK | BROADCAST | EXCLUDE_INGRESS) != 0 {
+            return Ok(HelperOutcome::Return(XDP_ABORTED));
+        }
+        let key = (a[1] as u32).to_le_bytes();
+        let present = map.spec().key_size == 4 && map.lookup_ptr(&key, 0).is_some();
+        Ok(HelperOutcome::Return(if present || a[2] & BROADCAST != 0 { XDP_REDIRECT } else { a[2] & ACTION_MASK }))
     });
     h.register(28, |cx, a| {
         // bpf_csum_diff(from, from_size, to, to_size, seed)

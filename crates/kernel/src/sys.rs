@@ -1,0 +1,222 @@
+//! The only place where duet-kernel makes system calls itself.
+//!
+//! aya does almost everything (loading, program fds, `BPF_PROG_TEST_RUN`, prog_array updates,
+//! ring buffers), but its map API is typed: keys and values are Rust types whose sizes are known
+//! at compile time. A differential test knows map sizes only at run time, so map reads and writes
+//! go through [`sys_bpf`] here, with byte buffers. [`check_access`](crate::check_access) loads a
+//! two-instruction program through the same function. Every `bpf(2)` call of this crate passes
+//! through [`sys_bpf`], so a unit test can replace the kernel with a fake (as aya does).
+//!
+//! The CPU affinity calls that keep test runs on CPU 0 live here too.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// The `bpf(2)` commands this crate issues itself (values from `enum bpf_cmd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cmd {
+    MapLookupElem = 1,
+    MapUpdateElem = 2,
+    MapGetNextKey = 4,
+    ProgLoad = 5,
+}
+
+/// The prefix of `union bpf_attr` used by the `BPF_MAP_*_ELEM` and `BPF_MAP_GET_NEXT_KEY` commands.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    /// `value` for lookup/update, `next_key` for get-next-key.
+    value: u64,
+    flags: u64,
+}
+
+/// The prefix of `union bpf_attr` used by `BPF_PROG_LOAD`, up to `expected_attach_type`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// An attribute block for [`sys_bpf`]; each variant is a prefix of the kernel's `union bpf_attr`.
+#[derive(Debug)]
+pub(crate) enum Attr<'a> {
+    MapElem(&'a mut MapElemAttr),
+    ProgLoad(&'a mut ProgLoadAttr),
+}
+
+/// Calls `bpf(cmd, attr, size_of(attr))`. Returns the syscall's non-negative result or the errno.
+///
+/// This is the single entry point to the `bpf(2)` syscall for this crate.
+pub(crate) fn sys_bpf(cmd: Cmd, attr: Attr<'_>) -> io::Result<i64> {
+    #[cfg(test)]
+    if let Some(fake) = fake::get() {
+        return fake(cmd);
+    }
+    let (ptr, size) = match attr {
+        Attr::MapElem(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<MapElemAttr>()),
+        Attr::ProgLoad(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<ProgLoadAttr>()),
+    };
+    // SAFETY: `ptr` points to a live, initialised `#[repr(C)]` attribute block of `size` bytes
+    // that is a prefix of `union bpf_attr` for `cmd`; the kernel reads and writes only within
+    // `size` bytes. Pointers stored inside the block were set by the callers below from live
+    // buffers of the sizes the kernel will use (key_size, value_size, insn_cnt), and those
+    // buffers outlive this call.
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd as libc::c_long, ptr, size as libc::c_uint) };
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+}
+
+/// `BPF_MAP_LOOKUP_ELEM`: copies the value for `key` into `value`.
+///
+/// `value` must be the map's value size (times the rounded per-CPU layout for per-CPU maps),
+/// `key` the map's key size.
+pub(crate) fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: fd_u32(map),
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    sys_bpf(Cmd::MapLookupElem, Attr::MapElem(&mut attr)).map(drop)
+}
+
+/// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`.
+pub(crate) fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: fd_u32(map),
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    sys_bpf(Cmd::MapUpdateElem, Attr::MapElem(&mut attr)).map(drop)
+}
+
+/// `BPF_MAP_GET_NEXT_KEY`: the key after `key` (the first key when `key` is `None`) into `next`.
+/// Returns `false` at the end of the map.
+pub(crate) fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    let mut attr = MapElemAttr {
+        map_fd: fd_u32(map),
+        key: key.map_or(0, |k| k.as_ptr() as u64),
+        value: next.as_mut_ptr() as u64,
+        ..MapElemAttr::default()
+    };
+    match sys_bpf(Cmd::MapGetNextKey, Attr::MapElem(&mut attr)) {
+        Ok(_) => Ok(true),
+        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// `BPF_PROG_LOAD` of raw instructions (8 bytes each) with no verifier log; returns the new fd.
+pub(crate) fn prog_load(prog_type: u32, insns: &[u64], license: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    let mut attr = ProgLoadAttr {
+        prog_type,
+        insn_cnt: u32::try_from(insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..ProgLoadAttr::default()
+    };
+    let fd = sys_bpf(Cmd::ProgLoad, Attr::ProgLoad(&mut attr))?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
+    // File descriptors are non-negative, so the conversion is lossless.
+    fd.as_raw_fd().cast_unsigned()
+}
+
+// === CPU affinity ===
+
+/// Pins the calling thread to one CPU and restores its previous CPU set when dropped.
+///
+/// `BPF_PROG_TEST_RUN` runs XDP and skb programs on the calling CPU, so per-CPU map updates land
+/// in that CPU's slot. Pinning makes that slot CPU 0, the slot duet's userspace executors use.
+#[derive(Debug)]
+pub(crate) struct CpuPin {
+    previous: libc::cpu_set_t,
+}
+
+impl CpuPin {
+    /// Pins the calling thread to `cpu`.
+    pub(crate) fn new(cpu: usize) -> io::Result<Self> {
+        // SAFETY: `cpu_set_t` is a plain bit array for which all-zero is a valid (empty) value.
+        let mut previous: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid 0 means the calling thread; `previous` is a writable `cpu_set_t` of the
+        // size passed.
+        if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut previous) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above, all-zero is a valid empty set.
+        let mut wanted: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: CPU_SET only sets bit `cpu` of `wanted` and ignores numbers beyond the set.
+        unsafe { libc::CPU_SET(cpu, &mut wanted) };
+        set_affinity(&wanted)?;
+        Ok(Self { previous })
+    }
+}
+
+impl Drop for CpuPin {
+    fn drop(&mut self) {
+        // Restoring can only fail if the previous set became invalid (CPUs hot-unplugged);
+        // the thread then stays pinned, which is harmless for the caller.
+        let _ = set_affinity(&self.previous);
+    }
+}
+
+fn set_affinity(set: &libc::cpu_set_t) -> io::Result<()> {
+    // SAFETY: pid 0 means the calling thread; `set` is a valid `cpu_set_t` of the size passed.
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+// === Test fake ===
+
+#[cfg(test)]
+pub(crate) mod fake {
+    //! Replaces the kernel behind [`super::sys_bpf`] for the current thread.
+
+    use std::cell::Cell;
+    use std::io;
+
+    use super::Cmd;
+
+    type Fake = fn(Cmd) -> io::Result<i64>;
+
+    thread_local! {
+        static FAKE: Cell<Option<Fake>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn get() -> Option<Fake> {
+        FAKE.with(Cell::get)
+    }
+
+    /// Runs `f` with every `bpf(2)` call of this thread answered by `fake`.
+    pub(crate) fn with<R>(fake: Fake, f: impl FnOnce() -> R) -> R {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                FAKE.with(|cell| cell.set(None));
+            }
+        }
+        FAKE.with(|cell| cell.set(Some(fake)));
+        let _reset = Reset;
+        f()
+    }
+}
