@@ -1,0 +1,1 @@
+//! duet-build: not written yet.

@@ -1,0 +1,1 @@
+//! duet-macros: not written yet.

@@ -1,0 +1,1 @@
+//! duet: not written yet.

@@ -1,0 +1,1 @@
+//! duet-verifier: not written yet.

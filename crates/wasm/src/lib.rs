@@ -1,0 +1,1 @@
+//! duet-wasm: not written yet.
