@@ -41,7 +41,7 @@ fn run() -> Result<()> {
         Some("build-bpf") => build_bpf(&root),
         Some("test") => test(),
         Some("demo") => demo(),
-        Some("bench") => cargo(&["bench", "-p", "duet-vm", "--bench", "interp"]),
+        Some("bench") => bench(),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str), args.get(2).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
@@ -103,17 +103,24 @@ fn test() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
     step("clippy (warnings are errors)");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    step("tests (unit, property, data-driven corpus, bpf_conformance suite)");
+    step("tests (unit, property, data-driven corpus, bpf_conformance suite, kernel differential; benches run once in test mode)");
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         println!(
             "CI=true: tests that need the conformance suite (and later root or the kernel) fail instead of skipping"
         );
     }
     cargo(&["test", "--workspace", "--all-targets"])?;
-    step("benchmarks compile (run them with `cargo xtask bench`)");
-    cargo(&["bench", "--workspace", "--no-run"])?;
     println!("\nall checks passed");
     Ok(())
+}
+
+fn bench() -> Result<()> {
+    step("duet's interpreter vs rbpf's (same bytecode, same run)");
+    cargo(&["bench", "-p", "duet-vm", "--bench", "interp"])?;
+    step("map helpers called from eBPF in the interpreter");
+    cargo(&["bench", "-p", "duet-vm", "--bench", "maps_vm"])?;
+    step("duet-maps operations");
+    cargo(&["bench", "-p", "duet-maps", "--bench", "maps"])
 }
 
 fn demo() -> Result<()> {
