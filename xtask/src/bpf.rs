@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
+use crate::{sh, step};
 use anyhow::{Context, Result, bail};
 
 /// The Debian packages that provide clang with the BPF target and libbpf's `bpf_helpers.h`.
@@ -120,23 +121,6 @@ fn apt_get(args: &[&str]) -> Result<()> {
         .context("cannot start `apt-get`")?;
     if !status.success() {
         bail!("`apt-get {}` failed ({status})", args.join(" "));
-    }
-    Ok(())
-}
-
-fn step(title: &str) {
-    println!("\n==> {title}");
-}
-
-/// Runs a command, echoing it first; fails with the command line when it fails.
-fn sh(program: &str, args: &[&str]) -> Result<()> {
-    println!("$ {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .status()
-        .with_context(|| format!("cannot start `{program}`; is it installed and on PATH?"))?;
-    if !status.success() {
-        bail!("`{program} {}` failed ({status})", args.join(" "));
     }
     Ok(())
 }

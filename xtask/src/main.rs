@@ -55,12 +55,12 @@ fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn step(title: &str) {
+pub(crate) fn step(title: &str) {
     println!("\n==> {title}");
 }
 
 /// Runs a command, echoing it first; fails with the command line when it fails.
-fn sh(program: &str, args: &[&str]) -> Result<()> {
+pub(crate) fn sh(program: &str, args: &[&str]) -> Result<()> {
     println!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
@@ -103,7 +103,9 @@ fn test() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
     step("clippy (warnings are errors)");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    step("tests (unit, property, data-driven corpus, bpf_conformance suite, kernel differential; benches run once in test mode)");
+    step(
+        "tests (unit, property, data-driven corpus, bpf_conformance suite, kernel differential; benches run once in test mode)",
+    );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         println!(
             "CI=true: tests that need the conformance suite (and later root or the kernel) fail instead of skipping"
