@@ -319,19 +319,21 @@ fn parse_reg(s: &str) -> Result<u8, String> {
 /// Parses a decimal or `0x` hexadecimal integer with an optional sign.
 pub fn parse_int(s: &str) -> Result<i128, String> {
     let t = s.trim();
+    let bad = || format!("expected a number, found `{s}`");
     let (neg, body) = match t.strip_prefix('-') {
         Some(b) => (true, b),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    let value = if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        i128::from_str_radix(hex, 16)
-    } else {
-        body.parse::<i128>()
+    let (digits, radix) = match body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (body, 10),
+    };
+    // `from_str_radix` accepts a sign of its own; the dialect allows one only before the number.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
     }
-    .ok()
-    .filter(|_| !body.is_empty() && !body.starts_with(['+', '-']))
-    .ok_or_else(|| format!("expected a number, found `{s}`"))?;
-    Ok(if neg { -value } else { value })
+    let value = i128::from_str_radix(digits, radix).map_err(|_| bad())?;
+    if neg { value.checked_neg().ok_or_else(bad) } else { Ok(value) }
 }
 
 /// A 32-bit immediate: decimal values must fit a signed 32-bit integer; hexadecimal values may
@@ -510,6 +512,11 @@ mod tests {
         assert!(assemble("lock").unwrap_err().message.contains("Invalid number of operands for lock"));
         assert!(assemble("lock or [%r10-8]").is_err());
         assert!(assemble("ldxq %r0, %r1").is_err());
+        // Found by fuzzing: a sign after `0x` used to reach `i128::MIN` and overflow on negation.
+        assert!(assemble("mov %r0, -0x-80000000000000000000000000000000").is_err());
+        assert!(assemble("mov %r0, 0x-5").is_err());
+        assert!(assemble("mov %r0, 0x+5").is_err());
+        assert_eq!(parse_int("-0x10"), Ok(-16));
         assert!(assemble("lddw %r0").is_err());
         let i = assemble("lddw %r0, 0xFFFFFFFFFFFFFFFF").unwrap()[0];
         assert_eq!(i.imm, -1);

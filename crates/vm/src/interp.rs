@@ -707,7 +707,9 @@ fn execute(
                 pc = frame.return_pc;
             }
         }
-        pc += 1;
+        // Jumps and calls leave `pc` one before their target; a target of slot 0 wraps to
+        // `usize::MAX` here and back to 0 now.
+        pc = pc.wrapping_add(1);
     }
 }
 
