@@ -10,7 +10,11 @@ use duet_isa::Program;
 use duet_testdata::{TestCase, Verdict};
 use duet_vm::{Config, Helpers, Interpreter};
 
+mod build_cmd;
+mod kernel;
 mod objects;
+mod verify;
+mod wasm_run;
 
 /// Where the external conformance suite sits relative to the project root.
 const DEFAULT_CONFORMANCE_DIR: &str = "../shared/conformance/bpf_conformance/tests";
@@ -91,7 +95,7 @@ enum Command {
     /// Run an XDP or socket-filter program over every frame of a pcap/pcapng capture in the
     /// userspace VM, and report verdict counts (or JSON with every result and the final maps).
     Run {
-        /// The `.bpf.o` file.
+        /// The `.bpf.o` or `.wasm` file.
         object: PathBuf,
         /// The capture (pcap or pcapng, Ethernet link type).
         #[arg(long)]
@@ -99,8 +103,8 @@ enum Command {
         /// Program to run (needed when the object has several).
         #[arg(long)]
         program: Option<String>,
-        /// Engine: `interp` (the checked interpreter).
-        #[arg(long, default_value = "interp", value_parser = ["interp"])]
+        /// Engine: `interp` (the checked interpreter) or `wasm` (wasmtime; the default for `.wasm` files).
+        #[arg(long, default_value = "interp", value_parser = ["interp", "wasm"])]
         engine: String,
         /// Print one JSON object: {"results": [r0 per packet], "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
         #[arg(long)]
@@ -115,8 +119,49 @@ enum Command {
         #[arg(long)]
         deterministic: bool,
     },
+    /// Build a program crate (written with the duet SDK) into target/duet/<name>.bpf.o and
+    /// target/duet/<name>.wasm, setting up the toolchain it needs (rust-src, the wasm32 target,
+    /// bpf-linker) when missing. Prints the artifacts' paths.
+    Build {
+        /// The program crate's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Build only the .bpf.o.
+        #[arg(long, conflicts_with = "wasm_only")]
+        bpf_only: bool,
+        /// Build only the .wasm.
+        #[arg(long)]
+        wasm_only: bool,
+        /// Print only errors and the artifacts' paths.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Create a program crate `<name>` in the current directory from a template that builds
+    /// with `duet build` and passes `cargo test`.
+    New {
+        /// The crate's name (also its directory and its XDP program's name).
+        name: String,
+        /// The duet SDK to depend on [default: crates/sdk of the checkout duet was built from].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Prove an object's programs safe with duet's verifier (as the userspace VM requires), or
+    /// explain every problem; also accepts a verifier test file (`.s` with `# type:`/`# map:`
+    /// headers, as in tests/verifier/).
+    Verify {
+        /// The `.bpf.o` file (or a `.s` verifier test file).
+        object: PathBuf,
+        /// Verify only this program [default: every program in the object].
+        #[arg(long)]
+        program: Option<String>,
+        /// Print the verifier's state trace (every processed instruction with its registers).
+        #[arg(long)]
+        log: bool,
+    },
     /// The demo: run the conformance suite and a sample program, and explain what happened.
     Demo,
+    #[command(flatten)]
+    Kernel(kernel::KernelCommand),
 }
 
 fn main() -> ExitCode {
@@ -175,11 +220,23 @@ fn run(command: Command) -> Result<ExitCode> {
             objects::inspect(&object, program.as_deref(), !no_disasm)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { object, pcap, program, engine: _, json, maps_in, cpus, deterministic } => {
-            objects::run(&objects::RunArgs { object, pcap, program, json, maps_in, cpus, deterministic })?;
+        Command::Run { object, pcap, program, engine, json, maps_in, cpus, deterministic } => {
+            objects::run(&objects::RunArgs { object, pcap, program, engine, json, maps_in, cpus, deterministic })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Build { dir, bpf_only, wasm_only, quiet } => {
+            build_cmd::build(&build_cmd::BuildArgs { dir, bpf_only, wasm_only, quiet })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New { name, sdk } => {
+            build_cmd::new(&name, sdk)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { object, program, log } => {
+            verify::run(&verify::VerifyArgs { input: &object, program: program.as_deref(), log })
+        }
         Command::Demo => demo(),
+        Command::Kernel(command) => kernel::run(command),
     }
 }
 

@@ -91,6 +91,8 @@ pub struct RunArgs {
     pub object: PathBuf,
     pub pcap: PathBuf,
     pub program: Option<String>,
+    /// `interp` or `wasm`.
+    pub engine: String,
     pub json: bool,
     pub maps_in: Option<PathBuf>,
     pub cpus: Option<usize>,
@@ -146,6 +148,9 @@ pub fn possible_cpus() -> usize {
 
 /// `duet run`.
 pub fn run(args: &RunArgs) -> Result<()> {
+    if args.engine == "wasm" || args.object.extension().is_some_and(|e| e == "wasm") {
+        return crate::wasm_run::run(args);
+    }
     let object = load_object(&args.object)?;
     let program = object.program(args.program.as_deref())?;
     let name = program.name.clone();
@@ -162,7 +167,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let module =
         Module::load(&object, options).with_context(|| format!("cannot load {} into the VM", args.object.display()))?;
     if let Some(path) = &args.maps_in {
-        seed_maps(&module, path)?;
+        seed_maps(|n| module.map(n).ok().map(|m| &**m), path)?;
     }
     let mut vm = module.interpreter(&name)?;
 
@@ -266,7 +271,7 @@ pub fn dump_maps(module: &Module) -> Json {
     Json::Object(maps)
 }
 
-fn dump_map(map: &Map) -> JsonMap<String, Json> {
+pub(crate) fn dump_map(map: &Map) -> JsonMap<String, Json> {
     let mut entries = map.entries();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries
@@ -287,14 +292,14 @@ fn unhex(s: &str) -> Result<Vec<u8>> {
 
 /// Seeds maps from a JSON file in the `duet run --json` shape (the `maps` object, or a document
 /// containing one). Per-CPU values are a list of one hex value per CPU, or one value for all.
-fn seed_maps(module: &Module, path: &Path) -> Result<()> {
+pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, path: &Path) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let doc: Json = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
     let maps = doc.get("maps").unwrap_or(&doc).as_object().with_context(|| {
         format!("{}: expected {{\"maps\": {{\"<map>\": {{\"<key hex>\": \"<value hex>\"}}}}}}", path.display())
     })?;
     for (name, entries) in maps {
-        let map = module.map(name).with_context(|| format!("{}: no map `{name}` in the object", path.display()))?;
+        let map = find(name).with_context(|| format!("{}: no map `{name}` in the object", path.display()))?;
         let entries = entries
             .as_object()
             .with_context(|| format!("{}: map `{name}` must be an object of hex keys to hex values", path.display()))?;

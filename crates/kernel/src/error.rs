@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 /// Everything that can go wrong when loading and running an object in the kernel.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +155,28 @@ pub enum KernelError {
         got: usize,
     },
 
+    /// A map write got the wrong number of per-CPU values.
+    #[error("map `{map}` takes {expected} values, but {got} were given")]
+    MapValueCount {
+        /// The map name.
+        map: String,
+        /// How many it takes, in words.
+        expected: String,
+        /// How many were given.
+        got: usize,
+    },
+
+    /// Array entries always exist, so they cannot be deleted.
+    #[error(
+        "map `{map}` ({kind}) holds an entry for every index, which cannot be deleted; set the value to zeros instead"
+    )]
+    MapNoDelete {
+        /// The map name.
+        map: String,
+        /// The map type.
+        kind: String,
+    },
+
     /// A `.rodata` map is frozen after loading, so it cannot be seeded.
     #[error(
         "map `{map}` holds read-only global data, which the kernel freezes at load time; \
@@ -247,6 +270,214 @@ pub enum KernelError {
         /// The error.
         #[source]
         source: io::Error,
+    },
+
+    // === Deployment: attach, pin, ps, detach, maps, events ===
+    /// bpffs is not mounted where duet pins, and duet could not mount it.
+    #[error(
+        "bpffs is not mounted at {}, so pinned programs cannot outlive this process ({errno}); \
+         mount it as root: mount -t bpf bpf /sys/fs/bpf (duet mounts it itself when run as root)",
+        .path.display()
+    )]
+    BpffsMissing {
+        /// The directory that should be on bpffs.
+        path: PathBuf,
+        /// Why mounting failed.
+        errno: Errno,
+    },
+
+    /// This process runs in a private mount namespace whose /sys/fs/bpf is not the host's bpffs.
+    #[error(
+        "{} is not on bpffs and this process runs in its own mount namespace (e.g. under \
+         `ip netns exec`), where pins would vanish with the namespace; run duet in the host's \
+         mount namespace and pass --netns <name> to attach to an interface inside a network namespace",
+        .path.display()
+    )]
+    PrivateMountNamespace {
+        /// The directory that should be on bpffs.
+        path: PathBuf,
+    },
+
+    /// A file or directory under the pin root could not be created, read or removed.
+    #[error("could not {action} {}", .path.display())]
+    PinIo {
+        /// What was attempted, e.g. `create the pin directory`.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Pinning or opening a pinned object failed.
+    #[error("could not {action} {} ({errno})", .path.display())]
+    Pin {
+        /// What was attempted, e.g. `pin map BLOCKLIST at`.
+        action: String,
+        /// The path.
+        path: PathBuf,
+        /// What the kernel answered.
+        errno: Errno,
+    },
+
+    /// No attachment with this id (or pin path) exists.
+    #[error("no duet attachment `{id}` under {}; `duet ps` lists them{}", .root.display(), if .available.is_empty() { " (there are none)".to_owned() } else { format!(" (there are: {})", .available.join(", ")) })]
+    AttachmentNotFound {
+        /// The id or path asked for.
+        id: String,
+        /// The pin root searched.
+        root: PathBuf,
+        /// The ids that exist.
+        available: Vec<String>,
+    },
+
+    /// An attachment's metadata is missing or unreadable.
+    #[error("the metadata of attachment {} is unreadable ({reason}); `duet detach` still removes it", .path.display())]
+    Metadata {
+        /// The attachment directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The program's type does not fit the requested hook.
+    #[error("program `{program}` is a {kind} program, so it cannot attach to {hook}; {hint}")]
+    HookMismatch {
+        /// The program name.
+        program: String,
+        /// Its type.
+        kind: String,
+        /// The requested hook.
+        hook: String,
+        /// Which hook flag fits the program instead.
+        hint: String,
+    },
+
+    /// No program was named, and not exactly one program of the object fits the hook.
+    #[error("{} of the object fit{} {hook}; {}", if .fitting.is_empty() { "no program".to_owned() } else { format!("{} programs", .fitting.len()) }, if .fitting.is_empty() { "s" } else { "" }, if .fitting.is_empty() { format!("it has: {}", .programs.join(", ")) } else { format!("choose one with --program: {}", .fitting.join(", ")) })]
+    NoProgramForHook {
+        /// The hook.
+        hook: String,
+        /// The programs that fit.
+        fitting: Vec<String>,
+        /// Every program of the object, with its type.
+        programs: Vec<String>,
+    },
+
+    /// The network interface does not exist (in the chosen network namespace).
+    #[error("network interface `{name}` not found{}; `ip link` lists the interfaces", match .netns { Some(ns) => format!(" in network namespace `{ns}`"), None => String::new() })]
+    InterfaceNotFound {
+        /// The interface name.
+        name: String,
+        /// The network namespace searched, if not this process's.
+        netns: Option<String>,
+    },
+
+    /// The network namespace could not be entered.
+    #[error("could not enter network namespace `{name}` ({errno}); `ip netns list` shows the named ones")]
+    Netns {
+        /// The name or path given.
+        name: String,
+        /// What the kernel answered.
+        errno: Errno,
+    },
+
+    /// The cgroup path is not a directory of a cgroup v2 hierarchy.
+    #[error(
+        "{} is not a cgroup v2 directory{reason}; cgroup hooks need the unified hierarchy \
+         (mount -t cgroup2 none /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems)",
+        .path.display()
+    )]
+    NotCgroup2 {
+        /// The path given.
+        path: PathBuf,
+        /// Extra detail (e.g. the open error).
+        reason: String,
+    },
+
+    /// tracefs is not mounted and could not be mounted.
+    #[error(
+        "tracepoints need tracefs, which is not mounted at /sys/kernel/tracing and could not be \
+         mounted ({errno}); as root: mount -t tracefs tracefs /sys/kernel/tracing"
+    )]
+    TracefsMissing {
+        /// Why mounting failed.
+        errno: Errno,
+    },
+
+    /// The running kernel is too old for this hook (or for pinnable links on it).
+    #[error("{hook} needs Linux {needed} or newer for a pinnable BPF link, and this kernel is {running}{detail}")]
+    KernelTooOld {
+        /// The hook, e.g. `tc (tcx)`.
+        hook: String,
+        /// The minimum version, e.g. `6.6`.
+        needed: &'static str,
+        /// The running kernel's version.
+        running: String,
+        /// What the kernel answered, if it was asked.
+        detail: String,
+    },
+
+    /// The running kernel lacks the feature a hook needs (not a version, a build option).
+    #[error("this kernel cannot attach {hook} programs: {reason}")]
+    HookUnsupported {
+        /// The hook, e.g. `kprobe`.
+        hook: String,
+        /// What is missing and what to do.
+        reason: String,
+    },
+
+    /// The kernel has no such attach point (tracepoint, kernel function).
+    #[error("{what} does not exist in this kernel; {hint}")]
+    NoSuchAttachPoint {
+        /// E.g. `tracepoint nosuch/event`.
+        what: String,
+        /// Where to look for the valid ones.
+        hint: String,
+    },
+
+    /// The kernel refused to attach the program.
+    #[error("the kernel refused to attach program `{program}` to {hook} ({errno}){hint}")]
+    Attach {
+        /// The program name.
+        program: String,
+        /// The hook, e.g. `xdp on veth0 (native)`.
+        hook: String,
+        /// What the kernel answered.
+        errno: Errno,
+        /// What to try, starting with `; `, or empty.
+        hint: String,
+    },
+
+    /// Attaching failed inside aya for a reason other than a syscall (bad kprobe name, ...).
+    #[error("could not attach program `{program}` to {hook}")]
+    AttachOther {
+        /// The program name.
+        program: String,
+        /// The hook.
+        hook: String,
+        /// aya's error.
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+
+    /// A map lookup found no entry for this key (e.g. `duet maps delete` of an absent key).
+    #[error("map `{map}` has no entry for key {key}")]
+    NoSuchKey {
+        /// The map name.
+        map: String,
+        /// The key in hex.
+        key: String,
+    },
+
+    /// The attachment has no map suitable for the request (ring buffer, named map, ...).
+    #[error("{what}; the attachment has: {}", if .available.is_empty() { "no maps".to_owned() } else { .available.join(", ") })]
+    NoSuchMap {
+        /// What was looked for, e.g. `no ring buffer map`.
+        what: String,
+        /// The maps it has.
+        available: Vec<String>,
     },
 }
 

@@ -18,12 +18,23 @@
 //! success or error. Maps that ask to be pinned by name (`LIBBPF_PIN_BY_NAME`) are pinned in a
 //! private bpffs directory that is removed on return, so no run sees another run's state.
 //!
-//! Unsafe code lives only in `sys.rs` (the `bpf(2)` and CPU affinity calls).
+//! Deployment (`deploy.rs`, `pinned.rs`): [`attach`] loads one program, attaches it through a
+//! BPF link (XDP, TC, kprobe/kretprobe, tracepoint, cgroup connect4, sockops) and pins link,
+//! program, maps and metadata under `/sys/fs/bpf/duet/<id>/`, so later processes [`list`] and
+//! [`detach`] it and read or edit its maps and ring buffers through [`PinnedMaps`]. [`bench()`]
+//! times a program with `BPF_PROG_TEST_RUN`, the anchor for the userspace engines.
+//!
+//! Unsafe code lives only in `sys.rs` (the `bpf(2)`, CPU affinity, mount, setns and poll calls).
 #![deny(unsafe_code)]
 
 mod access;
+mod bench;
+mod deploy;
 mod error;
 mod maps;
+mod netns;
+mod pinned;
+mod raw_load;
 mod run;
 #[allow(unsafe_code, reason = "the one module that makes raw system calls")]
 mod sys;
@@ -31,7 +42,15 @@ mod sys;
 use std::collections::BTreeMap;
 
 pub use access::check_access;
+pub use bench::{BenchOutput, bench};
+pub use deploy::{
+    AttachRequest, Attachment, DEFAULT_PIN_ROOT, Hook, LoadedProgram, Metadata, RunStats, TcDirection, XdpMode, attach,
+    bpf_stats_enabled, detach, find, list, load_check,
+};
 pub use error::{Errno, KernelError};
+pub use netns::NetnsGuard;
+pub use pinned::{PinnedMaps, RingBufReader};
+pub use raw_load::{Privileges, RawLoadError, RawMap, RawProgram, load_raw};
 pub use run::{ProgramKind, ProgramSummary, list_programs, test_run};
 
 /// What to load and run with [`test_run`].

@@ -92,23 +92,43 @@ fn per_cpu_stride(value_size: u32) -> usize {
 
 /// Writes one `maps_in` entry (`BPF_ANY`). A per-CPU map gets the same value on every CPU.
 pub(crate) fn write(name: &str, map: &Map, key: &[u8], value: &[u8], n_cpus: usize) -> Result<(), KernelError> {
+    write_values(name, map, key, &[value.to_vec()], n_cpus)
+}
+
+/// Writes one entry (`BPF_ANY`). `values` is one value, or for a per-CPU map also one value per
+/// CPU.
+pub(crate) fn write_values(
+    name: &str,
+    map: &Map,
+    key: &[u8],
+    values: &[Vec<u8>],
+    n_cpus: usize,
+) -> Result<(), KernelError> {
     let (data, kind) = data_and_kind(map);
     let Some(layout) = layout(map) else {
         return Err(KernelError::MapNotWritable { map: name.to_owned(), kind: kind.to_owned() });
     };
     let sizes = sizes(name, data)?;
     check_len(name, "key", sizes.key, key.len())?;
-    check_len(name, "value", sizes.value, value.len())?;
+    for value in values {
+        check_len(name, "value", sizes.value, value.len())?;
+    }
     let per_cpu = matches!(layout, Layout::Array { per_cpu: true } | Layout::Hashed { per_cpu: true });
-    let buf = if per_cpu {
-        let stride = per_cpu_stride(sizes.value);
-        let mut buf = vec![0; stride * n_cpus];
-        for slot in buf.chunks_exact_mut(stride) {
-            slot[..value.len()].copy_from_slice(value);
+    let buf = match values {
+        [value] if !per_cpu => value.clone(),
+        _ if per_cpu && (values.len() == 1 || values.len() == n_cpus) => {
+            let stride = per_cpu_stride(sizes.value);
+            let mut buf = vec![0; stride * n_cpus];
+            for (cpu, slot) in buf.chunks_exact_mut(stride).enumerate() {
+                let value = values.get(cpu).unwrap_or(&values[0]);
+                slot[..value.len()].copy_from_slice(value);
+            }
+            buf
         }
-        buf
-    } else {
-        value.to_vec()
+        _ => {
+            let expected = if per_cpu { format!("1 or {n_cpus} (one per CPU)") } else { "1".to_owned() };
+            return Err(KernelError::MapValueCount { map: name.to_owned(), expected, got: values.len() });
+        }
     };
     sys::map_update(data.fd().as_fd(), key, &buf).map_err(|err| {
         // The kernel freezes .rodata* maps at load time; writes then fail with EPERM.
@@ -117,6 +137,26 @@ pub(crate) fn write(name: &str, map: &Map, key: &[u8], value: &[u8], n_cpus: usi
         } else {
             KernelError::MapUpdate { map: name.to_owned(), errno: Errno::of(&err) }
         }
+    })
+}
+
+/// Deletes one entry of a hashed map (hash, lru, lpm, ...); arrays cannot delete.
+pub(crate) fn delete(name: &str, map: &Map, key: &[u8]) -> Result<(), KernelError> {
+    let (data, kind) = data_and_kind(map);
+    match layout(map) {
+        Some(Layout::Hashed { .. }) => {}
+        Some(Layout::Array { .. }) => {
+            return Err(KernelError::MapNoDelete { map: name.to_owned(), kind: kind.to_owned() });
+        }
+        None => return Err(KernelError::MapNotWritable { map: name.to_owned(), kind: kind.to_owned() }),
+    }
+    let sizes = sizes(name, data)?;
+    check_len(name, "key", sizes.key, key.len())?;
+    sys::map_delete(data.fd().as_fd(), key).map_err(|err| match err.raw_os_error() {
+        Some(libc::ENOENT) => {
+            KernelError::NoSuchKey { map: name.to_owned(), key: key.iter().map(|b| format!("{b:02x}")).collect() }
+        }
+        _ => KernelError::MapUpdate { map: name.to_owned(), errno: Errno::of(&err) },
     })
 }
 

@@ -232,7 +232,7 @@ fn read_maps(ebpf: &mut Ebpf, n_cpus: usize) -> Result<MapsAndRings, KernelError
 type MapsAndRings = (BTreeMap<String, MapEntries>, BTreeMap<String, Vec<Vec<u8>>>);
 
 /// Loads one program; programs that need an attach target are skipped unless `required`.
-fn load(name: &str, program: &mut Program, required: bool) -> Result<(), KernelError> {
+pub(crate) fn load(name: &str, program: &mut Program, required: bool) -> Result<(), KernelError> {
     let res = match program {
         Program::KProbe(p) => p.load(),
         Program::UProbe(p) => p.load(),
@@ -280,6 +280,20 @@ fn load(name: &str, program: &mut Program, required: bool) -> Result<(), KernelE
         },
         source => KernelError::ProgramLoad { program: name.to_owned(), source: Box::new(source) },
     })
+}
+
+/// Whether a program needs an attach target (BTF function or hook name) to load at all.
+pub(crate) fn needs_attach_target(program: &Program) -> bool {
+    matches!(
+        program,
+        Program::Lsm(_)
+            | Program::LsmCgroup(_)
+            | Program::BtfTracePoint(_)
+            | Program::FEntry(_)
+            | Program::FExit(_)
+            | Program::Extension(_)
+            | Program::Iter(_)
+    )
 }
 
 /// The program type's name if `BPF_PROG_TEST_RUN` cannot run it on packets.
@@ -346,7 +360,7 @@ fn map_not_found(ebpf: &Ebpf, name: &str) -> KernelError {
 }
 
 /// Maps aya's object-level errors to the errors that say what to fix.
-fn object_error(err: EbpfError) -> KernelError {
+pub(crate) fn object_error(err: EbpfError) -> KernelError {
     match err {
         EbpfError::ParseError(ParseError::InvalidProgramSection { section }) => {
             KernelError::UnsupportedSection { section }
@@ -361,12 +375,12 @@ fn object_error(err: EbpfError) -> KernelError {
 /// A fresh directory in bpffs for the maps of one [`test_run`] that ask to be pinned; removed,
 /// pins and all, when dropped.
 #[derive(Debug)]
-struct PinDir(PathBuf);
+pub(crate) struct PinDir(pub(crate) PathBuf);
 
 impl PinDir {
     const BPFFS: &str = "/sys/fs/bpf";
 
-    fn create() -> Result<Self, KernelError> {
+    pub(crate) fn create() -> Result<Self, KernelError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = PathBuf::from(Self::BPFFS).join(format!("duet-test-run-{}-{n}", std::process::id()));

@@ -7,18 +7,27 @@
 //! two-instruction program through the same function. Every `bpf(2)` call of this crate passes
 //! through [`sys_bpf`], so a unit test can replace the kernel with a fake (as aya does).
 //!
-//! The CPU affinity calls that keep test runs on CPU 0 live here too.
+//! The CPU affinity calls that keep test runs on CPU 0 live here too, and the few libc calls the
+//! deployment side needs: `statfs` and `mount` for bpffs/tracefs, `setns` into a network
+//! namespace, `if_nametoindex`, and `poll` on a ring buffer.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// The `bpf(2)` commands this crate issues itself (values from `enum bpf_cmd`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cmd {
+    MapCreate = 0,
     MapLookupElem = 1,
     MapUpdateElem = 2,
+    MapDeleteElem = 3,
     MapGetNextKey = 4,
     ProgLoad = 5,
+    ObjPin = 6,
+    ObjGet = 7,
 }
 
 /// The prefix of `union bpf_attr` used by the `BPF_MAP_*_ELEM` and `BPF_MAP_GET_NEXT_KEY` commands.
@@ -51,11 +60,36 @@ pub(crate) struct ProgLoadAttr {
     expected_attach_type: u32,
 }
 
+/// The prefix of `union bpf_attr` used by `BPF_MAP_CREATE`, up to `map_name`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; 16],
+}
+
+/// The prefix of `union bpf_attr` used by `BPF_OBJ_PIN` and `BPF_OBJ_GET`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
 /// An attribute block for [`sys_bpf`]; each variant is a prefix of the kernel's `union bpf_attr`.
 #[derive(Debug)]
 pub(crate) enum Attr<'a> {
     MapElem(&'a mut MapElemAttr),
     ProgLoad(&'a mut ProgLoadAttr),
+    MapCreate(&'a mut MapCreateAttr),
+    Obj(&'a mut ObjAttr),
 }
 
 /// Calls `bpf(cmd, attr, size_of(attr))`. Returns the syscall's non-negative result or the errno.
@@ -69,12 +103,14 @@ pub(crate) fn sys_bpf(cmd: Cmd, attr: Attr<'_>) -> io::Result<i64> {
     let (ptr, size) = match attr {
         Attr::MapElem(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<MapElemAttr>()),
         Attr::ProgLoad(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<ProgLoadAttr>()),
+        Attr::MapCreate(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<MapCreateAttr>()),
+        Attr::Obj(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<ObjAttr>()),
     };
     // SAFETY: `ptr` points to a live, initialised `#[repr(C)]` attribute block of `size` bytes
     // that is a prefix of `union bpf_attr` for `cmd`; the kernel reads and writes only within
     // `size` bytes. Pointers stored inside the block were set by the callers below from live
-    // buffers of the sizes the kernel will use (key_size, value_size, insn_cnt), and those
-    // buffers outlive this call.
+    // buffers of the sizes the kernel will use (key_size, value_size, insn_cnt, NUL-terminated
+    // paths), and those buffers outlive this call.
     let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd as libc::c_long, ptr, size as libc::c_uint) };
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
@@ -104,6 +140,54 @@ pub(crate) fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::R
     sys_bpf(Cmd::MapUpdateElem, Attr::MapElem(&mut attr)).map(drop)
 }
 
+/// `BPF_MAP_DELETE_ELEM`.
+pub(crate) fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr { map_fd: fd_u32(map), key: key.as_ptr() as u64, ..MapElemAttr::default() };
+    sys_bpf(Cmd::MapDeleteElem, Attr::MapElem(&mut attr)).map(drop)
+}
+
+/// `BPF_MAP_CREATE` of a plain map without BTF; returns the new fd. `name` is cut to 15 bytes.
+pub(crate) fn map_create(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    name: &str,
+) -> io::Result<OwnedFd> {
+    let mut map_name = [0; 16];
+    let len = name.len().min(15);
+    map_name[..len].copy_from_slice(&name.as_bytes()[..len]);
+    let mut attr = MapCreateAttr { map_type, key_size, value_size, max_entries, map_name, ..MapCreateAttr::default() };
+    let fd = sys_bpf(Cmd::MapCreate, Attr::MapCreate(&mut attr))?;
+    owned_fd(fd)
+}
+
+/// `BPF_OBJ_PIN`: pins the program, map or link behind `fd` at `path` (in bpffs).
+pub(crate) fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let path = c_path(path)?;
+    let mut attr = ObjAttr { pathname: path.as_ptr() as u64, bpf_fd: fd_u32(fd), file_flags: 0 };
+    sys_bpf(Cmd::ObjPin, Attr::Obj(&mut attr)).map(drop)
+}
+
+/// `BPF_OBJ_GET`: opens the object pinned at `path`.
+pub(crate) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let path = c_path(path)?;
+    let mut attr = ObjAttr { pathname: path.as_ptr() as u64, ..ObjAttr::default() };
+    let fd = sys_bpf(Cmd::ObjGet, Attr::Obj(&mut attr))?;
+    owned_fd(fd)
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn owned_fd(fd: i64) -> io::Result<OwnedFd> {
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the bpf commands that return a file descriptor return a new one that nothing
+    // else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `BPF_MAP_GET_NEXT_KEY`: the key after `key` (the first key when `key` is `None`) into `next`.
 /// Returns `false` at the end of the map.
 pub(crate) fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
@@ -130,14 +214,72 @@ pub(crate) fn prog_load(prog_type: u32, insns: &[u64], license: &std::ffi::CStr)
         ..ProgLoadAttr::default()
     };
     let fd = sys_bpf(Cmd::ProgLoad, Attr::ProgLoad(&mut attr))?;
-    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    owned_fd(fd)
 }
 
 fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
     // File descriptors are non-negative, so the conversion is lossless.
     fd.as_raw_fd().cast_unsigned()
+}
+
+// === File systems, namespaces, interfaces, polling ===
+
+/// The `f_type` of the file system holding `path` (`BPF_FS_MAGIC`, `CGROUP2_SUPER_MAGIC`, ...).
+pub(crate) fn fs_magic(path: &Path) -> io::Result<u64> {
+    let path = c_path(path)?;
+    // SAFETY: `statfs` is plain old data for which all-zero is a valid value.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `buf` is a writable `statfs`.
+    if unsafe { libc::statfs(path.as_ptr(), &raw mut buf) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // `f_type` is signed on some targets; the magic numbers are bit patterns.
+    #[allow(clippy::unnecessary_cast, reason = "f_type is i64 or u32 depending on the target")]
+    Ok(buf.f_type as u64)
+}
+
+/// `mount(source, target, fstype, 0, NULL)`.
+pub(crate) fn mount(source: &str, target: &Path, fstype: &str) -> io::Result<()> {
+    let source = CString::new(source).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fstype = CString::new(fstype).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let target = c_path(target)?;
+    // SAFETY: all three strings are NUL-terminated and live across the call; no data is passed.
+    let ret = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if ret != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Moves the calling thread into the network namespace behind `ns` (an open `/proc/.../ns/net`
+/// or `/run/netns/<name>` file).
+pub(crate) fn setns_net(ns: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `ns` is an open file descriptor; setns only reads it.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The index of network interface `name` in the calling thread's network namespace.
+pub(crate) fn if_index(name: &str) -> Option<u32> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: `name` is NUL-terminated; if_nametoindex only reads it.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// Waits up to `timeout_ms` (-1: forever) until `fd` is readable. `Ok(false)` on timeout or a
+/// signal.
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: `pfd` is one valid, writable pollfd and the count passed is 1.
+    let ret = unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EINTR) {
+            return Ok(false);
+        }
+        return Err(err);
+    }
+    Ok(ret > 0)
 }
 
 // === CPU affinity ===

@@ -246,7 +246,53 @@ impl Object {
     }
 }
 
+/// Structural checks aya-obj relies on but does not make itself (it would index out of bounds):
+/// every defined symbol lies inside its section, and every code relocation inside the section it
+/// patches.
+fn validate_elf(bytes: &[u8]) -> Result<(), ObjectError> {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SectionIndex, SymbolSection};
+    let file = object::File::parse(bytes).map_err(|e| ObjectError::Parse(format!("not an ELF file: {e}")))?;
+    // eBPF objects are relocatable: every section sits at address 0 and symbols are offsets.
+    if let Some(s) = file.sections().find(|s| s.address() != 0) {
+        return Err(ObjectError::Parse(format!(
+            "section {:?} has address {:#x}; eBPF objects are relocatable files whose sections start at 0",
+            s.name().unwrap_or("?"),
+            s.address()
+        )));
+    }
+    let section_size = |index: SectionIndex| file.section_by_index(index).map(|s| s.size()).ok();
+    for sym in file.symbols() {
+        let SymbolSection::Section(index) = sym.section() else { continue };
+        let Some(size) = section_size(index) else {
+            return Err(ObjectError::Parse(format!("symbol {:?} refers to a missing section", sym.name().unwrap_or("?"))));
+        };
+        let end = sym.address().checked_add(sym.size());
+        if end.is_none_or(|end| end > size) {
+            return Err(ObjectError::Parse(format!(
+                "symbol {:?} (offset {}, size {}) lies outside its section of {size} bytes",
+                sym.name().unwrap_or("?"),
+                sym.address(),
+                sym.size()
+            )));
+        }
+    }
+    // Relocations of code patch whole 8-byte instructions; aya-obj indexes them unchecked.
+    for section in file.sections().filter(|s| s.kind() == object::SectionKind::Text) {
+        let size = section.size();
+        for (offset, _) in section.relocations() {
+            if offset.checked_add(8).is_none_or(|end| end > size) {
+                return Err(ObjectError::Parse(format!(
+                    "relocation at offset {offset} lies outside section {:?} of {size} bytes",
+                    section.name().unwrap_or("?")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
+    validate_elf(bytes)?;
     let mut obj = aya_obj::Object::parse(bytes).map_err(|e| ObjectError::Parse(error_chain(&e)))?;
 
     // Maps, by name, in a stable order; program references become indices into this list.

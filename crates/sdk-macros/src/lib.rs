@@ -1,1 +1,419 @@
-//! duet-macros: not written yet.
+//! # duet-macros — the attributes of duet programs
+//!
+//! **API boundary**, used through the `duet` crate's re-exports (`#[duet::xdp]`, ...). Each
+//! attribute expands to code for all three targets at once, each part behind a `cfg` on
+//! `target_arch`, so user code never needs a `cfg`:
+//!
+//! - `bpf`: the program as an `extern "C"` function in the ELF section the kernel's loaders
+//!   recognise (`xdp`, `kprobe`), maps as BTF definitions in `.maps`;
+//! - `wasm32`: the program as the export `duet_prog_<kind>_<name>` of docs/ABI.md, maps as
+//!   records in the `duet.maps.v1` custom section that `duet build` turns into the `duet.maps`
+//!   manifest;
+//! - the host: the program as the plain function unit tests call.
+//!
+//! Map ids are handed out in expansion order (which is declaration order for maps in one
+//! file), by a counter in this process: rustc compiles one crate per process, so the ids of a
+//! crate are 0, 1, 2, ... The id is written both into the code that uses the map and into the
+//! map's record, so code and manifest agree whatever the order.
+//!
+//! The parser is hand-written over `proc_macro` tokens (no syn), for build time.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
+
+/// The next map id of the crate being compiled.
+static NEXT_MAP_ID: AtomicU32 = AtomicU32::new(0);
+
+/// Declares a map: `#[duet::map] static NAME: HashMap<K, V> = HashMap::with_max_entries(N, FLAGS);`
+///
+/// The map is named after the static on every executor. `N` and `FLAGS` may be any constant
+/// expressions; they become const generic arguments of the static's type.
+#[proc_macro_attribute]
+pub fn map(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::map] takes no arguments");
+    }
+    expand_map(item).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+/// Declares an XDP program: `#[duet::xdp] fn name(ctx: XdpContext) -> XdpAction { ... }`.
+///
+/// BPF: an `extern "C"` function `name` in section `xdp`. Wasm: the export
+/// `duet_prog_xdp_<name>`. Host: the function itself, for `duet::testing::run_xdp`.
+#[proc_macro_attribute]
+pub fn xdp(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::xdp] takes no arguments");
+    }
+    expand_program(item, Kind::Xdp).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+/// Declares an event program: `#[duet::probe] fn name(ctx: ProbeContext) { ... }`.
+///
+/// BPF: an `extern "C"` function `name` in section `kprobe`. Wasm: the export
+/// `duet_prog_probe_<name>`, returning 0. Host: the function itself, for
+/// `duet::testing::run_probe`.
+#[proc_macro_attribute]
+pub fn probe(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::probe] takes no arguments");
+    }
+    expand_program(item, Kind::Probe).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+/// Implements `duet::Pod` for a `#[repr(C)]` struct whose fields are all `Pod`, and checks at
+/// compile time that it has no padding (its size is the sum of its fields' sizes).
+#[proc_macro_derive(Pod)]
+pub fn derive_pod(item: TokenStream) -> TokenStream {
+    expand_pod(item).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+// === programs ===
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Xdp,
+    Probe,
+}
+
+type Error = (Span, String);
+
+fn expand_program(item: TokenStream, kind: Kind) -> Result<TokenStream, Error> {
+    let tokens: Vec<TokenTree> = item.clone().into_iter().collect();
+    let (name, vis) = fn_name_and_vis(&tokens)?;
+    let name_str = name.to_string();
+    let (section, entry, wasm_entry, wasm_prefix) = match kind {
+        Kind::Xdp => ("xdp", "xdp_entry", "xdp_entry_wasm", "duet_prog_xdp_"),
+        Kind::Probe => ("kprobe", "probe_entry", "probe_entry_wasm", "duet_prog_probe_"),
+    };
+
+    // BPF: the exported function carries the program's name (ELF symbol, BTF and DWARF agree),
+    // and the user's function lives inside it under the same name.
+    let bpf_body = concat_streams([
+        item.clone(),
+        parse(&format!("#[allow(unused_unsafe)] unsafe {{ ::duet::__private::{entry}(__duet_ctx, {name_str}) }}")),
+    ]);
+    let mut out = concat_streams([
+        parse(&format!("#[cfg(target_arch = \"bpf\")] #[unsafe(no_mangle)] #[unsafe(link_section = \"{section}\")]")),
+        vis,
+        parse(&format!("extern \"C\" fn {name_str}(__duet_ctx: *mut ::core::ffi::c_void) -> u32")),
+        TokenStream::from(TokenTree::Group(Group::new(Delimiter::Brace, bpf_body))),
+    ]);
+    // Wasm and host: the user's function as written; on the host it is called only by tests.
+    out.extend(parse(
+        "#[cfg(not(target_arch = \"bpf\"))] \
+         #[cfg_attr(not(target_arch = \"wasm32\"), allow(dead_code))]",
+    ));
+    out.extend(item);
+    out.extend(parse(&format!(
+        "#[cfg(target_arch = \"wasm32\")] const _: () = {{ \
+            #[unsafe(export_name = \"{wasm_prefix}{name_str}\")] \
+            extern \"C\" fn __duet_entry(data: i32, len: i32) -> i32 {{ \
+                ::duet::__private::{wasm_entry}(data, len, {name_str}) \
+            }} \
+        }};"
+    )));
+    Ok(out)
+}
+
+/// The function's name and visibility tokens; errors for anything but a plain `fn`.
+fn fn_name_and_vis(tokens: &[TokenTree]) -> Result<(Ident, TokenStream), Error> {
+    let mut i = skip_attrs(tokens, 0);
+    let vis_start = i;
+    i = skip_vis(tokens, i);
+    let vis: TokenStream = tokens[vis_start..i].iter().cloned().collect();
+    match tokens.get(i) {
+        Some(TokenTree::Ident(id)) if id.to_string() == "fn" => {}
+        Some(tt) => return Err((tt.span(), "expected a plain `fn` (not async, const, unsafe or extern)".into())),
+        None => return Err((Span::call_site(), "expected a function".into())),
+    }
+    let Some(TokenTree::Ident(name)) = tokens.get(i + 1) else {
+        return Err((Span::call_site(), "expected the function's name".into()));
+    };
+    if let Some(TokenTree::Punct(p)) = tokens.get(i + 2)
+        && p.as_char() == '<'
+    {
+        return Err((p.span(), "a duet program cannot be generic".into()));
+    }
+    Ok((name.clone(), vis))
+}
+
+// === maps ===
+
+fn expand_map(item: TokenStream) -> Result<TokenStream, Error> {
+    let tokens: Vec<TokenTree> = item.into_iter().collect();
+    let attrs_end = skip_attrs(&tokens, 0);
+    let vis_end = skip_vis(&tokens, attrs_end);
+    let mut i = vis_end;
+    expect_ident(&tokens, i, "static", "expected `static NAME: Type = Type::with_max_entries(N, FLAGS);`")?;
+    i += 1;
+    if let Some(TokenTree::Ident(id)) = tokens.get(i)
+        && id.to_string() == "mut"
+    {
+        return Err((id.span(), "a map static cannot be `mut`: maps are changed through their methods".into()));
+    }
+    let Some(TokenTree::Ident(name)) = tokens.get(i) else {
+        return Err((Span::call_site(), "expected the map's name".into()));
+    };
+    let name_str = name.to_string();
+    i += 1;
+    expect_punct(&tokens, i, ':', "expected `: Type` after the map's name")?;
+    i += 1;
+
+    // The type runs to the `=` outside angle brackets.
+    let ty_start = i;
+    let mut depth = 0i32;
+    while let Some(tt) = tokens.get(i) {
+        if let TokenTree::Punct(p) = tt {
+            match p.as_char() {
+                '<' => depth += 1,
+                '>' => depth -= 1,
+                '=' if depth == 0 => break,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    let ty = &tokens[ty_start..i];
+    if ty.is_empty() || i >= tokens.len() {
+        return Err((name.span(), "expected `: Type = Type::with_max_entries(N, FLAGS)`".into()));
+    }
+    i += 1;
+    let init = &tokens[i..tokens.len().saturating_sub(1)];
+
+    // `max_entries` and `flags` are the last call's two arguments.
+    let Some(args) = init.iter().rev().find_map(|tt| match tt {
+        TokenTree::Group(g) if g.delimiter() == Delimiter::Parenthesis => Some(g.clone()),
+        _ => None,
+    }) else {
+        return Err((name.span(), "expected the initializer `Type::with_max_entries(N, FLAGS)`".into()));
+    };
+    let args = split_commas(args.stream());
+    let [max_entries, flags] = <[TokenStream; 2]>::try_from(args)
+        .map_err(|_| (name.span(), "expected two arguments: `with_max_entries(max_entries, flags)`".to_owned()))?;
+
+    // `HashMap<K, V>` becomes `HashMap<K, V, { (N) as usize }, { (FLAGS) as usize }>`.
+    let const_arg = |expr: TokenStream| {
+        let inner = concat_streams([
+            TokenStream::from(TokenTree::Group(Group::new(Delimiter::Parenthesis, expr))),
+            parse("as usize"),
+        ]);
+        TokenStream::from(TokenTree::Group(Group::new(Delimiter::Brace, inner)))
+    };
+    let consts = concat_streams([const_arg(max_entries), punct(','), const_arg(flags)]);
+    let full_ty: TokenStream = match ty.last() {
+        Some(TokenTree::Punct(p)) if p.as_char() == '>' => {
+            let head: TokenStream = ty[..ty.len() - 1].iter().cloned().collect();
+            concat_streams([head, punct(','), consts, punct('>')])
+        }
+        _ => {
+            let head: TokenStream = ty.iter().cloned().collect();
+            concat_streams([head, punct('<'), consts, punct('>')])
+        }
+    };
+    let qualified = concat_streams([punct('<'), full_ty.clone(), punct('>')]);
+
+    let id = NEXT_MAP_ID.fetch_add(1, Ordering::Relaxed);
+    let attrs: TokenStream = tokens[..attrs_end].iter().cloned().collect();
+    let vis: TokenStream = tokens[attrs_end..vis_end].iter().cloned().collect();
+    let record_len = name_str.len() + 32;
+    let record_name = Ident::new(&format!("__DUET_MAP_RECORD_{name_str}"), name.span());
+    let name_lit = Literal::string(&name_str);
+
+    Ok(concat_streams([
+        attrs,
+        parse(&format!(
+            "#[cfg_attr(target_arch = \"bpf\", unsafe(link_section = \".maps\"))] \
+             #[cfg_attr(target_arch = \"bpf\", unsafe(export_name = {name_lit}))] \
+             #[cfg_attr(not(any(target_arch = \"bpf\", target_arch = \"wasm32\")), allow(dead_code))]"
+        )),
+        vis,
+        parse("static"),
+        TokenStream::from(TokenTree::Ident(name.clone())),
+        punct(':'),
+        full_ty.clone(),
+        punct('='),
+        qualified,
+        parse(&format!("::__new({id}, {name_lit});")),
+        parse(&format!(
+            "#[cfg(target_arch = \"wasm32\")] #[used] #[unsafe(link_section = \"duet.maps.v1\")] \
+             #[allow(non_upper_case_globals)] #[doc(hidden)] static {record_name}: [u8; {record_len}] = \
+             ::duet::__private::map_record::<"
+        )),
+        full_ty,
+        parse(&format!(", {record_len}>({id}, {name_lit});")),
+    ]))
+}
+
+// === derive(Pod) ===
+
+fn expand_pod(item: TokenStream) -> Result<TokenStream, Error> {
+    let tokens: Vec<TokenTree> = item.into_iter().collect();
+    let attrs_end = skip_attrs(&tokens, 0);
+    let repr_c = tokens[..attrs_end].iter().any(|tt| match tt {
+        TokenTree::Group(g) => {
+            let text = g.stream().to_string().replace(' ', "");
+            text.starts_with("repr(") && (text.contains("(C") || text.contains(",C") || text.contains("transparent"))
+        }
+        _ => false,
+    });
+    let mut i = skip_vis(&tokens, attrs_end);
+    expect_ident(&tokens, i, "struct", "#[derive(duet::Pod)] works on structs")?;
+    i += 1;
+    let Some(TokenTree::Ident(name)) = tokens.get(i) else {
+        return Err((Span::call_site(), "expected the struct's name".into()));
+    };
+    if !repr_c {
+        return Err((name.span(), "#[derive(duet::Pod)] needs #[repr(C)], so the layout is fixed".into()));
+    }
+    let fields = match tokens.get(i + 1) {
+        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => field_types(g.stream(), true),
+        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis => field_types(g.stream(), false),
+        Some(TokenTree::Punct(p)) if p.as_char() == '<' => {
+            return Err((p.span(), "#[derive(duet::Pod)] does not support generic structs".into()));
+        }
+        _ => return Err((name.span(), "#[derive(duet::Pod)] needs a struct with fields".into())),
+    };
+
+    let name_str = name.to_string();
+    let mut checks = String::from("fn __duet_assert_pod<T: ::duet::Pod>() {}");
+    let mut sum = String::from("0");
+    for ty in &fields {
+        checks.push_str(&format!("const _: fn() = __duet_assert_pod::<{ty}>;"));
+        sum.push_str(&format!(" + ::core::mem::size_of::<{ty}>()"));
+    }
+    Ok(parse(&format!(
+        "unsafe impl ::duet::Pod for {name_str} {{}} \
+         const _: () = {{ {checks} \
+            ::core::assert!(::core::mem::size_of::<{name_str}>() == {sum}, \
+                \"{name_str} has padding bytes; add explicit padding fields so every byte is a field\"); \
+         }};"
+    )))
+}
+
+/// The types of a struct's fields, as source text.
+fn field_types(fields: TokenStream, named: bool) -> Vec<String> {
+    split_commas(fields)
+        .into_iter()
+        .filter_map(|field| {
+            let tokens: Vec<TokenTree> = field.into_iter().collect();
+            let mut i = skip_vis(&tokens, skip_attrs(&tokens, 0));
+            if named {
+                i += 2; // the name and the `:`
+            }
+            let ty: TokenStream = tokens.get(i..)?.iter().cloned().collect();
+            (!ty.is_empty()).then(|| ty.to_string())
+        })
+        .collect()
+}
+
+// === token helpers ===
+
+/// Skips `#[...]` attributes (doc comments arrive as `#[doc = "..."]`).
+fn skip_attrs(tokens: &[TokenTree], mut i: usize) -> usize {
+    while let (Some(TokenTree::Punct(p)), Some(TokenTree::Group(g))) = (tokens.get(i), tokens.get(i + 1)) {
+        if p.as_char() != '#' || g.delimiter() != Delimiter::Bracket {
+            break;
+        }
+        i += 2;
+    }
+    i
+}
+
+/// Skips `pub`, `pub(crate)`, `pub(in path)`.
+fn skip_vis(tokens: &[TokenTree], mut i: usize) -> usize {
+    if let Some(TokenTree::Ident(id)) = tokens.get(i)
+        && id.to_string() == "pub"
+    {
+        i += 1;
+        if let Some(TokenTree::Group(g)) = tokens.get(i)
+            && g.delimiter() == Delimiter::Parenthesis
+        {
+            i += 1;
+        }
+    }
+    i
+}
+
+fn expect_ident(tokens: &[TokenTree], i: usize, word: &str, msg: &str) -> Result<(), Error> {
+    match tokens.get(i) {
+        Some(TokenTree::Ident(id)) if id.to_string() == word => Ok(()),
+        Some(tt) => Err((tt.span(), msg.into())),
+        None => Err((Span::call_site(), msg.into())),
+    }
+}
+
+fn expect_punct(tokens: &[TokenTree], i: usize, ch: char, msg: &str) -> Result<(), Error> {
+    match tokens.get(i) {
+        Some(TokenTree::Punct(p)) if p.as_char() == ch => Ok(()),
+        Some(tt) => Err((tt.span(), msg.into())),
+        None => Err((Span::call_site(), msg.into())),
+    }
+}
+
+/// Splits a token stream at the commas outside angle brackets; drops a trailing empty part.
+fn split_commas(stream: TokenStream) -> Vec<TokenStream> {
+    let mut parts = vec![TokenStream::new()];
+    let mut depth = 0i32;
+    for tt in stream {
+        if let TokenTree::Punct(p) = &tt {
+            match p.as_char() {
+                '<' => depth += 1,
+                '>' if depth > 0 => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(TokenStream::new());
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if let Some(last) = parts.last_mut() {
+            last.extend([tt]);
+        }
+    }
+    if parts.last().is_some_and(TokenStream::is_empty) {
+        parts.pop();
+    }
+    parts
+}
+
+fn punct(ch: char) -> TokenStream {
+    TokenStream::from(TokenTree::Punct(Punct::new(ch, Spacing::Alone)))
+}
+
+fn concat_streams<const N: usize>(streams: [TokenStream; N]) -> TokenStream {
+    streams.into_iter().collect()
+}
+
+/// Parses generated source text; the text is built here, so a failure is a bug in this crate,
+/// reported as a compile error rather than a panic.
+fn parse(src: &str) -> TokenStream {
+    src.parse().unwrap_or_else(|_| error(Span::call_site(), &format!("duet-macros generated invalid code: {src}")))
+}
+
+fn error(span: Span, msg: &str) -> TokenStream {
+    let mut lit = Literal::string(msg);
+    lit.set_span(span);
+    let mut group = Group::new(Delimiter::Brace, TokenTree::Literal(lit).into());
+    group.set_span(span);
+    let colon = |spacing| {
+        let mut p = Punct::new(':', spacing);
+        p.set_span(span);
+        TokenTree::Punct(p)
+    };
+    let mut bang = Punct::new('!', Spacing::Alone);
+    bang.set_span(span);
+    [
+        colon(Spacing::Joint),
+        colon(Spacing::Alone),
+        TokenTree::Ident(Ident::new("core", span)),
+        colon(Spacing::Joint),
+        colon(Spacing::Alone),
+        TokenTree::Ident(Ident::new("compile_error", span)),
+        TokenTree::Punct(bang),
+        TokenTree::Group(group),
+    ]
+    .into_iter()
+    .collect()
+}

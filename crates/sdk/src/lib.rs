@@ -1,1 +1,130 @@
-//! duet: not written yet.
+//! # duet — one Rust program, two sandboxes
+//!
+//! **API boundary: the program side.** A program written against this crate compiles, from the
+//! same source and without any `cfg` in it, to
+//!
+//! - `bpfel-unknown-none`: an ELF `.bpf.o` with BTF-defined maps (`.maps`) that the Linux kernel,
+//!   libbpf tools (bpftool) and duet's userspace eBPF VM load;
+//! - `wasm32-unknown-unknown`: a `.wasm` module speaking the duet import ABI
+//!   (`docs/ABI.md`), with the map manifest in its `duet.maps` custom section;
+//! - the host: an ordinary Rust library whose programs run in-process for unit tests
+//!   (see [`testing`]), against the same map implementation (`duet-maps`) the VM and the Wasm
+//!   host use.
+//!
+//! `duet build` produces the first two; `cargo test` uses the third.
+//!
+//! ```
+//! // A program crate starts with `#![no_std]`.
+//! use duet::{HashMap, XdpAction, XdpContext};
+//!
+//! #[duet::map]
+//! static BLOCKED: HashMap<[u8; 4], u8> = HashMap::with_max_entries(1024, 0);
+//!
+//! #[duet::xdp]
+//! fn firewall(ctx: XdpContext) -> XdpAction {
+//!     let Some(ip) = ctx.ipv4() else { return XdpAction::Pass };
+//!     if BLOCKED.contains_key(&ip.src) { XdpAction::Drop } else { XdpAction::Pass }
+//! }
+//!
+//! // On the host, `duet::testing` runs it (this is what `cargo test` of a program does).
+//! let mut frame = duet::testing::udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1234, 53, 0);
+//! assert_eq!(duet::testing::run_xdp(firewall, &mut frame), XdpAction::Pass);
+//! BLOCKED.insert(&[10, 0, 0, 1], &1, duet::BPF_ANY).unwrap();
+//! assert_eq!(duet::testing::run_xdp(firewall, &mut frame), XdpAction::Drop);
+//! ```
+//!
+//! ## No panics
+//!
+//! A panic path in BPF code makes the kernel verifier reject the program, so nothing here needs
+//! `unwrap`: packet reads return `Option`, map operations return `Option`/`Result`, and there
+//! are `get_or_default`-style shortcuts. Build with the profile `duet build` uses (release,
+//! overflow checks off) so arithmetic does not bring panics in either.
+//!
+//! ## Targets
+//!
+//! The backend is chosen by `target_arch` in one place, the private `sys` module; everything
+//! public is the same on every target.
+#![no_std]
+// `atomic_xadd`: the BPF target has no compare-and-swap, so `AtomicU64::fetch_add` does not
+// exist there, but LLVM lowers a plain atomic add to the BPF `lock add` instruction the kernel
+// supports. `duet build` sets `RUSTC_BOOTSTRAP=1` (it needs `-Z build-std=core` anyway).
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features, reason = "atomic_xadd, see above"))]
+
+#[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+extern crate std;
+
+// The macros name the SDK `::duet`, which this makes work inside the SDK's own tests too.
+extern crate self as duet;
+
+mod error;
+mod helpers;
+pub mod maps;
+pub mod net;
+mod pod;
+mod probe;
+mod sys;
+#[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+pub mod testing;
+mod xdp;
+
+pub use duet_macros::{Pod, map, probe, xdp};
+pub use error::Errno;
+pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
+pub use maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
+pub use pod::Pod;
+pub use probe::ProbeContext;
+pub use xdp::{XdpAction, XdpContext};
+
+/// Update flag: create the entry or overwrite it.
+pub const BPF_ANY: u64 = 0;
+/// Update flag: create the entry only if the key has none (else [`Errno::EEXIST`]).
+pub const BPF_NOEXIST: u64 = 1;
+/// Update flag: overwrite an existing entry only (else [`Errno::ENOENT`]).
+pub const BPF_EXIST: u64 = 2;
+
+/// Writes a log line: `bpf_trace_printk` in the kernel (read it from
+/// `/sys/kernel/tracing/trace_pipe`), the `trace` import in Wasm, the executor's log in the
+/// userspace VM and [`testing::take_trace`] on the host.
+///
+/// The message is a string literal; it is passed to `bpf_trace_printk` as its format, so it must
+/// not contain `%`.
+#[macro_export]
+macro_rules! trace {
+    ($msg:literal) => {
+        $crate::__private::trace(::core::concat!($msg, "\0").as_bytes())
+    };
+}
+
+/// Items the macros expand to. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::helpers::trace;
+    pub use crate::maps::map_record_len;
+    pub use crate::maps::{MapInfo, map_record};
+    pub use crate::probe::probe_entry;
+    #[cfg(target_arch = "bpf")]
+    pub use crate::xdp::xdp_entry;
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::{probe::probe_entry_wasm, xdp::xdp_entry_wasm};
+}
+
+/// The license the kernel reads from the `license` section. GPL-compatible, because
+/// `bpf_trace_printk` (behind [`trace!`]) is a GPL-only helper.
+#[cfg(target_arch = "bpf")]
+#[used]
+#[unsafe(export_name = "_license")]
+#[unsafe(link_section = "license")]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+#[cfg(any(target_arch = "bpf", target_arch = "wasm32"))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    // Nothing in the SDK panics. A panic path that user code brings in makes the kernel verifier
+    // reject the BPF program (it cannot prove this loop ends), which is the early, loud failure
+    // we want; in Wasm it is a trap the host reports.
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(target_arch = "bpf")]
+    loop {}
+}

@@ -1,1 +1,474 @@
-//! duet-verifier: not written yet.
+//! # duet-verifier — prove an eBPF program safe before it runs
+//!
+//! **API boundary.** [`verify`] explores every path of a [`duet_isa::Program`] with abstract
+//! states, in the manner of the Linux verifier (the kernel and RFC 9669 are the authority), and
+//! returns a [`VerifiedProgram`] — the only thing duet's engines accept — or a [`Rejection`]
+//! holding every problem found, each with its instruction, source line (from BTF line info),
+//! the registers involved and a plain-English explanation with the usual fix.
+//!
+//! What is proven:
+//! - control flow: every instruction reachable, jumps inside their function, no fall-through off
+//!   a function's end, no recursion, at most 8 call frames, at most 512 bytes of stack per call
+//!   chain;
+//! - termination: every path ends within a budget of processed instructions (1M, as the
+//!   kernel); loops that do not make progress are reported at their back edge;
+//! - registers: no read before write; scalars tracked with known bits ([`tnum::Tnum`]) and
+//!   signed/unsigned 64/32-bit bounds ([`scalar::Scalar`]); pointers tracked by kind (context,
+//!   stack, packet with proven range, packet end, map value, map value or NULL, map handle, ring
+//!   buffer record) through spills to the stack;
+//! - memory: every access proven inside its region for its size; context fields as the program
+//!   type allows; no writes to read-only memory; no pointer stored where it would leak;
+//! - helpers: arguments against each helper's prototype; ring buffer records released on every
+//!   path;
+//! - return values: a scalar, and for XDP one that can be an XDP action.
+//!
+//! The crate does no I/O, never panics on any input, and has no unsafe code.
+#![forbid(unsafe_code)]
+
+mod cfg;
+mod check;
+mod diag;
+mod helpers;
+pub mod scalar;
+mod state;
+pub mod testfile;
+pub mod tnum;
+
+use core::fmt;
+use std::time::{Duration, Instant};
+
+use duet_isa::{Program, RawInsn};
+use duet_object::{LineInfo, MapDef, MapOrigin, Object, ObjectError, ObjectProgram, ProgramKind};
+
+pub use diag::{Code, Diagnostic, SourceLine};
+
+/// Program types duet verifies (the hook decides the context and the allowed helpers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProgramType {
+    /// XDP: `struct xdp_md` context, verdict 0..=4.
+    Xdp,
+    /// Socket filter: `struct __sk_buff` context (duet provides `len` and `protocol`), legacy
+    /// packet loads.
+    SocketFilter,
+}
+
+impl ProgramType {
+    /// The kernel's `BPF_PROG_TYPE_*` number.
+    pub fn kernel_prog_type(self) -> u32 {
+        match self {
+            ProgramType::Xdp => 6,
+            ProgramType::SocketFilter => 1,
+        }
+    }
+
+    /// A short name (`xdp`, `socket filter`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProgramType::Xdp => "XDP",
+            ProgramType::SocketFilter => "socket filter",
+        }
+    }
+
+    /// The C name of the context structure.
+    pub fn context_name(self) -> &'static str {
+        match self {
+            ProgramType::Xdp => "struct xdp_md",
+            ProgramType::SocketFilter => "struct __sk_buff",
+        }
+    }
+
+    fn context_fields(self) -> &'static str {
+        match self {
+            ProgramType::Xdp => {
+                "data (0), data_end (4), data_meta (8), ingress_ifindex (12), rx_queue_index (16), as 32-bit loads"
+            }
+            ProgramType::SocketFilter => "len (0) and protocol (16), as 32-bit loads",
+        }
+    }
+
+    /// The program type of an object's program, if duet verifies it.
+    pub fn from_kind(kind: &ProgramKind) -> Option<Self> {
+        match kind {
+            ProgramKind::Xdp => Some(ProgramType::Xdp),
+            ProgramKind::SocketFilter => Some(ProgramType::SocketFilter),
+            _ => None,
+        }
+    }
+}
+
+/// What the verifier knows about one map (indexed as `lddw rX, map_fd N`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapInfo {
+    /// Name, for messages.
+    pub name: String,
+    /// Kernel map type number.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// Maximum entries.
+    pub max_entries: u32,
+    /// Creation flags.
+    pub flags: u32,
+    /// Whether programs may only read the values (`.rodata`, `BPF_F_RDONLY_PROG`).
+    pub read_only: bool,
+    /// The single value's contents when they are frozen at load (`.rodata`): reads at constant
+    /// offsets are then known constants, as in the kernel.
+    pub frozen_data: Option<Vec<u8>>,
+}
+
+/// `BPF_F_RDONLY_PROG`.
+const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+
+impl MapInfo {
+    /// A map of `map_type` with the given sizes.
+    pub fn new(name: impl Into<String>, map_type: u32, key_size: u32, value_size: u32, max_entries: u32) -> Self {
+        MapInfo {
+            name: name.into(),
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            flags: 0,
+            read_only: false,
+            frozen_data: None,
+        }
+    }
+}
+
+impl From<&MapDef> for MapInfo {
+    fn from(def: &MapDef) -> Self {
+        let frozen = def.origin == MapOrigin::Rodata;
+        MapInfo {
+            name: def.name.clone(),
+            map_type: def.map_type,
+            key_size: def.key_size,
+            value_size: def.value_size,
+            max_entries: def.max_entries,
+            flags: def.flags,
+            read_only: frozen || def.flags & BPF_F_RDONLY_PROG != 0,
+            frozen_data: if frozen {
+                def.initial_data.clone().map(|mut d| {
+                    d.resize(def.value_size as usize, 0);
+                    d
+                })
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// Verifier options.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Budget of processed instructions (the kernel's is 1,000,000).
+    pub max_insns: u64,
+    /// Record a trace of every processed instruction with its register state.
+    pub log: bool,
+    /// Stop after this many diagnostics.
+    pub max_diagnostics: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { max_insns: 1_000_000, log: false, max_diagnostics: 32 }
+    }
+}
+
+/// Everything the verifier needs besides the instructions.
+#[derive(Clone, Debug)]
+pub struct VerifyContext {
+    /// The hook.
+    pub program_type: ProgramType,
+    /// Maps, indexed as `lddw rX, map_fd N` refers to them.
+    pub maps: Vec<MapInfo>,
+    /// BTF line info, sorted by instruction (may be empty).
+    pub line_info: Vec<LineInfo>,
+    /// Options.
+    pub config: Config,
+}
+
+impl VerifyContext {
+    /// A context with no maps and no line info.
+    pub fn new(program_type: ProgramType) -> Self {
+        VerifyContext { program_type, maps: Vec::new(), line_info: Vec::new(), config: Config::default() }
+    }
+
+    /// The context of one program of an object; `None` for program types duet does not verify.
+    pub fn for_object_program(object: &Object, program: &ObjectProgram) -> Option<Self> {
+        Some(VerifyContext {
+            program_type: ProgramType::from_kind(&program.kind)?,
+            maps: object.maps.iter().map(MapInfo::from).collect(),
+            line_info: program.line_info.clone(),
+            config: Config::default(),
+        })
+    }
+}
+
+/// How much work a verification took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Instructions processed over all paths (the kernel's "processed N insns").
+    pub insns_processed: u64,
+    /// States stored at prune points.
+    pub states: u64,
+    /// Most states stored at once.
+    pub peak_states: u64,
+    /// Paths cut short because a verified state covered them.
+    pub pruned: u64,
+    /// Wall time of the analysis.
+    pub time: Duration,
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} insns processed, {} states ({} peak, {} pruned), {:.3} ms",
+            self.insns_processed,
+            self.states,
+            self.peak_states,
+            self.pruned,
+            self.time.as_secs_f64() * 1e3
+        )
+    }
+}
+
+/// The memory region an instruction accesses on every path (facts an engine may rely on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemRegion {
+    /// A stack frame (its own or a caller's).
+    Stack,
+    /// The context structure (loads are field translations, not memory).
+    Context,
+    /// Packet data, within the proven range.
+    Packet,
+    /// Packet metadata, within the proven range.
+    PacketMeta,
+    /// A value of map `map`, within the value.
+    MapValue {
+        /// Index into the map table.
+        map: u32,
+    },
+    /// A ring buffer record, within the record.
+    Record,
+    /// Different regions on different paths (each access still proven in bounds).
+    Mixed,
+}
+
+/// Per-instruction facts proven by the verifier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InsnFacts {
+    /// For loads, stores and atomics: the region accessed.
+    pub mem: Option<MemRegion>,
+}
+
+/// A program the verifier proved safe, with what it learned. Engines accept only this.
+#[derive(Clone, Debug)]
+pub struct VerifiedProgram {
+    program: Program,
+    program_type: ProgramType,
+    maps: Vec<MapInfo>,
+    stats: Stats,
+    facts: Vec<InsnFacts>,
+    stack_depths: Vec<(usize, u32)>,
+    log: Option<String>,
+}
+
+impl VerifiedProgram {
+    /// The verified instructions.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// The verified instructions, by value.
+    pub fn into_program(self) -> Program {
+        self.program
+    }
+
+    /// The program type it was verified for.
+    pub fn program_type(&self) -> ProgramType {
+        self.program_type
+    }
+
+    /// The maps it was verified against (the engine must provide maps of these shapes).
+    pub fn maps(&self) -> &[MapInfo] {
+        &self.maps
+    }
+
+    /// How much work the proof took.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Facts about the instruction at slot `pc` (default facts for non-memory instructions).
+    pub fn facts(&self, pc: usize) -> InsnFacts {
+        self.facts.get(pc).copied().unwrap_or_default()
+    }
+
+    /// Each function's entry slot and the deepest stack byte it uses.
+    pub fn stack_depths(&self) -> &[(usize, u32)] {
+        &self.stack_depths
+    }
+
+    /// The state trace, when [`Config::log`] was set.
+    pub fn log(&self) -> Option<&str> {
+        self.log.as_deref()
+    }
+}
+
+/// Why a program was rejected: every problem found.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// The problems, in the order found.
+    pub diagnostics: Vec<Diagnostic>,
+    /// How much work was done before giving up.
+    pub stats: Stats,
+    /// The state trace, when [`Config::log`] was set.
+    pub log: Option<String>,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        let n = self.diagnostics.len();
+        write!(f, "\n\nthe program is not safe to run: {n} problem{} found", if n == 1 { "" } else { "s" })
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// Why an object's program could not be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The object or the program could not be found or loaded.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// duet does not verify this program type.
+    #[error("program `{program}` is of type {kind:?}, which duet's verifier does not support (supported: xdp, socket filter)")]
+    UnsupportedType {
+        /// The program.
+        program: String,
+        /// Its kind.
+        kind: ProgramKind,
+    },
+    /// The verifier rejected the program.
+    #[error("program `{program}` was rejected by the verifier:\n{rejection}")]
+    Rejected {
+        /// The program.
+        program: String,
+        /// The problems.
+        rejection: Rejection,
+    },
+}
+
+/// Proves `program` safe for `ctx`, or explains why it is not.
+pub fn verify(program: &Program, ctx: &VerifyContext) -> Result<VerifiedProgram, Rejection> {
+    let start = Instant::now();
+    let mut diags = Vec::new();
+    let Some(cfg) = cfg::analyze(program, &mut diags) else {
+        let mut rejection = Rejection { diagnostics: diags, stats: Stats::default(), log: None };
+        rejection.stats.time = start.elapsed();
+        for d in &mut rejection.diagnostics {
+            fill_location(d, program, &ctx.line_info);
+        }
+        return Err(rejection);
+    };
+    let out = check::Checker::new(&cfg, ctx, diags).run();
+    let stats = Stats {
+        insns_processed: out.processed,
+        states: out.states,
+        peak_states: out.peak_states,
+        pruned: out.pruned,
+        time: start.elapsed(),
+    };
+    if out.diags.is_empty() {
+        Ok(VerifiedProgram {
+            program: program.clone(),
+            program_type: ctx.program_type,
+            maps: ctx.maps.clone(),
+            stats,
+            facts: out.facts,
+            stack_depths: out.stack_depths,
+            log: out.log,
+        })
+    } else {
+        let mut diagnostics = out.diags;
+        for d in &mut diagnostics {
+            fill_location(d, program, &ctx.line_info);
+        }
+        Err(Rejection { diagnostics, stats, log: out.log })
+    }
+}
+
+/// Decodes raw instructions and verifies them; decoding errors become diagnostics.
+pub fn verify_raw(raw: &[RawInsn], ctx: &VerifyContext) -> Result<VerifiedProgram, Rejection> {
+    match Program::from_raw(raw) {
+        Ok(program) => verify(&program, ctx),
+        Err(err) => Err(Rejection { diagnostics: vec![decode_diagnostic(&err)], stats: Stats::default(), log: None }),
+    }
+}
+
+/// A diagnostic for a program that does not even decode.
+pub fn decode_diagnostic(err: &duet_isa::DecodeError) -> Diagnostic {
+    use duet_isa::DecodeErrorKind as K;
+    let help = match &err.kind {
+        K::WritesFramePointer => "r10 is the read-only frame pointer; copy it (`r1 = r10`) and change the copy",
+        K::JumpOutOfRange { .. } => "every jump must land on an instruction of the program",
+        K::FallsOffEnd => {
+            "the last instruction must be `exit` or a jump; a compiler emits this for functions that end in a `noreturn` call (a panic path): make that path return"
+        }
+        K::JumpIntoLddw { .. } => "a jump landed in the middle of a two-slot lddw instruction",
+        _ => "the bytes are not a valid eBPF instruction sequence (RFC 9669)",
+    };
+    let code = match &err.kind {
+        K::JumpOutOfRange { .. } | K::FallsOffEnd | K::JumpIntoLddw { .. } => Code::BadControlFlow,
+        _ => Code::Decode,
+    };
+    Diagnostic::new(code, Some(err.pc), err.kind.to_string()).help(help)
+}
+
+/// Verifies program `name` of `object` (the only program when `name` is `None`).
+pub fn verify_object_program(object: &Object, name: Option<&str>) -> Result<VerifiedProgram, VerifyError> {
+    verify_object_program_with(object, name, Config::default())
+}
+
+/// [`verify_object_program`] with options.
+pub fn verify_object_program_with(
+    object: &Object,
+    name: Option<&str>,
+    config: Config,
+) -> Result<VerifiedProgram, VerifyError> {
+    let program = object.program(name)?;
+    let mut ctx = VerifyContext::for_object_program(object, program).ok_or_else(|| VerifyError::UnsupportedType {
+        program: program.name.clone(),
+        kind: program.kind.clone(),
+    })?;
+    ctx.config = config;
+    verify(&program.program, &ctx)
+        .map_err(|rejection| VerifyError::Rejected { program: program.name.clone(), rejection })
+}
+
+fn fill_location(d: &mut Diagnostic, program: &Program, line_info: &[LineInfo]) {
+    let Some(pc) = d.pc else { return };
+    if d.insn.is_none()
+        && let Some((_, insn)) = program.insns().iter().find(|(p, _)| *p == pc)
+    {
+        d.insn = Some(duet_isa::disassemble_insn(insn));
+    }
+    if d.source.is_none() {
+        let i = line_info.partition_point(|l| l.insn <= pc);
+        if let Some(l) = i.checked_sub(1).and_then(|i| line_info.get(i)) {
+            d.source = Some(SourceLine { file: l.file.clone(), line: l.line, column: l.column, text: l.source.clone() });
+        }
+    }
+}

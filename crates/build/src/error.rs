@@ -1,0 +1,65 @@
+//! What can go wrong while building, each with what to do about it.
+
+use std::path::PathBuf;
+
+/// Why a build (or a toolchain setup step) failed. The messages name the fix when there is one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A command ran and failed.
+    #[error("`{command}` failed ({status}){hint}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// What to try, starting with "; " (or empty).
+        hint: String,
+    },
+    /// A command could not be started.
+    #[error("cannot start `{command}`: {source}{hint}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+        /// What to try, starting with "; " (or empty).
+        hint: String,
+    },
+    /// A file or directory could not be read, written or created.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("cannot read", ...).
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory is not a program crate duet can build.
+    #[error("{0}")]
+    Crate(String),
+    /// The toolchain cannot build programs and duet cannot fix that itself.
+    #[error("{0}")]
+    Toolchain(String),
+    /// A command's output was not what duet expects from it.
+    #[error("{0}")]
+    Output(String),
+    /// The `.wasm` cargo produced is not a module duet can finish (manifest records, exports).
+    #[error("{}: {message}", path.display())]
+    Wasm {
+        /// The module.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl BuildError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BuildError {
+        let path = path.into();
+        move |source| BuildError::Io { action, path, source }
+    }
+}

@@ -1,0 +1,739 @@
+//! The kernel commands: `load`, `attach`, `ps`, `detach`, `maps`, `events`, `test-run` and
+//! `bench-kernel`. Everything that touches the kernel goes through duet-kernel; this module
+//! parses arguments and prints.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use duet_kernel::{
+    AttachRequest, Attachment, Hook, KernelError, MapDump, MapEntries, PinnedMaps, TcDirection, TestRunInput, XdpMode,
+};
+use serde_json::{Map as JsonMap, Value as Json, json};
+
+use crate::objects;
+
+/// The variable that moves the pin root away from `/sys/fs/bpf/duet` (tests use a private one).
+const PIN_ROOT_VAR: &str = "DUET_PIN_ROOT";
+
+const ATTACH_EXAMPLES: &str = "\
+Examples:
+  duet attach fw.o --program xdp_fw --xdp eth0 [--skb]
+  duet attach fw.o --xdp veth1 --netns blue
+  duet attach tc.o --tc eth0 --direction egress
+  duet attach probes.o --kprobe tcp_v4_connect
+  duet attach probes.o --tracepoint sock/inet_sock_set_state
+  duet attach mesh.o --cgroup /sys/fs/cgroup/app --connect4
+  duet attach mesh.o --cgroup /sys/fs/cgroup/app --sock-ops";
+
+/// Commands that run programs in the Linux kernel. They need root (CAP_BPF and CAP_NET_ADMIN).
+///
+/// Attachments are pinned under /sys/fs/bpf/duet/<id>/ (or $DUET_PIN_ROOT), so they outlive
+/// the `duet` process and later `duet ps`, `maps`, `events` and `detach` find them.
+#[derive(Subcommand, Debug)]
+pub(crate) enum KernelCommand {
+    /// Load every program of an object into the kernel, where the kernel verifier checks it,
+    /// then unload it. On rejection, prints the verifier log.
+    Load {
+        /// The `.bpf.o` file.
+        object: PathBuf,
+    },
+    /// Attach a program to a kernel hook and pin it (program, link, maps) under
+    /// /sys/fs/bpf/duet/<id>/; prints the id that `duet ps`, `maps`, `events` and `detach` take.
+    #[command(after_help = ATTACH_EXAMPLES)]
+    Attach(AttachArgs),
+    /// List what duet has attached: id, program, hook, target, since when, run count and time.
+    ///
+    /// Run counts and times need `sysctl -w kernel.bpf_stats_enabled=1` (off by default because
+    /// it adds a clock read to every run).
+    Ps {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detach an attachment (by id, attachment directory, or `all`) and remove its pins.
+    Detach {
+        /// An id from `duet ps`, an attachment directory, or `all`.
+        target: String,
+    },
+    /// Dump the maps of an attachment (or of any pinned map or directory of pinned maps), or
+    /// edit one entry with `set`/`delete`.
+    Maps(MapsArgs),
+    /// Stream ring-buffer records of an attachment as JSON lines until Ctrl-C (or --count).
+    ///
+    /// Each line: {"map": "<name>", "ts_ns": <receive time, ns since the Unix epoch>,
+    /// "len": <bytes>, "data": "<hex>"}. The timestamp is when duet read the record.
+    Events {
+        /// An id from `duet ps`, an attachment directory, or a pinned ring buffer.
+        target: String,
+        /// The ring buffer map [default: the attachment's only ring buffer].
+        #[arg(long)]
+        map: Option<String>,
+        /// Stop after this many records.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Run a program over every frame of a pcap/pcapng capture in the kernel with
+    /// BPF_PROG_TEST_RUN; `--json` prints the same shape as `duet run --json`, so the two diff.
+    TestRun {
+        /// The `.bpf.o` file.
+        object: PathBuf,
+        /// The capture (pcap or pcapng, Ethernet link type).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Program to run (needed when the object has several that can test-run).
+        #[arg(long)]
+        program: Option<String>,
+        /// Print one JSON object: {"results": [r0 per packet, null if the kernel refused it],
+        /// "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
+        #[arg(long)]
+        json: bool,
+        /// BPF_PROG_TEST_RUN repetitions per packet (map side effects repeat too).
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Seed maps before the run from a JSON file in the `duet run --json` maps shape.
+        #[arg(long)]
+        maps_in: Option<PathBuf>,
+    },
+    /// Measure a program's time per packet in the kernel (BPF_PROG_TEST_RUN, JIT if enabled),
+    /// repeating each packet often enough to be far above the clock's resolution.
+    BenchKernel {
+        /// The `.bpf.o` file.
+        object: PathBuf,
+        /// The capture (pcap or pcapng, Ethernet link type).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Program to run (needed when the object has several that can test-run).
+        #[arg(long)]
+        program: Option<String>,
+        /// Repetitions per packet [default: calibrated, so each packet runs at least 1 ms].
+        #[arg(long)]
+        repeat: Option<u32>,
+        /// Print one JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where to attach: exactly one hook.
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("hook").required(true).args(["xdp", "tc", "kprobe", "tracepoint", "cgroup"]))]
+pub(crate) struct AttachArgs {
+    /// The `.bpf.o` file.
+    object: PathBuf,
+    /// The program to attach [default: the object's only program that fits the hook].
+    #[arg(long)]
+    program: Option<String>,
+    /// XDP on this network interface (native mode; add --skb for generic mode).
+    #[arg(long, value_name = "IFACE")]
+    xdp: Option<String>,
+    /// Generic (skb) XDP, for drivers without native XDP.
+    #[arg(long, requires = "xdp")]
+    skb: bool,
+    /// TC (tcx, Linux 6.6+) on this network interface; needs --direction.
+    #[arg(long, value_name = "IFACE", requires = "direction")]
+    tc: Option<String>,
+    /// The TC direction.
+    #[arg(long, value_enum, requires = "tc")]
+    direction: Option<Direction>,
+    /// The network namespace of the --xdp/--tc interface (a name from `ip netns list`, or a path).
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
+    /// A kernel function, for a kprobe or kretprobe program (the program's section says which).
+    #[arg(long, value_name = "FUNCTION")]
+    kprobe: Option<String>,
+    /// A tracepoint, as <category>/<name> (see /sys/kernel/tracing/events).
+    #[arg(long, value_name = "CATEGORY/NAME")]
+    tracepoint: Option<String>,
+    /// A cgroup v2 directory, with --connect4 or --sock-ops.
+    #[arg(long, value_name = "PATH")]
+    cgroup: Option<PathBuf>,
+    /// Attach a cgroup/connect4 (sock_addr) program to --cgroup.
+    #[arg(long, requires = "cgroup", conflicts_with = "sock_ops")]
+    connect4: bool,
+    /// Attach a sockops program to --cgroup.
+    #[arg(long, requires = "cgroup")]
+    sock_ops: bool,
+}
+
+/// A TC direction on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Direction {
+    /// Packets the interface receives.
+    Ingress,
+    /// Packets the interface sends.
+    Egress,
+}
+
+/// `duet maps <id|path> [--json]`, `duet maps set ...`, `duet maps delete ...`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct MapsArgs {
+    #[command(subcommand)]
+    action: Option<MapsAction>,
+    /// An id from `duet ps`, an attachment directory, or a pinned map (or directory of them).
+    target: Option<String>,
+    /// Print {"<map>": {"<key hex>": "<value hex>" or ["<per-CPU hex>", ...]}}, the shape of
+    /// `duet run --json`'s "maps".
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum MapsAction {
+    /// Set one entry, e.g. block 10.0.0.1: `duet maps set 1 BLOCKLIST 0a000001 01`.
+    Set {
+        /// An id from `duet ps`, an attachment directory, or a pinned map.
+        target: String,
+        /// The map name.
+        map: String,
+        /// The key as hex bytes, in the map's byte order.
+        key: String,
+        /// The value as hex bytes; for a per-CPU map one value for every CPU, or one per CPU.
+        #[arg(required = true)]
+        values: Vec<String>,
+    },
+    /// Delete one entry of a hash-like map.
+    Delete {
+        /// An id from `duet ps`, an attachment directory, or a pinned map.
+        target: String,
+        /// The map name.
+        map: String,
+        /// The key as hex bytes.
+        key: String,
+    },
+}
+
+/// Runs one kernel command.
+pub(crate) fn run(command: KernelCommand) -> Result<ExitCode> {
+    // Fail fast, before reading any file, when this process may not use BPF at all.
+    require_access()?;
+    match command {
+        KernelCommand::Load { object } => load(&object),
+        KernelCommand::Attach(args) => attach(args),
+        KernelCommand::Ps { json } => ps(json),
+        KernelCommand::Detach { target } => detach(&target),
+        KernelCommand::Maps(args) => maps(args),
+        KernelCommand::Events { target, map, count } => events(&target, map.as_deref(), count),
+        KernelCommand::TestRun { object, pcap, program, json, repeat, maps_in } => {
+            test_run(&object, &pcap, program.as_deref(), json, repeat, maps_in.as_deref())
+        }
+        KernelCommand::BenchKernel { object, pcap, program, repeat, json } => {
+            bench(&object, &pcap, program.as_deref(), repeat, json)
+        }
+    }
+}
+
+/// The pin root: `$DUET_PIN_ROOT`, else /sys/fs/bpf/duet.
+pub(crate) fn pin_root() -> PathBuf {
+    std::env::var_os(PIN_ROOT_VAR).map_or_else(|| PathBuf::from(duet_kernel::DEFAULT_PIN_ROOT), PathBuf::from)
+}
+
+/// duet's own explanation of why a program is unsafe, shown next to the kernel verifier's log
+/// when the kernel rejects it. duet-verifier plugs in here: parse `object`, verify `program`,
+/// and render its diagnostics (with source lines). Until it exists there is no explanation.
+pub(crate) fn explain_rejection(_object: &[u8], _program: &str) -> Option<String> {
+    None
+}
+
+/// Turns a kernel error into the CLI's error, adding duet's explanation to a verifier rejection.
+fn kernel_error(err: KernelError, object: &[u8], context: String) -> anyhow::Error {
+    if let KernelError::Rejected { program, .. } = &err
+        && let Some(explanation) = explain_rejection(object, program)
+    {
+        let program = program.clone();
+        return anyhow::anyhow!("{err}\n\nduet's verifier on `{program}`:\n{explanation}").context(context);
+    }
+    anyhow::Error::new(err).context(context)
+}
+
+fn read_object(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Fails fast, before any other work, when this process may not use BPF.
+fn require_access() -> Result<()> {
+    duet_kernel::check_access().context("the kernel commands need BPF access")
+}
+
+// === load ===
+
+fn load(path: &Path) -> Result<ExitCode> {
+    let object = read_object(path)?;
+    let programs = duet_kernel::load_check(&object)
+        .map_err(|err| kernel_error(err, &object, format!("the kernel did not load {}", path.display())))?;
+    println!("{}: the kernel verifier accepted every program", path.display());
+    println!("  {:<28} {:<20} {:>14} {:>10}", "program", "type", "verified insns", "jit bytes");
+    for p in programs {
+        match p.skipped {
+            Some(why) => println!("  {:<28} {:<20} skipped: {why}", p.name, p.kind),
+            None => println!(
+                "  {:<28} {:<20} {:>14} {:>10}",
+                p.name,
+                p.kind,
+                p.verified_insns.map_or("-".to_owned(), |n| n.to_string()),
+                p.jited_bytes
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// === attach / ps / detach ===
+
+fn attach(args: AttachArgs) -> Result<ExitCode> {
+    let hook = if let Some(interface) = args.xdp {
+        Hook::Xdp { interface, mode: if args.skb { XdpMode::Skb } else { XdpMode::Native } }
+    } else if let Some(interface) = args.tc {
+        let direction = match args.direction {
+            Some(Direction::Egress) => TcDirection::Egress,
+            _ => TcDirection::Ingress,
+        };
+        Hook::Tc { interface, direction }
+    } else if let Some(function) = args.kprobe {
+        Hook::Kprobe { function }
+    } else if let Some(tp) = args.tracepoint {
+        let Some((category, name)) = tp.split_once('/') else {
+            bail!(
+                "--tracepoint takes <category>/<name>, e.g. sock/inet_sock_set_state (see /sys/kernel/tracing/events)"
+            );
+        };
+        Hook::Tracepoint { category: category.to_owned(), name: name.to_owned() }
+    } else if let Some(cgroup) = args.cgroup {
+        if args.connect4 {
+            Hook::CgroupConnect4 { cgroup }
+        } else if args.sock_ops {
+            Hook::SockOps { cgroup }
+        } else {
+            bail!("--cgroup needs --connect4 or --sock-ops to say which hook");
+        }
+    } else {
+        bail!("choose a hook: --xdp, --tc, --kprobe, --tracepoint or --cgroup");
+    };
+    if args.netns.is_some() && !matches!(hook, Hook::Xdp { .. } | Hook::Tc { .. }) {
+        bail!("--netns applies to --xdp and --tc interfaces only");
+    }
+    let object = read_object(&args.object)?;
+    let root = pin_root();
+    let object_path = std::fs::canonicalize(&args.object).unwrap_or_else(|_| args.object.clone());
+    let attachment = duet_kernel::attach(&AttachRequest {
+        object: &object,
+        object_path: Some(&object_path),
+        program: args.program.as_deref(),
+        hook: hook.clone(),
+        netns: args.netns.as_deref(),
+        pin_root: &root,
+    })
+    .map_err(|err| kernel_error(err, &object, format!("cannot attach {} to {hook}", args.object.display())))?;
+    let program = attachment.metadata.as_ref().map_or("?", |m| m.program.as_str());
+    eprintln!("attached {program} to {hook}, pinned at {}", attachment.dir.display());
+    println!("{}", attachment.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ps(json: bool) -> Result<ExitCode> {
+    let root = pin_root();
+    let attachments = duet_kernel::list(&root)?;
+    let stats_on = duet_kernel::bpf_stats_enabled() == Some(true);
+    if json {
+        let rows: Vec<Json> = attachments.iter().map(attachment_json).collect();
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if attachments.is_empty() {
+        println!("nothing attached (under {})", root.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<4} {:<24} {:<16} {:<28} {:<20} {:>10} {:>10}",
+        "ID", "PROGRAM", "HOOK", "TARGET", "SINCE (UTC)", "RUNS", "AVG NS"
+    );
+    for a in &attachments {
+        let (program, hook, target, since) = match &a.metadata {
+            Ok(m) => {
+                let target = match &m.netns {
+                    Some(ns) => format!("{} (netns {ns})", m.hook.target()),
+                    None => m.hook.target(),
+                };
+                (m.program.clone(), m.hook.kind(), target, utc(m.attached_at))
+            }
+            Err(why) => ("?".to_owned(), "?".to_owned(), why.clone(), "?".to_owned()),
+        };
+        let hook = if a.attached { hook } else { format!("{hook} (detached)") };
+        let target = match &a.defunct {
+            Some(why) => format!("{target} [defunct: {why}]"),
+            None => target,
+        };
+        let (runs, avg) = match a.stats {
+            Some(s) if s.run_count > 0 => {
+                (s.run_count.to_string(), format!("{:.1}", s.run_time_ns as f64 / s.run_count as f64))
+            }
+            Some(s) => (s.run_count.to_string(), "-".to_owned()),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        println!("{:<4} {program:<24} {hook:<16} {target:<28} {since:<20} {runs:>10} {avg:>10}", a.id);
+    }
+    if !stats_on {
+        println!("run counts and times are off; enable them with: sysctl -w kernel.bpf_stats_enabled=1");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn attachment_json(a: &Attachment) -> Json {
+    let mut row = JsonMap::new();
+    row.insert("id".into(), json!(a.id));
+    row.insert("dir".into(), json!(a.dir.display().to_string()));
+    row.insert("attached".into(), json!(a.attached));
+    row.insert("defunct".into(), json!(a.defunct));
+    match &a.metadata {
+        Ok(m) => {
+            row.insert("program".into(), json!(m.program));
+            row.insert("program_type".into(), json!(m.program_type));
+            row.insert("hook".into(), json!(m.hook.kind()));
+            row.insert("target".into(), json!(m.hook.target()));
+            row.insert("netns".into(), json!(m.netns));
+            row.insert("object".into(), json!(m.object));
+            row.insert("attached_at".into(), json!(m.attached_at));
+            row.insert("kernel_program_id".into(), json!(m.kernel_program_id));
+            row.insert("kernel_link_id".into(), json!(m.kernel_link_id));
+            row.insert("maps".into(), json!(m.maps));
+        }
+        Err(why) => {
+            row.insert("error".into(), json!(why));
+        }
+    }
+    if let Some(s) = a.stats {
+        row.insert("run_count".into(), json!(s.run_count));
+        row.insert("run_time_ns".into(), json!(s.run_time_ns));
+    }
+    Json::Object(row)
+}
+
+fn detach(target: &str) -> Result<ExitCode> {
+    let root = pin_root();
+    let attachments = if target == "all" { duet_kernel::list(&root)? } else { vec![duet_kernel::find(&root, target)?] };
+    if attachments.is_empty() {
+        println!("nothing attached (under {})", root.display());
+    }
+    for a in attachments {
+        duet_kernel::detach(&a).with_context(|| format!("cannot detach {}", a.id))?;
+        match &a.metadata {
+            Ok(m) => println!("detached {} ({} from {})", a.id, m.program, m.hook),
+            Err(_) => println!("removed {} (its metadata was unreadable)", a.id),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// === maps / events ===
+
+fn maps(args: MapsArgs) -> Result<ExitCode> {
+    let root = pin_root();
+    match args.action {
+        Some(MapsAction::Set { target, map, key, values }) => {
+            let maps = PinnedMaps::open(&root, &target)?;
+            let key = unhex(&key).with_context(|| format!("key `{key}`"))?;
+            let values =
+                values.iter().map(|v| unhex(v).with_context(|| format!("value `{v}`"))).collect::<Result<Vec<_>>>()?;
+            maps.set(&map, &key, &values)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(MapsAction::Delete { target, map, key }) => {
+            let maps = PinnedMaps::open(&root, &target)?;
+            let key = unhex(&key).with_context(|| format!("key `{key}`"))?;
+            maps.delete(&map, &key)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let Some(target) = args.target else {
+                bail!("name an attachment: `duet maps <id>` (ids from `duet ps`), or a pinned map path");
+            };
+            let dump = PinnedMaps::open(&root, &target)?.dump()?;
+            if args.json {
+                println!("{}", serde_json::to_string(&maps_json(&dump))?);
+            } else {
+                print_maps(&dump);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_maps(dump: &BTreeMap<String, MapEntries>) {
+    for (name, entries) in dump {
+        println!("{name}: {} entries", entries.len());
+        for (key, value) in entries {
+            match value {
+                MapDump::Single(v) => println!("  {} => {}", hex(key), hex(v)),
+                MapDump::PerCpu(vs) => {
+                    let values: Vec<String> = vs.iter().map(|v| hex(v)).collect();
+                    println!("  {} => [{}]", hex(key), values.join(", "));
+                }
+            }
+        }
+    }
+}
+
+fn events(target: &str, map: Option<&str>, count: Option<u64>) -> Result<ExitCode> {
+    let root = pin_root();
+    let attachment_dir = duet_kernel::find(&root, target).ok().map(|a| a.dir);
+    let mut reader = PinnedMaps::open(&root, target)?.ring_buf(map)?;
+    let name = reader.name().to_owned();
+    eprintln!("streaming ring buffer `{name}` of {target}; Ctrl-C stops");
+    let mut seen = 0u64;
+    let mut out = std::io::stdout().lock();
+    while count.is_none_or(|n| seen < n) {
+        let records = reader.next_batch(Duration::from_millis(250))?;
+        let ts_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        for record in records {
+            let line = json!({ "map": name, "ts_ns": ts_ns as u64, "len": record.len(), "data": hex(&record) });
+            writeln!(out, "{line}")?;
+            seen += 1;
+            if count.is_some_and(|n| seen >= n) {
+                break;
+            }
+        }
+        out.flush()?;
+        if attachment_dir.as_ref().is_some_and(|dir| !dir.exists()) {
+            eprintln!("attachment {target} was detached; stopping");
+            break;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// === test-run / bench-kernel ===
+
+/// The program to test-run: the one named, or the object's only test-runnable program.
+fn pick_test_program(object: &[u8], path: &Path, program: Option<&str>) -> Result<String> {
+    if let Some(name) = program {
+        return Ok(name.to_owned());
+    }
+    let programs = duet_kernel::list_programs(object).with_context(|| format!("cannot read {}", path.display()))?;
+    let runnable: Vec<_> = programs.iter().filter(|p| p.kind.test_runnable()).collect();
+    match runnable.as_slice() {
+        [only] => Ok(only.name.clone()),
+        [] => bail!("{} has no program BPF_PROG_TEST_RUN can run on packets (xdp, socket, classifier)", path.display()),
+        many => bail!(
+            "{} has several programs that can test-run; choose one with --program: {}",
+            path.display(),
+            many.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn test_run(
+    path: &Path,
+    pcap: &Path,
+    program: Option<&str>,
+    json: bool,
+    repeat: u32,
+    maps_in: Option<&Path>,
+) -> Result<ExitCode> {
+    let object = read_object(path)?;
+    let name = pick_test_program(&object, path, program)?;
+    let packets = objects::read_capture(pcap)?;
+    let maps_in = match maps_in {
+        Some(file) => read_maps_in(file)?,
+        None => Vec::new(),
+    };
+    let out = duet_kernel::test_run(&TestRunInput {
+        object: &object,
+        program: &name,
+        packets: &packets,
+        maps_in: &maps_in,
+        prog_arrays: &[],
+        repeat: repeat.max(1),
+    })
+    .map_err(|err| kernel_error(err, &object, format!("cannot test-run `{name}` of {}", path.display())))?;
+
+    if json {
+        let results: Vec<Json> =
+            out.packets.iter().map(|p| p.result.as_ref().map_or(Json::Null, |r0| json!(r0))).collect();
+        let doc = json!({ "results": results, "maps": maps_json(&out.maps) });
+        println!("{}", serde_json::to_string(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let kind = duet_kernel::list_programs(&object)?.into_iter().find(|p| p.name == name).map(|p| p.kind);
+    let is_xdp = kind == Some(duet_kernel::ProgramKind::Xdp);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &out.packets {
+        let label = match &p.result {
+            Err(why) => format!("refused ({why})"),
+            Ok(r0) if is_xdp => objects::xdp_action_name(u64::from(*r0)),
+            Ok(r0) => format!("r0 = {r0}"),
+        };
+        *counts.entry(label).or_default() += 1;
+    }
+    let kind = kind.map_or_else(|| "?".to_owned(), |k| k.to_string());
+    println!("{name} ({kind}) over {} packets from {} in the kernel:", packets.len(), pcap.display());
+    for (label, n) in &counts {
+        println!("  {label:<24} {n:>8}");
+    }
+    for (ring, records) in &out.ringbufs {
+        println!("  ring buffer `{ring}`: {} records", records.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(path: &Path, pcap: &Path, program: Option<&str>, repeat: Option<u32>, json: bool) -> Result<ExitCode> {
+    let object = read_object(path)?;
+    let name = pick_test_program(&object, path, program)?;
+    let packets = objects::read_capture(pcap)?;
+    let out = duet_kernel::bench(&TestRunInput {
+        object: &object,
+        program: &name,
+        packets: &packets,
+        maps_in: &[],
+        prog_arrays: &[],
+        repeat: repeat.unwrap_or(0),
+    })
+    .map_err(|err| kernel_error(err, &object, format!("cannot benchmark `{name}` of {}", path.display())))?;
+    if out.packets == 0 {
+        bail!("the kernel refused every frame of {} (frames shorter than 14 bytes cannot test-run)", pcap.display());
+    }
+    if json {
+        let doc = json!({
+            "program": name,
+            "engine": "kernel",
+            "ns_per_packet": out.ns_per_packet,
+            "min_ns": out.min_ns,
+            "max_ns": out.max_ns,
+            "packets": out.packets,
+            "refused": out.refused,
+            "repeat": out.repeat,
+        });
+        println!("{}", serde_json::to_string(&doc)?);
+    } else {
+        println!(
+            "{name}: {:.1} ns/packet in the kernel (BPF_PROG_TEST_RUN, {} packets x {} repetitions; \
+             per packet {}..{} ns{})",
+            out.ns_per_packet,
+            out.packets,
+            out.repeat,
+            out.min_ns,
+            out.max_ns,
+            if out.refused > 0 { format!("; {} frames refused", out.refused) } else { String::new() }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// === JSON and hex ===
+
+/// Map contents in the JSON shape of `duet run --json`'s "maps".
+pub(crate) fn maps_json(maps: &BTreeMap<String, MapEntries>) -> Json {
+    let mut out = JsonMap::new();
+    for (name, entries) in maps {
+        let entries: JsonMap<String, Json> = entries
+            .iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    MapDump::Single(v) => json!(hex(v)),
+                    MapDump::PerCpu(vs) => json!(vs.iter().map(|v| hex(v)).collect::<Vec<_>>()),
+                };
+                (hex(key), value)
+            })
+            .collect();
+        out.insert(name.clone(), Json::Object(entries));
+    }
+    Json::Object(out)
+}
+
+/// One `(map, key, value)` write before a test run, as [`TestRunInput::maps_in`] takes it.
+type MapSeed = (String, Vec<u8>, Vec<u8>);
+
+/// `(map, key, value)` seeds from a JSON file in the `duet run --json` maps shape (the "maps"
+/// object or a document holding one). A per-CPU list must hold one value for every CPU.
+fn read_maps_in(path: &Path) -> Result<Vec<MapSeed>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: Json = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let maps = doc.get("maps").unwrap_or(&doc).as_object().with_context(|| {
+        format!("{}: expected {{\"maps\": {{\"<map>\": {{\"<key hex>\": \"<value hex>\"}}}}}}", path.display())
+    })?;
+    let mut seeds = Vec::new();
+    for (name, entries) in maps {
+        let entries = entries
+            .as_object()
+            .with_context(|| format!("{}: map `{name}` must be an object of hex keys to hex values", path.display()))?;
+        for (key, value) in entries {
+            let value = match value {
+                Json::String(s) => s.clone(),
+                Json::Array(items) => {
+                    let mut items = items.iter().map(|v| v.as_str().unwrap_or_default());
+                    let first = items.next().unwrap_or_default();
+                    if items.any(|v| v != first) {
+                        bail!(
+                            "{}: map `{name}` key {key}: the kernel test run seeds every CPU with one value, \
+                             so per-CPU values must all be equal",
+                            path.display()
+                        );
+                    }
+                    first.to_owned()
+                }
+                _ => bail!("{}: map `{name}` key {key}: the value must be a hex string", path.display()),
+            };
+            seeds.push((
+                name.clone(),
+                unhex(key).with_context(|| format!("map `{name}`: key `{key}`"))?,
+                unhex(&value).with_context(|| format!("map `{name}`: value of `{key}`"))?,
+            ));
+        }
+    }
+    Ok(seeds)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Result<Vec<u8>> {
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    duet_testdata::parse_hex_bytes(text).map_err(anyhow::Error::msg)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC for seconds since the Unix epoch.
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20");
+    }
+
+    #[test]
+    fn maps_json_has_the_run_shape() {
+        let mut maps = BTreeMap::new();
+        maps.insert(
+            "m".to_owned(),
+            vec![
+                (vec![1, 0, 0, 0], MapDump::Single(vec![0xab])),
+                (vec![2, 0, 0, 0], MapDump::PerCpu(vec![vec![1], vec![2]])),
+            ],
+        );
+        assert_eq!(maps_json(&maps).to_string(), r#"{"m":{"01000000":"ab","02000000":["01","02"]}}"#);
+    }
+}

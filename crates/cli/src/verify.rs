@@ -1,0 +1,107 @@
+//! `duet verify`: run duet's verifier over an object's programs (or a test `.s` file) and
+//! report the proof's cost, or every problem found.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use duet_isa::Program;
+use duet_object::Object;
+use duet_verifier::testfile::TestFile;
+use duet_verifier::{Config, Rejection, VerifiedProgram, VerifyContext};
+
+/// What `duet verify` was asked to do.
+#[derive(Debug)]
+pub struct VerifyArgs<'a> {
+    /// The `.bpf.o` object, or a verifier test file (`.s`, assembly with `# type:`/`# map:` headers).
+    pub input: &'a Path,
+    /// Verify only this program (default: every program of the object).
+    pub program: Option<&'a str>,
+    /// Print the verifier's state trace.
+    pub log: bool,
+}
+
+/// `duet verify`.
+pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
+    let config = Config { log: args.log, ..Config::default() };
+    let is_asm = args.input.extension().is_some_and(|e| e == "s" || e == "asm");
+    let mut out = std::io::stdout().lock();
+    if is_asm {
+        let text = std::fs::read_to_string(args.input)
+            .with_context(|| format!("cannot read {}", args.input.display()))?;
+        let file = TestFile::parse(&text).map_err(anyhow::Error::msg).with_context(|| {
+            format!("{} is not a verifier test file (assembly with `# type:` and `# map:` headers)", args.input.display())
+        })?;
+        let name = args.input.file_stem().map_or_else(|| "program".into(), |s| s.to_string_lossy().into_owned());
+        let ctx = VerifyContext { config, ..file.context() };
+        let result = match Program::from_insns(&file.insns) {
+            Ok(program) => duet_verifier::verify(&program, &ctx),
+            Err(err) => Err(Rejection {
+                diagnostics: vec![duet_verifier::decode_diagnostic(&err)],
+                stats: Default::default(),
+                log: None,
+            }),
+        };
+        let ok = report(&mut out, &name, &result, args.log)?;
+        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+
+    let bytes = std::fs::read(args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+    let object = Object::parse(&bytes).with_context(|| format!("cannot load {}", args.input.display()))?;
+    let programs: Vec<&str> = match args.program {
+        Some(name) => vec![object.program(Some(name))?.name.as_str()],
+        None => object.programs.iter().map(|p| p.name.as_str()).collect(),
+    };
+    let mut all_ok = true;
+    for name in programs {
+        let program = object.program(Some(name))?;
+        let Some(mut ctx) = VerifyContext::for_object_program(&object, program) else {
+            writeln!(out, "{name}: skipped: duet's verifier does not support {:?} programs", program.kind)?;
+            all_ok = false;
+            continue;
+        };
+        ctx.config = config.clone();
+        let result = duet_verifier::verify(&program.program, &ctx);
+        all_ok &= report(&mut out, name, &result, args.log)?;
+    }
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Prints one program's outcome; returns whether it verified.
+fn report(
+    out: &mut impl Write,
+    name: &str,
+    result: &Result<VerifiedProgram, Rejection>,
+    show_log: bool,
+) -> Result<bool> {
+    let log = match result {
+        Ok(v) => v.log(),
+        Err(r) => r.log.as_deref(),
+    };
+    if show_log && let Some(log) = log {
+        writeln!(out, "--- state trace of {name} ---")?;
+        out.write_all(log.as_bytes())?;
+        writeln!(out, "--- end of trace ---")?;
+    }
+    match result {
+        Ok(v) => {
+            let s = v.stats();
+            writeln!(
+                out,
+                "{name}: verified: {} instructions, {} processed, {} states explored ({} peak), {:.3} ms",
+                v.program().insns().len(),
+                s.insns_processed,
+                s.states,
+                s.peak_states,
+                s.time.as_secs_f64() * 1e3
+            )?;
+            Ok(true)
+        }
+        Err(rejection) => {
+            writeln!(out, "{name}: rejected\n")?;
+            writeln!(out, "{rejection}")?;
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Maps of running programs, opened from their bpffs pins: dump, edit, and read ring buffers.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aya::maps::{Map, MapData, RingBuf};
+
+use crate::deploy::{self, Attachment};
+use crate::error::{Errno, KernelError};
+use crate::{MapEntries, maps, possible_cpus, sys};
+
+/// The maps of one attachment (or of any pinned map or directory of pinned maps).
+#[derive(Debug)]
+pub struct PinnedMaps {
+    maps: Vec<(String, Map)>,
+    n_cpus: usize,
+}
+
+impl PinnedMaps {
+    /// Opens the maps of attachment `target` (an id under `pin_root`, an attachment directory),
+    /// or any bpffs path: a pinned map (named after its file) or a directory of pinned maps.
+    pub fn open(pin_root: &Path, target: &str) -> Result<Self, KernelError> {
+        let dir: PathBuf = match deploy::find(pin_root, target) {
+            Ok(Attachment { dir, .. }) => dir.join("maps"),
+            Err(err) => {
+                let path = Path::new(target);
+                if !target.contains('/') || !path.exists() {
+                    return Err(err);
+                }
+                path.to_owned()
+            }
+        };
+        let mut paths = Vec::new();
+        if dir.is_dir() {
+            let entries = std::fs::read_dir(&dir).map_err(|source| KernelError::PinIo {
+                action: "read",
+                path: dir.clone(),
+                source,
+            })?;
+            for entry in entries.flatten() {
+                if entry.path().is_file() {
+                    paths.push(entry.path());
+                }
+            }
+        } else {
+            paths.push(dir.clone());
+        }
+        paths.sort();
+        let mut maps = Vec::new();
+        for path in paths {
+            let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = deploy::map_name_of_pin(&file);
+            let data = MapData::from_pin(&path).map_err(|err| KernelError::Pin {
+                action: "open the pinned map".to_owned(),
+                path: path.clone(),
+                errno: map_errno(&err),
+            })?;
+            let map = Map::from_map_data(data).map_err(|err| KernelError::Pin {
+                action: "open the pinned map".to_owned(),
+                path: path.clone(),
+                errno: map_errno(&err),
+            })?;
+            maps.push((name, map));
+        }
+        Ok(Self { maps, n_cpus: possible_cpus()? })
+    }
+
+    /// The map names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.maps.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Every map's entries, sorted by key; arrays list every index. Map types whose entries are
+    /// not plain bytes (ring buffers, prog_arrays, ...) are left out, as in [`crate::test_run`].
+    pub fn dump(&self) -> Result<BTreeMap<String, MapEntries>, KernelError> {
+        let mut out = BTreeMap::new();
+        for (name, map) in &self.maps {
+            if let Some(entries) = maps::dump(name, map, self.n_cpus)? {
+                out.insert(name.clone(), entries);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes one entry (`BPF_ANY`). For a per-CPU map, `values` holds one value for every CPU
+    /// or one per CPU; otherwise exactly one value.
+    pub fn set(&self, map: &str, key: &[u8], values: &[Vec<u8>]) -> Result<(), KernelError> {
+        let found = self.find(map)?;
+        maps::write_values(map, found, key, values, self.n_cpus)
+    }
+
+    /// Deletes one entry; [`KernelError::NoSuchKey`] if it is absent.
+    pub fn delete(&self, map: &str, key: &[u8]) -> Result<(), KernelError> {
+        let found = self.find(map)?;
+        maps::delete(map, found, key)
+    }
+
+    /// A reader for the ring buffer `name`, or for the only ring buffer when `name` is `None`.
+    pub fn ring_buf(mut self, name: Option<&str>) -> Result<RingBufReader, KernelError> {
+        let rings: Vec<&str> =
+            self.maps.iter().filter(|(_, m)| matches!(m, Map::RingBuf(_))).map(|(n, _)| n.as_str()).collect();
+        let chosen = match (name, rings.as_slice()) {
+            (Some(name), _) if rings.contains(&name) => name.to_owned(),
+            (None, [only]) => (*only).to_owned(),
+            _ => {
+                let what = match name {
+                    Some(name) => format!("no ring buffer map `{name}`"),
+                    None if rings.is_empty() => "no ring buffer map".to_owned(),
+                    None => format!("{} ring buffer maps; choose one with --map", rings.len()),
+                };
+                return Err(KernelError::NoSuchMap { what, available: self.names() });
+            }
+        };
+        let index = self.maps.iter().position(|(n, _)| *n == chosen).unwrap_or_default();
+        let (_, map) = self.maps.swap_remove(index);
+        let ring = RingBuf::try_from(map)
+            .map_err(|source| KernelError::RingBuf { map: chosen.clone(), source: Box::new(source) })?;
+        Ok(RingBufReader { name: chosen, ring })
+    }
+
+    fn find(&self, name: &str) -> Result<&Map, KernelError> {
+        self.maps
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m)
+            .ok_or_else(|| KernelError::MapNotFound { map: name.to_owned(), available: self.names() })
+    }
+}
+
+/// Records from a pinned ring buffer while the program runs.
+pub struct RingBufReader {
+    name: String,
+    ring: RingBuf<MapData>,
+}
+
+impl std::fmt::Debug for RingBufReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingBufReader").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl RingBufReader {
+    /// The ring buffer's map name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits up to `timeout` for records and returns all that are ready (possibly none).
+    pub fn next_batch(&mut self, timeout: Duration) -> Result<Vec<Vec<u8>>, KernelError> {
+        let mut records = self.drain();
+        if records.is_empty() {
+            let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+            sys::poll_readable(self.ring.as_fd(), ms)
+                .map_err(|err| KernelError::MapRead { map: self.name.clone(), errno: Errno::of(&err) })?;
+            records = self.drain();
+        }
+        Ok(records)
+    }
+
+    fn drain(&mut self) -> Vec<Vec<u8>> {
+        let mut records = Vec::new();
+        while let Some(item) = self.ring.next() {
+            records.push(item.to_vec());
+        }
+        records
+    }
+}
+
+fn map_errno(err: &aya::maps::MapError) -> Errno {
+    match err {
+        aya::maps::MapError::SyscallError(sys) => Errno::of(&sys.io_error),
+        _ => Errno(libc::EINVAL),
+    }
+}

@@ -1,0 +1,449 @@
+//! Maps, declared once with [`#[duet::map]`](crate::map):
+//!
+//! ```
+//! use duet::HashMap;
+//!
+//! #[duet::map]
+//! static BLOCKED: HashMap<[u8; 4], u8> = HashMap::with_max_entries(1024, 0);
+//! ```
+//!
+//! The attribute turns the declaration into what each target needs: a BTF map definition in
+//! the `.maps` section for BPF (named after the static, as libbpf and aya do), and an entry of
+//! the `duet.maps` manifest for Wasm, whose index is the map's id. `max_entries` and `flags`
+//! become const generic arguments of the static's type (BTF encodes them in the type), so write
+//! the type without them: `HashMap<K, V>`.
+//!
+//! Every operation copies keys and values (nothing hands out references into a map), so the
+//! same code is sound on every target and needs no `unsafe`. Keys and values are [`Pod`]: plain
+//! bytes, laid out as the kernel sees them.
+
+#[cfg(not(target_arch = "bpf"))]
+use core::marker::PhantomData;
+use core::mem::size_of;
+
+use crate::pod::Pod;
+use crate::{Errno, sys};
+
+/// Kernel map type numbers (`enum bpf_map_type`).
+mod map_type {
+    pub(super) const HASH: u32 = 1;
+    pub(super) const ARRAY: u32 = 2;
+    pub(super) const PERCPU_HASH: u32 = 5;
+    pub(super) const PERCPU_ARRAY: u32 = 6;
+    pub(super) const LRU_HASH: u32 = 9;
+    pub(super) const LRU_PERCPU_HASH: u32 = 10;
+    pub(super) const RINGBUF: u32 = 27;
+}
+
+/// What a map declaration means to `BPF_MAP_CREATE` and to the Wasm manifest.
+#[doc(hidden)]
+pub trait MapInfo {
+    /// The kernel map type number.
+    const TYPE: u32;
+    /// Key size in bytes.
+    const KEY_SIZE: u32;
+    /// Value size in bytes.
+    const VALUE_SIZE: u32;
+    /// `max_entries` (bytes for a ring buffer).
+    const MAX_ENTRIES: u32;
+    /// `BPF_F_*` flags.
+    const FLAGS: u32;
+}
+
+/// The length of a map record in the `duet.maps.v1` section of an unprocessed `.wasm` for a
+/// map named with `name_len` bytes.
+pub const fn map_record_len(name_len: usize) -> usize {
+    RECORD_HEADER + name_len
+}
+
+const RECORD_HEADER: usize = 32;
+
+/// One map's record for `duet build`, which turns the records of a module into the `duet.maps`
+/// JSON manifest: the magic `DMAP`, then little-endian `u32`s — record length, id, type, key
+/// size, value size, max_entries, flags — then the name's UTF-8 bytes. `N` must be
+/// [`map_record_len`]`(name.len())`.
+#[doc(hidden)]
+pub const fn map_record<M: MapInfo, const N: usize>(id: u32, name: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    assert!(N == RECORD_HEADER + name.len(), "map record length does not match the name");
+    out[0] = b'D';
+    out[1] = b'M';
+    out[2] = b'A';
+    out[3] = b'P';
+    let fields = [N as u32, id, M::TYPE, M::KEY_SIZE, M::VALUE_SIZE, M::MAX_ENTRIES, M::FLAGS];
+    let mut i = 0;
+    while i < fields.len() {
+        let bytes = fields[i].to_le_bytes();
+        let mut j = 0;
+        while j < 4 {
+            out[4 + i * 4 + j] = bytes[j];
+            j += 1;
+        }
+        i += 1;
+    }
+    let name = name.as_bytes();
+    let mut k = 0;
+    while k < name.len() {
+        out[RECORD_HEADER + k] = name[k];
+        k += 1;
+    }
+    out
+}
+
+/// Defines a map type: on BPF a `#[repr(C)]` struct whose fields are exactly the BTF map
+/// definition libbpf expects (`type`, `key`, `value`, `max_entries`, `map_flags`, each a
+/// pointer whose pointee encodes the number); elsewhere the map's manifest id and name.
+macro_rules! define_map {
+    (
+        $(#[$attr:meta])*
+        $name:ident [$($gen:ident),*], key: $key:ty, value: $value:ty, type: $ty:expr
+    ) => {
+        $(#[$attr])*
+        #[repr(C)]
+        pub struct $name<$($gen,)* const MAX_ENTRIES: usize = 0, const FLAGS: usize = 0> {
+            #[cfg(target_arch = "bpf")]
+            r#type: *const [i32; $ty as usize],
+            #[cfg(target_arch = "bpf")]
+            key: *const $key,
+            #[cfg(target_arch = "bpf")]
+            value: *const $value,
+            #[cfg(target_arch = "bpf")]
+            max_entries: *const [i32; MAX_ENTRIES],
+            #[cfg(target_arch = "bpf")]
+            map_flags: *const [i32; FLAGS],
+            #[cfg(not(target_arch = "bpf"))]
+            id: u32,
+            #[cfg(not(target_arch = "bpf"))]
+            name: &'static str,
+            #[cfg(not(target_arch = "bpf"))]
+            _types: PhantomData<(*const $key, *const $value)>,
+        }
+
+        // SAFETY: the definition is never written; every access goes through the executor's
+        // map operations, which are safe to call from any CPU (or thread).
+        unsafe impl<$($gen,)* const MAX_ENTRIES: usize, const FLAGS: usize> Sync
+            for $name<$($gen,)* MAX_ENTRIES, FLAGS> {}
+
+        impl<$($gen,)* const MAX_ENTRIES: usize, const FLAGS: usize> core::fmt::Debug
+            for $name<$($gen,)* MAX_ENTRIES, FLAGS>
+        {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("max_entries", &MAX_ENTRIES)
+                    .field("flags", &FLAGS)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<$($gen: Pod,)* const MAX_ENTRIES: usize, const FLAGS: usize> MapInfo
+            for $name<$($gen,)* MAX_ENTRIES, FLAGS>
+        {
+            const TYPE: u32 = $ty;
+            const KEY_SIZE: u32 = size_of::<$key>() as u32;
+            const VALUE_SIZE: u32 = size_of::<$value>() as u32;
+            const MAX_ENTRIES: u32 = MAX_ENTRIES as u32;
+            const FLAGS: u32 = FLAGS as u32;
+        }
+
+        impl<$($gen: Pod,)* const MAX_ENTRIES: usize, const FLAGS: usize> $name<$($gen,)* MAX_ENTRIES, FLAGS> {
+            /// Declares the map with room for `max_entries` entries and the `BPF_F_*` `flags`.
+            /// Use it in a `#[duet::map]` static, which moves both numbers into the type.
+            pub const fn with_max_entries(max_entries: u32, flags: u32) -> Self {
+                let _ = (max_entries, flags);
+                Self::__new(u32::MAX, "")
+            }
+
+            #[doc(hidden)]
+            pub const fn __new(id: u32, name: &'static str) -> Self {
+                #[cfg(target_arch = "bpf")]
+                {
+                    let _ = (id, name);
+                    Self {
+                        r#type: core::ptr::null(),
+                        key: core::ptr::null(),
+                        value: core::ptr::null(),
+                        max_entries: core::ptr::null(),
+                        map_flags: core::ptr::null(),
+                    }
+                }
+                #[cfg(not(target_arch = "bpf"))]
+                Self { id, name, _types: PhantomData }
+            }
+
+            #[inline(always)]
+            fn handle(&self) -> sys::Handle {
+                #[cfg(target_arch = "bpf")]
+                return handle::<Self>(self, 0, "");
+                #[cfg(not(target_arch = "bpf"))]
+                return handle::<Self>(self, self.id, self.name);
+            }
+        }
+    };
+}
+
+/// The executor's name for a map.
+#[inline(always)]
+#[allow(unused_variables, reason = "each target uses a different part")]
+fn handle<M: MapInfo>(map: &M, id: u32, name: &'static str) -> sys::Handle {
+    #[cfg(target_arch = "bpf")]
+    return sys::Handle(core::ptr::from_ref(map).cast_mut().cast());
+    #[cfg(target_arch = "wasm32")]
+    return sys::Handle(id);
+    #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+    return sys::Handle {
+        addr: core::ptr::from_ref(map) as usize,
+        name,
+        spec: sys::host::RawSpec {
+            map_type: M::TYPE,
+            key_size: M::KEY_SIZE,
+            value_size: M::VALUE_SIZE,
+            max_entries: M::MAX_ENTRIES,
+            flags: M::FLAGS,
+        },
+    };
+}
+
+#[inline(always)]
+fn ptr<T>(value: &T) -> *const u8 {
+    core::ptr::from_ref(value).cast()
+}
+
+/// The checks `add_u64_at` makes on every target before touching the value: the `u64` must lie
+/// inside the value and be 8-byte aligned (BPF atomics must be).
+#[inline(always)]
+fn counter_offset_ok<V>(offset: usize) -> bool {
+    offset.checked_add(8).is_some_and(|end| end <= size_of::<V>()) && offset.is_multiple_of(8)
+}
+
+// === hash maps ===
+
+macro_rules! hash_methods {
+    ($name:ident) => {
+        impl<K: Pod, V: Pod, const MAX_ENTRIES: usize, const FLAGS: usize> $name<K, V, MAX_ENTRIES, FLAGS> {
+            /// A copy of the value of `key`, if it has one.
+            #[inline(always)]
+            pub fn get(&self, key: &K) -> Option<V> {
+                // SAFETY: `key` is a `K` and `V` is this map's value type.
+                unsafe { sys::map_get::<V>(self.handle(), ptr(key)) }
+            }
+
+            /// The value of `key`, or `V::default()` when it has none.
+            #[inline(always)]
+            pub fn get_or_default(&self, key: &K) -> V
+            where
+                V: Default,
+            {
+                self.get(key).unwrap_or_default()
+            }
+
+            /// Whether `key` has an entry.
+            #[inline(always)]
+            pub fn contains_key(&self, key: &K) -> bool {
+                // SAFETY: `key` is a `K` and `V` is this map's value type.
+                unsafe { sys::map_contains::<V>(self.handle(), ptr(key)) }
+            }
+
+            /// Sets the value of `key`. `flags`: [`BPF_ANY`](crate::BPF_ANY),
+            /// [`BPF_NOEXIST`](crate::BPF_NOEXIST) or [`BPF_EXIST`](crate::BPF_EXIST).
+            /// Fails with [`Errno::E2BIG`] when the map is full (an LRU map evicts instead).
+            #[inline(always)]
+            pub fn insert(&self, key: &K, value: &V, flags: u64) -> Result<(), Errno> {
+                // SAFETY: `key` is a `K`, `value` a `V`.
+                Errno::from_ret(unsafe { sys::map_update(self.handle(), ptr(key), ptr(value), flags) })
+            }
+
+            /// Removes the entry of `key`; [`Errno::ENOENT`] if it has none.
+            #[inline(always)]
+            pub fn remove(&self, key: &K) -> Result<(), Errno> {
+                // SAFETY: `key` is a `K`.
+                Errno::from_ret(unsafe { sys::map_delete(self.handle(), ptr(key)) })
+            }
+
+            /// Atomically adds `delta` to the `u64` at the start of `key`'s value (a counter):
+            /// [`Errno::ENOENT`] if the key has no entry, [`Errno::EINVAL`] if the value is
+            /// smaller than 8 bytes.
+            #[inline(always)]
+            pub fn add_u64(&self, key: &K, delta: u64) -> Result<(), Errno> {
+                self.add_u64_at(key, 0, delta)
+            }
+
+            /// Atomically adds `delta` to the `u64` at byte `offset` of `key`'s value (use
+            /// `core::mem::offset_of!`): [`Errno::ENOENT`] if the key has no entry,
+            /// [`Errno::EINVAL`] unless `offset` is a multiple of 8 with `offset + 8` inside
+            /// the value.
+            #[inline(always)]
+            pub fn add_u64_at(&self, key: &K, offset: usize, delta: u64) -> Result<(), Errno> {
+                if !counter_offset_ok::<V>(offset) {
+                    return Err(Errno::EINVAL);
+                }
+                // SAFETY: `key` is a `K`; the offset was checked above.
+                Errno::from_ret(unsafe { sys::map_add_u64(self.handle(), ptr(key), offset, delta) })
+            }
+        }
+    };
+}
+
+define_map! {
+    /// A hash map (`BPF_MAP_TYPE_HASH`).
+    HashMap[K, V], key: K, value: V, type: map_type::HASH
+}
+hash_methods!(HashMap);
+
+define_map! {
+    /// A hash map that evicts the least recently used entry when full (`BPF_MAP_TYPE_LRU_HASH`).
+    LruHashMap[K, V], key: K, value: V, type: map_type::LRU_HASH
+}
+hash_methods!(LruHashMap);
+
+define_map! {
+    /// A hash map with one value per CPU (`BPF_MAP_TYPE_PERCPU_HASH`); the program sees its
+    /// CPU's value.
+    PerCpuHashMap[K, V], key: K, value: V, type: map_type::PERCPU_HASH
+}
+hash_methods!(PerCpuHashMap);
+
+define_map! {
+    /// An LRU hash map with one value per CPU (`BPF_MAP_TYPE_LRU_PERCPU_HASH`).
+    LruPerCpuHashMap[K, V], key: K, value: V, type: map_type::LRU_PERCPU_HASH
+}
+hash_methods!(LruPerCpuHashMap);
+
+// === arrays ===
+
+macro_rules! array_methods {
+    ($name:ident) => {
+        impl<V: Pod, const MAX_ENTRIES: usize, const FLAGS: usize> $name<V, MAX_ENTRIES, FLAGS> {
+            /// A copy of element `index`; `None` past the end.
+            #[inline(always)]
+            pub fn get(&self, index: u32) -> Option<V> {
+                // SAFETY: the key of an array is a `u32`, its value a `V`.
+                unsafe { sys::map_get::<V>(self.handle(), ptr(&index)) }
+            }
+
+            /// Element `index`, or `V::default()` past the end.
+            #[inline(always)]
+            pub fn get_or_default(&self, index: u32) -> V
+            where
+                V: Default,
+            {
+                self.get(index).unwrap_or_default()
+            }
+
+            /// Sets element `index`; [`Errno::E2BIG`] past the end.
+            #[inline(always)]
+            pub fn set(&self, index: u32, value: &V) -> Result<(), Errno> {
+                // SAFETY: the key of an array is a `u32`, its value a `V`.
+                Errno::from_ret(unsafe { sys::map_update(self.handle(), ptr(&index), ptr(value), crate::BPF_ANY) })
+            }
+
+            /// Atomically adds `delta` to the `u64` at the start of element `index`;
+            /// [`Errno::ENOENT`] past the end, [`Errno::EINVAL`] if the value is smaller than 8
+            /// bytes.
+            #[inline(always)]
+            pub fn add_u64(&self, index: u32, delta: u64) -> Result<(), Errno> {
+                self.add_u64_at(index, 0, delta)
+            }
+
+            /// Atomically adds `delta` to the `u64` at byte `offset` of element `index`; errors
+            /// as [`HashMap::add_u64_at`].
+            #[inline(always)]
+            pub fn add_u64_at(&self, index: u32, offset: usize, delta: u64) -> Result<(), Errno> {
+                if !counter_offset_ok::<V>(offset) {
+                    return Err(Errno::EINVAL);
+                }
+                // SAFETY: the key of an array is a `u32`; the offset was checked above.
+                Errno::from_ret(unsafe { sys::map_add_u64(self.handle(), ptr(&index), offset, delta) })
+            }
+        }
+    };
+}
+
+define_map! {
+    /// An array of `MAX_ENTRIES` values indexed by `u32`, all present and zeroed at creation
+    /// (`BPF_MAP_TYPE_ARRAY`).
+    Array[V], key: u32, value: V, type: map_type::ARRAY
+}
+array_methods!(Array);
+
+define_map! {
+    /// An array with one value per CPU (`BPF_MAP_TYPE_PERCPU_ARRAY`): the program sees its
+    /// CPU's value, so counters need no atomics; userspace sums over CPUs.
+    PerCpuArray[V], key: u32, value: V, type: map_type::PERCPU_ARRAY
+}
+array_methods!(PerCpuArray);
+
+// === ring buffer ===
+
+/// A ring buffer of records (`BPF_MAP_TYPE_RINGBUF`); `max_entries` is its size in bytes, a
+/// power of two and a multiple of the page size (4096).
+///
+/// Its BPF definition has only `type` and `max_entries` (and `map_flags`), as libbpf expects.
+#[repr(C)]
+pub struct RingBuf<const MAX_ENTRIES: usize = 0, const FLAGS: usize = 0> {
+    #[cfg(target_arch = "bpf")]
+    r#type: *const [i32; map_type::RINGBUF as usize],
+    #[cfg(target_arch = "bpf")]
+    max_entries: *const [i32; MAX_ENTRIES],
+    #[cfg(target_arch = "bpf")]
+    map_flags: *const [i32; FLAGS],
+    #[cfg(not(target_arch = "bpf"))]
+    id: u32,
+    #[cfg(not(target_arch = "bpf"))]
+    name: &'static str,
+}
+
+// SAFETY: as for the other maps: never written, accessed through the executor only.
+unsafe impl<const MAX_ENTRIES: usize, const FLAGS: usize> Sync for RingBuf<MAX_ENTRIES, FLAGS> {}
+
+impl<const MAX_ENTRIES: usize, const FLAGS: usize> core::fmt::Debug for RingBuf<MAX_ENTRIES, FLAGS> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RingBuf").field("bytes", &MAX_ENTRIES).finish_non_exhaustive()
+    }
+}
+
+impl<const MAX_ENTRIES: usize, const FLAGS: usize> MapInfo for RingBuf<MAX_ENTRIES, FLAGS> {
+    const TYPE: u32 = map_type::RINGBUF;
+    const KEY_SIZE: u32 = 0;
+    const VALUE_SIZE: u32 = 0;
+    const MAX_ENTRIES: u32 = MAX_ENTRIES as u32;
+    const FLAGS: u32 = FLAGS as u32;
+}
+
+impl<const MAX_ENTRIES: usize, const FLAGS: usize> RingBuf<MAX_ENTRIES, FLAGS> {
+    /// Declares a ring buffer of `bytes` bytes. Use it in a `#[duet::map]` static.
+    pub const fn with_max_entries(bytes: u32, flags: u32) -> Self {
+        let _ = (bytes, flags);
+        Self::__new(u32::MAX, "")
+    }
+
+    /// The same as [`RingBuf::with_max_entries`].
+    pub const fn with_byte_size(bytes: u32, flags: u32) -> Self {
+        Self::with_max_entries(bytes, flags)
+    }
+
+    #[doc(hidden)]
+    pub const fn __new(id: u32, name: &'static str) -> Self {
+        #[cfg(target_arch = "bpf")]
+        {
+            let _ = (id, name);
+            Self { r#type: core::ptr::null(), max_entries: core::ptr::null(), map_flags: core::ptr::null() }
+        }
+        #[cfg(not(target_arch = "bpf"))]
+        Self { id, name }
+    }
+
+    #[inline(always)]
+    pub(crate) fn handle(&self) -> sys::Handle {
+        #[cfg(target_arch = "bpf")]
+        return handle::<Self>(self, 0, "");
+        #[cfg(not(target_arch = "bpf"))]
+        return handle::<Self>(self, self.id, self.name);
+    }
+
+    /// Appends `record` (its bytes) to the ring buffer; [`Errno::EAGAIN`] when it is full.
+    #[inline(always)]
+    pub fn output<T: Pod>(&self, record: &T) -> Result<(), Errno> {
+        // SAFETY: `record` is `size_of::<T>()` initialized bytes (`Pod` has no padding).
+        Errno::from_ret(unsafe { sys::ringbuf_output(self.handle(), ptr(record), size_of::<T>(), 0) })
+    }
+}

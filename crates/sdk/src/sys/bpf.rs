@@ -1,0 +1,154 @@
+//! The eBPF backend: kernel helpers called by their ids, maps named by the address of their BTF
+//! definition (the loader rewrites that address into the map).
+
+use core::ffi::c_void;
+
+/// A map: the address of its `.maps` definition. The kernel verifier (and duet's VM) see a
+/// `lddw` of this symbol and substitute the map.
+#[derive(Clone, Copy)]
+pub(crate) struct Handle(pub(crate) *mut c_void);
+
+/// Helper ids of the kernel ABI (`enum bpf_func_id`).
+mod id {
+    pub(super) const MAP_LOOKUP_ELEM: usize = 1;
+    pub(super) const MAP_UPDATE_ELEM: usize = 2;
+    pub(super) const MAP_DELETE_ELEM: usize = 3;
+    pub(super) const KTIME_GET_NS: usize = 5;
+    pub(super) const TRACE_PRINTK: usize = 6;
+    pub(super) const GET_PRANDOM_U32: usize = 7;
+    pub(super) const GET_SMP_PROCESSOR_ID: usize = 8;
+    pub(super) const RINGBUF_OUTPUT: usize = 130;
+}
+
+/// A helper is called as a function whose "address" is its id: LLVM's BPF backend turns a call
+/// through such a pointer into `call <id>`, as aya and libbpf's `bpf_helper_defs.h` do.
+macro_rules! helper {
+    ($id:expr, fn($($arg:ty),*) -> $ret:ty) => {{
+        // SAFETY: the BPF calling convention makes `call <id>` a call of helper `id`; the
+        // pointer is never dereferenced as code by anything but the BPF backend.
+        let f: unsafe extern "C" fn($($arg),*) -> $ret = unsafe { core::mem::transmute::<usize, _>($id) };
+        f
+    }};
+}
+
+#[inline(always)]
+unsafe fn lookup(map: Handle, key: *const u8) -> *mut u8 {
+    let f = helper!(id::MAP_LOOKUP_ELEM, fn(*mut c_void, *const c_void) -> *mut c_void);
+    // SAFETY: `key` points at `key_size` initialized bytes (the caller's contract).
+    unsafe { f(map.0, key.cast()) }.cast()
+}
+
+/// Copies the value of `key` out of the map.
+///
+/// # Safety
+///
+/// `key` points at the map's key type, and `V` is the map's value type.
+#[inline(always)]
+pub(crate) unsafe fn map_get<V: Copy>(map: Handle, key: *const u8) -> Option<V> {
+    // SAFETY: forwarded contract.
+    let value = unsafe { lookup(map, key) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: the kernel returned a pointer to this key's value (of type `V`, 8-byte aligned),
+    // valid for the rest of the run.
+    Some(unsafe { value.cast::<V>().read() })
+}
+
+/// Whether the map has an entry for `key`.
+///
+/// # Safety
+///
+/// `key` points at the map's key type.
+#[inline(always)]
+#[allow(clippy::extra_unused_type_parameters, reason = "one signature for all backends; Wasm needs V's size")]
+pub(crate) unsafe fn map_contains<V: Copy>(map: Handle, key: *const u8) -> bool {
+    // SAFETY: forwarded contract.
+    !unsafe { lookup(map, key) }.is_null()
+}
+
+/// # Safety
+///
+/// `key` and `value` point at the map's key and value types.
+#[inline(always)]
+pub(crate) unsafe fn map_update(map: Handle, key: *const u8, value: *const u8, flags: u64) -> i64 {
+    let f = helper!(id::MAP_UPDATE_ELEM, fn(*mut c_void, *const c_void, *const c_void, u64) -> i64);
+    // SAFETY: forwarded contract.
+    unsafe { f(map.0, key.cast(), value.cast(), flags) }
+}
+
+/// # Safety
+///
+/// `key` points at the map's key type.
+#[inline(always)]
+pub(crate) unsafe fn map_delete(map: Handle, key: *const u8) -> i64 {
+    let f = helper!(id::MAP_DELETE_ELEM, fn(*mut c_void, *const c_void) -> i64);
+    // SAFETY: forwarded contract.
+    unsafe { f(map.0, key.cast()) }
+}
+
+/// Atomically adds `delta` to the `u64` at byte `offset` of `key`'s value: a lookup, then the
+/// BPF `lock add` instruction (`BPF_ATOMIC | BPF_ADD`, no fetch), which every kernel with BPF
+/// atomics and duet's VM execute atomically.
+///
+/// # Safety
+///
+/// `key` points at the map's key type; `offset + 8` is within the value and `offset` is a
+/// multiple of 8.
+#[inline(always)]
+pub(crate) unsafe fn map_add_u64(map: Handle, key: *const u8, offset: usize, delta: u64) -> i64 {
+    // SAFETY: forwarded contract.
+    let value = unsafe { lookup(map, key) };
+    if value.is_null() {
+        return -2; // -ENOENT
+    }
+    // SAFETY: `value + offset` is an 8-byte aligned `u64` inside the value (the caller checked
+    // the offset; map values are 8-byte aligned). The result is unused, so LLVM emits the
+    // non-fetching atomic add.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            value.add(offset).cast::<u64>(),
+            delta,
+        )
+    };
+    0
+}
+
+/// # Safety
+///
+/// `data` points at `len` initialized bytes; `map` is a ring buffer.
+#[inline(always)]
+pub(crate) unsafe fn ringbuf_output(map: Handle, data: *const u8, len: usize, flags: u64) -> i64 {
+    let f = helper!(id::RINGBUF_OUTPUT, fn(*mut c_void, *const c_void, u64, u64) -> i64);
+    // SAFETY: forwarded contract.
+    unsafe { f(map.0, data.cast(), len as u64, flags) }
+}
+
+#[inline(always)]
+pub(crate) fn ktime_get_ns() -> u64 {
+    let f = helper!(id::KTIME_GET_NS, fn() -> u64);
+    // SAFETY: the helper takes no arguments.
+    unsafe { f() }
+}
+
+#[inline(always)]
+pub(crate) fn get_prandom_u32() -> u32 {
+    let f = helper!(id::GET_PRANDOM_U32, fn() -> u32);
+    // SAFETY: the helper takes no arguments.
+    unsafe { f() }
+}
+
+#[inline(always)]
+pub(crate) fn get_smp_processor_id() -> u32 {
+    let f = helper!(id::GET_SMP_PROCESSOR_ID, fn() -> u32);
+    // SAFETY: the helper takes no arguments.
+    unsafe { f() }
+}
+
+/// `bpf_trace_printk(msg, len)`; `msg` ends with its NUL, as the kernel requires.
+#[inline(always)]
+pub(crate) fn trace(msg: &'static [u8]) {
+    let f = helper!(id::TRACE_PRINTK, fn(*const u8, u32) -> i64);
+    // SAFETY: `msg` is a readable, NUL-terminated byte string of `msg.len()` bytes.
+    unsafe { f(msg.as_ptr(), msg.len() as u32) };
+}

@@ -1,0 +1,130 @@
+//! Running programs in unit tests (host only).
+//!
+//! Programs run in-process against this thread's own maps, clock, random generator and trace
+//! log (Rust runs each test on its own thread, so tests do not interfere). Maps are created on
+//! first use in `duet-maps` — the same code the userspace VM and the Wasm host use — with one
+//! CPU. Time and randomness are deterministic and match `duet run --deterministic`: the clock
+//! starts at 1 s and advances 1 µs per read; [`set_clock`] changes both.
+//!
+//! ```
+//! use duet::testing::{run_xdp, udp_frame};
+//! use duet::{BPF_ANY, HashMap, XdpAction, XdpContext};
+//!
+//! #[duet::map]
+//! static BLOCKED: HashMap<[u8; 4], u8> = HashMap::with_max_entries(1024, 0);
+//!
+//! #[duet::xdp]
+//! fn firewall(ctx: XdpContext) -> XdpAction {
+//!     match ctx.ipv4() {
+//!         Some(ip) if BLOCKED.contains_key(&ip.src) => XdpAction::Drop,
+//!         _ => XdpAction::Pass,
+//!     }
+//! }
+//!
+//! // In a test:
+//! BLOCKED.insert(&[10, 0, 0, 1], &1, BPF_ANY).unwrap();
+//! let mut frame = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1234, 53, 0);
+//! assert_eq!(run_xdp(firewall, &mut frame), XdpAction::Drop);
+//! ```
+
+use std::string::String;
+use std::vec::Vec;
+
+use crate::sys::host::{CLOCK_START_NS, CLOCK_STEP_NS, RANDOM_SEED, STATE};
+use crate::{ProbeContext, RingBuf, XdpAction, XdpContext};
+
+/// Runs an XDP program on `packet` (which it may modify) and returns its verdict.
+pub fn run_xdp(prog: impl FnOnce(XdpContext<'_>) -> XdpAction, packet: &mut [u8]) -> XdpAction {
+    prog(crate::xdp::host_context(packet))
+}
+
+/// Runs an event program on `record`.
+pub fn run_probe<R>(prog: impl FnOnce(ProbeContext<'_>) -> R, record: &[u8]) -> R {
+    prog(crate::probe::host_context(record))
+}
+
+/// Sets the clock: the next `ktime_get_ns()` returns `now_ns`, and each read advances it by
+/// `step_ns` (0 freezes it).
+pub fn set_clock(now_ns: u64, step_ns: u64) {
+    STATE.with_borrow_mut(|state| {
+        state.now_ns = now_ns;
+        state.step_ns = step_ns;
+    });
+}
+
+/// Seeds `get_prandom_u32()` (a xorshift64 generator; the seed must not be 0).
+pub fn set_random_seed(seed: u64) {
+    STATE.with_borrow_mut(|state| state.random = seed.max(1));
+}
+
+/// The lines `trace!` wrote since the last call.
+pub fn take_trace() -> Vec<String> {
+    STATE.with_borrow_mut(|state| std::mem::take(&mut state.log))
+}
+
+/// The records in `ring` not yet drained, oldest first; drains them.
+pub fn drain<const MAX_ENTRIES: usize, const FLAGS: usize>(ring: &RingBuf<MAX_ENTRIES, FLAGS>) -> Vec<Vec<u8>> {
+    crate::sys::host::map(ring.handle()).ringbuf_drain()
+}
+
+/// Forgets this thread's maps (they are created empty again on next use), and resets the
+/// clock, the random generator and the trace log.
+pub fn reset() {
+    STATE.with_borrow_mut(|state| {
+        state.maps.clear();
+        state.now_ns = CLOCK_START_NS;
+        state.step_ns = CLOCK_STEP_NS;
+        state.random = RANDOM_SEED;
+        state.log.clear();
+    });
+}
+
+/// An Ethernet + IPv4 + UDP frame from `src:src_port` to `dst:dst_port` with `payload` zero
+/// bytes (checksums left zero: programs under test rarely check them).
+pub fn udp_frame(src: [u8; 4], dst: [u8; 4], src_port: u16, dst_port: u16, payload: usize) -> Vec<u8> {
+    let mut l4 = Vec::with_capacity(8 + payload);
+    l4.extend_from_slice(&src_port.to_be_bytes());
+    l4.extend_from_slice(&dst_port.to_be_bytes());
+    l4.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    l4.extend_from_slice(&[0, 0]);
+    l4.resize(8 + payload, 0);
+    ipv4_frame(crate::net::IPPROTO_UDP, src, dst, &l4)
+}
+
+/// An Ethernet + IPv4 + TCP frame (flags `SYN`) from `src:src_port` to `dst:dst_port` with
+/// `payload` zero bytes.
+pub fn tcp_frame(src: [u8; 4], dst: [u8; 4], src_port: u16, dst_port: u16, payload: usize) -> Vec<u8> {
+    let mut l4 = Vec::with_capacity(20 + payload);
+    l4.extend_from_slice(&src_port.to_be_bytes());
+    l4.extend_from_slice(&dst_port.to_be_bytes());
+    l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, crate::net::TcpHdr::SYN, 0xff, 0xff, 0, 0, 0, 0]);
+    l4.resize(20 + payload, 0);
+    ipv4_frame(crate::net::IPPROTO_TCP, src, dst, &l4)
+}
+
+/// An Ethernet + IPv4 frame (20-byte header, no options) carrying `l4` as `protocol`.
+pub fn ipv4_frame(protocol: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(34 + l4.len());
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01]);
+    frame.extend_from_slice(&crate::net::ETH_P_IP.to_be_bytes());
+    frame.extend_from_slice(&[0x45, 0]);
+    frame.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    frame.extend_from_slice(&[0, 1, 0x40, 0, 64, protocol, 0, 0]);
+    frame.extend_from_slice(&src);
+    frame.extend_from_slice(&dst);
+    frame.extend_from_slice(l4);
+    frame
+}
+
+/// The bytes of a `Pod` value, as an executor sees them (records, keys, values).
+pub fn bytes_of<T: crate::Pod>(value: &T) -> Vec<u8> {
+    // SAFETY: a `Pod` value is `size_of::<T>()` initialized bytes (it has no padding).
+    unsafe { std::slice::from_raw_parts(core::ptr::from_ref(value).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+/// A `Pod` value from the first `size_of::<T>()` bytes of `bytes`; `None` if there are fewer.
+pub fn from_bytes<T: crate::Pod>(bytes: &[u8]) -> Option<T> {
+    let bytes = bytes.get(..size_of::<T>())?;
+    // SAFETY: `bytes` holds `size_of::<T>()` bytes, and every bit pattern is a valid `T`.
+    Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}

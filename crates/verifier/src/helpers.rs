@@ -1,0 +1,288 @@
+//! Prototypes of the kernel helpers duet provides (ids as in the kernel and in duet-vm's module).
+
+use crate::ProgramType;
+
+/// What a helper argument must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arg {
+    /// A map handle (`lddw rX, map_fd N`).
+    MapHandle,
+    /// A pointer to `key_size` initialised bytes of the map in argument 1.
+    Key,
+    /// A pointer to `value_size` initialised bytes of the map in argument 1.
+    Value,
+    /// The context pointer, unmodified.
+    Ctx,
+    /// Any number (pointers are refused: they would leak addresses).
+    Scalar,
+    /// A pointer to readable memory whose size is the next argument; NULL allowed when `nullable`
+    /// and the size is zero.
+    Mem {
+        /// Whether NULL with size zero is allowed.
+        nullable: bool,
+    },
+    /// The size of the preceding memory argument: a bounded number, zero allowed if `zero_ok`.
+    Size {
+        /// Whether zero is allowed.
+        zero_ok: bool,
+    },
+    /// An allocation size that must be a known constant.
+    AllocSize,
+    /// A ring buffer record from `bpf_ringbuf_reserve`, released by this call.
+    Release,
+}
+
+/// What a helper returns in r0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ret {
+    /// A number.
+    Scalar,
+    /// A number in `0..=max`.
+    Bounded(u64),
+    /// A map value pointer or NULL.
+    MapValueOrNull,
+    /// A ring buffer record or NULL (a reference the program must release).
+    RecordOrNull,
+    /// Nothing: r0 is uninitialised after the call.
+    Void,
+}
+
+/// One helper's prototype and rules.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Proto {
+    pub(crate) id: i64,
+    pub(crate) name: &'static str,
+    pub(crate) args: &'static [Arg],
+    pub(crate) ret: Ret,
+    /// Map types the map argument may be (`None`: any ordinary map).
+    pub(crate) map_types: Option<&'static [u32]>,
+    /// Whether socket filters may call it (every helper here is available to XDP).
+    pub(crate) socket_filter: bool,
+    /// Whether it moves packet data, invalidating every packet pointer.
+    pub(crate) changes_packet: bool,
+}
+
+/// Map type numbers with special rules.
+pub(crate) mod map_type {
+    pub(crate) const PROG_ARRAY: u32 = 3;
+    pub(crate) const PERF_EVENT_ARRAY: u32 = 4;
+    pub(crate) const ARRAY: u32 = 2;
+    pub(crate) const PERCPU_ARRAY: u32 = 6;
+    pub(crate) const DEVMAP: u32 = 14;
+    pub(crate) const CPUMAP: u32 = 16;
+    pub(crate) const XSKMAP: u32 = 17;
+    pub(crate) const DEVMAP_HASH: u32 = 25;
+    pub(crate) const RINGBUF: u32 = 27;
+}
+
+use Arg::*;
+
+const REDIRECT_MAPS: &[u32] = &[map_type::DEVMAP, map_type::CPUMAP, map_type::XSKMAP, map_type::DEVMAP_HASH];
+
+static PROTOS: &[Proto] = &[
+    Proto {
+        id: 1,
+        name: "bpf_map_lookup_elem",
+        args: &[MapHandle, Key],
+        ret: Ret::MapValueOrNull,
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 2,
+        name: "bpf_map_update_elem",
+        args: &[MapHandle, Key, Value, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 3,
+        name: "bpf_map_delete_elem",
+        args: &[MapHandle, Key],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 5,
+        name: "bpf_ktime_get_ns",
+        args: &[],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 6,
+        name: "bpf_trace_printk",
+        args: &[Mem { nullable: false }, Size { zero_ok: false }, Scalar, Scalar, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 7,
+        name: "bpf_get_prandom_u32",
+        args: &[],
+        ret: Ret::Bounded(u32::MAX as u64),
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 8,
+        name: "bpf_get_smp_processor_id",
+        args: &[],
+        ret: Ret::Bounded(u32::MAX as u64),
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 12,
+        name: "bpf_tail_call",
+        args: &[Ctx, MapHandle, Scalar],
+        ret: Ret::Scalar,
+        map_types: Some(&[map_type::PROG_ARRAY]),
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 23,
+        name: "bpf_redirect",
+        args: &[Scalar, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: false,
+        changes_packet: false,
+    },
+    Proto {
+        id: 28,
+        name: "bpf_csum_diff",
+        args: &[Mem { nullable: true }, Size { zero_ok: true }, Mem { nullable: true }, Size { zero_ok: true }, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: false,
+        changes_packet: false,
+    },
+    Proto {
+        id: 44,
+        name: "bpf_xdp_adjust_head",
+        args: &[Ctx, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: false,
+        changes_packet: true,
+    },
+    Proto {
+        id: 51,
+        name: "bpf_redirect_map",
+        args: &[MapHandle, Scalar, Scalar],
+        ret: Ret::Scalar,
+        map_types: Some(REDIRECT_MAPS),
+        socket_filter: false,
+        changes_packet: false,
+    },
+    Proto {
+        id: 54,
+        name: "bpf_xdp_adjust_meta",
+        args: &[Ctx, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: false,
+        changes_packet: true,
+    },
+    Proto {
+        id: 65,
+        name: "bpf_xdp_adjust_tail",
+        args: &[Ctx, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: false,
+        changes_packet: true,
+    },
+    Proto {
+        id: 125,
+        name: "bpf_ktime_get_boot_ns",
+        args: &[],
+        ret: Ret::Scalar,
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 130,
+        name: "bpf_ringbuf_output",
+        args: &[MapHandle, Mem { nullable: false }, Size { zero_ok: true }, Scalar],
+        ret: Ret::Scalar,
+        map_types: Some(&[map_type::RINGBUF]),
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 131,
+        name: "bpf_ringbuf_reserve",
+        args: &[MapHandle, AllocSize, Scalar],
+        ret: Ret::RecordOrNull,
+        map_types: Some(&[map_type::RINGBUF]),
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 132,
+        name: "bpf_ringbuf_submit",
+        args: &[Release, Scalar],
+        ret: Ret::Void,
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+    Proto {
+        id: 133,
+        name: "bpf_ringbuf_discard",
+        args: &[Release, Scalar],
+        ret: Ret::Void,
+        map_types: None,
+        socket_filter: true,
+        changes_packet: false,
+    },
+];
+
+/// The prototype of helper `id`, if duet provides it.
+pub(crate) fn proto(id: i64) -> Option<&'static Proto> {
+    PROTOS.iter().find(|p| p.id == id)
+}
+
+impl Proto {
+    /// Whether programs of `ty` may call this helper.
+    pub(crate) fn allowed_for(&self, ty: ProgramType) -> bool {
+        match ty {
+            ProgramType::Xdp => true,
+            ProgramType::SocketFilter => self.socket_filter,
+        }
+    }
+
+    /// Whether a map of type `map_type` may be passed to this helper.
+    pub(crate) fn accepts_map(&self, map_type: u32) -> bool {
+        if let Some(types) = self.map_types {
+            return types.contains(&map_type);
+        }
+        match map_type {
+            map_type::RINGBUF | map_type::PROG_ARRAY | map_type::PERF_EVENT_ARRAY | map_type::CPUMAP => false,
+            // The kernel lets programs look up, but not change, device and socket maps.
+            map_type::DEVMAP | map_type::DEVMAP_HASH | map_type::XSKMAP => self.id == 1,
+            _ => true,
+        }
+    }
+}
+
+/// Which map types the kernel lets `bpf_map_lookup_elem` return a value pointer for that points
+/// at a slot that always exists (arrays), so a constant in-range key cannot yield NULL.
+pub(crate) fn lookup_never_null(map_type: u32) -> bool {
+    matches!(map_type, map_type::ARRAY | map_type::PERCPU_ARRAY)
+}

@@ -1,0 +1,243 @@
+//! The `duet` import module: the host side of every import in docs/ABI.md, with kernel semantics
+//! from duet-maps, and bounds checks on every guest pointer.
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use duet_maps::{Map, MapType};
+use duet_vm::Env;
+use wasmtime::{Caller, Linker, Memory, StoreLimits};
+
+use crate::value::ValueRef;
+
+/// The import module name.
+pub(crate) const IMPORT_MODULE: &str = "duet";
+
+/// Every import the host provides, by name (the linker checks their signatures).
+pub(crate) const IMPORTS: [&str; 9] = [
+    "map_lookup",
+    "map_update",
+    "map_delete",
+    "map_add_u64",
+    "ktime_get_ns",
+    "get_prandom_u32",
+    "get_smp_processor_id",
+    "trace",
+    "ringbuf_output",
+];
+
+const ENOENT: i64 = -2;
+const EINVAL: i64 = -22;
+/// `BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP`: the only flags `bpf_ringbuf_output` accepts.
+const RINGBUF_OUTPUT_FLAGS: i64 = 1 | 2;
+
+/// What every instance of one module shares: the maps (by manifest id), the environment and the
+/// trace log.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) maps: Vec<Arc<Map>>,
+    pub(crate) env: Env,
+    pub(crate) log: Mutex<Vec<String>>,
+}
+
+/// The data of one store (one instance).
+pub(crate) struct Host {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) limits: StoreLimits,
+    /// The instance's exported memory; `None` until instantiation has finished.
+    pub(crate) memory: Option<Memory>,
+    /// The CPU the instance runs as: per-CPU map slot and `get_smp_processor_id`.
+    pub(crate) cpu: usize,
+}
+
+/// A fault the host found in a call from the guest: the call traps with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuestFault {
+    /// A guest pointer and length do not lie inside linear memory.
+    #[error("`{import}`: {what} at {ptr:#x}..+{len} is outside linear memory ({memory_size} bytes)")]
+    OutOfBounds {
+        /// The import (or export, for `duet_buffer`) that received the pointer.
+        import: &'static str,
+        /// Which argument.
+        what: &'static str,
+        /// The guest address.
+        ptr: u32,
+        /// The length it needed.
+        len: u64,
+        /// The size of linear memory at the time.
+        memory_size: usize,
+    },
+    /// A map id the manifest does not have.
+    #[error("`{import}`: map id {id} does not exist (the module has {n_maps} maps)")]
+    NoSuchMap {
+        /// The import.
+        import: &'static str,
+        /// The id passed.
+        id: i32,
+        /// How many maps the manifest declares.
+        n_maps: usize,
+    },
+    /// A map of a type the import does not work on (the kernel's verifier rejects these calls).
+    #[error("`{import}` does not work on {map_type} maps (map `{map}`)")]
+    WrongMapType {
+        /// The import.
+        import: &'static str,
+        /// The map's name.
+        map: String,
+        /// Its type.
+        map_type: MapType,
+    },
+    /// An import was called while the instance was still being created (from a start function).
+    #[error("`{import}` was called before instantiation finished")]
+    NoMemory {
+        /// The import.
+        import: &'static str,
+    },
+}
+
+impl GuestFault {
+    fn trap(self) -> wasmtime::Error {
+        wasmtime::Error::new(self)
+    }
+}
+
+/// Checks that `ptr..ptr + len` lies inside a memory of `memory_size` bytes.
+pub(crate) fn guest_range(
+    memory_size: usize,
+    ptr: i32,
+    len: usize,
+    import: &'static str,
+    what: &'static str,
+) -> Result<Range<usize>, GuestFault> {
+    let start = ptr as u32 as usize;
+    match start.checked_add(len) {
+        Some(end) if end <= memory_size => Ok(start..end),
+        _ => Err(GuestFault::OutOfBounds { import, what, ptr: ptr as u32, len: len as u64, memory_size }),
+    }
+}
+
+type HostResult<T> = wasmtime::Result<T>;
+
+/// Splits the caller into its linear memory and its host data.
+fn split<'a>(caller: &'a mut Caller<'_, Host>, import: &'static str) -> HostResult<(&'a mut [u8], &'a mut Host)> {
+    let memory = caller.data().memory.ok_or_else(|| GuestFault::NoMemory { import }.trap())?;
+    Ok(memory.data_and_store_mut(caller))
+}
+
+fn map<'h>(host: &'h Host, id: i32, import: &'static str, refuse: &[MapType]) -> HostResult<&'h Arc<Map>> {
+    let n_maps = host.shared.maps.len();
+    let map = usize::try_from(id)
+        .ok()
+        .and_then(|i| host.shared.maps.get(i))
+        .ok_or_else(|| GuestFault::NoSuchMap { import, id, n_maps }.trap())?;
+    if refuse.contains(&map.map_type()) {
+        let fault = GuestFault::WrongMapType { import, map: map.spec().name.clone(), map_type: map.map_type() };
+        return Err(fault.trap());
+    }
+    Ok(map)
+}
+
+/// Map types without values to look up or update from a program.
+const NO_VALUES: [MapType; 2] = [MapType::ProgArray, MapType::RingBuf];
+
+fn errno(res: std::result::Result<(), duet_maps::MapError>) -> i64 {
+    res.map_or_else(|e| e.errno(), |()| 0)
+}
+
+/// Defines every import of module `duet` in `linker`.
+pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
+    linker.func_wrap(IMPORT_MODULE, "map_lookup", |mut caller: Caller<'_, Host>, id: i32, key: i32, out: i32| {
+        const IMPORT: &str = "map_lookup";
+        let (mem, host) = split(&mut caller, IMPORT)?;
+        let map = map(host, id, IMPORT, &NO_VALUES)?;
+        let spec = map.spec();
+        let key = guest_range(mem.len(), key, spec.key_size as usize, IMPORT, "key")?;
+        let out = guest_range(mem.len(), out, spec.value_size as usize, IMPORT, "value_out")?;
+        match ValueRef::lookup(map, &mem[key], host.cpu) {
+            Some(value) => {
+                value.read_into(&mut mem[out]);
+                Ok(1i32)
+            }
+            None => Ok(0),
+        }
+    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        "map_update",
+        |mut caller: Caller<'_, Host>, id: i32, key: i32, value: i32, flags: i64| {
+            const IMPORT: &str = "map_update";
+            let (mem, host) = split(&mut caller, IMPORT)?;
+            let map = map(host, id, IMPORT, &NO_VALUES)?;
+            let spec = map.spec();
+            let key = guest_range(mem.len(), key, spec.key_size as usize, IMPORT, "key")?;
+            let value = guest_range(mem.len(), value, spec.value_size as usize, IMPORT, "value")?;
+            Ok(errno(map.update(&mem[key], &mem[value], flags as u64, Some(host.cpu))))
+        },
+    )?;
+    linker.func_wrap(IMPORT_MODULE, "map_delete", |mut caller: Caller<'_, Host>, id: i32, key: i32| {
+        const IMPORT: &str = "map_delete";
+        let (mem, host) = split(&mut caller, IMPORT)?;
+        let map = map(host, id, IMPORT, &[MapType::RingBuf])?;
+        let key = guest_range(mem.len(), key, map.spec().key_size as usize, IMPORT, "key")?;
+        Ok(errno(map.delete(&mem[key])))
+    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        "map_add_u64",
+        |mut caller: Caller<'_, Host>, id: i32, key: i32, offset: i32, delta: i64| {
+            const IMPORT: &str = "map_add_u64";
+            let (mem, host) = split(&mut caller, IMPORT)?;
+            let map = map(host, id, IMPORT, &NO_VALUES)?;
+            let spec = map.spec();
+            let key = guest_range(mem.len(), key, spec.key_size as usize, IMPORT, "key")?;
+            // Argument errors come first, as the kernel checks arguments before touching the map.
+            let Ok(offset) = usize::try_from(offset) else { return Ok(EINVAL) };
+            if !offset.is_multiple_of(8) || offset + 8 > spec.value_size as usize {
+                return Ok(EINVAL);
+            }
+            Ok(match ValueRef::lookup(map, &mem[key], host.cpu) {
+                Some(value) if value.fetch_add_u64(offset, delta as u64) => 0,
+                Some(_) => EINVAL,
+                None => ENOENT,
+            })
+        },
+    )?;
+    linker.func_wrap(IMPORT_MODULE, "ktime_get_ns", |caller: Caller<'_, Host>| {
+        (caller.data().shared.env.clock)() as i64
+    })?;
+    linker.func_wrap(IMPORT_MODULE, "get_prandom_u32", |caller: Caller<'_, Host>| {
+        (caller.data().shared.env.random)() as i32
+    })?;
+    linker.func_wrap(IMPORT_MODULE, "get_smp_processor_id", |caller: Caller<'_, Host>| caller.data().cpu as i32)?;
+    linker.func_wrap(IMPORT_MODULE, "trace", |mut caller: Caller<'_, Host>, msg: i32, len: i32| {
+        const IMPORT: &str = "trace";
+        let (mem, host) = split(&mut caller, IMPORT)?;
+        let msg = guest_range(mem.len(), msg, len as u32 as usize, IMPORT, "msg")?;
+        let line = String::from_utf8_lossy(&mem[msg]).trim_end_matches('\n').to_owned();
+        if let Ok(mut log) = host.shared.log.lock() {
+            log.push(line);
+        }
+        Ok(())
+    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        "ringbuf_output",
+        |mut caller: Caller<'_, Host>, id: i32, data: i32, len: i32, flags: i64| {
+            const IMPORT: &str = "ringbuf_output";
+            let (mem, host) = split(&mut caller, IMPORT)?;
+            let map = map(host, id, IMPORT, &[])?;
+            if map.map_type() != MapType::RingBuf {
+                let fault =
+                    GuestFault::WrongMapType { import: IMPORT, map: map.spec().name.clone(), map_type: map.map_type() };
+                return Err(fault.trap());
+            }
+            let data = guest_range(mem.len(), data, len as u32 as usize, IMPORT, "data")?;
+            if flags & !RINGBUF_OUTPUT_FLAGS != 0 {
+                return Ok(EINVAL);
+            }
+            Ok(errno(map.ringbuf_output(&mem[data])))
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+# Passing a map key whose bytes were never written.
+# type: xdp
+# kernel-caps: bpf
+# map: hash key=8 value=8 entries=16
+# expect: was never written
+    mov %r2, %r10
+    add %r2, -8
+    lddw %r1, map_fd 0
+    call 1
+    mov %r0, 2
+    exit
