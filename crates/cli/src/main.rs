@@ -13,6 +13,7 @@ use duet_vm::{Config, Helpers, Interpreter};
 mod build_cmd;
 mod kernel;
 mod objects;
+mod showcase;
 mod verify;
 mod wasm_run;
 
@@ -158,8 +159,21 @@ enum Command {
         #[arg(long)]
         log: bool,
     },
-    /// The demo: run the conformance suite and a sample program, and explain what happened.
-    Demo,
+    /// The demo: build the firewall example once with the SDK into a .bpf.o and a .wasm, run a
+    /// generated capture in the kernel (when root), the userspace eBPF VM and Wasm, and compare
+    /// verdicts, maps and speed. `--basics` shows the instruction set and the interpreter instead.
+    Demo {
+        /// Show the assembler, the interpreter's traps and the conformance suite instead.
+        #[arg(long)]
+        basics: bool,
+    },
+    /// Benchmark every example in every executor (ns/packet), with the kernel's
+    /// BPF_PROG_TEST_RUN time measured in the same run as the anchor.
+    Bench {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     #[command(flatten)]
     Kernel(kernel::KernelCommand),
 }
@@ -235,7 +249,9 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Verify { object, program, log } => {
             verify::run(&verify::VerifyArgs { input: &object, program: program.as_deref(), log })
         }
-        Command::Demo => demo(),
+        Command::Demo { basics: true } => demo(),
+        Command::Demo { basics: false } => Ok(if showcase::demo()? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Command::Bench { json } => Ok(if showcase::bench(json)? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Kernel(command) => kernel::run(command),
     }
 }
