@@ -99,19 +99,33 @@ fn test() -> Result<()> {
     let root = project_root();
     setup(&root)?;
     build_bpf(&root)?;
-    step("format check");
+    step("format check (workspace, examples, Rust BPF corpus)");
     cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "fmt",
+        "--check",
+        "--manifest-path",
+        "examples/Cargo.toml",
+        "-p",
+        "firewall",
+        "-p",
+        "ratelimit",
+        "-p",
+        "flowstats",
+    ])?;
+    cargo(&["fmt", "--all", "--check", "--manifest-path", "tests/bpf/rust/Cargo.toml"])?;
     step("clippy (warnings are errors)");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&["clippy", "--manifest-path", "examples/Cargo.toml", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     step(
         "tests (unit, property, data-driven corpus, bpf_conformance suite, kernel differential; benches run once in test mode)",
     );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        println!(
-            "CI=true: tests that need the conformance suite (and later root or the kernel) fail instead of skipping"
-        );
+        println!("CI=true: tests that need the conformance suite, root or the kernel fail instead of skipping");
     }
     cargo(&["test", "--workspace", "--all-targets"])?;
+    step("example programs' unit tests (the SDK's host backend)");
+    cargo(&["test", "--manifest-path", "examples/Cargo.toml", "--workspace"])?;
     println!("\nall checks passed");
     Ok(())
 }
@@ -122,7 +136,9 @@ fn bench() -> Result<()> {
     step("map helpers called from eBPF in the interpreter");
     cargo(&["bench", "-p", "duet-vm", "--bench", "maps_vm"])?;
     step("duet-maps operations");
-    cargo(&["bench", "-p", "duet-maps", "--bench", "maps"])
+    cargo(&["bench", "-p", "duet-maps", "--bench", "maps"])?;
+    step("every example in every executor, against the kernel (duet bench)");
+    cargo(&["run", "--release", "-p", "duet-cli", "--", "bench"])
 }
 
 fn demo() -> Result<()> {

@@ -25,5 +25,5 @@ pub use interp::{
     XDP_TAILROOM, XdpPacket,
 };
 pub use memory::{MAX_REGIONS, Region, RegionKind};
-pub use module::{Env, LoadOptions, Module, ModuleError, csum_diff};
+pub use module::{DEFAULT_MAX_MAP_MEMORY, Env, LoadOptions, Module, ModuleError, csum_diff};
 pub use trap::{Trap, TrapKind};

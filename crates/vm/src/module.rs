@@ -79,11 +79,18 @@ pub struct LoadOptions {
     pub config: Config,
     /// Time, randomness and CPU.
     pub env: Env,
+    /// Most bytes all of a module's maps may preallocate together (keys and values, every CPU's
+    /// copy). duet preallocates map storage as the kernel does for most map types; this keeps a
+    /// corrupt or hostile object from asking for gigabytes.
+    pub max_map_memory: u64,
 }
+
+/// Default [`LoadOptions::max_map_memory`]: 1 GiB.
+pub const DEFAULT_MAX_MAP_MEMORY: u64 = 1 << 30;
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { n_cpus: 1, config: Config::default(), env: Env::system() }
+        LoadOptions { n_cpus: 1, config: Config::default(), env: Env::system(), max_map_memory: DEFAULT_MAX_MAP_MEMORY }
     }
 }
 
@@ -157,6 +164,20 @@ impl fmt::Debug for Module {
 impl Module {
     /// Creates the object's maps (with global data initialised) and prepares every program.
     pub fn load(object: &Object, options: LoadOptions) -> Result<Self, ModuleError> {
+        let mut budget = options.max_map_memory;
+        for def in &object.maps {
+            let per_cpu = matches!(def.map_type, 5 | 6 | 10);
+            let copies = if per_cpu { options.n_cpus.max(1) as u64 } else { 1 };
+            let entry = u64::from(def.key_size) + u64::from(def.value_size).div_ceil(8) * 8 * copies;
+            let bytes = u64::from(def.max_entries).saturating_mul(entry.max(1));
+            budget = budget.checked_sub(bytes).ok_or_else(|| ModuleError::Map {
+                name: def.name.clone(),
+                source: MapError::Invalid(format!(
+                    "{} entries would need about {bytes} bytes, past the module's limit of {} bytes (LoadOptions::max_map_memory)",
+                    def.max_entries, options.max_map_memory
+                )),
+            })?;
+        }
         let mut maps = Vec::with_capacity(object.maps.len());
         let mut redirect = Vec::with_capacity(object.maps.len());
         let mut regions = Vec::new();

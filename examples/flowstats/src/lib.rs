@@ -115,11 +115,12 @@ fn flowstats(ctx: XdpContext) -> XdpAction {
 fn flow_key(ctx: &XdpContext) -> Option<FlowKey> {
     let ip = ctx.ipv4()?;
     let mut key = FlowKey { src: ip.src, dst: ip.dst, protocol: ip.protocol, ..FlowKey::default() };
-    if matches!(ip.protocol, IPPROTO_TCP | IPPROTO_UDP) && ip.fragment_offset() == 0 {
-        if let Some(ports) = ctx.load::<Ports>(ETH_HLEN + ip.header_len()) {
-            key.src_port = ports.src;
-            key.dst_port = ports.dst;
-        }
+    if matches!(ip.protocol, IPPROTO_TCP | IPPROTO_UDP)
+        && ip.fragment_offset() == 0
+        && let Some(ports) = ctx.load::<Ports>(ETH_HLEN + ip.header_len())
+    {
+        key.src_port = ports.src;
+        key.dst_port = ports.dst;
     }
     Some(key)
 }
