@@ -116,7 +116,16 @@ fn test() -> Result<()> {
     cargo(&["fmt", "--all", "--check", "--manifest-path", "tests/bpf/rust/Cargo.toml"])?;
     step("clippy (warnings are errors)");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    cargo(&["clippy", "--manifest-path", "examples/Cargo.toml", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--manifest-path",
+        "examples/Cargo.toml",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     step(
         "tests (unit, property, data-driven corpus, bpf_conformance suite, kernel differential; benches run once in test mode)",
     );
