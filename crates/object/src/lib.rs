@@ -260,6 +260,18 @@ fn validate_elf(bytes: &[u8]) -> Result<(), ObjectError> {
             s.address()
         )));
     }
+    // Global data becomes one map value, which the kernel caps at KMALLOC_MAX_SIZE (4 MiB on
+    // x86_64); a larger (possibly only claimed, `.bss`) section would also make aya-obj allocate it.
+    const MAX_GLOBAL_DATA: u64 = 4 << 20;
+    for s in file.sections() {
+        let name = s.name().unwrap_or("");
+        if [".bss", ".data", ".rodata"].iter().any(|p| name.starts_with(p)) && s.size() > MAX_GLOBAL_DATA {
+            return Err(ObjectError::Parse(format!(
+                "global data section {name:?} is {} bytes; a map value (and so a global data section) is at most {MAX_GLOBAL_DATA} bytes",
+                s.size()
+            )));
+        }
+    }
     let section_size = |index: SectionIndex| file.section_by_index(index).map(|s| s.size()).ok();
     for sym in file.symbols() {
         let SymbolSection::Section(index) = sym.section() else { continue };
