@@ -143,7 +143,7 @@ fn build(gen_insns: &[GenInsn]) -> Vec<Insn> {
 fn run(program: &Program, mem: &[u8]) {
     let mut helpers = Helpers::new();
     helpers.register(5, unwind_helper);
-    let Ok(mut vm) = Interpreter::new(program, helpers, Config { max_insns: Some(10_000) }) else {
+    let Ok(mut vm) = Interpreter::new_unverified(program, helpers, Config { max_insns: Some(10_000) }) else {
         return;
     };
     let mut mem = mem[..mem.len().min(MAX_MEM)].to_vec();

@@ -2,6 +2,7 @@
 # type: xdp
 # map: array key=4 value=8 entries=1
 # expect: adding a number with no lower bound
+    mov %r6, %r1
     mov %r1, 0
     stxw [%r10-4], %r1
     mov %r2, %r10

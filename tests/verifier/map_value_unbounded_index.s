@@ -9,7 +9,7 @@
     lddw %r1, map_fd 0
     call 1
     jeq %r0, 0, out
-    ldxdw %r1, [%r0+0]
+    ldxw %r1, [%r0+0]
     add %r0, %r1
     ldxb %r1, [%r0+0]
 out:

@@ -234,10 +234,19 @@ pub(crate) fn pin_root() -> PathBuf {
 }
 
 /// duet's own explanation of why a program is unsafe, shown next to the kernel verifier's log
-/// when the kernel rejects it. duet-verifier plugs in here: parse `object`, verify `program`,
-/// and render its diagnostics (with source lines). Until it exists there is no explanation.
-pub(crate) fn explain_rejection(_object: &[u8], _program: &str) -> Option<String> {
-    None
+/// when the kernel rejects it: duet's verifier's diagnostics, with source lines and the usual
+/// fix. `None` when duet cannot parse the object, does not verify that program type, or (a
+/// disagreement worth a bug report) accepts what the kernel rejected.
+pub(crate) fn explain_rejection(object: &[u8], program: &str) -> Option<String> {
+    let object = duet_object::Object::parse(object).ok()?;
+    match duet_verifier::verify_object_program(&object, Some(program)) {
+        Err(duet_verifier::VerifyError::Rejected { rejection, .. }) => Some(rejection.to_string()),
+        Ok(_) => Some(
+            "duet's verifier accepts this program; the kernel's rejection above is the authority (please report the difference)"
+                .to_owned(),
+        ),
+        Err(_) => None,
+    }
 }
 
 /// Turns a kernel error into the CLI's error, adding duet's explanation to a verifier rejection.

@@ -119,6 +119,11 @@ enum Command {
         /// Deterministic time (starts at 1 s, +1 µs per read) and randomness, for reproducible output.
         #[arg(long)]
         deterministic: bool,
+        /// Skip duet's verifier (interpreter only). The interpreter checks every memory access at
+        /// run time, so an unsafe program traps rather than misbehaves; the JIT and the kernel
+        /// never run unverified code.
+        #[arg(long)]
+        no_verify: bool,
     },
     /// Build a program crate (written with the duet SDK) into target/duet/<name>.bpf.o and
     /// target/duet/<name>.wasm, setting up the toolchain it needs (rust-src, the wasm32 target,
@@ -234,8 +239,18 @@ fn run(command: Command) -> Result<ExitCode> {
             objects::inspect(&object, program.as_deref(), !no_disasm)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { object, pcap, program, engine, json, maps_in, cpus, deterministic } => {
-            objects::run(&objects::RunArgs { object, pcap, program, engine, json, maps_in, cpus, deterministic })?;
+        Command::Run { object, pcap, program, engine, json, maps_in, cpus, deterministic, no_verify } => {
+            objects::run(&objects::RunArgs {
+                object,
+                pcap,
+                program,
+                engine,
+                json,
+                maps_in,
+                cpus,
+                deterministic,
+                no_verify,
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { dir, bpf_only, wasm_only, quiet } => {
@@ -306,7 +321,7 @@ fn run_conformance(dir: &Path, verbose: bool, budget: u64) -> Result<Summary> {
 fn interpret(program: &Program, mem: &mut [u8], budget: u64) -> Result<u64, String> {
     let mut helpers = Helpers::new();
     helpers.register(5, duet_vm::unwind_helper);
-    let mut vm = Interpreter::new(program, helpers, Config { max_insns: Some(budget) }).map_err(|e| e.to_string())?;
+    let mut vm = Interpreter::new_unverified(program, helpers, Config { max_insns: Some(budget) }).map_err(|e| e.to_string())?;
     vm.run(mem).map_err(|e| e.to_string())
 }
 

@@ -97,6 +97,7 @@ pub struct RunArgs {
     pub maps_in: Option<PathBuf>,
     pub cpus: Option<usize>,
     pub deterministic: bool,
+    pub no_verify: bool,
 }
 
 /// Reads every frame of a pcap or pcapng file with an Ethernet link type.
@@ -169,7 +170,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(path) = &args.maps_in {
         seed_maps(|n| module.map(n).ok().map(|m| &**m), path)?;
     }
-    let mut vm = module.interpreter(&name)?;
+    let mut vm = if args.no_verify {
+        eprintln!(
+            "warning: running `{name}` without duet's verifier (--no-verify); the interpreter still checks every memory access, so an unsafe program traps instead of misbehaving"
+        );
+        module.interpreter_unverified(&name)?
+    } else {
+        module.interpreter(&name)?
+    };
 
     let progress = std::io::stderr().is_terminal() && frames.len() >= 10_000;
     let mut last_report = Instant::now();

@@ -28,10 +28,13 @@ pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
     let is_asm = args.input.extension().is_some_and(|e| e == "s" || e == "asm");
     let mut out = std::io::stdout().lock();
     if is_asm {
-        let text = std::fs::read_to_string(args.input)
-            .with_context(|| format!("cannot read {}", args.input.display()))?;
+        let text =
+            std::fs::read_to_string(args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
         let file = TestFile::parse(&text).map_err(anyhow::Error::msg).with_context(|| {
-            format!("{} is not a verifier test file (assembly with `# type:` and `# map:` headers)", args.input.display())
+            format!(
+                "{} is not a verifier test file (assembly with `# type:` and `# map:` headers)",
+                args.input.display()
+            )
         })?;
         let name = args.input.file_stem().map_or_else(|| "program".into(), |s| s.to_string_lossy().into_owned());
         let ctx = VerifyContext { config, ..file.context() };

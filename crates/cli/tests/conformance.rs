@@ -105,7 +105,7 @@ fn suite_negative_files_are_rejected() {
             let mut helpers = duet_vm::Helpers::new();
             helpers.register(5, duet_vm::unwind_helper);
             let verdict = case.check(|p, mem| {
-                duet_vm::Interpreter::new(p, helpers.clone(), duet_vm::Config::default())
+                duet_vm::Interpreter::new_unverified(p, helpers.clone(), duet_vm::Config::default())
                     .map_err(|e| e.to_string())?
                     .run(mem)
                     .map_err(|e| e.to_string())

@@ -67,6 +67,9 @@ pub struct RawProgram<'a> {
     pub maps: &'a [RawMap],
     /// Privileges for the load.
     pub privileges: Privileges,
+    /// Ask for the verifier log. Logging slows the kernel verifier down considerably (it formats
+    /// every processed instruction), so timing measurements turn it off; the decision is the same.
+    pub log: bool,
 }
 
 /// Why [`load_raw`] did not load the program.
@@ -123,13 +126,14 @@ pub fn load_raw(program: &RawProgram<'_>) -> Result<(), RawLoadError> {
     let fds: Vec<i32> = maps.iter().map(|m| m.fd().as_fd().as_raw_fd()).collect();
     let insns = rewrite_map_refs(program.insns, &fds);
     let prog_type = program.prog_type;
+    let log = program.log;
     let result = match program.privileges {
-        Privileges::Inherit => prog_load_with_log(prog_type, &insns),
+        Privileges::Inherit => prog_load_with_log(prog_type, &insns, log),
         Privileges::BpfOnly => std::thread::scope(|scope| {
             scope
                 .spawn(|| {
                     drop_perfmon().map_err(RawLoadError::Privileges)?;
-                    prog_load_with_log(prog_type, &insns)
+                    prog_load_with_log(prog_type, &insns, log)
                 })
                 .join()
                 .unwrap_or_else(|_| Err(RawLoadError::Privileges(io::Error::other("the load thread panicked"))))
@@ -155,9 +159,12 @@ fn rewrite_map_refs(insns: &[u64], fds: &[i32]) -> Vec<u64> {
                 2 | 6 => Some(2u64),
                 _ => None,
             };
-            if let (Some(new_src), Some(fd)) = (new_src, fds.get(imm)) {
+            if let Some(new_src) = new_src {
+                // A reference past the request's maps becomes fd -1, which no map has, so the
+                // kernel sees a reference to a map that does not exist.
+                let fd = fds.get(imm).copied().unwrap_or(-1);
                 let low = word & 0x0000_0000_ffff_0fff;
-                out[i] = low | (new_src << 12) | (u64::from(*fd as u32) << 32);
+                out[i] = low | (new_src << 12) | (u64::from(fd as u32) << 32);
             }
             i += 2;
         } else {
@@ -206,19 +213,19 @@ fn bpf_prog_load(attr: &mut ProgLoadAttr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn prog_load_with_log(prog_type: u32, insns: &[u64]) -> Result<OwnedFd, RawLoadError> {
+fn prog_load_with_log(prog_type: u32, insns: &[u64], want_log: bool) -> Result<OwnedFd, RawLoadError> {
     let license = c"GPL";
     let insn_cnt = u32::try_from(insns.len())
         .map_err(|_| RawLoadError::Rejected { errno: Errno(libc::E2BIG), log: "too many instructions".into() })?;
-    let mut log = vec![0u8; LOG_SIZE];
+    let mut log = vec![0u8; if want_log { LOG_SIZE } else { 0 }];
     let mut attr = ProgLoadAttr {
         prog_type,
         insn_cnt,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: LOG_SIZE as u32,
-        log_buf: log.as_mut_ptr() as u64,
+        log_level: u32::from(want_log),
+        log_size: log.len() as u32,
+        log_buf: if want_log { log.as_mut_ptr() as u64 } else { 0 },
         ..ProgLoadAttr::default()
     };
     match bpf_prog_load(&mut attr) {
@@ -316,5 +323,8 @@ mod tests {
         // A plain 64-bit constant is untouched.
         let imm = 0x18u64 | (5u64 << 32);
         assert_eq!(rewrite_map_refs(&[imm, 0, 0x95], &[7]), vec![imm, 0, 0x95]);
+        // A map index past the request's maps refers to no map at all.
+        let missing = 0x18u64 | (1 << 12) | (3u64 << 32);
+        assert_eq!(rewrite_map_refs(&[missing, 0, 0x95], &[7])[0] >> 32, u64::from(u32::MAX));
     }
 }

@@ -51,7 +51,9 @@ fn successors(pc: usize, insn: &Insn) -> ([Option<usize>; 2], bool) {
     match insn.op.form() {
         Form::Exit => ([None, None], false),
         Form::Ja | Form::Ja32 => ([insn.branch_target(pc).and_then(|t| usize::try_from(t).ok()), None], false),
-        Form::JmpReg | Form::JmpImm => ([Some(next), insn.branch_target(pc).and_then(|t| usize::try_from(t).ok())], true),
+        Form::JmpReg | Form::JmpImm => {
+            ([Some(next), insn.branch_target(pc).and_then(|t| usize::try_from(t).ok())], true)
+        }
         _ => ([Some(next), None], false),
     }
 }
@@ -63,7 +65,14 @@ fn uses_defs(insn: &Insn) -> (u16, u16) {
     const CALLER_SAVED: u16 = 0b11_1111;
     match insn.op.form() {
         Form::AluReg => {
-            let dst_use = if matches!(insn.op, Op::MovReg | Op::Mov32Reg | Op::MovSx8 | Op::MovSx16 | Op::MovSx32 | Op::MovSx8To32 | Op::MovSx16To32) { 0 } else { bit(insn.dst) };
+            let dst_use = if matches!(
+                insn.op,
+                Op::MovReg | Op::Mov32Reg | Op::MovSx8 | Op::MovSx16 | Op::MovSx32 | Op::MovSx8To32 | Op::MovSx16To32
+            ) {
+                0
+            } else {
+                bit(insn.dst)
+            };
             (dst_use | bit(insn.src), bit(insn.dst))
         }
         Form::AluImm => {
@@ -92,7 +101,13 @@ fn uses_defs(insn: &Insn) -> (u16, u16) {
             let cmpxchg = matches!(insn.op, Op::AtomicCmpXchgW | Op::AtomicCmpXchgDw);
             let fetch = crate::check::atomic_fetches(insn.op);
             let uses = bit(insn.dst) | bit(insn.src) | if cmpxchg { 1 } else { 0 };
-            let defs = if cmpxchg { 1 } else if fetch { bit(insn.src) } else { 0 };
+            let defs = if cmpxchg {
+                1
+            } else if fetch {
+                bit(insn.src)
+            } else {
+                0
+            };
             (uses, defs)
         }
     }
@@ -140,7 +155,7 @@ pub(crate) fn analyze(program: &Program, diags: &mut Vec<Diagnostic>) -> Option<
     let before = diags.len();
     // Each subprogram must end in an exit or unconditional jump, and jumps stay inside it.
     for (i, s) in subprogs.iter().enumerate() {
-        let last = program.insns().iter().filter(|(pc, _)| *pc >= s.start && *pc < s.end).next_back();
+        let last = program.insns().iter().rfind(|(pc, _)| *pc >= s.start && *pc < s.end);
         if let Some((pc, insn)) = last
             && !matches!(insn.op, Op::Exit | Op::Ja | Op::Ja32)
         {
@@ -375,7 +390,11 @@ fn stack_use(insn: &Insn, f: &FpFacts) -> (u64, u64) {
             let n = if insn.op.spec().code == 0xc3 { 4 } else { 8 };
             (access(reg(insn.dst), insn.off, n), 0)
         }
-        Form::CallHelper | Form::CallLocal | Form::CallKfunc | Form::CallReg => {
+        Form::CallLocal | Form::CallKfunc | Form::CallReg if (1..=5).any(|r| reg(r).may_be_stack()) => {
+            // A callee may follow pointers spilled in the slots it was given to any other slot.
+            (u64::MAX, 0)
+        }
+        Form::CallHelper => {
             let mut used = 0;
             for r in 1..=5 {
                 used |= match reg(r) {
@@ -412,7 +431,8 @@ fn fp_transfer(insn: &Insn, f: &FpFacts) -> FpFacts {
             set(&mut out, insn.dst, v);
         }
         Op::AddReg => {
-            let v = if reg(insn.dst).may_be_stack() || reg(insn.src).may_be_stack() { FpVal::Any } else { FpVal::NotStack };
+            let v =
+                if reg(insn.dst).may_be_stack() || reg(insn.src).may_be_stack() { FpVal::Any } else { FpVal::NotStack };
             set(&mut out, insn.dst, v);
         }
         Op::SubReg => {
@@ -431,17 +451,15 @@ fn fp_transfer(insn: &Insn, f: &FpFacts) -> FpFacts {
                 let v = if read & f.ptr_slots != 0 { FpVal::Any } else { FpVal::NotStack };
                 set(&mut out, insn.dst, v);
             }
-            Form::Stx => {
-                if reg(insn.src).may_be_stack() {
-                    out.ptr_slots |= match reg(insn.dst) {
-                        FpVal::Fp(k) => {
-                            let lo = k + i64::from(insn.off);
-                            slot_mask(lo, lo + 8)
-                        }
-                        FpVal::Any => u64::MAX,
-                        _ => 0,
-                    };
-                }
+            Form::Stx if reg(insn.src).may_be_stack() => {
+                out.ptr_slots |= match reg(insn.dst) {
+                    FpVal::Fp(k) => {
+                        let lo = k + i64::from(insn.off);
+                        slot_mask(lo, lo + 8)
+                    }
+                    FpVal::Any => u64::MAX,
+                    _ => 0,
+                };
             }
             Form::Atomic => {
                 if crate::check::atomic_fetches(insn.op) {

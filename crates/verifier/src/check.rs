@@ -2,7 +2,8 @@
 //! each instruction, storing states at prune points and pruning paths whose state a verified
 //! state already covers (the design of the Linux verifier's `do_check`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use duet_isa::{Form, Insn, Op, PseudoSrc};
 
@@ -18,6 +19,10 @@ use crate::{InsnFacts, MemRegion, ProgramType, VerifyContext};
 
 /// The kernel's limit on pending branches (`BPF_COMPLEXITY_LIMIT_JMP_SEQ`).
 const MAX_PENDING: usize = 8192;
+/// Size of `struct pt_regs` on x86-64, the kprobe context.
+const PT_REGS_SIZE: i64 = 168;
+/// Most states with contents kept per instruction.
+const MAX_STATES_PER_INSN: usize = 64;
 /// The largest log kept with `Config::log`, in bytes.
 const MAX_LOG: usize = 16 << 20;
 
@@ -42,6 +47,8 @@ pub(crate) fn atomic_fetches(op: Op) -> bool {
 struct Node {
     /// `None` once evicted (kept for the parent chain).
     state: Option<State>,
+    /// The instruction it was stored at.
+    pc: u32,
     /// Paths through this node not yet fully explored.
     branches: u32,
     parent: Option<u32>,
@@ -101,7 +108,15 @@ pub(crate) struct Checker<'a> {
     cfg: &'a Cfg,
     ctx: &'a VerifyContext,
     nodes: Vec<Node>,
+    /// Stored states with their contents, per instruction.
     at_pc: Vec<Vec<u32>>,
+    /// States still being explored, by instruction and hash (for loop detection).
+    open: HashMap<(u32, u64), Vec<u32>>,
+    /// How many stored states at each instruction are still being explored (loop iterations).
+    open_at: Vec<u32>,
+    jumps: u64,
+    last_add_insns: u64,
+    last_add_jumps: u64,
     pending: Vec<Pending>,
     ids: IdMap,
     id_gen: u32,
@@ -129,6 +144,11 @@ impl<'a> Checker<'a> {
             ctx,
             nodes: Vec::new(),
             at_pc: vec![Vec::new(); n],
+            open: HashMap::new(),
+            open_at: vec![0; n],
+            jumps: 0,
+            last_add_insns: 0,
+            last_add_jumps: 0,
             pending: Vec::new(),
             ids: IdMap::default(),
             id_gen: 0,
@@ -210,6 +230,9 @@ impl<'a> Checker<'a> {
                 self.logln(|| format!("{pc}: {text:<32} ; {regs}"));
             }
             let flow = self.step(&mut st, pc, &insn);
+            if matches!(insn.op.form(), Form::JmpReg | Form::JmpImm | Form::Ja | Form::Ja32) {
+                self.jumps += 1;
+            }
             if self.stop {
                 return;
             }
@@ -284,6 +307,7 @@ impl<'a> Checker<'a> {
     // === pruning ===
 
     fn visit(&mut self, pc: usize, st: &State, parent: &mut Option<u32>) -> Visit {
+        // Prune against states whose every path was verified.
         let mut i = 0;
         while i < self.at_pc[pc].len() {
             let idx = self.at_pc[pc][i] as usize;
@@ -292,14 +316,11 @@ impl<'a> Checker<'a> {
                 self.at_pc[pc].swap_remove(i);
                 continue;
             };
-            if node.branches > 0 {
-                if old.covers(st, &mut self.ids, Compare::Exact) && self.is_ancestor(idx as u32, *parent) {
-                    return Visit::InfiniteLoop;
+            if node.branches == 0 {
+                if old.covers(st, &mut self.ids, Compare::Subsumes) {
+                    self.nodes[idx].hits += 1;
+                    return Visit::Prune;
                 }
-            } else if old.covers(st, &mut self.ids, Compare::Subsumes) {
-                self.nodes[idx].hits += 1;
-                return Visit::Prune;
-            } else {
                 let node = &mut self.nodes[idx];
                 node.misses += 1;
                 if node.misses > node.hits * 3 + 3 {
@@ -312,16 +333,73 @@ impl<'a> Checker<'a> {
             }
             i += 1;
         }
+        // An ancestor on this path with exactly this state: the loop between them never ends.
+        let hash = self.live_hash(st, pc);
+        if let Some(candidates) = self.open.get(&(pc as u32, hash)) {
+            for &c in candidates {
+                if self.nodes[c as usize].branches > 0 && self.is_ancestor(c, *parent) {
+                    return Visit::InfiniteLoop;
+                }
+            }
+        }
+        // Store this state, except in long loops where a state every few instructions suffices
+        // (the kernel's heuristic), so memory and comparisons stay bounded.
+        if self.open_at[pc] > 16 && (self.processed - self.last_add_insns < 8 || self.jumps - self.last_add_jumps < 2) {
+            return Visit::Continue;
+        }
+        self.last_add_insns = self.processed;
+        self.last_add_jumps = self.jumps;
         let mut stored = st.clone();
         self.clean_dead(&mut stored, pc);
         let idx = self.nodes.len() as u32;
-        self.nodes.push(Node { state: Some(stored), branches: 1, parent: *parent, hits: 0, misses: 0 });
+        self.nodes.push(Node { state: Some(stored), pc: pc as u32, branches: 1, parent: *parent, hits: 0, misses: 0 });
+        self.open_at[pc] += 1;
+        if self.at_pc[pc].len() >= MAX_STATES_PER_INSN {
+            // Keep the most useful states: drop the one that pruned least (oldest on ties).
+            if let Some((pos, _)) = self.at_pc[pc].iter().enumerate().min_by_key(|(_, n)| self.nodes[**n as usize].hits)
+            {
+                let victim = self.at_pc[pc].swap_remove(pos);
+                self.nodes[victim as usize].state = None;
+                self.live_states -= 1;
+            }
+        }
         self.at_pc[pc].push(idx);
+        self.open.entry((pc as u32, hash)).or_default().push(idx);
         *parent = Some(idx);
         self.states += 1;
         self.live_states += 1;
         self.peak_states = self.peak_states.max(self.live_states);
         Visit::Continue
+    }
+
+    /// A hash of the parts of `st` that matter at `pc` (live registers and stack slots), equal
+    /// for states that compare equal after dead parts are forgotten.
+    fn live_hash(&self, st: &State, pc: usize) -> u64 {
+        let mut h = FastHasher::default();
+        let n = st.frames.len();
+        for (i, frame) in st.frames.iter().enumerate() {
+            let live = if i + 1 == n {
+                self.cfg.live_in[pc]
+            } else {
+                let ret = st.frames[i + 1].callsite + 1;
+                self.cfg.live_in.get(ret).copied().unwrap_or(u16::MAX) & 0b11_1100_0000
+            };
+            frame.callsite.hash(&mut h);
+            for r in 0..10 {
+                if live & (1 << r) != 0 {
+                    frame.regs[r].hash(&mut h);
+                }
+            }
+            let slots = if i + 1 == n { self.cfg.live_slots[pc] } else { u64::MAX };
+            for (si, slot) in frame.stack.iter().enumerate() {
+                if si < 64 && slots & (1 << si) != 0 && !slot.is_invalid() {
+                    si.hash(&mut h);
+                    slot.hash(&mut h);
+                }
+            }
+        }
+        st.refs.len().hash(&mut h);
+        h.finish()
     }
 
     fn is_ancestor(&self, node: u32, mut cur: Option<u32>) -> bool {
@@ -341,7 +419,9 @@ impl<'a> Checker<'a> {
             if nd.branches > 0 {
                 break;
             }
+            let pc = nd.pc as usize;
             node = nd.parent;
+            self.open_at[pc] = self.open_at[pc].saturating_sub(1);
         }
     }
 
@@ -469,9 +549,7 @@ impl<'a> Checker<'a> {
         let jump = self
             .backedges
             .iter()
-            .filter(|(j, _)| {
-                **j >= pc && self.cfg.insn_at[**j].and_then(|i| i.branch_target(**j)) == Some(pc as i64)
-            })
+            .filter(|(j, _)| **j >= pc && self.cfg.insn_at[**j].and_then(|i| i.branch_target(**j)) == Some(pc as i64))
             .max_by_key(|(_, n)| **n)
             .map(|(j, _)| *j);
         let closing = jump.map(|j| format!(" by the jump at {}", self.where_(j))).unwrap_or_default();
@@ -625,15 +703,27 @@ impl<'a> Checker<'a> {
         let alu32 = class == 0x04;
         let dst = insn.dst;
         match insn.op {
-            Op::Le16 | Op::Le32 | Op::Le64 | Op::Be16 | Op::Be32 | Op::Be64 | Op::Bswap16 | Op::Bswap32 | Op::Bswap64 => {
+            Op::Le16
+            | Op::Le32
+            | Op::Le64
+            | Op::Be16
+            | Op::Be32
+            | Op::Be64
+            | Op::Bswap16
+            | Op::Bswap32
+            | Op::Bswap64 => {
                 let reg = self.read(st, pc, dst);
                 if reg.ty.is_pointer() {
                     self.fail(
                         st,
                         pc,
                         &[dst],
-                        Diagnostic::new(Code::PointerArithmetic, Some(pc), format!("byte swap of R{dst}, which is {}", reg.ty.describe()))
-                            .help("byte order applies to numbers read from memory, not to pointers"),
+                        Diagnostic::new(
+                            Code::PointerArithmetic,
+                            Some(pc),
+                            format!("byte swap of R{dst}, which is {}", reg.ty.describe()),
+                        )
+                        .help("byte order applies to numbers read from memory, not to pointers"),
                     );
                 }
                 let val = match insn.op {
@@ -659,11 +749,9 @@ impl<'a> Checker<'a> {
             Op::Mov32Imm => *st.reg_mut(dst) = Reg::scalar(Scalar::constant(u64::from(insn.imm as u32))),
             Op::MovReg => {
                 let mut src = self.read(st, pc, insn.src);
-                if src.is_scalar() && src.val.as_const().is_none() {
-                    if src.id == 0 {
-                        src.id = self.new_id();
-                        st.reg_mut(insn.src).id = src.id;
-                    }
+                if src.is_scalar() && src.val.as_const().is_none() && src.id == 0 {
+                    src.id = self.new_id();
+                    st.reg_mut(insn.src).id = src.id;
                 }
                 *st.reg_mut(dst) = src;
             }
@@ -677,7 +765,11 @@ impl<'a> Checker<'a> {
                         Diagnostic::new(
                             Code::PointerLeak,
                             Some(pc),
-                            format!("R{} is {}; copying part of it would turn an address into a number", insn.src, src.ty.describe()),
+                            format!(
+                                "R{} is {}; copying part of it would turn an address into a number",
+                                insn.src,
+                                src.ty.describe()
+                            ),
                         )
                         .help("use a 64-bit move (`r1 = r2`) for pointers"),
                     );
@@ -722,8 +814,14 @@ impl<'a> Checker<'a> {
                             st,
                             pc,
                             &[],
-                            Diagnostic::new(Code::BadShift, Some(pc), format!("shift by {} on a {bits}-bit value", insn.imm))
-                                .help(format!("shift amounts must be in 0..{bits}; the kernel rejects larger constant shifts")),
+                            Diagnostic::new(
+                                Code::BadShift,
+                                Some(pc),
+                                format!("shift by {} on a {bits}-bit value", insn.imm),
+                            )
+                            .help(format!(
+                                "shift amounts must be in 0..{bits}; the kernel rejects larger constant shifts"
+                            )),
                         );
                     }
                 }
@@ -781,7 +879,7 @@ impl<'a> Checker<'a> {
     fn ptr_arith(&mut self, st: &mut State, pc: usize, insn: &Insn, ptr_r: u8, ptr: Reg, s: Reg, sub: bool) {
         let dst = insn.dst;
         let forbidden = match ptr.ty {
-            RegType::MapHandle { .. } => !(s.val.is_const(0) && !sub),
+            RegType::MapHandle { .. } => !s.val.is_const(0) || sub,
             RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
                 self.fail(
                     st,
@@ -863,7 +961,14 @@ impl<'a> Checker<'a> {
                 pkt(x) && pkt(y)
             }
         };
-        let ok = same_region && !matches!(a.ty, RegType::MapHandle { .. } | RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } | RegType::Ctx);
+        let ok = same_region
+            && !matches!(
+                a.ty,
+                RegType::MapHandle { .. }
+                    | RegType::MapValueOrNull { .. }
+                    | RegType::RecordOrNull { .. }
+                    | RegType::Ctx
+            );
         if !ok {
             self.fail(
                 st,
@@ -872,7 +977,11 @@ impl<'a> Checker<'a> {
                 Diagnostic::new(
                     Code::PointerLeak,
                     Some(pc),
-                    format!("subtracting {} from {} gives a number that reveals addresses", b.ty.describe(), a.ty.describe()),
+                    format!(
+                        "subtracting {} from {} gives a number that reveals addresses",
+                        b.ty.describe(),
+                        a.ty.describe()
+                    ),
                 )
                 .help("subtract only pointers into the same memory (two packet pointers, two stack pointers)"),
             );
@@ -886,9 +995,6 @@ impl<'a> Checker<'a> {
         let val = if exact {
             let d = (i64::from(a.off) + a.val.var.value as i64) - (i64::from(b.off) + b.val.var.value as i64);
             Scalar::constant(d as u64)
-        } else if matches!((a.ty, b.ty), (RegType::PacketEnd, RegType::Packet)) && b.val.is_const(0) {
-            // data_end - (data + off): at most the largest packet, at least -off when unchecked.
-            Scalar::UNKNOWN
         } else {
             Scalar::UNKNOWN
         };
@@ -975,9 +1081,7 @@ impl<'a> Checker<'a> {
         // Packet pointers against the end of the packet (or metadata against the packet start).
         let is_end_for = |p: &Reg, e: &Reg| match p.ty {
             RegType::Packet => e.ty == RegType::PacketEnd,
-            RegType::PacketMeta => {
-                e.ty == RegType::Packet && e.off == 0 && e.id == 0 && e.val.is_const(0)
-            }
+            RegType::PacketMeta => e.ty == RegType::Packet && e.off == 0 && e.id == 0 && e.val.is_const(0),
             _ => false,
         };
         let pkt_pair = if is_end_for(&dst, &src) {
@@ -993,7 +1097,8 @@ impl<'a> Checker<'a> {
 
         // Two pointers into the same memory may be compared; the outcome is not tracked.
         let same_kind = dst.ty == src.ty
-            || (dst.ty.is_packet() || dst.ty == RegType::PacketEnd) && (src.ty.is_packet() || src.ty == RegType::PacketEnd);
+            || (dst.ty.is_packet() || dst.ty == RegType::PacketEnd)
+                && (src.ty.is_packet() || src.ty == RegType::PacketEnd);
         if dst.ty.is_pointer()
             && src.ty.is_pointer()
             && same_kind
@@ -1015,7 +1120,9 @@ impl<'a> Checker<'a> {
                 Some(pc),
                 format!("comparing {} with {} would reveal an address", dst.ty.describe(), src.ty.describe()),
             )
-            .help("compare pointers only with NULL or with pointers into the same memory (packet pointers with data_end)")
+            .help(
+                "compare pointers only with NULL or with pointers into the same memory (packet pointers with data_end)",
+            )
         };
         self.fail(st, pc, &[insn.dst, insn.src], d);
         both(st)
@@ -1108,7 +1215,10 @@ impl<'a> Checker<'a> {
                 Diagnostic::new(
                     Code::StackLimit,
                     Some(pc),
-                    format!("this call would make the call chain {} frames deep; the limit is {MAX_CALL_FRAMES}", st.frames.len() + 1),
+                    format!(
+                        "this call would make the call chain {} frames deep; the limit is {MAX_CALL_FRAMES}",
+                        st.frames.len() + 1
+                    ),
                 )
                 .help("mark small helpers `static __always_inline` (or `#[inline(always)]`) to flatten the call chain"),
             );
@@ -1134,8 +1244,12 @@ impl<'a> Checker<'a> {
                     st,
                     pc,
                     &[0],
-                    Diagnostic::new(Code::StackAccess, Some(pc), "the function returns a pointer to its own stack, which ends when it returns")
-                        .help("return values, or write into memory the caller passed in"),
+                    Diagnostic::new(
+                        Code::StackAccess,
+                        Some(pc),
+                        "the function returns a pointer to its own stack, which ends when it returns",
+                    )
+                    .help("return values, or write into memory the caller passed in"),
                 );
             }
             let Some(callee) = st.frames.pop() else { return Flow::Done };
@@ -1151,17 +1265,28 @@ impl<'a> Checker<'a> {
                 st,
                 pc,
                 &[0],
-                Diagnostic::new(Code::PointerLeak, Some(pc), format!("the program returns R0, which is {}", r0.ty.describe()))
-                    .help("return a number (a verdict); a pointer would reveal an address"),
+                Diagnostic::new(
+                    Code::PointerLeak,
+                    Some(pc),
+                    format!("the program returns R0, which is {}", r0.ty.describe()),
+                )
+                .help("return a number (a verdict); a pointer would reveal an address"),
             );
         } else if self.ctx.program_type == ProgramType::Xdp && r0.val.umin > 4 {
-            let value = r0.val.as_const().map_or_else(|| format!("a value in {}..={}", r0.val.umin, r0.val.umax), |v| v.to_string());
+            let value = r0
+                .val
+                .as_const()
+                .map_or_else(|| format!("a value in {}..={}", r0.val.umin, r0.val.umax), |v| v.to_string());
             self.fail(
                 st,
                 pc,
                 &[0],
-                Diagnostic::new(Code::ReturnValue, Some(pc), format!("the XDP program returns {value}, which is not an XDP action"))
-                    .help("return XDP_ABORTED (0), XDP_DROP (1), XDP_PASS (2), XDP_TX (3) or XDP_REDIRECT (4)"),
+                Diagnostic::new(
+                    Code::ReturnValue,
+                    Some(pc),
+                    format!("the XDP program returns {value}, which is not an XDP action"),
+                )
+                .help("return XDP_ABORTED (0), XDP_DROP (1), XDP_PASS (2), XDP_TX (3) or XDP_REDIRECT (4)"),
             );
         }
         for held in st.refs.clone() {
@@ -1251,7 +1376,9 @@ impl<'a> Checker<'a> {
                                 Some(pc),
                                 format!("{} expects a map handle in R{r}, found {}", proto.name, reg.ty.describe()),
                             )
-                            .help("load the map with `lddw rX, map_fd N` (in C, pass `&my_map`) directly before the call");
+                            .help(
+                                "load the map with `lddw rX, map_fd N` (in C, pass `&my_map`) directly before the call",
+                            );
                             self.fail(st, pc, &[r], d);
                         }
                     }
@@ -1259,11 +1386,8 @@ impl<'a> Checker<'a> {
                 Arg::Key | Arg::Value => {
                     let reg = self.read(st, pc, r);
                     let Some(info) = map.and_then(|m| self.ctx.maps.get(m as usize)) else { continue };
-                    let (size, what) = if *arg == Arg::Key {
-                        (info.key_size, "key")
-                    } else {
-                        (info.value_size, "value")
-                    };
+                    let (size, what) =
+                        if *arg == Arg::Key { (info.key_size, "key") } else { (info.value_size, "value") };
                     self.mem_arg(st, pc, proto, r, &reg, u64::from(size), what, true);
                 }
                 Arg::Ctx => {
@@ -1326,7 +1450,10 @@ impl<'a> Checker<'a> {
                             let d = Diagnostic::new(
                                 Code::HelperArgs,
                                 Some(pc),
-                                format!("{} needs the record pointer exactly as reserved, but R{r} is offset ({reg})", proto.name),
+                                format!(
+                                    "{} needs the record pointer exactly as reserved, but R{r} is offset ({reg})",
+                                    proto.name
+                                ),
                             )
                             .help("pass the pointer bpf_ringbuf_reserve returned, not a pointer into the record");
                             self.fail(st, pc, &[r], d);
@@ -1344,7 +1471,11 @@ impl<'a> Checker<'a> {
                             let d = Diagnostic::new(
                                 Code::HelperArgs,
                                 Some(pc),
-                                format!("{} expects a record from bpf_ringbuf_reserve in R{r}, found {}", proto.name, reg.ty.describe()),
+                                format!(
+                                    "{} expects a record from bpf_ringbuf_reserve in R{r}, found {}",
+                                    proto.name,
+                                    reg.ty.describe()
+                                ),
                             );
                             self.fail(st, pc, &[r], d);
                         }
@@ -1448,7 +1579,17 @@ impl<'a> Checker<'a> {
 
     /// Checks that `reg` points to `size` readable (and, for the stack, initialised) bytes.
     #[allow(clippy::too_many_arguments, reason = "the argument's description is part of the message")]
-    fn mem_arg(&mut self, st: &mut State, pc: usize, proto: &Proto, r: u8, reg: &Reg, size: u64, what: &str, key_like: bool) {
+    fn mem_arg(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        proto: &Proto,
+        r: u8,
+        reg: &Reg,
+        size: u64,
+        what: &str,
+        key_like: bool,
+    ) {
         self.last_const_key = None;
         if size == 0 {
             return;
@@ -1498,7 +1639,9 @@ impl<'a> Checker<'a> {
                         Some(pc),
                         format!("the {what} passed to {} contains a pointer spilled to the stack", proto.name),
                     )
-                    .help("store numbers, not pointers, in maps and helper buffers: a pointer there reveals an address");
+                    .help(
+                        "store numbers, not pointers, in maps and helper buffers: a pointer there reveals an address",
+                    );
                     self.fail(st, pc, &[r], d);
                 }
                 if key_like && key_known && size == 4 {
@@ -1528,9 +1671,15 @@ impl<'a> Checker<'a> {
                 let d = Diagnostic::new(
                     Code::HelperArgs,
                     Some(pc),
-                    format!("{} expects a pointer to {size} bytes of {what} in R{r}, found {}", proto.name, reg.ty.describe()),
+                    format!(
+                        "{} expects a pointer to {size} bytes of {what} in R{r}, found {}",
+                        proto.name,
+                        reg.ty.describe()
+                    ),
                 )
-                .help(format!("pass a pointer to the {what}: a stack buffer (`&key` in C), a map value or packet bytes"));
+                .help(format!(
+                    "pass a pointer to the {what}: a stack buffer (`&key` in C), a map value or packet bytes"
+                ));
                 self.fail(st, pc, &[r], d);
             }
         }
@@ -1556,13 +1705,19 @@ impl<'a> Checker<'a> {
                         self.bad_map_ref(st, pc, index);
                         Reg::scalar(Scalar::UNKNOWN)
                     }
-                    Some(info) if info.max_entries != 1 || info.map_type != helpers::map_type::ARRAY || off >= info.value_size => {
+                    Some(info)
+                        if info.max_entries != 1
+                            || info.map_type != helpers::map_type::ARRAY
+                            || off >= info.value_size =>
+                    {
                         let d = Diagnostic::new(
                             Code::BadMap,
                             Some(pc),
                             format!("direct value address of map `{}` at offset {off} is not available", info.name),
                         )
-                        .help("only single-entry array maps (global data) can be addressed directly, within their value");
+                        .help(
+                            "only single-entry array maps (global data) can be addressed directly, within their value",
+                        );
                         self.fail(st, pc, &[], d);
                         Reg::scalar(Scalar::UNKNOWN)
                     }
@@ -1599,7 +1754,10 @@ impl<'a> Checker<'a> {
             let d = Diagnostic::new(
                 Code::Unsupported,
                 Some(pc),
-                format!("legacy packet loads (ldabs/ldind) are not allowed in {} programs", self.ctx.program_type.name()),
+                format!(
+                    "legacy packet loads (ldabs/ldind) are not allowed in {} programs",
+                    self.ctx.program_type.name()
+                ),
             )
             .help("read the packet through ctx->data after checking the bounds against ctx->data_end");
             self.fail(st, pc, &[], d);
@@ -1722,7 +1880,16 @@ impl<'a> Checker<'a> {
         }
         match ptr.ty {
             RegType::Stack { .. } | RegType::MapValue { .. } | RegType::Record { .. } => {
-                self.access(st, pc, insn.dst, &ptr, insn.off, size, Access::Atomic, Some(Reg::scalar(Scalar::unknown_of_size(size))));
+                self.access(
+                    st,
+                    pc,
+                    insn.dst,
+                    &ptr,
+                    insn.off,
+                    size,
+                    Access::Atomic,
+                    Some(Reg::scalar(Scalar::unknown_of_size(size))),
+                );
             }
             RegType::NotInit | RegType::Stale { .. } => {}
             RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } | RegType::Scalar => {
@@ -1797,8 +1964,12 @@ impl<'a> Checker<'a> {
                 None
             }
             RegType::PacketEnd => {
-                let d = Diagnostic::new(Code::InvalidPointer, Some(pc), format!("{} through R{r}, which is data_end", kind.verb()))
-                    .help("data_end marks the first byte after the packet; it may only be compared with packet pointers");
+                let d = Diagnostic::new(
+                    Code::InvalidPointer,
+                    Some(pc),
+                    format!("{} through R{r}, which is data_end", kind.verb()),
+                )
+                .help("data_end marks the first byte after the packet; it may only be compared with packet pointers");
                 self.fail(st, pc, &[r], d);
                 None
             }
@@ -1827,7 +1998,17 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn ctx_access(&mut self, st: &State, pc: usize, r: u8, ptr: &Reg, insn_off: i16, size: u32, kind: Access) -> Option<Reg> {
+    #[allow(clippy::too_many_arguments, reason = "mirrors the instruction's fields")]
+    fn ctx_access(
+        &mut self,
+        st: &State,
+        pc: usize,
+        r: u8,
+        ptr: &Reg,
+        insn_off: i16,
+        size: u32,
+        kind: Access,
+    ) -> Option<Reg> {
         self.facts[pc].mem = merge_region(self.facts[pc].mem, MemRegion::Context);
         let ty = self.ctx.program_type;
         if !ptr.val.is_const(0) {
@@ -1846,7 +2027,11 @@ impl<'a> Checker<'a> {
             let d = Diagnostic::new(
                 Code::ContextAccess,
                 Some(pc),
-                format!("{} to {ctx_name} at offset {off}: the context is read-only for {} programs", kind.verb(), ty.name()),
+                format!(
+                    "{} to {ctx_name} at offset {off}: the context is read-only for {} programs",
+                    kind.verb(),
+                    ty.name()
+                ),
             )
             .help("copy the field into a local variable and change that instead");
             self.fail(st, pc, &[r], d);
@@ -1866,6 +2051,14 @@ impl<'a> Checker<'a> {
                 16 => Some(("protocol", Reg::scalar(Scalar::unknown_of_size(2)))),
                 _ => None,
             },
+            ProgramType::KProbe => {
+                // The kernel's kprobe_prog_is_valid_access: any aligned read inside pt_regs.
+                let size = i64::from(size);
+                if off >= 0 && off % size == 0 && off + size <= PT_REGS_SIZE {
+                    return Some(Reg::scalar(Scalar::unknown_of_size(size as u32)));
+                }
+                None
+            }
         };
         match field {
             Some((_, reg)) if size == 4 => Some(reg),
@@ -1881,14 +2074,23 @@ impl<'a> Checker<'a> {
             }
             None => {
                 let why = match (ty, off) {
-                    (ProgramType::Xdp, 20) => "egress_ifindex is only readable by programs attached to a devmap".to_owned(),
+                    (ProgramType::Xdp, 20) => {
+                        "egress_ifindex is only readable by programs attached to a devmap".to_owned()
+                    }
                     (ProgramType::SocketFilter, 0..192) => format!(
                         "duet's userspace VM provides only `len` (offset 0) and `protocol` (offset 16) of __sk_buff, not offset {off}"
                     ),
+                    (ProgramType::KProbe, _) => format!(
+                        "a {size}-byte read at offset {off} is misaligned or runs past the end of struct pt_regs ({PT_REGS_SIZE} bytes)"
+                    ),
                     _ => format!("{ctx_name} has no field at offset {off}"),
                 };
-                let d = Diagnostic::new(Code::ContextAccess, Some(pc), format!("invalid context read at offset {off}: {why}"))
-                    .help(format!("{} programs may read: {}", ty.name(), ty.context_fields()));
+                let d = Diagnostic::new(
+                    Code::ContextAccess,
+                    Some(pc),
+                    format!("invalid context read at offset {off}: {why}"),
+                )
+                .help(format!("{} programs may read: {}", ty.name(), ty.context_fields()));
                 self.fail(st, pc, &[r], d);
                 None
             }
@@ -1896,7 +2098,16 @@ impl<'a> Checker<'a> {
     }
 
     #[allow(clippy::too_many_arguments, reason = "mirrors the instruction's fields")]
-    fn packet_access(&mut self, st: &State, pc: usize, r: u8, ptr: &Reg, insn_off: i16, size: u32, kind: Access) -> Option<Reg> {
+    fn packet_access(
+        &mut self,
+        st: &State,
+        pc: usize,
+        r: u8,
+        ptr: &Reg,
+        insn_off: i16,
+        size: u32,
+        kind: Access,
+    ) -> Option<Reg> {
         let region = if ptr.ty == RegType::Packet { MemRegion::Packet } else { MemRegion::PacketMeta };
         self.facts[pc].mem = merge_region(self.facts[pc].mem, region);
         if kind == Access::Atomic {
@@ -1930,16 +2141,24 @@ impl<'a> Checker<'a> {
                     kind.verb()
                 ),
             );
-            let at = if variable { format!("R{r} (which includes a variable offset {})", ptr.val) } else { base.to_owned() };
+            let at =
+                if variable { format!("R{r} (which includes a variable offset {})", ptr.val) } else { base.to_owned() };
             let help = if off < 0 {
-                format!("the access starts {} bytes before the pointer's base; the verifier only allows accesses at or after it", -off)
+                format!(
+                    "the access starts {} bytes before the pointer's base; the verifier only allows accesses at or after it",
+                    -off
+                )
             } else if ptr.range == 0 {
                 format!(
                     "no bounds check covers this pointer: check `if ({at} + {end} > {limit}) return ...;` before the {}",
                     kind.verb()
                 )
             } else {
-                let checked = if ptr.range_pc == u32::MAX { String::new() } else { format!(" at {}", self.where_(ptr.range_pc as usize)) };
+                let checked = if ptr.range_pc == u32::MAX {
+                    String::new()
+                } else {
+                    format!(" at {}", self.where_(ptr.range_pc as usize))
+                };
                 format!(
                     "the bound checked{checked} covers {} bytes from {at}, but this {size}-byte {} at offset {off} needs {end}: check `{at} + {end} > {limit}` first",
                     ptr.range,
@@ -1977,7 +2196,7 @@ impl<'a> Checker<'a> {
         self.facts[pc].mem = merge_region(self.facts[pc].mem, region);
         let code = if matches!(bounds, Bounds::Map(_)) { Code::MapValueBounds } else { Code::RecordBounds };
         let off = i64::from(ptr.off) + i64::from(insn_off);
-        if ptr.val.umax >= MAX_VAR_OFF as u64 || ptr.val.smin < 0 && ptr.val.smin <= -MAX_VAR_OFF {
+        if ptr.val.umax >= MAX_VAR_OFF as u64 || ptr.val.smin <= -MAX_VAR_OFF {
             let d = Diagnostic::new(
                 code,
                 Some(pc),
@@ -2003,7 +2222,10 @@ impl<'a> Checker<'a> {
             .help(if ptr.val.as_const().is_some() {
                 format!("the value is {limit} bytes long; check the offset and the field's size")
             } else {
-                format!("bound the variable offset so that offset + {size} <= {limit} (e.g. `if (i >= {}) return ...;`)", (i64::from(limit) - off - i64::from(size) + 1).max(0))
+                format!(
+                    "bound the variable offset so that offset + {size} <= {limit} (e.g. `if (i >= {}) return ...;`)",
+                    (i64::from(limit) - off - i64::from(size) + 1).max(0)
+                )
             });
             self.fail(st, pc, &[r], d);
             return None;
@@ -2284,6 +2506,8 @@ impl<'a> Checker<'a> {
         } else if b == 0 && slot.spill.is_none() {
             let mut v = value;
             v.val = v.val.truncate(size);
+            // The spilled bytes are no longer a copy of the register: break the link.
+            v.id = 0;
             for byte in &mut slot.bytes[..size_u] {
                 *byte = ByteKind::Spill;
             }
@@ -2319,19 +2543,62 @@ impl<'a> Checker<'a> {
         }
         let (total, chain) = worst(0, &self.cfg.calls, &rounded, 0);
         if total > MAX_STACK as u64 && chain.len() > 1 {
-            let parts: Vec<String> = chain
-                .iter()
-                .map(|s| format!("insn {} ({} bytes)", self.cfg.subprogs[*s].start, rounded[*s]))
-                .collect();
+            let parts: Vec<String> =
+                chain.iter().map(|s| format!("insn {} ({} bytes)", self.cfg.subprogs[*s].start, rounded[*s])).collect();
             let start = self.cfg.subprogs[chain[chain.len() - 1]].start;
             let d = Diagnostic::new(
                 Code::StackLimit,
                 Some(start),
-                format!("the call chain {} uses {total} bytes of stack; the limit for a whole chain is 512", parts.join(" -> ")),
+                format!(
+                    "the call chain {} uses {total} bytes of stack; the limit for a whole chain is 512",
+                    parts.join(" -> ")
+                ),
             )
             .help("reduce the stack use of the functions in this chain, or keep large buffers in a per-CPU array map");
             self.fail_at(start, d);
         }
+    }
+}
+
+/// A small, fast, non-cryptographic hasher for state hashes (FxHash's multiply-rotate).
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(buf));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_i32(&mut self, v: i32) {
+        self.write_u64(u64::from(v as u32));
+    }
+
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
     }
 }
 

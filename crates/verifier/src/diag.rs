@@ -119,7 +119,11 @@ pub struct SourceLine {
 impl fmt::Display for SourceLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file = self.file.rsplit('/').next().unwrap_or(&self.file);
-        if self.column > 0 { write!(f, "{file}:{}:{}", self.line, self.column) } else { write!(f, "{file}:{}", self.line) }
+        if self.column > 0 {
+            write!(f, "{file}:{}:{}", self.line, self.column)
+        } else {
+            write!(f, "{file}:{}", self.line)
+        }
     }
 }
 

@@ -56,7 +56,8 @@ pub(crate) struct Proto {
     pub(crate) ret: Ret,
     /// Map types the map argument may be (`None`: any ordinary map).
     pub(crate) map_types: Option<&'static [u32]>,
-    /// Whether socket filters may call it (every helper here is available to XDP).
+    /// Whether every program type may call it (the kernel's base helpers); the others are for
+    /// XDP only.
     pub(crate) socket_filter: bool,
     /// Whether it moves packet data, invalidating every packet pointer.
     pub(crate) changes_packet: bool,
@@ -263,7 +264,7 @@ impl Proto {
     pub(crate) fn allowed_for(&self, ty: ProgramType) -> bool {
         match ty {
             ProgramType::Xdp => true,
-            ProgramType::SocketFilter => self.socket_filter,
+            ProgramType::SocketFilter | ProgramType::KProbe => self.socket_filter,
         }
     }
 

@@ -51,6 +51,8 @@ pub enum ProgramType {
     /// Socket filter: `struct __sk_buff` context (duet provides `len` and `protocol`), legacy
     /// packet loads.
     SocketFilter,
+    /// kprobe/kretprobe: `struct pt_regs` context (x86-64 layout, 168 bytes), read-only.
+    KProbe,
 }
 
 impl ProgramType {
@@ -59,6 +61,7 @@ impl ProgramType {
         match self {
             ProgramType::Xdp => 6,
             ProgramType::SocketFilter => 1,
+            ProgramType::KProbe => 2,
         }
     }
 
@@ -67,6 +70,7 @@ impl ProgramType {
         match self {
             ProgramType::Xdp => "XDP",
             ProgramType::SocketFilter => "socket filter",
+            ProgramType::KProbe => "kprobe",
         }
     }
 
@@ -75,6 +79,7 @@ impl ProgramType {
         match self {
             ProgramType::Xdp => "struct xdp_md",
             ProgramType::SocketFilter => "struct __sk_buff",
+            ProgramType::KProbe => "struct pt_regs",
         }
     }
 
@@ -84,6 +89,7 @@ impl ProgramType {
                 "data (0), data_end (4), data_meta (8), ingress_ifindex (12), rx_queue_index (16), as 32-bit loads"
             }
             ProgramType::SocketFilter => "len (0) and protocol (16), as 32-bit loads",
+            ProgramType::KProbe => "any aligned field within its 168 bytes (x86-64), read-only",
         }
     }
 
@@ -92,6 +98,7 @@ impl ProgramType {
         match kind {
             ProgramKind::Xdp => Some(ProgramType::Xdp),
             ProgramKind::SocketFilter => Some(ProgramType::SocketFilter),
+            ProgramKind::KProbe | ProgramKind::KRetProbe => Some(ProgramType::KProbe),
             _ => None,
         }
     }
@@ -354,7 +361,9 @@ pub enum VerifyError {
     #[error(transparent)]
     Object(#[from] ObjectError),
     /// duet does not verify this program type.
-    #[error("program `{program}` is of type {kind:?}, which duet's verifier does not support (supported: xdp, socket filter)")]
+    #[error(
+        "program `{program}` is of type {kind:?}, which duet's verifier does not support (supported: xdp, socket filter)"
+    )]
     UnsupportedType {
         /// The program.
         program: String,
@@ -449,10 +458,8 @@ pub fn verify_object_program_with(
     config: Config,
 ) -> Result<VerifiedProgram, VerifyError> {
     let program = object.program(name)?;
-    let mut ctx = VerifyContext::for_object_program(object, program).ok_or_else(|| VerifyError::UnsupportedType {
-        program: program.name.clone(),
-        kind: program.kind.clone(),
-    })?;
+    let mut ctx = VerifyContext::for_object_program(object, program)
+        .ok_or_else(|| VerifyError::UnsupportedType { program: program.name.clone(), kind: program.kind.clone() })?;
     ctx.config = config;
     verify(&program.program, &ctx)
         .map_err(|rejection| VerifyError::Rejected { program: program.name.clone(), rejection })
@@ -468,7 +475,8 @@ fn fill_location(d: &mut Diagnostic, program: &Program, line_info: &[LineInfo]) 
     if d.source.is_none() {
         let i = line_info.partition_point(|l| l.insn <= pc);
         if let Some(l) = i.checked_sub(1).and_then(|i| line_info.get(i)) {
-            d.source = Some(SourceLine { file: l.file.clone(), line: l.line, column: l.column, text: l.source.clone() });
+            d.source =
+                Some(SourceLine { file: l.file.clone(), line: l.line, column: l.column, text: l.source.clone() });
         }
     }
 }

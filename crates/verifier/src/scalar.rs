@@ -203,9 +203,8 @@ impl fmt::Display for Scalar {
                 part(f, format!("u32max={}", self.u32max))?;
             }
         }
-        if self.var.mask != u64::MAX && !Tnum::range(self.umin, self.umax).includes(self.var) {
-            part(f, format!("var_off={:?}", self.var))?;
-        } else if self.var.mask != u64::MAX && Tnum::range(self.umin, self.umax) != self.var {
+        // Known bits beyond what the range implies are worth showing.
+        if self.var.mask != u64::MAX && Tnum::range(self.umin, self.umax) != self.var {
             part(f, format!("var_off={:?}", self.var))?;
         }
         if sep.is_empty() {
@@ -373,7 +372,11 @@ fn half_alu(op: AluOp, a: Half, b: Half, bits: u32) -> Half {
                 Half { t: Tnum::range(lo, hi), ..full }.with_u(lo, hi)
             }
             None => {
-                let (lo, hi) = if b.umin > 0 { (a.umin / b.umax, a.umax / b.umin) } else { (0, a.umax) };
+                // A zero divisor gives zero; any other leaves at most the dividend.
+                let (lo, hi) = match (a.umin.checked_div(b.umax), a.umax.checked_div(b.umin)) {
+                    (Some(lo), Some(hi)) => (lo, hi),
+                    _ => (0, a.umax),
+                };
                 Half { t: Tnum::range(lo, hi), ..full }.with_u(lo, hi)
             }
         },
@@ -441,11 +444,7 @@ impl Scalar {
 
     /// A sign-extended value of `bytes` bytes.
     pub fn unknown_signed_of_size(bytes: u32) -> Scalar {
-        if bytes >= 8 {
-            Scalar::UNKNOWN
-        } else {
-            Scalar::srange(smin_of(bytes * 8), smax_of(bytes * 8))
-        }
+        if bytes >= 8 { Scalar::UNKNOWN } else { Scalar::srange(smin_of(bytes * 8), smax_of(bytes * 8)) }
     }
 
     /// The value, when it is known exactly.

@@ -156,15 +156,8 @@ impl fmt::Debug for Reg {
 
 impl Reg {
     /// An uninitialised register.
-    pub const NOT_INIT: Reg = Reg {
-        ty: RegType::NotInit,
-        off: 0,
-        val: Scalar::UNKNOWN,
-        id: 0,
-        range: 0,
-        range_pc: u32::MAX,
-        ref_id: 0,
-    };
+    pub const NOT_INIT: Reg =
+        Reg { ty: RegType::NotInit, off: 0, val: Scalar::UNKNOWN, id: 0, range: 0, range_pc: u32::MAX, ref_id: 0 };
 
     /// A register clobbered by the call at `pc`.
     pub fn clobbered(pc: usize) -> Reg {
@@ -574,16 +567,13 @@ impl State {
                     return false;
                 }
             }
+            // An unwritten slot in `old` is one no later instruction reads (or one that was
+            // never written): its contents in `cur` do not matter.
             for (i, slot) in old.stack.iter().enumerate() {
-                if mode == Compare::Subsumes && slot.is_invalid() {
+                if slot.is_invalid() {
                     continue;
                 }
                 if !slot_covers(slot, new.slot(i), ids, mode) {
-                    return false;
-                }
-            }
-            if mode == Compare::Exact && new.stack.len() > old.stack.len() {
-                if new.stack[old.stack.len()..].iter().any(|s| !s.is_invalid()) {
                     return false;
                 }
             }

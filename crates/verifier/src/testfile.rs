@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! # Reading past the checked packet bound.
-//! # type: xdp                      (xdp | socket_filter; default xdp)
+//! # type: xdp                      (xdp | socket_filter | kprobe; default xdp)
 //! # map: hash key=4 value=8 entries=16 name=counts
 //! # expect: not proven to lie before data_end
 //! # kernel: reject                 (reject | accept; what Linux does with it)
@@ -115,6 +115,7 @@ impl TestFile {
                     file.program_type = match value {
                         "xdp" => ProgramType::Xdp,
                         "socket_filter" | "socket" => ProgramType::SocketFilter,
+                        "kprobe" => ProgramType::KProbe,
                         other => return Err(format!("unknown program type `{other}`")),
                     }
                 }

@@ -23,6 +23,10 @@ impl fmt::Debug for Tnum {
     }
 }
 
+#[allow(
+    clippy::should_implement_trait,
+    reason = "wrapping abstract operations, named as the kernel's tnum_* functions"
+)]
 impl Tnum {
     /// Every 64-bit value.
     pub const UNKNOWN: Tnum = Tnum { value: 0, mask: u64::MAX };
@@ -93,7 +97,10 @@ impl Tnum {
             let mask = ((self.mask as u32 as i32) >> (shift & 31)) as u32 as u64;
             Tnum { value, mask }
         } else {
-            Tnum { value: ((self.value as i64) >> (shift & 63)) as u64, mask: ((self.mask as i64) >> (shift & 63)) as u64 }
+            Tnum {
+                value: ((self.value as i64) >> (shift & 63)) as u64,
+                mask: ((self.mask as i64) >> (shift & 63)) as u64,
+            }
         }
     }
 
@@ -231,7 +238,7 @@ mod tests {
         assert_eq!(Tnum::range(16, 31), Tnum::new(16, 0xf));
         assert_eq!(Tnum::range(0, u64::MAX), Tnum::UNKNOWN);
         assert!(Tnum::constant(4).is_const());
-        assert!(Tnum::new(8, 7).is_aligned(8) == false);
+        assert!(!Tnum::new(8, 7).is_aligned(8));
         assert!(Tnum::new(8, 0).is_aligned(8));
         assert_eq!(Tnum::constant(5).intersect(Tnum::constant(6)), None);
         assert!(Tnum::UNKNOWN.includes(Tnum::constant(3)));

@@ -143,7 +143,7 @@ impl Case {
         // duet decodes the very bytes rbpf gets.
         let program = Program::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let duet =
-            Interpreter::new(&program, duet_helpers(), Config::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            Interpreter::new_unverified(&program, duet_helpers(), Config::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         // rbpf borrows the bytecode for the VM's lifetime; the cases live for the whole process.
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         let mut rbpf = rbpf::EbpfVmMbuff::new(Some(bytes)).unwrap_or_else(|e| panic!("{name}: rbpf rejects: {e}"));

@@ -122,9 +122,18 @@ pub(crate) fn prepare(
 }
 
 impl Interpreter {
-    /// Prepares `program` for execution with `helpers`. `lddw`s of maps or other objects stay
-    /// unresolved (running one traps); load objects with a [`crate::Module`] instead.
-    pub fn new(program: &Program, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
+    /// Prepares a program duet's verifier proved safe, for execution with `helpers`. `lddw`s of
+    /// maps or other objects stay unresolved (running one traps); load objects with a
+    /// [`crate::Module`] instead.
+    pub fn new(program: &duet_verifier::VerifiedProgram, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
+        Self::new_unverified(program.program(), helpers, config)
+    }
+
+    /// Prepares a program that has not been verified. Only the interpreter offers this: it checks
+    /// every memory access, jump and call at run time, so an unsafe program ends in a [`Trap`]
+    /// instead of misbehaving. Used for test suites whose programs are not meant to pass a
+    /// kernel-style verifier (the conformance suite) and for `duet run --no-verify`.
+    pub fn new_unverified(program: &Program, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
         let code = prepare(program, &helpers, |_, _| Ok(None))?;
         Ok(Self::from_code(
             Arc::new(Code { programs: vec![code], helpers, regions: SharedRegions::default(), config }),

@@ -115,6 +115,26 @@ pub enum ModuleError {
         #[source]
         source: LoadError,
     },
+    /// duet's verifier rejected the program.
+    #[error("program `{program}` is not safe to run; duet's verifier says:\n{rejection}")]
+    Rejected {
+        /// The program.
+        program: String,
+        /// Every problem the verifier found.
+        #[source]
+        rejection: Box<duet_verifier::Rejection>,
+    },
+    /// The verifier does not know this program type yet.
+    #[error("program `{program}` has type {kind}, which duet's verifier cannot check yet (use --no-verify to run it in the checked interpreter)")]
+    Unverifiable {
+        /// The program.
+        program: String,
+        /// Its hook.
+        kind: String,
+    },
+    /// A lock was poisoned by a panicking thread.
+    #[error("internal lock poisoned by a panicking thread")]
+    Poisoned,
     /// No map or program of that name.
     #[error("no {what} named `{name}`")]
     NotFound {
@@ -147,6 +167,10 @@ impl State {
 /// interpreters for its programs share the maps (also across threads).
 pub struct Module {
     programs: Vec<ObjectProgram>,
+    /// The object without its programs: what the verifier needs to know about the maps.
+    object_maps: Object,
+    /// Which programs the verifier has accepted.
+    verified: Mutex<Vec<bool>>,
     map_names: Vec<String>,
     state: Arc<State>,
     code: Arc<Code>,
@@ -234,16 +258,49 @@ impl Module {
             Arc::new(Code { programs: prepared, helpers, regions: SharedRegions(regions), config: options.config });
         Ok(Module {
             programs: object.programs.clone(),
+            object_maps: Object { license: object.license.clone(), programs: Vec::new(), maps: object.maps.clone() },
+            verified: Mutex::new(vec![false; object.programs.len()]),
             map_names: object.maps.iter().map(|m| m.name.clone()).collect(),
             state,
             code,
         })
     }
 
-    /// An interpreter for program `name`, sharing this module's maps.
+    /// An interpreter for program `name`, sharing this module's maps, after duet's verifier has
+    /// proved the program (and every program it can tail-call into) safe.
     pub fn interpreter(&self, name: &str) -> Result<Interpreter, ModuleError> {
         let entry = self.program_index(name)?;
+        self.verify(entry)?;
         Ok(Interpreter::from_code(Arc::clone(&self.code), entry))
+    }
+
+    /// An interpreter for program `name` without verifying it first. The interpreter still checks
+    /// every access at run time, so an unsafe program traps; this exists for `duet run
+    /// --no-verify` and for programs the verifier cannot yet judge.
+    pub fn interpreter_unverified(&self, name: &str) -> Result<Interpreter, ModuleError> {
+        let entry = self.program_index(name)?;
+        Ok(Interpreter::from_code(Arc::clone(&self.code), entry))
+    }
+
+    /// Verifies program `entry` (once; the result is remembered) and, when it tail-calls, every
+    /// other program of the module, since a prog_array can point at any of them.
+    fn verify(&self, entry: usize) -> Result<(), ModuleError> {
+        let tail_calls = self.programs[entry].program.insns().iter().any(|(_, i)| i.op == duet_isa::Op::Call && i.imm == 12);
+        let targets: Vec<usize> = if tail_calls { (0..self.programs.len()).collect() } else { vec![entry] };
+        for index in targets {
+            let mut verified = self.verified.lock().map_err(|_| ModuleError::Poisoned)?;
+            if verified[index] {
+                continue;
+            }
+            let program = &self.programs[index];
+            let Some(ctx) = duet_verifier::VerifyContext::for_object_program(&self.object_maps, program) else {
+                return Err(ModuleError::Unverifiable { program: program.name.clone(), kind: format!("{:?}", program.kind) });
+            };
+            duet_verifier::verify(&program.program, &ctx)
+                .map_err(|rejection| ModuleError::Rejected { program: program.name.clone(), rejection: Box::new(rejection) })?;
+            verified[index] = true;
+        }
+        Ok(())
     }
 
     /// The programs, in the object's order.

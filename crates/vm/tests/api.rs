@@ -9,7 +9,7 @@ fn program(src: &str) -> Program {
 }
 
 fn vm(src: &str, helpers: Helpers) -> Interpreter {
-    Interpreter::new(&program(src), helpers, Config::default()).expect("loads")
+    Interpreter::new_unverified(&program(src), helpers, Config::default()).expect("loads")
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn helper_can_end_the_program_or_fail() {
 
 #[test]
 fn unknown_helper_is_a_load_error_naming_it() {
-    let err = Interpreter::new(&program("mov %r0, 0\ncall 77\nexit"), Helpers::new(), Config::default()).unwrap_err();
+    let err = Interpreter::new_unverified(&program("mov %r0, 0\ncall 77\nexit"), Helpers::new(), Config::default()).unwrap_err();
     assert_eq!(err, LoadError::UnknownHelper { pc: 1, id: 77 });
     // Through a register the id is only known at run time.
     let trap = vm("mov %r3, 77\ncall %r3\nexit", Helpers::new()).run(&mut []).unwrap_err();
@@ -56,10 +56,10 @@ fn unknown_helper_is_a_load_error_naming_it() {
 #[test]
 fn budget_stops_loops_and_none_means_unlimited() {
     let looping = program("mov %r0, 0\nloop:\nadd %r0, 1\njne %r0, 100000, loop\nexit");
-    let mut limited = Interpreter::new(&looping, Helpers::new(), Config { max_insns: Some(1000) }).unwrap();
+    let mut limited = Interpreter::new_unverified(&looping, Helpers::new(), Config { max_insns: Some(1000) }).unwrap();
     let trap = limited.run(&mut []).unwrap_err();
     assert_eq!(trap.kind, TrapKind::BudgetExhausted(1000));
-    let mut unlimited = Interpreter::new(&looping, Helpers::new(), Config { max_insns: None }).unwrap();
+    let mut unlimited = Interpreter::new_unverified(&looping, Helpers::new(), Config { max_insns: None }).unwrap();
     assert_eq!(unlimited.run(&mut []), Ok(100_000));
 }
 

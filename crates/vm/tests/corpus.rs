@@ -12,7 +12,7 @@ type Engine = fn(&Program, &mut [u8]) -> Result<u64, String>;
 fn interpreter(program: &Program, mem: &mut [u8]) -> Result<u64, String> {
     let mut helpers = Helpers::new();
     helpers.register(5, duet_vm::unwind_helper);
-    let mut vm = Interpreter::new(program, helpers, Config::default()).map_err(|e| e.to_string())?;
+    let mut vm = Interpreter::new_unverified(program, helpers, Config::default()).map_err(|e| e.to_string())?;
     vm.run(mem).map_err(|e| e.to_string())
 }
 
