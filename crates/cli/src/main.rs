@@ -321,7 +321,8 @@ fn run_conformance(dir: &Path, verbose: bool, budget: u64) -> Result<Summary> {
 fn interpret(program: &Program, mem: &mut [u8], budget: u64) -> Result<u64, String> {
     let mut helpers = Helpers::new();
     helpers.register(5, duet_vm::unwind_helper);
-    let mut vm = Interpreter::new_unverified(program, helpers, Config { max_insns: Some(budget) }).map_err(|e| e.to_string())?;
+    let mut vm =
+        Interpreter::new_unverified(program, helpers, Config { max_insns: Some(budget) }).map_err(|e| e.to_string())?;
     vm.run(mem).map_err(|e| e.to_string())
 }
 

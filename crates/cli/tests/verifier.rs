@@ -43,13 +43,26 @@ fn kernel_available(test: &str) -> bool {
     }
 }
 
-fn corpus_objects() -> Vec<PathBuf> {
-    let dir = root().join("target/bpf");
-    let mut objects: Vec<PathBuf> = std::fs::read_dir(&dir)
+fn objects_in(dir: &Path) -> Vec<PathBuf> {
+    let mut objects: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "o")).collect()
         })
         .unwrap_or_default();
+    objects.sort();
+    objects
+}
+
+fn corpus_objects() -> Vec<PathBuf> {
+    objects_in(&root().join("target/bpf"))
+}
+
+/// The SDK examples' objects, when `duet build` has built them (`examples/*/target/duet/`).
+fn example_objects() -> Vec<PathBuf> {
+    let mut objects = Vec::new();
+    for entry in std::fs::read_dir(root().join("examples")).into_iter().flatten().flatten() {
+        objects.extend(objects_in(&entry.path().join("target/duet")));
+    }
     objects.sort();
     objects
 }
@@ -125,7 +138,11 @@ fn corpus_programs_verify_in_duet_and_in_the_kernel() {
     let kernel = kernel_available("corpus agreement");
     let mut failures = Vec::new();
     let mut count = 0;
-    for path in &objects {
+    let examples = example_objects();
+    if examples.is_empty() {
+        eprintln!("note: no SDK example objects (examples/*/target/duet/*.bpf.o); `duet build` them to include them");
+    }
+    for path in objects.iter().chain(&examples) {
         let bytes = std::fs::read(path).expect("read object");
         let object = Object::parse(&bytes).expect("parse object");
         for program in &object.programs {

@@ -276,7 +276,10 @@ fn validate_elf(bytes: &[u8]) -> Result<(), ObjectError> {
     for sym in file.symbols() {
         let SymbolSection::Section(index) = sym.section() else { continue };
         let Some(size) = section_size(index) else {
-            return Err(ObjectError::Parse(format!("symbol {:?} refers to a missing section", sym.name().unwrap_or("?"))));
+            return Err(ObjectError::Parse(format!(
+                "symbol {:?} refers to a missing section",
+                sym.name().unwrap_or("?")
+            )));
         };
         let end = sym.address().checked_add(sym.size());
         if end.is_none_or(|end| end > size) {

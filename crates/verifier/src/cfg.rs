@@ -24,6 +24,8 @@ pub(crate) struct Cfg {
     pub(crate) subprogs: Vec<Subprog>,
     /// Whether states are stored and compared at this slot.
     pub(crate) prune_point: Vec<bool>,
+    /// Whether a backward jump targets this slot (a loop head, where loops are detected).
+    pub(crate) loop_head: Vec<bool>,
     /// Registers (bit i = ri, r0..=r9) whose value may still be read at each slot.
     pub(crate) live_in: Vec<u16>,
     /// Stack slots of the running frame (bit i = `fp-8*(i+1)..fp-8*i`) that may still be read.
@@ -263,12 +265,16 @@ pub(crate) fn analyze(program: &Program, diags: &mut Vec<Diagnostic>) -> Option<
     // Prune points: jump targets, fall-through of conditional jumps, function entries and
     // return sites.
     let mut prune_point = vec![false; n];
+    let mut loop_head = vec![false; n];
     for s in &subprogs {
         prune_point[s.start] = true;
     }
     for (pc, insn) in program.insns() {
         if let Some(t) = insn.branch_target(*pc).and_then(|t| usize::try_from(t).ok()).filter(|t| *t < n) {
             prune_point[t] = true;
+            if t <= *pc && insn.op != Op::CallLocal {
+                loop_head[t] = true;
+            }
         }
         let next = pc + insn.slots();
         if (is_cond_jump(insn) || insn.op == Op::CallLocal) && next < n {
@@ -281,7 +287,7 @@ pub(crate) fn analyze(program: &Program, diags: &mut Vec<Diagnostic>) -> Option<
     if diags.len() > before {
         return None;
     }
-    Some(Cfg { insn_at, subprogs, prune_point, live_in, live_slots, calls, has_local_calls })
+    Some(Cfg { insn_at, subprogs, prune_point, loop_head, live_in, live_slots, calls, has_local_calls })
 }
 
 /// What a register may hold, relative to the running function's own stack frame.

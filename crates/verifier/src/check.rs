@@ -3,7 +3,7 @@
 //! state already covers (the design of the Linux verifier's `do_check`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use duet_isa::{Form, Insn, Op, PseudoSrc};
 
@@ -111,7 +111,7 @@ pub(crate) struct Checker<'a> {
     /// Stored states with their contents, per instruction.
     at_pc: Vec<Vec<u32>>,
     /// States still being explored, by instruction and hash (for loop detection).
-    open: HashMap<(u32, u64), Vec<u32>>,
+    open: HashMap<(u32, u64), Vec<u32>, BuildHasherDefault<FastHasher>>,
     /// How many stored states at each instruction are still being explored (loop iterations).
     open_at: Vec<u32>,
     jumps: u64,
@@ -144,7 +144,7 @@ impl<'a> Checker<'a> {
             ctx,
             nodes: Vec::new(),
             at_pc: vec![Vec::new(); n],
-            open: HashMap::new(),
+            open: HashMap::default(),
             open_at: vec![0; n],
             jumps: 0,
             last_add_insns: 0,
@@ -334,8 +334,9 @@ impl<'a> Checker<'a> {
             i += 1;
         }
         // An ancestor on this path with exactly this state: the loop between them never ends.
-        let hash = self.live_hash(st, pc);
-        if let Some(candidates) = self.open.get(&(pc as u32, hash)) {
+        // Every loop passes through the target of its backward jump, so checking there suffices.
+        let hash = if self.cfg.loop_head[pc] { Some(self.live_hash(st, pc)) } else { None };
+        if let Some(candidates) = hash.and_then(|h| self.open.get(&(pc as u32, h))) {
             for &c in candidates {
                 if self.nodes[c as usize].branches > 0 && self.is_ancestor(c, *parent) {
                     return Visit::InfiniteLoop;
@@ -364,7 +365,9 @@ impl<'a> Checker<'a> {
             }
         }
         self.at_pc[pc].push(idx);
-        self.open.entry((pc as u32, hash)).or_default().push(idx);
+        if let Some(hash) = hash {
+            self.open.entry((pc as u32, hash)).or_default().push(idx);
+        }
         *parent = Some(idx);
         self.states += 1;
         self.live_states += 1;

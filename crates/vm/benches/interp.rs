@@ -142,8 +142,8 @@ impl Case {
         let bytes = Program::from_insns(&insns).unwrap_or_else(|e| panic!("{name}: {e}")).to_bytes();
         // duet decodes the very bytes rbpf gets.
         let program = Program::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let duet =
-            Interpreter::new_unverified(&program, duet_helpers(), Config::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let duet = Interpreter::new_unverified(&program, duet_helpers(), Config::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         // rbpf borrows the bytecode for the VM's lifetime; the cases live for the whole process.
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         let mut rbpf = rbpf::EbpfVmMbuff::new(Some(bytes)).unwrap_or_else(|e| panic!("{name}: rbpf rejects: {e}"));

@@ -125,7 +125,9 @@ pub enum ModuleError {
         rejection: Box<duet_verifier::Rejection>,
     },
     /// The verifier does not know this program type yet.
-    #[error("program `{program}` has type {kind}, which duet's verifier cannot check yet (use --no-verify to run it in the checked interpreter)")]
+    #[error(
+        "program `{program}` has type {kind}, which duet's verifier cannot check yet (use --no-verify to run it in the checked interpreter)"
+    )]
     Unverifiable {
         /// The program.
         program: String,
@@ -285,7 +287,8 @@ impl Module {
     /// Verifies program `entry` (once; the result is remembered) and, when it tail-calls, every
     /// other program of the module, since a prog_array can point at any of them.
     fn verify(&self, entry: usize) -> Result<(), ModuleError> {
-        let tail_calls = self.programs[entry].program.insns().iter().any(|(_, i)| i.op == duet_isa::Op::Call && i.imm == 12);
+        let tail_calls =
+            self.programs[entry].program.insns().iter().any(|(_, i)| i.op == duet_isa::Op::Call && i.imm == 12);
         let targets: Vec<usize> = if tail_calls { (0..self.programs.len()).collect() } else { vec![entry] };
         for index in targets {
             let mut verified = self.verified.lock().map_err(|_| ModuleError::Poisoned)?;
@@ -294,10 +297,15 @@ impl Module {
             }
             let program = &self.programs[index];
             let Some(ctx) = duet_verifier::VerifyContext::for_object_program(&self.object_maps, program) else {
-                return Err(ModuleError::Unverifiable { program: program.name.clone(), kind: format!("{:?}", program.kind) });
+                return Err(ModuleError::Unverifiable {
+                    program: program.name.clone(),
+                    kind: format!("{:?}", program.kind),
+                });
             };
-            duet_verifier::verify(&program.program, &ctx)
-                .map_err(|rejection| ModuleError::Rejected { program: program.name.clone(), rejection: Box::new(rejection) })?;
+            duet_verifier::verify(&program.program, &ctx).map_err(|rejection| ModuleError::Rejected {
+                program: program.name.clone(),
+                rejection: Box::new(rejection),
+            })?;
             verified[index] = true;
         }
         Ok(())

@@ -46,7 +46,8 @@ fn helper_can_end_the_program_or_fail() {
 
 #[test]
 fn unknown_helper_is_a_load_error_naming_it() {
-    let err = Interpreter::new_unverified(&program("mov %r0, 0\ncall 77\nexit"), Helpers::new(), Config::default()).unwrap_err();
+    let err = Interpreter::new_unverified(&program("mov %r0, 0\ncall 77\nexit"), Helpers::new(), Config::default())
+        .unwrap_err();
     assert_eq!(err, LoadError::UnknownHelper { pc: 1, id: 77 });
     // Through a register the id is only known at run time.
     let trap = vm("mov %r3, 77\ncall %r3\nexit", Helpers::new()).run(&mut []).unwrap_err();
