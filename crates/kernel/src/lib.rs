@@ -24,7 +24,9 @@
 //! [`detach`] it and read or edit its maps and ring buffers through [`PinnedMaps`]. [`bench()`]
 //! times a program with `BPF_PROG_TEST_RUN`, the anchor for the userspace engines.
 //!
-//! Unsafe code lives only in `sys.rs` (the `bpf(2)`, CPU affinity, mount, setns and poll calls).
+//! Unsafe code lives only in `sys.rs` (the `bpf(2)`, CPU affinity, mount, setns and poll calls)
+//! and `raw_load.rs` (`BPF_PROG_LOAD` of raw bytecode with a log buffer, and `capset(2)` on a
+//! scratch thread, for the verifier's kernel-agreement tests).
 #![deny(unsafe_code)]
 
 mod access;
