@@ -85,7 +85,10 @@ fn module(map_type: u32, src: &str) -> (Module, Interpreter) {
     for k in 0u32..1000 {
         map.update(&k.to_le_bytes(), &u64::from(k).to_le_bytes(), 0, None).expect("fill");
     }
-    let vm = module.interpreter("bench").expect("interpreter");
+    // Unverified: duet's verifier has no precision tracking yet, so it cannot prune this loop
+    // (the hit counter r7 doubles the states every iteration); the interpreter still checks every
+    // access, and the bench measures the map helpers, not the verifier.
+    let vm = module.interpreter_unverified("bench").expect("interpreter");
     (module, vm)
 }
 
