@@ -179,42 +179,17 @@ pub fn run(args: &RunArgs) -> Result<()> {
         module.interpreter(&name)?
     };
 
-    let progress = std::io::stderr().is_terminal() && frames.len() >= 10_000;
-    let mut last_report = Instant::now();
-    let mut results: Vec<Option<u64>> = Vec::with_capacity(frames.len());
-    let mut traps: Vec<(usize, String)> = Vec::new();
-    let started = Instant::now();
     let mut packet = XdpPacket::new(&[]);
-    for (i, frame) in frames.iter().enumerate() {
+    let (results, elapsed) = run_frames(&frames, |frame| {
         let outcome = match kind {
             ProgramKind::Xdp => {
                 packet.reset(frame);
                 vm.run_xdp(&mut packet)
             }
-            _ => vm.run_socket_filter(&mut frame.clone()),
+            _ => vm.run_socket_filter(&mut frame.to_vec()),
         };
-        match outcome {
-            Ok(r0) => results.push(Some(r0)),
-            Err(trap) => {
-                traps.push((i, trap.to_string()));
-                results.push(None);
-            }
-        }
-        if progress && last_report.elapsed() > Duration::from_millis(200) {
-            eprint!("\r  {}/{} packets", i + 1, frames.len());
-            last_report = Instant::now();
-        }
-    }
-    let elapsed = started.elapsed();
-    if progress {
-        eprintln!("\r  {}/{} packets", frames.len(), frames.len());
-    }
-    for (i, msg) in traps.iter().take(10) {
-        eprintln!("packet {i}: trap: {msg}");
-    }
-    if traps.len() > 10 {
-        eprintln!("... and {} more traps", traps.len() - 10);
-    }
+        outcome.map_err(|trap| trap.to_string())
+    });
     for line in module.take_log() {
         eprintln!("trace_printk: {line}");
     }
@@ -248,6 +223,44 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `step` over every frame, with a progress line on a terminal for large captures, and
+/// reports the first traps on stderr. Returns each packet's `r0` (`None` where it trapped) and
+/// the time the loop took.
+pub(crate) fn run_frames(
+    frames: &[Vec<u8>],
+    mut step: impl FnMut(&[u8]) -> Result<u64, String>,
+) -> (Vec<Option<u64>>, Duration) {
+    let progress = std::io::stderr().is_terminal() && frames.len() >= 10_000;
+    let mut last_report = Instant::now();
+    let mut results = Vec::with_capacity(frames.len());
+    let mut traps: Vec<(usize, String)> = Vec::new();
+    let started = Instant::now();
+    for (i, frame) in frames.iter().enumerate() {
+        match step(frame) {
+            Ok(r0) => results.push(Some(r0)),
+            Err(msg) => {
+                traps.push((i, msg));
+                results.push(None);
+            }
+        }
+        if progress && last_report.elapsed() > Duration::from_millis(200) {
+            eprint!("\r  {}/{} packets", i + 1, frames.len());
+            last_report = Instant::now();
+        }
+    }
+    let elapsed = started.elapsed();
+    if progress {
+        eprintln!("\r  {}/{} packets", frames.len(), frames.len());
+    }
+    for (i, msg) in traps.iter().take(10) {
+        eprintln!("packet {i}: trap: {msg}");
+    }
+    if traps.len() > 10 {
+        eprintln!("... and {} more traps", traps.len() - 10);
+    }
+    (results, elapsed)
 }
 
 /// The kernel's name for an XDP verdict.

@@ -2,8 +2,6 @@
 //! in the eBPF VM (see `objects.rs`), through the wasmtime host of duet-wasm.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use duet_maps::MapType;
@@ -53,37 +51,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     let mut executor = module.executor(&name)?;
 
-    let progress = std::io::stderr().is_terminal() && frames.len() >= 10_000;
-    let mut last_report = Instant::now();
-    let mut results: Vec<Option<u64>> = Vec::with_capacity(frames.len());
-    let mut traps: Vec<(usize, String)> = Vec::new();
     let mut packet = Vec::new();
-    let started = Instant::now();
-    for (i, frame) in frames.iter().enumerate() {
+    let (results, elapsed) = crate::objects::run_frames(&frames, |frame| {
         packet.clear();
         packet.extend_from_slice(frame);
-        match executor.run_xdp(&mut packet) {
-            Ok(verdict) => results.push(Some(u64::from(verdict))),
-            Err(err) => {
-                traps.push((i, err.to_string()));
-                results.push(None);
-            }
-        }
-        if progress && last_report.elapsed() > Duration::from_millis(200) {
-            eprint!("\r  {}/{} packets", i + 1, frames.len());
-            last_report = Instant::now();
-        }
-    }
-    let elapsed = started.elapsed();
-    if progress {
-        eprintln!("\r  {}/{} packets", frames.len(), frames.len());
-    }
-    for (i, msg) in traps.iter().take(10) {
-        eprintln!("packet {i}: trap: {msg}");
-    }
-    if traps.len() > 10 {
-        eprintln!("... and {} more traps", traps.len() - 10);
-    }
+        executor.run_xdp(&mut packet).map(u64::from).map_err(|err| err.to_string())
+    });
     for line in module.take_log() {
         eprintln!("trace: {line}");
     }
