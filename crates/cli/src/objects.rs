@@ -194,29 +194,41 @@ pub fn run(args: &RunArgs) -> Result<()> {
         eprintln!("trace_printk: {line}");
     }
 
+    let maps: Vec<(&str, &Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
+    let label = |v: u64| if kind == ProgramKind::Xdp { xdp_action_name(v) } else { format!("keep {v} bytes") };
+    let title = format!("{name} ({})", kind_name(&kind));
+    report(args, &title, "the interpreter", &results, elapsed, &maps, label)
+}
+
+/// Prints the outcome of `duet run` (either engine): one JSON object with `--json`, else the
+/// verdict counts, the speed and the ring-buffer record counts.
+pub(crate) fn report(
+    args: &RunArgs,
+    title: &str,
+    engine: &str,
+    results: &[Option<u64>],
+    elapsed: Duration,
+    maps: &[(&str, &Map)],
+    label: impl Fn(u64) -> String,
+) -> Result<()> {
     if args.json {
         let results: Vec<Json> = results.iter().map(|r| r.map_or(Json::Null, |v| json!(v))).collect();
-        let doc = json!({ "results": results, "maps": dump_maps(&module) });
+        let doc = json!({ "results": results, "maps": dump_maps(maps.iter().copied()) });
         println!("{}", serde_json::to_string(&doc)?);
         return Ok(());
     }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &results {
-        let label = match (r, &kind) {
-            (None, _) => "trap".to_owned(),
-            (Some(v), ProgramKind::Xdp) => xdp_action_name(*v),
-            (Some(v), _) => format!("keep {v} bytes"),
-        };
-        *counts.entry(label).or_default() += 1;
+    for r in results {
+        *counts.entry(r.map_or_else(|| "trap".to_owned(), &label)).or_default() += 1;
     }
-    println!("{name} ({}) over {} packets from {}:", kind_name(&kind), frames.len(), args.pcap.display());
+    println!("{title} over {} packets from {}:", results.len(), args.pcap.display());
     for (label, n) in &counts {
         println!("  {label:<16} {n:>8}");
     }
-    if !frames.is_empty() {
-        println!("  {:.0} ns/packet in the interpreter", elapsed.as_nanos() as f64 / frames.len() as f64);
+    if !results.is_empty() {
+        println!("  {:.0} ns/packet in {engine}", elapsed.as_nanos() as f64 / results.len() as f64);
     }
-    for (map_name, map) in module.maps() {
+    for (map_name, map) in maps {
         if map.map_type() == MapType::RingBuf {
             let records = map.ringbuf_drain();
             println!("  ring buffer `{map_name}`: {} records", records.len());
@@ -280,16 +292,15 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Every map's contents in the JSON shape of `duet run --json` (prog_array and ring buffers
-/// excluded: they hold no key/value data).
-pub fn dump_maps(module: &Module) -> Json {
-    let mut maps = JsonMap::new();
-    for (name, map) in module.maps() {
-        if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) {
-            continue;
+/// excluded: they hold no key/value data). Serves the interpreter's and the Wasm host's maps.
+pub(crate) fn dump_maps<'a>(maps: impl IntoIterator<Item = (&'a str, &'a Map)>) -> Json {
+    let mut out = JsonMap::new();
+    for (name, map) in maps {
+        if !matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) {
+            out.insert(name.to_owned(), Json::Object(dump_map(map)));
         }
-        maps.insert(name.to_owned(), Json::Object(dump_map(map)));
     }
-    Json::Object(maps)
+    Json::Object(out)
 }
 
 pub(crate) fn dump_map(map: &Map) -> JsonMap<String, Json> {

@@ -116,7 +116,7 @@ fn run_vm(bpf: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration) -
         packet.reset(frame);
         results.push(vm.run_xdp(&mut packet).ok());
     }
-    let maps = as_object(objects::dump_maps(&module));
+    let maps = as_object(objects::dump_maps(module.maps().map(|(n, m)| (n, &**m))));
     let timing = load()?;
     let mut vm = timing.interpreter(example.program)?;
     let ns = time_per_packet(frames.len(), budget, || {
@@ -154,12 +154,7 @@ fn run_wasm(wasm: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration
         buf.extend_from_slice(frame);
         results.push(exec.run_xdp(&mut buf).ok().map(u64::from));
     }
-    let mut maps = JsonMap::new();
-    for (name, map) in module.maps() {
-        if !matches!(map.map_type(), duet_maps::MapType::ProgArray | duet_maps::MapType::RingBuf) {
-            maps.insert(name.to_owned(), Json::Object(objects::dump_map(map)));
-        }
-    }
+    let maps = as_object(objects::dump_maps(module.maps().map(|(n, m)| (n, &**m))));
     let timing = load()?;
     let mut exec = timing.executor(example.program)?;
     let ns = time_per_packet(frames.len(), budget, || {

@@ -1,15 +1,11 @@
 //! `duet run` for `.wasm` modules: the same capture replay and the same output as for objects
 //! in the eBPF VM (see `objects.rs`), through the wasmtime host of duet-wasm.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, Result, bail};
-use duet_maps::MapType;
 use duet_vm::Env;
 use duet_wasm::{CacheStatus, ProgramKind, WasmModule, WasmOptions};
-use serde_json::{Map as JsonMap, Value as Json, json};
 
-use crate::objects::{RunArgs, dump_map, possible_cpus, read_capture, seed_maps, xdp_action_name};
+use crate::objects::{RunArgs, possible_cpus, read_capture, seed_maps, xdp_action_name};
 
 /// `duet run` on a `.wasm` module.
 pub fn run(args: &RunArgs) -> Result<()> {
@@ -61,42 +57,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         eprintln!("trace: {line}");
     }
 
-    if args.json {
-        let results: Vec<Json> = results.iter().map(|r| r.map_or(Json::Null, |v| json!(v))).collect();
-        let doc = json!({ "results": results, "maps": dump_maps(&module) });
-        println!("{}", serde_json::to_string(&doc)?);
-        return Ok(());
-    }
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &results {
-        let label = r.map_or_else(|| "trap".to_owned(), xdp_action_name);
-        *counts.entry(label).or_default() += 1;
-    }
-    println!("{name} ({kind}) over {} packets from {}:", frames.len(), args.pcap.display());
-    for (label, n) in &counts {
-        println!("  {label:<16} {n:>8}");
-    }
-    if !frames.is_empty() {
-        println!("  {:.0} ns/packet in wasm", elapsed.as_nanos() as f64 / frames.len() as f64);
-    }
-    for (map_name, map) in module.maps() {
-        if map.map_type() == MapType::RingBuf {
-            let records = map.ringbuf_drain();
-            println!("  ring buffer `{map_name}`: {} records", records.len());
-        }
-    }
-    Ok(())
-}
-
-/// Every map's contents in the shape of `duet run --json`, as `objects::dump_maps` does for the
-/// eBPF VM (prog_array and ring buffers excluded).
-fn dump_maps(module: &WasmModule) -> Json {
-    let mut maps = JsonMap::new();
-    for (name, map) in module.maps() {
-        if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) {
-            continue;
-        }
-        maps.insert(name.to_owned(), Json::Object(dump_map(map)));
-    }
-    Json::Object(maps)
+    let maps: Vec<(&str, &duet_maps::Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
+    crate::objects::report(args, &format!("{name} ({kind})"), "wasm", &results, elapsed, &maps, xdp_action_name)
 }
