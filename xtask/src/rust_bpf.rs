@@ -11,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::step;
 use anyhow::{Context, Result, bail};
 
 /// The cargo workspace holding the Rust test programs, relative to the project root.
@@ -112,10 +113,6 @@ fn cargo_program() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn step(title: &str) {
-    println!("\n==> {title}");
-}
-
 /// Runs a prepared command, echoing it first, and returns its stdout; fails with the command
 /// line when it fails.
 fn run_capturing(cmd: &mut Command) -> Result<String> {
@@ -130,28 +127,10 @@ fn run_capturing(cmd: &mut Command) -> Result<String> {
     String::from_utf8(out.stdout).with_context(|| format!("`{line}` printed non-UTF-8 output"))
 }
 
-/// Prints a command as a shell line and returns that line for error messages.
+/// Prints a command as a shell line (the same rendering `duet build` uses) and returns that line
+/// for error messages.
 fn echo(cmd: &Command) -> String {
-    let mut line = String::new();
-    if let Some(dir) = cmd.get_current_dir() {
-        line.push_str(&format!("cd {} && ", dir.display()));
-    }
-    for (key, value) in cmd.get_envs() {
-        let key = key.to_string_lossy();
-        let value = value.map(|v| v.to_string_lossy()).unwrap_or_default();
-        // PATH is long and only changed at its front; show the change, not the whole value.
-        if key == "PATH" {
-            let front = value.split(':').next().unwrap_or_default();
-            line.push_str(&format!("PATH={front}:$PATH "));
-        } else {
-            line.push_str(&format!("{key}={value} "));
-        }
-    }
-    line.push_str(&cmd.get_program().to_string_lossy());
-    for arg in cmd.get_args() {
-        line.push(' ');
-        line.push_str(&arg.to_string_lossy());
-    }
+    let line = duet_build::shell_line(cmd);
     println!("$ {line}");
     line
 }

@@ -37,7 +37,7 @@ use std::process::Command;
 
 pub use error::BuildError;
 pub use manifest::MapEntry;
-pub use process::Progress;
+pub use process::{Progress, shell_line};
 pub use toolchain::{BPF_TARGET, RustcInfo, WASM_TARGET};
 
 /// The cargo profile both builds use, defined by [`PROFILE_CONFIG`].

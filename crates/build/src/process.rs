@@ -94,7 +94,7 @@ pub(crate) fn query_cmd(cmd: &mut Command) -> Result<String, BuildError> {
 }
 
 /// A command as a shell line, with its directory and the environment it sets.
-pub(crate) fn shell_line(cmd: &Command) -> String {
+pub fn shell_line(cmd: &Command) -> String {
     let mut line = String::new();
     if let Some(dir) = cmd.get_current_dir() {
         line.push_str(&format!("cd {} && ", dir.display()));
