@@ -58,7 +58,8 @@ impl Context for Auth {
 impl HttpContext for Auth {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let path = self.get_http_request_header(":path").unwrap_or_default();
-        let headers = vec![(":method", "GET"), (":path", "/check"), (":authority", "auth.local"), ("x-original-path", &path)];
+        let headers =
+            vec![(":method", "GET"), (":path", "/check"), (":authority", "auth.local"), ("x-original-path", &path)];
         match self.dispatch_http_call(&self.upstream, headers, Some(b"ping"), vec![], Duration::from_secs(2)) {
             Ok(_token) => Action::Pause,
             Err(status) => {
