@@ -1,0 +1,281 @@
+//! Process-wide metrics, registered once (prometheus-client) and updated with atomics on the
+//! request path. They live outside the config snapshot, so counters survive hot reloads.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::filter::{FilterError, FilterMetric, FilterMetricKind, HttpFilter};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    listener: String,
+    route: String,
+    cluster: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    listener: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    cluster: String,
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FilterLabels {
+    filter: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to about 26 s.
+    Histogram::new(exponential_buckets(0.00005, 2.0, 20))
+}
+
+/// Every metric the sidecar exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: HistogramFamily<RouteLabels>,
+    upstream_seconds: HistogramFamily<ClusterLabels>,
+    active_connections: Family<ListenerLabels, Gauge>,
+    connections: Family<ListenerLabels, Counter>,
+    connect_failures: Family<EndpointLabels, Counter>,
+    ejections: Family<EndpointLabels, Counter>,
+    filter_calls: Family<FilterLabels, Counter>,
+    filter_seconds: Family<FilterLabels, Counter<f64, AtomicU64>>,
+    filter_errors: Family<FilterLabels, Counter>,
+    filter_traps: Family<FilterLabels, Counter>,
+    filter_restarts: Family<FilterLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("duet_mesh");
+        let requests = Family::default();
+        registry.register("requests", "Requests by listener, route, cluster and status class", requests.clone());
+        let request_seconds: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Downstream request time, from the request head to the last response byte",
+            request_seconds.clone(),
+        );
+        let upstream_seconds: HistogramFamily<ClusterLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_duration_seconds",
+            "Upstream time, from sending the request to the response head",
+            upstream_seconds.clone(),
+        );
+        let active_connections = Family::default();
+        registry.register("active_connections", "Open downstream connections", active_connections.clone());
+        let connections = Family::default();
+        registry.register("connections", "Accepted downstream connections", connections.clone());
+        let connect_failures = Family::default();
+        registry.register("upstream_connect_failures", "Failed upstream connects", connect_failures.clone());
+        let ejections = Family::default();
+        registry.register("upstream_ejections", "Outlier ejections of upstream endpoints", ejections.clone());
+        let filter_calls = Family::default();
+        registry.register("filter_calls", "Filter phase calls", filter_calls.clone());
+        let filter_seconds = Family::default();
+        registry.register("filter_seconds", "Time spent in filter phase calls", filter_seconds.clone());
+        let filter_errors = Family::default();
+        registry.register("filter_errors", "Filter failures (traps, deadlines, memory)", filter_errors.clone());
+        let filter_traps = Family::default();
+        registry.register("filter_traps", "Filter failures that discarded the filter's VM", filter_traps.clone());
+        let filter_restarts = Family::default();
+        registry.register("filter_vm_restarts", "Filter VMs created again after a failure", filter_restarts.clone());
+        let reloads = Family::default();
+        registry.register("reloads", "Configuration reloads by result", reloads.clone());
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            upstream_seconds,
+            active_connections,
+            connections,
+            connect_failures,
+            ejections,
+            filter_calls,
+            filter_seconds,
+            filter_errors,
+            filter_traps,
+            filter_restarts,
+            reloads,
+        }
+    }
+
+    /// One finished request.
+    pub fn request(&self, listener: &str, route: &str, cluster: &str, status: u16, elapsed: Duration) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                listener: listener.into(),
+                route: route.into(),
+                cluster: cluster.into(),
+                class: class.into(),
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&RouteLabels { listener: listener.into(), route: route.into() })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One upstream response head received.
+    pub fn upstream(&self, cluster: &str, elapsed: Duration) {
+        self.upstream_seconds.get_or_create(&ClusterLabels { cluster: cluster.into() }).observe(elapsed.as_secs_f64());
+    }
+
+    /// A downstream connection opened (`+1`) or closed (`-1`).
+    pub fn connection(&self, listener: &str, delta: i64) {
+        let labels = ListenerLabels { listener: listener.into() };
+        self.active_connections.get_or_create(&labels).inc_by(delta);
+        if delta > 0 {
+            self.connections.get_or_create(&labels).inc();
+        }
+    }
+
+    /// A failed upstream connect.
+    pub fn connect_failure(&self, cluster: &str, endpoint: &str) {
+        self.connect_failures
+            .get_or_create(&EndpointLabels { cluster: cluster.into(), endpoint: endpoint.into() })
+            .inc();
+    }
+
+    /// An endpoint ejected.
+    pub fn ejection(&self, cluster: &str, endpoint: &str) {
+        self.ejections.get_or_create(&EndpointLabels { cluster: cluster.into(), endpoint: endpoint.into() }).inc();
+    }
+
+    /// One filter phase call.
+    pub fn filter_call(&self, filter: &str, elapsed: Duration) {
+        let labels = FilterLabels { filter: filter.into() };
+        self.filter_calls.get_or_create(&labels).inc();
+        self.filter_seconds.get_or_create(&labels).inc_by(elapsed.as_secs_f64());
+    }
+
+    /// One filter failure.
+    pub fn filter_error(&self, filter: &str, e: &FilterError) {
+        let labels = FilterLabels { filter: filter.into() };
+        self.filter_errors.get_or_create(&labels).inc();
+        if e.trapped {
+            self.filter_traps.get_or_create(&labels).inc();
+        }
+    }
+
+    /// A filter VM created again after a failure.
+    pub fn filter_restart(&self, filter: &str) {
+        self.filter_restarts.get_or_create(&FilterLabels { filter: filter.into() }).inc();
+    }
+
+    /// A reload attempt.
+    pub fn reload(&self, ok: bool) {
+        self.reloads.get_or_create(&ResultLabels { result: if ok { "ok" } else { "failed" }.into() }).inc();
+    }
+
+    /// The text exposition (OpenMetrics), with the filters' own metrics as
+    /// `duet_mesh_wasm_<name>{filter="..."}`.
+    pub fn encode(&self, filters: &[Arc<dyn HttpFilter>]) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        if let Some(stripped) = out.strip_suffix("# EOF\n") {
+            out.truncate(stripped.len());
+        }
+        let mut own: BTreeMap<String, (FilterMetricKind, Vec<(String, FilterMetric)>)> = BTreeMap::new();
+        for f in filters {
+            for m in f.metrics() {
+                let name = format!("duet_mesh_wasm_{}", sanitize(&m.name));
+                let entry = own.entry(name).or_insert_with(|| (m.kind, Vec::new()));
+                if entry.0 == m.kind {
+                    entry.1.push((f.name().to_owned(), m));
+                }
+            }
+        }
+        for (name, (kind, samples)) in own {
+            let ty = match kind {
+                FilterMetricKind::Counter => "counter",
+                FilterMetricKind::Gauge => "gauge",
+                FilterMetricKind::Histogram => "summary",
+            };
+            let _ = writeln!(out, "# HELP {name} A filter's own metric.\n# TYPE {name} {ty}");
+            for (filter, m) in samples {
+                let filter = escape_label(&filter);
+                match kind {
+                    FilterMetricKind::Counter => {
+                        let _ = writeln!(out, "{name}_total{{filter=\"{filter}\"}} {}", m.value);
+                    }
+                    FilterMetricKind::Gauge => {
+                        let _ = writeln!(out, "{name}{{filter=\"{filter}\"}} {}", m.value);
+                    }
+                    FilterMetricKind::Histogram => {
+                        let _ = writeln!(out, "{name}_sum{{filter=\"{filter}\"}} {}", m.value);
+                        let _ = writeln!(out, "{name}_count{{filter=\"{filter}\"}} {}", m.count);
+                    }
+                }
+            }
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+}
+
+/// A metric name as Prometheus accepts it.
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

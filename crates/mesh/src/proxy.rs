@@ -1,0 +1,807 @@
+//! One request through the sidecar: route, filter chain, upstream, response, accounting.
+//!
+//! Bodies stream both ways. Only when a filter is in the chain do body frames pass through it
+//! (in a task that feeds a bounded channel, so a slow side applies backpressure); a filter that
+//! wants the whole body says so by pausing in its body phase, and only then is the body buffered.
+
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::BoxError;
+use crate::filter::{ChainRun, ChainVerdict, Exchange, LocalResponse, Phase};
+use crate::runtime::{ListenerRt, RouteRt, Shared};
+use crate::upstream::{Clusters, UpstreamError};
+
+/// Response bodies sent downstream.
+pub type DownBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// What the proxy knows of a downstream connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The listener's address the client reached.
+    pub local: SocketAddr,
+    /// TLS was used.
+    pub tls: bool,
+    /// The client presented a certificate the listener verified.
+    pub mtls: bool,
+}
+
+/// The chain and the exchange record of one request, shared by the request-body task and the
+/// response path.
+type Flow = Arc<tokio::sync::Mutex<(ChainRun, Exchange)>>;
+
+/// Handles one downstream request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    listener: Arc<str>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<DownBody>, Infallible> {
+    let start = Instant::now();
+    let snapshot = shared.snapshot();
+    let Some(l) = snapshot.listener(&listener) else {
+        return Ok(plain(503, "listener is being removed\n"));
+    };
+    let mut log = Record::new(&listener, &req, conn);
+    let (mut parts, body) = req.into_parts();
+
+    // Request smuggling guard: a message with both framings is refused, not guessed at.
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) && parts.headers.contains_key(header::CONTENT_LENGTH) {
+        tracing::warn!(listener = %listener, client = %conn.peer, "request with both content-length and transfer-encoding refused");
+        return Ok(finish_local(
+            &shared,
+            l,
+            None,
+            &mut log,
+            start,
+            plain(400, "both content-length and transfer-encoding\n"),
+        ));
+    }
+    let host = authority(&parts).unwrap_or_default();
+    let Some(route) = l.route(&host, parts.uri.path()) else {
+        return Ok(finish_local(&shared, l, None, &mut log, start, plain(404, "no route matches this request\n")));
+    };
+    log.route = route.name.clone();
+    log.cluster = route.cluster.name.clone();
+    if content_length(&parts.headers).is_some_and(|n| n > l.config.max_request_body_bytes) {
+        return Ok(finish_local(&shared, l, Some(route), &mut log, start, plain(413, "request body too large\n")));
+    }
+    let request_id = match parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => new_request_id(),
+    };
+    log.request_id = request_id.clone();
+    let body_empty = body.is_end_stream();
+
+    // === Request filters ===
+    let clusters = Arc::clone(&snapshot.clusters);
+    let mut flow: Option<Flow> = None;
+    if !l.filters.is_empty() {
+        let mut ex = Exchange::default();
+        ex.request_headers = request_pairs(&parts, &host, conn.tls);
+        crate::wasm_filter::fill_properties(&mut ex, conn, &request_id, &parts, route);
+        let mut chain = match ChainRun::start(&l.filters, &shared.metrics) {
+            Ok(c) => c,
+            Err(r) => return Ok(finish_local(&shared, l, Some(route), &mut log, start, local(r))),
+        };
+        match chain.run(Phase::RequestHeaders, &mut ex, body_empty, &*clusters).await {
+            ChainVerdict::Respond(r) => {
+                chain.finish(&mut ex);
+                return Ok(finish_local(&shared, l, Some(route), &mut log, start, local(r)));
+            }
+            ChainVerdict::Continue | ChainVerdict::Buffer => {}
+        }
+        apply_request_pairs(&mut parts, &ex.request_headers);
+        flow = Some(Arc::new(tokio::sync::Mutex::new((chain, ex))));
+    }
+
+    // === Upstream request ===
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::EXPECT);
+    append_forwarded_for(&mut parts.headers, conn.peer);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        parts.headers.insert("x-request-id", v);
+    }
+    if !parts.headers.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(&host)
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    parts.uri = pq.parse().unwrap_or_default();
+    parts.version = Version::HTTP_11;
+
+    let limit = l.config.max_request_body_bytes;
+    let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (local_tx, mut local_rx) = oneshot::channel::<LocalResponse>();
+    let up_body: crate::upstream::UpBody = match (&flow, body_empty) {
+        (_, true) => http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync(),
+        (None, false) => Limit { inner: body, left: limit, flag: Arc::clone(&too_large) }.boxed_unsync(),
+        (Some(flow), false) => {
+            let (tx, rx) = mpsc::channel(4);
+            tokio::spawn(filter_body(
+                Arc::clone(flow),
+                Side::Request,
+                body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync(),
+                tx,
+                limit,
+                Arc::clone(&too_large),
+                Some(local_tx),
+                Arc::clone(&clusters),
+            ));
+            ChannelBody { rx }.boxed_unsync()
+        }
+    };
+    let upstream_req = Request::from_parts(parts, up_body);
+    let sent = Instant::now();
+    let timeout = route.timeout.unwrap_or_else(|| route.cluster.request_timeout());
+    let result = tokio::select! {
+        res = route.cluster.send(upstream_req, timeout) => res,
+        Ok(r) = &mut local_rx => {
+            return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
+        }
+    };
+    let (resp, in_flight) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if too_large.load(Ordering::Relaxed) {
+                return Ok(finish_flow_local(
+                    &shared,
+                    l,
+                    route,
+                    &mut log,
+                    start,
+                    flow,
+                    local_plain(413, "request body too large\n"),
+                )
+                .await);
+            }
+            // A local response from the request body phase wins over the broken upstream send.
+            if let Ok(r) = local_rx.try_recv() {
+                return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
+            }
+            tracing::warn!(listener = %listener, route = %route.name, cluster = %route.cluster.name, error = %e, "upstream failed");
+            log.upstream_error = Some(e.to_string());
+            let status = e.status();
+            let body = match &e {
+                UpstreamError::Connect(_) => "upstream connect error\n",
+                UpstreamError::Timeout(_) => "upstream request timeout\n",
+                UpstreamError::Protocol(_) => "upstream sent an invalid response or reset the connection\n",
+            };
+            return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, local_plain(status, body)).await);
+        }
+    };
+    shared.metrics.upstream(&route.cluster.name, sent.elapsed());
+    log.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3);
+
+    // === Response ===
+    let (mut rparts, rbody) = resp.into_parts();
+    strip_hop_by_hop(&mut rparts.headers);
+    let rbody_empty = rbody.is_end_stream();
+    let response_limit = l.config.max_response_body_bytes;
+    let rflag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut out_body: DownBody = match &flow {
+        None => Limit { inner: rbody, left: response_limit, flag: Arc::clone(&rflag) }.boxed_unsync(),
+        Some(flow) => {
+            {
+                let mut guard = flow.lock().await;
+                let (chain, ex) = &mut *guard;
+                ex.response_headers = response_pairs(&rparts);
+                crate::wasm_filter::set_response_code(ex, rparts.status.as_u16());
+                match chain.run(Phase::ResponseHeaders, ex, rbody_empty, &*clusters).await {
+                    ChainVerdict::Respond(r) => {
+                        drop(guard);
+                        return Ok(
+                            finish_flow_local(&shared, l, route, &mut log, start, Some(Arc::clone(flow)), r).await
+                        );
+                    }
+                    ChainVerdict::Continue | ChainVerdict::Buffer => {}
+                }
+                apply_response_pairs(&mut rparts, &ex.response_headers);
+            }
+            if rbody_empty {
+                http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync()
+            } else {
+                // Filters may change the body's length.
+                rparts.headers.remove(header::CONTENT_LENGTH);
+                let (tx, rx) = mpsc::channel(4);
+                tokio::spawn(filter_body(
+                    Arc::clone(flow),
+                    Side::Response,
+                    rbody.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync(),
+                    tx,
+                    response_limit,
+                    Arc::clone(&rflag),
+                    None,
+                    Arc::clone(&clusters),
+                ));
+                ChannelBody { rx }.boxed_unsync()
+            }
+        }
+    };
+    log.status = rparts.status.as_u16();
+    let metrics = Arc::clone(&shared.metrics);
+    let access = shared.access_log();
+    let (listener_name, route_name, cluster_name) = (l.name.clone(), route.name.clone(), route.cluster.name.clone());
+    let status = rparts.status.as_u16();
+    out_body = OnEnd {
+        inner: out_body,
+        done: Some(Box::new(move |complete: bool| {
+            drop(in_flight);
+            metrics.request(&listener_name, &route_name, &cluster_name, status, start.elapsed());
+            log.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+            log.complete = complete;
+            if let Some(access) = access {
+                access.write(&log);
+            }
+            if let Some(flow) = flow {
+                // The response is over: the filters log and release their contexts.
+                tokio::spawn(async move {
+                    let mut guard = flow.lock().await;
+                    let (chain, ex) = &mut *guard;
+                    chain.finish(ex);
+                });
+            }
+        })),
+    }
+    .boxed_unsync();
+    Ok(Response::from_parts(rparts, out_body))
+}
+
+// === Body filtering ===
+
+fn buf(ex: &mut Exchange, side: Side) -> &mut Vec<u8> {
+    match side {
+        Side::Request => &mut ex.request_body,
+        Side::Response => &mut ex.response_body,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Request,
+    Response,
+}
+
+/// Feeds `body` through the chain's body (and trailers) phase for `side`, sending what the
+/// filters let through to `tx`. A local response from a request body filter goes to `local`.
+#[allow(clippy::too_many_arguments, reason = "one task, its inputs spelled out")]
+async fn filter_body(
+    flow: Flow,
+    side: Side,
+    mut body: UnsyncBoxBody<Bytes, BoxError>,
+    tx: mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
+    limit: u64,
+    too_large: Arc<std::sync::atomic::AtomicBool>,
+    mut local: Option<oneshot::Sender<LocalResponse>>,
+    clusters: Arc<Clusters>,
+) {
+    let (phase, trailers_phase) = match side {
+        Side::Request => (Phase::RequestBody, Phase::RequestTrailers),
+        Side::Response => (Phase::ResponseBody, Phase::ResponseTrailers),
+    };
+    let mut seen: u64 = 0;
+    let mut ended = false;
+    loop {
+        let frame = body.frame().await;
+        let mut guard = flow.lock().await;
+        let (chain, ex) = &mut *guard;
+        let (eos, trailers) = match frame {
+            None => (true, None),
+            Some(Err(e)) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    seen += data.len() as u64;
+                    if seen > limit {
+                        too_large.store(true, Ordering::Relaxed);
+                        let _ = tx.send(Err("body larger than the configured limit".into())).await;
+                        return;
+                    }
+                    buf(ex, side).extend_from_slice(&data);
+                    (body.is_end_stream(), None)
+                }
+                Err(frame) => match frame.into_trailers() {
+                    Ok(t) => (true, Some(t)),
+                    Err(_) => continue,
+                },
+            },
+        };
+        if !ended {
+            match chain.run(phase, ex, eos, &*clusters).await {
+                ChainVerdict::Continue => {
+                    let data = std::mem::take(buf(ex, side));
+                    if !data.is_empty() && tx.send(Ok(Frame::data(Bytes::from(data)))).await.is_err() {
+                        return;
+                    }
+                }
+                ChainVerdict::Buffer => {
+                    if eos {
+                        // A filter still wants more at the very end: nothing more will come.
+                        let _ = tx.send(Err("a filter paused the body at its end".into())).await;
+                        return;
+                    }
+                }
+                ChainVerdict::Respond(r) => {
+                    if let Some(local) = local.take() {
+                        let _ = local.send(r);
+                    }
+                    let _ = tx.send(Err("a filter answered the request".into())).await;
+                    return;
+                }
+            }
+            ended = eos;
+        }
+        if let Some(t) = trailers {
+            let pairs = header_pairs(&t);
+            match side {
+                Side::Request => ex.request_trailers = pairs,
+                Side::Response => ex.response_trailers = pairs,
+            }
+            match chain.run(trailers_phase, ex, true, &*clusters).await {
+                ChainVerdict::Respond(r) => {
+                    if let Some(local) = local.take() {
+                        let _ = local.send(r);
+                    }
+                    let _ = tx.send(Err("a filter answered the request".into())).await;
+                    return;
+                }
+                ChainVerdict::Continue | ChainVerdict::Buffer => {}
+            }
+            let pairs = match side {
+                Side::Request => &ex.request_trailers,
+                Side::Response => &ex.response_trailers,
+            };
+            let _ = tx.send(Ok(Frame::trailers(pairs_to_headers(pairs)))).await;
+            return;
+        }
+        if eos {
+            return;
+        }
+    }
+}
+
+/// A body fed by a bounded channel.
+struct ChannelBody {
+    rx: mpsc::Receiver<Result<Frame<Bytes>, BoxError>>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// A body that errors once more than `left` bytes went through, and says so in `flag`.
+struct Limit<B> {
+    inner: B,
+    left: u64,
+    flag: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<B> Body for Limit<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    if n > self.left {
+                        self.flag.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err("body larger than the configured limit".into())));
+                    }
+                    self.left -= n;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+type Done = Box<dyn FnOnce(bool) + Send>;
+
+/// Runs `done` once, when the body ends (`true`) or is dropped early (`false`).
+struct OnEnd {
+    inner: DownBody,
+    done: Option<Done>,
+}
+
+impl Body for OnEnd {
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let res = Pin::new(&mut self.inner).poll_frame(cx);
+        match &res {
+            Poll::Ready(None) => {
+                if let Some(done) = self.done.take() {
+                    done(true);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(done) = self.done.take() {
+                    done(false);
+                }
+            }
+            _ => {}
+        }
+        res
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            done(self.inner.is_end_stream());
+        }
+    }
+}
+
+// === Local responses and accounting ===
+
+fn plain(status: u16, body: &'static str) -> Response<DownBody> {
+    let mut r = Response::new(
+        http_body_util::Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed_unsync(),
+    );
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+fn local_plain(status: u16, body: &str) -> LocalResponse {
+    LocalResponse {
+        status,
+        body: body.as_bytes().to_vec(),
+        headers: vec![("content-type".into(), b"text/plain".to_vec())],
+        ..LocalResponse::default()
+    }
+}
+
+/// A filter's local response as an HTTP response.
+pub fn local(r: LocalResponse) -> Response<DownBody> {
+    let mut resp = Response::new(http_body_util::Full::new(Bytes::from(r.body)).map_err(|e| match e {}).boxed_unsync());
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in &r.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
+            resp.headers_mut().append(n, v);
+        }
+    }
+    resp
+}
+
+fn finish_local(
+    shared: &Shared,
+    l: &ListenerRt,
+    route: Option<&RouteRt>,
+    log: &mut Record,
+    start: Instant,
+    resp: Response<DownBody>,
+) -> Response<DownBody> {
+    let status = resp.status().as_u16();
+    let (route_name, cluster) = route.map_or(("", ""), |r| (r.name.as_str(), r.cluster.name.as_str()));
+    shared.metrics.request(&l.name, route_name, cluster, status, start.elapsed());
+    log.status = status;
+    log.local = true;
+    log.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+    log.complete = true;
+    if let Some(access) = shared.access_log() {
+        access.write(log);
+    }
+    resp
+}
+
+async fn finish_flow_local(
+    shared: &Shared,
+    l: &ListenerRt,
+    route: &RouteRt,
+    log: &mut Record,
+    start: Instant,
+    flow: Option<Flow>,
+    r: LocalResponse,
+) -> Response<DownBody> {
+    if let Some(flow) = flow {
+        let mut guard = flow.lock().await;
+        let (chain, ex) = &mut *guard;
+        chain.finish(ex);
+    }
+    finish_local(shared, l, Some(route), log, start, local(r))
+}
+
+/// One access-log record.
+#[derive(Debug, serde::Serialize)]
+pub struct Record {
+    time: String,
+    listener: String,
+    route: String,
+    cluster: String,
+    method: String,
+    path: String,
+    authority: String,
+    protocol: &'static str,
+    client: String,
+    request_id: String,
+    status: u16,
+    local: bool,
+    complete: bool,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_error: Option<String>,
+}
+
+impl Record {
+    fn new(listener: &str, req: &Request<Incoming>, conn: ConnInfo) -> Record {
+        let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        Record {
+            time: format!("{secs:.6}"),
+            listener: listener.to_owned(),
+            route: String::new(),
+            cluster: String::new(),
+            method: req.method().as_str().to_owned(),
+            path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            authority: req.uri().authority().map(|a| a.to_string()).unwrap_or_else(|| {
+                req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned()
+            }),
+            protocol: protocol(req.version()),
+            client: conn.peer.to_string(),
+            request_id: String::new(),
+            status: 0,
+            local: false,
+            complete: false,
+            duration_ms: 0.0,
+            upstream_ms: None,
+            upstream_error: None,
+        }
+    }
+}
+
+// === Headers ===
+
+/// The HTTP version as Proxy-Wasm's `request.protocol` names it.
+pub fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn authority(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Every header as (lower-case name, value bytes).
+pub fn header_pairs(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+    h.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect()
+}
+
+fn request_pairs(parts: &http::request::Parts, authority: &str, tls: bool) -> Vec<(String, Vec<u8>)> {
+    let mut pairs = Vec::with_capacity(parts.headers.len() + 4);
+    pairs.push((":method".into(), parts.method.as_str().as_bytes().to_vec()));
+    pairs.push((":path".into(), parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes().to_vec()));
+    pairs.push((":authority".into(), authority.as_bytes().to_vec()));
+    pairs.push((":scheme".into(), if tls { b"https".to_vec() } else { b"http".to_vec() }));
+    for (n, v) in &parts.headers {
+        if n != header::HOST {
+            pairs.push((n.as_str().to_owned(), v.as_bytes().to_vec()));
+        }
+    }
+    pairs
+}
+
+fn response_pairs(parts: &http::response::Parts) -> Vec<(String, Vec<u8>)> {
+    let mut pairs = Vec::with_capacity(parts.headers.len() + 1);
+    pairs.push((":status".into(), parts.status.as_str().as_bytes().to_vec()));
+    pairs.extend(header_pairs(&parts.headers));
+    pairs
+}
+
+/// Headers from pairs, pseudo headers and invalid names or values left out.
+pub fn pairs_to_headers(pairs: &[(String, Vec<u8>)]) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if name.starts_with(':') {
+            continue;
+        }
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
+            (Ok(n), Ok(v)) => {
+                h.append(n, v);
+            }
+            _ => tracing::warn!(header = %name, "a filter set an invalid header; dropped"),
+        }
+    }
+    h
+}
+
+fn pseudo<'a>(pairs: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+}
+
+fn apply_request_pairs(parts: &mut http::request::Parts, pairs: &[(String, Vec<u8>)]) {
+    let mut headers = pairs_to_headers(pairs);
+    if let Some(m) = pseudo(pairs, ":method").and_then(|m| http::Method::from_bytes(m).ok()) {
+        parts.method = m;
+    }
+    if let Some(p) = pseudo(pairs, ":path").and_then(|p| http::uri::PathAndQuery::try_from(p).ok()) {
+        parts.uri = http::Uri::from(p);
+    }
+    if let Some(a) = pseudo(pairs, ":authority").and_then(|a| HeaderValue::from_bytes(a).ok()) {
+        headers.insert(header::HOST, a);
+    }
+    parts.headers = headers;
+}
+
+fn apply_response_pairs(parts: &mut http::response::Parts, pairs: &[(String, Vec<u8>)]) {
+    if let Some(s) = pseudo(pairs, ":status").and_then(|s| StatusCode::from_bytes(s).ok()) {
+        parts.status = s;
+    }
+    parts.headers = pairs_to_headers(pairs);
+}
+
+/// Removes connection-specific headers (RFC 9110 §7.6.1), keeping `te: trailers`.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    let te_trailers = h.get_all(header::TE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for n in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        h.remove(n);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+    if te_trailers {
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+fn append_forwarded_for(h: &mut HeaderMap, peer: SocketAddr) {
+    let ip = peer.ip().to_string();
+    let value = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.insert("x-forwarded-for", v);
+    }
+}
+
+/// A random, UUID-shaped request id.
+fn new_request_id() -> String {
+    static SEED: LazyLock<std::collections::hash_map::RandomState> = LazyLock::new(Default::default);
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut a = SEED.build_hasher();
+    a.write_u64(n);
+    let mut b = SEED.build_hasher();
+    b.write_u64(!n);
+    let (x, y) = (a.finish(), b.finish());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        x >> 32,
+        (x >> 16) & 0xffff,
+        x & 0xfff,
+        (y >> 48) & 0x3fff | 0x8000,
+        y & 0xffff_ffff_ffff
+    )
+}
+
+/// How long a filter's `http_call` may take when the filter gave no timeout.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_te_trailers_stays() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["te", "x-kept"]);
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let mut h = HeaderMap::new();
+        append_forwarded_for(&mut h, "10.0.0.1:5".parse().unwrap());
+        append_forwarded_for(&mut h, "127.0.0.1:6".parse().unwrap());
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_uuid_shaped() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn pairs_round_trip_and_pseudo_headers_apply() {
+        let req =
+            Request::builder().method("GET").uri("/a?b=1").header("host", "h:1").header("x-y", "z").body(()).unwrap();
+        let (mut parts, ()) = req.into_parts();
+        let mut pairs = request_pairs(&parts, "h:1", false);
+        assert_eq!(pairs[0], (":method".into(), b"GET".to_vec()));
+        assert_eq!(pairs[1], (":path".into(), b"/a?b=1".to_vec()));
+        pairs[1].1 = b"/rewritten".to_vec();
+        pairs.push(("x-added".into(), b"1".to_vec()));
+        apply_request_pairs(&mut parts, &pairs);
+        assert_eq!(parts.uri.path(), "/rewritten");
+        assert_eq!(parts.headers["host"], "h:1");
+        assert_eq!(parts.headers["x-added"], "1");
+        assert_eq!(parts.headers["x-y"], "z");
+    }
+}

@@ -1,0 +1,295 @@
+//! The immutable runtime snapshot: a validated config compiled into routes, clusters and loaded
+//! filters. Hot reload builds a new snapshot beside the running one and swaps an `Arc`; the
+//! request path loads the current one without taking a lock, and in-flight requests keep the
+//! snapshot they started with.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use duet_proxywasm::SharedState;
+
+use crate::MeshError;
+use crate::config::{self, Config};
+use crate::filter::HttpFilter;
+use crate::metrics::Metrics;
+use crate::proxy::Record;
+use crate::upstream::{Cluster, Clusters};
+use crate::wasm_filter::WasmFilter;
+
+/// A compiled route.
+#[derive(Debug)]
+pub struct RouteRt {
+    /// Its name in metrics and logs.
+    pub name: String,
+    host: Option<String>,
+    prefix: String,
+    /// Where it sends requests.
+    pub cluster: Arc<Cluster>,
+    /// Its own timeout, if set.
+    pub timeout: Option<Duration>,
+}
+
+impl RouteRt {
+    fn matches(&self, host: &str, path: &str) -> bool {
+        if !path.starts_with(&self.prefix) {
+            return false;
+        }
+        let Some(want) = &self.host else { return true };
+        let host = strip_port(host);
+        match want.strip_prefix("*.") {
+            Some(suffix) => {
+                host.len() > suffix.len() + 1
+                    && host.ends_with(suffix)
+                    && host[..host.len() - suffix.len()].ends_with('.')
+            }
+            None => host.eq_ignore_ascii_case(want),
+        }
+    }
+}
+
+/// `host` without its `:port` (`[v6]:port` gives `v6`).
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// A compiled listener.
+pub struct ListenerRt {
+    /// Its name.
+    pub name: String,
+    /// Its configuration.
+    pub config: config::Listener,
+    routes: Vec<RouteRt>,
+    /// Its filter chain.
+    pub filters: Vec<Arc<dyn HttpFilter>>,
+    /// TLS, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for ListenerRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerRt").field("name", &self.name).field("routes", &self.routes).finish_non_exhaustive()
+    }
+}
+
+impl ListenerRt {
+    /// The first route matching `host` and `path`.
+    pub fn route(&self, host: &str, path: &str) -> Option<&RouteRt> {
+        self.routes.iter().find(|r| r.matches(host, path))
+    }
+}
+
+/// Where access-log lines go.
+pub struct AccessLog {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog").finish_non_exhaustive()
+    }
+}
+
+impl AccessLog {
+    fn open(cfg: &config::AccessLog) -> Result<AccessLog, MeshError> {
+        let out: Box<dyn Write + Send> = if cfg.path == "-" {
+            Box::new(std::io::stderr())
+        } else {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&cfg.path)
+                .map_err(|e| MeshError::Invalid(format!("access_log.path `{}`: {e}", cfg.path)))?;
+            Box::new(std::io::LineWriter::new(f))
+        };
+        Ok(AccessLog { out: Mutex::new(out) })
+    }
+
+    /// Writes one record as a JSON line.
+    pub fn write(&self, record: &Record) {
+        let Ok(mut line) = serde_json::to_vec(record) else { return };
+        line.push(b'\n');
+        let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = out.write_all(&line);
+    }
+}
+
+/// One immutable configuration, ready to serve.
+pub struct Snapshot {
+    /// The config it was built from.
+    pub config: Config,
+    /// Listeners by name.
+    pub listeners: Vec<Arc<ListenerRt>>,
+    /// Clusters (also the filters' `http_call` targets).
+    pub clusters: Arc<Clusters>,
+    /// The access log, when on.
+    pub access_log: Option<Arc<AccessLog>>,
+    /// Counts snapshots: 1 for the first.
+    pub generation: u64,
+    /// When it was built.
+    pub loaded_at: SystemTime,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("generation", &self.generation).finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    /// Builds a snapshot: reads TLS files, compiles and configures every filter.
+    pub fn build(
+        config: Config,
+        metrics: &Arc<Metrics>,
+        wasm_shared: &Arc<SharedState>,
+        generation: u64,
+    ) -> Result<Snapshot, MeshError> {
+        let workers = config.workers.unwrap_or_else(default_workers);
+        let clusters: Vec<Arc<Cluster>> =
+            config.clusters.iter().map(|c| Cluster::new(c, metrics).map(Arc::new)).collect::<Result<_, _>>()?;
+        let clusters = Arc::new(Clusters(clusters));
+        let upstreams = config.cluster_names();
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let mut routes = Vec::new();
+            for r in &l.routes {
+                let cluster = clusters
+                    .get(&r.cluster)
+                    .cloned()
+                    .ok_or_else(|| MeshError::Invalid(format!("route to undefined cluster `{}`", r.cluster)))?;
+                routes.push(RouteRt {
+                    name: r.name.clone().unwrap_or_else(|| r.prefix.clone()),
+                    host: r.host.clone(),
+                    prefix: r.prefix.clone(),
+                    cluster,
+                    timeout: r.timeout_ms.map(Duration::from_millis),
+                });
+            }
+            let mut filters: Vec<Arc<dyn HttpFilter>> = Vec::new();
+            for f in &l.filters {
+                filters.push(Arc::new(WasmFilter::load(f, upstreams.clone(), wasm_shared, metrics, workers)?));
+            }
+            let tls = l.tls.as_ref().map(crate::tls::server_config).transpose()?;
+            listeners.push(Arc::new(ListenerRt { name: l.name.clone(), config: l.clone(), routes, filters, tls }));
+        }
+        let access_log = config.access_log.as_ref().map(AccessLog::open).transpose()?.map(Arc::new);
+        Ok(Snapshot { config, listeners, clusters, access_log, generation, loaded_at: SystemTime::now() })
+    }
+
+    /// The listener called `name`.
+    pub fn listener(&self, name: &str) -> Option<&ListenerRt> {
+        self.listeners.iter().find(|l| l.name == name).map(|l| &**l)
+    }
+
+    /// Every filter of every listener.
+    pub fn filters(&self) -> Vec<Arc<dyn HttpFilter>> {
+        self.listeners.iter().flat_map(|l| l.filters.iter().cloned()).collect()
+    }
+}
+
+/// The number of CPUs, the default worker count.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// What every task of the running sidecar shares.
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    /// Metrics, for the process's lifetime.
+    pub metrics: Arc<Metrics>,
+    /// Proxy-Wasm shared data and queues, for the process's lifetime (they survive reloads).
+    pub wasm_shared: Arc<SharedState>,
+    /// The config file reloads read.
+    pub config_path: PathBuf,
+    /// Set once every listener is bound.
+    pub ready: AtomicBool,
+    generation: AtomicU64,
+    /// Serializes reloads.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    /// The last reload's error, for the admin API.
+    pub last_reload_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("config_path", &self.config_path).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Starts from a first snapshot.
+    pub fn new(first: Snapshot, metrics: Arc<Metrics>, wasm_shared: Arc<SharedState>, config_path: &Path) -> Shared {
+        let generation = first.generation;
+        Shared {
+            snapshot: ArcSwap::from_pointee(first),
+            metrics,
+            wasm_shared,
+            config_path: config_path.to_owned(),
+            ready: AtomicBool::new(false),
+            generation: AtomicU64::new(generation),
+            reload_lock: tokio::sync::Mutex::new(()),
+            last_reload_error: Mutex::new(None),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The access log of the current snapshot.
+    pub fn access_log(&self) -> Option<Arc<AccessLog>> {
+        self.snapshot.load().access_log.clone()
+    }
+
+    /// The next snapshot's generation.
+    pub fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Makes `next` current.
+    pub fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
+        self.snapshot.swap(Arc::new(next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(host: Option<&str>, prefix: &str) -> RouteRt {
+        let metrics = Arc::new(Metrics::new());
+        let cfg: config::Cluster = serde_norway::from_str("{ name: c, endpoints: [\"127.0.0.1:1\"] }").unwrap();
+        RouteRt {
+            name: "r".into(),
+            host: host.map(str::to_owned),
+            prefix: prefix.into(),
+            cluster: Arc::new(Cluster::new(&cfg, &metrics).unwrap()),
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn routes_match_host_and_prefix() {
+        assert!(route(None, "/api").matches("x", "/api/v1"));
+        assert!(!route(None, "/api").matches("x", "/web"));
+        let exact = route(Some("example.com"), "/");
+        assert!(exact.matches("example.com:8080", "/"));
+        assert!(exact.matches("EXAMPLE.com", "/a"));
+        assert!(!exact.matches("other.com", "/"));
+        let wild = route(Some("*.example.com"), "/");
+        assert!(wild.matches("a.example.com", "/"));
+        assert!(wild.matches("a.b.example.com:1", "/"));
+        assert!(!wild.matches("example.com", "/"));
+        assert!(!wild.matches("badexample.com", "/"));
+    }
+}

@@ -1,0 +1,465 @@
+//! The running sidecar: listeners (plain or TLS, HTTP/1.1 and HTTP/2 on one port), the admin
+//! endpoint, signals, hot reload and graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::MeshError;
+use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::proxy::{self, ConnInfo};
+use crate::runtime::{Shared, Snapshot};
+
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Bound {
+    name: String,
+    address: String,
+    local: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+/// A running sidecar.
+pub struct Server {
+    shared: Arc<Shared>,
+    bound: tokio::sync::Mutex<Vec<Bound>>,
+    graceful: std::sync::Mutex<Option<GracefulShutdown>>,
+    admin: Option<(SocketAddr, watch::Sender<bool>)>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("shared", &self.shared).finish_non_exhaustive()
+    }
+}
+
+/// What `duet mesh check` found.
+#[derive(Debug, serde::Serialize)]
+pub struct CheckReport {
+    /// Listeners with their filters.
+    pub listeners: Vec<serde_json::Value>,
+    /// Clusters.
+    pub clusters: Vec<String>,
+}
+
+/// Validates the config and loads every filter (each configures one VM), without serving.
+pub fn check(config_path: &Path) -> Result<CheckReport, MeshError> {
+    let config = Config::load(config_path)?;
+    let clusters = config.cluster_names();
+    let snapshot = Snapshot::build(config, &Arc::new(Metrics::new()), &duet_proxywasm::SharedState::new(), 1)?;
+    let listeners = snapshot
+        .listeners
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "name": l.name,
+                "address": l.config.address,
+                "tls": l.tls.is_some(),
+                "filters": l.filters.iter().map(|f| f.status()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(CheckReport { listeners, clusters })
+}
+
+/// Runs the sidecar in the foreground until SIGTERM or SIGINT; SIGHUP reloads.
+pub fn run(config_path: &Path) -> Result<(), MeshError> {
+    let config = Config::load(config_path)?;
+    let workers = config.workers.unwrap_or_else(crate::runtime::default_workers);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .thread_name("duet-mesh")
+        .build()
+        .map_err(|e| MeshError::Invalid(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async {
+        let server = Server::start(config_path, config).await?;
+        server.wait_for_signals().await;
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+impl Server {
+    /// Builds the first snapshot, binds every listener and the admin endpoint, and serves.
+    pub async fn start(config_path: &Path, config: Config) -> Result<Arc<Server>, MeshError> {
+        let metrics = Arc::new(Metrics::new());
+        let wasm_shared = duet_proxywasm::SharedState::new();
+        let admin_address = config.admin.as_ref().map(|a| a.address.clone());
+        let snapshot = {
+            let (metrics, wasm_shared) = (Arc::clone(&metrics), Arc::clone(&wasm_shared));
+            tokio::task::spawn_blocking(move || Snapshot::build(config, &metrics, &wasm_shared, 1))
+                .await
+                .map_err(|e| MeshError::Invalid(format!("loading the config failed: {e}")))??
+        };
+        let shared = Arc::new(Shared::new(snapshot, metrics, wasm_shared, config_path));
+        let admin = match admin_address {
+            Some(a) => {
+                let addr = config::parse_addr(&a).map_err(MeshError::Invalid)?;
+                let listener =
+                    TcpListener::bind(addr).await.map_err(|source| MeshError::Bind { address: a.clone(), source })?;
+                let local = listener.local_addr().map_err(|source| MeshError::Bind { address: a, source })?;
+                let (tx, rx) = watch::channel(false);
+                Some((local, tx, listener, rx))
+            }
+            None => None,
+        };
+        let server = Arc::new(Server {
+            shared: Arc::clone(&shared),
+            bound: tokio::sync::Mutex::new(Vec::new()),
+            graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
+            admin: admin.as_ref().map(|(local, tx, _, _)| (*local, tx.clone())),
+        });
+        let snapshot = shared.snapshot();
+        let mut bound = Vec::new();
+        for l in &snapshot.config.listeners {
+            bound.push(server.bind(l).await?);
+        }
+        *server.bound.lock().await = bound;
+        start_background(&snapshot);
+        if let Some((_, _, listener, rx)) = admin {
+            tokio::spawn(admin_loop(Arc::clone(&server), listener, rx));
+        }
+        shared.ready.store(true, Ordering::Relaxed);
+        tracing::info!(
+            listeners = %snapshot.listeners.iter().map(|l| format!("{}={}", l.name, l.config.address)).collect::<Vec<_>>().join(","),
+            admin = ?server.admin.as_ref().map(|a| a.0),
+            "duet mesh serving"
+        );
+        Ok(server)
+    }
+
+    /// The bound addresses of the listeners (useful with port 0).
+    pub async fn listener_addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.bound.lock().await.iter().map(|b| (b.name.clone(), b.local)).collect()
+    }
+
+    /// The admin endpoint's bound address.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.0)
+    }
+
+    async fn bind(self: &Arc<Self>, l: &config::Listener) -> Result<Bound, MeshError> {
+        let addr = config::parse_addr(&l.address).map_err(MeshError::Invalid)?;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| MeshError::Bind { address: l.address.clone(), source })?;
+        let local = listener.local_addr().map_err(|source| MeshError::Bind { address: l.address.clone(), source })?;
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(accept_loop(Arc::clone(self), Arc::from(l.name.as_str()), listener, rx));
+        Ok(Bound { name: l.name.clone(), address: l.address.clone(), local, stop })
+    }
+
+    /// Waits for SIGTERM or SIGINT, reloading on every SIGHUP meanwhile.
+    pub async fn wait_for_signals(self: &Arc<Self>) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::error!("cannot install signal handlers; serving until killed");
+            std::future::pending::<()>().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading {}", self.shared.config_path.display());
+                    let _ = self.reload().await;
+                }
+                _ = term.recv() => { tracing::info!("SIGTERM: draining"); return; }
+                _ = int.recv() => { tracing::info!("SIGINT: draining"); return; }
+            }
+        }
+    }
+
+    /// Loads the config file again. The new snapshot is used only when everything in it loaded
+    /// (filters, certificates, new listener addresses); otherwise the running one stays.
+    pub async fn reload(self: &Arc<Self>) -> Result<u64, String> {
+        let shared = &self.shared;
+        let _serial = shared.reload_lock.lock().await;
+        let res = self.reload_locked().await;
+        shared.metrics.reload(res.is_ok());
+        match &res {
+            Ok(generation) => {
+                tracing::info!(generation, "config reloaded");
+                *shared.last_reload_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed; the running config stays");
+                *shared.last_reload_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.clone());
+            }
+        }
+        res
+    }
+
+    async fn reload_locked(self: &Arc<Self>) -> Result<u64, String> {
+        let shared = &self.shared;
+        let config = Config::load(&shared.config_path).map_err(|e| e.to_string())?;
+        let generation = shared.next_generation();
+        let snapshot = {
+            let (metrics, wasm_shared) = (Arc::clone(&shared.metrics), Arc::clone(&shared.wasm_shared));
+            tokio::task::spawn_blocking(move || Snapshot::build(config, &metrics, &wasm_shared, generation))
+                .await
+                .map_err(|e| format!("loading the config failed: {e}"))?
+                .map_err(|e| e.to_string())?
+        };
+        // Bind what is new before switching, so a taken port keeps the old config running.
+        let mut bound = self.bound.lock().await;
+        let mut next = Vec::new();
+        let mut fresh = Vec::new();
+        for l in &snapshot.config.listeners {
+            match bound.iter().position(|b| b.name == l.name && b.address == l.address) {
+                Some(i) => next.push(bound.swap_remove(i)),
+                None => match self.bind(l).await {
+                    Ok(b) => fresh.push(b),
+                    Err(e) => {
+                        for b in fresh {
+                            let _ = b.stop.send(true);
+                        }
+                        bound.extend(next);
+                        return Err(e.to_string());
+                    }
+                },
+            }
+        }
+        start_background(&snapshot);
+        shared.swap(snapshot);
+        // Listeners gone from the config stop accepting; their open connections finish.
+        for old in bound.drain(..) {
+            let _ = old.stop.send(true);
+        }
+        next.extend(fresh);
+        *bound = next;
+        Ok(generation)
+    }
+
+    /// Stops accepting, lets in-flight requests finish up to the drain timeout, then returns.
+    pub async fn shutdown(&self) {
+        self.shared.ready.store(false, Ordering::Relaxed);
+        for b in self.bound.lock().await.iter() {
+            let _ = b.stop.send(true);
+        }
+        let drain = Duration::from_millis(self.shared.snapshot().config.drain_timeout_ms);
+        let graceful = self.graceful.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(g) = graceful {
+            match tokio::time::timeout(drain, g.shutdown()).await {
+                Ok(()) => tracing::info!("drained"),
+                Err(_) => tracing::warn!(?drain, "drain timeout: closing the remaining connections"),
+            }
+        }
+        if let Some((_, stop)) = &self.admin {
+            let _ = stop.send(true);
+        }
+    }
+}
+
+fn start_background(snapshot: &Snapshot) {
+    let io: Arc<dyn crate::filter::Upstreams> = snapshot.clusters.clone();
+    for f in snapshot.filters() {
+        f.start_background(Arc::clone(&io));
+    }
+}
+
+async fn accept_loop(server: Arc<Server>, name: Arc<str>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            res = listener.accept() => match res {
+                Ok((tcp, peer)) => {
+                    let watcher = server.graceful.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|g| g.watcher());
+                    let Some(watcher) = watcher else { return };
+                    tokio::spawn(serve_conn(Arc::clone(&server.shared), Arc::clone(&name), tcp, peer, watcher));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(listener = %name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+}
+
+struct ConnGuard(Arc<Shared>, Arc<str>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.metrics.connection(&self.1, -1);
+    }
+}
+
+async fn serve_conn(
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let Ok(local) = tcp.local_addr() else { return };
+    let _ = tcp.set_nodelay(true);
+    shared.metrics.connection(&name, 1);
+    let _guard = ConnGuard(Arc::clone(&shared), Arc::clone(&name));
+    let snapshot = shared.snapshot();
+    let Some(l) = snapshot.listener(&name) else { return };
+    let max_header = l.config.max_header_bytes;
+    match l.tls.clone() {
+        None => {
+            let conn = ConnInfo { peer, local, tls: false, mtls: false };
+            serve_io(shared, name, tcp, conn, max_header, watcher).await;
+        }
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(listener = %name, client = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(listener = %name, client = %peer, "TLS handshake timeout");
+                    return;
+                }
+            };
+            let mtls = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+            let conn = ConnInfo { peer, local, tls: true, mtls };
+            serve_io(shared, name, stream, conn, max_header, watcher).await;
+        }
+    }
+}
+
+async fn serve_io<I>(
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    io: I,
+    conn: ConnInfo,
+    max_header: usize,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .max_buf_size(max_header.max(8192))
+        .header_read_timeout(Duration::from_secs(30));
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(max_header as u32);
+    let service =
+        service_fn(move |req: Request<Incoming>| proxy::handle(Arc::clone(&shared), Arc::clone(&name), conn, req));
+    let connection = builder.serve_connection(TokioIo::new(io), service).into_owned();
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(client = %conn.peer, error = %e, "connection ended with an error");
+    }
+}
+
+// === Admin ===
+
+async fn admin_loop(server: Arc<Server>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            res = listener.accept() => {
+                let Ok((tcp, _)) = res else { continue };
+                let server = Arc::clone(&server);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| admin(Arc::clone(&server), req));
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+                });
+            }
+        }
+    }
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    r
+}
+
+fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
+    body.push(b'\n');
+    respond(status, "application/json", body)
+}
+
+async fn admin(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let shared = &server.shared;
+    let snapshot = shared.snapshot();
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    // The body is not needed by any endpoint; read it (bounded) so keep-alive works.
+    let _ = http_body_util::Limited::new(req.into_body(), 64 << 10).collect().await;
+    Ok(match (method, path.as_str()) {
+        (Method::GET, "/metrics") => respond(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            shared.metrics.encode(&snapshot.filters()),
+        ),
+        (Method::GET, "/config") => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "generation": snapshot.generation,
+                "file": shared.config_path.display().to_string(),
+                "config": snapshot.config,
+            }),
+        ),
+        (Method::GET, "/filters") => {
+            let filters: Vec<serde_json::Value> = snapshot
+                .listeners
+                .iter()
+                .flat_map(|l| {
+                    l.filters.iter().map(|f| {
+                        let mut s = f.status();
+                        s["listener"] = serde_json::Value::from(l.name.clone());
+                        s
+                    })
+                })
+                .collect();
+            json(StatusCode::OK, &serde_json::json!({ "generation": snapshot.generation, "filters": filters }))
+        }
+        (Method::GET, "/ready") => {
+            if shared.ready.load(Ordering::Relaxed) {
+                respond(StatusCode::OK, "text/plain", "ready\n")
+            } else {
+                respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n")
+            }
+        }
+        (Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
+        (Method::POST, "/reload") => match server.reload().await {
+            Ok(generation) => json(StatusCode::OK, &serde_json::json!({ "ok": true, "generation": generation })),
+            Err(e) => json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({ "ok": false, "error": e, "generation": shared.snapshot().generation }),
+            ),
+        },
+        (_, "/reload") => respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use POST /reload\n"),
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "endpoints: GET /metrics /config /filters /ready /healthz, POST /reload\n",
+        ),
+    })
+}
+
+/// The config file path, made absolute.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}

@@ -1,0 +1,399 @@
+//! Upstream clusters: endpoint choice (round robin, least request), a connection pool per
+//! endpoint (idle HTTP/1.1 keep-alive connections; one multiplexed HTTP/2 connection), connect
+//! and request timeouts, bounded retries of failed connects on other endpoints, and outlier
+//! ejection of endpoints that keep failing to connect.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::{self, LbPolicy};
+use crate::filter::{BoxFuture, CallRequest, HttpCallResponse, Upstreams};
+use crate::metrics::Metrics;
+use crate::{BoxError, MeshError};
+
+/// Request bodies sent upstream.
+pub type UpBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Why an upstream exchange failed; each maps to a status for the downstream client.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No endpoint could be connected to (after retries).
+    #[error("upstream connect error: {0}")]
+    Connect(String),
+    /// The response head did not arrive in time.
+    #[error("upstream request timeout after {0:?}")]
+    Timeout(Duration),
+    /// The endpoint reset the connection or sent something that is not HTTP.
+    #[error("upstream protocol error: {0}")]
+    Protocol(String),
+}
+
+impl UpstreamError {
+    /// The status the downstream client gets.
+    pub fn status(&self) -> u16 {
+        match self {
+            UpstreamError::Connect(_) => 503,
+            UpstreamError::Timeout(_) => 504,
+            UpstreamError::Protocol(_) => 502,
+        }
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+struct Endpoint {
+    address: String,
+    host: String,
+    port: u16,
+    in_flight: AtomicUsize,
+    failures: AtomicU32,
+    ejected_until: Mutex<Option<Instant>>,
+    idle: Mutex<Vec<(Instant, http1::SendRequest<UpBody>)>>,
+    h2: Mutex<Option<http2::SendRequest<UpBody>>>,
+}
+
+impl Endpoint {
+    fn is_ejected(&self, now: Instant) -> bool {
+        matches!(*lock(&self.ejected_until), Some(t) if t > now)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding a pool lock leaves plain data behind; keep using it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Held while a request is in flight on an endpoint (least-request balancing counts these).
+#[derive(Debug)]
+pub struct InFlight(Arc<Endpoint>);
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("address", &self.address).finish_non_exhaustive()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A cluster, ready to send requests.
+pub struct Cluster {
+    /// Its name.
+    pub name: String,
+    config: config::Cluster,
+    endpoints: Vec<Arc<Endpoint>>,
+    next: AtomicUsize,
+    tls: Option<(TlsConnector, Option<String>)>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("name", &self.name).field("endpoints", &self.endpoints).finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Builds the cluster (reads its TLS files).
+    pub fn new(config: &config::Cluster, metrics: &Arc<Metrics>) -> Result<Cluster, MeshError> {
+        let mut endpoints = Vec::new();
+        for e in &config.endpoints {
+            let (host, port) =
+                config::split_host_port(e).map_err(|m| MeshError::Invalid(format!("endpoint `{e}`: {m}")))?;
+            endpoints.push(Arc::new(Endpoint {
+                address: e.clone(),
+                host,
+                port,
+                in_flight: AtomicUsize::new(0),
+                failures: AtomicU32::new(0),
+                ejected_until: Mutex::new(None),
+                idle: Mutex::new(Vec::new()),
+                h2: Mutex::new(None),
+            }));
+        }
+        let tls = match &config.tls {
+            Some(t) => Some((TlsConnector::from(crate::tls::client_config(t, config.http2)?), t.server_name.clone())),
+            None => None,
+        };
+        Ok(Cluster {
+            name: config.name.clone(),
+            config: config.clone(),
+            endpoints,
+            next: AtomicUsize::new(0),
+            tls,
+            metrics: Arc::clone(metrics),
+        })
+    }
+
+    /// The configured request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms)
+    }
+
+    /// Whether requests go out as HTTP/2.
+    pub fn is_http2(&self) -> bool {
+        self.config.http2
+    }
+
+    /// Whether requests go out over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    fn pick(&self, tried: &[usize]) -> Option<usize> {
+        let now = Instant::now();
+        let n = self.endpoints.len();
+        let healthy: Vec<usize> =
+            (0..n).filter(|i| !tried.contains(i) && !self.endpoints[*i].is_ejected(now)).collect();
+        // When every untried endpoint is ejected, try them anyway (panic mode) rather than fail.
+        let candidates = if healthy.is_empty() { (0..n).filter(|i| !tried.contains(i)).collect() } else { healthy };
+        if candidates.is_empty() {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let a = candidates[start % candidates.len()];
+        match self.config.lb {
+            LbPolicy::RoundRobin => Some(a),
+            LbPolicy::LeastRequest => {
+                let b = candidates[(start + 1) % candidates.len()];
+                let load = |i: usize| self.endpoints[i].in_flight.load(Ordering::Relaxed);
+                Some(if load(b) < load(a) { b } else { a })
+            }
+        }
+    }
+
+    fn connect_failed(&self, ep: &Endpoint) {
+        self.metrics.connect_failure(&self.name, &ep.address);
+        let failures = ep.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= self.config.outlier.consecutive_failures {
+            let mut until = lock(&ep.ejected_until);
+            let now = Instant::now();
+            if !matches!(*until, Some(t) if t > now) {
+                *until = Some(now + Duration::from_millis(self.config.outlier.ejection_ms));
+                self.metrics.ejection(&self.name, &ep.address);
+                tracing::warn!(cluster = %self.name, endpoint = %ep.address, failures, "endpoint ejected");
+            }
+        }
+    }
+
+    async fn connect_io(&self, ep: &Endpoint) -> Result<Box<dyn Io>, String> {
+        let timeout = Duration::from_millis(self.config.connect_timeout_ms);
+        let tcp = match tokio::time::timeout(timeout, TcpStream::connect((ep.host.as_str(), ep.port))).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("{}: {e}", ep.address)),
+            Err(_) => return Err(format!("{}: connect timeout after {timeout:?}", ep.address)),
+        };
+        let _ = tcp.set_nodelay(true);
+        let Some((connector, server_name)) = &self.tls else { return Ok(Box::new(tcp)) };
+        let name = server_name.clone().unwrap_or_else(|| ep.host.clone());
+        let name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|_| format!("{}: `{name}` is not a valid TLS server name", ep.address))?;
+        match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+            Ok(Ok(s)) => Ok(Box::new(s)),
+            Ok(Err(e)) => Err(format!("{}: TLS handshake: {e}", ep.address)),
+            Err(_) => Err(format!("{}: TLS handshake timeout", ep.address)),
+        }
+    }
+
+    async fn connect_h1(&self, ep: &Endpoint) -> Result<http1::SendRequest<UpBody>, String> {
+        let io = self.connect_io(ep).await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| format!("{}: HTTP/1.1 handshake: {e}", ep.address))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    async fn h2_sender(&self, ep: &Endpoint) -> Result<http2::SendRequest<UpBody>, String> {
+        if let Some(s) = lock(&ep.h2).as_ref().filter(|s| !s.is_closed()) {
+            return Ok(s.clone());
+        }
+        let io = self.connect_io(ep).await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| format!("{}: HTTP/2 handshake: {e}", ep.address))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        *lock(&ep.h2) = Some(sender.clone());
+        Ok(sender)
+    }
+
+    fn idle_h1(&self, ep: &Endpoint) -> Option<http1::SendRequest<UpBody>> {
+        let max_age = Duration::from_millis(self.config.idle_timeout_ms);
+        let mut idle = lock(&ep.idle);
+        while let Some((since, sender)) = idle.pop() {
+            if since.elapsed() < max_age && sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Sends `req` (origin-form URI and `host` header already set) to an endpoint, retrying
+    /// failed connects on others; waits for the response head at most `timeout`.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut req: Request<UpBody>,
+        timeout: Duration,
+    ) -> Result<(Response<Incoming>, InFlight), UpstreamError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut tried = Vec::new();
+        let mut last = String::from("no endpoints");
+        let attempts = 1 + self.config.connect_retries as usize;
+        while tried.len() < attempts {
+            let Some(i) = self.pick(&tried) else { break };
+            let ep = Arc::clone(&self.endpoints[i]);
+            // HTTP/2 needs an absolute URI; HTTP/1.1 sends the origin form with a host header.
+            if self.config.http2 {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                if let Ok(uri) = format!("{scheme}://{}{pq}", ep.address).parse() {
+                    *req.uri_mut() = uri;
+                }
+                req.headers_mut().remove(http::header::HOST);
+                let mut sender = match self.h2_sender(&ep).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.connect_failed(&ep);
+                        tried.push(i);
+                        last = e;
+                        continue;
+                    }
+                };
+                ep.failures.store(0, Ordering::Relaxed);
+                let guard = self.in_flight(&ep);
+                let res = tokio::time::timeout_at(deadline, async {
+                    sender.ready().await.map_err(|e| UpstreamError::Protocol(format!("{}: {e}", ep.address)))?;
+                    sender.send_request(req).await.map_err(|e| UpstreamError::Protocol(format!("{}: {e}", ep.address)))
+                })
+                .await;
+                return match res {
+                    Ok(Ok(resp)) => Ok((resp, guard)),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(UpstreamError::Timeout(timeout)),
+                };
+            }
+            // HTTP/1.1: a pooled connection first; if it turns out closed before the request
+            // went out, the request comes back and a fresh connection takes it.
+            let mut pooled = self.idle_h1(&ep);
+            loop {
+                let (mut sender, fresh) = match pooled.take() {
+                    Some(s) => (s, false),
+                    None => match tokio::time::timeout_at(deadline, self.connect_h1(&ep)).await {
+                        Ok(Ok(s)) => (s, true),
+                        Ok(Err(e)) => {
+                            self.connect_failed(&ep);
+                            last = e;
+                            break;
+                        }
+                        Err(_) => return Err(UpstreamError::Timeout(timeout)),
+                    },
+                };
+                ep.failures.store(0, Ordering::Relaxed);
+                let guard = self.in_flight(&ep);
+                let res = tokio::time::timeout_at(deadline, sender.try_send_request(req)).await;
+                match res {
+                    Ok(Ok(resp)) => {
+                        let pool = Arc::clone(&ep);
+                        let max_idle = self.config.max_idle_per_endpoint;
+                        tokio::spawn(async move {
+                            // Ready again once this exchange is complete: back to the pool.
+                            if sender.ready().await.is_ok() {
+                                let mut idle = lock(&pool.idle);
+                                if idle.len() < max_idle {
+                                    idle.push((Instant::now(), sender));
+                                }
+                            }
+                        });
+                        return Ok((resp, guard));
+                    }
+                    Ok(Err(mut e)) => match e.take_message() {
+                        Some(back) if !fresh => {
+                            req = back;
+                            continue;
+                        }
+                        _ => return Err(UpstreamError::Protocol(format!("{}: {}", ep.address, e.into_error()))),
+                    },
+                    Err(_) => return Err(UpstreamError::Timeout(timeout)),
+                }
+            }
+            tried.push(i);
+        }
+        Err(UpstreamError::Connect(last))
+    }
+
+    fn in_flight(&self, ep: &Arc<Endpoint>) -> InFlight {
+        ep.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(ep))
+    }
+}
+
+/// Every cluster of a snapshot by name: also what filters' `http_call`s go through.
+#[derive(Debug, Default)]
+pub struct Clusters(pub Vec<Arc<Cluster>>);
+
+impl Clusters {
+    /// The cluster called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Cluster>> {
+        self.0.iter().find(|c| c.name == name)
+    }
+}
+
+/// Most bytes of an `http_call` response body a filter is handed.
+const MAX_CALL_BODY: usize = 4 << 20;
+
+impl Upstreams for Clusters {
+    fn call(&self, call: CallRequest) -> BoxFuture<'_, Option<HttpCallResponse>> {
+        Box::pin(async move {
+            let cluster = Arc::clone(self.get(&call.upstream)?);
+            let mut builder = Request::builder();
+            let mut path = "/".to_string();
+            let mut authority = String::new();
+            for (name, value) in &call.headers {
+                let value_str = String::from_utf8_lossy(value);
+                match name.as_str() {
+                    ":method" => builder = builder.method(value.as_slice()),
+                    ":path" => path = value_str.into_owned(),
+                    ":authority" => authority = value_str.into_owned(),
+                    n if n.starts_with(':') => {}
+                    n => builder = builder.header(n, value.as_slice()),
+                }
+            }
+            builder = builder.uri(path).header(http::header::HOST, authority);
+            let body = http_body_util::Full::new(Bytes::from(call.body)).map_err(|e| match e {}).boxed_unsync();
+            let req = builder.body(body).ok()?;
+            let fut = async {
+                let (resp, _guard) = cluster.send(req, call.timeout).await.ok()?;
+                let (parts, body) = resp.into_parts();
+                let limited = http_body_util::Limited::new(body, MAX_CALL_BODY);
+                let collected = limited.collect().await.ok()?;
+                let trailers = collected.trailers().map(crate::proxy::header_pairs).unwrap_or_default();
+                let mut headers = vec![(":status".to_string(), parts.status.as_str().as_bytes().to_vec())];
+                headers.extend(crate::proxy::header_pairs(&parts.headers));
+                Some(HttpCallResponse { headers, body: collected.to_bytes().to_vec(), trailers })
+            };
+            tokio::time::timeout(call.timeout, fut).await.ok().flatten()
+        })
+    }
+}
