@@ -213,10 +213,10 @@ impl Interpreter {
 /// kernel's `skb_shared_info` tailroom.
 #[derive(Clone, Debug)]
 pub struct XdpPacket {
-    buf: Vec<u8>,
-    data_meta: usize,
-    data: usize,
-    data_end: usize,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) data_meta: usize,
+    pub(crate) data: usize,
+    pub(crate) data_end: usize,
     /// `xdp_md.ingress_ifindex`.
     pub ingress_ifindex: u32,
     /// `xdp_md.rx_queue_index`.

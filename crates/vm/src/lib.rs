@@ -15,6 +15,7 @@ compile_error!("duet-vm assumes a little-endian host, as eBPF's byte-order instr
 
 mod helpers;
 mod interp;
+mod jit;
 mod memory;
 mod module;
 mod trap;
@@ -24,6 +25,7 @@ pub use interp::{
     Config, Interpreter, LoadError, MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_SIZE, XDP_FRAME_SIZE, XDP_HEADROOM,
     XDP_TAILROOM, XdpPacket,
 };
+pub use jit::{CompileStats, Jit, JitError};
 pub use memory::{MAX_REGIONS, Region, RegionKind};
 pub use module::{DEFAULT_MAX_MAP_MEMORY, Env, LoadOptions, Module, ModuleError, csum_diff};
 pub use trap::{Trap, TrapKind};

@@ -11,7 +11,7 @@ use duet_object::{MapOrigin, Object, ObjectProgram, ProgramKind};
 use crate::helpers::{HelperError, HelperOutcome, Helpers};
 use crate::interp::{Code, prepare};
 use crate::memory::{Region, RegionKind, SharedRegions};
-use crate::{Config, Interpreter, LoadError};
+use crate::{Config, Interpreter, Jit, LoadError};
 
 /// Map handles given to programs by `lddw rX, map_fd N`: opaque values, never valid addresses
 /// in any region, so a program that dereferences one traps.
@@ -134,6 +134,15 @@ pub enum ModuleError {
         /// Its hook.
         kind: String,
     },
+    /// The JIT could not compile a program.
+    #[error("program `{program}`: {source}")]
+    Jit {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: crate::JitError,
+    },
     /// A lock was poisoned by a panicking thread.
     #[error("internal lock poisoned by a panicking thread")]
     Poisoned,
@@ -171,8 +180,10 @@ pub struct Module {
     programs: Vec<ObjectProgram>,
     /// The object without its programs: what the verifier needs to know about the maps.
     object_maps: Object,
-    /// Which programs the verifier has accepted.
-    verified: Mutex<Vec<bool>>,
+    /// What the verifier proved about each program it has accepted.
+    verified: Mutex<Vec<Option<Arc<duet_verifier::VerifiedProgram>>>>,
+    /// Native code of each program the JIT has compiled.
+    compiled: Mutex<Vec<Option<Arc<crate::jit::compile::Compiled>>>>,
     map_names: Vec<String>,
     state: Arc<State>,
     code: Arc<Code>,
@@ -261,7 +272,8 @@ impl Module {
         Ok(Module {
             programs: object.programs.clone(),
             object_maps: Object { license: object.license.clone(), programs: Vec::new(), maps: object.maps.clone() },
-            verified: Mutex::new(vec![false; object.programs.len()]),
+            verified: Mutex::new(vec![None; object.programs.len()]),
+            compiled: Mutex::new(vec![None; object.programs.len()]),
             map_names: object.maps.iter().map(|m| m.name.clone()).collect(),
             state,
             code,
@@ -276,6 +288,29 @@ impl Module {
         Ok(Interpreter::from_code(Arc::clone(&self.code), entry))
     }
 
+    /// Program `name` compiled to native code (see [`Jit`]), sharing this module's maps, after
+    /// duet's verifier has proved it (and every program it can tail-call into) safe. Compiled
+    /// code is cached: later calls for the same program only clone it.
+    pub fn jit(&self, name: &str) -> Result<Jit, ModuleError> {
+        let entry = self.program_index(name)?;
+        let targets = self.verify(entry)?;
+        let verified = self.verified.lock().map_err(|_| ModuleError::Poisoned)?.clone();
+        let mut compiled = self.compiled.lock().map_err(|_| ModuleError::Poisoned)?;
+        let mut types = vec![None; self.programs.len()];
+        let mut code = vec![None; self.programs.len()];
+        for index in targets {
+            let Some(program) = &verified[index] else { continue };
+            if compiled[index].is_none() {
+                let c = Jit::compile_program(&self.code, index, program)
+                    .map_err(|source| ModuleError::Jit { program: self.programs[index].name.clone(), source })?;
+                compiled[index] = Some(c);
+            }
+            code[index] = compiled[index].clone();
+            types[index] = Some(program.program_type());
+        }
+        Ok(Jit::from_parts(Arc::clone(&self.code), code, types, entry))
+    }
+
     /// An interpreter for program `name` without verifying it first. The interpreter still checks
     /// every access at run time, so an unsafe program traps; this exists for `duet run
     /// --no-verify` and for programs the verifier cannot yet judge.
@@ -286,13 +321,13 @@ impl Module {
 
     /// Verifies program `entry` (once; the result is remembered) and, when it tail-calls, every
     /// other program of the module, since a prog_array can point at any of them.
-    fn verify(&self, entry: usize) -> Result<(), ModuleError> {
+    fn verify(&self, entry: usize) -> Result<Vec<usize>, ModuleError> {
         let tail_calls =
             self.programs[entry].program.insns().iter().any(|(_, i)| i.op == duet_isa::Op::Call && i.imm == 12);
         let targets: Vec<usize> = if tail_calls { (0..self.programs.len()).collect() } else { vec![entry] };
-        for index in targets {
+        for &index in &targets {
             let mut verified = self.verified.lock().map_err(|_| ModuleError::Poisoned)?;
-            if verified[index] {
+            if verified[index].is_some() {
                 continue;
             }
             let program = &self.programs[index];
@@ -302,13 +337,13 @@ impl Module {
                     kind: format!("{:?}", program.kind),
                 });
             };
-            duet_verifier::verify(&program.program, &ctx).map_err(|rejection| ModuleError::Rejected {
+            let proof = duet_verifier::verify(&program.program, &ctx).map_err(|rejection| ModuleError::Rejected {
                 program: program.name.clone(),
                 rejection: Box::new(rejection),
             })?;
-            verified[index] = true;
+            verified[index] = Some(Arc::new(proof));
         }
-        Ok(())
+        Ok(targets)
     }
 
     /// The programs, in the object's order.

@@ -1,0 +1,1178 @@
+//! eBPF to Cranelift IR, one function per program.
+//!
+//! The eBPF registers are Cranelift variables, so they live in machine registers; every jump
+//! target, call return site and instruction after a branch starts a block. Local calls do not
+//! become native calls: the callee's code is part of the same function, a call pushes the return
+//! site and r6..r9 onto a frame array in the native stack frame, and `exit` pops them and
+//! dispatches through a jump table — the interpreter's exact frame rules, without a native call.
+//!
+//! Two modes:
+//! - verified: the verifier's per-instruction facts decide each access. A proven access to the
+//!   stack, packet, metadata, a map value or a ring buffer record is a plain load or store; a
+//!   context load is a table lookup in the [`RunCtx`]; anything else (regions mixed with the
+//!   context, missing facts) goes through the checked runtime call. No budget is counted: a
+//!   verified program terminates.
+//! - checked (unverified programs: the conformance suite): every access goes through the region
+//!   table, and the instruction budget is counted per straight-line segment, with the trap on
+//!   the same instruction as the interpreter's.
+
+use std::mem::offset_of;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{I8, I16, I32, I64};
+use cranelift_codegen::ir::{
+    AbiParam, AtomicRmwOp, Block, BlockArg, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature, StackSlot,
+    StackSlotData, StackSlotKind, TrapCode, Type, Value,
+};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module};
+use duet_isa::{Insn, Op};
+use duet_verifier::{MemRegion, ProgramType, VerifiedProgram};
+
+use super::JitError;
+use super::runtime::{self, RunCtx};
+use crate::helpers::Helpers;
+use crate::interp::{MAX_CALL_DEPTH, STACK_SIZE};
+
+/// A compiled program: its executable code, owned, and the entry point.
+pub(crate) struct Compiled {
+    /// Keeps the code mapped; frees it on drop.
+    _code: ExecCode,
+    pub(super) entry: unsafe extern "C" fn(*mut RunCtx) -> u64,
+    pub(super) stats: super::CompileStats,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled").field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+/// Executable memory from Cranelift's JIT module: written while compiling, then mapped
+/// read+execute (never writable and executable at once); unmapped on drop.
+struct ExecCode(Option<JITModule>);
+
+impl Drop for ExecCode {
+    fn drop(&mut self) {
+        if let Some(module) = self.0.take() {
+            // SAFETY: an `ExecCode` is dropped only with the `Compiled` that owns it, which is
+            // dropped only when no `Jit` shares it any more, so no compiled code is running and
+            // no function pointer into it remains.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+// SAFETY: after compilation the module is never used again except to free it in `drop`, which
+// has exclusive access; the code it maps is immutable and may run on any thread.
+unsafe impl Send for ExecCode {}
+// SAFETY: as above: no method takes `&ExecCode`, so shared references allow nothing.
+unsafe impl Sync for ExecCode {}
+
+/// What to compile.
+pub(super) struct Input<'a> {
+    /// Slot-indexed instructions with map references resolved (see `interp::prepare`).
+    pub(super) insns: &'a [Insn],
+    /// The verifier's facts; `None` compiles every check (unverified programs).
+    pub(super) verified: Option<&'a VerifiedProgram>,
+    pub(super) helpers: &'a Helpers,
+}
+
+fn isa() -> Result<OwnedTargetIsa, JitError> {
+    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    ISA.get_or_init(|| {
+        let mut flags = settings::builder();
+        let set = |flags: &mut settings::Builder, k: &str, v: &str| flags.set(k, v).map_err(|e| e.to_string());
+        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "is_pic", "false")?;
+        set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+        let builder = cranelift_native::builder().map_err(str::to_owned)?;
+        builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(JitError::Codegen)
+}
+
+/// Compiles one program.
+pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
+    let start = Instant::now();
+    let isa = isa()?;
+    let mut module = JITModule::new(JITBuilder::with_isa(Arc::clone(&isa), cranelift_module::default_libcall_names()));
+    let mut ctx = module.make_context();
+    ctx.func.signature.params.push(AbiParam::new(I64));
+    ctx.func.signature.returns.push(AbiParam::new(I64));
+    let mut fb_ctx = FunctionBuilderContext::new();
+    {
+        let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
+        Translator::new(builder, input, &isa).translate()?;
+    }
+    let id = module
+        .declare_function("bpf", Linkage::Local, &ctx.func.signature)
+        .map_err(|e| JitError::Codegen(e.to_string()))?;
+    module.define_function(id, &mut ctx).map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+    let code_size = ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+    module.finalize_definitions().map_err(|e| JitError::Codegen(e.to_string()))?;
+    let ptr = module.get_finalized_function(id);
+    let code = ExecCode(Some(module));
+    // SAFETY: `ptr` is the entry of the function just compiled with the signature
+    // `(i64) -> i64` in the platform's default calling convention, which is `extern "C"`; the
+    // code stays mapped as long as `code`, which the returned value owns.
+    let entry = unsafe { std::mem::transmute::<*const u8, unsafe extern "C" fn(*mut RunCtx) -> u64>(ptr) };
+    let n_insns = count_insns(input.insns);
+    Ok(Compiled {
+        _code: code,
+        entry,
+        stats: super::CompileStats { n_insns, code_size, time: start.elapsed(), checked: input.verified.is_none() },
+    })
+}
+
+fn count_insns(insns: &[Insn]) -> usize {
+    let (mut pc, mut n) = (0, 0);
+    while pc < insns.len() {
+        n += 1;
+        pc += insns[pc].slots();
+    }
+    n
+}
+
+/// How an access is compiled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Proven in bounds: a plain native access.
+    Plain,
+    /// A proven context field load (`ldxw` of `xdp_md` / `__sk_buff`).
+    Context,
+    /// Through the region table.
+    Checked,
+}
+
+struct Sigs {
+    helper: SigRef,
+    load: SigRef,
+    store: SigRef,
+    atomic: SigRef,
+    raise: SigRef,
+}
+
+struct Translator<'a, 'b> {
+    b: FunctionBuilder<'b>,
+    input: &'a Input<'a>,
+    insns: &'a [Insn],
+    checked: bool,
+    ctx_fast: bool,
+    regs: [Variable; 11],
+    rt: Variable,
+    depth: Variable,
+    budget: Variable,
+    blocks: Vec<Option<Block>>,
+    seg_len: Vec<u32>,
+    ret_sites: Vec<usize>,
+    stop_block: Block,
+    pop_block: Option<Block>,
+    frames: Option<StackSlot>,
+    sigs: Sigs,
+    terminated: bool,
+    frontend: cranelift_codegen::isa::TargetFrontendConfig,
+}
+
+/// Bytes per saved frame: the return site id and r6..r9.
+const FRAME_BYTES: i64 = 40;
+
+fn trusted() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+fn guest() -> MemFlagsData {
+    MemFlagsData::new()
+}
+
+impl<'a, 'b> Translator<'a, 'b> {
+    fn new(mut b: FunctionBuilder<'b>, input: &'a Input<'a>, isa: &OwnedTargetIsa) -> Self {
+        let call_conv = isa.default_call_conv();
+        let mut sig = |n: usize| {
+            let mut s = Signature::new(call_conv);
+            s.params.extend(std::iter::repeat_n(AbiParam::new(I64), n));
+            s.returns.push(AbiParam::new(I64));
+            b.import_signature(s)
+        };
+        let sigs = Sigs { helper: sig(8), load: sig(4), store: sig(5), atomic: sig(6), raise: sig(5) };
+        let regs = std::array::from_fn(|_| b.declare_var(I64));
+        let rt = b.declare_var(I64);
+        let depth = b.declare_var(I64);
+        let budget = b.declare_var(I64);
+        let stop_block = b.create_block();
+        let ctx_fast = matches!(
+            input.verified.map(VerifiedProgram::program_type),
+            Some(ProgramType::Xdp | ProgramType::SocketFilter)
+        );
+        Translator {
+            b,
+            input,
+            insns: input.insns,
+            checked: input.verified.is_none(),
+            ctx_fast,
+            regs,
+            rt,
+            depth,
+            budget,
+            blocks: Vec::new(),
+            seg_len: Vec::new(),
+            ret_sites: Vec::new(),
+            stop_block,
+            pop_block: None,
+            frames: None,
+            sigs,
+            terminated: false,
+            frontend: isa.frontend_config(),
+        }
+    }
+
+    /// Whether, in checked mode, an instruction may end the run (so a budget segment ends after
+    /// it).
+    fn may_end(insn: &Insn) -> bool {
+        use Op::*;
+        matches!(
+            insn.op,
+            LdxB | LdxH
+                | LdxW
+                | LdxDw
+                | LdxSB
+                | LdxSH
+                | LdxSW
+                | StB
+                | StH
+                | StW
+                | StDw
+                | StxB
+                | StxH
+                | StxW
+                | StxDw
+                | LdAbsB
+                | LdAbsH
+                | LdAbsW
+                | LdIndB
+                | LdIndH
+                | LdIndW
+                | CallKfunc
+        ) || (insn.op == LdImm64 && insn.src != 0)
+            || runtime::atomic_index(insn.op) != usize::MAX as u64
+    }
+
+    /// Finds the blocks: the entry, jump and call targets, and whatever follows a branch, call
+    /// or exit (and, in checked mode, anything that may end the run).
+    fn find_blocks(&mut self) {
+        let n = self.insns.len();
+        let mut starts = vec![false; n + 1];
+        starts[0] = true;
+        let mut pc = 0;
+        while pc < n {
+            let insn = self.insns[pc];
+            let next = pc + insn.slots();
+            if let Some(target) = insn.branch_target(pc) {
+                if let Some(s) = usize::try_from(target).ok().and_then(|t| starts.get_mut(t)) {
+                    *s = true;
+                }
+                starts[next.min(n)] = true;
+                if insn.op == Op::CallLocal && next < n {
+                    self.ret_sites.push(next);
+                }
+            }
+            if matches!(insn.op, Op::Call | Op::CallReg | Op::CallKfunc | Op::Exit)
+                || (self.checked && Self::may_end(&insn))
+            {
+                starts[next.min(n)] = true;
+            }
+            pc = next;
+        }
+        self.blocks = starts[..n].iter().map(|&s| s.then(|| self.b.create_block())).collect();
+        // Segment lengths for the budget: instructions from each block start to the next.
+        self.seg_len = vec![0; n];
+        let mut pc = 0;
+        let mut current = 0;
+        while pc < n {
+            if starts[pc] {
+                current = pc;
+            }
+            self.seg_len[current] += 1;
+            pc += self.insns[pc].slots();
+        }
+    }
+
+    fn block_at(&self, pc: usize) -> Result<Block, JitError> {
+        self.blocks
+            .get(pc)
+            .copied()
+            .flatten()
+            .ok_or_else(|| JitError::Codegen(format!("instruction {pc}: no block at a branch target")))
+    }
+
+    fn translate(mut self) -> Result<(), JitError> {
+        self.find_blocks();
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        let rt = self.b.block_params(entry)[0];
+        self.b.def_var(self.rt, rt);
+        for r in 0..11 {
+            let v = self.b.ins().load(I64, trusted(), rt, regs_offset(r));
+            self.b.def_var(self.regs[r], v);
+        }
+        let zero = self.b.ins().iconst(I64, 0);
+        self.b.def_var(self.depth, zero);
+        let budget = self.b.ins().load(I64, trusted(), rt, off(offset_of!(RunCtx, budget)));
+        self.b.def_var(self.budget, budget);
+        if !self.ret_sites.is_empty() {
+            self.frames = Some(self.b.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                (FRAME_BYTES as u32) * MAX_CALL_DEPTH as u32,
+                3,
+            )));
+            self.pop_block = Some(self.b.create_block());
+        }
+        let first = self.block_at(0)?;
+        self.b.ins().jump(first, &[]);
+
+        let n = self.insns.len();
+        let mut pc = 0;
+        self.terminated = true;
+        while pc < n {
+            let insn = self.insns[pc];
+            if let Some(block) = self.blocks[pc] {
+                if !self.terminated {
+                    self.b.ins().jump(block, &[]);
+                }
+                self.b.switch_to_block(block);
+                self.terminated = false;
+                if self.checked {
+                    self.budget_check(pc);
+                }
+            }
+            if !self.terminated {
+                self.insn(pc, &insn)?;
+            }
+            pc += insn.slots();
+        }
+        if !self.terminated {
+            // The decoder rejects programs that fall off the end; keep the IR well-formed anyway.
+            self.b.ins().jump(self.stop_block, &[]);
+        }
+
+        self.b.switch_to_block(self.stop_block);
+        let zero = self.b.ins().iconst(I64, 0);
+        self.b.ins().return_(&[zero]);
+        if let Some(pop) = self.pop_block {
+            self.emit_pop(pop)?;
+        }
+        self.b.seal_all_blocks();
+        self.b.finalize(self.frontend);
+        Ok(())
+    }
+
+    // === helpers for emitting code ===
+
+    fn rt(&mut self) -> Value {
+        self.b.use_var(self.rt)
+    }
+
+    fn reg(&mut self, r: u8) -> Value {
+        self.b.use_var(self.regs[(r & 15).min(10) as usize])
+    }
+
+    fn set(&mut self, r: u8, v: Value) {
+        self.b.def_var(self.regs[(r & 15).min(10) as usize], v);
+    }
+
+    fn set32(&mut self, r: u8, v: Value) {
+        let v = self.b.ins().uextend(I64, v);
+        self.set(r, v);
+    }
+
+    fn lo32(&mut self, v: Value) -> Value {
+        self.b.ins().ireduce(I32, v)
+    }
+
+    fn c64(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(I64, v)
+    }
+
+    fn c32(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(I32, v as i32 as u32 as i64)
+    }
+
+    fn load_rt(&mut self, field: usize) -> Value {
+        let rt = self.rt();
+        self.b.ins().load(I64, trusted(), rt, off(field))
+    }
+
+    fn store_rt(&mut self, field: usize, v: Value) {
+        let rt = self.rt();
+        self.b.ins().store(trusted(), v, rt, off(field));
+    }
+
+    fn call(&mut self, sig: SigRef, f: usize, args: &[Value]) -> Value {
+        let callee = self.b.ins().iconst(I64, f as i64);
+        let inst = self.b.ins().call_indirect(sig, callee, args);
+        self.b.inst_results(inst)[0]
+    }
+
+    /// After a runtime call: stop when it says so, else continue in a fresh block.
+    fn check_stop(&mut self) {
+        let status = self.load_rt(offset_of!(RunCtx, status));
+        let cont = self.b.create_block();
+        self.b.ins().brif(status, self.stop_block, &[], cont, &[]);
+        self.b.switch_to_block(cont);
+    }
+
+    /// Branches to a cold block that raises a trap when `cond` holds.
+    fn raise_if(&mut self, cond: Value, kind: u64, pc: usize, a: Value, b: Value) {
+        let cold = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(cond, cold, &[], cont, &[]);
+        self.b.set_cold_block(cold);
+        self.b.switch_to_block(cold);
+        self.emit_raise(kind, pc, a, b);
+        self.b.switch_to_block(cont);
+    }
+
+    fn emit_raise(&mut self, kind: u64, pc: usize, a: Value, b: Value) {
+        let rt = self.rt();
+        let kind = self.c64(kind as i64);
+        let pc = self.c64(pc as i64);
+        self.call(self.sigs.raise, runtime::raise as *const () as usize, &[rt, kind, pc, a, b]);
+        self.b.ins().jump(self.stop_block, &[]);
+    }
+
+    fn budget_check(&mut self, pc: usize) {
+        let n = i64::from(self.seg_len[pc]);
+        let budget = self.b.use_var(self.budget);
+        let short = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, budget, n);
+        let zero = self.c64(0);
+        self.raise_if(short, runtime::RAISE_BUDGET, pc, budget, zero);
+        let left = self.b.ins().iadd_imm_s(budget, -n);
+        self.b.def_var(self.budget, left);
+    }
+
+    fn access(&self, pc: usize, op: Op) -> Access {
+        let Some(verified) = self.input.verified else { return Access::Checked };
+        match verified.facts(pc).mem {
+            Some(MemRegion::Stack | MemRegion::Packet | MemRegion::PacketMeta | MemRegion::MapValue { .. })
+            | Some(MemRegion::Record) => Access::Plain,
+            Some(MemRegion::Context) if self.ctx_fast && op == Op::LdxW => Access::Context,
+            _ => Access::Checked,
+        }
+    }
+
+    // === instructions ===
+
+    fn insn(&mut self, pc: usize, insn: &Insn) -> Result<(), JitError> {
+        let (dst, src) = (insn.dst, insn.src);
+        let imm = insn.imm;
+        macro_rules! alu64 {
+            ($f:ident, imm) => {{
+                let a = self.reg(dst);
+                let c = self.c64(imm);
+                let v = self.b.ins().$f(a, c);
+                self.set(dst, v);
+            }};
+            ($f:ident, reg) => {{
+                let a = self.reg(dst);
+                let c = self.reg(src);
+                let v = self.b.ins().$f(a, c);
+                self.set(dst, v);
+            }};
+        }
+        macro_rules! alu32 {
+            ($f:ident, imm) => {{
+                let a = self.reg(dst);
+                let a = self.lo32(a);
+                let c = self.c32(imm);
+                let v = self.b.ins().$f(a, c);
+                self.set32(dst, v);
+            }};
+            ($f:ident, reg) => {{
+                let a = self.reg(dst);
+                let a = self.lo32(a);
+                let c = self.reg(src);
+                let c = self.lo32(c);
+                let v = self.b.ins().$f(a, c);
+                self.set32(dst, v);
+            }};
+        }
+        macro_rules! shift32 {
+            ($f:ident, $amount:expr) => {{
+                let a = self.reg(dst);
+                let a = self.lo32(a);
+                let amount: Value = $amount;
+                let v = self.b.ins().$f(a, amount);
+                self.set32(dst, v);
+            }};
+        }
+        macro_rules! jump {
+            ($cc:expr, imm) => {{
+                let a = self.reg(dst);
+                let c = self.b.ins().icmp_imm_s($cc, a, imm);
+                self.branch(pc, insn, c)?;
+            }};
+            ($cc:expr, reg) => {{
+                let a = self.reg(dst);
+                let b = self.reg(src);
+                let c = self.b.ins().icmp($cc, a, b);
+                self.branch(pc, insn, c)?;
+            }};
+            ($cc:expr, imm32) => {{
+                let a = self.reg(dst);
+                let a = self.lo32(a);
+                let c = self.b.ins().icmp_imm_s($cc, a, imm as i32 as i64);
+                self.branch(pc, insn, c)?;
+            }};
+            ($cc:expr, reg32) => {{
+                let a = self.reg(dst);
+                let a = self.lo32(a);
+                let b = self.reg(src);
+                let b = self.lo32(b);
+                let c = self.b.ins().icmp($cc, a, b);
+                self.branch(pc, insn, c)?;
+            }};
+        }
+        macro_rules! jset {
+            ($bits:ident, $rhs:expr) => {{
+                let a = self.reg(dst);
+                let rhs: Value = $rhs;
+                let v = self.b.ins().band(a, rhs);
+                let v = if $bits == 32 { self.lo32(v) } else { v };
+                let c = self.b.ins().icmp_imm_s(IntCC::NotEqual, v, 0);
+                self.branch(pc, insn, c)?;
+            }};
+        }
+        const B64: u32 = 64;
+        const B32: u32 = 32;
+        use IntCC::*;
+        match insn.op {
+            // --- 64-bit ALU ---
+            Op::AddImm => alu64!(iadd, imm),
+            Op::AddReg => alu64!(iadd, reg),
+            Op::SubImm => alu64!(isub, imm),
+            Op::SubReg => alu64!(isub, reg),
+            Op::MulImm => alu64!(imul, imm),
+            Op::MulReg => alu64!(imul, reg),
+            Op::DivImm
+            | Op::DivReg
+            | Op::SDivImm
+            | Op::SDivReg
+            | Op::ModImm
+            | Op::ModReg
+            | Op::SModImm
+            | Op::SModReg => self.div(insn, false),
+            Op::OrImm => alu64!(bor, imm),
+            Op::OrReg => alu64!(bor, reg),
+            Op::AndImm => alu64!(band, imm),
+            Op::AndReg => alu64!(band, reg),
+            Op::XorImm => alu64!(bxor, imm),
+            Op::XorReg => alu64!(bxor, reg),
+            // Cranelift masks shift amounts to the operand's width, as eBPF does.
+            Op::LshImm => alu64!(ishl, imm),
+            Op::LshReg => alu64!(ishl, reg),
+            Op::RshImm => alu64!(ushr, imm),
+            Op::RshReg => alu64!(ushr, reg),
+            Op::ArshImm => alu64!(sshr, imm),
+            Op::ArshReg => alu64!(sshr, reg),
+            Op::Neg => {
+                let a = self.reg(dst);
+                let v = self.b.ins().ineg(a);
+                self.set(dst, v);
+            }
+            Op::MovImm => {
+                let v = self.c64(imm);
+                self.set(dst, v);
+            }
+            Op::MovReg => {
+                let v = self.reg(src);
+                self.set(dst, v);
+            }
+            Op::MovSx8 | Op::MovSx16 | Op::MovSx32 => {
+                let ty = match insn.op {
+                    Op::MovSx8 => I8,
+                    Op::MovSx16 => I16,
+                    _ => I32,
+                };
+                let a = self.reg(src);
+                let a = self.b.ins().ireduce(ty, a);
+                let v = self.b.ins().sextend(I64, a);
+                self.set(dst, v);
+            }
+            Op::Bswap16 | Op::Be16 => self.swap(dst, I16),
+            Op::Bswap32 | Op::Be32 => self.swap(dst, I32),
+            Op::Bswap64 | Op::Be64 => self.swap(dst, I64),
+
+            // --- 32-bit ALU ---
+            Op::Add32Imm => alu32!(iadd, imm),
+            Op::Add32Reg => alu32!(iadd, reg),
+            Op::Sub32Imm => alu32!(isub, imm),
+            Op::Sub32Reg => alu32!(isub, reg),
+            Op::Mul32Imm => alu32!(imul, imm),
+            Op::Mul32Reg => alu32!(imul, reg),
+            Op::Div32Imm
+            | Op::Div32Reg
+            | Op::SDiv32Imm
+            | Op::SDiv32Reg
+            | Op::Mod32Imm
+            | Op::Mod32Reg
+            | Op::SMod32Imm
+            | Op::SMod32Reg => self.div(insn, true),
+            Op::Or32Imm => alu32!(bor, imm),
+            Op::Or32Reg => alu32!(bor, reg),
+            Op::And32Imm => alu32!(band, imm),
+            Op::And32Reg => alu32!(band, reg),
+            Op::Xor32Imm => alu32!(bxor, imm),
+            Op::Xor32Reg => alu32!(bxor, reg),
+            Op::Lsh32Imm => shift32!(ishl, self.c32(imm & 31)),
+            Op::Lsh32Reg => shift32!(ishl, self.reg(src)),
+            Op::Rsh32Imm => shift32!(ushr, self.c32(imm & 31)),
+            Op::Rsh32Reg => shift32!(ushr, self.reg(src)),
+            Op::Arsh32Imm => shift32!(sshr, self.c32(imm & 31)),
+            Op::Arsh32Reg => shift32!(sshr, self.reg(src)),
+            Op::Neg32 => {
+                let a = self.reg(dst);
+                let a = self.lo32(a);
+                let v = self.b.ins().ineg(a);
+                self.set32(dst, v);
+            }
+            Op::Mov32Imm => {
+                let v = self.c64(i64::from(imm as u32));
+                self.set(dst, v);
+            }
+            Op::Mov32Reg => {
+                let a = self.reg(src);
+                let a = self.lo32(a);
+                self.set32(dst, a);
+            }
+            Op::MovSx8To32 | Op::MovSx16To32 => {
+                let ty = if insn.op == Op::MovSx8To32 { I8 } else { I16 };
+                let a = self.reg(src);
+                let a = self.b.ins().ireduce(ty, a);
+                let v = self.b.ins().sextend(I32, a);
+                self.set32(dst, v);
+            }
+            Op::Le16 | Op::Le32 => {
+                let ty = if insn.op == Op::Le16 { I16 } else { I32 };
+                let a = self.reg(dst);
+                let a = self.b.ins().ireduce(ty, a);
+                let v = self.b.ins().uextend(I64, a);
+                self.set(dst, v);
+            }
+            Op::Le64 => {}
+
+            // --- jumps ---
+            Op::Ja | Op::Ja32 => {
+                let target = self.target(pc, insn)?;
+                self.b.ins().jump(target, &[]);
+                self.terminated = true;
+            }
+            Op::JeqImm => jump!(Equal, imm),
+            Op::JeqReg => jump!(Equal, reg),
+            Op::JneImm => jump!(NotEqual, imm),
+            Op::JneReg => jump!(NotEqual, reg),
+            Op::JgtImm => jump!(UnsignedGreaterThan, imm),
+            Op::JgtReg => jump!(UnsignedGreaterThan, reg),
+            Op::JgeImm => jump!(UnsignedGreaterThanOrEqual, imm),
+            Op::JgeReg => jump!(UnsignedGreaterThanOrEqual, reg),
+            Op::JltImm => jump!(UnsignedLessThan, imm),
+            Op::JltReg => jump!(UnsignedLessThan, reg),
+            Op::JleImm => jump!(UnsignedLessThanOrEqual, imm),
+            Op::JleReg => jump!(UnsignedLessThanOrEqual, reg),
+            Op::JsetImm => jset!(B64, self.c64(imm)),
+            Op::JsetReg => jset!(B64, self.reg(src)),
+            Op::JsgtImm => jump!(SignedGreaterThan, imm),
+            Op::JsgtReg => jump!(SignedGreaterThan, reg),
+            Op::JsgeImm => jump!(SignedGreaterThanOrEqual, imm),
+            Op::JsgeReg => jump!(SignedGreaterThanOrEqual, reg),
+            Op::JsltImm => jump!(SignedLessThan, imm),
+            Op::JsltReg => jump!(SignedLessThan, reg),
+            Op::JsleImm => jump!(SignedLessThanOrEqual, imm),
+            Op::JsleReg => jump!(SignedLessThanOrEqual, reg),
+            Op::Jeq32Imm => jump!(Equal, imm32),
+            Op::Jeq32Reg => jump!(Equal, reg32),
+            Op::Jne32Imm => jump!(NotEqual, imm32),
+            Op::Jne32Reg => jump!(NotEqual, reg32),
+            Op::Jgt32Imm => jump!(UnsignedGreaterThan, imm32),
+            Op::Jgt32Reg => jump!(UnsignedGreaterThan, reg32),
+            Op::Jge32Imm => jump!(UnsignedGreaterThanOrEqual, imm32),
+            Op::Jge32Reg => jump!(UnsignedGreaterThanOrEqual, reg32),
+            Op::Jlt32Imm => jump!(UnsignedLessThan, imm32),
+            Op::Jlt32Reg => jump!(UnsignedLessThan, reg32),
+            Op::Jle32Imm => jump!(UnsignedLessThanOrEqual, imm32),
+            Op::Jle32Reg => jump!(UnsignedLessThanOrEqual, reg32),
+            Op::Jset32Imm => jset!(B32, self.c64(imm)),
+            Op::Jset32Reg => jset!(B32, self.reg(src)),
+            Op::Jsgt32Imm => jump!(SignedGreaterThan, imm32),
+            Op::Jsgt32Reg => jump!(SignedGreaterThan, reg32),
+            Op::Jsge32Imm => jump!(SignedGreaterThanOrEqual, imm32),
+            Op::Jsge32Reg => jump!(SignedGreaterThanOrEqual, reg32),
+            Op::Jslt32Imm => jump!(SignedLessThan, imm32),
+            Op::Jslt32Reg => jump!(SignedLessThan, reg32),
+            Op::Jsle32Imm => jump!(SignedLessThanOrEqual, imm32),
+            Op::Jsle32Reg => jump!(SignedLessThanOrEqual, reg32),
+
+            // --- loads and stores ---
+            Op::LdxB => self.load(pc, insn, 1, false),
+            Op::LdxH => self.load(pc, insn, 2, false),
+            Op::LdxW => self.load(pc, insn, 4, false),
+            Op::LdxDw => self.load(pc, insn, 8, false),
+            Op::LdxSB => self.load(pc, insn, 1, true),
+            Op::LdxSH => self.load(pc, insn, 2, true),
+            Op::LdxSW => self.load(pc, insn, 4, true),
+            Op::StB => self.store(pc, insn, 1, true),
+            Op::StH => self.store(pc, insn, 2, true),
+            Op::StW => self.store(pc, insn, 4, true),
+            Op::StDw => self.store(pc, insn, 8, true),
+            Op::StxB => self.store(pc, insn, 1, false),
+            Op::StxH => self.store(pc, insn, 2, false),
+            Op::StxW => self.store(pc, insn, 4, false),
+            Op::StxDw => self.store(pc, insn, 8, false),
+            Op::LdImm64 => {
+                if src != 0 {
+                    let a = self.c64(i64::from(src));
+                    let zero = self.c64(0);
+                    self.emit_raise(runtime::RAISE_UNRESOLVED, pc, a, zero);
+                    self.terminated = true;
+                } else {
+                    let v = self.c64(imm);
+                    self.set(dst, v);
+                }
+            }
+            Op::LdAbsB => self.packet_load(insn, 1, false),
+            Op::LdAbsH => self.packet_load(insn, 2, false),
+            Op::LdAbsW => self.packet_load(insn, 4, false),
+            Op::LdIndB => self.packet_load(insn, 1, true),
+            Op::LdIndH => self.packet_load(insn, 2, true),
+            Op::LdIndW => self.packet_load(insn, 4, true),
+
+            // --- atomics ---
+            Op::AtomicAddW
+            | Op::AtomicOrW
+            | Op::AtomicAndW
+            | Op::AtomicXorW
+            | Op::AtomicFetchAddW
+            | Op::AtomicFetchOrW
+            | Op::AtomicFetchAndW
+            | Op::AtomicFetchXorW
+            | Op::AtomicXchgW
+            | Op::AtomicCmpXchgW
+            | Op::AtomicAddDw
+            | Op::AtomicOrDw
+            | Op::AtomicAndDw
+            | Op::AtomicXorDw
+            | Op::AtomicFetchAddDw
+            | Op::AtomicFetchOrDw
+            | Op::AtomicFetchAndDw
+            | Op::AtomicFetchXorDw
+            | Op::AtomicXchgDw
+            | Op::AtomicCmpXchgDw => self.atomic(pc, insn),
+
+            // --- calls and exit ---
+            Op::Call | Op::CallReg => self.helper_call(pc, insn)?,
+            Op::CallKfunc => {
+                let a = self.c64(imm);
+                let zero = self.c64(0);
+                self.emit_raise(runtime::RAISE_KFUNC, pc, a, zero);
+                self.terminated = true;
+            }
+            Op::CallLocal => self.local_call(pc, insn)?,
+            Op::Exit => self.exit(),
+        }
+        Ok(())
+    }
+
+    fn target(&self, pc: usize, insn: &Insn) -> Result<Block, JitError> {
+        let target = insn.branch_target(pc).and_then(|t| usize::try_from(t).ok()).unwrap_or(usize::MAX);
+        self.block_at(target)
+    }
+
+    fn branch(&mut self, pc: usize, insn: &Insn, cond: Value) -> Result<(), JitError> {
+        let taken = self.target(pc, insn)?;
+        let next = self.block_at(pc + 1)?;
+        self.b.ins().brif(cond, taken, &[], next, &[]);
+        self.terminated = true;
+        Ok(())
+    }
+
+    fn swap(&mut self, dst: u8, ty: Type) {
+        let a = self.reg(dst);
+        let a = if ty == I64 { a } else { self.b.ins().ireduce(ty, a) };
+        let v = self.b.ins().bswap(a);
+        let v = if ty == I64 { v } else { self.b.ins().uextend(I64, v) };
+        self.set(dst, v);
+    }
+
+    /// Division and modulo with eBPF's rules: `x / 0 = 0`, `x % 0 = x` (32-bit: zero-extended),
+    /// `INT_MIN / -1 = INT_MIN`, `INT_MIN % -1 = 0`; Cranelift's own division would trap.
+    fn div(&mut self, insn: &Insn, is32: bool) {
+        use Op::*;
+        let signed =
+            matches!(insn.op, SDivImm | SDivReg | SModImm | SModReg | SDiv32Imm | SDiv32Reg | SMod32Imm | SMod32Reg);
+        let is_mod =
+            matches!(insn.op, ModImm | ModReg | SModImm | SModReg | Mod32Imm | Mod32Reg | SMod32Imm | SMod32Reg);
+        let by_reg =
+            matches!(insn.op, DivReg | SDivReg | ModReg | SModReg | Div32Reg | SDiv32Reg | Mod32Reg | SMod32Reg);
+        let ty = if is32 { I32 } else { I64 };
+        let a = self.reg(insn.dst);
+        let a = if is32 { self.lo32(a) } else { a };
+        let b = if by_reg {
+            let b = self.reg(insn.src);
+            if is32 { self.lo32(b) } else { b }
+        } else {
+            self.b.ins().iconst(ty, if is32 { i64::from(insn.imm as i32 as u32) } else { insn.imm })
+        };
+        let zero = self.b.ins().iconst(ty, 0);
+        let one = self.b.ins().iconst(ty, 1);
+        let is_zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
+        let v = if signed {
+            let is_m1 = self.b.ins().icmp_imm_s(IntCC::Equal, b, -1);
+            let unsafe_b = self.b.ins().bor(is_zero, is_m1);
+            let safe_b = self.b.ins().select(unsafe_b, one, b);
+            if is_mod {
+                // x % 1 == 0 is also the answer for x % -1.
+                let r = self.b.ins().srem(a, safe_b);
+                self.b.ins().select(is_zero, a, r)
+            } else {
+                let q = self.b.ins().sdiv(a, safe_b);
+                let neg = self.b.ins().ineg(a);
+                let q = self.b.ins().select(is_zero, zero, q);
+                self.b.ins().select(is_m1, neg, q)
+            }
+        } else {
+            let safe_b = self.b.ins().select(is_zero, one, b);
+            if is_mod {
+                let r = self.b.ins().urem(a, safe_b);
+                self.b.ins().select(is_zero, a, r)
+            } else {
+                let q = self.b.ins().udiv(a, safe_b);
+                self.b.ins().select(is_zero, zero, q)
+            }
+        };
+        if is32 {
+            self.set32(insn.dst, v);
+        } else {
+            self.set(insn.dst, v);
+        }
+    }
+
+    fn load(&mut self, pc: usize, insn: &Insn, size: u8, sign: bool) {
+        let base = self.reg(insn.src);
+        let off = i32::from(insn.off);
+        let v = match self.access(pc, insn.op) {
+            Access::Plain => {
+                let ins = self.b.ins();
+                match (size, sign) {
+                    (1, false) => ins.uload8(I64, guest(), base, off),
+                    (2, false) => ins.uload16(I64, guest(), base, off),
+                    (4, false) => ins.uload32(guest(), base, off),
+                    (1, true) => ins.sload8(I64, guest(), base, off),
+                    (2, true) => ins.sload16(I64, guest(), base, off),
+                    (4, true) => ins.sload32(guest(), base, off),
+                    _ => ins.load(I64, guest(), base, off),
+                }
+            }
+            Access::Context => {
+                // The verifier proved a 4-byte read of a field at a constant offset; compiled
+                // code looks the field up by offset in the run's table (masked, so even a wrong
+                // proof could not read outside the table).
+                let addr = self.b.ins().iadd_imm_s(base, i64::from(off));
+                let ctx = self.load_rt(offset_of!(RunCtx, ctx_addr));
+                let rel = self.b.ins().isub(addr, ctx);
+                let index = self.b.ins().ushr_imm_u(rel, 2);
+                let index = self.b.ins().band_imm_u(index, 7);
+                let byte = self.b.ins().ishl_imm_u(index, 3);
+                let rt = self.rt();
+                let p = self.b.ins().iadd(rt, byte);
+                self.b.ins().load(I64, trusted(), p, off32(offset_of!(RunCtx, ctx_fields)))
+            }
+            Access::Checked => {
+                let addr = self.b.ins().iadd_imm_s(base, i64::from(off));
+                let rt = self.rt();
+                let flags = u64::from(size) | if insn.op == Op::LdxW { runtime::LOAD_CONTEXT } else { 0 };
+                let flags = self.c64(flags as i64);
+                let pc = self.c64(pc as i64);
+                let v = self.call(self.sigs.load, runtime::load as *const () as usize, &[rt, addr, flags, pc]);
+                self.check_stop();
+                if sign {
+                    let ty = match size {
+                        1 => I8,
+                        2 => I16,
+                        _ => I32,
+                    };
+                    let v = self.b.ins().ireduce(ty, v);
+                    self.b.ins().sextend(I64, v)
+                } else {
+                    v
+                }
+            }
+        };
+        self.set(insn.dst, v);
+    }
+
+    fn store(&mut self, pc: usize, insn: &Insn, size: u8, from_imm: bool) {
+        let base = self.reg(insn.dst);
+        let off = i32::from(insn.off);
+        let value = if from_imm { self.c64(insn.imm) } else { self.reg(insn.src) };
+        match self.access(pc, insn.op) {
+            Access::Plain => {
+                let ins = self.b.ins();
+                match size {
+                    1 => ins.istore8(guest(), value, base, off),
+                    2 => ins.istore16(guest(), value, base, off),
+                    4 => ins.istore32(guest(), value, base, off),
+                    _ => ins.store(guest(), value, base, off),
+                };
+            }
+            Access::Context | Access::Checked => {
+                let addr = self.b.ins().iadd_imm_s(base, i64::from(off));
+                let rt = self.rt();
+                let size = self.c64(i64::from(size));
+                let pc = self.c64(pc as i64);
+                self.call(self.sigs.store, runtime::store as *const () as usize, &[rt, addr, value, size, pc]);
+                self.check_stop();
+            }
+        }
+    }
+
+    /// Legacy packet loads: big-endian; out of bounds ends the program with `r0 = 0`.
+    fn packet_load(&mut self, insn: &Insn, size: u8, indirect: bool) {
+        let offset = if indirect {
+            let r = self.reg(insn.src);
+            let r = self.lo32(r);
+            let r = self.b.ins().iadd_imm_s(r, i64::from(insn.imm as i32));
+            self.b.ins().uextend(I64, r)
+        } else {
+            self.c64(i64::from(insn.imm as u32))
+        };
+        let len = self.load_rt(offset_of!(RunCtx, legacy_len));
+        // `offset < 2^32`, so the sum cannot wrap.
+        let end = self.b.ins().iadd_imm_s(offset, i64::from(size));
+        let inside = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, len);
+        let ok = self.b.create_block();
+        let out = self.b.create_block();
+        self.b.ins().brif(inside, ok, &[], out, &[]);
+        self.b.switch_to_block(out);
+        let zero = self.c64(0);
+        self.b.ins().return_(&[zero]);
+        self.b.switch_to_block(ok);
+        let start = self.load_rt(offset_of!(RunCtx, legacy_ptr));
+        let p = self.b.ins().iadd(start, offset);
+        let v = match size {
+            1 => self.b.ins().uload8(I64, guest(), p, 0),
+            2 => {
+                let v = self.b.ins().load(I16, guest(), p, 0);
+                let v = self.b.ins().bswap(v);
+                self.b.ins().uextend(I64, v)
+            }
+            _ => {
+                let v = self.b.ins().load(I32, guest(), p, 0);
+                let v = self.b.ins().bswap(v);
+                self.b.ins().uextend(I64, v)
+            }
+        };
+        self.set(0, v);
+    }
+
+    fn atomic(&mut self, pc: usize, insn: &Insn) {
+        use Op::*;
+        let size = runtime::atomic_size(insn.op);
+        let base = self.reg(insn.dst);
+        let addr = self.b.ins().iadd_imm_s(base, i64::from(insn.off));
+        let src = self.reg(insn.src);
+        let fetch = !matches!(insn.op, AtomicAddW | AtomicOrW | AtomicAndW | AtomicXorW)
+            && !matches!(insn.op, AtomicAddDw | AtomicOrDw | AtomicAndDw | AtomicXorDw);
+        let cmpxchg = matches!(insn.op, AtomicCmpXchgW | AtomicCmpXchgDw);
+        let old = if self.access(pc, insn.op) == Access::Plain {
+            let misaligned = self.b.ins().band_imm_u(addr, size as i64 - 1);
+            let size_v = self.c64(size as i64);
+            self.raise_if(misaligned, runtime::RAISE_MISALIGNED, pc, addr, size_v);
+            let ty = if size == 4 { I32 } else { I64 };
+            let x = if size == 4 { self.lo32(src) } else { src };
+            let old = if cmpxchg {
+                let r0 = self.reg(0);
+                let expected = if size == 4 { self.lo32(r0) } else { r0 };
+                self.b.ins().atomic_cas(guest(), addr, expected, x)
+            } else {
+                let op = match insn.op {
+                    AtomicAddW | AtomicFetchAddW | AtomicAddDw | AtomicFetchAddDw => AtomicRmwOp::Add,
+                    AtomicOrW | AtomicFetchOrW | AtomicOrDw | AtomicFetchOrDw => AtomicRmwOp::Or,
+                    AtomicAndW | AtomicFetchAndW | AtomicAndDw | AtomicFetchAndDw => AtomicRmwOp::And,
+                    AtomicXorW | AtomicFetchXorW | AtomicXorDw | AtomicFetchXorDw => AtomicRmwOp::Xor,
+                    _ => AtomicRmwOp::Xchg,
+                };
+                self.b.ins().atomic_rmw(ty, guest(), op, addr, x)
+            };
+            if size == 4 { self.b.ins().uextend(I64, old) } else { old }
+        } else {
+            let rt = self.rt();
+            let op = self.c64(runtime::atomic_index(insn.op) as i64);
+            let r0 = self.reg(0);
+            let pc = self.c64(pc as i64);
+            let old = self.call(self.sigs.atomic, runtime::atomic as *const () as usize, &[rt, op, addr, src, r0, pc]);
+            self.check_stop();
+            old
+        };
+        if cmpxchg {
+            self.set(0, old);
+        } else if fetch {
+            self.set(insn.src, old);
+        }
+    }
+
+    fn helper_call(&mut self, pc: usize, insn: &Insn) -> Result<(), JitError> {
+        let rt = self.rt();
+        let mut args = vec![rt];
+        let f = if insn.op == Op::Call {
+            let id = insn.imm as u32;
+            let helper = self
+                .input
+                .helpers
+                .get(id)
+                .ok_or(JitError::Load(crate::LoadError::UnknownHelper { pc, id: insn.imm }))?;
+            args.push(self.c64(helper as *const crate::Helper as i64));
+            args.push(self.c64(((pc as i64) << 32) | i64::from(id)));
+            runtime::call_helper as *const () as usize
+        } else {
+            args.push(self.reg(insn.dst));
+            args.push(self.c64(pc as i64));
+            runtime::call_helper_dyn as *const () as usize
+        };
+        for r in 1..=5 {
+            args.push(self.reg(r));
+        }
+        let v = self.call(self.sigs.helper, f, &args);
+        let status = self.load_rt(offset_of!(RunCtx, status));
+        let next = self.block_at(pc + 1)?;
+        let ok = self.b.create_block();
+        let slow = self.b.create_block();
+        self.b.ins().brif(status, slow, &[], ok, &[]);
+        self.b.switch_to_block(ok);
+        self.set(0, v);
+        self.b.ins().jump(next, &[]);
+
+        self.b.switch_to_block(slow);
+        let fallthrough = self.b.ins().icmp_imm_s(IntCC::Equal, status, runtime::STATUS_FALLTHROUGH as i64);
+        let other = self.b.create_block();
+        self.b.ins().brif(fallthrough, next, &[], other, &[]);
+        self.b.switch_to_block(other);
+        let stop = self.b.ins().icmp_imm_s(IntCC::Equal, status, runtime::STATUS_STOP as i64);
+        let tail = self.b.create_block();
+        self.b.ins().brif(stop, self.stop_block, &[], tail, &[]);
+        self.b.set_cold_block(tail);
+        self.b.switch_to_block(tail);
+        // A tail call: hand the registers and the budget to the driver, which starts the target.
+        for r in 0..10u8 {
+            let v = self.reg(r);
+            self.store_rt(regs_offset_usize(r as usize), v);
+        }
+        let budget = self.b.use_var(self.budget);
+        self.store_rt(offset_of!(RunCtx, budget), budget);
+        let zero = self.c64(0);
+        self.b.ins().return_(&[zero]);
+        self.terminated = true;
+        Ok(())
+    }
+
+    fn local_call(&mut self, pc: usize, insn: &Insn) -> Result<(), JitError> {
+        let target = self.target(pc, insn)?;
+        let site = self.ret_sites.iter().position(|&s| s == pc + 1).unwrap_or(0);
+        let frames = self.frames.ok_or_else(|| JitError::Codegen("local call without frames".into()))?;
+        let depth = self.b.use_var(self.depth);
+        let full = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, depth, MAX_CALL_DEPTH as i64 - 1);
+        let zero = self.c64(0);
+        self.raise_if(full, runtime::RAISE_CALL_DEPTH, pc, zero, zero);
+        let base = self.b.ins().stack_addr(I64, frames, 0);
+        let at = self.b.ins().imul_imm_s(depth, FRAME_BYTES);
+        let frame = self.b.ins().iadd(base, at);
+        let id = self.c64(site as i64);
+        self.b.ins().store(trusted(), id, frame, 0);
+        for (i, r) in (6..=9u8).enumerate() {
+            let v = self.reg(r);
+            self.b.ins().store(trusted(), v, frame, 8 * (i as i32 + 1));
+        }
+        let depth = self.b.ins().iadd_imm_s(depth, 1);
+        self.b.def_var(self.depth, depth);
+        let r10 = self.reg(10);
+        let r10 = self.b.ins().iadd_imm_s(r10, -(STACK_SIZE as i64));
+        self.set(10, r10);
+        self.store_rt(offset_of!(RunCtx, r10), r10);
+        self.b.ins().jump(target, &[]);
+        self.terminated = true;
+        Ok(())
+    }
+
+    fn exit(&mut self) {
+        let r0 = self.reg(0);
+        match self.pop_block {
+            None => {
+                self.b.ins().return_(&[r0]);
+            }
+            Some(pop) => {
+                let depth = self.b.use_var(self.depth);
+                let ret = self.b.create_block();
+                self.b.ins().brif(depth, pop, &[], ret, &[]);
+                self.b.switch_to_block(ret);
+                self.b.ins().return_(&[r0]);
+            }
+        }
+        self.terminated = true;
+    }
+
+    /// The shared return path of local calls: pop the frame, restore r6..r9 and r10, and
+    /// dispatch to the return site.
+    fn emit_pop(&mut self, pop: Block) -> Result<(), JitError> {
+        self.b.switch_to_block(pop);
+        let frames = self.frames.ok_or_else(|| JitError::Codegen("return without frames".into()))?;
+        let depth = self.b.use_var(self.depth);
+        let depth = self.b.ins().iadd_imm_s(depth, -1);
+        self.b.def_var(self.depth, depth);
+        let base = self.b.ins().stack_addr(I64, frames, 0);
+        let at = self.b.ins().imul_imm_s(depth, FRAME_BYTES);
+        let frame = self.b.ins().iadd(base, at);
+        let id = self.b.ins().load(I64, trusted(), frame, 0);
+        for (i, r) in (6..=9u8).enumerate() {
+            let v = self.b.ins().load(I64, trusted(), frame, 8 * (i as i32 + 1));
+            self.set(r, v);
+        }
+        let r10 = self.reg(10);
+        let r10 = self.b.ins().iadd_imm_s(r10, STACK_SIZE as i64);
+        self.set(10, r10);
+        self.store_rt(offset_of!(RunCtx, r10), r10);
+        let id = self.b.ins().ireduce(I32, id);
+        let bad = self.b.create_block();
+        let mut targets = Vec::with_capacity(self.ret_sites.len());
+        for &site in &self.ret_sites.clone() {
+            let block = self.block_at(site)?;
+            targets.push(self.b.func.dfg.block_call(block, &[] as &[BlockArg]));
+        }
+        let default = self.b.func.dfg.block_call(bad, &[] as &[BlockArg]);
+        let table = self.b.create_jump_table(JumpTableData::new(default, &targets));
+        self.b.ins().br_table(id, table);
+        self.b.switch_to_block(bad);
+        self.b.ins().trap(TrapCode::unwrap_user(1));
+        Ok(())
+    }
+}
+
+fn off(field: usize) -> i32 {
+    field as i32
+}
+
+fn off32(field: usize) -> i32 {
+    field as i32
+}
+
+fn regs_offset(r: usize) -> i32 {
+    regs_offset_usize(r) as i32
+}
+
+fn regs_offset_usize(r: usize) -> usize {
+    offset_of!(RunCtx, regs) + 8 * r
+}

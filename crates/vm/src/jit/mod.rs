@@ -1,0 +1,282 @@
+//! The JIT: verified eBPF compiled to native code with Cranelift.
+//!
+//! [`Jit`] mirrors [`crate::Interpreter`]: the same constructors' shapes, the same `run`,
+//! `run_xdp` and `run_socket_filter`, the same helpers and `Env` (through the same
+//! [`Helpers`]), the same results and the same [`Trap`] values. A [`crate::Module`] hands out
+//! both (`Module::interpreter`, `Module::jit`), sharing maps.
+//!
+//! Memory safety comes from the verifier: [`Jit::new`] takes a [`VerifiedProgram`], and every
+//! access its facts prove in bounds is a plain native load or store. Accesses without such a proof
+//! go through the same region table as the interpreter. [`Jit::new_checked`] compiles an
+//! unverified program with every access checked and the instruction budget counted, so it can
+//! run the conformance suite; it is not offered for `--no-verify` runs of objects.
+
+pub(crate) mod compile;
+mod runtime;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use duet_isa::Program;
+use duet_verifier::{ProgramType, VerifiedProgram};
+
+use crate::helpers::Helpers;
+use crate::interp::{Code, MAX_CALL_DEPTH, STACK_SIZE, prepare};
+use crate::memory::{Context, MemoryMap, PACKET_REGION, Region, RegionKind, SharedRegions, XdpState};
+use crate::{Config, LoadError, Trap, TrapKind, XdpPacket};
+use compile::Compiled;
+use runtime::RunCtx;
+
+const STACK_TOTAL: usize = STACK_SIZE * MAX_CALL_DEPTH;
+
+/// Why a program could not be compiled.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JitError {
+    /// The program cannot be prepared (unknown helper, unresolvable reference).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Cranelift failed; a bug in duet's JIT, reported rather than panicking.
+    #[error("JIT code generation failed: {0}")]
+    Codegen(String),
+}
+
+/// What compiling one program took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompileStats {
+    /// eBPF instructions compiled (an `lddw` counts once).
+    pub n_insns: usize,
+    /// Bytes of native code.
+    pub code_size: usize,
+    /// Wall time of translation, code generation and mapping.
+    pub time: Duration,
+    /// Whether every access is checked (an unverified program).
+    pub checked: bool,
+}
+
+/// The programs one JIT instance can run (several when tail calls reach others): the
+/// interpreter's prepared code, and native code for each program that was compiled.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) code: Arc<Code>,
+    compiled: Vec<Option<Arc<Compiled>>>,
+    /// Program type each compiled program was verified for (`None`: checked code).
+    types: Vec<Option<ProgramType>>,
+}
+
+impl Shared {
+    /// Whether program `index` exists, and whether it is compiled.
+    fn tail_target(&self, index: usize) -> Option<bool> {
+        self.code.programs.get(index).map(|_| self.compiled.get(index).is_some_and(Option::is_some))
+    }
+}
+
+/// A compiled program, ready to run. Clone it to run on several threads (clones share the code,
+/// helpers and maps, not the stack).
+#[derive(Clone, Debug)]
+pub struct Jit {
+    shared: Arc<Shared>,
+    entry: usize,
+    stack: Box<[u8]>,
+}
+
+/// How a run sets up the program's context.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RunKind {
+    Memory,
+    Xdp,
+    SocketFilter,
+}
+
+impl Jit {
+    /// Compiles a program duet's verifier proved safe, with `helpers`. `lddw`s of maps stay
+    /// unresolved (running one traps, as in the interpreter); load objects with a
+    /// [`crate::Module`] instead. `config.max_insns` does not apply: a verified program
+    /// terminates, and compiled code counts no instructions.
+    pub fn new(program: &VerifiedProgram, helpers: Helpers, config: Config) -> Result<Self, JitError> {
+        let insns = prepare(program.program(), &helpers, |_, _| Ok(None))?;
+        let code = Arc::new(Code { programs: vec![insns], helpers, regions: SharedRegions::default(), config });
+        let compiled = compile::compile(&compile::Input {
+            insns: &code.programs[0],
+            verified: Some(program),
+            helpers: &code.helpers,
+        })?;
+        Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![Some(program.program_type())], 0))
+    }
+
+    /// Compiles a program that has not been verified, with every memory access checked against
+    /// the region table and the instruction budget (`config.max_insns`) counted, exactly as the
+    /// interpreter does. For test suites whose programs are not meant to pass a verifier (the
+    /// conformance suite); it is slower than [`Jit::new`]'s code.
+    pub fn new_checked(program: &Program, helpers: Helpers, config: Config) -> Result<Self, JitError> {
+        let insns = prepare(program, &helpers, |_, _| Ok(None))?;
+        let code = Arc::new(Code { programs: vec![insns], helpers, regions: SharedRegions::default(), config });
+        let compiled =
+            compile::compile(&compile::Input { insns: &code.programs[0], verified: None, helpers: &code.helpers })?;
+        Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![None], 0))
+    }
+
+    /// Compiles program `index` of a module's prepared code with its verification facts.
+    pub(crate) fn compile_program(
+        code: &Arc<Code>,
+        index: usize,
+        program: &VerifiedProgram,
+    ) -> Result<Arc<Compiled>, JitError> {
+        Ok(Arc::new(compile::compile(&compile::Input {
+            insns: &code.programs[index],
+            verified: Some(program),
+            helpers: &code.helpers,
+        })?))
+    }
+
+    pub(crate) fn from_parts(
+        code: Arc<Code>,
+        compiled: Vec<Option<Arc<Compiled>>>,
+        types: Vec<Option<ProgramType>>,
+        entry: usize,
+    ) -> Self {
+        Jit {
+            shared: Arc::new(Shared { code, compiled, types }),
+            entry,
+            stack: vec![0; STACK_TOTAL].into_boxed_slice(),
+        }
+    }
+
+    /// What compiling the entry program took.
+    pub fn stats(&self) -> CompileStats {
+        self.shared.compiled[self.entry].as_ref().map(|c| c.stats).unwrap_or_default()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.code.config
+    }
+
+    /// Runs the program with `r1` pointing at `mem` and `r2 = mem.len()`, as the conformance
+    /// suite and socket-filter style programs expect. Legacy packet loads read from `mem`.
+    pub fn run(&mut self, mem: &mut [u8]) -> Result<u64, Trap> {
+        let Jit { shared, entry, stack } = self;
+        let mut memory = MemoryMap::new(&shared.code.regions.0);
+        memory.push(Region::writable(stack, RegionKind::Stack));
+        let input = Region::writable(mem, RegionKind::Input);
+        memory.push(input);
+        execute(shared, *entry, &mut memory, [input.start(), input.len(), 0, 0, 0], input, RunKind::Memory)
+    }
+
+    /// Runs an XDP program on `packet`; returns the verdict (`r0`).
+    pub fn run_xdp(&mut self, packet: &mut XdpPacket) -> Result<u64, Trap> {
+        let Jit { shared, entry, stack } = self;
+        let mut memory = MemoryMap::new(&shared.code.regions.0);
+        memory.push(Region::writable(stack, RegionKind::Stack));
+        let buf = Region::writable(&mut packet.buf, RegionKind::Packet);
+        memory.xdp = Some(XdpState {
+            buf,
+            data_meta: packet.data_meta as u64,
+            data: packet.data as u64,
+            data_end: packet.data_end as u64,
+        });
+        memory.push(Region::EMPTY);
+        memory.push(Region::EMPTY);
+        memory.refresh_packet();
+        let ctx = packet as *const XdpPacket as u64;
+        memory.context =
+            Context::Xdp { addr: ctx, ingress_ifindex: packet.ingress_ifindex, rx_queue_index: packet.rx_queue_index };
+        let legacy = memory.get(PACKET_REGION);
+        let result = execute(shared, *entry, &mut memory, [ctx, 0, 0, 0, 0], legacy, RunKind::Xdp);
+        if let Some(x) = memory.xdp {
+            packet.data_meta = x.data_meta as usize;
+            packet.data = x.data as usize;
+            packet.data_end = x.data_end as usize;
+        }
+        result
+    }
+
+    /// Runs a socket filter on an Ethernet frame, as the kernel's `BPF_PROG_TEST_RUN` does.
+    pub fn run_socket_filter(&mut self, frame: &mut [u8]) -> Result<u64, Trap> {
+        let Jit { shared, entry, stack } = self;
+        let mut memory = MemoryMap::new(&shared.code.regions.0);
+        memory.push(Region::writable(stack, RegionKind::Stack));
+        let eth = frame.len().min(14);
+        let protocol = if frame.len() >= 14 { u16::from_le_bytes([frame[12], frame[13]]) } else { 0 };
+        let net = Region::read_only(&frame[eth..], RegionKind::Packet);
+        let ctx = frame.as_ptr() as u64 ^ 0x8000_0000_0000;
+        memory.context = Context::Skb { addr: ctx, len: net.len() as u32, protocol: u32::from(protocol) };
+        execute(shared, *entry, &mut memory, [ctx, 0, 0, 0, 0], net, RunKind::SocketFilter)
+    }
+}
+
+/// Verified code relies on the context its program type promises; running it with another
+/// would let it dereference numbers it takes for pointers.
+fn kind_matches(ty: Option<ProgramType>, kind: RunKind) -> bool {
+    match ty {
+        None => true,
+        Some(ProgramType::Xdp) => kind == RunKind::Xdp,
+        Some(ProgramType::SocketFilter) => kind == RunKind::SocketFilter,
+        Some(_) => false,
+    }
+}
+
+/// Runs compiled code until it returns, following tail calls.
+fn execute(
+    shared: &Arc<Shared>,
+    entry: usize,
+    memory: &mut MemoryMap<'_>,
+    args: [u64; 5],
+    legacy: Region,
+    kind: RunKind,
+) -> Result<u64, Trap> {
+    let stack = memory.get(0);
+    let top = stack.start() + stack.len();
+    let max_insns = shared.code.config.max_insns.unwrap_or(u64::MAX);
+    let mut regs = [0u64; 11];
+    regs[1..6].copy_from_slice(&args);
+    regs[10] = top;
+    let mut rt = RunCtx {
+        regs,
+        ctx_fields: [0; 8],
+        ctx_addr: 0,
+        legacy_ptr: legacy.ptr as u64,
+        legacy_len: legacy.len(),
+        r10: top,
+        budget: max_insns,
+        status: 0,
+        tail_target: 0,
+        // The region table outlives the run; compiled code reaches it only during `execute`.
+        memory: (memory as *mut MemoryMap<'_>).cast(),
+        stack,
+        outcome: None,
+        tail_calls: 0,
+        current: entry,
+        shared: Arc::as_ptr(shared),
+        max_insns,
+    };
+    rt.refresh_context();
+    let mut current = entry;
+    loop {
+        let Some(Some(compiled)) = shared.compiled.get(current) else {
+            return Err(Trap { pc: 0, kind: TrapKind::Unsupported("a program the JIT did not compile") });
+        };
+        if !kind_matches(shared.types[current], kind) {
+            return Err(Trap {
+                pc: 0,
+                kind: TrapKind::Unsupported("running verified code with a context its program type does not have"),
+            });
+        }
+        rt.current = current;
+        rt.status = runtime::STATUS_OK;
+        rt.r10 = top;
+        rt.regs[10] = top;
+        // SAFETY: `compiled.entry` is native code generated for this program by `compile`,
+        // which keeps it mapped while `compiled` (held by `shared`) lives. It reads and writes
+        // only `rt`, the stack buffer, and guest memory the verifier proved in bounds or the region
+        // table checked; `rt` points at live state for the whole call.
+        let r0 = unsafe { (compiled.entry)(&mut rt) };
+        if let Some(outcome) = rt.outcome.take() {
+            return outcome;
+        }
+        if rt.status == runtime::STATUS_TAIL_CALL {
+            current = rt.tail_target as usize;
+            continue;
+        }
+        return Ok(r0);
+    }
+}
