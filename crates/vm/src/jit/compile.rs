@@ -107,9 +107,10 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     ctx.func.signature.params.push(AbiParam::new(I64));
     ctx.func.signature.returns.push(AbiParam::new(I64));
     let mut fb_ctx = FunctionBuilderContext::new();
+    let checked_accesses;
     {
         let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        Translator::new(builder, input, &isa).translate()?;
+        checked_accesses = Translator::new(builder, input, &isa).translate()?;
     }
     let id = module
         .declare_function("bpf", Linkage::Local, &ctx.func.signature)
@@ -127,7 +128,13 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     Ok(Compiled {
         _code: code,
         entry,
-        stats: super::CompileStats { n_insns, code_size, time: start.elapsed(), checked: input.verified.is_none() },
+        stats: super::CompileStats {
+            n_insns,
+            code_size,
+            time: start.elapsed(),
+            checked: input.verified.is_none(),
+            checked_accesses,
+        },
     })
 }
 
@@ -177,6 +184,7 @@ struct Translator<'a, 'b> {
     frames: Option<StackSlot>,
     sigs: Sigs,
     terminated: bool,
+    checked_accesses: usize,
     frontend: cranelift_codegen::isa::TargetFrontendConfig,
 }
 
@@ -228,6 +236,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             frames: None,
             sigs,
             terminated: false,
+            checked_accesses: 0,
             frontend: isa.frontend_config(),
         }
     }
@@ -311,7 +320,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             .ok_or_else(|| JitError::Codegen(format!("instruction {pc}: no block at a branch target")))
     }
 
-    fn translate(mut self) -> Result<(), JitError> {
+    /// Emits the function; returns how many accesses needed run-time checks.
+    fn translate(mut self) -> Result<usize, JitError> {
         self.find_blocks();
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
@@ -370,7 +380,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         self.b.seal_all_blocks();
         self.b.finalize(self.frontend);
-        Ok(())
+        Ok(self.checked_accesses)
     }
 
     // === helpers for emitting code ===
@@ -457,7 +467,15 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.def_var(self.budget, left);
     }
 
-    fn access(&self, pc: usize, op: Op) -> Access {
+    fn access(&mut self, pc: usize, op: Op) -> Access {
+        let access = self.proven_access(pc, op);
+        if access == Access::Checked {
+            self.checked_accesses += 1;
+        }
+        access
+    }
+
+    fn proven_access(&self, pc: usize, op: Op) -> Access {
         let Some(verified) = self.input.verified else { return Access::Checked };
         match verified.facts(pc).mem {
             Some(MemRegion::Stack | MemRegion::Packet | MemRegion::PacketMeta | MemRegion::MapValue { .. })

@@ -51,6 +51,9 @@ pub struct CompileStats {
     pub time: Duration,
     /// Whether every access is checked (an unverified program).
     pub checked: bool,
+    /// Loads, stores and atomics compiled as calls into the region table because no proof
+    /// covered them (every access, for checked code).
+    pub checked_accesses: usize,
 }
 
 /// The programs one JIT instance can run (several when tail calls reach others): the
