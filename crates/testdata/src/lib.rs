@@ -9,6 +9,7 @@
 use duet_isa::{Program, RawInsn};
 
 pub mod packets;
+pub mod proxy_filters;
 
 /// What a test expects.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 proxy_wasm::main! {{
+    // Installs the SDK's panic hook, which logs the panic message at level critical.
+    proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| Box::new(Root));
 }}
 
