@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use duet_isa::Program;
 use duet_testdata::{TestCase, Verdict};
-use duet_vm::{Config, Helpers, Interpreter};
+use duet_vm::{Config, Helpers, Interpreter, Jit};
 
 mod build_cmd;
 mod kernel;
@@ -31,7 +31,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a set of `.data` test files (the bpf_conformance format) through the interpreter.
+    /// Run a set of `.data` test files (the bpf_conformance format) through the interpreter (or the
+    /// JIT).
     ///
     /// Each file's `-- asm` and `-- raw` programs are run with its `-- mem` bytes (r1 = pointer,
     /// r2 = length) and helper 5 as the suite's "unwind" helper; the result must equal
@@ -46,6 +47,10 @@ enum Command {
         /// Instruction budget per run.
         #[arg(long, default_value_t = 1_000_000)]
         budget: u64,
+        /// Engine: `interp` (the checked interpreter) or `jit` (compiled with every access checked
+        /// and the budget counted, as the suite's programs are not verified).
+        #[arg(long, default_value = "interp", value_parser = ["interp", "jit"])]
+        engine: String,
     },
     /// Act as a bpf_conformance plugin: read hex bytecode on stdin, run it, print r0 in hex.
     ///
@@ -70,7 +75,8 @@ enum Command {
         /// Bytecode file.
         input: PathBuf,
     },
-    /// Run a program (assembly `.s`/`.asm` or raw bytecode) in the interpreter and print r0.
+    /// Run a program (assembly `.s`/`.asm` or raw bytecode) in the interpreter (or the JIT) and
+    /// print r0.
     Exec {
         /// Program file.
         input: PathBuf,
@@ -80,6 +86,9 @@ enum Command {
         /// Instruction budget.
         #[arg(long, default_value_t = 1_000_000)]
         budget: u64,
+        /// Engine: `interp` or `jit` (compiled with every access checked and the budget counted).
+        #[arg(long, default_value = "interp", value_parser = ["interp", "jit"])]
+        engine: String,
     },
     /// Show an object file's programs, maps, relocations and disassembly (with source lines
     /// when the object has BTF line info).
@@ -104,8 +113,9 @@ enum Command {
         /// Program to run (needed when the object has several).
         #[arg(long)]
         program: Option<String>,
-        /// Engine: `interp` (the checked interpreter) or `wasm` (wasmtime; the default for `.wasm` files).
-        #[arg(long, default_value = "interp", value_parser = ["interp", "wasm"])]
+        /// Engine: `interp` (the checked interpreter), `jit` (verified programs compiled to native
+        /// code) or `wasm` (wasmtime; the default for `.wasm` files).
+        #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "wasm"])]
         engine: String,
         /// Print one JSON object: {"results": [r0 per packet], "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
         #[arg(long)]
@@ -196,9 +206,9 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Conformance { dir, verbose, budget } => {
+        Command::Conformance { dir, verbose, budget, engine } => {
             let dir = conformance_dir(dir);
-            let summary = run_conformance(&dir, verbose, budget)?;
+            let summary = run_conformance(&dir, verbose, budget, &engine)?;
             println!("{} passed, {} failed", summary.passed, summary.failed);
             Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
@@ -228,10 +238,10 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Exec { input, mem, budget } => {
+        Command::Exec { input, mem, budget, engine } => {
             let program = load_program_file(&input)?;
             let mut mem = parse_mem_arg(mem.as_deref())?;
-            let r0 = interpret(&program, &mut mem, budget).map_err(anyhow::Error::msg)?;
+            let r0 = execute(&program, &mut mem, budget, &engine).map_err(anyhow::Error::msg)?;
             println!("r0 = {r0:#x} ({r0})");
             Ok(ExitCode::SUCCESS)
         }
@@ -281,7 +291,7 @@ fn conformance_dir(arg: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFORMANCE_DIR))
 }
 
-fn run_conformance(dir: &Path, verbose: bool, budget: u64) -> Result<Summary> {
+fn run_conformance(dir: &Path, verbose: bool, budget: u64, engine: &str) -> Result<Summary> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the conformance directory {}; pass the directory of .data files or set DUET_CONFORMANCE_DIR", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -298,7 +308,7 @@ fn run_conformance(dir: &Path, verbose: bool, budget: u64) -> Result<Summary> {
             Err(e) => Verdict::Fail(format!("cannot read: {e}")),
             Ok(text) => match TestCase::parse(&text) {
                 Err(e) => Verdict::Fail(format!("cannot parse: {e}")),
-                Ok(case) => case.check(|program, mem| interpret(program, mem, budget)),
+                Ok(case) => case.check(|program, mem| execute(program, mem, budget, engine)),
             },
         };
         match verdict {
@@ -324,6 +334,18 @@ fn interpret(program: &Program, mem: &mut [u8], budget: u64) -> Result<u64, Stri
     let mut vm =
         Interpreter::new_unverified(program, helpers, Config { max_insns: Some(budget) }).map_err(|e| e.to_string())?;
     vm.run(mem).map_err(|e| e.to_string())
+}
+
+/// `interpret`, or the JIT: unverified programs compile as checked code (every access through
+/// the region table, the budget counted), so results and traps are the interpreter's.
+fn execute(program: &Program, mem: &mut [u8], budget: u64, engine: &str) -> Result<u64, String> {
+    if engine != "jit" {
+        return interpret(program, mem, budget);
+    }
+    let mut helpers = Helpers::new();
+    helpers.register(5, duet_vm::unwind_helper);
+    let mut jit = Jit::new_checked(program, helpers, Config { max_insns: Some(budget) }).map_err(|e| e.to_string())?;
+    jit.run(mem).map_err(|e| e.to_string())
 }
 
 fn plugin(memory: Option<&str>) -> Result<ExitCode> {
@@ -442,7 +464,7 @@ fn demo() -> Result<ExitCode> {
     drop(out);
     if dir.is_dir() {
         println!("  running {}", dir.display());
-        let summary = run_conformance(&dir, false, 1_000_000)?;
+        let summary = run_conformance(&dir, false, 1_000_000, "interp")?;
         println!("{} passed, {} failed", summary.passed, summary.failed);
         Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     } else {

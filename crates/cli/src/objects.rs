@@ -170,23 +170,35 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(path) = &args.maps_in {
         seed_maps(|n| module.map(n).ok().map(|m| &**m), path)?;
     }
-    let mut vm = if args.no_verify {
+    if args.engine == "jit" && args.no_verify {
+        bail!(
+            "the JIT runs only programs duet's verifier proved safe; drop --no-verify, or use `--engine interp` to run `{name}` unverified in the checked interpreter"
+        );
+    }
+    let mut vm = if args.engine == "jit" {
+        Engine::Jit(module.jit(&name)?)
+    } else if args.no_verify {
         eprintln!(
             "warning: running `{name}` without duet's verifier (--no-verify); the interpreter still checks every memory access, so an unsafe program traps instead of misbehaving"
         );
-        module.interpreter_unverified(&name)?
+        Engine::Interp(module.interpreter_unverified(&name)?)
     } else {
-        module.interpreter(&name)?
+        Engine::Interp(module.interpreter(&name)?)
     };
 
     let mut packet = XdpPacket::new(&[]);
     let (results, elapsed) = run_frames(&frames, |frame| {
-        let outcome = match kind {
-            ProgramKind::Xdp => {
+        let outcome = match (&mut vm, &kind) {
+            (Engine::Interp(vm), ProgramKind::Xdp) => {
                 packet.reset(frame);
                 vm.run_xdp(&mut packet)
             }
-            _ => vm.run_socket_filter(&mut frame.to_vec()),
+            (Engine::Jit(vm), ProgramKind::Xdp) => {
+                packet.reset(frame);
+                vm.run_xdp(&mut packet)
+            }
+            (Engine::Interp(vm), _) => vm.run_socket_filter(&mut frame.to_vec()),
+            (Engine::Jit(vm), _) => vm.run_socket_filter(&mut frame.to_vec()),
         };
         outcome.map_err(|trap| trap.to_string())
     });
@@ -197,7 +209,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let maps: Vec<(&str, &Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
     let label = |v: u64| if kind == ProgramKind::Xdp { xdp_action_name(v) } else { format!("keep {v} bytes") };
     let title = format!("{name} ({})", kind_name(&kind));
-    report(args, &title, "the interpreter", &results, elapsed, &maps, label)
+    let engine = if matches!(vm, Engine::Jit(_)) { "the JIT" } else { "the interpreter" };
+    report(args, &title, engine, &results, elapsed, &maps, label)
+}
+
+/// The userspace VM engine `duet run` uses.
+enum Engine {
+    Interp(duet_vm::Interpreter),
+    Jit(duet_vm::Jit),
 }
 
 /// Prints the outcome of `duet run` (either engine): one JSON object with `--json`, else the

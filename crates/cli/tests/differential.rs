@@ -1,7 +1,8 @@
 //! The spine of the test suite: every program of the BPF corpus (`target/bpf/*.o`, built by
 //! `cargo xtask build-bpf` from `tests/bpf/`) runs over the generated packet corpus in the Linux
-//! kernel (`BPF_PROG_TEST_RUN`) and in duet's interpreter; verdicts, output packets, final map
-//! contents and ring buffer records must be identical.
+//! kernel (`BPF_PROG_TEST_RUN`), in duet's interpreter and in duet's JIT (each engine with a
+//! module of its own); verdicts, output packets, final map contents and ring buffer records must
+//! be identical.
 //!
 //! Needs root (or CAP_BPF + CAP_NET_ADMIN). Elsewhere it says why it skipped; under `CI=true`
 //! it fails instead. Excluded from the comparison, on purpose:
@@ -123,6 +124,13 @@ fn kernel_and_interpreter_agree_on_the_corpus() {
                 module.set_prog_array(map, *index, target).unwrap();
             }
             let mut vm = module.interpreter(&program.name).unwrap();
+            let jit_module =
+                Module::load(&object, LoadOptions { n_cpus, env: Env::deterministic(), ..LoadOptions::default() })
+                    .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            for (map, index, target) in &arrays {
+                jit_module.set_prog_array(map, *index, target).unwrap();
+            }
+            let mut jit = jit_module.jit(&program.name).unwrap_or_else(|e| panic!("{ctx}: JIT: {e}"));
             for (i, (frame, k)) in packets.iter().zip(&kernel.packets).enumerate() {
                 let Ok(k_ret) = &k.result else {
                     // The kernel refused this frame (too short to test-run), so its maps never
@@ -138,65 +146,85 @@ fn kernel_and_interpreter_agree_on_the_corpus() {
                     }
                     _ => (vm.run_socket_filter(&mut frame.clone()), k.data_out.clone()),
                 };
+                let (jit_result, jit_data) = match program.kind {
+                    ProgramKind::Xdp => {
+                        let mut packet = XdpPacket::new(frame);
+                        let r = jit.run_xdp(&mut packet);
+                        (r, packet.data().to_vec())
+                    }
+                    _ => (jit.run_socket_filter(&mut frame.clone()), k.data_out.clone()),
+                };
                 compared += 1;
-                match vm_result {
-                    Ok(r0) if r0 as u32 == *k_ret => {}
-                    Ok(r0) => mismatches.push(format!("{ctx} packet {i}: kernel returned {k_ret}, duet {r0}")),
-                    Err(trap) => {
-                        mismatches.push(format!("{ctx} packet {i}: kernel returned {k_ret}, duet trapped: {trap}"))
+                for (engine, vm_result, vm_data) in [("", vm_result, vm_data), (" (JIT)", jit_result, jit_data)] {
+                    match vm_result {
+                        Ok(r0) if r0 as u32 == *k_ret => {}
+                        Ok(r0) => {
+                            mismatches.push(format!("{ctx} packet {i}: kernel returned {k_ret}, duet{engine} {r0}"))
+                        }
+                        Err(trap) => mismatches
+                            .push(format!("{ctx} packet {i}: kernel returned {k_ret}, duet{engine} trapped: {trap}")),
+                    }
+                    if program.kind == ProgramKind::Xdp && vm_data != k.data_out {
+                        mismatches.push(format!(
+                            "{ctx} packet {i}: output packets differ\n  kernel {}\n  duet{engine}   {}",
+                            hex(&k.data_out),
+                            hex(&vm_data)
+                        ));
                     }
                 }
-                if program.kind == ProgramKind::Xdp && vm_data != k.data_out {
-                    mismatches.push(format!(
-                        "{ctx} packet {i}: output packets differ\n  kernel {}\n  duet   {}",
-                        hex(&k.data_out),
-                        hex(&vm_data)
-                    ));
-                }
             }
-            for (name, entries) in &kernel.maps {
-                if name == "nondet" {
-                    continue;
+            for (engine, module) in [("", &module), (" (JIT)", &jit_module)] {
+                for (name, entries) in &kernel.maps {
+                    if name == "nondet" {
+                        continue;
+                    }
+                    let Ok(map) = module.map(name) else {
+                        mismatches.push(format!("{ctx}: the kernel has map `{name}`, duet{engine} does not"));
+                        continue;
+                    };
+                    if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) {
+                        continue;
+                    }
+                    let value_size = map.spec().value_size as usize;
+                    let (k, d) = (from_kernel(entries, value_size), from_vm(map));
+                    if k != d {
+                        mismatches.push(format!("{ctx}: map `{name}` differs\n  kernel {k:?}\n  duet{engine}   {d:?}"));
+                    }
                 }
-                let Ok(map) = module.map(name) else {
-                    mismatches.push(format!("{ctx}: the kernel has map `{name}`, duet does not"));
-                    continue;
-                };
-                if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) {
-                    continue;
-                }
-                let value_size = map.spec().value_size as usize;
-                let (k, d) = (from_kernel(entries, value_size), from_vm(map));
-                if k != d {
-                    mismatches.push(format!("{ctx}: map `{name}` differs\n  kernel {k:?}\n  duet   {d:?}"));
-                }
-            }
-            for (name, records) in &kernel.ringbufs {
-                let ours = module.map(name).map(|m| m.ringbuf_drain()).unwrap_or_default();
-                if &ours != records {
-                    mismatches.push(format!(
-                        "{ctx}: ring buffer `{name}` differs: kernel {} records, duet {}",
-                        records.len(),
-                        ours.len()
-                    ));
+                for (name, records) in &kernel.ringbufs {
+                    let ours = module.map(name).map(|m| m.ringbuf_drain()).unwrap_or_default();
+                    if &ours != records {
+                        mismatches.push(format!(
+                            "{ctx}: ring buffer `{name}` differs: kernel {} records, duet{engine} {}",
+                            records.len(),
+                            ours.len()
+                        ));
+                    }
                 }
             }
         }
     }
     // Frames the kernel refused still go through duet's VM, on a fresh module per object: any
-    // verdict is fine, a trap is fine, a crash is not.
+    // verdict is fine, a trap is fine, a crash is not; the interpreter and the JIT (each on a
+    // module of its own) must agree.
     for path in &objects {
         let object = Object::parse(&std::fs::read(path).unwrap()).unwrap();
-        let module =
-            Module::load(&object, LoadOptions { n_cpus, env: Env::deterministic(), ..LoadOptions::default() }).unwrap();
+        let load = || {
+            Module::load(&object, LoadOptions { n_cpus, env: Env::deterministic(), ..LoadOptions::default() }).unwrap()
+        };
+        let (module, jit_module) = (load(), load());
         for program in object.programs.iter().filter(|p| matches!(p.kind, ProgramKind::Xdp | ProgramKind::SocketFilter))
         {
             let mut vm = module.interpreter(&program.name).unwrap();
+            let mut jit = jit_module.jit(&program.name).unwrap();
             for (kind, frame) in refused.iter().filter(|(k, _)| *k == program.kind) {
-                let _ = match kind {
-                    ProgramKind::Xdp => vm.run_xdp(&mut XdpPacket::new(frame)),
-                    _ => vm.run_socket_filter(&mut frame.clone()),
+                let (a, b) = match kind {
+                    ProgramKind::Xdp => {
+                        (vm.run_xdp(&mut XdpPacket::new(frame)), jit.run_xdp(&mut XdpPacket::new(frame)))
+                    }
+                    _ => (vm.run_socket_filter(&mut frame.clone()), jit.run_socket_filter(&mut frame.clone())),
                 };
+                assert_eq!(a, b, "{}: the interpreter and the JIT disagree on a short frame", program.name);
             }
         }
     }
