@@ -4,10 +4,10 @@
 //! ticker thread makes every store's deadline fire. Deadlines are counted in ticks of [`TICK`],
 //! so a callback is stopped at most one tick after its deadline.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, OptLevel};
+use wasmtime::{Config, Engine, Module, OptLevel};
 
 /// How often the epoch advances.
 pub(crate) const TICK: Duration = Duration::from_millis(5);
@@ -43,4 +43,32 @@ fn create() -> Result<Engine, String> {
 pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
     let ticks = deadline.as_nanos().div_ceil(TICK.as_nanos());
     u64::try_from(ticks).unwrap_or(u64::MAX / 2).saturating_add(1)
+}
+
+/// Most compiled modules kept in memory.
+const MODULE_CACHE_SIZE: usize = 32;
+
+/// Compiled modules by their exact bytes, most recent last, so loading the same filter again (a
+/// hot reload, the same filter in two chains, or a test) does not compile it again.
+static MODULES: Mutex<Vec<(Arc<[u8]>, Module)>> = Mutex::new(Vec::new());
+
+/// Compiles `wasm`, or returns the module compiled from the same bytes earlier.
+pub(crate) fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Module> {
+    {
+        let mut modules = MODULES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = modules.iter().position(|(bytes, _)| **bytes == *wasm) {
+            let entry = modules.remove(i);
+            let module = entry.1.clone();
+            modules.push(entry);
+            return Ok(module);
+        }
+    }
+    // Compile without holding the lock: other plugins may load meanwhile.
+    let module = Module::from_binary(engine, wasm)?;
+    let mut modules = MODULES.lock().unwrap_or_else(|e| e.into_inner());
+    if modules.len() >= MODULE_CACHE_SIZE {
+        modules.remove(0);
+    }
+    modules.push((Arc::from(wasm), module.clone()));
+    Ok(module)
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmtime::{Caller, ExternType, IntoFunc, Linker, Memory, Module, ResourceLimiter, TypedFunc, Val};
+use wasmtime::{Caller, ExternType, IntoFunc, Linker, Memory, Module, ResourceLimiter, TypedFunc, Val, ValType};
 
 use crate::pairs::{self, Pairs};
 use crate::shared::SharedError;
@@ -363,16 +363,19 @@ pub(crate) fn define(linker: &mut Linker<Host>, module: &Module) -> Result<(), S
         };
         if let Some((ty, code)) = stub {
             let (m2, name2) = (m.to_owned(), name.to_owned());
+            // The status (or errno) in the first result if it is an i32, zeros elsewhere.
+            let values: Vec<Val> = ty
+                .results()
+                .enumerate()
+                .map(|(i, t)| match t {
+                    ValType::I32 if i == 0 => Val::I32(code),
+                    t => Val::default_for_ty(&t).unwrap_or(Val::I32(0)),
+                })
+                .collect();
             defs.linker
-                .func_new(m, name, ty, move |mut cx, _params, results| {
+                .func_new(m, name, ty, move |cx, _params, results| {
                     tracing::debug!(target: "duet::filter", plugin = cx.data().name(), "unsupported import `{m2}.{name2}` called");
-                    let _ = &mut cx;
-                    for (i, r) in results.iter_mut().enumerate() {
-                        *r = match (i, *r) {
-                            (0, Val::I32(_)) => Val::I32(code),
-                            (_, v) => zero(&v),
-                        };
-                    }
+                    results.copy_from_slice(&values);
                     Ok(())
                 })
                 .map_err(|e| format!("cannot define `{m}.{name}`: {e:#}"))?;
@@ -386,19 +389,6 @@ pub(crate) fn define(linker: &mut Linker<Host>, module: &Module) -> Result<(), S
         ));
     }
     Ok(())
-}
-
-/// A zero of `v`'s type (the results slice of a dynamic function comes pre-filled with values of
-/// the right types).
-fn zero(v: &Val) -> Val {
-    match v {
-        Val::I32(_) => Val::I32(0),
-        Val::I64(_) => Val::I64(0),
-        Val::F32(_) => Val::F32(0),
-        Val::F64(_) => Val::F64(0),
-        Val::V128(_) => Val::V128(0u128.into()),
-        other => *other,
-    }
 }
 
 /// Maps a header-map type to the map, checking it is available in this callback.

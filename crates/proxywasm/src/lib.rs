@@ -413,7 +413,7 @@ impl Plugin {
             return Err(Error::Invalid { plugin, reason: "the deadline must be positive".into() });
         }
         let engine = engine::engine().map_err(|reason| Error::Engine { reason })?;
-        let module = Module::from_binary(engine, wasm).map_err(|e| {
+        let module = engine::compile(engine, wasm).map_err(|e| {
             if wasm.starts_with(b"\0asm") {
                 Error::Compile { plugin: plugin.clone(), source: e.into() }
             } else {
