@@ -5,6 +5,8 @@
 //! - `/status/<code>`: an empty response with that status;
 //! - `/slow/<ms>`: answers after that many milliseconds;
 //! - `/bytes/<n>`: `n` bytes of `x`;
+//! - `/check`: an authorization check for filters' `http_call`s: 403 when the `x-original-path`
+//!   header starts with `/private`, else 200 with body `user-<name>`;
 //! - anything else: `hello from <name>\n`, with `x-backend: <name>`.
 
 use std::convert::Infallible;
@@ -69,6 +71,13 @@ async fn handle(name: Arc<str>, req: Request<Incoming>) -> Result<Response<DownB
         r
     } else if path == "/echo" {
         Response::new(req.into_body().map_err(|e| -> crate::BoxError { Box::new(e) }).boxed_unsync())
+    } else if path == "/check" {
+        let private = req.headers().get("x-original-path").is_some_and(|p| p.as_bytes().starts_with(b"/private"));
+        let mut r = Response::new(full(if private { String::new() } else { format!("user-{name}") }));
+        if private {
+            *r.status_mut() = StatusCode::FORBIDDEN;
+        }
+        r
     } else if let Some(code) = path.strip_prefix("/status/") {
         let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() =

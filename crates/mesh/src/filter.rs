@@ -169,9 +169,12 @@ pub enum ChainVerdict {
     Respond(LocalResponse),
 }
 
+/// A filter and its part in one request (`None` once it failed open or finished).
+type ActiveFilter = (Arc<dyn HttpFilter>, Option<Box<dyn FilterStream>>);
+
 /// The filters of one request, in order. A filter that failed open is dropped from its run.
 pub struct ChainRun {
-    filters: Vec<(Arc<dyn HttpFilter>, Option<Box<dyn FilterStream>>)>,
+    filters: Vec<ActiveFilter>,
     metrics: Arc<Metrics>,
     /// In a body phase, the filter that asked to buffer: the next call starts there (filters
     /// before it already passed the earlier bytes on).

@@ -94,8 +94,7 @@ pub async fn handle(
     let clusters = Arc::clone(&snapshot.clusters);
     let mut flow: Option<Flow> = None;
     if !l.filters.is_empty() {
-        let mut ex = Exchange::default();
-        ex.request_headers = request_pairs(&parts, &host, conn.tls);
+        let mut ex = Exchange { request_headers: request_pairs(&parts, &host, conn.tls), ..Exchange::default() };
         crate::wasm_filter::fill_properties(&mut ex, conn, &request_id, &parts, route);
         let mut chain = match ChainRun::start(&l.filters, &shared.metrics) {
             Ok(c) => c,

@@ -276,6 +276,13 @@ impl HttpFilter for WasmFilter {
     }
 
     fn start_background(&self, io: Arc<dyn Upstreams>) {
+        // Root contexts run from the start (timers tick without traffic), as in Envoy.
+        for slot in &self.inner.slots {
+            let mut st = lock(&slot.state);
+            if let Err(e) = self.inner.vm(&mut st) {
+                tracing::warn!(filter = %self.inner.name, error = %e, "cannot start the filter's VM");
+            }
+        }
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             loop {

@@ -1,0 +1,520 @@
+//! `duet mesh`: run, check and benchmark the sidecar, and a small backend to put behind it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+
+/// The sidecar's commands.
+#[derive(Subcommand, Debug)]
+pub enum MeshCommand {
+    /// Run the sidecar in the foreground: logs go to stderr, SIGHUP reloads the config (as does
+    /// `POST /reload` on the admin address), SIGTERM drains in-flight requests and exits.
+    ///
+    /// Example: `duet mesh run --config examples/mesh/mesh.yaml`
+    Run {
+        /// The YAML config file (listeners, filters, routes, clusters, admin).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Log filter, e.g. `info`, `debug`, `duet_mesh=debug,duet::filter=trace` [default: $RUST_LOG or info].
+        #[arg(long)]
+        log: Option<String>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Validate a config and load every filter (each starts one VM and is configured), without
+    /// serving. The exit code says whether `run` would start.
+    ///
+    /// Example: `duet mesh check --config examples/mesh/mesh.yaml --json`
+    Check {
+        /// The YAML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A small HTTP/1.1 + HTTP/2 backend to put behind the sidecar: `/headers` echoes the request
+    /// head as JSON, `/echo` the body, `/status/<code>`, `/slow/<ms>`, `/bytes/<n>`; anything else
+    /// answers `hello from <name>`.
+    ///
+    /// Example: `duet mesh backend --address 127.0.0.1:18080`
+    Backend {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:18080")]
+        address: SocketAddr,
+        /// The name it answers with (and sends as `x-backend`).
+        #[arg(long, default_value = "backend")]
+        name: String,
+    },
+    /// Benchmark on loopback with wrk, interleaved in one run: the backend directly, nginx as a
+    /// reverse proxy (1 worker, keep-alive upstream), and duet mesh (1 worker) with 0, 1 and 3
+    /// Proxy-Wasm header filters. Prints rps, p50/p99 and the ratios; installs wrk and nginx
+    /// with apt-get when missing (as root).
+    ///
+    /// Example: `duet mesh bench --duration 5 --rounds 3`
+    Bench {
+        /// Seconds per wrk run.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        /// Interleaved rounds; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// The Proxy-Wasm header filter [default: duet's test filter `http_headers`, built for wasm32-wasip1].
+        #[arg(long)]
+        filter: Option<PathBuf>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `duet mesh` command.
+pub fn run(command: MeshCommand) -> Result<ExitCode> {
+    match command {
+        MeshCommand::Run { config, log, log_json } => {
+            init_logging(log.as_deref(), log_json);
+            let config = duet_mesh::server::absolute(&config);
+            duet_mesh::run(&config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        MeshCommand::Check { config, json } => check(&config, json),
+        MeshCommand::Backend { address, name } => {
+            init_logging(None, false);
+            let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            rt.block_on(async {
+                let local = duet_mesh::backend::spawn(address, &name)
+                    .await
+                    .with_context(|| format!("cannot listen on {address}"))?;
+                eprintln!("backend `{name}` listening on http://{local}/ (Ctrl-C stops it)");
+                tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        MeshCommand::Bench { duration, rounds, connections, filter, json } => {
+            bench(&BenchOptions { duration, rounds: rounds.max(1), connections, filter, json })
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn check(config: &Path, json: bool) -> Result<ExitCode> {
+    match duet_mesh::check(config) {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "listeners": report.listeners, "clusters": report.clusters })
+                );
+            } else {
+                println!("{}: ok", config.display());
+                for l in &report.listeners {
+                    let filters: Vec<String> = l["filters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|f| f["name"].as_str().unwrap_or("?").to_owned())
+                        .collect();
+                    println!(
+                        "  listener {} on {}{}: filters [{}]",
+                        l["name"].as_str().unwrap_or("?"),
+                        l["address"].as_str().unwrap_or("?"),
+                        if l["tls"].as_bool() == Some(true) { " (TLS)" } else { "" },
+                        filters.join(", ")
+                    );
+                }
+                println!("  clusters: {}", report.clusters.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({ "ok": false, "error": e.to_string() }));
+            } else {
+                eprintln!("error: {e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+// === Small blocking HTTP helpers (demo and bench) ===
+
+/// One HTTP/1.1 request over a fresh connection; returns the status, head and body.
+pub fn http_get(addr: SocketAddr, method: &str, path: &str, extra: &[(&str, &str)]) -> Result<(u16, String, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).with_context(|| format!("connect {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: 0\r\n");
+    for (n, v) in extra {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("no HTTP status line")?;
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    Ok((status, head.to_owned(), body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Waits until `GET path` on `addr` answers 200.
+pub fn wait_ready(addr: SocketAddr, path: &str, child: Option<&mut Child>, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    let mut child = child;
+    while start.elapsed() < timeout {
+        if let Ok((200, _, _)) = http_get(addr, "GET", path, &[]) {
+            return Ok(());
+        }
+        if let Some(c) = child.as_deref_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            bail!("the process exited ({status}) before {addr}{path} was ready");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{addr}{path} was not ready within {timeout:?}")
+}
+
+/// A free loopback port.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // SIGTERM first so a sidecar drains; then make sure.
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `duet mesh run` on `config` and waits for its admin `/ready`.
+pub fn start_mesh(config: &Path, admin: SocketAddr, log: &Path) -> Result<Reaped> {
+    let exe = std::env::current_exe().context("cannot find the duet binary")?;
+    let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let child = Command::new(exe)
+        .args(["mesh", "run", "--config"])
+        .arg(config)
+        .args(["--log", "warn"])
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .context("cannot start `duet mesh run`")?;
+    let mut child = Reaped(child);
+    wait_ready(admin, "/ready", Some(&mut child.0), Duration::from_secs(60))
+        .with_context(|| format!("duet mesh did not start; its log: {}", log.display()))?;
+    Ok(child)
+}
+
+// === Bench ===
+
+struct BenchOptions {
+    duration: u64,
+    rounds: usize,
+    connections: usize,
+    filter: Option<PathBuf>,
+    json: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Sample {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: u64,
+}
+
+fn ensure_tool(tool: &str, package: &str) -> Result<()> {
+    let found =
+        Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
+    if found {
+        return Ok(());
+    }
+    eprintln!("==> installing {package} (apt-get install -y {package})");
+    let ok = Command::new("apt-get").args(["install", "-y", "-q", package]).status().is_ok_and(|s| s.success())
+        || (Command::new("apt-get").args(["update", "-q"]).status().is_ok_and(|s| s.success())
+            && Command::new("apt-get").args(["install", "-y", "-q", package]).status().is_ok_and(|s| s.success()));
+    if !ok {
+        bail!(
+            "`{tool}` is missing and could not be installed; install Debian's `{package}` (apt-get install {package}) and rerun"
+        );
+    }
+    Ok(())
+}
+
+fn parse_latency_us(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let (num, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => n,
+        "ms" => n * 1e3,
+        "s" => n * 1e6,
+        _ => return None,
+    })
+}
+
+fn wrk(port: u16, o: &BenchOptions) -> Result<Sample> {
+    let out = Command::new("wrk")
+        .args(["-t1", &format!("-c{}", o.connections), &format!("-d{}s", o.duration), "--latency"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .context("cannot run wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("wrk failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    }
+    let mut s = Sample::default();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", v] => s.rps = v.parse().unwrap_or(0.0),
+            ["50%", v] => s.p50_us = parse_latency_us(v).unwrap_or(0.0),
+            ["99%", v] => s.p99_us = parse_latency_us(v).unwrap_or(0.0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => s.errors += n.parse().unwrap_or(0),
+            ["Socket", "errors:", ..] => {
+                s.errors += line
+                    .split(',')
+                    .filter_map(|p| p.split_whitespace().last().and_then(|n| n.parse::<u64>().ok()))
+                    .sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    if s.rps == 0.0 {
+        bail!("could not read wrk's output:\n{text}");
+    }
+    Ok(s)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+fn rss_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn mesh_config(port: u16, admin: u16, backend: SocketAddr, filters: usize, wasm: &Path) -> String {
+    let mut s = format!(
+        "admin: {{ address: \"127.0.0.1:{admin}\" }}\nworkers: 1\nlisteners:\n  - name: main\n    address: \"127.0.0.1:{port}\"\n"
+    );
+    if filters > 0 {
+        s.push_str("    filters:\n");
+        for i in 0..filters {
+            s.push_str(&format!(
+                "      - name: headers{i}\n        wasm: \"{}\"\n        config: \"bench-{i}\"\n",
+                wasm.display()
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "    routes:\n      - {{ prefix: \"/\", cluster: backend }}\nclusters:\n  - name: backend\n    endpoints: [\"{backend}\"]\n"
+    ));
+    s
+}
+
+fn nginx_config(dir: &Path, port: u16, backend: SocketAddr) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nevents {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream backend {{ server {backend}; keepalive 64; }}\n  \
+         server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://backend;\n      proxy_http_version 1.1;\n      \
+         proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
+    )
+}
+
+fn bench(o: &BenchOptions) -> Result<ExitCode> {
+    ensure_tool("wrk", "wrk")?;
+    ensure_tool("nginx", "nginx")?;
+    let wasm = match &o.filter {
+        Some(f) => f.clone(),
+        None => {
+            eprintln!("==> building the Proxy-Wasm header filter (tests/proxy-wasm, wasm32-wasip1)");
+            duet_testdata::proxy_filters::build_proxy_filters("wasm32-wasip1")
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .join("http_headers.wasm")
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("duet-mesh-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = RemoveDir(dir.clone());
+
+    // The backend runs in this process on its own runtime.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let backend = rt.block_on(duet_mesh::backend::spawn("127.0.0.1:0".parse()?, "bench"))?;
+
+    let nginx_port = free_port()?;
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, nginx_config(&dir, nginx_port, backend))?;
+    let nginx = Command::new("nginx")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start nginx")?;
+    let mut nginx = Reaped(nginx);
+    wait_ready(SocketAddr::from(([127, 0, 0, 1], nginx_port)), "/", Some(&mut nginx.0), Duration::from_secs(10))
+        .with_context(|| format!("nginx did not start; see {}", dir.join("nginx-error.log").display()))?;
+
+    let mut targets: Vec<(String, u16, Option<Reaped>)> =
+        vec![("direct".into(), backend.port(), None), ("nginx".into(), nginx_port, None)];
+    for n in [0usize, 1, 3] {
+        let (port, admin) = (free_port()?, free_port()?);
+        let config = dir.join(format!("mesh-{n}.yaml"));
+        std::fs::write(&config, mesh_config(port, admin, backend, n, &wasm))?;
+        let child = start_mesh(&config, SocketAddr::from(([127, 0, 0, 1], admin)), &dir.join(format!("mesh-{n}.log")))?;
+        targets.push((format!("duet mesh, {n} filter{}", if n == 1 { "" } else { "s" }), port, Some(child)));
+    }
+    let idle_rss = targets.last().and_then(|t| t.2.as_ref()).and_then(|c| rss_kib(c.0.id(), "VmRSS:"));
+
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
+    for round in 0..o.rounds {
+        for (i, (name, port, _)) in targets.iter().enumerate() {
+            eprintln!("==> round {}/{}: {name} ({} s, {} connections)", round + 1, o.rounds, o.duration, o.connections);
+            samples[i].push(wrk(*port, o)?);
+        }
+    }
+    let loaded_rss = targets.last().and_then(|t| t.2.as_ref()).and_then(|c| rss_kib(c.0.id(), "VmHWM:"));
+
+    let med: Vec<Sample> = samples
+        .iter()
+        .map(|s| Sample {
+            rps: median(s.iter().map(|x| x.rps).collect()),
+            p50_us: median(s.iter().map(|x| x.p50_us).collect()),
+            p99_us: median(s.iter().map(|x| x.p99_us).collect()),
+            errors: s.iter().map(|x| x.errors).sum(),
+        })
+        .collect();
+    let (nginx_s, d0, d1, d3) = (&med[1], &med[2], &med[3], &med[4]);
+    let per_filter_p50_1 = d1.p50_us - d0.p50_us;
+    let per_filter_p50_3 = (d3.p50_us - d0.p50_us) / 3.0;
+    let rps_cost_1 = 1.0 - d1.rps / d0.rps;
+    let rps_cost_3 = 1.0 - (d3.rps / d0.rps).powf(1.0 / 3.0);
+    let goals = [
+        ("duet (0 filters) rps >= nginx rps", d0.rps >= nginx_s.rps),
+        ("duet (0 filters) p99 <= nginx p99", d0.p99_us <= nginx_s.p99_us),
+        ("each filter adds <= 10 us to p50", per_filter_p50_1 <= 10.0 && per_filter_p50_3 <= 10.0),
+        ("each filter costs <= 5% rps", rps_cost_1 <= 0.05 && rps_cost_3 <= 0.05),
+    ];
+    if o.json {
+        let rows: Vec<serde_json::Value> = targets
+            .iter()
+            .zip(&med)
+            .map(|((name, _, _), s)| serde_json::json!({ "target": name, "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us, "errors": s.errors }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "rounds": o.rounds, "duration_s": o.duration, "connections": o.connections,
+                "results": rows,
+                "ratios": {
+                    "duet0_rps_over_nginx": d0.rps / nginx_s.rps,
+                    "duet0_p99_over_nginx": d0.p99_us / nginx_s.p99_us,
+                    "p50_added_per_filter_us_1": per_filter_p50_1,
+                    "p50_added_per_filter_us_3": per_filter_p50_3,
+                    "rps_cost_per_filter_1": rps_cost_1,
+                    "rps_cost_per_filter_3": rps_cost_3,
+                },
+                "rss_kib": { "idle_3_filters": idle_rss, "peak_under_load_3_filters": loaded_rss },
+                "goals": goals.iter().map(|(g, ok)| serde_json::json!({ "goal": g, "met": ok })).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!(
+            "\nloopback, wrk -t1 -c{} -d{}s, median of {} interleaved rounds (1 worker each)\n",
+            o.connections, o.duration, o.rounds
+        );
+        println!(
+            "  {:<24} {:>10} {:>10} {:>10} {:>8} {:>11}",
+            "target", "rps", "p50 µs", "p99 µs", "errors", "rps/nginx"
+        );
+        for ((name, _, _), s) in targets.iter().zip(&med) {
+            println!(
+                "  {:<24} {:>10.0} {:>10.1} {:>10.1} {:>8} {:>10.2}x",
+                name,
+                s.rps,
+                s.p50_us,
+                s.p99_us,
+                s.errors,
+                s.rps / nginx_s.rps
+            );
+        }
+        println!(
+            "\n  per Proxy-Wasm header filter: +{per_filter_p50_1:.1} µs p50 (1 filter), +{per_filter_p50_3:.1} µs p50 each (3 filters)"
+        );
+        println!(
+            "  per Proxy-Wasm header filter: {:.1}% rps (1 filter), {:.1}% rps each (3 filters)",
+            rps_cost_1 * 100.0,
+            rps_cost_3 * 100.0
+        );
+        let mib = |k: Option<u64>| k.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+        println!("  duet mesh RSS with 3 filters: {} idle, {} peak under load", mib(idle_rss), mib(loaded_rss));
+        println!();
+        for (g, ok) in goals {
+            println!("  goal {}: {g}", if ok { "met   " } else { "missed" });
+        }
+    }
+    drop(targets);
+    drop(nginx);
+    Ok(ExitCode::SUCCESS)
+}
+
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
