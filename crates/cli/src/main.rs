@@ -12,6 +12,7 @@ use duet_vm::{Config, Helpers, Interpreter, Jit};
 
 mod build_cmd;
 mod kernel;
+mod mesh_cmd;
 mod objects;
 mod showcase;
 mod verify;
@@ -189,6 +190,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The sidecar: an HTTP/1.1 and HTTP/2 proxy whose filters are Proxy-Wasm modules, with
+    /// Prometheus metrics, an admin API and hot reload (`duet mesh run --config mesh.yaml`).
+    #[command(subcommand)]
+    Mesh(mesh_cmd::MeshCommand),
     #[command(flatten)]
     Kernel(kernel::KernelCommand),
 }
@@ -277,6 +282,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Demo { basics: true } => demo(),
         Command::Demo { basics: false } => Ok(if showcase::demo()? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Bench { json } => Ok(if showcase::bench(json)? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Command::Mesh(command) => mesh_cmd::run(command),
         Command::Kernel(command) => kernel::run(command),
     }
 }
