@@ -4,6 +4,7 @@
 //! ticker thread makes every store's deadline fire. Deadlines are counted in ticks of [`TICK`],
 //! so a callback is stopped at most one tick after its deadline.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -52,8 +53,9 @@ const MODULE_CACHE_SIZE: usize = 32;
 /// hot reload, the same filter in two chains, or a test) does not compile it again.
 static MODULES: Mutex<Vec<(Arc<[u8]>, Module)>> = Mutex::new(Vec::new());
 
-/// Compiles `wasm`, or returns the module compiled from the same bytes earlier.
-pub(crate) fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Module> {
+/// Compiles `wasm`, or returns the module compiled from the same bytes earlier in this process
+/// or, with a cache directory, by an earlier process.
+pub(crate) fn compile(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> wasmtime::Result<Module> {
     {
         let mut modules = MODULES.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = modules.iter().position(|(bytes, _)| **bytes == *wasm) {
@@ -64,7 +66,10 @@ pub(crate) fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Module> 
         }
     }
     // Compile without holding the lock: other plugins may load meanwhile.
-    let module = Module::from_binary(engine, wasm)?;
+    let module = match cache_dir {
+        Some(dir) => crate::cache::load_or_compile(engine, wasm, dir, || Module::from_binary(engine, wasm))?,
+        None => Module::from_binary(engine, wasm)?,
+    };
     let mut modules = MODULES.lock().unwrap_or_else(|e| e.into_inner());
     if modules.len() >= MODULE_CACHE_SIZE {
         modules.remove(0);

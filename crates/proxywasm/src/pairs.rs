@@ -76,7 +76,7 @@ mod tests {
         let map: Pairs = vec![(":method".into(), b"GET".to_vec()), ("x".into(), Vec::new())];
         let bytes = serialize_map(&map);
         assert_eq!(&bytes[..4], &[2, 0, 0, 0]);
-        assert_eq!(bytes.len(), 4 + 16 + 8 + 4 + 2);
+        assert_eq!(bytes.len(), 4 + 16 + (7 + 1 + 3 + 1) + (1 + 1 + 1));
         assert_eq!(deserialize(&bytes), Some(map));
         assert_eq!(deserialize(&[]), Some(Vec::new()));
         assert_eq!(deserialize(&[0, 0, 0, 0]), Some(Vec::new()));

@@ -3,6 +3,7 @@
 //! and checks what the filter did.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -47,6 +48,8 @@ fn config(target: &str, filter: &str, configuration: &str) -> PluginConfig {
         root_id: format!("{filter}-root"),
         vm_id: format!("{filter}-{target}"),
         configuration: configuration.as_bytes().to_vec(),
+        // Compiled modules survive between test runs (a debug-build compile takes seconds).
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("proxywasm-cache")),
         ..PluginConfig::default()
     }
 }
@@ -458,4 +461,51 @@ fn root_context_is_not_an_http_context() {
     let mut s = request("/");
     assert!(matches!(vm.on_request_headers(ROOT_CONTEXT, &mut s, true), Err(Error::UnknownContext { .. })));
     assert!(!vm.is_poisoned());
+}
+
+#[test]
+fn compiled_modules_are_cached_on_disk() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("proxywasm-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let wat = r#"(module (memory (export "memory") 1) (func (export "proxy_abi_version_0_2_1"))
+        (func (export "malloc") (param i32) (result i32) (i32.const 0)) (func (export "cache_test_marker")))"#;
+    let wasm = wat::parse_str(wat).unwrap();
+    let config = PluginConfig { cache_dir: Some(dir.clone()), ..PluginConfig::default() };
+    Plugin::load(&wasm, config, SharedState::new()).unwrap();
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].to_string_lossy().ends_with(".cwasm"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn vms_on_many_threads_share_data() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<Plugin>();
+    assert_send_sync::<SharedState>();
+    assert_send::<duet_proxywasm::Vm>();
+
+    let target = TARGETS[0];
+    let shared = SharedState::new();
+    let plugin = load_with(target, "shared_data", config(target, "shared_data", ""), &shared).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let plugin = plugin.clone();
+            std::thread::spawn(move || {
+                let mut vm = plugin.new_vm().unwrap();
+                for _ in 0..50 {
+                    let ctx = vm.create_http_context().unwrap();
+                    let mut s = request("/");
+                    vm.on_request_headers(ctx, &mut s, true).unwrap();
+                    vm.finish(ctx, &mut s).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Every increment was a successful compare-and-swap: none was lost.
+    assert_eq!(shared.get(&format!("shared_data-{target}"), "requests").unwrap().0, b"200");
 }
