@@ -79,6 +79,8 @@ fn cargo(args: &[&str]) -> Result<()> {
 fn setup(root: &Path) -> Result<()> {
     step("setup: toolchain components");
     sh("rustup", &["component", "add", "rustfmt", "clippy", "rust-src"])?;
+    step("setup: Wasm targets (SDK examples, Proxy-Wasm test filters)");
+    sh("rustup", &["target", "add", "wasm32-unknown-unknown", "wasm32-wasip1"])?;
     step("setup: clang and libbpf headers for the C test programs");
     bpf::ensure_clang()?;
     step("setup: bpf-linker for the Rust test programs");
@@ -114,6 +116,7 @@ fn test() -> Result<()> {
         "flowstats",
     ])?;
     cargo(&["fmt", "--all", "--check", "--manifest-path", "tests/bpf/rust/Cargo.toml"])?;
+    cargo(&["fmt", "--all", "--check", "--manifest-path", "tests/proxy-wasm/Cargo.toml"])?;
     step("clippy (warnings are errors)");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     cargo(&[
@@ -125,6 +128,28 @@ fn test() -> Result<()> {
         "--",
         "-D",
         "warnings",
+    ])?;
+    cargo(&[
+        "clippy",
+        "--manifest-path",
+        "tests/proxy-wasm/Cargo.toml",
+        "--workspace",
+        "--target",
+        "wasm32-wasip1",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    step("build the Proxy-Wasm test filters (tests/proxy-wasm) for wasm32-wasip1 and wasm32-unknown-unknown");
+    cargo(&[
+        "build",
+        "--release",
+        "--manifest-path",
+        "tests/proxy-wasm/Cargo.toml",
+        "--target",
+        "wasm32-wasip1",
+        "--target",
+        "wasm32-unknown-unknown",
     ])?;
     step(
         "tests (unit, property, data-driven corpus, bpf_conformance suite, kernel differential; benches run once in test mode)",
