@@ -211,8 +211,9 @@ impl Host {
     fn log_stdio(&mut self, fd: usize, line: &[u8]) {
         let line = String::from_utf8_lossy(line).into_owned();
         if fd == 1 {
-            // stderr: where a panic message goes when the SDK installed no panic hook.
-            self.log(LogLevel::Warn, &line);
+            // stderr (logged at error level, as the spec says): where a panic message goes when
+            // the SDK installed no panic hook.
+            self.log(LogLevel::Error, &line);
             self.last_critical = Some(line);
         } else {
             self.log(LogLevel::Info, &line);
@@ -422,7 +423,8 @@ fn buffer(host: &Host, ty: u32) -> Result<&[u8], u32> {
         VM_CONFIGURATION => Ok(&host.plugin.config.vm_configuration),
         PLUGIN_CONFIGURATION => Ok(&host.plugin.config.configuration),
         // 2 and 3 (TCP data), 5 (gRPC), 8 (foreign call data): never available here.
-        _ => Err(NOT_FOUND),
+        2..=8 => Err(NOT_FOUND),
+        _ => Err(BAD_ARGUMENT),
     }
 }
 
@@ -432,7 +434,8 @@ fn buffer_mut(host: &mut Host, ty: u32) -> Result<&mut Vec<u8>, u32> {
         RESPONSE_BODY => Ok(&mut host.stream_mut()?.response_body),
         HTTP_CALL_RESPONSE_BODY => host.call_response.as_mut().map(|r| &mut r.body).ok_or(NOT_FOUND),
         VM_CONFIGURATION | PLUGIN_CONFIGURATION => Err(BAD_ARGUMENT),
-        _ => Err(NOT_FOUND),
+        2..=8 => Err(NOT_FOUND),
+        _ => Err(BAD_ARGUMENT),
     }
 }
 
@@ -511,7 +514,8 @@ fn define_env(d: &mut Defs<'_>) -> Result<(), String> {
         match ty {
             0 => Ok(StreamDirection::Request),
             1 => Ok(StreamDirection::Response),
-            // 2 and 3 are TCP streams.
+            // TCP streams.
+            2 | 3 => Err(Fail::Status(UNIMPLEMENTED)),
             _ => Err(Fail::Status(BAD_ARGUMENT)),
         }
     }
@@ -638,7 +642,7 @@ fn define_env(d: &mut Defs<'_>) -> Result<(), String> {
     })?;
     d.wrap(ENV, "proxy_get_header_map_size", |mut cx: Cx<'_>, ty: u32, size_ptr: u32| {
         status((|| {
-            let size: usize = header_map(cx.data_mut(), ty)?.iter().map(|(k, v)| k.len() + v.len()).sum();
+            let size = pairs::serialized_size(header_map(cx.data_mut(), ty)?);
             write_u32(&mut cx, size_ptr, u32::try_from(size).unwrap_or(u32::MAX))
         })())
     })?;

@@ -601,13 +601,18 @@ impl Vm {
         let exports = Exports::new(&mut store, &instance).map_err(abi)?;
         let mut vm = Vm { plugin: plugin.clone(), store, exports, next_context: ROOT_CONTEXT + 1, poisoned: false };
 
-        // A reactor (`_initialize`) or, for modules built as commands, `_start`.
-        for start in ["_initialize", "_start"] {
-            if let Some(func) = instance.get_func(&mut vm.store, start) {
-                let func = func.typed::<(), ()>(&vm.store).map_err(|e| abi(format!("`{start}`: {e:#}")))?;
-                vm.run(start, ROOT_CONTEXT, None, |store| func.call(store, ()))?;
-                break;
+        // A reactor: `_initialize`, then `main(0, 0)` if exported; else, for modules built as
+        // commands, `_start`.
+        if let Some(func) = instance.get_func(&mut vm.store, "_initialize") {
+            let func = func.typed::<(), ()>(&vm.store).map_err(|e| abi(format!("`_initialize`: {e:#}")))?;
+            vm.run("_initialize", ROOT_CONTEXT, None, |store| func.call(store, ()))?;
+            if let Some(func) = instance.get_func(&mut vm.store, "main") {
+                let func = func.typed::<(u32, u32), u32>(&vm.store).map_err(|e| abi(format!("`main`: {e:#}")))?;
+                vm.run("main", ROOT_CONTEXT, None, |store| func.call(store, (0, 0)))?;
             }
+        } else if let Some(func) = instance.get_func(&mut vm.store, "_start") {
+            let func = func.typed::<(), ()>(&vm.store).map_err(|e| abi(format!("`_start`: {e:#}")))?;
+            vm.run("_start", ROOT_CONTEXT, None, |store| func.call(store, ()))?;
         }
         if let Some(f) = vm.exports.on_context_create.clone() {
             vm.run("proxy_on_context_create", ROOT_CONTEXT, None, |store| f.call(store, (ROOT_CONTEXT, 0)))?;

@@ -32,10 +32,16 @@ fn len32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// The length of `map` serialized.
+pub(crate) fn serialized_size(map: &[(String, Vec<u8>)]) -> usize {
+    4 + map.iter().map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>()
+}
+
 /// Parses serialized pairs; `None` if they are malformed (lengths past the end, missing NULs,
-/// a name that is not UTF-8). An empty input is an empty map, as in the SDKs.
+/// a name that is not UTF-8). An empty input or a single NUL byte is an empty map, as the spec
+/// allows.
 pub(crate) fn deserialize(bytes: &[u8]) -> Option<Pairs> {
-    if bytes.is_empty() {
+    if bytes.is_empty() || bytes == [0] {
         return Some(Vec::new());
     }
     let word = |at: usize| -> Option<usize> {
@@ -77,9 +83,11 @@ mod tests {
         let bytes = serialize_map(&map);
         assert_eq!(&bytes[..4], &[2, 0, 0, 0]);
         assert_eq!(bytes.len(), 4 + 16 + (7 + 1 + 3 + 1) + (1 + 1 + 1));
-        assert_eq!(deserialize(&bytes), Some(map));
+        assert_eq!(deserialize(&bytes).as_ref(), Some(&map));
         assert_eq!(deserialize(&[]), Some(Vec::new()));
         assert_eq!(deserialize(&[0, 0, 0, 0]), Some(Vec::new()));
+        assert_eq!(deserialize(&[0]), Some(Vec::new()));
+        assert_eq!(serialized_size(&map), bytes.len());
     }
 
     #[test]

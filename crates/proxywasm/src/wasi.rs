@@ -15,9 +15,11 @@ pub(crate) const MODULE: &str = "wasi_snapshot_preview1";
 
 const SUCCESS: i32 = 0;
 const EBADF: i32 = 8;
+const EFAULT: i32 = 21;
 const EINVAL: i32 = 28;
 /// "Function not supported": what every stubbed function returns.
 pub(crate) const ENOSYS: i32 = 52;
+const ENOTSUP: i32 = 58;
 const ESPIPE: i32 = 70;
 
 /// The guest called `proc_exit`: the callback traps with this.
@@ -25,11 +27,11 @@ const ESPIPE: i32 = 70;
 #[error("the filter called proc_exit({0})")]
 pub(crate) struct ProcExit(pub(crate) i32);
 
-/// A WASI errno from a host result (a bad pointer is `EINVAL`... except traps, which propagate).
+/// A WASI errno from a host result: a bad pointer is `EFAULT`; a trap propagates.
 fn errno(res: HostResult<i32>) -> wasmtime::Result<i32> {
     match res {
         Ok(e) => Ok(e),
-        Err(Fail::Status(_)) => Ok(EINVAL),
+        Err(Fail::Status(_)) => Ok(EFAULT),
         Err(Fail::Trap(e)) => Err(e),
     }
 }
@@ -117,13 +119,17 @@ pub(crate) fn define(d: &mut Defs<'_>) -> Result<(), String> {
     d.wrap(MODULE, "clock_time_get", |mut cx: Cx<'_>, id: u32, _precision: u64, ptr: u32| {
         errno(match clock_ns(id) {
             Some(ns) => write_u64(&mut cx, ptr, ns).map(|()| SUCCESS),
-            None => Ok(EINVAL),
+            None => Ok(ENOTSUP),
         })
     })?;
     d.wrap(MODULE, "clock_res_get", |mut cx: Cx<'_>, id: u32, ptr: u32| {
-        errno(if id <= 3 { write_u64(&mut cx, ptr, 1_000).map(|()| SUCCESS) } else { Ok(EINVAL) })
+        errno(if id <= 3 { write_u64(&mut cx, ptr, 1_000).map(|()| SUCCESS) } else { Ok(ENOTSUP) })
     })?;
     d.wrap(MODULE, "random_get", |mut cx: Cx<'_>, ptr: u32, len: u32| {
+        // More than a memory's worth cannot be valid.
+        if len > 1 << 26 {
+            return Ok(EINVAL);
+        }
         let mut bytes = vec![0u8; len as usize];
         random_bytes(&mut bytes);
         errno(write(&mut cx, ptr, &bytes).map(|()| SUCCESS))
