@@ -280,7 +280,11 @@ fn run(command: Command) -> Result<ExitCode> {
             verify::run(&verify::VerifyArgs { input: &object, program: program.as_deref(), log })
         }
         Command::Demo { basics: true } => demo(),
-        Command::Demo { basics: false } => Ok(if showcase::demo()? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Command::Demo { basics: false } => {
+            let packets = showcase::demo()?;
+            let sidecar = mesh_cmd::demo()?;
+            Ok(if packets && sidecar { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Bench { json } => Ok(if showcase::bench(json)? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Mesh(command) => mesh_cmd::run(command),
         Command::Kernel(command) => kernel::run(command),

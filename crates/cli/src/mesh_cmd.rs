@@ -518,3 +518,88 @@ impl Drop for RemoveDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+// === Demo ===
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// The demo's sidecar part: the bundled `examples/mesh/mesh.yaml` with a Proxy-Wasm filter in
+/// front of the bundled backend, a few requests, and what `/metrics` says.
+pub fn demo() -> Result<bool> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let example = root.join("examples/mesh");
+    println!();
+    println!("4. The sidecar: `duet mesh run --config examples/mesh/mesh.yaml`, a Proxy-Wasm filter (written with");
+    println!("   the public proxy-wasm SDK) in front of `duet mesh backend`");
+    println!(
+        "   building the filter: cargo build --release --manifest-path tests/proxy-wasm/Cargo.toml --target wasm32-wasip1"
+    );
+    let built =
+        duet_testdata::proxy_filters::build_proxy_filters("wasm32-wasip1").map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(example.join("filters"))?;
+    std::fs::copy(built.join("http_headers.wasm"), example.join("filters/http_headers.wasm"))
+        .context("copying the filter next to the bundled config")?;
+
+    // The bundled ports, unless something here already uses them.
+    let mut config = example.join("mesh.yaml");
+    let (mut listen, mut admin, mut backend) = (10000u16, 9901u16, 18080u16);
+    let tmp = std::env::temp_dir().join(format!("duet-demo-mesh-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let _cleanup = RemoveDir(tmp.clone());
+    if !(port_free(listen) && port_free(admin) && port_free(backend)) {
+        (listen, admin, backend) = (free_port()?, free_port()?, free_port()?);
+        let text = std::fs::read_to_string(&config)?
+            .replace("127.0.0.1:10000", &format!("127.0.0.1:{listen}"))
+            .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
+            .replace("127.0.0.1:18080", &format!("127.0.0.1:{backend}"))
+            .replace("wasm: filters/", &format!("wasm: {}/filters/", example.display()));
+        config = tmp.join("mesh.yaml");
+        std::fs::write(&config, text)?;
+        println!("   (the bundled ports are in use here: using {listen}, admin {admin}, backend {backend})");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    rt.block_on(duet_mesh::backend::spawn(SocketAddr::from(([127, 0, 0, 1], backend)), "backend"))
+        .with_context(|| format!("cannot start the demo backend on 127.0.0.1:{backend}"))?;
+    let _mesh = start_mesh(&config, SocketAddr::from(([127, 0, 0, 1], admin)), &tmp.join("mesh.log"))?;
+    let proxy = SocketAddr::from(([127, 0, 0, 1], listen));
+    println!();
+
+    let mut ok = true;
+    let (status, head, body) = http_get(proxy, "GET", "/headers", &[])?;
+    let response_tag = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-response-tag: ").map(str::to_owned))
+        .unwrap_or_default();
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let h = &seen["headers"];
+    println!(
+        "   GET /headers          -> {status}; the backend saw x-request-tag: {}, x-forwarded-for: {},",
+        h["x-request-tag"], h["x-forwarded-for"]
+    );
+    println!(
+        "                            x-request-id: {}; the client got x-response-tag: {response_tag}",
+        h["x-request-id"]
+    );
+    ok &= status == 200 && h["x-request-tag"] == "hello-from-duet" && response_tag == "hello-from-duet";
+    for (path, want) in [("/hello", 200), ("/status/503", 503)] {
+        let (status, _, body) = http_get(proxy, "GET", path, &[])?;
+        println!("   GET {path:<17} -> {status} {}", body.trim());
+        ok &= status == want;
+    }
+    let (_, _, metrics) = http_get(SocketAddr::from(([127, 0, 0, 1], admin)), "GET", "/metrics", &[])?;
+    println!();
+    println!("   what /metrics says (http://127.0.0.1:{admin}/metrics, excerpt):");
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("duet_mesh_requests_total")
+            || l.starts_with("duet_mesh_filter_calls_total")
+            || l.starts_with("duet_mesh_active_connections")
+    }) {
+        println!("     {line}");
+    }
+    println!();
+    println!("   The filter ran on every request in both directions: {}", if ok { "yes" } else { "NO" });
+    println!("   Try it yourself: duet mesh backend & duet mesh run --config examples/mesh/mesh.yaml");
+    Ok(ok)
+}
