@@ -246,8 +246,9 @@ pub enum Error {
         /// The id.
         context: ContextId,
     },
-    /// The proxy answered an HTTP call this VM did not dispatch (or already answered).
-    #[error("plugin `{plugin}`: no outstanding HTTP call with token {token}")]
+    /// The proxy answered an HTTP call this VM did not dispatch, already answered, or that
+    /// another context dispatched.
+    #[error("plugin `{plugin}`: no outstanding HTTP call with token {token} for that context")]
     UnknownToken {
         /// The plugin.
         plugin: String,
@@ -745,9 +746,12 @@ impl Vm {
             self.check_context(context)?;
         }
         self.check_poisoned()?;
-        if self.store.data_mut().outstanding.remove(&token).is_none() {
+        // The token must be outstanding, and answered on the context that dispatched it.
+        let outstanding = &mut self.store.data_mut().outstanding;
+        if outstanding.get(&token) != Some(&context) {
             return Err(Error::UnknownToken { plugin: self.plugin.name().to_owned(), token });
         }
+        outstanding.remove(&token);
         let response = response.unwrap_or_default();
         let (h, b, t) = (len32(response.headers.len()), len32(response.body.len()), len32(response.trailers.len()));
         self.store.data_mut().call_response = Some(response);

@@ -180,7 +180,12 @@ fn http_call_round_trip() {
         assert_eq!(s.continued, Some(StreamDirection::Request), "{target}");
         assert_eq!(get(&s.request_headers, "x-auth").as_deref(), Some("user-7"));
         assert!(s.local_response.is_none());
-        // The token is spent.
+        // The token is spent (and tokens belong to the context that dispatched them).
+        let other = vm.create_http_context().unwrap();
+        vm.on_request_headers(other, &mut request("/x"), true).unwrap();
+        let other_token = vm.take_http_calls()[0].token;
+        let wrong = vm.on_http_call_response(ctx, Some(&mut s), other_token, None);
+        assert!(matches!(wrong, Err(Error::UnknownToken { .. })), "{wrong:?}");
         let again = vm.on_http_call_response(ctx, Some(&mut s), call.token, None);
         assert!(matches!(again, Err(Error::UnknownToken { .. })), "{again:?}");
         vm.finish(ctx, &mut s).unwrap();
@@ -508,4 +513,47 @@ fn vms_on_many_threads_share_data() {
     }
     // Every increment was a successful compare-and-swap: none was lost.
     assert_eq!(shared.get(&format!("shared_data-{target}"), "requests").unwrap().0, b"200");
+}
+
+/// A `tracing` writer that keeps what it is given.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn filter_logs_go_to_tracing() {
+    use duet_proxywasm::LogLevel;
+    for target in TARGETS {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            load(target, "http_headers", "logged-tag");
+            let mut quiet = config(target, "http_headers", "quiet-tag");
+            quiet.log_level = LogLevel::Warn;
+            load_with(target, "http_headers", quiet, &SharedState::new()).unwrap();
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line = text.lines().find(|l| l.contains("configured with logged-tag")).unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            line.contains("INFO") && line.contains("duet::filter") && line.contains("plugin=\"http_headers-plugin\""),
+            "{line}"
+        );
+        // Below the plugin's log level: dropped.
+        assert!(!text.contains("quiet-tag"), "{target}: {text}");
+    }
 }
