@@ -176,6 +176,8 @@ fn bench() -> Result<()> {
 }
 
 fn demo() -> Result<()> {
+    step("setup: the wasm32-wasip1 target (the sidecar's Proxy-Wasm filter)");
+    sh("rustup", &["target", "add", "wasm32-wasip1"])?;
     step("build duet (release)");
     cargo(&["build", "--release", "-p", "duet-cli"])?;
     step("duet demo");
