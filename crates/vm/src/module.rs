@@ -301,7 +301,7 @@ impl Module {
         for index in targets {
             let Some(program) = &verified[index] else { continue };
             if compiled[index].is_none() {
-                let c = Jit::compile_program(&self.code, index, program)
+                let c = Jit::compile_program(&self.code, index, program, &self.inline_arrays())
                     .map_err(|source| ModuleError::Jit { program: self.programs[index].name.clone(), source })?;
                 compiled[index] = Some(c);
             }
@@ -309,6 +309,37 @@ impl Module {
             types[index] = Some(program.program_type());
         }
         Ok(Jit::from_parts(Arc::clone(&self.code), code, types, entry))
+    }
+
+    /// The array maps whose lookups compiled code may compute inline: (per-CPU) arrays with
+    /// 4-byte keys whose values sit at a fixed stride, checked against `lookup_ptr` itself so the
+    /// inline lookup returns exactly the pointer the helper would.
+    fn inline_arrays(&self) -> Vec<crate::jit::InlineArray> {
+        let cpu = self.state.env.cpu as usize;
+        let mut out = Vec::new();
+        for (index, map) in self.state.maps.iter().enumerate() {
+            let spec = map.spec();
+            if !matches!(spec.map_type, MapType::Array | MapType::PerCpuArray)
+                || self.state.redirect[index]
+                || spec.key_size != 4
+                || spec.max_entries == 0
+            {
+                continue;
+            }
+            let at = |i: u32| map.lookup_ptr(&i.to_le_bytes(), cpu).map(|p| p.as_ptr() as u64);
+            let (Some(base), Some(last)) = (at(0), at(spec.max_entries - 1)) else { continue };
+            let stride = if spec.max_entries > 1 { at(1).map_or(0, |p| p.wrapping_sub(base)) } else { 8 };
+            if last != base.wrapping_add(stride.wrapping_mul(u64::from(spec.max_entries - 1))) || stride == 0 {
+                continue;
+            }
+            out.push(crate::jit::InlineArray {
+                handle: MAP_HANDLE_BASE + index as u64,
+                base,
+                stride,
+                max_entries: spec.max_entries,
+            });
+        }
+        out
     }
 
     /// An interpreter for program `name` without verifying it first. The interpreter still checks

@@ -488,3 +488,49 @@ fn bpf_corpus_objects_agree_with_the_interpreter() {
     eprintln!("{compared} corpus programs agree in the interpreter and the JIT");
     assert!(compared >= 10, "only {compared} programs compared");
 }
+
+/// Array lookups compiled inline (the kernel's `map_gen_lookup`): in-range and out-of-range
+/// keys, a per-CPU array, values written through the returned pointers.
+const ARRAYS: &str = "
+    ldxw %r2, [%r1+0]
+    ldxw %r3, [%r1+4]
+    mov %r4, %r2
+    add %r4, 16
+    jgt %r4, %r3, out
+    ldxb %r6, [%r2+14]
+    and %r6, 7
+    stxw [%r10-4], %r6
+    lddw %r1, map_fd 0
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, miss
+    ldxdw %r1, [%r0+0]
+    add %r1, %r6
+    stxdw [%r0+0], %r1
+    lddw %r1, map_fd 1
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, miss
+    ldxw %r1, [%r0+4]
+    add %r1, 1
+    stxw [%r0+4], %r1
+    mov %r0, 2
+    exit
+miss:
+    mov %r0, 1
+    exit
+out:
+    mov %r0, 0
+    exit
+";
+
+#[test]
+fn inline_array_lookups() {
+    let maps = vec![map("small", 2, 4, 8, 5), map("percpu", 6, 4, 12, 8)];
+    let object = object(ProgramKind::Xdp, ARRAYS, maps);
+    let module = Module::load(&object, LoadOptions::default()).unwrap();
+    assert_eq!(module.jit("prog").unwrap().stats().inline_lookups, 2);
+    same_in_both("arrays", &object);
+}

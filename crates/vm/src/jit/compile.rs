@@ -81,6 +81,8 @@ pub(super) struct Input<'a> {
     /// The verifier's facts; `None` compiles every check (unverified programs).
     pub(super) verified: Option<&'a VerifiedProgram>,
     pub(super) helpers: &'a Helpers,
+    /// Array maps whose lookups may be inlined (verified code only).
+    pub(super) arrays: &'a [super::InlineArray],
 }
 
 fn isa() -> Result<OwnedTargetIsa, JitError> {
@@ -107,10 +109,10 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     ctx.func.signature.params.push(AbiParam::new(I64));
     ctx.func.signature.returns.push(AbiParam::new(I64));
     let mut fb_ctx = FunctionBuilderContext::new();
-    let checked_accesses;
+    let (checked_accesses, inline_lookups);
     {
         let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        checked_accesses = Translator::new(builder, input, &isa).translate()?;
+        (checked_accesses, inline_lookups) = Translator::new(builder, input, &isa).translate()?;
     }
     let id = module
         .declare_function("bpf", Linkage::Local, &ctx.func.signature)
@@ -134,6 +136,7 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
             time: start.elapsed(),
             checked: input.verified.is_none(),
             checked_accesses,
+            inline_lookups,
         },
     })
 }
@@ -185,6 +188,7 @@ struct Translator<'a, 'b> {
     sigs: Sigs,
     terminated: bool,
     checked_accesses: usize,
+    inline_lookups: usize,
     frontend: cranelift_codegen::isa::TargetFrontendConfig,
 }
 
@@ -237,6 +241,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             sigs,
             terminated: false,
             checked_accesses: 0,
+            inline_lookups: 0,
             frontend: isa.frontend_config(),
         }
     }
@@ -320,8 +325,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             .ok_or_else(|| JitError::Codegen(format!("instruction {pc}: no block at a branch target")))
     }
 
-    /// Emits the function; returns how many accesses needed run-time checks.
-    fn translate(mut self) -> Result<usize, JitError> {
+    /// Emits the function; returns how many accesses needed run-time checks and how many
+    /// lookups were inlined.
+    fn translate(mut self) -> Result<(usize, usize), JitError> {
         self.find_blocks();
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
@@ -380,7 +386,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         self.b.seal_all_blocks();
         self.b.finalize(self.frontend);
-        Ok(self.checked_accesses)
+        Ok((self.checked_accesses, self.inline_lookups))
     }
 
     // === helpers for emitting code ===
@@ -1044,7 +1050,68 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
+    /// The array map `r1` holds at the call at `pc`, when an `lddw` of its handle in the same
+    /// block is the last write of `r1` before the call.
+    fn array_at_call(&self, pc: usize) -> Option<super::InlineArray> {
+        if self.input.verified.is_none() {
+            return None;
+        }
+        let mut at = pc;
+        while at > 0 && self.blocks[at].is_none() {
+            at -= 1;
+            // The second slot of an lddw repeats the first (see `interp::prepare`).
+            let insn = if at > 0 && self.insns[at - 1].op == Op::LdImm64 && self.insns[at] == self.insns[at - 1] {
+                at -= 1;
+                self.insns[at]
+            } else {
+                self.insns[at]
+            };
+            if insn.op == Op::LdImm64 && insn.dst == 1 {
+                return (insn.src == 0)
+                    .then(|| self.input.arrays.iter().find(|a| a.handle == insn.imm as u64))
+                    .flatten()
+                    .copied();
+            }
+            let writes_r1 = (insn.dst == 1 && !Self::is_store(insn.op))
+                || (insn.src == 1 && runtime::atomic_index(insn.op) != usize::MAX as u64);
+            if writes_r1 || insn.branch_target(at).is_some() || matches!(insn.op, Op::Call | Op::CallReg | Op::Exit) {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn is_store(op: Op) -> bool {
+        use Op::*;
+        matches!(op, StB | StH | StW | StDw | StxB | StxH | StxW | StxDw)
+            || runtime::atomic_index(op) != usize::MAX as u64
+    }
+
+    /// `bpf_map_lookup_elem` on an array, inline: the verifier proved `r2` points at the 4-byte
+    /// key; an index in range gives `base + index * stride`, as the helper would, else NULL.
+    fn inline_array_lookup(&mut self, pc: usize, array: super::InlineArray) -> Result<(), JitError> {
+        self.inline_lookups += 1;
+        let key_ptr = self.reg(2);
+        let key = self.b.ins().uload32(guest(), key_ptr, 0);
+        let inside = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, key, i64::from(array.max_entries));
+        let offset = self.b.ins().imul_imm_s(key, array.stride as i64);
+        let value = self.b.ins().iadd_imm_s(offset, array.base as i64);
+        let null = self.c64(0);
+        let r0 = self.b.ins().select(inside, value, null);
+        self.set(0, r0);
+        let next = self.block_at(pc + 1)?;
+        self.b.ins().jump(next, &[]);
+        self.terminated = true;
+        Ok(())
+    }
+
     fn helper_call(&mut self, pc: usize, insn: &Insn) -> Result<(), JitError> {
+        if insn.op == Op::Call
+            && insn.imm == 1
+            && let Some(array) = self.array_at_call(pc)
+        {
+            return self.inline_array_lookup(pc, array);
+        }
         let rt = self.rt();
         let mut args = vec![rt];
         let f = if insn.op == Op::Call {

@@ -54,6 +54,19 @@ pub struct CompileStats {
     /// Loads, stores and atomics compiled as calls into the region table because no proof
     /// covered them (every access, for checked code).
     pub checked_accesses: usize,
+    /// `bpf_map_lookup_elem` calls on array maps compiled inline.
+    pub inline_lookups: usize,
+}
+
+/// An array map whose `bpf_map_lookup_elem` compiled code computes inline, as the kernel's
+/// `map_gen_lookup` does: the value of index `i < max_entries` is at `base + i * stride`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct InlineArray {
+    /// The map handle programs load with `lddw rX, map_fd N`.
+    pub(crate) handle: u64,
+    pub(crate) base: u64,
+    pub(crate) stride: u64,
+    pub(crate) max_entries: u32,
 }
 
 /// The programs one JIT instance can run (several when tail calls reach others): the
@@ -102,6 +115,7 @@ impl Jit {
             insns: &code.programs[0],
             verified: Some(program),
             helpers: &code.helpers,
+            arrays: &[],
         })?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![Some(program.program_type())], 0))
     }
@@ -113,8 +127,12 @@ impl Jit {
     pub fn new_checked(program: &Program, helpers: Helpers, config: Config) -> Result<Self, JitError> {
         let insns = prepare(program, &helpers, |_, _| Ok(None))?;
         let code = Arc::new(Code { programs: vec![insns], helpers, regions: SharedRegions::default(), config });
-        let compiled =
-            compile::compile(&compile::Input { insns: &code.programs[0], verified: None, helpers: &code.helpers })?;
+        let compiled = compile::compile(&compile::Input {
+            insns: &code.programs[0],
+            verified: None,
+            helpers: &code.helpers,
+            arrays: &[],
+        })?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![None], 0))
     }
 
@@ -123,11 +141,13 @@ impl Jit {
         code: &Arc<Code>,
         index: usize,
         program: &VerifiedProgram,
+        arrays: &[InlineArray],
     ) -> Result<Arc<Compiled>, JitError> {
         Ok(Arc::new(compile::compile(&compile::Input {
             insns: &code.programs[index],
             verified: Some(program),
             helpers: &code.helpers,
+            arrays,
         })?))
     }
 
