@@ -1053,9 +1053,8 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// The array map `r1` holds at the call at `pc`, when an `lddw` of its handle in the same
     /// block is the last write of `r1` before the call.
     fn array_at_call(&self, pc: usize) -> Option<super::InlineArray> {
-        if self.input.verified.is_none() {
-            return None;
-        }
+        // Only verified code: the verifier proved what r2 points at.
+        self.input.verified?;
         let mut at = pc;
         while at > 0 && self.blocks[at].is_none() {
             at -= 1;
