@@ -173,3 +173,68 @@ fn initial_memory_over_the_limit() {
     let err = load(wat).unwrap_err();
     assert!(matches!(err, Error::MemoryLimit { callback: "instantiate", .. }), "{err}");
 }
+
+#[test]
+fn http_call_from_the_root_context() {
+    let imports = r#"
+      (import "env" "proxy_http_call" (func $http_call
+        (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_get_buffer_bytes" (func $get_buffer (param i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_get_header_map_value" (func $get_header (param i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_set_shared_data" (func $set_shared (param i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_set_tick_period_milliseconds" (func $set_tick (param i32) (result i32)))
+    "#;
+    // Headers `:method: GET`, `:path: /`, `:authority: a` in the pairs format.
+    let body = r#"
+      (data (i32.const 16) "\03\00\00\00\07\00\00\00\03\00\00\00\05\00\00\00\01\00\00\00\0a\00\00\00\01\00\00\00:method\00GET\00:path\00/\00:authority\00a\00")
+      (data (i32.const 128) "auth")
+      (data (i32.const 136) "body:status:ctx")
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+        (drop (call $set_tick (i32.const 1000)))
+        (i32.const 1))
+      (func (export "proxy_on_tick") (param i32)
+        ;; Headers are 4 + 3 * 8 + 12 + 8 + 14 = 62 bytes.
+        (i32.store (i32.const 400) (call $http_call (i32.const 128) (i32.const 4) (i32.const 16) (i32.const 62)
+          (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 500) (i32.const 404)))
+        (drop (call $set_shared (i32.const 148) (i32.const 3) (i32.const 400) (i32.const 4) (i32.const 0))))
+      (func (export "proxy_on_http_call_response") (param $ctx i32) (param $token i32) (param $headers i32)
+          (param $body i32) (param $trailers i32)
+        (i32.store (i32.const 300) (local.get $ctx))
+        (drop (call $set_shared (i32.const 148) (i32.const 3) (i32.const 300) (i32.const 4) (i32.const 0)))
+        (drop (call $get_buffer (i32.const 4) (i32.const 0) (local.get $body) (i32.const 200) (i32.const 204)))
+        (drop (call $set_shared (i32.const 136) (i32.const 4) (i32.load (i32.const 200)) (i32.load (i32.const 204)) (i32.const 0)))
+        (drop (call $get_header (i32.const 6) (i32.const 140) (i32.const 7) (i32.const 200) (i32.const 204)))
+        (drop (call $set_shared (i32.const 141) (i32.const 6) (i32.load (i32.const 200)) (i32.load (i32.const 204)) (i32.const 0))))
+    "#;
+    let wasm = wat::parse_str(module(imports, body)).unwrap();
+    let shared = SharedState::new();
+    let config = PluginConfig {
+        name: "root-call".into(),
+        vm_id: "rc".into(),
+        upstreams: vec!["auth".into()],
+        ..PluginConfig::default()
+    };
+    let plugin = Plugin::load(&wasm, config, Arc::clone(&shared)).unwrap();
+    let mut vm = plugin.new_vm().unwrap();
+    assert_eq!(vm.tick_period(), Some(std::time::Duration::from_secs(1)));
+    vm.on_tick().unwrap();
+    // `ctx` holds the status of proxy_http_call: Ok.
+    assert_eq!(shared.get("rc", "ctx").unwrap().0, 0u32.to_le_bytes());
+    let calls = vm.take_http_calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.context, duet_proxywasm::ROOT_CONTEXT);
+    assert_eq!(call.upstream, "auth");
+    assert_eq!(call.timeout, std::time::Duration::from_millis(500));
+    let names: Vec<_> = call.headers.iter().map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v))).collect();
+    assert_eq!(names, [":method=GET", ":path=/", ":authority=a"]);
+    let response = duet_proxywasm::HttpCallResponse {
+        headers: vec![(":status".into(), b"204".to_vec())],
+        body: b"pong".to_vec(),
+        trailers: vec![],
+    };
+    vm.on_http_call_response(duet_proxywasm::ROOT_CONTEXT, None, call.token, Some(response)).unwrap();
+    assert_eq!(shared.get("rc", "ctx").unwrap().0, 1u32.to_le_bytes());
+    assert_eq!(shared.get("rc", "body").unwrap().0, b"pong");
+    assert_eq!(shared.get("rc", "status").unwrap().0, b"204");
+}
