@@ -6,8 +6,12 @@
 //! (and its callers'), the input memory, and regions helpers expose. A fault is a [`Trap`] value
 //! with the instruction index and the reason; it is never a panic and never undefined behaviour.
 //!
-//! Until duet's verifier exists, engines accept a decoded `Program`; once it does, they will
-//! accept only a `VerifiedProgram`. No I/O happens here.
+//! The [`Jit`] compiles a `VerifiedProgram` to native code with Cranelift: accesses the
+//! verifier proved in bounds become plain loads and stores, everything else goes through the same
+//! region table, and results, traps, helpers and `Env` are the interpreter's. Engines accept a
+//! `VerifiedProgram`; only the checked engines (`Interpreter::new_unverified`,
+//! [`Jit::new_checked`], which checks every access and counts the budget) take unverified code.
+//! No I/O happens here.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(target_endian = "big")]
