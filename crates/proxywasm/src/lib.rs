@@ -9,12 +9,21 @@
 //! wasm ──► Plugin::load ──► plugin.new_vm() ──► vm.create_http_context()
 //!            │ ABI check         │ instance, _initialize      │
 //!            │ compile once      │ on_context_create(root)    ▼
-//!            │ linker: env.*,    │ on_vm_start, on_configure  vm.on_request_headers(ctx, &mut stream, eos)
-//!            │ wasi_snapshot_    │                            vm.take_http_calls() ─► the proxy does the I/O
-//!            │ preview1.*        ▼                            vm.on_http_call_response(ctx, .., response)
-//!            ▼               one Store per worker             vm.finish(ctx, &mut stream)
+//!            │ (memory + disk    │ on_vm_start, on_configure  vm.on_request_headers(ctx, &mut stream, eos)
+//!            │  cache)           │                            vm.take_http_calls() ─► the proxy does the I/O
+//!            │ linker: env.*,    ▼                            vm.on_http_call_response(ctx, .., response)
+//!            │ wasi preview1 one Store per worker             vm.on_log / vm.finish(ctx, &mut stream)
+//!            ▼
 //!        SharedState (shared data with CAS, shared queues; per vm_id, outlives plugins)
 //! ```
+//!
+//! A request's [`Stream`] belongs to the proxy; for each callback the host moves it into the
+//! store and back (a few pointer copies), so hostcalls read and edit the proxy's own header
+//! vectors and bodies without copying them. Modules are compiled once per process (and, with
+//! [`PluginConfig::cache_dir`], once per machine); one process-wide engine serves every plugin,
+//! with one thread advancing its epoch for the deadlines. The hostcalls live in `host.rs`
+//! (Envoy's semantics, one function per ABI name), WASI in `wasi.rs`, attributes in
+//! `properties.rs`, and the state shared across VMs in `shared.rs` and `metrics.rs`.
 //!
 //! What it does not do: no networking, no timers, no threads of its own apart from one process-wide
 //! epoch ticker. `proxy_http_call` only records the call ([`Vm::take_http_calls`]); the tick
