@@ -95,6 +95,25 @@ impl SharedState {
         Ok(new_cas)
     }
 
+    /// Every shared-data entry of VM id `vm_id` as `(key, value, cas)`, sorted by key (for admin
+    /// dumps).
+    pub fn entries(&self, vm_id: &str) -> Vec<(String, Vec<u8>, u32)> {
+        let data = lock(&self.data);
+        let mut entries: Vec<_> = data
+            .values
+            .iter()
+            .filter(|((vm, _), _)| vm == vm_id)
+            .map(|((_, key), (value, cas))| (key.clone(), value.clone(), *cas))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    }
+
+    /// How many items queue `id` holds, if it exists.
+    pub fn queue_len(&self, id: u32) -> Option<usize> {
+        lock(&self.queues).queues.get(&id).map(|q| q.items.len())
+    }
+
     /// Registers (or finds) the queue `name` of VM id `vm_id` and returns its id (never 0).
     pub fn register_queue(&self, vm_id: &str, name: &str) -> u32 {
         let mut queues = lock(&self.queues);
@@ -158,6 +177,8 @@ mod tests {
         assert_eq!(s.get("vm", "k"), Some((b"2".to_vec(), c2)));
         // Keys are per VM id.
         assert_eq!(s.get("other", "k"), None);
+        s.set("other", "a", b"x".to_vec(), 0).unwrap();
+        assert_eq!(s.entries("vm"), vec![("k".to_owned(), b"2".to_vec(), c2)]);
     }
 
     #[test]
@@ -170,6 +191,7 @@ mod tests {
         assert_eq!(s.dequeue(q), Err(SharedError::Empty));
         assert_eq!(s.enqueue(q + 1, vec![]), Err(SharedError::NotFound));
         s.enqueue(q, b"a".to_vec()).unwrap();
+        assert_eq!(s.queue_len(q), Some(1));
         assert_eq!(s.take_ready(&[q]), vec![q]);
         assert_eq!(s.take_ready(&[q]), Vec::<u32>::new());
         assert_eq!(s.dequeue(q), Ok(b"a".to_vec()));
