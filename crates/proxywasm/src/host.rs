@@ -829,6 +829,9 @@ fn define_env(d: &mut Defs<'_>) -> Result<(), String> {
     })?;
     // The host never waits for `proxy_on_done` to return true, so there is nothing to finish.
     d.wrap(ENV, "proxy_done", |_cx: Cx<'_>| Ok(OK))?;
+    // Emscripten-built filters (the C++ SDK) import this; linear memory needs no host-side view
+    // refresh here, since every access goes through `Memory::data`.
+    d.wrap(ENV, "emscripten_notify_memory_growth", |_cx: Cx<'_>, _memory_index: u32| {})?;
     // No foreign functions are registered: every name is unknown, as in an Envoy without any.
     d.wrap(ENV, "proxy_call_foreign_function", |_cx: Cx<'_>, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32| {
         Ok(NOT_FOUND)

@@ -50,6 +50,7 @@ fn every_import_resolves() {
       (import "wasi_snapshot_preview1" "fd_readdir" (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
       (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
       (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))
+      (import "env" "emscripten_notify_memory_growth" (func (param i32)))
     "#;
     let body = r#"
       (data (i32.const 16) "x-missing")
