@@ -68,6 +68,19 @@ impl ResourceLimiter for Limiter {
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= TABLE_LIMIT)
     }
+
+    // One instance with one memory per store: the memory limit then bounds the whole VM.
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
+    }
 }
 
 /// The data of one store: one VM.

@@ -802,6 +802,11 @@ impl Vm {
         Ok(())
     }
 
+    /// The size of the VM's linear memory in bytes (it only grows).
+    pub fn memory_size(&self) -> usize {
+        self.store.data().memory.map_or(0, |m| m.data_size(&self.store))
+    }
+
     /// Whether an earlier error poisoned this VM (it then refuses every call).
     pub fn is_poisoned(&self) -> bool {
         self.poisoned

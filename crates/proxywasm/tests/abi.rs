@@ -239,3 +239,11 @@ fn http_call_from_the_root_context() {
     assert_eq!(shared.get("rc", "body").unwrap().0, b"pong");
     assert_eq!(shared.get("rc", "status").unwrap().0, b"204");
 }
+
+#[test]
+fn a_second_memory_is_refused() {
+    let wat = r#"(module (memory (export "memory") 1) (memory 1) (func (export "proxy_abi_version_0_2_1"))
+        (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#;
+    let err = load(wat).unwrap_err();
+    assert!(matches!(err, Error::Instantiate { .. }), "{err}");
+}

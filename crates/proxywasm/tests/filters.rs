@@ -447,9 +447,12 @@ fn memory_hog_hits_the_memory_limit() {
         cfg.memory_limit = 16 << 20;
         let plugin = load_with(target, "memory_hog", cfg, &SharedState::new()).unwrap();
         let mut vm = plugin.new_vm().unwrap();
+        let before = vm.memory_size();
+        assert!(before > 0 && before < 16 << 20, "{before}");
         let ctx = vm.create_http_context().unwrap();
         let mut s = request("/");
         let err = vm.on_request_headers(ctx, &mut s, true).unwrap_err();
+        assert!(vm.memory_size() <= 16 << 20 && vm.memory_size() > 8 << 20, "{}", vm.memory_size());
         assert!(
             matches!(err, Error::MemoryLimit { callback: "proxy_on_request_headers", limit, .. } if limit == 16 << 20),
             "{target}: {err}"
