@@ -29,6 +29,10 @@ pub(crate) const CAS_MISMATCH: u32 = 8;
 pub(crate) const INTERNAL_FAILURE: u32 = 10;
 pub(crate) const UNIMPLEMENTED: u32 = 12;
 
+/// Most HTTP calls one VM may have dispatched and not yet had answered; more get
+/// `InternalFailure`.
+pub(crate) const MAX_OUTSTANDING_CALLS: usize = 1024;
+
 /// The import module of the Proxy-Wasm hostcalls.
 pub(crate) const ENV: &str = "env";
 
@@ -722,6 +726,10 @@ fn define_env(d: &mut Defs<'_>) -> Result<(), String> {
                 let host = cx.data();
                 if !host.plugin.config.upstreams.contains(&upstream) {
                     return Err(Fail::Status(BAD_ARGUMENT));
+                }
+                // Calls wait in the host until the proxy answers them: bounded, like every queue.
+                if host.outstanding.len() >= MAX_OUTSTANDING_CALLS {
+                    return Err(Fail::Status(INTERNAL_FAILURE));
                 }
                 // Envoy refuses a call without these.
                 for required in [":method", ":path", ":authority"] {

@@ -247,3 +247,29 @@ fn a_second_memory_is_refused() {
     let err = load(wat).unwrap_err();
     assert!(matches!(err, Error::Instantiate { .. }), "{err}");
 }
+
+#[test]
+fn outstanding_http_calls_are_bounded() {
+    let imports = r#"(import "env" "proxy_http_call" (func $http_call
+        (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#;
+    let body = r#"
+      (data (i32.const 16) "\03\00\00\00\07\00\00\00\03\00\00\00\05\00\00\00\01\00\00\00\0a\00\00\00\01\00\00\00:method\00GET\00:path\00/\00:authority\00a\00")
+      (data (i32.const 128) "auth")
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (local $i i32) (local $status i32)
+        (loop $again
+          (local.set $status (call $http_call (i32.const 128) (i32.const 4) (i32.const 16) (i32.const 62)
+            (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 100) (i32.const 404)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.and (i32.eqz (local.get $status)) (i32.lt_u (local.get $i) (i32.const 5000)))))
+        ;; The refusing status (InternalFailure): non-zero, so a pause.
+        (local.get $status))
+    "#;
+    let wasm = wat::parse_str(module(imports, body)).unwrap();
+    let config = PluginConfig { name: "calls".into(), upstreams: vec!["auth".into()], ..PluginConfig::default() };
+    let plugin = Plugin::load(&wasm, config, SharedState::new()).unwrap();
+    let mut vm = plugin.new_vm().unwrap();
+    let ctx = vm.create_http_context().unwrap();
+    assert_eq!(vm.on_request_headers(ctx, &mut Stream::default(), true).unwrap(), Action::Pause);
+    assert_eq!(vm.take_http_calls().len(), 1024);
+}
