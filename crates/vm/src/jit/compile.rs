@@ -334,13 +334,16 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.switch_to_block(entry);
         let rt = self.b.block_params(entry)[0];
         self.b.def_var(self.rt, rt);
+        // Entry loads are movable (and dropped when unused): each slot is read here once, and the
+        // only later write to it (a tail call) stores the register it was loaded into.
+        let entry_flags = trusted().with_readonly().with_can_move();
         for r in 0..11 {
-            let v = self.b.ins().load(I64, trusted(), rt, regs_offset(r));
+            let v = self.b.ins().load(I64, entry_flags, rt, regs_offset(r));
             self.b.def_var(self.regs[r], v);
         }
         let zero = self.b.ins().iconst(I64, 0);
         self.b.def_var(self.depth, zero);
-        let budget = self.b.ins().load(I64, trusted(), rt, off(offset_of!(RunCtx, budget)));
+        let budget = self.b.ins().load(I64, entry_flags, rt, off(offset_of!(RunCtx, budget)));
         self.b.def_var(self.budget, budget);
         if !self.ret_sites.is_empty() {
             self.frames = Some(self.b.create_sized_stack_slot(StackSlotData::new(
