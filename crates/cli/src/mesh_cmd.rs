@@ -276,7 +276,11 @@ fn ensure_tool(tool: &str, package: &str) -> Result<()> {
         return Ok(());
     }
     eprintln!("==> installing {package} (apt-get install -y {package})");
-    let ok = Command::new("apt-get").args(["install", "-y", "-q", package]).status().is_ok_and(|s| s.success())
+    let ok = Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-q", package])
+        .status()
+        .is_ok_and(|s| s.success())
         || (Command::new("apt-get").args(["update", "-q"]).status().is_ok_and(|s| s.success())
             && Command::new("apt-get").args(["install", "-y", "-q", package]).status().is_ok_and(|s| s.success()));
     if !ok {

@@ -456,7 +456,9 @@ async fn proxying_is_correct_and_survives_bad_input() {
          \x20 - {{ name: reset, endpoints: [\"{reset}\"], connect_retries: 0 }}\n"
     );
     let dir = temp_dir("proxying");
-    let mesh = Mesh::start(&dir, &mesh_config(admin, &ls, &clusters), admin);
+    let access_log = dir.join("access.log");
+    let yaml = format!("{}access_log: {{ path: \"{}\" }}\n", mesh_config(admin, &ls, &clusters), access_log.display());
+    let mesh = Mesh::start(&dir, &yaml, admin);
     let main = addr(main);
 
     // A streamed request body comes back whole; chunked framing is the proxy's business.
@@ -552,6 +554,14 @@ async fn proxying_is_correct_and_survives_bad_input() {
     assert_eq!(one(main, get(main, "/")).await.status, 200);
     let log = mesh.log_text();
     assert!(log.contains("upstream failed"), "{log}");
+    // One JSON line per request in the access log.
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&access_log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let timeout = lines.iter().find(|l| l["path"] == "/slow/5000").expect("the timed-out request is logged");
+    assert_eq!(timeout["status"], 504, "{timeout}");
+    assert_eq!(timeout["route"], "/slow");
+    assert!(timeout["upstream_error"].as_str().unwrap().contains("timeout"), "{timeout}");
+    assert!(lines.iter().any(|l| l["status"] == 200 && l["listener"] == "flaky" && l["complete"] == true));
     drop(mesh);
 }
 

@@ -26,6 +26,10 @@ pub struct Config {
     /// One JSON line per request, when set.
     #[serde(default)]
     pub access_log: Option<AccessLog>,
+    /// Keep compiled filters on disk (`~/.cache/duet/wasm`), so starts and reloads skip
+    /// compiling modules seen before [default: true].
+    #[serde(default = "default_true")]
+    pub compile_cache: bool,
     /// Listeners, each with its filter chain and routes.
     pub listeners: Vec<Listener>,
     /// Upstream clusters the routes name.
@@ -234,6 +238,9 @@ pub struct ClusterTls {
     pub key: Option<PathBuf>,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_drain_ms() -> u64 {
     5000
 }

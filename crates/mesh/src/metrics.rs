@@ -58,6 +58,34 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 20))
 }
 
+/// A route's request counters (by status class) and latency histogram, looked up once per
+/// snapshot so the request path only touches atomics.
+#[derive(Clone, Debug)]
+pub struct RouteStats {
+    classes: [Counter; 5],
+    latency: Histogram,
+}
+
+impl RouteStats {
+    /// One finished request on this route.
+    pub fn request(&self, status: u16, elapsed: Duration) {
+        self.classes[class_index(status)].inc();
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+}
+
+fn class_index(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
 /// Every metric the sidecar exports.
 pub struct Metrics {
     registry: Registry,
@@ -149,15 +177,30 @@ impl Metrics {
         }
     }
 
-    /// One finished request.
-    pub fn request(&self, listener: &str, route: &str, cluster: &str, status: u16, elapsed: Duration) {
-        let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+    /// The counters of one route.
+    pub fn route_stats(&self, listener: &str, route: &str, cluster: &str) -> RouteStats {
+        let counter = |class: &str| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    listener: listener.into(),
+                    route: route.into(),
+                    cluster: cluster.into(),
+                    class: class.into(),
+                })
+                .clone()
         };
+        RouteStats {
+            classes: CLASSES.map(counter),
+            latency: self
+                .request_seconds
+                .get_or_create(&RouteLabels { listener: listener.into(), route: route.into() })
+                .clone(),
+        }
+    }
+
+    /// One finished request (on no route, or where no [`RouteStats`] is at hand).
+    pub fn request(&self, listener: &str, route: &str, cluster: &str, status: u16, elapsed: Duration) {
+        let class = CLASSES[class_index(status)];
         self.requests
             .get_or_create(&RequestLabels {
                 listener: listener.into(),

@@ -59,7 +59,7 @@ pub async fn handle(
     let Some(l) = snapshot.listener(&listener) else {
         return Ok(plain(503, "listener is being removed\n"));
     };
-    let mut log = Record::new(&listener, &req, conn);
+    let mut log = Log(shared.access_log().map(|_| Box::new(Record::new(&listener, &req, conn))));
     let (mut parts, body) = req.into_parts();
 
     // Request smuggling guard: a message with both framings is refused, not guessed at.
@@ -78,8 +78,8 @@ pub async fn handle(
     let Some(route) = l.route(&host, parts.uri.path()) else {
         return Ok(finish_local(&shared, l, None, &mut log, start, plain(404, "no route matches this request\n")));
     };
-    log.route = route.name.clone();
-    log.cluster = route.cluster.name.clone();
+    log.set(|r| r.route = route.name.clone());
+    log.set(|r| r.cluster = route.cluster.name.clone());
     if content_length(&parts.headers).is_some_and(|n| n > l.config.max_request_body_bytes) {
         return Ok(finish_local(&shared, l, Some(route), &mut log, start, plain(413, "request body too large\n")));
     }
@@ -87,7 +87,7 @@ pub async fn handle(
         Some(id) if !id.is_empty() => id.to_owned(),
         _ => new_request_id(),
     };
-    log.request_id = request_id.clone();
+    log.set(|r| r.request_id = request_id.clone());
     let body_empty = body.is_end_stream();
 
     // === Request filters ===
@@ -177,7 +177,7 @@ pub async fn handle(
                 return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
             }
             tracing::warn!(listener = %listener, route = %route.name, cluster = %route.cluster.name, error = %e, "upstream failed");
-            log.upstream_error = Some(e.to_string());
+            log.set(|r| r.upstream_error = Some(e.to_string()));
             let status = e.status();
             let body = match &e {
                 UpstreamError::Connect(_) => "upstream connect error\n",
@@ -188,7 +188,7 @@ pub async fn handle(
         }
     };
     shared.metrics.upstream(&route.cluster.name, sent.elapsed());
-    log.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3);
+    log.set(|r| r.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3));
 
     // === Response ===
     let (mut rparts, rbody) = resp.into_parts();
@@ -220,35 +220,75 @@ pub async fn handle(
             } else {
                 // Filters may change the body's length.
                 rparts.headers.remove(header::CONTENT_LENGTH);
-                let (tx, rx) = mpsc::channel(4);
-                tokio::spawn(filter_body(
-                    Arc::clone(flow),
-                    Side::Response,
-                    rbody.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync(),
-                    tx,
-                    response_limit,
-                    Arc::clone(&rflag),
-                    None,
-                    Arc::clone(&clusters),
-                ));
-                ChannelBody { rx }.boxed_unsync()
+                let mut rbody = rbody;
+                let (frames, complete) = ready_frames(&mut rbody);
+                let (complete, error) = match complete {
+                    Ok(c) => (c, None),
+                    Err(e) => (false, Some(e)),
+                };
+                let whole = complete && frames.iter().all(Frame::is_data);
+                let size: usize = frames.iter().filter_map(Frame::data_ref).map(Bytes::len).sum();
+                if whole && size as u64 <= response_limit {
+                    // The whole body has already arrived (small responses do): one body phase,
+                    // inline, and an exact length instead of a chunked stream.
+                    let mut guard = flow.lock().await;
+                    let (chain, ex) = &mut *guard;
+                    ex.response_body = Vec::with_capacity(size);
+                    for f in frames {
+                        if let Some(d) = f.data_ref() {
+                            ex.response_body.extend_from_slice(d);
+                        }
+                    }
+                    match chain.run(Phase::ResponseBody, ex, true, &*clusters).await {
+                        ChainVerdict::Continue => {
+                            let data = std::mem::take(&mut ex.response_body);
+                            rparts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(data.len()));
+                            http_body_util::Full::new(Bytes::from(data)).map_err(|e| match e {}).boxed_unsync()
+                        }
+                        ChainVerdict::Respond(r) => {
+                            drop(guard);
+                            let flow = Some(Arc::clone(flow));
+                            return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
+                        }
+                        ChainVerdict::Buffer => {
+                            drop(guard);
+                            let flow = Some(Arc::clone(flow));
+                            let r = local_plain(502, "a filter paused the response body at its end\n");
+                            return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
+                        }
+                    }
+                } else {
+                    let (tx, rx) = mpsc::channel(4);
+                    let body =
+                        Prefixed { frames, error, rest: rbody }.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
+                    tokio::spawn(filter_body(
+                        Arc::clone(flow),
+                        Side::Response,
+                        body,
+                        tx,
+                        response_limit,
+                        Arc::clone(&rflag),
+                        None,
+                        Arc::clone(&clusters),
+                    ));
+                    ChannelBody { rx }.boxed_unsync()
+                }
             }
         }
     };
-    log.status = rparts.status.as_u16();
-    let metrics = Arc::clone(&shared.metrics);
+    log.set(|r| r.status = rparts.status.as_u16());
     let access = shared.access_log();
-    let (listener_name, route_name, cluster_name) = (l.name.clone(), route.name.clone(), route.cluster.name.clone());
+    let stats = route.stats.clone();
     let status = rparts.status.as_u16();
     out_body = OnEnd {
         inner: out_body,
         done: Some(Box::new(move |complete: bool| {
             drop(in_flight);
-            metrics.request(&listener_name, &route_name, &cluster_name, status, start.elapsed());
-            log.duration_ms = start.elapsed().as_secs_f64() * 1e3;
-            log.complete = complete;
-            if let Some(access) = access {
-                access.write(&log);
+            stats.request(status, start.elapsed());
+            log.set(|r| r.duration_ms = start.elapsed().as_secs_f64() * 1e3);
+            log.set(|r| r.complete = complete);
+            if let (Some(access), Some(record)) = (access, &log.0) {
+                access.write(record);
             }
             if let Some(flow) = flow {
                 // The response is over: the filters log and release their contexts.
@@ -376,6 +416,52 @@ async fn filter_body(
         if eos {
             return;
         }
+    }
+}
+
+/// The frames of `body` that are already here (polled without waiting), and whether that is all.
+fn ready_frames(body: &mut Incoming) -> (std::collections::VecDeque<Frame<Bytes>>, Result<bool, hyper::Error>) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut frames = std::collections::VecDeque::new();
+    // A few frames at most: this is a fast path for small bodies, not a buffer.
+    while frames.len() < 8 {
+        match Pin::new(&mut *body).poll_frame(&mut cx) {
+            Poll::Ready(None) => return (frames, Ok(true)),
+            Poll::Ready(Some(Ok(frame))) => {
+                frames.push_back(frame);
+                if body.is_end_stream() {
+                    return (frames, Ok(true));
+                }
+            }
+            // The streaming path reports the error after the frames before it.
+            Poll::Ready(Some(Err(e))) => return (frames, Err(e)),
+            Poll::Pending => break,
+        }
+    }
+    (frames, Ok(false))
+}
+
+/// Frames already taken from a body (and the error that ended them, if one did), then the rest.
+struct Prefixed<B: Body> {
+    frames: std::collections::VecDeque<Frame<Bytes>>,
+    error: Option<B::Error>,
+    rest: B,
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Prefixed<B>
+where
+    B::Error: Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        if let Some(f) = self.frames.pop_front() {
+            return Poll::Ready(Some(Ok(f)));
+        }
+        if let Some(e) = self.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
     }
 }
 
@@ -512,19 +598,21 @@ fn finish_local(
     shared: &Shared,
     l: &ListenerRt,
     route: Option<&RouteRt>,
-    log: &mut Record,
+    log: &mut Log,
     start: Instant,
     resp: Response<DownBody>,
 ) -> Response<DownBody> {
     let status = resp.status().as_u16();
-    let (route_name, cluster) = route.map_or(("", ""), |r| (r.name.as_str(), r.cluster.name.as_str()));
-    shared.metrics.request(&l.name, route_name, cluster, status, start.elapsed());
-    log.status = status;
-    log.local = true;
-    log.duration_ms = start.elapsed().as_secs_f64() * 1e3;
-    log.complete = true;
-    if let Some(access) = shared.access_log() {
-        access.write(log);
+    match route {
+        Some(r) => r.stats.request(status, start.elapsed()),
+        None => shared.metrics.request(&l.name, "", "", status, start.elapsed()),
+    }
+    log.set(|r| r.status = status);
+    log.set(|r| r.local = true);
+    log.set(|r| r.duration_ms = start.elapsed().as_secs_f64() * 1e3);
+    log.set(|r| r.complete = true);
+    if let (Some(access), Some(record)) = (shared.access_log(), &log.0) {
+        access.write(record);
     }
     resp
 }
@@ -533,7 +621,7 @@ async fn finish_flow_local(
     shared: &Shared,
     l: &ListenerRt,
     route: &RouteRt,
-    log: &mut Record,
+    log: &mut Log,
     start: Instant,
     flow: Option<Flow>,
     r: LocalResponse,
@@ -544,6 +632,17 @@ async fn finish_flow_local(
         chain.finish(ex);
     }
     finish_local(shared, l, Some(route), log, start, local(r))
+}
+
+/// The access-log record of a request, built only when the access log is on.
+struct Log(Option<Box<Record>>);
+
+impl Log {
+    fn set(&mut self, f: impl FnOnce(&mut Record)) {
+        if let Some(r) = &mut self.0 {
+            f(r);
+        }
+    }
 }
 
 /// One access-log record.

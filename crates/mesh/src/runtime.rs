@@ -31,6 +31,8 @@ pub struct RouteRt {
     pub cluster: Arc<Cluster>,
     /// Its own timeout, if set.
     pub timeout: Option<Duration>,
+    /// Its request counters.
+    pub stats: crate::metrics::RouteStats,
 }
 
 impl RouteRt {
@@ -158,6 +160,7 @@ impl Snapshot {
             config.clusters.iter().map(|c| Cluster::new(c, metrics).map(Arc::new)).collect::<Result<_, _>>()?;
         let clusters = Arc::new(Clusters(clusters));
         let upstreams = config.cluster_names();
+        let cache_dir = if config.compile_cache { duet_wasm::default_cache_dir() } else { None };
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let mut routes = Vec::new();
@@ -166,8 +169,10 @@ impl Snapshot {
                     .get(&r.cluster)
                     .cloned()
                     .ok_or_else(|| MeshError::Invalid(format!("route to undefined cluster `{}`", r.cluster)))?;
+                let name = r.name.clone().unwrap_or_else(|| r.prefix.clone());
                 routes.push(RouteRt {
-                    name: r.name.clone().unwrap_or_else(|| r.prefix.clone()),
+                    stats: metrics.route_stats(&l.name, &name, &cluster.name),
+                    name,
                     host: r.host.clone(),
                     prefix: r.prefix.clone(),
                     cluster,
@@ -176,7 +181,14 @@ impl Snapshot {
             }
             let mut filters: Vec<Arc<dyn HttpFilter>> = Vec::new();
             for f in &l.filters {
-                filters.push(Arc::new(WasmFilter::load(f, upstreams.clone(), wasm_shared, metrics, workers)?));
+                filters.push(Arc::new(WasmFilter::load(
+                    f,
+                    upstreams.clone(),
+                    wasm_shared,
+                    metrics,
+                    workers,
+                    cache_dir.clone(),
+                )?));
             }
             let tls = l.tls.as_ref().map(crate::tls::server_config).transpose()?;
             listeners.push(Arc::new(ListenerRt { name: l.name.clone(), config: l.clone(), routes, filters, tls }));
@@ -270,6 +282,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let cfg: config::Cluster = serde_norway::from_str("{ name: c, endpoints: [\"127.0.0.1:1\"] }").unwrap();
         RouteRt {
+            stats: metrics.route_stats("l", "r", "c"),
             name: "r".into(),
             host: host.map(str::to_owned),
             prefix: prefix.into(),

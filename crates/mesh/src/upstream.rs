@@ -3,8 +3,8 @@
 //! and request timeouts, bounded retries of failed connects on other endpoints, and outlier
 //! ejection of endpoints that keep failing to connect.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -60,14 +60,22 @@ struct Endpoint {
     port: u16,
     in_flight: AtomicUsize,
     failures: AtomicU32,
-    ejected_until: Mutex<Option<Instant>>,
+    /// Milliseconds since [`BASE`] until which the endpoint is ejected (0: not ejected).
+    ejected_until: AtomicU64,
     idle: Mutex<Vec<(Instant, http1::SendRequest<UpBody>)>>,
     h2: Mutex<Option<http2::SendRequest<UpBody>>>,
 }
 
+/// The origin of ejection times, so they fit in an atomic.
+static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    BASE.elapsed().as_millis() as u64
+}
+
 impl Endpoint {
-    fn is_ejected(&self, now: Instant) -> bool {
-        matches!(*lock(&self.ejected_until), Some(t) if t > now)
+    fn is_ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until.load(Ordering::Relaxed) > now_ms
     }
 }
 
@@ -122,7 +130,7 @@ impl Cluster {
                 port,
                 in_flight: AtomicUsize::new(0),
                 failures: AtomicU32::new(0),
-                ejected_until: Mutex::new(None),
+                ejected_until: AtomicU64::new(0),
                 idle: Mutex::new(Vec::new()),
                 h2: Mutex::new(None),
             }));
@@ -157,35 +165,36 @@ impl Cluster {
     }
 
     fn pick(&self, tried: &[usize]) -> Option<usize> {
-        let now = Instant::now();
+        let now = now_ms();
         let n = self.endpoints.len();
-        let healthy: Vec<usize> =
-            (0..n).filter(|i| !tried.contains(i) && !self.endpoints[*i].is_ejected(now)).collect();
-        // When every untried endpoint is ejected, try them anyway (panic mode) rather than fail.
-        let candidates = if healthy.is_empty() { (0..n).filter(|i| !tried.contains(i)).collect() } else { healthy };
-        if candidates.is_empty() {
-            return None;
-        }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let a = candidates[start % candidates.len()];
-        match self.config.lb {
-            LbPolicy::RoundRobin => Some(a),
-            LbPolicy::LeastRequest => {
-                let b = candidates[(start + 1) % candidates.len()];
-                let load = |i: usize| self.endpoints[i].in_flight.load(Ordering::Relaxed);
-                Some(if load(b) < load(a) { b } else { a })
-            }
+        // Healthy endpoints first; when every untried one is ejected, try them anyway (panic
+        // mode) rather than fail the request.
+        for healthy_only in [true, false] {
+            let usable = |i: usize| !tried.contains(&i) && !(healthy_only && self.endpoints[i].is_ejected(now));
+            let Some(a) = (0..n).map(|k| (start + k) % n).find(|&i| usable(i)) else { continue };
+            return Some(match self.config.lb {
+                LbPolicy::RoundRobin => a,
+                LbPolicy::LeastRequest => {
+                    // Power of two choices: the next usable endpoint in turn, if less loaded.
+                    let b = (1..n).map(|k| (a + k) % n).find(|&i| usable(i)).unwrap_or(a);
+                    let load = |i: usize| self.endpoints[i].in_flight.load(Ordering::Relaxed);
+                    if load(b) < load(a) { b } else { a }
+                }
+            });
         }
+        None
     }
 
     fn connect_failed(&self, ep: &Endpoint) {
         self.metrics.connect_failure(&self.name, &ep.address);
         let failures = ep.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures >= self.config.outlier.consecutive_failures {
-            let mut until = lock(&ep.ejected_until);
-            let now = Instant::now();
-            if !matches!(*until, Some(t) if t > now) {
-                *until = Some(now + Duration::from_millis(self.config.outlier.ejection_ms));
+        let now = now_ms();
+        if failures >= self.config.outlier.consecutive_failures && !ep.is_ejected(now) {
+            let until = now + self.config.outlier.ejection_ms.max(1);
+            let current = ep.ejected_until.load(Ordering::Relaxed);
+            // One thread ejects (and counts it) even when several see the failure.
+            if ep.ejected_until.compare_exchange(current, until, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
                 self.metrics.ejection(&self.name, &ep.address);
                 tracing::warn!(cluster = %self.name, endpoint = %ep.address, failures, "endpoint ejected");
             }

@@ -86,6 +86,7 @@ impl WasmFilter {
         shared: &Arc<SharedState>,
         metrics: &Arc<Metrics>,
         workers: usize,
+        cache_dir: Option<PathBuf>,
     ) -> Result<WasmFilter, MeshError> {
         let wasm = std::fs::read(&cfg.wasm).map_err(|e| MeshError::Filter {
             name: cfg.name.clone(),
@@ -100,6 +101,7 @@ impl WasmFilter {
             memory_limit: cfg.memory_limit_mb << 20,
             deadline: Duration::from_millis(cfg.deadline_ms),
             upstreams,
+            cache_dir,
             ..PluginConfig::default()
         };
         let plugin = Plugin::load(&wasm, config, Arc::clone(shared)).map_err(|e| MeshError::Filter {
