@@ -484,16 +484,13 @@ async fn proxying_is_correct_and_survives_bad_input() {
         b"POST /echo HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 4\r\nconnection: close\r\n\r\n",
     )
     .unwrap();
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"),
-        "{}",
-        String::from_utf8_lossy(&buf[..n])
-    );
+    let mut buf = [0u8; 25];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 100 Continue\r\n\r\n");
     s.write_all(b"ping").unwrap();
     let mut rest = String::new();
     let _ = s.read_to_string(&mut rest);
+    // (The echo backend may send its response head before the body arrives.)
     assert!(rest.starts_with("HTTP/1.1 200") && rest.ends_with("ping"), "{rest}");
 
     // Trailers both ways over HTTP/2 (client and upstream).

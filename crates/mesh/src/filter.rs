@@ -97,6 +97,8 @@ pub trait HttpFilter: Send + Sync {
     fn name(&self) -> &str;
     /// What a request gets when this filter fails.
     fn on_error(&self) -> OnError;
+    /// Its call counters.
+    fn stats(&self) -> &crate::metrics::FilterStats;
     /// Starts the filter for one request.
     fn start(&self) -> Result<Box<dyn FilterStream>, FilterError>;
     /// Health for the admin API.
@@ -235,7 +237,7 @@ impl ChainRun {
                 Phase::ResponseBody => s.response_body(ex, end_of_stream),
                 Phase::ResponseTrailers => s.response_trailers(ex),
             };
-            self.metrics.filter_call(filter.name(), t.elapsed());
+            filter.stats().call(t.elapsed());
             // A paused head (or a body paused at its very end) waits for what the filter started.
             if matches!(res, Ok(Verdict::Pause)) && (!phase.is_body() || end_of_stream) {
                 res = s.resume(ex, io).await;

@@ -84,6 +84,21 @@ fn class_index(status: u16) -> usize {
     }
 }
 
+/// A filter's call counters, looked up once when the filter loads.
+#[derive(Clone, Debug)]
+pub struct FilterStats {
+    calls: Counter,
+    seconds: Counter<f64, AtomicU64>,
+}
+
+impl FilterStats {
+    /// One phase call.
+    pub fn call(&self, elapsed: Duration) {
+        self.calls.inc();
+        self.seconds.inc_by(elapsed.as_secs_f64());
+    }
+}
+
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Every metric the sidecar exports.
@@ -240,11 +255,13 @@ impl Metrics {
         self.ejections.get_or_create(&EndpointLabels { cluster: cluster.into(), endpoint: endpoint.into() }).inc();
     }
 
-    /// One filter phase call.
-    pub fn filter_call(&self, filter: &str, elapsed: Duration) {
+    /// The call counters of a filter.
+    pub fn filter_stats(&self, filter: &str) -> FilterStats {
         let labels = FilterLabels { filter: filter.into() };
-        self.filter_calls.get_or_create(&labels).inc();
-        self.filter_seconds.get_or_create(&labels).inc_by(elapsed.as_secs_f64());
+        FilterStats {
+            calls: self.filter_calls.get_or_create(&labels).clone(),
+            seconds: self.filter_seconds.get_or_create(&labels).clone(),
+        }
     }
 
     /// One filter failure.

@@ -291,12 +291,23 @@ pub async fn handle(
                 access.write(record);
             }
             if let Some(flow) = flow {
-                // The response is over: the filters log and release their contexts.
-                tokio::spawn(async move {
-                    let mut guard = flow.lock().await;
-                    let (chain, ex) = &mut *guard;
-                    chain.finish(ex);
-                });
+                // The response is over: the filters log and release their contexts. Nobody else
+                // holds the flow by now, except a request body task still ending.
+                let finished = match flow.try_lock() {
+                    Ok(mut guard) => {
+                        let (chain, ex) = &mut *guard;
+                        chain.finish(ex);
+                        true
+                    }
+                    Err(_) => false,
+                };
+                if !finished {
+                    tokio::spawn(async move {
+                        let mut guard = flow.lock().await;
+                        let (chain, ex) = &mut *guard;
+                        chain.finish(ex);
+                    });
+                }
             }
         })),
     }

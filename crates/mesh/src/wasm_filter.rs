@@ -48,6 +48,7 @@ struct Inner {
     slots: Vec<Slot>,
     next: AtomicUsize,
     metrics: Arc<Metrics>,
+    stats: crate::metrics::FilterStats,
     restarts: AtomicU64,
     failures: AtomicU64,
     /// HTTP calls made from the root context during request callbacks, for the background task.
@@ -129,6 +130,7 @@ impl WasmFilter {
                 slots,
                 next: AtomicUsize::new(0),
                 metrics: Arc::clone(metrics),
+                stats: metrics.filter_stats(&cfg.name),
                 restarts: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 root_calls: Mutex::new(Vec::new()),
@@ -202,6 +204,10 @@ impl HttpFilter for WasmFilter {
 
     fn on_error(&self) -> OnError {
         self.inner.on_error
+    }
+
+    fn stats(&self) -> &crate::metrics::FilterStats {
+        &self.inner.stats
     }
 
     fn start(&self) -> Result<Box<dyn FilterStream>, FilterError> {
