@@ -171,7 +171,10 @@ impl Cluster {
         // Healthy endpoints first; when every untried one is ejected, try them anyway (panic
         // mode) rather than fail the request.
         for healthy_only in [true, false] {
-            let usable = |i: usize| !tried.contains(&i) && !(healthy_only && self.endpoints[i].is_ejected(now));
+            let usable = |i: usize| {
+                let ejected = healthy_only && self.endpoints[i].is_ejected(now);
+                !tried.contains(&i) && !ejected
+            };
             let Some(a) = (0..n).map(|k| (start + k) % n).find(|&i| usable(i)) else { continue };
             return Some(match self.config.lb {
                 LbPolicy::RoundRobin => a,
