@@ -18,6 +18,11 @@ mod showcase;
 mod verify;
 mod wasm_run;
 
+/// mimalloc instead of the system allocator: the sidecar's request path allocates small,
+/// short-lived buffers across threads, where glibc's malloc spends its time consolidating.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Where the external conformance suite sits relative to the project root.
 const DEFAULT_CONFORMANCE_DIR: &str = "../shared/conformance/bpf_conformance/tests";
 
