@@ -154,41 +154,22 @@ impl Metrics {
             "Upstream time, from sending the request to the response head",
             upstream_seconds.clone(),
         );
-        let active_connections = Family::default();
-        registry.register("active_connections", "Open downstream connections", active_connections.clone());
-        let connections = Family::default();
-        registry.register("connections", "Accepted downstream connections", connections.clone());
-        let connect_failures = Family::default();
-        registry.register("upstream_connect_failures", "Failed upstream connects", connect_failures.clone());
-        let ejections = Family::default();
-        registry.register("upstream_ejections", "Outlier ejections of upstream endpoints", ejections.clone());
-        let filter_calls = Family::default();
-        registry.register("filter_calls", "Filter phase calls", filter_calls.clone());
-        let filter_seconds = Family::default();
-        registry.register("filter_seconds", "Time spent in filter phase calls", filter_seconds.clone());
-        let filter_errors = Family::default();
-        registry.register("filter_errors", "Filter failures (traps, deadlines, memory)", filter_errors.clone());
-        let filter_traps = Family::default();
-        registry.register("filter_traps", "Filter failures that discarded the filter's VM", filter_traps.clone());
-        let filter_restarts = Family::default();
-        registry.register("filter_vm_restarts", "Filter VMs created again after a failure", filter_restarts.clone());
-        let reloads = Family::default();
-        registry.register("reloads", "Configuration reloads by result", reloads.clone());
+        let r = &mut registry;
         Metrics {
+            active_connections: registered(r, "active_connections", "Open downstream connections"),
+            connections: registered(r, "connections", "Accepted downstream connections"),
+            connect_failures: registered(r, "upstream_connect_failures", "Failed upstream connects"),
+            ejections: registered(r, "upstream_ejections", "Outlier ejections of upstream endpoints"),
+            filter_calls: registered(r, "filter_calls", "Filter phase calls"),
+            filter_seconds: registered(r, "filter_seconds", "Time spent in filter phase calls"),
+            filter_errors: registered(r, "filter_errors", "Filter failures (traps, deadlines, memory)"),
+            filter_traps: registered(r, "filter_traps", "Filter failures that discarded the filter's VM"),
+            filter_restarts: registered(r, "filter_vm_restarts", "Filter VMs created again after a failure"),
+            reloads: registered(r, "reloads", "Configuration reloads by result"),
             registry,
             requests,
             request_seconds,
             upstream_seconds,
-            active_connections,
-            connections,
-            connect_failures,
-            ejections,
-            filter_calls,
-            filter_seconds,
-            filter_errors,
-            filter_traps,
-            filter_restarts,
-            reloads,
         }
     }
 
@@ -329,6 +310,17 @@ impl Metrics {
         out.push_str("# EOF\n");
         out
     }
+}
+
+/// A new metric family, registered under `name`.
+fn registered<F: Default + Clone + prometheus_client::registry::Metric>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+) -> F {
+    let family = F::default();
+    registry.register(name, help, family.clone());
+    family
 }
 
 /// A metric name as Prometheus accepts it.
