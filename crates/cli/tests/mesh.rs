@@ -17,6 +17,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 const DUET: &str = env!("CARGO_BIN_EXE_duet");
 
+/// `duet mesh`'s compile cache for the tests, under target/ rather than the user's home.
+fn duet() -> Command {
+    let mut c = Command::new(DUET);
+    c.env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"));
+    c
+}
+
 // === Harness ===
 
 fn filters(target: &str) -> PathBuf {
@@ -52,7 +59,7 @@ impl Mesh {
         let config = dir.join("mesh.yaml");
         std::fs::write(&config, yaml).unwrap();
         let log = dir.join("mesh.log");
-        let child = Command::new(DUET)
+        let child = duet()
             .args(["mesh", "run", "--config"])
             .arg(&config)
             .args(["--log", "info"])
@@ -812,7 +819,7 @@ fn check_reports_errors_with_file_and_line() {
     for (yaml, ok, expected) in cases {
         let path = dir.join("mesh.yaml");
         std::fs::write(&path, &yaml).unwrap();
-        let out = Command::new(DUET).args(["mesh", "check", "--config"]).arg(&path).output().unwrap();
+        let out = duet().args(["mesh", "check", "--config"]).arg(&path).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.success(), ok, "{yaml}\n{stderr}");
         assert!(stderr.contains(&expected), "expected `{expected}` in:\n{stderr}");
