@@ -21,7 +21,7 @@ tasks:
   test           the whole test suite: setup, build-bpf, rustfmt, clippy, every test
                  (incl. conformance and, as root, the kernel differential tests)
   demo           build duet in release mode and run `duet demo`
-  bench          run the criterion benchmarks (duet's interpreter vs rbpf, same run)
+  bench          the benchmarks: interpreter vs rbpf, map helpers, `duet bench`, `duet mesh bench`
   fuzz <target> [seconds]
                  run a cargo-fuzz target on the nightly toolchain (default 60 s)";
 
@@ -172,7 +172,9 @@ fn bench() -> Result<()> {
     step("duet-maps operations");
     cargo(&["bench", "-p", "duet-maps", "--bench", "maps"])?;
     step("every example in every executor, against the kernel (duet bench)");
-    cargo(&["run", "--release", "-p", "duet-cli", "--", "bench"])
+    cargo(&["run", "--release", "-p", "duet-cli", "--", "bench"])?;
+    step("the sidecar against nginx on loopback with wrk (duet mesh bench)");
+    cargo(&["run", "--release", "-p", "duet-cli", "--", "mesh", "bench"])
 }
 
 fn demo() -> Result<()> {
