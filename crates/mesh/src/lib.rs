@@ -58,7 +58,7 @@ pub enum MeshError {
         message: String,
     },
     /// A listener address could not be bound.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}")]
     Bind {
         /// The address.
         address: String,
@@ -69,4 +69,16 @@ pub enum MeshError {
     /// Something else in the configuration cannot work.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// An error with its causes, `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

@@ -217,7 +217,7 @@ impl Server {
             tokio::task::spawn_blocking(move || Snapshot::build(config, &metrics, &wasm_shared, generation))
                 .await
                 .map_err(|e| format!("loading the config failed: {e}"))?
-                .map_err(|e| e.to_string())?
+                .map_err(|e| crate::error_chain(&e))?
         };
         // Bind what is new before switching, so a taken port keeps the old config running.
         let mut bound = self.bound.lock().await;
@@ -233,7 +233,7 @@ impl Server {
                             let _ = b.stop.send(true);
                         }
                         bound.extend(next);
-                        return Err(e.to_string());
+                        return Err(crate::error_chain(&e));
                     }
                 },
             }
