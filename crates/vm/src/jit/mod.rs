@@ -238,7 +238,10 @@ fn kind_matches(ty: Option<ProgramType>, kind: RunKind) -> bool {
     }
 }
 
-/// Runs compiled code until it returns, following tail calls.
+/// Runs compiled code until it returns, following tail calls. Inlined into each `run_*` so the
+/// values just written there reach the run context in registers: copying them back out of
+/// memory with wider loads than the stores that wrote them stalls store-to-load forwarding.
+#[inline(always)]
 fn execute(
     shared: &Arc<Shared>,
     entry: usize,
@@ -250,9 +253,8 @@ fn execute(
     let stack = memory.get(0);
     let top = stack.start() + stack.len();
     let max_insns = shared.code.config.max_insns.unwrap_or(u64::MAX);
-    let mut regs = [0u64; 11];
-    regs[1..6].copy_from_slice(&args);
-    regs[10] = top;
+    let [a1, a2, a3, a4, a5] = args;
+    let regs = [0, a1, a2, a3, a4, a5, 0, 0, 0, 0, top];
     let mut rt = RunCtx {
         regs,
         ctx_fields: [0; 8],
