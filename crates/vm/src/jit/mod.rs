@@ -179,17 +179,19 @@ impl Jit {
     pub fn run(&mut self, mem: &mut [u8]) -> Result<u64, Trap> {
         let Jit { shared, entry, stack } = self;
         let mut memory = MemoryMap::new(&shared.code.regions.0);
-        memory.push(Region::writable(stack, RegionKind::Stack));
+        let stack = Region::writable(stack, RegionKind::Stack);
+        memory.push(stack);
         let input = Region::writable(mem, RegionKind::Input);
         memory.push(input);
-        execute(shared, *entry, &mut memory, [input.start(), input.len(), 0, 0, 0], input, RunKind::Memory)
+        execute(shared, *entry, &mut memory, stack, [input.start(), input.len(), 0, 0, 0], input, RunKind::Memory)
     }
 
     /// Runs an XDP program on `packet`; returns the verdict (`r0`).
     pub fn run_xdp(&mut self, packet: &mut XdpPacket) -> Result<u64, Trap> {
         let Jit { shared, entry, stack } = self;
         let mut memory = MemoryMap::new(&shared.code.regions.0);
-        memory.push(Region::writable(stack, RegionKind::Stack));
+        let stack = Region::writable(stack, RegionKind::Stack);
+        memory.push(stack);
         let buf = Region::writable(&mut packet.buf, RegionKind::Packet);
         memory.xdp = Some(XdpState {
             buf,
@@ -204,7 +206,7 @@ impl Jit {
         memory.context =
             Context::Xdp { addr: ctx, ingress_ifindex: packet.ingress_ifindex, rx_queue_index: packet.rx_queue_index };
         let legacy = memory.get(PACKET_REGION);
-        let result = execute(shared, *entry, &mut memory, [ctx, 0, 0, 0, 0], legacy, RunKind::Xdp);
+        let result = execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], legacy, RunKind::Xdp);
         if let Some(x) = memory.xdp {
             packet.data_meta = x.data_meta as usize;
             packet.data = x.data as usize;
@@ -217,13 +219,14 @@ impl Jit {
     pub fn run_socket_filter(&mut self, frame: &mut [u8]) -> Result<u64, Trap> {
         let Jit { shared, entry, stack } = self;
         let mut memory = MemoryMap::new(&shared.code.regions.0);
-        memory.push(Region::writable(stack, RegionKind::Stack));
+        let stack = Region::writable(stack, RegionKind::Stack);
+        memory.push(stack);
         let eth = frame.len().min(14);
         let protocol = if frame.len() >= 14 { u16::from_le_bytes([frame[12], frame[13]]) } else { 0 };
         let net = Region::read_only(&frame[eth..], RegionKind::Packet);
         let ctx = frame.as_ptr() as u64 ^ 0x8000_0000_0000;
         memory.context = Context::Skb { addr: ctx, len: net.len() as u32, protocol: u32::from(protocol) };
-        execute(shared, *entry, &mut memory, [ctx, 0, 0, 0, 0], net, RunKind::SocketFilter)
+        execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], net, RunKind::SocketFilter)
     }
 }
 
@@ -246,11 +249,11 @@ fn execute(
     shared: &Arc<Shared>,
     entry: usize,
     memory: &mut MemoryMap<'_>,
+    stack: Region,
     args: [u64; 5],
     legacy: Region,
     kind: RunKind,
 ) -> Result<u64, Trap> {
-    let stack = memory.get(0);
     let top = stack.start() + stack.len();
     let max_insns = shared.code.config.max_insns.unwrap_or(u64::MAX);
     let [a1, a2, a3, a4, a5] = args;
