@@ -2247,11 +2247,14 @@ impl<'a> Checker<'a> {
                 return None;
             }
             if kind == Access::Read
+                && size <= 8
                 && let (Some(data), Some(v)) = (&info.frozen_data, ptr.val.as_const())
             {
                 // Frozen read-only data is known at load time, as the kernel knows `.rodata`.
-                let start = off + v as i64;
-                if let Some(bytes) = usize::try_from(start).ok().and_then(|s| data.get(s..s + size as usize)) {
+                // Only loads (at most 8 bytes) become constants; a helper reading a longer
+                // buffer (a `bpf_printk` format string) just needs the bounds proven above.
+                let start = usize::try_from(off.saturating_add(v as i64)).ok();
+                if let Some(bytes) = start.and_then(|s| data.get(s..s.checked_add(size as usize)?)) {
                     let mut buf = [0u8; 8];
                     buf[..bytes.len()].copy_from_slice(bytes);
                     return Some(Reg::scalar(Scalar::constant(u64::from_le_bytes(buf))));

@@ -120,7 +120,9 @@ static PROTOS: &[Proto] = &[
     Proto {
         id: 6,
         name: "bpf_trace_printk",
-        args: &[Mem { nullable: false }, Size { zero_ok: false }, Scalar, Scalar, Scalar],
+        // The kernel declares only the format and its size: `bpf_printk("...")` with no
+        // values leaves r3-r5 unset, and whatever they hold is only printed.
+        args: &[Mem { nullable: false }, Size { zero_ok: false }],
         ret: Ret::Scalar,
         map_types: None,
         socket_filter: true,
