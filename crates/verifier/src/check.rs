@@ -2236,13 +2236,28 @@ impl<'a> Checker<'a> {
         if let Bounds::Map(m) = bounds
             && let Some(info) = self.ctx.maps.get(m as usize)
         {
-            if kind != Access::Read && info.read_only {
+            if kind != Access::Read && !info.prog_can_write() {
                 let d = Diagnostic::new(
                     Code::ReadOnly,
                     Some(pc),
                     format!("{} to map `{}`, which is read-only for programs", kind.verb(), info.name),
                 )
                 .help("`const` globals (.rodata) and maps created with BPF_F_RDONLY_PROG cannot be written by the program; drop `const` or the flag");
+                self.fail(st, pc, &[r], d);
+                return None;
+            }
+            if kind != Access::Write && !info.prog_can_read() {
+                // An atomic update reads the old value too, so it is refused as well.
+                let d = Diagnostic::new(
+                    Code::WriteOnly,
+                    Some(pc),
+                    format!(
+                        "{} of map `{}`, which is write-only for programs (BPF_F_WRONLY_PROG): read from map forbidden",
+                        kind.verb(),
+                        info.name
+                    ),
+                )
+                .help("a map created with BPF_F_WRONLY_PROG can only be written by the program (plain stores); drop the flag to read it");
                 self.fail(st, pc, &[r], d);
                 return None;
             }

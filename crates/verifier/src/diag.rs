@@ -42,6 +42,8 @@ pub enum Code {
     ContextAccess,
     /// A write to read-only memory (read-only global data).
     ReadOnly,
+    /// A read of memory programs may only write (a map created with `BPF_F_WRONLY_PROG`).
+    WriteOnly,
     /// Arithmetic a pointer may not take part in.
     PointerArithmetic,
     /// A comparison involving a pointer that cannot be allowed.
@@ -88,6 +90,7 @@ impl Code {
             Code::InvalidPointer => "invalid-pointer",
             Code::ContextAccess => "context-access",
             Code::ReadOnly => "read-only",
+            Code::WriteOnly => "write-only",
             Code::PointerArithmetic => "pointer-arithmetic",
             Code::PointerComparison => "pointer-comparison",
             Code::PointerLeak => "pointer-leak",

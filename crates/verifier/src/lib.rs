@@ -126,10 +126,22 @@ pub struct MapInfo {
     pub frozen_data: Option<Vec<u8>>,
 }
 
-/// `BPF_F_RDONLY_PROG`.
+/// `BPF_F_RDONLY_PROG`: programs may only read the map's values.
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+/// `BPF_F_WRONLY_PROG`: programs may only write the map's values.
+const BPF_F_WRONLY_PROG: u32 = 1 << 8;
 
 impl MapInfo {
+    /// Whether programs may read the values (not `BPF_F_WRONLY_PROG`).
+    pub fn prog_can_read(&self) -> bool {
+        self.flags & BPF_F_WRONLY_PROG == 0
+    }
+
+    /// Whether programs may write the values (not `.rodata`, not `BPF_F_RDONLY_PROG`).
+    pub fn prog_can_write(&self) -> bool {
+        !self.read_only && self.flags & BPF_F_RDONLY_PROG == 0
+    }
+
     /// A map of `map_type` with the given sizes.
     pub fn new(name: impl Into<String>, map_type: u32, key_size: u32, value_size: u32, max_entries: u32) -> Self {
         MapInfo {
