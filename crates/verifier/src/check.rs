@@ -881,6 +881,22 @@ impl<'a> Checker<'a> {
     #[allow(clippy::too_many_arguments, reason = "one call site per operand order")]
     fn ptr_arith(&mut self, st: &mut State, pc: usize, insn: &Insn, ptr_r: u8, ptr: Reg, s: Reg, sub: bool) {
         let dst = insn.dst;
+        if sub && matches!(ptr.ty, RegType::Stack { .. }) {
+            // The kernel refuses every subtraction from a stack pointer, constant or not
+            // (`r1 -= 8`), because JITs may not handle it; adding a negative number is the
+            // accepted spelling.
+            let d = Diagnostic::new(
+                Code::PointerArithmetic,
+                Some(pc),
+                format!(
+                    "subtraction from R{ptr_r}, a stack pointer: the kernel prohibits subtracting from stack pointers"
+                ),
+            )
+            .help("add a negative offset instead: `r1 = r10; r1 += -8` (what compilers emit), not `r1 -= 8`");
+            self.fail(st, pc, &[ptr_r], d);
+            *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
+            return;
+        }
         let forbidden = match ptr.ty {
             RegType::MapHandle { .. } => !s.val.is_const(0) || sub,
             RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
