@@ -1149,32 +1149,27 @@ impl<'a> Checker<'a> {
 
     /// `pkt cmp end` (already normalised so the packet pointer is on the left).
     fn packet_compare(&mut self, st: &State, pc: usize, pkt: Reg, cmp: Cmp, next: usize, target: usize) -> Flow {
-        // Which branch learns `pkt <= end` (range = off) or `pkt < end` (range = off + 1).
+        // Which branch learns `pkt <= end` (range = off) or `pkt < end` (range = off + 1). As in
+        // the kernel (`try_match_pkt_pointers`), only the four ordering comparisons teach a
+        // range; `==`/`!=` with data_end teach nothing.
         let (taken_range, fall_range) = match cmp {
             Cmp::Gt => (None, Some(0)),
             Cmp::Ge => (None, Some(1)),
             Cmp::Lt => (Some(1), None),
-            Cmp::Le | Cmp::Eq => (Some(0), None),
-            Cmp::Ne => (None, Some(0)),
+            Cmp::Le => (Some(0), None),
             _ => (None, None),
         };
         let off = i64::from(pkt.off);
         let usable = off >= 0 && pkt.val.umax.saturating_add(off as u64) <= MAX_PACKET_OFF && pkt.val.smin >= 0;
-        // Already proven facts decide the branch.
-        let proven_le = usable && i64::from(pkt.range) >= off;
-        let proven_lt = usable && i64::from(pkt.range) > off;
-        let (mut taken_ok, mut fall_ok) = (true, true);
-        match cmp {
-            Cmp::Gt => taken_ok = !proven_le,
-            Cmp::Ge => taken_ok = !proven_lt,
-            Cmp::Lt => fall_ok = !proven_lt,
-            Cmp::Le => fall_ok = !proven_le,
-            _ => {}
-        }
+        // Both branches are explored even when an earlier check already decides this one: the
+        // kernel does so too, so code behind a redundant check must be safe on its own.
         let make = |extra: Option<i64>| -> State {
             let mut s = st.clone();
+            // As the kernel (`find_good_pkt_pointers`): `pkt < end` with no constant offset
+            // (`if (p >= end) break; c = *p;`) proves nothing, not even one byte.
             if let Some(extra) = extra
                 && usable
+                && !(extra == 1 && off == 0)
             {
                 let new_range = (off + extra) as u32;
                 let (ty, id) = (pkt.ty, pkt.id);
@@ -1187,12 +1182,7 @@ impl<'a> Checker<'a> {
             }
             s
         };
-        Flow::Branch {
-            fall: fall_ok.then(|| make(fall_range)),
-            next,
-            taken: taken_ok.then(|| make(taken_range)),
-            target,
-        }
+        Flow::Branch { fall: Some(make(fall_range)), next, taken: Some(make(taken_range)), target }
     }
 
     /// Resolves a NULL check of `ptr` on one branch: every copy becomes NULL or a valid pointer.
