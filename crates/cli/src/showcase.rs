@@ -1,7 +1,7 @@
 //! `duet demo` and `duet bench`: one program, built once with the SDK, in every executor.
 //!
 //! Both build an example crate with `duet build`, run the generated packet corpus through the
-//! kernel (`BPF_PROG_TEST_RUN`, when privileged), duet's userspace eBPF interpreter and the Wasm
+//! kernel (`BPF_PROG_TEST_RUN`, when privileged), duet's userspace eBPF interpreter and JIT, and the Wasm
 //! host, and compare. Each executor first runs the capture once on freshly loaded maps (for
 //! verdicts and final maps), then again, on separately loaded maps, for timing.
 
@@ -98,7 +98,36 @@ fn seed_map(map: &Map, key: &[u8], value: &[u8]) -> Result<()> {
     map.update(key, value, 0, None).map_err(|e| anyhow::anyhow!("cannot seed map `{}`: {e}", map.spec().name))
 }
 
-fn run_vm(bpf: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration) -> Result<Row> {
+/// The userspace engine a row runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum VmEngine {
+    Interpreter,
+    Jit,
+}
+
+/// An interpreter or a JIT-compiled program, run the same way.
+enum Runner {
+    Interpreter(duet_vm::Interpreter),
+    Jit(duet_vm::Jit),
+}
+
+impl Runner {
+    fn new(module: &Module, program: &str, engine: VmEngine) -> Result<Runner> {
+        Ok(match engine {
+            VmEngine::Interpreter => Runner::Interpreter(module.interpreter(program)?),
+            VmEngine::Jit => Runner::Jit(module.jit(program)?),
+        })
+    }
+
+    fn run_xdp(&mut self, packet: &mut XdpPacket) -> Result<u64, duet_vm::Trap> {
+        match self {
+            Runner::Interpreter(vm) => vm.run_xdp(packet),
+            Runner::Jit(jit) => jit.run_xdp(packet),
+        }
+    }
+}
+
+fn run_vm(bpf: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration, engine: VmEngine) -> Result<Row> {
     let object = objects::load_object(bpf)?;
     let load = || -> Result<Module> {
         let options = LoadOptions { n_cpus: 1, env: Env::deterministic(), ..LoadOptions::default() };
@@ -109,7 +138,7 @@ fn run_vm(bpf: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration) -
         Ok(module)
     };
     let module = load()?;
-    let mut vm = module.interpreter(example.program)?;
+    let mut vm = Runner::new(&module, example.program, engine)?;
     let mut packet = XdpPacket::new(&[]);
     let mut results = Vec::with_capacity(frames.len());
     for frame in frames {
@@ -118,7 +147,7 @@ fn run_vm(bpf: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration) -
     }
     let maps = as_object(objects::dump_maps(module.maps().map(|(n, m)| (n, &**m))));
     let timing = load()?;
-    let mut vm = timing.interpreter(example.program)?;
+    let mut vm = Runner::new(&timing, example.program, engine)?;
     let ns = time_per_packet(frames.len(), budget, || {
         for frame in frames {
             packet.reset(frame);
@@ -126,7 +155,11 @@ fn run_vm(bpf: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration) -
         }
         Ok(())
     })?;
-    Ok(Row { executor: "userspace eBPF (interp)", results, maps, ns_per_packet: ns })
+    let executor = match engine {
+        VmEngine::Interpreter => "userspace eBPF (interp)",
+        VmEngine::Jit => "userspace eBPF (JIT)",
+    };
+    Ok(Row { executor, results, maps, ns_per_packet: ns })
 }
 
 fn run_wasm(wasm: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration) -> Result<Row> {
@@ -220,7 +253,8 @@ fn run_everywhere(
         }
         Err(e) => Some(format!("no kernel row: {e}")),
     };
-    rows.push(run_vm(&bpf, example, &frames, budget)?);
+    rows.push(run_vm(&bpf, example, &frames, budget, VmEngine::Interpreter)?);
+    rows.push(run_vm(&bpf, example, &frames, budget, VmEngine::Jit)?);
     rows.push(run_wasm(&wasm, example, &frames, budget)?);
     Ok((rows, kernel_note, frames.len()))
 }
