@@ -1600,6 +1600,23 @@ impl<'a> Checker<'a> {
         key_like: bool,
     ) {
         self.last_const_key = None;
+        // The kernel checks this first, whatever the size (`check_func_arg`).
+        if reg.ty.is_packet() && !proto.pkt_access {
+            let d = Diagnostic::new(
+                Code::HelperArgs,
+                Some(pc),
+                format!(
+                    "{} is passed R{r}, a packet pointer, as its {what}: helper access to the packet is not allowed",
+                    proto.name
+                ),
+            )
+            .help(format!(
+                "the kernel lets only some helpers (map lookup/update/delete, bpf_csum_diff) read the packet; copy the bytes to the stack or a map value first and pass that to {}",
+                proto.name
+            ));
+            self.fail(st, pc, &[r], d);
+            return;
+        }
         if size == 0 {
             return;
         }

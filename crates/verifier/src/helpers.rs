@@ -61,6 +61,9 @@ pub(crate) struct Proto {
     pub(crate) socket_filter: bool,
     /// Whether it moves packet data, invalidating every packet pointer.
     pub(crate) changes_packet: bool,
+    /// Whether its memory arguments may point into the packet (the kernel's `pkt_access`);
+    /// the kernel refuses packet pointers to every other helper.
+    pub(crate) pkt_access: bool,
 }
 
 /// Map type numbers with special rules.
@@ -89,6 +92,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: true,
     },
     Proto {
         id: 2,
@@ -98,6 +102,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: true,
     },
     Proto {
         id: 3,
@@ -107,6 +112,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: true,
     },
     Proto {
         id: 5,
@@ -116,6 +122,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 6,
@@ -127,6 +134,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 7,
@@ -136,6 +144,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 8,
@@ -145,6 +154,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 12,
@@ -154,6 +164,7 @@ static PROTOS: &[Proto] = &[
         map_types: Some(&[map_type::PROG_ARRAY]),
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 23,
@@ -163,6 +174,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: false,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 28,
@@ -172,6 +184,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: false,
         changes_packet: false,
+        pkt_access: true,
     },
     Proto {
         id: 44,
@@ -181,6 +194,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: false,
         changes_packet: true,
+        pkt_access: false,
     },
     Proto {
         id: 51,
@@ -190,6 +204,7 @@ static PROTOS: &[Proto] = &[
         map_types: Some(REDIRECT_MAPS),
         socket_filter: false,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 54,
@@ -199,6 +214,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: false,
         changes_packet: true,
+        pkt_access: false,
     },
     Proto {
         id: 65,
@@ -208,6 +224,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: false,
         changes_packet: true,
+        pkt_access: false,
     },
     Proto {
         id: 125,
@@ -217,6 +234,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 130,
@@ -226,6 +244,7 @@ static PROTOS: &[Proto] = &[
         map_types: Some(&[map_type::RINGBUF]),
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 131,
@@ -235,6 +254,7 @@ static PROTOS: &[Proto] = &[
         map_types: Some(&[map_type::RINGBUF]),
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 132,
@@ -244,6 +264,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
     Proto {
         id: 133,
@@ -253,6 +274,7 @@ static PROTOS: &[Proto] = &[
         map_types: None,
         socket_filter: true,
         changes_packet: false,
+        pkt_access: false,
     },
 ];
 
