@@ -91,9 +91,9 @@ fn kernel_available() -> bool {
     }
 }
 
-/// Runs an example's capture in the VM, in Wasm and (when possible) in the kernel; checks the
-/// VM's verdicts and that every executor agrees, except for the maps in `time_dependent`,
-/// which only the VM and Wasm (both with the deterministic clock) must agree on.
+/// Runs an example's capture in the VM (interpreter and JIT), in Wasm and (when possible) in the
+/// kernel; checks the VM's verdicts and that every executor agrees, except for the maps in
+/// `time_dependent`, which only the userspace executors (deterministic clock) must agree on.
 fn check_everywhere(
     bpf: &Path,
     wasm: &Path,
@@ -109,6 +109,8 @@ fn check_everywhere(
     assert_eq!(vm["results"], json!(verdicts), "VM verdicts of {}", bpf.display());
     let in_wasm = run("run", wasm, pcap, maps_in, &with(&["--deterministic", "--cpus", "1", "--engine", "wasm"]));
     assert_eq!(in_wasm, vm, "Wasm and VM disagree on {}", wasm.display());
+    let in_jit = run("run", bpf, pcap, maps_in, &with(&["--deterministic", "--cpus", "1", "--engine", "jit"]));
+    assert_eq!(in_jit, vm, "JIT and interpreter disagree on {}", bpf.display());
     if kernel_available() {
         let kernel = run("test-run", bpf, pcap, maps_in, &with(&[]));
         assert_eq!(kernel["results"], vm["results"], "kernel and VM verdicts of {}", bpf.display());
