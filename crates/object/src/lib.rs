@@ -131,16 +131,32 @@ pub struct LineInfo {
     pub column: u32,
 }
 
-/// One map reference the loader resolved.
+/// One map reference of a program: an `lddw` pseudo map load.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapReference {
     /// Slot index of the `lddw`.
     pub insn: usize,
-    /// Index into [`Object::maps`].
+    /// Index into [`Object::maps`]; [`UNBOUND_MAP`] when no relocation bound the reference.
     pub map: usize,
     /// Byte offset into the value, for global data references.
     pub offset: Option<u32>,
+    /// For a load no relocation bound (a raw pseudo map load written without a symbol, as
+    /// inline assembly can): the file descriptor its bytecode names. duet binds it to no map,
+    /// and the kernel refuses it ("fd N is not pointing to valid bpf_map").
+    pub unbound_fd: Option<i32>,
 }
+
+/// The map index an unbound `lddw` pseudo map load carries in its immediate: no map has it, so
+/// the reference cannot reach any map of the object (see [`MapReference::unbound_fd`]).
+pub const UNBOUND_MAP: u32 = u32::MAX;
+
+/// `lddw` (`BPF_LD | BPF_DW | BPF_IMM`).
+const LDDW: u8 = 0x18;
+/// Pseudo sources that name a map: map_fd (1), map_value (2), map_idx (5), map_idx_value (6).
+const MAP_PSEUDO_SRCS: [u8; 4] = [1, 2, 5, 6];
+/// Set on the source field of every map pseudo load before relocation; relocation overwrites
+/// the field of the loads it binds, so the loads still carrying it were never bound.
+const UNBOUND_MARK: u8 = 8;
 
 /// A program, linked and relocated.
 #[derive(Clone, Debug)]
@@ -338,6 +354,24 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
         })
         .collect();
 
+    // A map pseudo load already in the bytecode (not produced by a relocation) names a file
+    // descriptor of the loading process, not a map of this object. Mark them all; relocation
+    // rewrites the source field of those it binds to a map.
+    for func in obj.functions.values_mut() {
+        let mut i = 0;
+        while i < func.instructions.len() {
+            let insn = &mut func.instructions[i];
+            if insn.code == LDDW {
+                if MAP_PSEUDO_SRCS.contains(&insn.src_reg()) {
+                    insn.set_src_reg(insn.src_reg() | UNBOUND_MARK);
+                }
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
     let fds: Vec<(String, i32, aya_obj::Map)> =
         names.iter().enumerate().map(|(i, n)| (n.clone(), i as i32, obj.maps[n].clone())).collect();
@@ -353,16 +387,26 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
             .functions
             .get(&prog.function_key())
             .ok_or_else(|| ObjectError::Relocation(format!("program `{name}` has no instructions after linking")))?;
+        // Unbound map loads, by slot, with the file descriptor their bytecode names.
+        let mut unbound: BTreeMap<usize, i32> = BTreeMap::new();
         let raw: Vec<RawInsn> = func
             .instructions
             .iter()
-            .map(|i| {
+            .enumerate()
+            .map(|(slot, i)| {
+                let (mut src, mut imm) = (i.src_reg(), i.imm);
+                let marked = src & UNBOUND_MARK != 0 && MAP_PSEUDO_SRCS.contains(&(src & !UNBOUND_MARK));
+                if i.code == LDDW && marked {
+                    src &= !UNBOUND_MARK;
+                    unbound.insert(slot, imm);
+                    imm = UNBOUND_MAP as i32;
+                }
                 // Rebuild the 8-byte encoding from aya's bindgen struct.
                 let mut b = [0u8; 8];
                 b[0] = i.code;
-                b[1] = i.dst_reg() | (i.src_reg() << 4);
+                b[1] = i.dst_reg() | (src << 4);
                 b[2..4].copy_from_slice(&i.off.to_le_bytes());
-                b[4..8].copy_from_slice(&i.imm.to_le_bytes());
+                b[4..8].copy_from_slice(&imm.to_le_bytes());
                 RawInsn::from_bytes(b)
             })
             .collect();
@@ -371,16 +415,16 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
         let map_refs = program
             .insns()
             .iter()
-            .filter_map(|(pc, insn)| match insn.pseudo_src() {
-                Some(duet_isa::PseudoSrc::MapFd) => {
-                    Some(MapReference { insn: *pc, map: insn.imm as u32 as usize, offset: None })
-                }
-                Some(duet_isa::PseudoSrc::MapValue) => Some(MapReference {
-                    insn: *pc,
-                    map: insn.imm as u32 as usize,
-                    offset: Some((insn.imm as u64 >> 32) as u32),
-                }),
-                _ => None,
+            .filter_map(|(pc, insn)| {
+                let offset = match insn.pseudo_src()? {
+                    duet_isa::PseudoSrc::MapFd | duet_isa::PseudoSrc::MapIdx => None,
+                    duet_isa::PseudoSrc::MapValue | duet_isa::PseudoSrc::MapIdxValue => {
+                        Some((insn.imm as u64 >> 32) as u32)
+                    }
+                    _ => return None,
+                };
+                let map = insn.imm as u32 as usize;
+                Some(MapReference { insn: *pc, map, offset, unbound_fd: unbound.get(pc).copied() })
             })
             .collect();
         let mut line_info: Vec<LineInfo> = func

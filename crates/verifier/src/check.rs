@@ -1714,8 +1714,21 @@ impl<'a> Checker<'a> {
     fn ld_imm64(&mut self, st: &mut State, pc: usize, insn: &Insn) {
         let dst = insn.dst;
         let index = insn.imm as u32;
+        let unbound = self.ctx.unbound_map_loads.iter().find(|(slot, _)| *slot == pc).map(|(_, fd)| *fd);
         let reg = match insn.pseudo_src() {
             Some(PseudoSrc::Imm64) | None => Reg::scalar(Scalar::constant(insn.imm as u64)),
+            Some(_) if let Some(fd) = unbound => {
+                let d = Diagnostic::new(
+                    Code::BadMap,
+                    Some(pc),
+                    format!(
+                        "the lddw names map fd {fd} directly, with no relocation to a map of the object: fd {fd} is not pointing to valid bpf_map"
+                    ),
+                )
+                .help("refer to the map by its symbol (`&my_map` in C) so that the compiler emits a relocation and the loader binds the load to that map; a file descriptor written into the bytecode names no map of the object");
+                self.fail(st, pc, &[], d);
+                Reg::scalar(Scalar::UNKNOWN)
+            }
             Some(PseudoSrc::MapFd | PseudoSrc::MapIdx) => {
                 if (index as usize) < self.ctx.maps.len() {
                     Reg::pointer(RegType::MapHandle { map: index })

@@ -206,6 +206,9 @@ pub struct VerifyContext {
     pub maps: Vec<MapInfo>,
     /// BTF line info, sorted by instruction (may be empty).
     pub line_info: Vec<LineInfo>,
+    /// `lddw` map loads that no relocation bound, as (slot, file descriptor the bytecode names):
+    /// each is rejected, as the kernel rejects a descriptor that is not a map.
+    pub unbound_map_loads: Vec<(usize, i32)>,
     /// Options.
     pub config: Config,
 }
@@ -213,7 +216,13 @@ pub struct VerifyContext {
 impl VerifyContext {
     /// A context with no maps and no line info.
     pub fn new(program_type: ProgramType) -> Self {
-        VerifyContext { program_type, maps: Vec::new(), line_info: Vec::new(), config: Config::default() }
+        VerifyContext {
+            program_type,
+            maps: Vec::new(),
+            line_info: Vec::new(),
+            unbound_map_loads: Vec::new(),
+            config: Config::default(),
+        }
     }
 
     /// The context of one program of an object; `None` for program types duet does not verify.
@@ -222,6 +231,7 @@ impl VerifyContext {
             program_type: ProgramType::from_kind(&program.kind)?,
             maps: object.maps.iter().map(MapInfo::from).collect(),
             line_info: program.line_info.clone(),
+            unbound_map_loads: program.map_refs.iter().filter_map(|r| Some((r.insn, r.unbound_fd?))).collect(),
             config: Config::default(),
         })
     }

@@ -70,3 +70,25 @@ fn rodata_loads_are_still_known_constants() {
     let msg = verify("lddw %r1, map_value 0, 0\nldxdw %r0, [%r1+1]\nexit", &ctx).expect_err("r0 = 9 << 56");
     assert!(msg.contains("return"), "{msg}");
 }
+
+/// An `lddw` map load no relocation bound names a file descriptor, not one of the object's
+/// maps: rejected, even though map 0 exists.
+#[test]
+fn unbound_map_loads_are_rejected_not_bound_to_the_first_map() {
+    let mut ctx = VerifyContext::new(ProgramType::Xdp);
+    ctx.maps = vec![MapInfo::new("counts", 2, 4, 8, 1)];
+    let src =
+        "mov %r1, 0\nstxw [%r10-4], %r1\nmov %r2, %r10\nadd %r2, -4\nlddw %r1, map_fd 0\ncall 1\nmov %r0, 2\nexit";
+    assert_eq!(verify(src, &ctx), Ok(()), "a bound reference verifies");
+    ctx.unbound_map_loads = vec![(4, 0)];
+    let msg = verify(src, &ctx).expect_err("an unbound reference is rejected");
+    assert!(msg.contains("fd 0 is not pointing to valid bpf_map"), "{msg}");
+    // duet-object gives unbound loads an index no map has; without the context's note the
+    // reference is still refused.
+    let mut insns = assemble(src).expect("assembles");
+    insns[4].imm = i64::from(duet_object::UNBOUND_MAP);
+    let program = Program::from_insns(&insns).expect("valid");
+    ctx.unbound_map_loads.clear();
+    let msg = duet_verifier::verify(&program, &ctx).map(drop).expect_err("no map has the unbound index").to_string();
+    assert!(msg.contains("but the program has 1 map(s)"), "{msg}");
+}
