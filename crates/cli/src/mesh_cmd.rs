@@ -263,6 +263,8 @@ struct BenchOptions {
 
 #[derive(Clone, Debug, Default)]
 struct Sample {
+    /// CPU time (user + system) of the proxy process per request, when known.
+    cpu_us: f64,
     rps: f64,
     p50_us: f64,
     p99_us: f64,
@@ -341,6 +343,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
+/// User + system CPU time of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports clock ticks; USER_HZ is 100 on every architecture duet runs on.
+    Some(ticks / 100.0)
+}
+
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
@@ -368,7 +381,7 @@ fn mesh_config(port: u16, admin: u16, backend: SocketAddr, filters: usize, wasm:
 fn nginx_config(dir: &Path, port: u16, backend: SocketAddr) -> String {
     let d = dir.display();
     format!(
-        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nevents {{ worker_connections 1024; }}\n\
+        "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nevents {{ worker_connections 1024; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
          uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream backend {{ server {backend}; keepalive 64; }}\n  \
          server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://backend;\n      proxy_http_version 1.1;\n      \
@@ -428,7 +441,19 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     for round in 0..o.rounds {
         for (i, (name, port, _)) in targets.iter().enumerate() {
             eprintln!("==> round {}/{}: {name} ({} s, {} connections)", round + 1, o.rounds, o.duration, o.connections);
-            samples[i].push(wrk(*port, o, o.connections)?);
+            let pid = match (&targets[i].2, i) {
+                (Some(child), _) => Some(child.0.id()),
+                (None, 1) => Some(nginx.0.id()),
+                _ => None,
+            };
+            let before = pid.and_then(cpu_seconds);
+            let mut sample = wrk(*port, o, o.connections)?;
+            if let (Some(pid), Some(before)) = (pid, before)
+                && let Some(after) = cpu_seconds(pid)
+            {
+                sample.cpu_us = (after - before) * 1e6 / (sample.rps * o.duration as f64);
+            }
+            samples[i].push(sample);
             // One connection: latency without queueing, what one request pays per hop and filter.
             eprintln!("==> round {}/{}: {name} ({} s, 1 connection)", round + 1, o.rounds, o.duration);
             single[i].push(wrk(*port, o, 1)?);
@@ -444,6 +469,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
             p50_us: median(s.iter().map(|x| x.p50_us).collect()),
             p99_us: median(s.iter().map(|x| x.p99_us).collect()),
             errors: s.iter().map(|x| x.errors).sum(),
+            cpu_us: median(s.iter().map(|x| x.cpu_us).collect()),
         })
         .collect();
     let (nginx_s, d0, d1, d3) = (&med[1], &med[2], &med[3], &med[4]);
@@ -451,6 +477,8 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     let per_filter_p50_1 = single_p50[3] - single_p50[2];
     let per_filter_p50_3 = (single_p50[4] - single_p50[2]) / 3.0;
     let loaded_p50_1 = d1.p50_us - d0.p50_us;
+    let cpu_per_filter_1 = d1.cpu_us - d0.cpu_us;
+    let cpu_per_filter_3 = (d3.cpu_us - d0.cpu_us) / 3.0;
     let rps_cost_1 = 1.0 - d1.rps / d0.rps;
     let rps_cost_3 = 1.0 - (d3.rps / d0.rps).powf(1.0 / 3.0);
     let goals = [
@@ -464,7 +492,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
             .iter()
             .zip(&med)
             .zip(&single_p50)
-            .map(|(((name, _, _), s), p50_1)| serde_json::json!({ "target": name, "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us, "errors": s.errors, "p50_us_1_connection": p50_1 }))
+            .map(|(((name, _, _), s), p50_1)| serde_json::json!({ "target": name, "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us, "errors": s.errors, "p50_us_1_connection": p50_1, "proxy_cpu_us_per_request": (s.cpu_us > 0.0).then_some(s.cpu_us) }))
             .collect();
         println!(
             "{}",
@@ -477,6 +505,8 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
                     "p50_added_per_filter_us_1": per_filter_p50_1,
                     "p50_added_per_filter_us_3": per_filter_p50_3,
                     "p50_added_by_1_filter_under_load_us": loaded_p50_1,
+                    "cpu_us_per_request_per_filter_1": cpu_per_filter_1,
+                    "cpu_us_per_request_per_filter_3": cpu_per_filter_3,
                     "rps_cost_per_filter_1": rps_cost_1,
                     "rps_cost_per_filter_3": rps_cost_3,
                 },
@@ -490,25 +520,30 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
             o.connections, o.duration, o.rounds
         );
         println!(
-            "  {:<24} {:>10} {:>10} {:>10} {:>8} {:>11} {:>16}",
-            "target", "rps", "p50 µs", "p99 µs", "errors", "rps/nginx", "p50 µs (1 conn)"
+            "  {:<24} {:>10} {:>10} {:>10} {:>8} {:>11} {:>16} {:>16}",
+            "target", "rps", "p50 µs", "p99 µs", "errors", "rps/nginx", "p50 µs (1 conn)", "proxy CPU µs/req"
         );
         for (((name, _, _), s), p50_1) in targets.iter().zip(&med).zip(&single_p50) {
+            let cpu = if s.cpu_us > 0.0 { format!("{:.1}", s.cpu_us) } else { "-".into() };
             println!(
-                "  {:<24} {:>10.0} {:>10.1} {:>10.1} {:>8} {:>10.2}x {:>16.1}",
+                "  {:<24} {:>10.0} {:>10.1} {:>10.1} {:>8} {:>10.2}x {:>16.1} {:>16}",
                 name,
                 s.rps,
                 s.p50_us,
                 s.p99_us,
                 s.errors,
                 s.rps / nginx_s.rps,
-                p50_1
+                p50_1,
+                cpu
             );
         }
         println!(
             "\n  per Proxy-Wasm header filter, 1 connection: +{per_filter_p50_1:.1} µs p50 (1 filter), +{per_filter_p50_3:.1} µs p50 each (3 filters)"
         );
         println!("  under load ({} connections) one filter moves p50 by {loaded_p50_1:+.1} µs", o.connections);
+        println!(
+            "  proxy CPU per request per filter: {cpu_per_filter_1:+.1} µs (1 filter), {cpu_per_filter_3:+.1} µs each (3 filters)"
+        );
         println!(
             "  per Proxy-Wasm header filter: {:.1}% rps (1 filter), {:.1}% rps each (3 filters)",
             rps_cost_1 * 100.0,

@@ -767,15 +767,14 @@ async fn sigterm_drains_in_flight_requests() {
     let backend = duet_mesh::backend::spawn(addr(0), "b1").await.unwrap();
     let (port, admin) = (free_port(), free_port());
     let dir = temp_dir("drain");
-    let mut mesh = Mesh::start(
-        &dir,
-        &mesh_config(
-            admin,
-            &listener("main", port, "", TO_BACKEND),
-            &format!("  - {{ name: backend, endpoints: [\"{backend}\"] }}\n"),
-        ),
+    // One worker: the current-thread runtime.
+    let yaml = mesh_config(
         admin,
-    );
+        &listener("main", port, "", TO_BACKEND),
+        &format!("  - {{ name: backend, endpoints: [\"{backend}\"] }}\n"),
+    )
+    .replace("workers: 2", "workers: 1");
+    let mut mesh = Mesh::start(&dir, &yaml, admin);
     let target = addr(port);
     let slow = tokio::spawn(async move { one(target, get(target, "/slow/800")).await });
     tokio::time::sleep(Duration::from_millis(200)).await;

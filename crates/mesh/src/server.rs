@@ -83,8 +83,16 @@ pub fn check(config_path: &Path) -> Result<CheckReport, MeshError> {
 pub fn run(config_path: &Path) -> Result<(), MeshError> {
     let config = Config::load(config_path)?;
     let workers = config.workers.unwrap_or_else(crate::runtime::default_workers);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+    // One worker: a current-thread runtime, so a request's tasks (downstream connection, upstream
+    // connection, pool return) hand over without cross-thread wakeups.
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let rt = builder
         .enable_all()
         .thread_name("duet-mesh")
         .build()
