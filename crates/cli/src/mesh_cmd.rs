@@ -641,7 +641,7 @@ pub fn demo() -> Result<bool> {
     let (_, _, metrics) = http_get(SocketAddr::from(([127, 0, 0, 1], admin)), "GET", "/metrics", &[])?;
     println!();
     println!("   what /metrics says (http://127.0.0.1:{admin}/metrics, excerpt):");
-    for line in metrics.lines().filter(|l| {
+    for line in metrics.lines().filter(|l| !l.ends_with(" 0")).filter(|l| {
         l.starts_with("duet_mesh_requests_total")
             || l.starts_with("duet_mesh_filter_calls_total")
             || l.starts_with("duet_mesh_active_connections")
