@@ -48,9 +48,7 @@ pub async fn spawn(addr: SocketAddr, name: &str) -> std::io::Result<SocketAddr> 
     Ok(local)
 }
 
-fn full(body: impl Into<Bytes>) -> DownBody {
-    http_body_util::Full::new(body.into()).map_err(|e| match e {}).boxed_unsync()
-}
+use crate::proxy::full_body as full;
 
 async fn handle(name: Arc<str>, req: Request<Incoming>) -> Result<Response<DownBody>, Infallible> {
     let path = req.uri().path().to_owned();

@@ -30,6 +30,16 @@ use crate::upstream::{Clusters, UpstreamError};
 /// Response bodies sent downstream.
 pub type DownBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// An empty body.
+pub fn empty_body() -> UnsyncBoxBody<Bytes, BoxError> {
+    http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync()
+}
+
+/// A body of `bytes`, in one frame.
+pub fn full_body(bytes: impl Into<Bytes>) -> UnsyncBoxBody<Bytes, BoxError> {
+    http_body_util::Full::new(bytes.into()).map_err(|e| match e {}).boxed_unsync()
+}
+
 /// What the proxy knows of a downstream connection.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnInfo {
@@ -131,7 +141,7 @@ pub async fn handle(
     let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (local_tx, mut local_rx) = oneshot::channel::<LocalResponse>();
     let up_body: crate::upstream::UpBody = match (&flow, body_empty) {
-        (_, true) => http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync(),
+        (_, true) => empty_body(),
         (None, false) => Limit { inner: body, left: limit, flag: Arc::clone(&too_large) }.boxed_unsync(),
         (Some(flow), false) => {
             let (tx, rx) = mpsc::channel(4);
@@ -216,7 +226,7 @@ pub async fn handle(
                 apply_response_pairs(&mut rparts, &ex.response_headers);
             }
             if rbody_empty {
-                http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync()
+                empty_body()
             } else {
                 // Filters may change the body's length.
                 rparts.headers.remove(header::CONTENT_LENGTH);
@@ -243,7 +253,7 @@ pub async fn handle(
                         ChainVerdict::Continue => {
                             let data = std::mem::take(&mut ex.response_body);
                             rparts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(data.len()));
-                            http_body_util::Full::new(Bytes::from(data)).map_err(|e| match e {}).boxed_unsync()
+                            full_body(data)
                         }
                         ChainVerdict::Respond(r) => {
                             drop(guard);
@@ -576,9 +586,7 @@ impl Drop for OnEnd {
 // === Local responses and accounting ===
 
 fn plain(status: u16, body: &'static str) -> Response<DownBody> {
-    let mut r = Response::new(
-        http_body_util::Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed_unsync(),
-    );
+    let mut r = Response::new(full_body(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r
@@ -595,7 +603,7 @@ fn local_plain(status: u16, body: &str) -> LocalResponse {
 
 /// A filter's local response as an HTTP response.
 pub fn local(r: LocalResponse) -> Response<DownBody> {
-    let mut resp = Response::new(http_body_util::Full::new(Bytes::from(r.body)).map_err(|e| match e {}).boxed_unsync());
+    let mut resp = Response::new(full_body(r.body));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in &r.headers {
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {

@@ -393,7 +393,7 @@ impl Upstreams for Clusters {
                 }
             }
             builder = builder.uri(path).header(http::header::HOST, authority);
-            let body = http_body_util::Full::new(Bytes::from(call.body)).map_err(|e| match e {}).boxed_unsync();
+            let body = crate::proxy::full_body(call.body);
             let req = builder.body(body).ok()?;
             let fut = async {
                 let (resp, _guard) = cluster.send(req, call.timeout).await.ok()?;

@@ -51,8 +51,9 @@ struct Inner {
     stats: crate::metrics::FilterStats,
     restarts: AtomicU64,
     failures: AtomicU64,
-    /// HTTP calls made from the root context during request callbacks, for the background task.
-    root_calls: Mutex<Vec<HttpCall>>,
+    /// HTTP calls made from a slot's root context, with the slot and its VM generation, for the
+    /// background task.
+    root_calls: Mutex<Vec<(usize, u64, HttpCall)>>,
 }
 
 struct Slot {
@@ -186,12 +187,12 @@ impl Inner {
     }
 
     /// Takes the VM's new HTTP calls: `ctx`'s go to `pending`, the root's to the background.
-    fn route_calls(&self, vm: &mut Vm, ctx: ContextId, pending: &mut Vec<HttpCall>) {
+    fn route_calls(&self, vm: &mut Vm, slot: usize, generation: u64, ctx: ContextId, pending: &mut Vec<HttpCall>) {
         for call in vm.take_http_calls() {
             if call.context == ctx {
                 pending.push(call);
             } else {
-                lock(&self.root_calls).push(call);
+                lock(&self.root_calls).push((slot, generation, call));
             }
         }
     }
@@ -296,7 +297,7 @@ impl HttpFilter for WasmFilter {
             loop {
                 tokio::time::sleep(BACKGROUND_TICK).await;
                 let Some(inner) = weak.upgrade() else { return };
-                for slot in &inner.slots {
+                for (i, slot) in inner.slots.iter().enumerate() {
                     let mut st = lock(&slot.state);
                     let Some(vm) = st.vm.as_mut() else { continue };
                     let mut res = Ok(());
@@ -317,8 +318,9 @@ impl HttpFilter for WasmFilter {
                             }
                         }
                     }
+                    let generation = st.generation;
                     if let Some(vm) = st.vm.as_mut() {
-                        lock(&inner.root_calls).extend(vm.take_http_calls());
+                        lock(&inner.root_calls).extend(vm.take_http_calls().into_iter().map(|c| (i, generation, c)));
                     }
                     if let Err(e) = res {
                         tracing::warn!(filter = %inner.name, error = %e, "filter failed in a timer or queue callback");
@@ -327,21 +329,28 @@ impl HttpFilter for WasmFilter {
                     }
                 }
                 let calls = std::mem::take(&mut *lock(&inner.root_calls));
-                for call in calls {
+                for (slot, generation, call) in calls {
                     let io = Arc::clone(&io);
                     let weak = Arc::downgrade(&inner);
                     tokio::spawn(async move {
                         let token = call.token;
                         let response = io.call(call_request(call)).await;
                         let Some(inner) = weak.upgrade() else { return };
-                        // The call came from some slot's root context; answer every live VM
-                        // that knows the token (tokens are per VM, so only its owner accepts).
-                        for slot in &inner.slots {
-                            let mut st = lock(&slot.state);
-                            if let Some(vm) = st.vm.as_mut()
-                                && vm.on_http_call_response(ROOT_CONTEXT, None, token, response.clone()).is_ok()
-                            {
-                                break;
+                        // Only the VM that made the call knows its token; a VM replaced since
+                        // then has no use for the answer.
+                        let mut st = lock(&inner.slots[slot].state);
+                        if st.generation != generation {
+                            return;
+                        }
+                        if let Some(vm) = st.vm.as_mut()
+                            && let Err(e) = vm.on_http_call_response(ROOT_CONTEXT, None, token, response)
+                        {
+                            tracing::warn!(filter = %inner.name, error = %e, "filter failed in an http_call callback");
+                            if vm.is_poisoned() {
+                                inner
+                                    .metrics
+                                    .filter_error(&inner.name, &FilterError { message: e.to_string(), trapped: true });
+                                inner.failed(&mut st, e.to_string());
                             }
                         }
                     });
@@ -392,7 +401,7 @@ impl WasmStream {
             return Err(FilterError { message: "the filter's VM is gone".into(), trapped: false });
         };
         let res = f(vm, self.ctx, ex);
-        inner.route_calls(vm, self.ctx, &mut self.pending);
+        inner.route_calls(vm, self.slot, self.generation, self.ctx, &mut self.pending);
         match res {
             Ok(v) => {
                 st.failures_in_row = 0;
