@@ -390,6 +390,17 @@ fn nginx_config(dir: &Path, port: u16, backend: SocketAddr) -> String {
 }
 
 fn bench(o: &BenchOptions) -> Result<ExitCode> {
+    // wrk, the backend and the proxies share the machine's cores: say so when something else
+    // is using them, since that moves the numbers far more than any change to the proxy.
+    if let Some(load) = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()))
+        && load > 0.5
+    {
+        eprintln!(
+            "warning: the 1-minute load average is {load:.2}: other work is running and the numbers will be noisy"
+        );
+    }
     ensure_tool("wrk", "wrk")?;
     ensure_tool("nginx", "nginx")?;
     let wasm = match &o.filter {
