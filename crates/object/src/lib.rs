@@ -14,8 +14,14 @@
 //! Map references in the programs use the kernel's pseudo sources: `lddw rX, map_fd N` means
 //! map `N` of [`Object::maps`], and `lddw rX, map_value N, OFF` means byte `OFF` of map `N`'s
 //! single value (global data). No I/O happens here; callers read the file.
+//!
+//! duet's own userspace-only sections (`duet/http_request`, `duet/http_response`, `duet/route`,
+//! docs/ABI.md version 2), which aya-obj refuses, are parsed from a copy in which their names are
+//! rewritten to same-length names aya-obj accepts; programs keep their real section names and
+//! get their own [`ProgramKind`]s.
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -76,8 +82,42 @@ pub enum ProgramKind {
     SkMsg,
     /// `cgroup/connect4` and other socket-address hooks.
     CgroupSockAddr,
+    /// `duet/http_request`: a userspace-only HTTP request filter (docs/ABI.md, version 2).
+    HttpRequest,
+    /// `duet/http_response`: a userspace-only HTTP response filter.
+    HttpResponse,
+    /// `duet/route`: a userspace-only route program (chooses a cluster and endpoint).
+    Route,
     /// Anything else aya recognises; the `Debug` name of its section kind.
     Other(String),
+}
+
+impl ProgramKind {
+    /// Whether the program runs only in duet's userspace executors (the HTTP program types of
+    /// ABI version 2); the kernel has no such hook.
+    pub fn is_userspace_only(&self) -> bool {
+        matches!(self, ProgramKind::HttpRequest | ProgramKind::HttpResponse | ProgramKind::Route)
+    }
+}
+
+/// duet's own program sections (userspace only), the kind each holds, and its prefix.
+/// A section is one of them when its name is the base or the base followed by `/anything`.
+const DUET_SECTIONS: [(&str, ProgramKind); 3] = [
+    ("duet/http_request", ProgramKind::HttpRequest),
+    ("duet/http_response", ProgramKind::HttpResponse),
+    ("duet/route", ProgramKind::Route),
+];
+
+/// What the first bytes of a duet section name become in the copy aya-obj parses: a prefix of
+/// the same length (the length of `duet/ht`) that aya-obj reads as a socket filter section.
+const ALIAS_PREFIX: &[u8; 7] = b"socket/";
+
+/// The kind of duet's own section `name`, if it is one.
+fn duet_section_kind(name: &[u8]) -> Option<ProgramKind> {
+    DUET_SECTIONS.iter().find_map(|(base, kind)| {
+        let rest = name.strip_prefix(base.as_bytes())?;
+        (rest.is_empty() || rest.starts_with(b"/")).then(|| kind.clone())
+    })
 }
 
 /// Where a map was declared.
@@ -322,9 +362,89 @@ fn validate_elf(bytes: &[u8]) -> Result<(), ObjectError> {
     Ok(())
 }
 
+/// aya-obj refuses program sections it does not know, such as duet's `duet/http_request`. It
+/// parses a private copy instead, in which each such name is rewritten in place to a name of the
+/// same length that aya-obj reads as a socket filter (`duet/http_request` becomes
+/// `socket/tp_request`): in the ELF section-name table, and in the BTF string table, where
+/// `.BTF.ext` names the section its function and line info belong to. Same-length, in-place edits
+/// move no offset, so everything else in the file stays valid. [`ObjectProgram::section`] and
+/// [`ObjectProgram::kind`] come from the real names. Objects without duet sections are parsed as
+/// they are, without a copy.
+fn alias_duet_sections(bytes: &[u8]) -> Cow<'_, [u8]> {
+    use object::read::elf::{FileHeader as _, SectionHeader as _};
+    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(bytes) else { return Cow::Borrowed(bytes) };
+    let Ok(endian) = header.endian() else { return Cow::Borrowed(bytes) };
+    let (Ok(sections), Ok(shstrndx)) = (header.section_headers(endian, bytes), header.shstrndx(endian, bytes)) else {
+        return Cow::Borrowed(bytes);
+    };
+    let range = |index: usize| -> Option<std::ops::Range<usize>> {
+        let s = sections.get(index)?;
+        let start = usize::try_from(s.sh_offset(endian)).ok()?;
+        let end = start.checked_add(usize::try_from(s.sh_size(endian)).ok()?)?;
+        (end <= bytes.len()).then_some(start..end)
+    };
+    let Some(names) = range(shstrndx as usize) else { return Cow::Borrowed(bytes) };
+    let name_at = |offset: usize| -> Option<&[u8]> {
+        let table = bytes.get(names.clone())?;
+        let tail = table.get(offset..)?;
+        Some(&tail[..tail.iter().position(|b| *b == 0)?])
+    };
+    // File offsets of the duet section names, and the names themselves.
+    let mut found: Vec<(usize, &[u8])> = Vec::new();
+    for s in sections.iter().skip(1) {
+        let offset = s.sh_name(endian) as usize;
+        if let Some(name) = name_at(offset)
+            && duet_section_kind(name).is_some()
+            && !found.iter().any(|(o, _)| *o == names.start + offset)
+        {
+            found.push((names.start + offset, name));
+        }
+    }
+    if found.is_empty() {
+        return Cow::Borrowed(bytes);
+    }
+    let mut copy = bytes.to_vec();
+    for (at, _) in &found {
+        copy[*at..*at + ALIAS_PREFIX.len()].copy_from_slice(ALIAS_PREFIX);
+    }
+    // The BTF string table: every string equal to one of the names.
+    let btf = sections
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, s)| (name_at(s.sh_name(endian) as usize)? == b".BTF").then(|| range(i)).flatten());
+    if let Some(btf) = btf
+        && let Some(strings) = btf_string_range(&bytes[btf.clone()])
+    {
+        let table = btf.start + strings.start..btf.start + strings.end;
+        let mut start = table.start;
+        while start < table.end {
+            let len = bytes[start..table.end].iter().position(|b| *b == 0).unwrap_or(table.end - start);
+            if found.iter().any(|(_, name)| *name == &bytes[start..start + len]) {
+                copy[start..start + ALIAS_PREFIX.len()].copy_from_slice(ALIAS_PREFIX);
+            }
+            start += len + 1;
+        }
+    }
+    Cow::Owned(copy)
+}
+
+/// The string table's byte range inside a `.BTF` section (from its header).
+fn btf_string_range(btf: &[u8]) -> Option<std::ops::Range<usize>> {
+    let word =
+        |at: usize| -> Option<usize> { Some(u32::from_le_bytes(btf.get(at..at + 4)?.try_into().ok()?) as usize) };
+    if btf.get(..2)? != [0x9f, 0xeb] {
+        return None;
+    }
+    let start = word(4)?.checked_add(word(16)?)?;
+    let end = start.checked_add(word(20)?)?;
+    (end <= btf.len()).then_some(start..end)
+}
+
 fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
     validate_elf(bytes)?;
-    let mut obj = aya_obj::Object::parse(bytes).map_err(|e| ObjectError::Parse(error_chain(&e)))?;
+    let aliased = alias_duet_sections(bytes);
+    let mut obj = aya_obj::Object::parse(&aliased).map_err(|e| ObjectError::Parse(error_chain(&e)))?;
 
     // Maps, by name, in a stable order; program references become indices into this list.
     let mut names: Vec<String> = obj.maps.keys().cloned().collect();
@@ -440,14 +560,9 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
             })
             .collect();
         line_info.sort_by_key(|l| l.insn);
-        programs.push(ObjectProgram {
-            name: name.clone(),
-            section: sections.get(&prog.section_index).cloned().unwrap_or_default(),
-            kind: program_kind(&prog.section),
-            program,
-            map_refs,
-            line_info,
-        });
+        let section = sections.get(&prog.section_index).cloned().unwrap_or_default();
+        let kind = duet_section_kind(section.as_bytes()).unwrap_or_else(|| program_kind(&prog.section));
+        programs.push(ObjectProgram { name: name.clone(), section, kind, program, map_refs, line_info });
     }
     programs.sort_by(|a, b| a.name.cmp(&b.name));
     let license = obj.license.to_string_lossy().into_owned();
