@@ -81,6 +81,9 @@ fn kind_name(kind: &ProgramKind) -> String {
         ProgramKind::SockOps => "sock_ops".into(),
         ProgramKind::SkMsg => "sk_msg".into(),
         ProgramKind::CgroupSockAddr => "cgroup_sock_addr".into(),
+        ProgramKind::HttpRequest => "http_request".into(),
+        ProgramKind::HttpResponse => "http_response".into(),
+        ProgramKind::Route => "route".into(),
         ProgramKind::Other(s) => s.to_lowercase(),
     }
 }
