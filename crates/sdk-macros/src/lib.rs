@@ -5,7 +5,8 @@
 //! `target_arch`, so user code never needs a `cfg`:
 //!
 //! - `bpf`: the program as an `extern "C"` function in the ELF section the kernel's loaders
-//!   recognise (`xdp`, `kprobe`), maps as BTF definitions in `.maps`;
+//!   recognise (`xdp`, `kprobe`) or, for the userspace-only HTTP programs, duet's own
+//!   (`duet/http_request`, `duet/http_response`, `duet/route`), maps as BTF definitions in `.maps`;
 //! - `wasm32`: the program as the export `duet_prog_<kind>_<name>` of docs/ABI.md, maps as
 //!   records in the `duet.maps.v1` custom section that `duet build` turns into the `duet.maps`
 //!   manifest;
@@ -62,6 +63,47 @@ pub fn probe(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_program(item, Kind::Probe).unwrap_or_else(|(span, msg)| error(span, &msg))
 }
 
+/// Declares an HTTP request filter:
+/// `#[duet::http_request] fn name(req: HttpContext) -> HttpAction { ... }`.
+///
+/// BPF: an `extern "C"` function `name` in section `duet/http_request`. Wasm: the export
+/// `duet_prog_http_request_<name>`. Host: the function itself, for
+/// `duet::testing::run_http_request`.
+#[proc_macro_attribute]
+pub fn http_request(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::http_request] takes no arguments");
+    }
+    expand_program(item, Kind::HttpRequest).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+/// Declares an HTTP response filter:
+/// `#[duet::http_response] fn name(resp: HttpContext) -> HttpAction { ... }`.
+///
+/// BPF: an `extern "C"` function `name` in section `duet/http_response`. Wasm: the export
+/// `duet_prog_http_response_<name>`. Host: the function itself, for
+/// `duet::testing::run_http_response`.
+#[proc_macro_attribute]
+pub fn http_response(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::http_response] takes no arguments");
+    }
+    expand_program(item, Kind::HttpResponse).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+/// Declares a route program: `#[duet::route] fn name(req: RouteContext) -> Route { ... }`.
+///
+/// BPF: an `extern "C"` function `name` in section `duet/route` returning the 64-bit encoding of
+/// the `Route`. Wasm: the export `duet_prog_route_<name>`, returning `i64`. Host: the function
+/// itself, for `duet::testing::run_route`.
+#[proc_macro_attribute]
+pub fn route(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::route] takes no arguments");
+    }
+    expand_program(item, Kind::Route).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
 /// Implements `duet::Pod` for a `#[repr(C)]` struct whose fields are all `Pod`, and checks at
 /// compile time that it has no padding (its size is the sum of its fields' sizes).
 #[proc_macro_derive(Pod)]
@@ -75,6 +117,43 @@ pub fn derive_pod(item: TokenStream) -> TokenStream {
 enum Kind {
     Xdp,
     Probe,
+    HttpRequest,
+    HttpResponse,
+    Route,
+}
+
+/// How a program kind is exported.
+struct Shape {
+    /// The ELF section of the BPF function.
+    section: &'static str,
+    /// The `duet::__private` function that runs it in BPF, and the one in Wasm.
+    entry: &'static str,
+    wasm_entry: &'static str,
+    /// The Wasm export's name without the program's name.
+    wasm_prefix: &'static str,
+    /// The return type of the BPF function and of the Wasm export.
+    bpf_ret: &'static str,
+    wasm_ret: &'static str,
+}
+
+impl Kind {
+    fn shape(self) -> Shape {
+        let (section, entry, wasm_prefix, ret64) = match self {
+            Kind::Xdp => ("xdp", "xdp_entry", "duet_prog_xdp_", false),
+            Kind::Probe => ("kprobe", "probe_entry", "duet_prog_probe_", false),
+            Kind::HttpRequest => ("duet/http_request", "http_entry", "duet_prog_http_request_", false),
+            Kind::HttpResponse => ("duet/http_response", "http_entry", "duet_prog_http_response_", false),
+            Kind::Route => ("duet/route", "route_entry", "duet_prog_route_", true),
+        };
+        let wasm_entry = match self {
+            Kind::Xdp => "xdp_entry_wasm",
+            Kind::Probe => "probe_entry_wasm",
+            Kind::HttpRequest | Kind::HttpResponse => "http_entry_wasm",
+            Kind::Route => "route_entry_wasm",
+        };
+        let (bpf_ret, wasm_ret) = if ret64 { ("i64", "i64") } else { ("u32", "i32") };
+        Shape { section, entry, wasm_entry, wasm_prefix, bpf_ret, wasm_ret }
+    }
 }
 
 type Error = (Span, String);
@@ -83,10 +162,7 @@ fn expand_program(item: TokenStream, kind: Kind) -> Result<TokenStream, Error> {
     let tokens: Vec<TokenTree> = item.clone().into_iter().collect();
     let (name, vis) = fn_name_and_vis(&tokens)?;
     let name_str = name.to_string();
-    let (section, entry, wasm_entry, wasm_prefix) = match kind {
-        Kind::Xdp => ("xdp", "xdp_entry", "xdp_entry_wasm", "duet_prog_xdp_"),
-        Kind::Probe => ("kprobe", "probe_entry", "probe_entry_wasm", "duet_prog_probe_"),
-    };
+    let Shape { section, entry, wasm_entry, wasm_prefix, bpf_ret, wasm_ret } = kind.shape();
 
     // BPF: the exported function carries the program's name (ELF symbol, BTF and DWARF agree),
     // and the user's function lives inside it under the same name.
@@ -97,7 +173,7 @@ fn expand_program(item: TokenStream, kind: Kind) -> Result<TokenStream, Error> {
     let mut out = concat_streams([
         parse(&format!("#[cfg(target_arch = \"bpf\")] #[unsafe(no_mangle)] #[unsafe(link_section = \"{section}\")]")),
         vis,
-        parse(&format!("extern \"C\" fn {name_str}(__duet_ctx: *mut ::core::ffi::c_void) -> u32")),
+        parse(&format!("extern \"C\" fn {name_str}(__duet_ctx: *mut ::core::ffi::c_void) -> {bpf_ret}")),
         TokenStream::from(TokenTree::Group(Group::new(Delimiter::Brace, bpf_body))),
     ]);
     // Wasm and host: the user's function as written; on the host it is called only by tests.
@@ -109,7 +185,7 @@ fn expand_program(item: TokenStream, kind: Kind) -> Result<TokenStream, Error> {
     out.extend(parse(&format!(
         "#[cfg(target_arch = \"wasm32\")] const _: () = {{ \
             #[unsafe(export_name = \"{wasm_prefix}{name_str}\")] \
-            extern \"C\" fn __duet_entry(data: i32, len: i32) -> i32 {{ \
+            extern \"C\" fn __duet_entry(data: i32, len: i32) -> {wasm_ret} {{ \
                 ::duet::__private::{wasm_entry}(data, len, {name_str}) \
             }} \
         }};"

@@ -59,6 +59,7 @@ extern crate self as duet;
 
 mod error;
 mod helpers;
+pub mod http;
 pub mod maps;
 pub mod net;
 mod pod;
@@ -68,9 +69,10 @@ mod sys;
 pub mod testing;
 mod xdp;
 
-pub use duet_macros::{Pod, map, probe, xdp};
+pub use duet_macros::{Pod, http_request, http_response, map, probe, route, xdp};
 pub use error::Errno;
 pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
+pub use http::{HttpAction, HttpContext, HttpField, Route, RouteContext, Text};
 pub use maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
 pub use pod::Pod;
 pub use probe::ProbeContext;
@@ -104,9 +106,16 @@ pub mod __private {
     pub use crate::maps::{MapInfo, map_record};
     pub use crate::probe::probe_entry;
     #[cfg(target_arch = "bpf")]
-    pub use crate::xdp::xdp_entry;
+    pub use crate::{
+        http::{http_entry, route_entry},
+        xdp::xdp_entry,
+    };
     #[cfg(target_arch = "wasm32")]
-    pub use crate::{probe::probe_entry_wasm, xdp::xdp_entry_wasm};
+    pub use crate::{
+        http::{http_entry_wasm, route_entry_wasm},
+        probe::probe_entry_wasm,
+        xdp::xdp_entry_wasm,
+    };
 }
 
 /// The license the kernel reads from the `license` section. GPL-compatible, because

@@ -30,6 +30,10 @@
 use std::string::String;
 use std::vec::Vec;
 
+pub(crate) mod http;
+
+pub use http::{HttpExchange, LocalResponse, run_http_request, run_http_response, run_route};
+
 use crate::sys::host::{CLOCK_START_NS, CLOCK_STEP_NS, RANDOM_SEED, STATE};
 use crate::{ProbeContext, RingBuf, XdpAction, XdpContext};
 

@@ -18,6 +18,13 @@ mod id {
     pub(super) const GET_PRANDOM_U32: usize = 7;
     pub(super) const GET_SMP_PROCESSOR_ID: usize = 8;
     pub(super) const RINGBUF_OUTPUT: usize = 130;
+    // duet's userspace-only helpers of HTTP programs (docs/ABI.md); the kernel never sees them.
+    pub(super) const HTTP_FIELD: usize = 10000;
+    pub(super) const HTTP_HEADER_GET: usize = 10001;
+    pub(super) const HTTP_HEADER_SET: usize = 10002;
+    pub(super) const HTTP_HEADER_ADD: usize = 10003;
+    pub(super) const HTTP_HEADER_REMOVE: usize = 10004;
+    pub(super) const HTTP_RESPOND: usize = 10005;
 }
 
 /// A helper is called as a function whose "address" is its id: LLVM's BPF backend turns a call
@@ -151,4 +158,108 @@ pub(crate) fn trace(msg: &'static [u8]) {
     let f = helper!(id::TRACE_PRINTK, fn(*const u8, u32) -> i64);
     // SAFETY: `msg` is a readable, NUL-terminated byte string of `msg.len()` bytes.
     unsafe { f(msg.as_ptr(), msg.len() as u32) };
+}
+
+// === HTTP programs ===
+
+/// A byte of stack for the pointer of an empty slice: that pointer is dangling (1), which a
+/// verifier refuses as a memory argument even with a zero size.
+#[repr(transparent)]
+struct Spare(core::cell::UnsafeCell<[u8; 1]>);
+
+impl Spare {
+    #[inline(always)]
+    fn new() -> Self {
+        Spare(core::cell::UnsafeCell::new([0]))
+    }
+
+    /// `bytes`' pointer, or the spare byte's when `bytes` is empty.
+    #[inline(always)]
+    fn ptr(&self, bytes: &[u8]) -> *const u8 {
+        if bytes.is_empty() { self.0.get().cast_const().cast() } else { bytes.as_ptr() }
+    }
+
+    /// `buf`'s pointer, or the spare byte's when `buf` is empty (the helper writes nothing then).
+    #[inline(always)]
+    fn ptr_mut(&self, buf: &mut [u8]) -> *mut u8 {
+        if buf.is_empty() { self.0.get().cast() } else { buf.as_mut_ptr() }
+    }
+}
+
+/// The context of an HTTP program: the `struct duet_http_md *` in `r1`, which every HTTP helper
+/// takes as its first argument.
+#[derive(Clone, Copy)]
+pub(crate) struct HttpCtx<'a> {
+    ctx: *mut c_void,
+    _run: core::marker::PhantomData<&'a ()>,
+}
+
+impl HttpCtx<'_> {
+    /// # Safety
+    ///
+    /// `ctx` is the program's context pointer, and the program is an HTTP program.
+    #[inline(always)]
+    pub(crate) unsafe fn from_raw(ctx: *mut c_void) -> Self {
+        HttpCtx { ctx, _run: core::marker::PhantomData }
+    }
+
+    /// The `u32` at index `index` of `struct duet_http_md` (`index < 6`).
+    #[inline(always)]
+    pub(crate) fn md(&self, index: usize) -> u32 {
+        // SAFETY: the context is the 24-byte `duet_http_md`, readable for the run, and the
+        // callers pass constant indices below 6. Volatile keeps each read an aligned 4-byte load,
+        // the only context access the verifier allows (LLVM must not merge two into one 8-byte
+        // load).
+        unsafe { self.ctx.cast::<u32>().add(index).read_volatile() }
+    }
+
+    #[inline(always)]
+    pub(crate) fn field(&self, field: u32, buf: &mut [u8]) -> i64 {
+        let f = helper!(id::HTTP_FIELD, fn(*mut c_void, u64, *mut u8, u64) -> i64);
+        let spare = Spare::new();
+        let len = buf.len() as u64;
+        // SAFETY: the buffer is writable for `len` bytes.
+        unsafe { f(self.ctx, u64::from(field), spare.ptr_mut(buf), len) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn header_get(&self, name: &[u8], buf: &mut [u8]) -> i64 {
+        let f = helper!(id::HTTP_HEADER_GET, fn(*mut c_void, *const u8, u64, *mut u8, u64) -> i64);
+        let spare = Spare::new();
+        let len = buf.len() as u64;
+        // SAFETY: the name is readable and the buffer writable for their lengths.
+        unsafe { f(self.ctx, spare.ptr(name), name.len() as u64, spare.ptr_mut(buf), len) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn header_set(&self, name: &[u8], value: &[u8]) -> i64 {
+        let f = helper!(id::HTTP_HEADER_SET, fn(*mut c_void, *const u8, u64, *const u8, u64) -> i64);
+        let spare = Spare::new();
+        // SAFETY: the name and the value are readable for their lengths.
+        unsafe { f(self.ctx, spare.ptr(name), name.len() as u64, spare.ptr(value), value.len() as u64) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn header_add(&self, name: &[u8], value: &[u8]) -> i64 {
+        let f = helper!(id::HTTP_HEADER_ADD, fn(*mut c_void, *const u8, u64, *const u8, u64) -> i64);
+        let spare = Spare::new();
+        // SAFETY: the name and the value are readable for their lengths.
+        unsafe { f(self.ctx, spare.ptr(name), name.len() as u64, spare.ptr(value), value.len() as u64) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn header_remove(&self, name: &[u8]) -> i64 {
+        let f = helper!(id::HTTP_HEADER_REMOVE, fn(*mut c_void, *const u8, u64) -> i64);
+        let spare = Spare::new();
+        // SAFETY: the name is readable for its length.
+        unsafe { f(self.ctx, spare.ptr(name), name.len() as u64) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn respond(&self, status: u32, body: &[u8]) -> i64 {
+        let f = helper!(id::HTTP_RESPOND, fn(*mut c_void, u64, *const u8, u64) -> i64);
+        let spare = Spare::new();
+        // SAFETY: the body is readable for its length.
+        unsafe { f(self.ctx, u64::from(status), spare.ptr(body), body.len() as u64) }
+    }
 }

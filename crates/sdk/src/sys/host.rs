@@ -176,3 +176,42 @@ pub(crate) fn trace(msg: &'static [u8]) {
     let text = msg.strip_suffix(b"\0").unwrap_or(msg);
     STATE.with_borrow_mut(|state| state.log.push(String::from_utf8_lossy(text).into_owned()));
 }
+
+// === HTTP programs ===
+
+/// The context of an HTTP program in a unit test: the run `duet::testing` set up, which holds
+/// the exchange and applies docs/ABI.md's rules to every helper call.
+#[derive(Clone, Copy)]
+pub(crate) struct HttpCtx<'a> {
+    pub(crate) run: &'a crate::testing::http::HostRun,
+}
+
+impl HttpCtx<'_> {
+    pub(crate) fn md(&self, index: usize) -> u32 {
+        self.run.md().get(index).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn field(&self, field: u32, buf: &mut [u8]) -> i64 {
+        self.run.field(field, buf)
+    }
+
+    pub(crate) fn header_get(&self, name: &[u8], buf: &mut [u8]) -> i64 {
+        self.run.header_get(name, buf)
+    }
+
+    pub(crate) fn header_set(&self, name: &[u8], value: &[u8]) -> i64 {
+        self.run.header_set(name, value)
+    }
+
+    pub(crate) fn header_add(&self, name: &[u8], value: &[u8]) -> i64 {
+        self.run.header_add(name, value)
+    }
+
+    pub(crate) fn header_remove(&self, name: &[u8]) -> i64 {
+        self.run.header_remove(name)
+    }
+
+    pub(crate) fn respond(&self, status: u32, body: &[u8]) -> i64 {
+        self.run.respond(status, body)
+    }
+}

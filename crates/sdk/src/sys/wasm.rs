@@ -27,6 +27,18 @@ unsafe extern "C" {
     fn duet_trace(msg: *const u8, len: u32);
     #[link_name = "ringbuf_output"]
     fn duet_ringbuf_output(map: u32, data: *const u8, len: u32, flags: u64) -> i64;
+    #[link_name = "http_field"]
+    fn duet_http_field(field: u32, buf: *mut u8, buf_len: u32) -> i64;
+    #[link_name = "http_header_get"]
+    fn duet_http_header_get(name: *const u8, name_len: u32, buf: *mut u8, buf_len: u32) -> i64;
+    #[link_name = "http_header_set"]
+    fn duet_http_header_set(name: *const u8, name_len: u32, value: *const u8, value_len: u32) -> i64;
+    #[link_name = "http_header_add"]
+    fn duet_http_header_add(name: *const u8, name_len: u32, value: *const u8, value_len: u32) -> i64;
+    #[link_name = "http_header_remove"]
+    fn duet_http_header_remove(name: *const u8, name_len: u32) -> i64;
+    #[link_name = "http_respond"]
+    fn duet_http_respond(status: u32, body: *const u8, body_len: u32) -> i64;
 }
 
 /// # Safety
@@ -113,12 +125,85 @@ pub(crate) fn trace(msg: &'static [u8]) {
     unsafe { duet_trace(text.as_ptr(), text.len() as u32) }
 }
 
+// === HTTP programs ===
+
+/// The context of an HTTP program: a copy of the `struct duet_http_md` the host copied to
+/// `duet_buffer` (the imports need no context argument).
+#[derive(Clone, Copy)]
+pub(crate) struct HttpCtx<'a> {
+    md: [u32; 6],
+    _run: core::marker::PhantomData<&'a ()>,
+}
+
+impl HttpCtx<'_> {
+    /// The context at `ctx..ctx + len`; fields the host did not pass read as 0.
+    ///
+    /// # Safety
+    ///
+    /// `ctx..ctx + len` is readable guest memory.
+    #[inline(always)]
+    pub(crate) unsafe fn from_wasm(ctx: i32, len: i32) -> Self {
+        let mut md = [0u32; 6];
+        let ptr = ctx as u32 as usize as *const u32;
+        let n = (len.max(0) as usize / 4).min(md.len());
+        let mut i = 0;
+        while i < n {
+            // SAFETY: word `i` lies inside `ctx..ctx + len` (the caller's contract).
+            md[i] = unsafe { ptr.add(i).read_unaligned() };
+            i += 1;
+        }
+        HttpCtx { md, _run: core::marker::PhantomData }
+    }
+
+    /// The `u32` at index `index` of `struct duet_http_md`; 0 past its end.
+    #[inline(always)]
+    pub(crate) fn md(&self, index: usize) -> u32 {
+        self.md.get(index).copied().unwrap_or(0)
+    }
+
+    #[inline(always)]
+    pub(crate) fn field(&self, field: u32, buf: &mut [u8]) -> i64 {
+        // SAFETY: `buf` is writable guest memory of `buf.len()` bytes.
+        unsafe { duet_http_field(field, buf.as_mut_ptr(), buf.len() as u32) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn header_get(&self, name: &[u8], buf: &mut [u8]) -> i64 {
+        // SAFETY: `name` is readable and `buf` writable guest memory of their lengths.
+        unsafe { duet_http_header_get(name.as_ptr(), name.len() as u32, buf.as_mut_ptr(), buf.len() as u32) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn header_set(&self, name: &[u8], value: &[u8]) -> i64 {
+        // SAFETY: `name` and `value` are readable guest memory of their lengths.
+        unsafe { duet_http_header_set(name.as_ptr(), name.len() as u32, value.as_ptr(), value.len() as u32) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn header_add(&self, name: &[u8], value: &[u8]) -> i64 {
+        // SAFETY: `name` and `value` are readable guest memory of their lengths.
+        unsafe { duet_http_header_add(name.as_ptr(), name.len() as u32, value.as_ptr(), value.len() as u32) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn header_remove(&self, name: &[u8]) -> i64 {
+        // SAFETY: `name` is readable guest memory of its length.
+        unsafe { duet_http_header_remove(name.as_ptr(), name.len() as u32) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn respond(&self, status: u32, body: &[u8]) -> i64 {
+        // SAFETY: `body` is readable guest memory of its length.
+        unsafe { duet_http_respond(status, body.as_ptr(), body.len() as u32) }
+    }
+}
+
 // === exports every module has ===
 
 /// docs/ABI.md: the ABI version this SDK speaks.
 #[unsafe(no_mangle)]
 extern "C" fn duet_abi_version() -> i32 {
-    1
+    2
 }
 
 /// The input buffer: grown with `memory.grow` on demand and reused between calls, so programs
