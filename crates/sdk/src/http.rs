@@ -128,10 +128,27 @@ pub struct Text<const N: usize> {
 }
 
 impl<const N: usize> Text<N> {
-    /// An empty text.
+    /// An empty text (all bytes zero, written without a `memset`; see [`crate::zeroed`]).
     #[inline(always)]
-    pub const fn empty() -> Self {
-        Text { bytes: [0; N], len: 0 }
+    pub fn empty() -> Self {
+        let mut slot = core::mem::MaybeUninit::<Self>::uninit();
+        Self::zero_in(&mut slot);
+        crate::pod::hide_contents(&mut slot);
+        // SAFETY: `zero_in` initialized it.
+        unsafe { slot.assume_init() }
+    }
+
+    /// Zeroes the text in `slot` where it is, with stores LLVM cannot turn into a `memset`
+    /// call (absent in BPF), and returns it. Filling it there (rather than copying a zeroed
+    /// text in) also spares a copy LLVM would turn into a `memset` again.
+    #[inline(always)]
+    fn zero_in(slot: &mut core::mem::MaybeUninit<Self>) -> &mut Self {
+        // SAFETY: the slot is `size_of::<Self>()` writable bytes aligned to 8; all zero, it is
+        // a valid (empty) text.
+        unsafe {
+            crate::pod::write_zeros(slot.as_mut_ptr().cast(), size_of::<Self>(), align_of::<Self>());
+            slot.assume_init_mut()
+        }
     }
 
     /// The bytes that were copied: the whole value, or its first `N` bytes if it is longer.
@@ -315,9 +332,10 @@ macro_rules! readers {
             /// Request field `field` as a [`Text`] of capacity `N`; `None` if absent.
             #[inline(always)]
             pub fn field<const N: usize>(&self, field: HttpField) -> Option<Text<N>> {
-                let mut text = Text::<N>::empty();
+                let mut slot = core::mem::MaybeUninit::uninit();
+                let text = Text::<N>::zero_in(&mut slot);
                 text.len = self.field_into(field, text.buf_mut()).ok()?;
-                Some(text)
+                Some(*text)
             }
 
             /// The method (`GET`, ...).
@@ -372,10 +390,10 @@ macro_rules! readers {
                 if let Some(octets) = self.client_ip4() {
                     return Some(IpAddr::V4(Ipv4Addr::from(octets)));
                 }
-                let mut raw = [0u8; 16];
-                match self.field_into(HttpField::ClientIp, &mut raw) {
-                    Ok(16) => Some(IpAddr::V6(Ipv6Addr::from(raw))),
-                    Ok(4) => Some(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))),
+                let raw = self.field::<16>(HttpField::ClientIp)?;
+                match raw.len() {
+                    16 => Some(IpAddr::V6(Ipv6Addr::from(raw.bytes))),
+                    4 => Some(IpAddr::V4(Ipv4Addr::new(raw.bytes[0], raw.bytes[1], raw.bytes[2], raw.bytes[3]))),
                     _ => None,
                 }
             }
@@ -411,9 +429,10 @@ macro_rules! readers {
             /// [`Text::is_truncated`]); `None` if absent.
             #[inline(always)]
             pub fn header(&self, name: &str) -> Option<Text<64>> {
-                let mut text = Text::<64>::empty();
+                let mut slot = core::mem::MaybeUninit::uninit();
+                let text = Text::<64>::zero_in(&mut slot);
                 text.len = self.header_into(name, text.buf_mut()).ok()?;
-                Some(text)
+                Some(*text)
             }
 
             /// Whether header `name` is present.

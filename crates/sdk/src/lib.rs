@@ -74,7 +74,7 @@ pub use error::Errno;
 pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
 pub use http::{HttpAction, HttpContext, HttpField, Route, RouteContext, Text};
 pub use maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
-pub use pod::Pod;
+pub use pod::{Pod, zeroed};
 pub use probe::ProbeContext;
 pub use xdp::{XdpAction, XdpContext};
 
