@@ -87,7 +87,8 @@ fn kernel_load(case: &Case) -> Option<Box<dyn Fn() -> bool>> {
             flags: m.flags,
         })
         .collect();
-    let prog_type = case.ctx.program_type.kernel_prog_type();
+    // Userspace-only program types have no kernel counterpart to compare with.
+    let prog_type = case.ctx.program_type.kernel_prog_type()?;
     let raw = move || {
         let program = RawProgram { prog_type, insns: &insns, maps: &maps, privileges: Privileges::Inherit, log: false };
         duet_kernel::load_raw(&program).is_ok()

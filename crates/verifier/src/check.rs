@@ -9,13 +9,13 @@ use duet_isa::{Form, Insn, Op, PseudoSrc};
 
 use crate::cfg::Cfg;
 use crate::diag::{Code, Diagnostic, SourceLine};
-use crate::helpers::{self, Arg, Proto, Ret};
+use crate::helpers::{self, Arg, Proto, Refusal, Ret};
 use crate::scalar::{AluOp, Cmp, Scalar};
 use crate::state::{
     ByteKind, Compare, Frame, HeldRef, IdMap, MAX_CALL_FRAMES, MAX_PACKET_OFF, MAX_STACK, MAX_VAR_OFF, Reg, RegType,
     Slot, StaleKind, State,
 };
-use crate::{InsnFacts, MemRegion, ProgramType, VerifyContext};
+use crate::{HTTP_MD_FIELDS, InsnFacts, MemRegion, ProgramType, VerifyContext};
 
 /// The kernel's limit on pending branches (`BPF_COMPLEXITY_LIMIT_JMP_SEQ`).
 const MAX_PENDING: usize = 8192;
@@ -1281,6 +1281,27 @@ impl<'a> Checker<'a> {
                 )
                 .help("return a number (a verdict); a pointer would reveal an address"),
             );
+        } else if matches!(self.ctx.program_type, ProgramType::HttpRequest | ProgramType::HttpResponse)
+            && r0.val.umax > 1
+        {
+            let value = r0
+                .val
+                .as_const()
+                .map_or_else(|| format!("a value in {}..={}", r0.val.umin, r0.val.umax), |v| v.to_string());
+            self.fail(
+                st,
+                pc,
+                &[0],
+                Diagnostic::new(
+                    Code::ReturnValue,
+                    Some(pc),
+                    format!(
+                        "the {} program may return {value}; http filters return 0 (continue) or 1 (respond)",
+                        self.ctx.program_type.name()
+                    ),
+                )
+                .help("return 0 to let the exchange go on, or 1 to answer with the response set by http_respond (403 without one); bound computed values (`ret & 1`, `ret != 0`) on every path"),
+            );
         } else if self.ctx.program_type == ProgramType::Xdp && r0.val.umin > 4 {
             let value = r0
                 .val
@@ -1322,23 +1343,36 @@ impl<'a> Checker<'a> {
                 pc,
                 &[],
                 Diagnostic::new(Code::UnknownHelper, Some(pc), format!("call to unknown helper #{id}"))
-                    .help("duet provides helpers 1-3 (maps), 5, 6, 7, 8, 12, 23, 28, 44, 51, 54, 65, 125 and 130-133 (ring buffers)"),
+                    .help("duet provides helpers 1-3 (maps), 5, 6, 7, 8, 12, 23, 28, 44, 51, 54, 65, 125, 130-133 (ring buffers) and, to http programs, 10000-10005"),
             );
             self.clobber_call(st, pc);
             *st.reg_mut(0) = Reg::scalar(Scalar::UNKNOWN);
             return;
         };
-        if !proto.allowed_for(self.ctx.program_type) {
-            self.fail(
-                st,
-                pc,
-                &[],
-                Diagnostic::new(
+        if let Err(refusal) = proto.allowed_for(self.ctx.program_type) {
+            let ty = self.ctx.program_type.name();
+            let d = match refusal {
+                Refusal::NotForType => Diagnostic::new(
                     Code::UnknownHelper,
                     Some(pc),
-                    format!("{} is not available to {} programs", proto.name, self.ctx.program_type.name()),
+                    format!("{} is not available to {ty} programs", proto.name),
                 ),
-            );
+                Refusal::HttpOnly => Diagnostic::new(
+                    Code::UnknownHelper,
+                    Some(pc),
+                    format!("helper {id} ({}) is a duet userspace helper, only for http programs", proto.name),
+                )
+                .help(format!(
+                    "http helpers work on an HTTP exchange in duet's sidecar; put the program in a duet/http_request, duet/http_response or duet/route section (this is a {ty} program)"
+                )),
+                Refusal::ReadOnlyRoute => Diagnostic::new(
+                    Code::UnknownHelper,
+                    Some(pc),
+                    format!("helper {id} ({}) changes the exchange, which route programs may only read", proto.name),
+                )
+                .help("route programs may call http_field and http_header_get; change headers or respond in a duet/http_request or duet/http_response filter"),
+            };
+            self.fail(st, pc, &[], d);
         }
         self.last_const_key = None;
         let mut map: Option<u32> = None;
@@ -1423,7 +1457,7 @@ impl<'a> Checker<'a> {
                         self.fail(st, pc, &[r], d);
                     }
                 }
-                Arg::Mem { nullable } => {
+                Arg::Mem { nullable } | Arg::OutMem { nullable } => {
                     let reg = self.read(st, pc, r);
                     let size = sizes.get(usize::from(r) + 1).copied().flatten().unwrap_or(Scalar::constant(0));
                     if reg.is_scalar() && reg.val.is_const(0) && *nullable && size.is_const(0) {
@@ -1432,7 +1466,11 @@ impl<'a> Checker<'a> {
                     if size.umax == 0 && reg.is_scalar() && *nullable {
                         continue;
                     }
-                    self.mem_arg(st, pc, proto, r, &reg, size.umax, "memory", false);
+                    if matches!(arg, Arg::OutMem { .. }) {
+                        self.out_mem_arg(st, pc, proto, r, &reg, size);
+                    } else {
+                        self.mem_arg(st, pc, proto, r, &reg, size.umax, "memory", false);
+                    }
                 }
                 Arg::AllocSize => {
                     let reg = self.read(st, pc, r);
@@ -1705,6 +1743,86 @@ impl<'a> Checker<'a> {
                 )
                 .help(format!(
                     "pass a pointer to the {what}: a stack buffer (`&key` in C), a map value or packet bytes"
+                ));
+                self.fail(st, pc, &[r], d);
+            }
+        }
+    }
+
+    /// Checks that `reg` points to writable memory of `size` bytes for a helper to fill (the
+    /// kernel's raw-mode memory arguments), and records the stack bytes it certainly writes as
+    /// initialised. The helpers write the whole buffer (their value, then zeros).
+    fn out_mem_arg(&mut self, st: &mut State, pc: usize, proto: &Proto, r: u8, reg: &Reg, size: Scalar) {
+        if size.umax == 0 {
+            return;
+        }
+        let size32 = u32::try_from(size.umax).unwrap_or(u32::MAX);
+        match reg.ty {
+            RegType::Stack { frame } => {
+                let Some((lo, hi)) = self.stack_range(st, pc, r, reg, 0, size32, Access::Write, false) else { return };
+                self.facts[pc].mem = merge_region(self.facts[pc].mem, MemRegion::Stack);
+                let frame = usize::from(frame);
+                if frame >= st.frames.len() {
+                    return;
+                }
+                let exact = reg.val.as_const().is_some();
+                // Bytes the helper surely writes: all of them from a constant offset up to the
+                // smallest size; with a variable offset, none for sure.
+                let sure_end = if exact { lo + size.umin.min(size.umax) as i64 } else { lo };
+                for addr in lo..hi {
+                    let (si, b) = slot_of(addr);
+                    let slot = st.frames[frame].slot(si);
+                    if addr >= sure_end && slot.bytes[b] == ByteKind::Invalid {
+                        if exact {
+                            // Maybe written, maybe not: it stays uninitialised.
+                            continue;
+                        }
+                        let d = Diagnostic::new(
+                            Code::UninitStack,
+                            Some(pc),
+                            format!(
+                                "{} may fill fp{lo}..fp{hi} through R{r}, a variable offset, which may leave fp{addr} unwritten",
+                                proto.name
+                            ),
+                        )
+                        .help("pass a buffer at a constant stack offset, or initialise the whole range first");
+                        self.fail(st, pc, &[r], d);
+                        return;
+                    }
+                    let slot = st.frames[frame].slot_mut(si);
+                    scrub_spill(slot);
+                    slot.bytes[b] = ByteKind::Misc;
+                }
+            }
+            RegType::MapValue { map } => {
+                self.bounded_access(st, pc, r, reg, 0, size32, Access::Write, Bounds::Map(map));
+            }
+            RegType::Record { size: rsize } => {
+                self.bounded_access(st, pc, r, reg, 0, size32, Access::Write, Bounds::Record(rsize));
+            }
+            RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
+                let d = Diagnostic::new(
+                    Code::NullCheck,
+                    Some(pc),
+                    format!("{} is passed R{r} as its buffer, but R{r} may be NULL", proto.name),
+                )
+                .help("check the pointer against NULL before passing it");
+                self.fail(st, pc, &[r], d);
+            }
+            _ => {
+                let d = Diagnostic::new(
+                    Code::HelperArgs,
+                    Some(pc),
+                    format!(
+                        "{} expects a pointer to {} writable bytes in R{r}, found {}",
+                        proto.name,
+                        size.umax,
+                        reg.ty.describe()
+                    ),
+                )
+                .help(format!(
+                    "pass a buffer {} can fill: a stack buffer (`char buf[64]` in C) or a writable map value",
+                    proto.name
                 ));
                 self.fail(st, pc, &[r], d);
             }
@@ -2090,6 +2208,10 @@ impl<'a> Checker<'a> {
                 16 => Some(("protocol", Reg::scalar(Scalar::unknown_of_size(2)))),
                 _ => None,
             },
+            ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => {
+                let name = usize::try_from(off).ok().filter(|o| o % 4 == 0).and_then(|o| HTTP_MD_FIELDS.get(o / 4));
+                name.map(|n| (*n, Reg::scalar(Scalar::unknown_of_size(4))))
+            }
             ProgramType::KProbe => {
                 // The kernel's kprobe_prog_is_valid_access: any aligned read inside pt_regs.
                 let size = i64::from(size);

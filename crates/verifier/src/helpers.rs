@@ -21,6 +21,13 @@ pub(crate) enum Arg {
         /// Whether NULL with size zero is allowed.
         nullable: bool,
     },
+    /// A pointer to memory the helper fills (the kernel's `ARG_PTR_TO_UNINIT_MEM`): writable
+    /// stack or map memory of the size in the next argument, which need not be initialised and
+    /// is initialised after the call; NULL allowed when `nullable` and the size is zero.
+    OutMem {
+        /// Whether NULL with size zero is allowed.
+        nullable: bool,
+    },
     /// The size of the preceding memory argument: a bounded number, zero allowed if `zero_ok`.
     Size {
         /// Whether zero is allowed.
@@ -56,14 +63,37 @@ pub(crate) struct Proto {
     pub(crate) ret: Ret,
     /// Map types the map argument may be (`None`: any ordinary map).
     pub(crate) map_types: Option<&'static [u32]>,
-    /// Whether every program type may call it (the kernel's base helpers); the others are for
-    /// XDP only.
-    pub(crate) socket_filter: bool,
+    /// Which program types may call it.
+    pub(crate) scope: Scope,
     /// Whether it moves packet data, invalidating every packet pointer.
     pub(crate) changes_packet: bool,
     /// Whether its memory arguments may point into the packet (the kernel's `pkt_access`);
     /// the kernel refuses packet pointers to every other helper.
     pub(crate) pkt_access: bool,
+}
+
+/// Which program types may call a helper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every program type (the kernel's base helpers).
+    Base,
+    /// XDP programs only.
+    Xdp,
+    /// duet's http programs (userspace only): reads of the exchange.
+    HttpRead,
+    /// duet's http request and response filters: changes to the exchange.
+    HttpChange,
+}
+
+/// Why a program type may not call a helper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A kernel helper the program type does not have.
+    NotForType,
+    /// A duet http helper in a program that is not an http program.
+    HttpOnly,
+    /// A helper that changes the exchange, in a route program.
+    ReadOnlyRoute,
 }
 
 /// Map type numbers with special rules.
@@ -90,7 +120,7 @@ static PROTOS: &[Proto] = &[
         args: &[MapHandle, Key],
         ret: Ret::MapValueOrNull,
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: true,
     },
@@ -100,7 +130,7 @@ static PROTOS: &[Proto] = &[
         args: &[MapHandle, Key, Value, Scalar],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: true,
     },
@@ -110,7 +140,7 @@ static PROTOS: &[Proto] = &[
         args: &[MapHandle, Key],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: true,
     },
@@ -120,7 +150,7 @@ static PROTOS: &[Proto] = &[
         args: &[],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: false,
     },
@@ -132,7 +162,7 @@ static PROTOS: &[Proto] = &[
         args: &[Mem { nullable: false }, Size { zero_ok: false }],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: false,
     },
@@ -142,7 +172,7 @@ static PROTOS: &[Proto] = &[
         args: &[],
         ret: Ret::Bounded(u32::MAX as u64),
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: false,
     },
@@ -152,7 +182,7 @@ static PROTOS: &[Proto] = &[
         args: &[],
         ret: Ret::Bounded(u32::MAX as u64),
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: false,
     },
@@ -162,7 +192,7 @@ static PROTOS: &[Proto] = &[
         args: &[Ctx, MapHandle, Scalar],
         ret: Ret::Scalar,
         map_types: Some(&[map_type::PROG_ARRAY]),
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: false,
     },
@@ -172,7 +202,7 @@ static PROTOS: &[Proto] = &[
         args: &[Scalar, Scalar],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: false,
+        scope: Scope::Xdp,
         changes_packet: false,
         pkt_access: false,
     },
@@ -182,7 +212,7 @@ static PROTOS: &[Proto] = &[
         args: &[Mem { nullable: true }, Size { zero_ok: true }, Mem { nullable: true }, Size { zero_ok: true }, Scalar],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: false,
+        scope: Scope::Xdp,
         changes_packet: false,
         pkt_access: true,
     },
@@ -192,7 +222,7 @@ static PROTOS: &[Proto] = &[
         args: &[Ctx, Scalar],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: false,
+        scope: Scope::Xdp,
         changes_packet: true,
         pkt_access: false,
     },
@@ -202,7 +232,7 @@ static PROTOS: &[Proto] = &[
         args: &[MapHandle, Scalar, Scalar],
         ret: Ret::Scalar,
         map_types: Some(REDIRECT_MAPS),
-        socket_filter: false,
+        scope: Scope::Xdp,
         changes_packet: false,
         pkt_access: false,
     },
@@ -212,7 +242,7 @@ static PROTOS: &[Proto] = &[
         args: &[Ctx, Scalar],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: false,
+        scope: Scope::Xdp,
         changes_packet: true,
         pkt_access: false,
     },
@@ -222,7 +252,7 @@ static PROTOS: &[Proto] = &[
         args: &[Ctx, Scalar],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: false,
+        scope: Scope::Xdp,
         changes_packet: true,
         pkt_access: false,
     },
@@ -232,7 +262,7 @@ static PROTOS: &[Proto] = &[
         args: &[],
         ret: Ret::Scalar,
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: false,
     },
@@ -242,7 +272,7 @@ static PROTOS: &[Proto] = &[
         args: &[MapHandle, Mem { nullable: false }, Size { zero_ok: true }, Scalar],
         ret: Ret::Scalar,
         map_types: Some(&[map_type::RINGBUF]),
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: false,
     },
@@ -252,7 +282,7 @@ static PROTOS: &[Proto] = &[
         args: &[MapHandle, AllocSize, Scalar],
         ret: Ret::RecordOrNull,
         map_types: Some(&[map_type::RINGBUF]),
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: false,
     },
@@ -262,7 +292,7 @@ static PROTOS: &[Proto] = &[
         args: &[Release, Scalar],
         ret: Ret::Void,
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
         changes_packet: false,
         pkt_access: false,
     },
@@ -272,7 +302,74 @@ static PROTOS: &[Proto] = &[
         args: &[Release, Scalar],
         ret: Ret::Void,
         map_types: None,
-        socket_filter: true,
+        scope: Scope::Base,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    // duet's http helpers (docs/ABI.md version 2), userspace only.
+    Proto {
+        id: 10000,
+        name: "http_field",
+        args: &[Ctx, Scalar, OutMem { nullable: true }, Size { zero_ok: true }],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::HttpRead,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    Proto {
+        id: 10001,
+        name: "http_header_get",
+        args: &[
+            Ctx,
+            Mem { nullable: false },
+            Size { zero_ok: true },
+            OutMem { nullable: true },
+            Size { zero_ok: true },
+        ],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::HttpRead,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    Proto {
+        id: 10002,
+        name: "http_header_set",
+        args: &[Ctx, Mem { nullable: false }, Size { zero_ok: true }, Mem { nullable: true }, Size { zero_ok: true }],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::HttpChange,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    Proto {
+        id: 10003,
+        name: "http_header_add",
+        args: &[Ctx, Mem { nullable: false }, Size { zero_ok: true }, Mem { nullable: true }, Size { zero_ok: true }],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::HttpChange,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    Proto {
+        id: 10004,
+        name: "http_header_remove",
+        args: &[Ctx, Mem { nullable: false }, Size { zero_ok: true }],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::HttpChange,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    Proto {
+        id: 10005,
+        name: "http_respond",
+        args: &[Ctx, Scalar, Mem { nullable: true }, Size { zero_ok: true }],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::HttpChange,
         changes_packet: false,
         pkt_access: false,
     },
@@ -284,11 +381,19 @@ pub(crate) fn proto(id: i64) -> Option<&'static Proto> {
 }
 
 impl Proto {
-    /// Whether programs of `ty` may call this helper.
-    pub(crate) fn allowed_for(&self, ty: ProgramType) -> bool {
-        match ty {
-            ProgramType::Xdp => true,
-            ProgramType::SocketFilter | ProgramType::KProbe => self.socket_filter,
+    /// Whether programs of `ty` may call this helper, and why not.
+    pub(crate) fn allowed_for(&self, ty: ProgramType) -> Result<(), Refusal> {
+        let http = ty.is_http();
+        match self.scope {
+            Scope::HttpRead | Scope::HttpChange if !http => Err(Refusal::HttpOnly),
+            Scope::HttpChange if ty == ProgramType::Route => Err(Refusal::ReadOnlyRoute),
+            Scope::HttpRead | Scope::HttpChange => Ok(()),
+            // Tail calls would jump into a program that expects another context, and the Wasm
+            // side of an http program has no equivalent.
+            Scope::Base if http && self.id == 12 => Err(Refusal::NotForType),
+            Scope::Base => Ok(()),
+            Scope::Xdp if ty == ProgramType::Xdp => Ok(()),
+            Scope::Xdp => Err(Refusal::NotForType),
         }
     }
 

@@ -20,7 +20,10 @@
 //!   type allows; no writes to read-only memory; no pointer stored where it would leak;
 //! - helpers: arguments against each helper's prototype; ring buffer records released on every
 //!   path;
-//! - return values: a scalar, and for XDP one that can be an XDP action.
+//! - return values: a scalar, and for XDP one that can be an XDP action; for duet's http filters
+//!   0 or 1 on every path;
+//! - duet's userspace-only http programs (docs/ABI.md version 2): their 24-byte read-only
+//!   context, the http helpers (10000..=10005) only in them, and no changes from route programs.
 //!
 //! The crate does no I/O, never panics on any input, and has no unsafe code.
 #![forbid(unsafe_code)]
@@ -53,16 +56,36 @@ pub enum ProgramType {
     SocketFilter,
     /// kprobe/kretprobe: `struct pt_regs` context (x86-64 layout, 168 bytes), read-only.
     KProbe,
+    /// duet's HTTP request filter (`duet/http_request`, userspace only): `struct duet_http_md`
+    /// context (24 bytes, read-only), the http helpers 10000..=10005, returns 0 or 1.
+    HttpRequest,
+    /// duet's HTTP response filter (`duet/http_response`, userspace only): as
+    /// [`ProgramType::HttpRequest`].
+    HttpResponse,
+    /// duet's route program (`duet/route`, userspace only): `struct duet_http_md` context, only the
+    /// reading http helpers (10000, 10001), returns any 64-bit number.
+    Route,
 }
 
+/// The HTTP context's fields by offset.
+pub(crate) const HTTP_MD_FIELDS: [&str; 6] =
+    ["phase", "status", "remote_ip4", "remote_port", "local_port", "http_version"];
+
 impl ProgramType {
-    /// The kernel's `BPF_PROG_TYPE_*` number.
-    pub fn kernel_prog_type(self) -> u32 {
+    /// The kernel's `BPF_PROG_TYPE_*` number; `None` for duet's userspace-only program types,
+    /// which the kernel does not have.
+    pub fn kernel_prog_type(self) -> Option<u32> {
         match self {
-            ProgramType::Xdp => 6,
-            ProgramType::SocketFilter => 1,
-            ProgramType::KProbe => 2,
+            ProgramType::Xdp => Some(6),
+            ProgramType::SocketFilter => Some(1),
+            ProgramType::KProbe => Some(2),
+            ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => None,
         }
+    }
+
+    /// Whether this is one of duet's http program types (userspace only, docs/ABI.md version 2).
+    pub fn is_http(self) -> bool {
+        matches!(self, ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route)
     }
 
     /// A short name (`xdp`, `socket filter`).
@@ -71,6 +94,9 @@ impl ProgramType {
             ProgramType::Xdp => "XDP",
             ProgramType::SocketFilter => "socket filter",
             ProgramType::KProbe => "kprobe",
+            ProgramType::HttpRequest => "http_request",
+            ProgramType::HttpResponse => "http_response",
+            ProgramType::Route => "route",
         }
     }
 
@@ -80,6 +106,7 @@ impl ProgramType {
             ProgramType::Xdp => "struct xdp_md",
             ProgramType::SocketFilter => "struct __sk_buff",
             ProgramType::KProbe => "struct pt_regs",
+            ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => "struct duet_http_md",
         }
     }
 
@@ -90,6 +117,9 @@ impl ProgramType {
             }
             ProgramType::SocketFilter => "len (0) and protocol (16), as 32-bit loads",
             ProgramType::KProbe => "any aligned field within its 168 bytes (x86-64), read-only",
+            ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => {
+                "phase (0), status (4), remote_ip4 (8), remote_port (12), local_port (16), http_version (20), as 32-bit loads, read-only"
+            }
         }
     }
 
@@ -99,9 +129,18 @@ impl ProgramType {
             ProgramKind::Xdp => Some(ProgramType::Xdp),
             ProgramKind::SocketFilter => Some(ProgramType::SocketFilter),
             ProgramKind::KProbe | ProgramKind::KRetProbe => Some(ProgramType::KProbe),
+            ProgramKind::HttpRequest => Some(ProgramType::HttpRequest),
+            ProgramKind::HttpResponse => Some(ProgramType::HttpResponse),
+            ProgramKind::Route => Some(ProgramType::Route),
             _ => None,
         }
     }
+}
+
+/// The name of helper `id` among those duet's verifier knows (`bpf_map_lookup_elem`,
+/// `http_header_set`, ...).
+pub fn helper_name(id: i64) -> Option<&'static str> {
+    helpers::proto(id).map(|p| p.name)
 }
 
 /// What the verifier knows about one map (indexed as `lddw rX, map_fd N`).
@@ -384,7 +423,7 @@ pub enum VerifyError {
     Object(#[from] ObjectError),
     /// duet does not verify this program type.
     #[error(
-        "program `{program}` is of type {kind:?}, which duet's verifier does not support (supported: xdp, socket filter)"
+        "program `{program}` is of type {kind:?}, which duet's verifier does not support (supported: xdp, socket filter, kprobe, duet/http_request, duet/http_response, duet/route)"
     )]
     UnsupportedType {
         /// The program.

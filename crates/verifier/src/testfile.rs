@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! # Reading past the checked packet bound.
-//! # type: xdp                      (xdp | socket_filter | kprobe; default xdp)
+//! # type: xdp                      (xdp | socket_filter | kprobe | http_request | http_response | route; default xdp)
 //! # map: hash key=4 value=8 entries=16 name=counts
 //! # expect: not proven to lie before data_end
 //! # kernel: reject                 (reject | accept; what Linux does with it)
@@ -116,6 +116,9 @@ impl TestFile {
                         "xdp" => ProgramType::Xdp,
                         "socket_filter" | "socket" => ProgramType::SocketFilter,
                         "kprobe" => ProgramType::KProbe,
+                        "http_request" => ProgramType::HttpRequest,
+                        "http_response" => ProgramType::HttpResponse,
+                        "route" => ProgramType::Route,
                         other => return Err(format!("unknown program type `{other}`")),
                     }
                 }
