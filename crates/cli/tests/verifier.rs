@@ -121,7 +121,10 @@ fn kernel_verdict_with(file: &TestFile, caps: KernelCaps) -> Result<(), String> 
         KernelCaps::All => Privileges::Inherit,
         KernelCaps::BpfOnly => Privileges::BpfOnly,
     };
-    let prog_type = file.program_type.kernel_prog_type();
+    let prog_type = file
+        .program_type
+        .kernel_prog_type()
+        .ok_or_else(|| format!("{} programs run only in duet's userspace executors", file.program_type.name()))?;
     let program = RawProgram { prog_type, insns: &insns, maps: &maps, privileges, log: true };
     duet_kernel::load_raw(&program).map_err(|e| e.to_string())
 }
