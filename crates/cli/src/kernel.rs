@@ -20,6 +20,23 @@ use crate::objects;
 /// The variable that moves the pin root away from `/sys/fs/bpf/duet` (tests use a private one).
 const PIN_ROOT_VAR: &str = "DUET_PIN_ROOT";
 
+/// What `--help` says about pin roots, after the commands that use one.
+const PIN_ROOT_HELP: &str = "\
+Pin root:
+  Attachments live under a pin root on bpffs: --root <DIR>, else $DUET_PIN_ROOT, else
+  /sys/fs/bpf/duet. Everyone who uses the same root shares its attachments (and `duet detach
+  all` removes all of them); give a team, a tool or a test a root of its own, e.g.
+  DUET_PIN_ROOT=/sys/fs/bpf/duet-ci. Ids are the kernel's link ids (as `bpftool link` shows
+  them): an id never names another attachment later.
+  Run duet in the host's mount namespace: under `ip netns exec` /sys/fs/bpf is not the host's
+  bpffs, so duet refuses to pin there; use `duet attach --netns <name>` instead.";
+
+/// What `--help` says for the commands that pin nothing.
+const NO_PINS_HELP: &str = "\
+Pins nothing: every program and map is released when the command ends (maps that ask to be
+pinned by name get a private bpffs directory, removed on exit), so --root and $DUET_PIN_ROOT
+do not apply.";
+
 const ATTACH_EXAMPLES: &str = "\
 Examples:
   duet attach fw.o --program xdp_fw --xdp eth0 [--skb]
@@ -32,41 +49,53 @@ Examples:
 
 /// Commands that run programs in the Linux kernel. They need root (CAP_BPF and CAP_NET_ADMIN).
 ///
-/// Attachments are pinned under /sys/fs/bpf/duet/<id>/ (or $DUET_PIN_ROOT), so they outlive
-/// the `duet` process and later `duet ps`, `maps`, `events` and `detach` find them.
+/// Attachments are pinned under <root>/<id>/ (root: --root, else $DUET_PIN_ROOT, else
+/// /sys/fs/bpf/duet), so they outlive the `duet` process and later `duet ps`, `maps`, `events`
+/// and `detach` find them.
 #[derive(Subcommand, Debug)]
 pub(crate) enum KernelCommand {
     /// Load every program of an object into the kernel, where the kernel verifier checks it,
     /// then unload it. On rejection, prints the verifier log.
+    #[command(after_help = NO_PINS_HELP)]
     Load {
         /// The `.bpf.o` file.
         object: PathBuf,
     },
-    /// Attach a program to a kernel hook and pin it (program, link, maps) under
-    /// /sys/fs/bpf/duet/<id>/; prints the id that `duet ps`, `maps`, `events` and `detach` take.
-    #[command(after_help = ATTACH_EXAMPLES)]
+    /// Attach a program to a kernel hook and pin it (program, link, maps) under <root>/<id>/
+    /// (see "Pin root" below); prints the id that `duet ps`, `maps`, `events` and `detach` take.
+    #[command(after_help = format!("{ATTACH_EXAMPLES}\n\n{PIN_ROOT_HELP}"))]
     Attach(AttachArgs),
     /// List what duet has attached: id, program, hook, target, since when, run count and time.
     ///
     /// Run counts and times need `sysctl -w kernel.bpf_stats_enabled=1` (off by default because
     /// it adds a clock read to every run).
+    #[command(after_help = PIN_ROOT_HELP)]
     Ps {
         /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        root: RootArg,
     },
-    /// Detach an attachment (by id, attachment directory, or `all`) and remove its pins.
+    /// Detach an attachment (by id, attachment directory, or `all`) and remove its pins; also
+    /// removes what killed `duet attach` processes left under the pin root.
+    #[command(after_help = PIN_ROOT_HELP)]
     Detach {
-        /// An id from `duet ps`, an attachment directory, or `all`.
+        /// An id from `duet ps`, an attachment directory, or `all`: every attachment under the
+        /// pin root (--root or $DUET_PIN_ROOT), and nothing under any other root.
         target: String,
+        #[command(flatten)]
+        root: RootArg,
     },
     /// Dump the maps of an attachment (or of any pinned map or directory of pinned maps), or
     /// edit one entry with `set`/`delete`.
+    #[command(after_help = PIN_ROOT_HELP)]
     Maps(MapsArgs),
     /// Stream ring-buffer records of an attachment as JSON lines until Ctrl-C (or --count).
     ///
     /// Each line: {"map": "<name>", "ts_ns": <receive time, ns since the Unix epoch>,
     /// "len": <bytes>, "data": "<hex>"}. The timestamp is when duet read the record.
+    #[command(after_help = PIN_ROOT_HELP)]
     Events {
         /// An id from `duet ps`, an attachment directory, or a pinned ring buffer.
         target: String,
@@ -76,9 +105,12 @@ pub(crate) enum KernelCommand {
         /// Stop after this many records.
         #[arg(long)]
         count: Option<u64>,
+        #[command(flatten)]
+        root: RootArg,
     },
     /// Run a program over every frame of a pcap/pcapng capture in the kernel with
     /// BPF_PROG_TEST_RUN; `--json` prints the same shape as `duet run --json`, so the two diff.
+    #[command(after_help = NO_PINS_HELP)]
     TestRun {
         /// The `.bpf.o` file.
         object: PathBuf,
@@ -101,6 +133,7 @@ pub(crate) enum KernelCommand {
     },
     /// Measure a program's time per packet in the kernel (BPF_PROG_TEST_RUN, JIT if enabled),
     /// repeating each packet often enough to be far above the clock's resolution.
+    #[command(after_help = NO_PINS_HELP)]
     BenchKernel {
         /// The `.bpf.o` file.
         object: PathBuf,
@@ -158,6 +191,23 @@ pub(crate) struct AttachArgs {
     /// Attach a sockops program to --cgroup.
     #[arg(long, requires = "cgroup")]
     sock_ops: bool,
+    #[command(flatten)]
+    root: RootArg,
+}
+
+/// `--root`, shared by the commands that pin or read attachments.
+#[derive(Args, Debug)]
+pub(crate) struct RootArg {
+    /// The pin root the attachments live under [default: $DUET_PIN_ROOT, else /sys/fs/bpf/duet].
+    #[arg(long, value_name = "DIR", global = true)]
+    root: Option<PathBuf>,
+}
+
+impl RootArg {
+    /// `--root`, else `$DUET_PIN_ROOT`, else /sys/fs/bpf/duet.
+    fn path(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(pin_root)
+    }
 }
 
 /// A TC direction on the command line.
@@ -181,6 +231,8 @@ pub(crate) struct MapsArgs {
     /// `duet run --json`'s "maps".
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    root: RootArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -215,10 +267,10 @@ pub(crate) fn run(command: KernelCommand) -> Result<ExitCode> {
     match command {
         KernelCommand::Load { object } => load(&object),
         KernelCommand::Attach(args) => attach(args),
-        KernelCommand::Ps { json } => ps(json),
-        KernelCommand::Detach { target } => detach(&target),
+        KernelCommand::Ps { json, root } => ps(json, &root.path()),
+        KernelCommand::Detach { target, root } => detach(&target, &root.path()),
         KernelCommand::Maps(args) => maps(args),
-        KernelCommand::Events { target, map, count } => events(&target, map.as_deref(), count),
+        KernelCommand::Events { target, map, count, root } => events(&target, map.as_deref(), count, &root.path()),
         KernelCommand::TestRun { object, pcap, program, json, repeat, maps_in } => {
             test_run(&object, &pcap, program.as_deref(), json, repeat, maps_in.as_deref())
         }
@@ -327,7 +379,7 @@ fn attach(args: AttachArgs) -> Result<ExitCode> {
         bail!("--netns applies to --xdp and --tc interfaces only");
     }
     let object = read_object(&args.object)?;
-    let root = pin_root();
+    let root = args.root.path();
     let object_path = std::fs::canonicalize(&args.object).unwrap_or_else(|_| args.object.clone());
     let attachment = duet_kernel::attach(&AttachRequest {
         object: &object,
@@ -344,9 +396,8 @@ fn attach(args: AttachArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ps(json: bool) -> Result<ExitCode> {
-    let root = pin_root();
-    let attachments = duet_kernel::list(&root)?;
+fn ps(json: bool, root: &Path) -> Result<ExitCode> {
+    let attachments = duet_kernel::list(root)?;
     let stats_on = duet_kernel::bpf_stats_enabled() == Some(true);
     if json {
         let rows: Vec<Json> = attachments.iter().map(attachment_json).collect();
@@ -422,9 +473,12 @@ fn attachment_json(a: &Attachment) -> Json {
     Json::Object(row)
 }
 
-fn detach(target: &str) -> Result<ExitCode> {
-    let root = pin_root();
-    let attachments = if target == "all" { duet_kernel::list(&root)? } else { vec![duet_kernel::find(&root, target)?] };
+fn detach(target: &str, root: &Path) -> Result<ExitCode> {
+    let attachments = if target == "all" { duet_kernel::list(root)? } else { vec![duet_kernel::find(root, target)?] };
+    let leftovers = duet_kernel::clean_leftovers(root)?;
+    if leftovers > 0 {
+        println!("removed {leftovers} unfinished attachment(s) left by killed `duet attach` processes");
+    }
     if attachments.is_empty() {
         println!("nothing attached (under {})", root.display());
     }
@@ -441,7 +495,7 @@ fn detach(target: &str) -> Result<ExitCode> {
 // === maps / events ===
 
 fn maps(args: MapsArgs) -> Result<ExitCode> {
-    let root = pin_root();
+    let root = args.root.path();
     match args.action {
         Some(MapsAction::Set { target, map, key, values }) => {
             let maps = PinnedMaps::open(&root, &target)?;
@@ -487,10 +541,9 @@ fn print_maps(dump: &BTreeMap<String, MapEntries>) {
     }
 }
 
-fn events(target: &str, map: Option<&str>, count: Option<u64>) -> Result<ExitCode> {
-    let root = pin_root();
-    let attachment_dir = duet_kernel::find(&root, target).ok().map(|a| a.dir);
-    let mut reader = PinnedMaps::open(&root, target)?.ring_buf(map)?;
+fn events(target: &str, map: Option<&str>, count: Option<u64>, root: &Path) -> Result<ExitCode> {
+    let attachment_dir = duet_kernel::find(root, target).ok().map(|a| a.dir);
+    let mut reader = PinnedMaps::open(root, target)?.ring_buf(map)?;
     let name = reader.name().to_owned();
     eprintln!("streaming ring buffer `{name}` of {target}; Ctrl-C stops");
     let mut seen = 0u64;
@@ -522,7 +575,8 @@ fn pick_test_program(object: &[u8], path: &Path, program: Option<&str>) -> Resul
     if let Some(name) = program {
         return Ok(name.to_owned());
     }
-    let programs = duet_kernel::list_programs(object).with_context(|| format!("cannot read {}", path.display()))?;
+    let programs = duet_kernel::list_programs(object)
+        .with_context(|| format!("cannot choose a program of {} to run in the kernel", path.display()))?;
     let runnable: Vec<_> = programs.iter().filter(|p| p.kind.test_runnable()).collect();
     match runnable.as_slice() {
         [only] => Ok(only.name.clone()),

@@ -4,7 +4,11 @@
 //! # Layout in bpffs
 //!
 //! Every attachment is one directory under the pin root (default [`DEFAULT_PIN_ROOT`]), named by
-//! a small decimal id that `duet` commands take:
+//! its id, which `duet` commands take: the kernel's id of its link (as `bpftool link` shows it),
+//! which the kernel does not hand out again until its 31-bit ids wrap, so an id never names a
+//! different attachment a moment later. The directory is filled under a temporary name
+//! (`attaching-<pid namespace>-<pid>-<start time>-<n>`) and renamed to its id when complete, so
+//! no reader sees an attachment half made; [`clean_leftovers`] removes what a killed attach left.
 //!
 //! ```text
 //! /sys/fs/bpf/duet/<id>/link         the BPF link (attachment); removing it detaches
@@ -27,6 +31,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aya::maps::MapData;
@@ -45,13 +50,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Errno, KernelError};
 use crate::netns::NetnsGuard;
-use crate::{access, maps, run, sys};
+use crate::{access, boundary, bpffs, maps, run, sys};
 
 /// Where duet pins attachments unless told otherwise (`$DUET_PIN_ROOT` in the CLI).
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/duet";
 
-/// `BPF_FS_MAGIC` from `linux/magic.h`.
-const BPF_FS_MAGIC: u64 = 0xcafe_4a11;
 /// `CGROUP2_SUPER_MAGIC` from `linux/magic.h`.
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
 /// `BPF_MAP_TYPE_ARRAY`.
@@ -255,12 +258,16 @@ pub fn bpf_stats_enabled() -> Option<bool> {
 /// Loads every program of the object into the kernel (the kernel verifier runs on each) and
 /// unloads them again. On the first rejection, [`KernelError::Rejected`] carries the log.
 pub fn load_check(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError> {
+    boundary::contain("loading the object", || load_check_contained(object))
+}
+
+fn load_check_contained(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError> {
     access::check_access()?;
     let mut loader = EbpfLoader::new();
     loader.allow_unsupported_maps();
     // Maps pinned by name would otherwise land in /sys/fs/bpf and outlive the check; they get a
     // private bpffs directory, removed after the fds close (`_pins` is dropped after `ebpf`).
-    let obj = aya_obj::Object::parse(object).map_err(|err| run::object_error(aya::EbpfError::ParseError(err)))?;
+    let obj = run::parse_object(object, None)?;
     let wants_pins = obj.maps.values().any(|map| map.pinning() == aya_obj::maps::PinningType::ByName);
     drop(obj);
     let _pins = if wants_pins {
@@ -305,9 +312,16 @@ pub fn load_check(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError> {
 /// On any error nothing stays behind: the new directory is removed and the link is dropped
 /// (which detaches the program).
 pub fn attach(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> {
+    boundary::contain("loading and attaching the program", || attach_contained(req))
+}
+
+fn attach_contained(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> {
     access::check_access()?;
     let (name, section) = pick_program(req.object, req.program, &req.hook)?;
-    ensure_bpffs(req.pin_root)?;
+    bpffs::ensure_for_pinning(req.pin_root)?;
+    // Best effort: what killed attaches left behind is in nobody's way (it has no id), but its
+    // pins hold kernel memory.
+    let _ = clean_leftovers(req.pin_root);
     if matches!(req.hook, Hook::Tracepoint { .. }) {
         ensure_tracefs()?;
     }
@@ -336,6 +350,7 @@ pub fn attach(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> {
         };
         attach_link(&name, program, &section, &req.hook, req.netns, cgroup.as_ref())?
     };
+    // Link info needs Linux 5.8; every link type duet creates but cgroup links needs newer.
     let link_id = link.info().map(|info| info.id()).unwrap_or(0);
 
     let map_names = pin_maps(&ebpf, &maps_dir)?;
@@ -359,22 +374,26 @@ pub fn attach(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> {
     };
     write_metadata(&dir.path, &metadata)?;
 
-    // The link goes last: once it is pinned the attachment is complete and outlives us.
+    // The link goes last: once it is pinned the attachment is complete and outlives us, and the
+    // rename makes it appear, whole, under its id: the kernel's link id (or, on kernels without
+    // link info, the program id), which the kernel never hands out twice until the 31-bit ids
+    // wrap, so an id names one attachment for good.
     let link_pin = dir.path.join("link");
     link.pin(&link_pin).map_err(|err| pin_error("pin the link at", &link_pin, err))?;
-    let path = dir.keep();
-    Ok(Attachment {
-        id: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        dir: path,
-        metadata: Ok(metadata),
-        attached: true,
-        stats: None,
-        defunct: None,
-    })
+    let id = if link_id != 0 { link_id } else { program_id };
+    let path = dir.finish(&id.to_string())?;
+    Ok(Attachment { id: id.to_string(), dir: path, metadata: Ok(metadata), attached: true, stats: None, defunct: None })
 }
 
-/// Every attachment under the pin root, by id (numerically). An absent root lists nothing.
+/// Every attachment under the pin root, by id (numerically). An absent root lists nothing;
+/// attachments still being made, and what killed attaches left behind, are not listed.
+///
+/// Fails with [`KernelError::BpffsNotMountedHere`] when this process runs in a mount namespace
+/// of its own without bpffs (`ip netns exec`), where "nothing attached" would be wrong.
 pub fn list(pin_root: &Path) -> Result<Vec<Attachment>, KernelError> {
+    if !bpffs::check_readable(pin_root)? {
+        return Ok(Vec::new());
+    }
     let mut out = Vec::new();
     for id in ids(pin_root)? {
         out.push(open_attachment(pin_root, &id)?);
@@ -389,7 +408,7 @@ pub fn find(pin_root: &Path, id_or_path: &str) -> Result<Attachment, KernelError
         if let (true, Some(parent), Some(name)) = (dir.join("meta").exists(), dir.parent(), dir.file_name()) {
             return open_attachment(parent, &name.to_string_lossy());
         }
-    } else if pin_root.join(id_or_path).is_dir() {
+    } else if bpffs::check_readable(pin_root)? && pin_root.join(id_or_path).is_dir() {
         return open_attachment(pin_root, id_or_path);
     }
     Err(KernelError::AttachmentNotFound {
@@ -424,7 +443,7 @@ pub fn detach(attachment: &Attachment) -> Result<(), KernelError> {
 
 /// Picks the program and checks that its type fits the hook, before touching the kernel.
 fn pick_program(object: &[u8], wanted: Option<&str>, hook: &Hook) -> Result<(String, ProgramSection), KernelError> {
-    let obj = aya_obj::Object::parse(object).map_err(|err| run::object_error(aya::EbpfError::ParseError(err)))?;
+    let obj = run::parse_object(object, wanted)?;
     let mut available: Vec<String> = obj.programs.keys().cloned().collect();
     available.sort();
     let (name, section) = match wanted {
@@ -715,41 +734,6 @@ fn open_cgroup(path: &Path) -> Result<File, KernelError> {
     }
 }
 
-/// Makes sure `pin_root` is a directory on bpffs, mounting bpffs at its mount point if the
-/// process may.
-fn ensure_bpffs(pin_root: &Path) -> Result<(), KernelError> {
-    // The nearest existing ancestor says which file system the root is (or will be) on.
-    let mut existing = pin_root;
-    while !existing.exists() {
-        match existing.parent() {
-            Some(parent) => existing = parent,
-            None => break,
-        }
-    }
-    if sys::fs_magic(existing).ok() != Some(BPF_FS_MAGIC) {
-        // Only the conventional mount point is mounted automatically: a custom root must be
-        // inside a bpffs the user set up.
-        let bpffs = Path::new("/sys/fs/bpf");
-        if !pin_root.starts_with(bpffs) || !bpffs.is_dir() {
-            return Err(KernelError::BpffsMissing { path: pin_root.to_owned(), errno: Errno(libc::ENOENT) });
-        }
-        if private_mount_namespace() {
-            return Err(KernelError::PrivateMountNamespace { path: pin_root.to_owned() });
-        }
-        sys::mount("bpf", bpffs, "bpf")
-            .map_err(|err| KernelError::BpffsMissing { path: bpffs.to_owned(), errno: Errno::of(&err) })?;
-    }
-    std::fs::create_dir_all(pin_root).map_err(|source| pin_io("create", pin_root, source))
-}
-
-/// Whether this process's mount namespace differs from init's (e.g. under `ip netns exec`).
-fn private_mount_namespace() -> bool {
-    match (std::fs::read_link("/proc/self/ns/mnt"), std::fs::read_link("/proc/1/ns/mnt")) {
-        (Ok(ours), Ok(init)) => ours != init,
-        _ => false,
-    }
-}
-
 /// Mounts tracefs at /sys/kernel/tracing if it is not there (aya looks there and in debugfs).
 fn ensure_tracefs() -> Result<(), KernelError> {
     let has_entries = |p: &str| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some());
@@ -857,6 +841,7 @@ fn target_gone(metadata: &Metadata) -> Option<String> {
 }
 
 /// The attachment ids under the root, numerically sorted; nothing if the root does not exist.
+/// Empty id directories (what an older duet left when killed during an attach) are not ids.
 fn ids(pin_root: &Path) -> Result<Vec<String>, KernelError> {
     let entries = match std::fs::read_dir(pin_root) {
         Ok(entries) => entries,
@@ -865,7 +850,7 @@ fn ids(pin_root: &Path) -> Result<Vec<String>, KernelError> {
     };
     let mut ids: Vec<(u64, String)> = entries
         .flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.path().is_dir() && !is_empty_shell(&e.path()))
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             name.parse::<u64>().ok().map(|n| (n, name))
@@ -891,31 +876,132 @@ fn pin_error(action: &str, path: &Path, err: PinError) -> KernelError {
     KernelError::Pin { action: action.to_owned(), path: path.to_owned(), errno }
 }
 
-/// A new attachment directory, removed with everything in it unless [`keep`](Self::keep) is
-/// called: an attach that fails halfway leaves no pins behind.
+// === Attachment directories: made whole or not at all ===
+
+/// How an attachment directory is named while [`attach`] fills it:
+/// `attaching-<pid namespace>-<pid>-<process start time>-<n>`, so that a later duet can tell
+/// whether the process making it is still alive.
+const ATTACHING: &str = "attaching-";
+
+/// How long a directory must have been left unchanged before it counts as left over when duet
+/// cannot ask whether its maker is alive: an empty id directory of an older duet, or an
+/// attaching directory of a process in another PID namespace (a container sharing bpffs). An
+/// attach changes its directory every few milliseconds, at least after the kernel verifier ran.
+const LEFTOVER_AGE: Duration = Duration::from_secs(60);
+
+/// Removes what killed `duet attach` processes left under the pin root: attaching directories
+/// whose process is gone (with every pin in them; a pinned link there detaches when removed),
+/// and empty id directories of older duet versions. Returns how many were removed.
+pub fn clean_leftovers(pin_root: &Path) -> Result<usize, KernelError> {
+    let entries = match std::fs::read_dir(pin_root) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => return Err(pin_io("read", pin_root, source)),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() && is_leftover(&path, &name) {
+            std::fs::remove_dir_all(&path).map_err(|source| pin_io("remove", &path, source))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn is_leftover(dir: &Path, name: &str) -> bool {
+    let unchanged_for_long = || {
+        std::fs::metadata(dir).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > LEFTOVER_AGE))
+    };
+    if let Some(rest) = name.strip_prefix(ATTACHING) {
+        let maker: Vec<u64> = rest.split('-').map_while(|n| n.parse().ok()).collect();
+        let ours = Maker::current();
+        return match maker.as_slice() {
+            &[pid_ns, pid, start, _] if ours.pid_ns != 0 && pid_ns == ours.pid_ns => {
+                Maker::start_time(pid) != Some(start)
+            }
+            _ => unchanged_for_long(),
+        };
+    }
+    name.parse::<u64>().is_ok() && is_empty_shell(dir) && unchanged_for_long()
+}
+
+/// An id directory with nothing in it but (at most) an empty `maps/`: what older duet versions
+/// left when killed between creating an attachment's directory and pinning into it.
+fn is_empty_shell(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries
+        .flatten()
+        .all(|e| e.file_name() == "maps" && std::fs::read_dir(e.path()).is_ok_and(|mut m| m.next().is_none()))
+}
+
+/// The process making an attaching directory: its PID namespace (the inode of
+/// `/proc/self/ns/pid`), its pid and its start time (clock ticks after boot), which together
+/// name one process for good even when pids are reused.
+#[derive(Clone, Copy, Debug, Default)]
+struct Maker {
+    pid_ns: u64,
+    pid: u64,
+    start: u64,
+}
+
+impl Maker {
+    /// This process; zeros where /proc does not say.
+    fn current() -> Self {
+        let pid_ns = std::fs::read_link("/proc/self/ns/pid")
+            .ok()
+            .and_then(|link| {
+                let link = link.to_string_lossy().into_owned();
+                link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+            })
+            .unwrap_or(0);
+        let pid = u64::from(std::process::id());
+        Self { pid_ns, pid, start: Self::start_time(pid).unwrap_or(0) }
+    }
+
+    /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`), if it exists.
+    fn start_time(pid: u64) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces and parentheses; it ends at the last `)`.
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        after_name.split_whitespace().nth(19)?.parse().ok()
+    }
+}
+
+/// An attachment directory being made: created under a temporary name, renamed to its id when
+/// complete ([`finish`](Self::finish)), and removed with everything in it otherwise, so an
+/// attach that fails halfway leaves no pins behind and one that is killed leaves a directory
+/// [`clean_leftovers`] recognises. bpffs renames within one mount atomically, so `ps`,
+/// `detach` and `maps` never see an attachment half made.
 struct AttachmentDir {
     path: PathBuf,
     keep: bool,
 }
 
 impl AttachmentDir {
-    /// Creates `<root>/<n>` for the smallest `n` above every existing id; `mkdir` is atomic, so
-    /// concurrent attaches get distinct ids.
     fn create(root: &Path) -> Result<Self, KernelError> {
-        loop {
-            let next = ids(root)?.iter().filter_map(|id| id.parse::<u64>().ok()).max().map_or(1, |n| n + 1);
-            let path = root.join(next.to_string());
-            match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(Self { path, keep: false }),
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(source) => return Err(pin_io("create", &path, source)),
-            }
-        }
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let maker = Maker::current();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = root.join(format!("{ATTACHING}{}-{}-{}-{n}", maker.pid_ns, maker.pid, maker.start));
+        std::fs::create_dir(&path).map_err(|source| pin_io("create", &path, source))?;
+        Ok(Self { path, keep: false })
     }
 
-    fn keep(mut self) -> PathBuf {
-        self.keep = true;
-        std::mem::take(&mut self.path)
+    /// Renames the directory to `<root>/<id>` and keeps it.
+    fn finish(mut self, id: &str) -> Result<PathBuf, KernelError> {
+        let target = self.path.with_file_name(id);
+        match std::fs::rename(&self.path, &target) {
+            Ok(()) => {
+                self.keep = true;
+                Ok(target)
+            }
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) => {
+                Err(KernelError::AttachmentIdTaken { id: id.to_owned(), path: target })
+            }
+            Err(source) => Err(pin_io("rename", &self.path, source)),
+        }
     }
 }
 
@@ -980,14 +1066,5 @@ mod tests {
             assert!(!file.contains('.'), "{file}");
             assert_eq!(map_name_of_pin(&file), name);
         }
-    }
-
-    #[test]
-    fn a_pin_root_outside_bpffs_is_refused() {
-        let dir = std::env::temp_dir().join(format!("duet-not-bpffs-{}", std::process::id()));
-        let err = ensure_bpffs(&dir).unwrap_err();
-        assert!(matches!(err, KernelError::BpffsMissing { .. }), "{err}");
-        assert!(err.to_string().contains("mount -t bpf bpf /sys/fs/bpf"), "{err}");
-        assert!(!dir.exists());
     }
 }

@@ -53,6 +53,35 @@ pub enum KernelError {
         section: String,
     },
 
+    /// A string of the object's BTF is not UTF-8. The kernel quotes BTF names and source lines
+    /// in its logs, and aya 0.14 cannot handle a log that is not text, so duet refuses first.
+    #[error(
+        "the object's BTF string at offset {offset} is not UTF-8 (`{text}`), and the kernel quotes \
+         BTF strings in its logs, which must be text; the object is probably corrupt: rebuild it \
+         (after re-saving as UTF-8 any source file that is not)"
+    )]
+    BtfStringNotUtf8 {
+        /// The string's offset in the `.BTF` string table.
+        offset: usize,
+        /// The string, non-ASCII bytes escaped (`\x80`), cut after 48 bytes.
+        text: String,
+    },
+
+    /// aya (or aya-obj) panicked on this object; the panic was contained.
+    #[error(
+        "aya, the kernel loader duet uses, failed unexpectedly while {during} ({message}, at \
+         {location}); the object is probably corrupt: `duet inspect` and `duet verify` check it \
+         without the kernel (please report it if they accept it)"
+    )]
+    LoaderPanic {
+        /// What duet was doing, e.g. `loading the object`.
+        during: &'static str,
+        /// The panic's message, first line only, cut after 120 characters.
+        message: String,
+        /// Where the panic happened (crate-relative file and line).
+        location: String,
+    },
+
     /// aya could not parse or prepare the object (bad ELF, BTF, relocations, ...).
     #[error("aya could not load the object")]
     Object {
@@ -286,16 +315,73 @@ pub enum KernelError {
         errno: Errno,
     },
 
-    /// This process runs in a private mount namespace whose /sys/fs/bpf is not the host's bpffs.
+    /// bpffs is not mounted, and this process runs in a mount namespace of its own, where a
+    /// bpffs duet mounted would vanish with the namespace.
     #[error(
-        "{} is not on bpffs and this process runs in its own mount namespace (e.g. under \
-         `ip netns exec`), where pins would vanish with the namespace; run duet in the host's \
-         mount namespace and pass --netns <name> to attach to an interface inside a network namespace",
+        "bpffs is not mounted at /sys/fs/bpf in this process's mount namespace, which is not the \
+         host's (e.g. under `ip netns exec`), and pins under {} would vanish with it; run duet \
+         in the host's mount namespace, and pass --netns <name> to attach to an interface inside \
+         a network namespace",
         .path.display()
     )]
     PrivateMountNamespace {
-        /// The directory that should be on bpffs.
+        /// The pin root.
         path: PathBuf,
+    },
+
+    /// The pin root is on a bpffs that PID 1 does not see: one mounted inside a private mount
+    /// namespace, whose pins (and the programs they keep attached) vanish with it.
+    #[error(
+        "{} is on a bpffs mounted only in this process's mount namespace (e.g. inside `ip netns \
+         exec` or `unshare -m`), not on the host's /sys/fs/bpf; pins there would vanish with the \
+         namespace: run duet in the host's mount namespace, and pass --netns <name> to attach to \
+         an interface inside a network namespace",
+        .path.display()
+    )]
+    PrivateBpffs {
+        /// The pin root.
+        path: PathBuf,
+    },
+
+    /// Reading attachments: bpffs is not mounted here because this process runs in a mount
+    /// namespace of its own, so whatever is attached cannot be seen from here.
+    #[error(
+        "bpffs is not mounted at {} in this process's mount namespace, which is not the host's \
+         (e.g. under `ip netns exec`), so duet cannot see what is attached; run duet outside \
+         `ip netns exec` (attachments inside network namespaces are listed there too)",
+        .path.display()
+    )]
+    BpffsNotMountedHere {
+        /// Where bpffs should be.
+        path: PathBuf,
+    },
+
+    /// The directory an attachment is renamed to at the end of `attach` already exists.
+    #[error(
+        "could not name the attachment {}: a directory of that name already exists (left by an \
+         older duet?); `duet detach {id}` removes it",
+        .path.display()
+    )]
+    AttachmentIdTaken {
+        /// The id (the kernel's link id).
+        id: String,
+        /// The directory.
+        path: PathBuf,
+    },
+
+    /// The program is one of duet's userspace-only program types, which the kernel cannot load.
+    #[error(
+        "program {program} is a duet userspace-only program type ({section}): it runs in `duet \
+         mesh`, not in the kernel{}",
+        if *.kernel_programs { "; the kernel loads whole objects, so build its kernel programs into an object of their own" } else { "" }
+    )]
+    UserspaceOnlyProgram {
+        /// The program (function) name.
+        program: String,
+        /// Its section, e.g. `duet/http_request`.
+        section: String,
+        /// Whether the object also has kernel programs.
+        kernel_programs: bool,
     },
 
     /// A file or directory under the pin root could not be created, read or removed.

@@ -18,11 +18,17 @@
 //! success or error. Maps that ask to be pinned by name (`LIBBPF_PIN_BY_NAME`) are pinned in a
 //! private bpffs directory that is removed on return, so no run sees another run's state.
 //!
-//! Deployment (`deploy.rs`, `pinned.rs`): [`attach`] loads one program, attaches it through a
-//! BPF link (XDP, TC, kprobe/kretprobe, tracepoint, cgroup connect4, sockops) and pins link,
-//! program, maps and metadata under `/sys/fs/bpf/duet/<id>/`, so later processes [`list`] and
-//! [`detach`] it and read or edit its maps and ring buffers through [`PinnedMaps`]. [`bench()`]
-//! times a program with `BPF_PROG_TEST_RUN`, the anchor for the userspace engines.
+//! Deployment (`deploy.rs`, `pinned.rs`, `bpffs.rs`): [`attach`] loads one program, attaches it
+//! through a BPF link (XDP, TC, kprobe/kretprobe, tracepoint, cgroup connect4, sockops) and pins
+//! link, program, maps and metadata under `<pin root>/<id>/` (the id is the kernel's link id), so
+//! later processes [`list`] and [`detach`] it and read or edit its maps and ring buffers through
+//! [`PinnedMaps`]. The pin root must be on a bpffs that PID 1 sees: under `ip netns exec` duet
+//! refuses to pin rather than pin where the attachment would vanish. [`bench()`] times a program
+//! with `BPF_PROG_TEST_RUN`, the anchor for the userspace engines.
+//!
+//! Objects are checked before aya sees them (BTF strings must be UTF-8, and duet's
+//! userspace-only program types are refused), and a panic inside aya is contained and returned
+//! as [`KernelError::LoaderPanic`] (`boundary.rs`).
 //!
 //! Unsafe code lives only in `sys.rs` (the `bpf(2)`, CPU affinity, mount, setns and poll calls)
 //! and `raw_load.rs` (`BPF_PROG_LOAD` of raw bytecode with a log buffer, and `capset(2)` on a
@@ -31,6 +37,8 @@
 
 mod access;
 mod bench;
+mod boundary;
+mod bpffs;
 mod deploy;
 mod error;
 mod maps;
@@ -47,7 +55,7 @@ pub use access::check_access;
 pub use bench::{BenchOutput, bench};
 pub use deploy::{
     AttachRequest, Attachment, DEFAULT_PIN_ROOT, Hook, LoadedProgram, Metadata, RunStats, TcDirection, XdpMode, attach,
-    bpf_stats_enabled, detach, find, list, load_check,
+    bpf_stats_enabled, clean_leftovers, detach, find, list, load_check,
 };
 pub use error::{Errno, KernelError};
 pub use netns::NetnsGuard;

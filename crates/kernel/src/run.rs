@@ -14,7 +14,7 @@ use aya_obj::maps::PinningType;
 use aya_obj::obj::ParseError;
 
 use crate::error::{Errno, KernelError};
-use crate::{MapEntries, PacketOutcome, TestRunInput, TestRunOutput, access, maps, sys};
+use crate::{MapEntries, PacketOutcome, TestRunInput, TestRunOutput, access, boundary, maps, sys};
 
 /// Room for the packet to grow, beyond its input length, in the `data_out` buffer.
 ///
@@ -86,14 +86,26 @@ pub struct ProgramSummary {
 
 /// The programs of an object, sorted by name, without touching the kernel.
 pub fn list_programs(object: &[u8]) -> Result<Vec<ProgramSummary>, KernelError> {
-    let obj = aya_obj::Object::parse(object).map_err(|err| object_error(EbpfError::ParseError(err)))?;
-    let mut programs: Vec<_> = obj
-        .programs
-        .iter()
-        .map(|(name, prog)| ProgramSummary { name: name.clone(), kind: ProgramKind::of_section(&prog.section) })
-        .collect();
-    programs.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(programs)
+    boundary::contain("reading the object", || {
+        let obj = parse_object(object, None)?;
+        let mut programs: Vec<_> = obj
+            .programs
+            .iter()
+            .map(|(name, prog)| ProgramSummary { name: name.clone(), kind: ProgramKind::of_section(&prog.section) })
+            .collect();
+        programs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(programs)
+    })
+}
+
+/// Parses the object with aya-obj, after the checks aya cannot survive without
+/// ([`boundary::check_object`]) and the refusal of duet's userspace-only programs (naming
+/// `wanted` if it is one). Every entry point calls this before aya loads anything, inside
+/// [`boundary::contain`].
+pub(crate) fn parse_object(object: &[u8], wanted: Option<&str>) -> Result<aya_obj::Object, KernelError> {
+    boundary::check_object(object)?;
+    boundary::refuse_userspace_only(object, wanted)?;
+    aya_obj::Object::parse(object).map_err(|err| object_error(EbpfError::ParseError(err)))
 }
 
 /// Loads `input.object` into the kernel, seeds its maps and prog_arrays, runs `input.program`
@@ -104,6 +116,10 @@ pub fn list_programs(object: &[u8]) -> Result<Vec<ProgramSummary>, KernelError> 
 /// need an attach target (fentry, fexit, lsm, tp_btf, iter, extension), which are skipped unless
 /// they are the one to run or a tail-call target. Everything is released when this returns.
 pub fn test_run(input: &TestRunInput<'_>) -> Result<TestRunOutput, KernelError> {
+    boundary::contain("loading and running the object", || test_run_contained(input))
+}
+
+fn test_run_contained(input: &TestRunInput<'_>) -> Result<TestRunOutput, KernelError> {
     access::check_access()?;
     let n_cpus = aya::util::nr_cpus().map_err(|(path, source)| KernelError::CpuCount { path, source })?;
 
@@ -111,7 +127,7 @@ pub fn test_run(input: &TestRunInput<'_>) -> Result<TestRunOutput, KernelError> 
     // /sys/fs/bpf, outlive this call, and be reused by the next one. They get a private directory
     // instead, removed with everything else when this returns. `_pins` is declared before `ebpf`,
     // so the pins go after the fds are closed.
-    let obj = aya_obj::Object::parse(input.object).map_err(|err| object_error(EbpfError::ParseError(err)))?;
+    let obj = parse_object(input.object, Some(input.program))?;
     let wants_pins = obj.maps.values().any(|map| map.pinning() == PinningType::ByName);
     drop(obj);
     let mut loader = EbpfLoader::new();
