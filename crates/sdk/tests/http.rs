@@ -89,6 +89,13 @@ fn headers_read_case_insensitively_into_bounded_buffers() {
         let mut buf = [0u8; 4];
         assert_eq!(req.header_into("x-api-key", &mut buf), Ok(6), "the full length");
         assert_eq!(&buf, b"secr");
+        // Executors write the whole buffer: the value, then zeros; all zeros on an error.
+        let mut buf = [0xffu8; 8];
+        assert_eq!(req.header_into("x-num", &mut buf), Ok(4));
+        assert_eq!(&buf, b"1234\0\0\0\0");
+        let mut buf = [0xffu8; 8];
+        assert_eq!(req.header_into("x-missing", &mut buf), Err(Errno::ENOENT));
+        assert_eq!(buf, [0; 8]);
         assert_eq!(req.header_into("bad name", &mut buf), Err(Errno::EINVAL));
         assert_eq!(req.header_into(":path", &mut buf), Err(Errno::EINVAL));
         assert_eq!(req.header_into("", &mut buf), Err(Errno::EINVAL));
@@ -163,6 +170,7 @@ fn names_values_and_forbidden_headers_follow_the_abi() {
         assert_eq!(req.set_header("x-ü", b"v"), Err(Errno::EINVAL));
         assert_eq!(req.set_header(&"n".repeat(129), b"v"), Err(Errno::EINVAL));
         assert_eq!(req.set_header(&"n".repeat(128), b"v"), Ok(()));
+        assert_eq!(req.set_header(&format!(":{}", "p".repeat(128)), b"v"), Err(Errno::EINVAL), "too long first");
         assert_eq!(req.set_header("x-v", b"a\r\nb: c"), Err(Errno::EINVAL));
         assert_eq!(req.add_header("x-v", b"nul\0"), Err(Errno::EINVAL));
         assert_eq!(req.add_header("x-v", &[b'v'; 4097]), Err(Errno::EINVAL));
@@ -299,4 +307,18 @@ fn maps_time_and_trace_work_in_http_programs() {
     let mut missing = HttpExchange::get("/").with_status(404);
     assert_eq!(run_http_response(stamp, &mut missing), HttpAction::Respond);
     assert_eq!(missing.local_response().map(|r| r.body.as_slice()), Some(&b"nothing here"[..]));
+}
+
+#[test]
+fn zeroed_values_are_all_zero() {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, duet::Pod)]
+    #[repr(C)]
+    struct Key {
+        a: [u8; 13],
+        b: [u8; 3],
+        c: u64,
+    }
+    assert_eq!(duet::zeroed::<Key>(), Key { a: [0; 13], b: [0; 3], c: 0 });
+    assert_eq!(duet::zeroed::<[u8; 37]>(), [0; 37]);
+    assert!(Text::<64>::empty().is_empty());
 }

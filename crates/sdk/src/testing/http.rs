@@ -298,25 +298,19 @@ impl HostRun {
             }
             5 => ex.listener.as_deref().map(str::as_bytes),
             6 => ex.route.as_deref().map(str::as_bytes),
-            _ => return EINVAL,
+            _ => return fill(Err(EINVAL), buf),
         };
-        match value {
-            Some(value) => copy_out(value, buf),
-            None => ENOENT,
-        }
+        fill(value.ok_or(ENOENT), buf)
     }
 
     /// `http_header_get`.
     pub(crate) fn header_get(&self, name: &[u8], buf: &mut [u8]) -> i64 {
         if !valid_name(name) {
-            return EINVAL;
+            return fill(Err(EINVAL), buf);
         }
         let ex = self.exchange.borrow();
         let headers = if self.phase == Phase::Response { &ex.response_headers } else { &ex.request_headers };
-        match first(headers, name) {
-            Some(value) => copy_out(value, buf),
-            None => ENOENT,
-        }
+        fill(first(headers, name).ok_or(ENOENT), buf)
     }
 
     /// `http_header_set`.
@@ -376,7 +370,8 @@ impl HostRun {
         value: Option<&[u8]>,
         apply: impl FnOnce(&mut Vec<(String, Vec<u8>)>, String, &[u8]),
     ) -> i64 {
-        if self.phase == Phase::Route || name.first() == Some(&b':') {
+        // Pseudo-headers are not tokens, but are refused as not allowed rather than malformed.
+        if self.phase == Phase::Route || (name.first() == Some(&b':') && name.len() <= MAX_HEADER_NAME_LEN) {
             return EPERM;
         }
         if !valid_name(name) {
@@ -402,11 +397,17 @@ impl HostRun {
     }
 }
 
-/// Copies what fits of `value` to `buf`; returns `value`'s full length.
-fn copy_out(value: &[u8], buf: &mut [u8]) -> i64 {
-    let n = value.len().min(buf.len());
-    buf[..n].copy_from_slice(&value[..n]);
-    value.len() as i64
+/// What the reading helpers leave in `buf` and return, as every executor does: the first
+/// `min(len, buf.len())` bytes of the value, zeros after them, and the value's full length; on an
+/// error, all zeros and the errno.
+fn fill(value: Result<&[u8], i64>, buf: &mut [u8]) -> i64 {
+    let (bytes, ret) = match value {
+        Ok(value) => (&value[..value.len().min(buf.len())], value.len() as i64),
+        Err(errno) => (&[][..], errno),
+    };
+    buf[..bytes.len()].copy_from_slice(bytes);
+    buf[bytes.len()..].fill(0);
+    ret
 }
 
 /// A header name: 1..=128 bytes of RFC 9110 token characters.
