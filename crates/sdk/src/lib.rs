@@ -33,12 +33,36 @@
 //! assert_eq!(duet::testing::run_xdp(firewall, &mut frame), XdpAction::Drop);
 //! ```
 //!
+//! ## Program types
+//!
+//! | attribute | signature | eBPF section | Wasm export | runs in |
+//! |---|---|---|---|---|
+//! | `#[duet::xdp]` | `fn(XdpContext) -> XdpAction` | `xdp` | `duet_prog_xdp_<name>` | kernel, VM, Wasm |
+//! | `#[duet::probe]` | `fn(ProbeContext)` | `kprobe` | `duet_prog_probe_<name>` | kernel, VM, Wasm |
+//! | `#[duet::http_request]` | `fn(HttpContext) -> HttpAction` | `duet/http_request` | `duet_prog_http_request_<name>` | sidecar (VM, Wasm) |
+//! | `#[duet::http_response]` | `fn(HttpContext) -> HttpAction` | `duet/http_response` | `duet_prog_http_response_<name>` | sidecar (VM, Wasm) |
+//! | `#[duet::route]` | `fn(RouteContext) -> Route` | `duet/route` | `duet_prog_route_<name>` | sidecar (VM, Wasm) |
+//!
+//! The HTTP program types ([`http`]) run in duet's sidecar on one HTTP exchange: filters read the
+//! request, change the current phase's headers and may answer with a local response; route
+//! programs pick the cluster (and endpoint) of a request. Maps, time, randomness, `trace!` and
+//! ring buffers work in every program type the same way.
+//!
 //! ## No panics
 //!
 //! A panic path in BPF code makes the kernel verifier reject the program, so nothing here needs
 //! `unwrap`: packet reads return `Option`, map operations return `Option`/`Result`, and there
 //! are `get_or_default`-style shortcuts. Build with the profile `duet build` uses (release,
 //! overflow checks off) so arithmetic does not bring panics in either.
+//!
+//! ## No `memset`, `memcmp` or large copies
+//!
+//! A BPF program has no C library: a call of `memset`, `memcpy` or `memcmp` is an unresolved call
+//! the verifiers reject. bpf-linker makes LLVM expand `memcpy` of a known size up to 128 loads and
+//! stores inline, but never `memset`, so zeroing anything over 8 bytes (`[0u8; 32]`,
+//! `Default::default()`, `mem::zeroed()`) must go through [`zeroed`]; and slice equality
+//! (`a == b` on `[u8]`) calls `memcmp`, so compare header values with [`Text`]'s methods.
+//! Keep stack buffers small (the stack is 512 bytes): [`Text`] holds at most 64 bytes by default.
 //!
 //! ## Targets
 //!

@@ -6,6 +6,11 @@
 //! CPU. Time and randomness are deterministic and match `duet run --deterministic`: the clock
 //! starts at 1 s and advances 1 µs per read; [`set_clock`] changes both.
 //!
+//! HTTP programs run on an [`HttpExchange`] (a request, and for response filters the upstream's
+//! response) with [`run_http_request`], [`run_http_response`] and [`run_route`]; the helpers
+//! apply docs/ABI.md's rules and errno values, and the exchange keeps the header changes and the
+//! local response for the test to check.
+//!
 //! ```
 //! use duet::testing::{run_xdp, udp_frame};
 //! use duet::{BPF_ANY, HashMap, XdpAction, XdpContext};
