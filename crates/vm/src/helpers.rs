@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::TrapKind;
+use crate::http::HttpAccess;
 use crate::memory::{MemoryMap, XdpState};
 
 /// What a helper asks the engine to do next.
@@ -42,6 +43,8 @@ pub enum HelperError {
 /// What a helper sees of the running program: checked access to guest memory and the packet.
 pub struct HelperContext<'a, 'm> {
     pub(crate) memory: &'a mut MemoryMap<'m>,
+    /// The exchange of an http program's run (`run_http`); `None` in every other run.
+    pub(crate) http: Option<HttpAccess<'a>>,
 }
 
 impl fmt::Debug for HelperContext<'_, '_> {

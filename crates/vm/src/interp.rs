@@ -13,6 +13,7 @@ use std::sync::Arc;
 use duet_isa::{Insn, Op, Program, PseudoSrc};
 
 use crate::helpers::{HelperContext, HelperOutcome, Helpers};
+use crate::http::{HttpExchange, HttpMd, HttpProgram, HttpRun, HttpRunState};
 use crate::memory::{Context, MemoryMap, PACKET_REGION, Region, RegionKind, SharedRegions, XdpState};
 use crate::{Trap, TrapKind};
 
@@ -84,6 +85,9 @@ pub struct Interpreter {
     code: Arc<Code>,
     entry: usize,
     stack: Box<[u8]>,
+    /// The entry program's http type, when it is an http program (decides what `run_http`
+    /// allows it); `None` for other and unknown program types.
+    http_program: Option<HttpProgram>,
 }
 
 struct Frame {
@@ -126,7 +130,9 @@ impl Interpreter {
     /// maps or other objects stay unresolved (running one traps); load objects with a
     /// [`crate::Module`] instead.
     pub fn new(program: &duet_verifier::VerifiedProgram, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
-        Self::new_unverified(program.program(), helpers, config)
+        let mut interp = Self::new_unverified(program.program(), helpers, config)?;
+        interp.http_program = HttpProgram::from_type(program.program_type());
+        Ok(interp)
     }
 
     /// Prepares a program that has not been verified. Only the interpreter offers this: it checks
@@ -142,7 +148,13 @@ impl Interpreter {
     }
 
     pub(crate) fn from_code(code: Arc<Code>, entry: usize) -> Self {
-        Interpreter { code, entry, stack: vec![0; STACK_TOTAL].into_boxed_slice() }
+        Interpreter { code, entry, stack: vec![0; STACK_TOTAL].into_boxed_slice(), http_program: None }
+    }
+
+    /// Sets the http program type `run_http` enforces.
+    pub(crate) fn with_http_program(mut self, program: Option<HttpProgram>) -> Self {
+        self.http_program = program;
+        self
     }
 
     /// The configuration.
@@ -154,18 +166,18 @@ impl Interpreter {
     /// suite and socket-filter style programs expect. Legacy packet loads read from `mem`.
     pub fn run(&mut self, mem: &mut [u8]) -> Result<u64, Trap> {
         // Borrow the fields separately: the stack is only ever touched through the region table.
-        let Interpreter { code, entry, stack } = self;
+        let Interpreter { code, entry, stack, .. } = self;
         let mut memory = MemoryMap::new(&code.regions.0);
         memory.push(Region::writable(stack, RegionKind::Stack));
         let input = Region::writable(mem, RegionKind::Input);
         memory.push(input);
-        execute(code, *entry, &mut memory, [input.start(), input.len(), 0, 0, 0], input)
+        execute(code, *entry, &mut memory, [input.start(), input.len(), 0, 0, 0], input, None)
     }
 
     /// Runs an XDP program on `packet`; returns the verdict (`r0`). The program sees
     /// `struct xdp_md` in `r1`; `bpf_xdp_adjust_head/tail/meta` move the packet's bounds.
     pub fn run_xdp(&mut self, packet: &mut XdpPacket) -> Result<u64, Trap> {
-        let Interpreter { code, entry, stack } = self;
+        let Interpreter { code, entry, stack, .. } = self;
         let mut memory = MemoryMap::new(&code.regions.0);
         memory.push(Region::writable(stack, RegionKind::Stack));
         let buf = Region::writable(&mut packet.buf, RegionKind::Packet);
@@ -183,7 +195,7 @@ impl Interpreter {
         memory.context =
             Context::Xdp { addr: ctx, ingress_ifindex: packet.ingress_ifindex, rx_queue_index: packet.rx_queue_index };
         let legacy = memory.get(PACKET_REGION);
-        let result = execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], legacy);
+        let result = execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], legacy, None);
         if let Some(x) = memory.xdp {
             packet.data_meta = x.data_meta as usize;
             packet.data = x.data as usize;
@@ -196,7 +208,7 @@ impl Interpreter {
     /// program sees `struct __sk_buff` in `r1`, and legacy packet loads start at the network
     /// header (the kernel has pulled the Ethernet header). Returns `r0`.
     pub fn run_socket_filter(&mut self, frame: &mut [u8]) -> Result<u64, Trap> {
-        let Interpreter { code, entry, stack } = self;
+        let Interpreter { code, entry, stack, .. } = self;
         let mut memory = MemoryMap::new(&code.regions.0);
         memory.push(Region::writable(stack, RegionKind::Stack));
         let eth = frame.len().min(14);
@@ -204,7 +216,35 @@ impl Interpreter {
         let net = Region::read_only(&frame[eth..], RegionKind::Packet);
         let ctx = frame.as_ptr() as u64 ^ 0x8000_0000_0000;
         memory.context = Context::Skb { addr: ctx, len: net.len() as u32, protocol: u32::from(protocol) };
-        execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], net)
+        execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], net, None)
+    }
+
+    /// Runs an http program (docs/ABI.md, version 2) on one exchange: `r1` points at `md`
+    /// (`struct duet_http_md`, read-only), and helpers 10000..=10005 work on `ex` with the rules
+    /// of [`crate::http`]. Returns `r0`. A route program may only read the exchange; an
+    /// interpreter whose program type is unknown ([`Interpreter::new_unverified`]) runs as a
+    /// request filter. See [`Interpreter::run_http_with`] for the run's state.
+    pub fn run_http(&mut self, md: &HttpMd, ex: &mut dyn HttpExchange) -> Result<u64, Trap> {
+        let mut state = HttpRunState::new(self.http_program.unwrap_or(HttpProgram::Request));
+        self.run_http_with(md, &mut state, ex)
+    }
+
+    /// [`Interpreter::run_http`] with the caller's run state, which afterwards says whether
+    /// `http_respond` succeeded and how many header changes were made.
+    pub fn run_http_with(
+        &mut self,
+        md: &HttpMd,
+        state: &mut HttpRunState,
+        ex: &mut dyn HttpExchange,
+    ) -> Result<u64, Trap> {
+        let Interpreter { code, entry, stack, .. } = self;
+        let mut memory = MemoryMap::new(&code.regions.0);
+        memory.push(Region::writable(stack, RegionKind::Stack));
+        // The context is not memory; any unique address will do. Use `md`'s own.
+        let ctx = md as *const HttpMd as u64;
+        memory.context = Context::Http { addr: ctx, fields: md.fields() };
+        let mut run = HttpRun { state, exchange: ex };
+        execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], Region::EMPTY, Some(&mut run))
     }
 }
 
@@ -283,6 +323,7 @@ fn execute(
     memory: &mut MemoryMap<'_>,
     args: [u64; 5],
     packet: Region,
+    mut http: Option<&mut HttpRun<'_>>,
 ) -> Result<u64, Trap> {
     let helpers = &shared.helpers;
     let config = &shared.config;
@@ -672,7 +713,8 @@ fn execute(
                     Ok(a) => a,
                     Err(_) => unreachable!("regs[1..6] has five elements"),
                 };
-                match helper(&mut HelperContext { memory: &mut *memory }, args) {
+                let http = http.as_deref_mut().map(HttpRun::access);
+                match helper(&mut HelperContext { memory: &mut *memory, http }, args) {
                     Ok(HelperOutcome::Return(v)) => regs[0] = v,
                     Ok(HelperOutcome::Exit(v)) => return Ok(v),
                     Ok(HelperOutcome::Fallthrough) => {}

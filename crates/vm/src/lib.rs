@@ -18,6 +18,7 @@
 compile_error!("duet-vm assumes a little-endian host, as eBPF's byte-order instructions are defined relative to it");
 
 mod helpers;
+pub mod http;
 mod interp;
 mod jit;
 mod memory;
@@ -31,5 +32,5 @@ pub use interp::{
 };
 pub use jit::{CompileStats, Jit, JitError};
 pub use memory::{MAX_REGIONS, Region, RegionKind};
-pub use module::{DEFAULT_MAX_MAP_MEMORY, Env, LoadOptions, Module, ModuleError, csum_diff};
+pub use module::{DEFAULT_MAX_MAP_MEMORY, Engine, Env, HttpRunner, LoadOptions, Module, ModuleError, csum_diff};
 pub use trap::{Trap, TrapKind};

@@ -4,9 +4,9 @@
 //! Three kinds of region exist in a run:
 //! - per-run regions (the stack, the input memory or packet), in a small fixed table;
 //! - long-lived regions (map storage), shared by every run of a module;
-//! - the program context (`struct xdp_md`, `struct __sk_buff`), which is not memory at all:
-//!   loads from it are translated field by field, as the kernel rewrites context accesses at
-//!   load time. A 32-bit load of `xdp_md.data` yields the full 64-bit packet pointer.
+//! - the program context (`struct xdp_md`, `struct __sk_buff`, `struct duet_http_md`), which is
+//!   not memory at all: loads from it are translated field by field, as the kernel rewrites
+//!   context accesses at load time. A 32-bit load of `xdp_md.data` yields the full 64-bit packet pointer.
 
 use crate::TrapKind;
 
@@ -134,6 +134,8 @@ pub(crate) enum Context {
     Xdp { addr: u64, ingress_ifindex: u32, rx_queue_index: u32 },
     /// `struct __sk_buff` for socket filters: `len` (offset 0) and `protocol` (offset 16).
     Skb { addr: u64, len: u32, protocol: u32 },
+    /// `struct duet_http_md`: six 32-bit fields, read-only.
+    Http { addr: u64, fields: [u32; 6] },
 }
 
 /// Size of `struct xdp_md`.
@@ -220,6 +222,28 @@ impl<'a> MemoryMap<'a> {
         self.translate_shared(addr, size, true)
     }
 
+    /// Borrows `len` guest bytes at `addr` (helpers' read-only arguments).
+    pub(crate) fn slice(&self, addr: u64, len: u64) -> Result<&[u8], TrapKind> {
+        let p = self.translate_read(addr, len)?;
+        // SAFETY: `translate_read` proved `[p, p + len)` lies inside one region that stays live
+        // for the whole run, which outlives this borrow of the region table.
+        Ok(unsafe { std::slice::from_raw_parts(p, len as usize) })
+    }
+
+    /// Writes `bytes` at `addr` and zeros up to `addr + len` (`bytes.len() <= len`), after
+    /// checking that the whole range is writable guest memory.
+    pub(crate) fn fill(&self, addr: u64, len: u64, bytes: &[u8]) -> Result<(), TrapKind> {
+        let p = self.translate_write(addr, len)?;
+        let n = bytes.len().min(len as usize);
+        // SAFETY: `translate_write` proved `[p, p + len)` lies inside one live writable region;
+        // `bytes` comes from the host (an exchange's value), and `copy` allows overlap anyway.
+        unsafe {
+            std::ptr::copy(bytes.as_ptr(), p, n);
+            std::ptr::write_bytes(p.add(n), 0, len as usize - n);
+        }
+        Ok(())
+    }
+
     #[inline(never)]
     fn translate_shared(&self, addr: u64, size: u64, write: bool) -> Result<*mut u8, TrapKind> {
         for region in self.shared {
@@ -240,6 +264,7 @@ impl<'a> MemoryMap<'a> {
             Context::None => return None,
             Context::Xdp { addr, .. } => (addr, XDP_MD_SIZE),
             Context::Skb { addr, .. } => (addr, SK_BUFF_SIZE),
+            Context::Http { addr, .. } => (addr, crate::http::HTTP_MD_SIZE as u64),
         };
         let offset = addr.wrapping_sub(start);
         (offset < len).then_some(offset)
@@ -273,6 +298,10 @@ impl<'a> MemoryMap<'a> {
                 (16, 4) => Ok(u64::from(protocol)),
                 _ => bad(),
             },
+            Context::Http { fields, .. } if size == 4 && offset % 4 == 0 => {
+                fields.get(offset as usize / 4).map_or_else(bad, |v| Ok(u64::from(*v)))
+            }
+            Context::Http { .. } => bad(),
         })
     }
 }

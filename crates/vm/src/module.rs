@@ -9,9 +9,10 @@ use duet_maps::{Map, MapError, MapSpec, MapType};
 use duet_object::{MapOrigin, Object, ObjectProgram, ProgramKind};
 
 use crate::helpers::{HelperError, HelperOutcome, Helpers};
+use crate::http::{HttpExchange, HttpMd, HttpOutcome, HttpProgram, HttpRunState};
 use crate::interp::{Code, prepare};
 use crate::memory::{Region, RegionKind, SharedRegions};
-use crate::{Config, Interpreter, Jit, LoadError};
+use crate::{Config, Interpreter, Jit, LoadError, Trap};
 
 /// Map handles given to programs by `lddw rX, map_fd N`: opaque values, never valid addresses
 /// in any region, so a program that dereferences one traps.
@@ -142,6 +143,16 @@ pub enum ModuleError {
         /// Why.
         #[source]
         source: crate::JitError,
+    },
+    /// An http runner was asked for a program that is not an http program.
+    #[error(
+        "program `{program}` is a {kind} program, not an http program (duet/http_request, duet/http_response, duet/route)"
+    )]
+    NotHttp {
+        /// The program.
+        program: String,
+        /// Its hook.
+        kind: String,
     },
     /// A lock was poisoned by a panicking thread.
     #[error("internal lock poisoned by a panicking thread")]
@@ -285,7 +296,30 @@ impl Module {
     pub fn interpreter(&self, name: &str) -> Result<Interpreter, ModuleError> {
         let entry = self.program_index(name)?;
         self.verify(entry)?;
-        Ok(Interpreter::from_code(Arc::clone(&self.code), entry))
+        Ok(self.interpreter_at(entry))
+    }
+
+    fn interpreter_at(&self, entry: usize) -> Interpreter {
+        Interpreter::from_code(Arc::clone(&self.code), entry)
+            .with_http_program(HttpProgram::from_kind(&self.programs[entry].kind))
+    }
+
+    /// A runner for http program `name` (`duet/http_request`, `duet/http_response` or
+    /// `duet/route`) on `engine`, after duet's verifier has proved it safe; it shares this
+    /// module's maps. Make one per worker thread: a runner is `Send`, not shared; the module
+    /// itself is `Send + Sync` (share it in an `Arc`), and JIT code is compiled once and shared
+    /// by every runner of the same program.
+    pub fn http_runner(&self, name: &str, engine: Engine) -> Result<HttpRunner, ModuleError> {
+        let entry = self.program_index(name)?;
+        let kind = &self.programs[entry].kind;
+        let Some(program) = HttpProgram::from_kind(kind) else {
+            return Err(ModuleError::NotHttp { program: name.to_owned(), kind: format!("{kind:?}") });
+        };
+        let engine = match engine {
+            Engine::Interpreter => RunnerEngine::Interpreter(self.interpreter(name)?),
+            Engine::Jit => RunnerEngine::Jit(self.jit(name)?),
+        };
+        Ok(HttpRunner { program, engine })
     }
 
     /// Program `name` compiled to native code (see [`Jit`]), sharing this module's maps, after
@@ -347,7 +381,7 @@ impl Module {
     /// --no-verify` and for programs the verifier cannot yet judge.
     pub fn interpreter_unverified(&self, name: &str) -> Result<Interpreter, ModuleError> {
         let entry = self.program_index(name)?;
-        Ok(Interpreter::from_code(Arc::clone(&self.code), entry))
+        Ok(self.interpreter_at(entry))
     }
 
     /// Verifies program `entry` (once; the result is remembered) and, when it tail-calls, every
@@ -420,6 +454,65 @@ impl Module {
         self.state.log.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
     }
 }
+
+/// Which engine runs a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// The checked reference interpreter.
+    Interpreter,
+    /// The Cranelift JIT.
+    Jit,
+}
+
+enum RunnerEngine {
+    Interpreter(Interpreter),
+    Jit(Jit),
+}
+
+/// Runs one http program of a [`Module`] on HTTP exchanges, in the interpreter or the JIT
+/// ([`Module::http_runner`]). One per worker thread.
+pub struct HttpRunner {
+    program: HttpProgram,
+    engine: RunnerEngine,
+}
+
+impl fmt::Debug for HttpRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let engine = match self.engine {
+            RunnerEngine::Interpreter(_) => Engine::Interpreter,
+            RunnerEngine::Jit(_) => Engine::Jit,
+        };
+        f.debug_struct("HttpRunner").field("program", &self.program).field("engine", &engine).finish()
+    }
+}
+
+impl HttpRunner {
+    /// The program's type.
+    pub fn program(&self) -> HttpProgram {
+        self.program
+    }
+
+    /// Runs the program on one exchange: `md` is its context, `ex` the exchange its helpers
+    /// read and change. Decode the outcome with [`HttpOutcome::filter_verdict`] (request and
+    /// response filters) or [`HttpOutcome::route_choice`] (route programs). A trap is a fault of
+    /// the program.
+    pub fn run(&mut self, md: &HttpMd, ex: &mut dyn HttpExchange) -> Result<HttpOutcome, Trap> {
+        let mut state = HttpRunState::new(self.program);
+        let r0 = match &mut self.engine {
+            RunnerEngine::Interpreter(vm) => vm.run_http_with(md, &mut state, ex)?,
+            RunnerEngine::Jit(jit) => jit.run_http_with(md, &mut state, ex)?,
+        };
+        Ok(HttpOutcome { ret: r0 as i64, responded: state.responded(), mutations: state.mutations() })
+    }
+}
+
+// Compile-time proof of the threading model `http_runner` documents.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn sync<T: Send + Sync>() {}
+    send::<HttpRunner>();
+    sync::<Module>();
+};
 
 /// Resolves an `lddw` pseudo source to the value the program sees.
 fn resolve(state: &State, pc: usize, insn: &duet_isa::Insn) -> Result<Option<u64>, LoadError> {
@@ -562,6 +655,7 @@ fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
         let to = if to_size > 0 { cx.slice(3, a[2], to_size as usize)? } else { &[][..] };
         Ok(HelperOutcome::Return(csum_diff(&from, to, a[4] as u32)))
     });
+    crate::http::register_helpers(&mut h);
     h.register(44, |cx, a| ret(if cx.xdp_adjust_head(i64::from(a[1] as i32)) { 0 } else { EINVAL }));
     h.register(65, |cx, a| ret(if cx.xdp_adjust_tail(i64::from(a[1] as i32)) { 0 } else { EINVAL }));
     h.register(54, |cx, a| ret(cx.xdp_adjust_meta(i64::from(a[1] as i32)).map_or_else(|e| e, |()| 0)));

@@ -220,7 +220,13 @@ impl<'a, 'b> Translator<'a, 'b> {
         let stop_block = b.create_block();
         let ctx_fast = matches!(
             input.verified.map(VerifiedProgram::program_type),
-            Some(ProgramType::Xdp | ProgramType::SocketFilter)
+            Some(
+                ProgramType::Xdp
+                    | ProgramType::SocketFilter
+                    | ProgramType::HttpRequest
+                    | ProgramType::HttpResponse
+                    | ProgramType::Route
+            )
         );
         Translator {
             b,

@@ -21,6 +21,7 @@ use duet_isa::Program;
 use duet_verifier::{ProgramType, VerifiedProgram};
 
 use crate::helpers::Helpers;
+use crate::http::{HttpExchange, HttpMd, HttpProgram, HttpRun, HttpRunState};
 use crate::interp::{Code, MAX_CALL_DEPTH, STACK_SIZE, prepare};
 use crate::memory::{Context, MemoryMap, PACKET_REGION, Region, RegionKind, SharedRegions, XdpState};
 use crate::{Config, LoadError, Trap, TrapKind, XdpPacket};
@@ -95,12 +96,20 @@ pub struct Jit {
     stack: Box<[u8]>,
 }
 
+// Compile-time proof of what the doc comments promise: a runner per thread.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Jit>();
+    send::<crate::Interpreter>();
+};
+
 /// How a run sets up the program's context.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RunKind {
     Memory,
     Xdp,
     SocketFilter,
+    Http,
 }
 
 impl Jit {
@@ -183,7 +192,7 @@ impl Jit {
         memory.push(stack);
         let input = Region::writable(mem, RegionKind::Input);
         memory.push(input);
-        execute(shared, *entry, &mut memory, stack, [input.start(), input.len(), 0, 0, 0], input, RunKind::Memory)
+        execute(shared, *entry, &mut memory, stack, [input.start(), input.len(), 0, 0, 0], input, RunKind::Memory, None)
     }
 
     /// Runs an XDP program on `packet`; returns the verdict (`r0`).
@@ -206,7 +215,7 @@ impl Jit {
         memory.context =
             Context::Xdp { addr: ctx, ingress_ifindex: packet.ingress_ifindex, rx_queue_index: packet.rx_queue_index };
         let legacy = memory.get(PACKET_REGION);
-        let result = execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], legacy, RunKind::Xdp);
+        let result = execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], legacy, RunKind::Xdp, None);
         if let Some(x) = memory.xdp {
             packet.data_meta = x.data_meta as usize;
             packet.data = x.data as usize;
@@ -226,7 +235,39 @@ impl Jit {
         let net = Region::read_only(&frame[eth..], RegionKind::Packet);
         let ctx = frame.as_ptr() as u64 ^ 0x8000_0000_0000;
         memory.context = Context::Skb { addr: ctx, len: net.len() as u32, protocol: u32::from(protocol) };
-        execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], net, RunKind::SocketFilter)
+        execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], net, RunKind::SocketFilter, None)
+    }
+
+    /// The http program type of the entry program (`None`: not an http program, or checked code
+    /// whose type is unknown).
+    pub fn http_program(&self) -> Option<HttpProgram> {
+        self.shared.types.get(self.entry).copied().flatten().and_then(HttpProgram::from_type)
+    }
+
+    /// Runs an http program on one exchange, as [`crate::Interpreter::run_http`] does; the
+    /// program must have been verified as an http program (checked code runs as a request
+    /// filter).
+    pub fn run_http(&mut self, md: &HttpMd, ex: &mut dyn HttpExchange) -> Result<u64, Trap> {
+        let mut state = HttpRunState::new(self.http_program().unwrap_or(HttpProgram::Request));
+        self.run_http_with(md, &mut state, ex)
+    }
+
+    /// [`Jit::run_http`] with the caller's run state (see
+    /// [`crate::Interpreter::run_http_with`]).
+    pub fn run_http_with(
+        &mut self,
+        md: &HttpMd,
+        state: &mut HttpRunState,
+        ex: &mut dyn HttpExchange,
+    ) -> Result<u64, Trap> {
+        let Jit { shared, entry, stack } = self;
+        let mut memory = MemoryMap::new(&shared.code.regions.0);
+        let stack = Region::writable(stack, RegionKind::Stack);
+        memory.push(stack);
+        let ctx = md as *const HttpMd as u64;
+        memory.context = Context::Http { addr: ctx, fields: md.fields() };
+        let mut run = HttpRun { state, exchange: ex };
+        execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], Region::EMPTY, RunKind::Http, Some(&mut run))
     }
 }
 
@@ -237,6 +278,7 @@ fn kind_matches(ty: Option<ProgramType>, kind: RunKind) -> bool {
         None => true,
         Some(ProgramType::Xdp) => kind == RunKind::Xdp,
         Some(ProgramType::SocketFilter) => kind == RunKind::SocketFilter,
+        Some(ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route) => kind == RunKind::Http,
         Some(_) => false,
     }
 }
@@ -245,6 +287,7 @@ fn kind_matches(ty: Option<ProgramType>, kind: RunKind) -> bool {
 /// values just written there reach the run context in registers: copying them back out of
 /// memory with wider loads than the stores that wrote them stalls store-to-load forwarding.
 #[inline(always)]
+#[allow(clippy::too_many_arguments, reason = "the run's parts, passed in registers to the inlined driver")]
 fn execute(
     shared: &Arc<Shared>,
     entry: usize,
@@ -253,6 +296,7 @@ fn execute(
     args: [u64; 5],
     legacy: Region,
     kind: RunKind,
+    http: Option<&mut HttpRun<'_>>,
 ) -> Result<u64, Trap> {
     let top = stack.start() + stack.len();
     let max_insns = shared.code.config.max_insns.unwrap_or(u64::MAX);
@@ -276,6 +320,8 @@ fn execute(
         current: entry,
         shared: Arc::as_ptr(shared),
         max_insns,
+        // The run outlives compiled code's use of it; `RunCtx::call` reborrows it per helper call.
+        http: http.map_or(std::ptr::null_mut(), |run| (run as *mut HttpRun<'_>).cast()),
     };
     rt.refresh_context();
     let mut current = entry;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use duet_isa::{Insn, Op};
 
 use crate::helpers::{Helper, HelperContext, HelperOutcome};
+use crate::http::HttpRun;
 use crate::interp::{MAX_CALL_DEPTH, MAX_TAIL_CALLS, STACK_SIZE};
 use crate::memory::{Context, MemoryMap, Region};
 use crate::{Trap, TrapKind};
@@ -63,6 +64,9 @@ pub(super) struct RunCtx {
     pub(super) shared: *const super::Shared,
     /// The budget a run starts with, for the trap's message.
     pub(super) max_insns: u64,
+    /// The exchange and state of an http program's run (`run_http`); null in every other run.
+    /// Points at the driver's stack for the whole run.
+    pub(super) http: *mut HttpRun<'static>,
 }
 
 impl RunCtx {
@@ -123,12 +127,22 @@ impl RunCtx {
                 self.ctx_fields = [u64::from(len), 0, 0, 0, u64::from(protocol), 0, 0, 0];
                 self.ctx_addr = addr;
             }
+            Context::Http { addr, fields } => {
+                self.ctx_fields = [0; 8];
+                for (slot, v) in self.ctx_fields.iter_mut().zip(fields) {
+                    *slot = u64::from(v);
+                }
+                self.ctx_addr = addr;
+            }
         }
     }
 
     fn call(&mut self, helper: &Helper, id: u64, pc: usize, args: &[u64; 5]) -> u64 {
+        // SAFETY: `http` is null or points at the driver's `HttpRun`, which outlives the run and
+        // is reached only from here while compiled code runs (one helper call at a time).
+        let http = unsafe { self.http.as_mut() }.map(HttpRun::access);
         let memory = self.memory();
-        let res = helper(&mut HelperContext { memory }, args);
+        let res = helper(&mut HelperContext { memory, http }, args);
         self.refresh_context();
         match res {
             Ok(HelperOutcome::Return(v)) => {
