@@ -791,3 +791,279 @@ fn ps_marks_attachments_whose_namespace_is_gone_and_detach_still_cleans_up() {
     duet.ok(&["detach", &id]);
     assert_eq!(duet.json(&["ps", "--json"]), serde_json::json!([]));
 }
+
+// === hostile objects, namespaces and pin roots (issue 14) ===
+
+/// `object` with the first byte of the BTF string `name` replaced by 0x80: not UTF-8, and (unlike
+/// 0xff, `ÿ` in the kernel's Latin-1 ctype table) not an identifier character either, so the
+/// kernel rejects the BTF of a struct of that name and quotes the name in its log, which aya
+/// 0.14 unwraps as UTF-8.
+fn corrupt_btf_string(object: &[u8], name: &str) -> Vec<u8> {
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes(object[at..at + 2].try_into().unwrap()));
+    let u32_at = |at: usize| u32::from_le_bytes(object[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(object[at..at + 8].try_into().unwrap()) as usize;
+    // ELF64 little endian: section headers, and the table of their names.
+    let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + i * shentsize;
+    let names = u64_at(header(shstrndx) + 24);
+    let btf = (0..shnum)
+        .map(header)
+        .find(|&h| object[names + u32_at(h)..].starts_with(b".BTF\0"))
+        .map(|h| u64_at(h + 24))
+        .expect("the object has a .BTF section");
+    // BTF header: hdr_len at 4, str_off at 16, str_len at 20.
+    let strings = btf + u32_at(btf + 4) + u32_at(btf + 16);
+    let table = &object[strings..strings + u32_at(btf + 20)];
+    let needle = format!("\0{name}\0");
+    let at = table.windows(needle.len()).position(|w| w == needle.as_bytes()).expect("the BTF string exists");
+    let mut out = object.to_vec();
+    out[strings + at + 1] = 0x80;
+    out
+}
+
+/// Asserts a clean failure: exit code 1, one line on stderr starting with `error: `, no panic.
+fn one_line_error(args: &[&str], out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "duet {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "duet {args:?} panicked: {stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "duet {args:?}: {stderr}");
+    stderr
+}
+
+#[test]
+fn a_non_utf8_btf_string_is_a_one_line_error_in_every_kernel_command() {
+    if !privileged() {
+        return;
+    }
+    let duet = Duet::new();
+    let Some(object) = hooks_object(&duet.scratch, &[]) else { return };
+    let bad = duet.scratch.join("bad-btf.o");
+    std::fs::write(&bad, corrupt_btf_string(&std::fs::read(&object).unwrap(), "xdp_md")).unwrap();
+    let bad = bad.to_str().unwrap();
+    let pcap = duet.scratch.join("one.pcap");
+    write_pcap(&pcap, &[vec![0u8; 64]]);
+    let pcap = pcap.to_str().unwrap();
+    let ns = Netns::new("btf");
+    let commands: [&[&str]; 5] = [
+        &["load", bad],
+        &["test-run", bad, "--pcap", pcap],
+        &["test-run", bad, "--pcap", pcap, "--program", "xdp_events"],
+        &["bench-kernel", bad, "--pcap", pcap, "--program", "xdp_events", "--repeat", "10"],
+        &["attach", bad, "--program", "xdp_events", "--xdp", "lo", "--skb", "--netns", &ns.0],
+    ];
+    for args in commands {
+        let err = one_line_error(args, &duet.run(args));
+        assert!(err.contains("BTF string at offset") && err.contains("is not UTF-8 (`\\x80dp_md`)"), "{err}");
+    }
+    // `duet inspect` reads the same object (its BTF is the kernel's business).
+    duet.ok(&["inspect", bad, "--no-disasm"]);
+    assert_eq!(std::fs::read_dir(&duet.root).map(|d| d.count()).unwrap_or(0), 0, "nothing pinned");
+}
+
+#[test]
+fn duet_userspace_only_programs_are_refused_by_the_kernel_commands() {
+    if !privileged() {
+        return;
+    }
+    let duet = Duet::new();
+    let src = duet.scratch.join("http.bpf.c");
+    std::fs::write(
+        &src,
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+         SEC(\"duet/http_request\") int on_request(void *ctx) { return 0; }\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n",
+    )
+    .unwrap();
+    let object = duet.scratch.join("http.bpf.o");
+    let multiarch = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    match Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", &multiarch, "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&object)
+        .output()
+    {
+        Ok(out) => assert!(out.status.success(), "clang: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(err) => return skip(&format!("clang is needed to build a duet/http_request object ({err})")),
+    }
+    let object = object.to_str().unwrap();
+    let pcap = duet.scratch.join("one.pcap");
+    write_pcap(&pcap, &[vec![0u8; 64]]);
+    let pcap = pcap.to_str().unwrap();
+    let ns = Netns::new("http");
+    let commands: [&[&str]; 5] = [
+        &["load", object],
+        &["test-run", object, "--pcap", pcap],
+        &["test-run", object, "--pcap", pcap, "--program", "on_request"],
+        &["bench-kernel", object, "--pcap", pcap, "--program", "on_request"],
+        &["attach", object, "--xdp", "lo", "--skb", "--netns", &ns.0],
+    ];
+    for args in commands {
+        let err = one_line_error(args, &duet.run(args));
+        assert!(
+            err.contains(
+                "program on_request is a duet userspace-only program type (duet/http_request): it runs in \
+                 `duet mesh`, not in the kernel"
+            ),
+            "duet {args:?}: {err}"
+        );
+    }
+}
+
+/// Runs duet under `ip netns exec <ns>` (a mount namespace of its own, with a fresh /sys), with
+/// `shell` as a `sh -c` prefix when given.
+fn netns_exec(duet: &Duet, ns: &Netns, shell: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.0]);
+    if let Some(prefix) = shell {
+        cmd.args(["sh", "-c", &format!("{prefix} && exec \"$0\" \"$@\"")]);
+    }
+    cmd.arg(env!("CARGO_BIN_EXE_duet")).args(args).env("DUET_PIN_ROOT", &duet.root);
+    cmd.output().expect("run ip netns exec")
+}
+
+#[test]
+fn under_ip_netns_exec_attach_refuses_and_ps_says_bpffs_is_not_mounted() {
+    if !privileged() {
+        return;
+    }
+    let duet = Duet::new();
+    let Some(object) = hooks_object(&duet.scratch, &[]) else { return };
+    let object = object.to_str().unwrap();
+    let ns = Netns::new("exec");
+    let attach = ["attach", object, "--program", "xdp_events", "--xdp", "lo", "--skb"];
+
+    let err = one_line_error(&attach, &netns_exec(&duet, &ns, None, &attach));
+    assert!(err.contains("not the host's (e.g. under `ip netns exec`)") && err.contains("--netns <name>"), "{err}");
+    let err = one_line_error(&["ps"], &netns_exec(&duet, &ns, None, &["ps"]));
+    assert!(err.contains("bpffs is not mounted at /sys/fs/bpf in this process's mount namespace"), "{err}");
+    // A bpffs mounted inside that namespace is private to it: pins there would vanish with it.
+    let out = netns_exec(&duet, &ns, Some("mount -t bpf bpf /sys/fs/bpf"), &attach);
+    let err = one_line_error(&attach, &out);
+    assert!(err.contains("on a bpffs mounted only in this process's mount namespace"), "{err}");
+
+    // Nothing was attached anywhere, and from the host the way that works does.
+    assert_eq!(duet.json(&["ps", "--json"]), serde_json::json!([]));
+    let id = duet.attach(&[object, "--program", "xdp_events", "--xdp", "lo", "--skb", "--netns", &ns.0]);
+    assert_eq!(duet.json(&["ps", "--json"])[0]["id"], id.as_str());
+}
+
+#[test]
+fn ids_are_never_reused_and_detach_all_keeps_to_its_root() {
+    if !privileged() {
+        return;
+    }
+    let (ours, theirs) = (Duet::new(), Duet::new());
+    let Some(object) = hooks_object(&ours.scratch, &[]) else { return };
+    let object = object.to_str().unwrap();
+    let (ns, other_ns) = (Netns::new("ids"), Netns::new("idt"));
+    let args = [object, "--program", "xdp_events", "--xdp", "lo", "--skb", "--netns", &ns.0];
+
+    let first = ours.attach(&args);
+    ours.ok(&["detach", &first]);
+    let second = ours.attach(&args);
+    assert_ne!(first, second, "an id named another attachment after a detach");
+    // The id is the kernel's link id, which the kernel does not hand out again.
+    let row = &ours.json(&["ps", "--json"])[0];
+    assert_eq!(row["id"], row["kernel_link_id"].to_string().as_str(), "{row}");
+
+    // Another root, named with --root (which wins over $DUET_PIN_ROOT).
+    let root = theirs.root.to_str().unwrap();
+    let other = ours.ok(&[
+        "attach",
+        "--root",
+        root,
+        object,
+        "--program",
+        "xdp_events",
+        "--xdp",
+        "lo",
+        "--skb",
+        "--netns",
+        &other_ns.0,
+    ]);
+    let listed = ours.json(&["ps", "--json", "--root", root]);
+    assert_eq!(listed[0]["id"], other.trim(), "{listed}");
+    let out = ours.ok(&["detach", "all"]);
+    assert!(out.contains(&format!("detached {second}")) && !out.contains(other.trim()), "{out}");
+    assert_eq!(ours.json(&["ps", "--json"]), serde_json::json!([]));
+    let theirs_now = theirs.json(&["ps", "--json"]);
+    assert_eq!(theirs_now.as_array().map(Vec::len), Some(1), "{theirs_now}");
+    assert_eq!(theirs_now[0]["attached"], true);
+}
+
+#[test]
+fn every_kernel_command_documents_its_pin_root() {
+    for command in ["load", "attach", "ps", "detach", "maps", "events", "test-run", "bench-kernel"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_duet")).args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success() && help.contains("DUET_PIN_ROOT"), "duet {command} --help:\n{help}");
+        if !["load", "test-run", "bench-kernel"].contains(&command) {
+            assert!(help.contains("--root <DIR>"), "duet {command} --help:\n{help}");
+        }
+    }
+}
+
+/// Sets a directory's modification time `ago` into the past.
+fn age(dir: &Path, ago: Duration) {
+    let file = std::fs::File::open(dir).unwrap();
+    file.set_modified(std::time::SystemTime::now() - ago).unwrap();
+}
+
+/// What killed attaches leave, as `duet attach` names it and as older versions did, plus an attach
+/// in progress in another PID namespace: `(left over, in progress)` paths.
+fn half_made_attachments(root: &Path) -> (Vec<PathBuf>, PathBuf) {
+    let link = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let pid_ns = link.to_str().unwrap().trim_start_matches("pid:[").trim_end_matches(']').to_owned();
+    // Our pid with another start time: a dead process whose pid was reused.
+    let dead = root.join(format!("attaching-{pid_ns}-{}-1-0", std::process::id()));
+    // An older duet, killed between `mkdir <id>/maps` and its first pin.
+    let shell = root.join("7");
+    // Another PID namespace's attach: its process cannot be asked, so age decides.
+    let (foreign_old, foreign_new) = (root.join("attaching-1-2-3-0"), root.join("attaching-1-2-3-1"));
+    for dir in [&dead, &shell, &foreign_old, &foreign_new] {
+        std::fs::create_dir_all(dir.join("maps")).unwrap();
+    }
+    age(&shell, Duration::from_secs(120));
+    age(&foreign_old, Duration::from_secs(120));
+    (vec![dead, shell, foreign_old], foreign_new)
+}
+
+fn entries(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn half_made_attachments_are_ignored_by_ps_and_cleaned_by_detach_and_attach() {
+    if !privileged() {
+        return;
+    }
+    let duet = Duet::new();
+    let Some(object) = hooks_object(&duet.scratch, &[]) else { return };
+    let object = object.to_str().unwrap();
+    let ns = Netns::new("half");
+    std::fs::create_dir_all(&duet.root).unwrap();
+
+    let (_, in_progress) = half_made_attachments(&duet.root);
+    assert_eq!(duet.json(&["ps", "--json"]), serde_json::json!([]));
+    assert!(duet.ok(&["ps"]).contains("nothing attached"));
+    let out = duet.ok(&["detach", "all"]);
+    assert!(out.contains("removed 3 unfinished attachment(s)"), "{out}");
+    let name = in_progress.file_name().unwrap().to_str().unwrap();
+    assert_eq!(entries(&duet.root), [name]);
+
+    // An attach cleans them too, and its id is not one a leftover took.
+    half_made_attachments(&duet.root);
+    let id = duet.attach(&[object, "--program", "xdp_events", "--xdp", "lo", "--skb", "--netns", &ns.0]);
+    assert_ne!(id, "7");
+    let mut expected = vec![id.clone(), name.to_owned()];
+    expected.sort();
+    assert_eq!(entries(&duet.root), expected);
+    let ps = duet.json(&["ps", "--json"]);
+    assert_eq!(ps.as_array().map(Vec::len), Some(1), "{ps}");
+    duet.ok(&["detach", &id]);
+    assert_eq!(entries(&duet.root), [name]);
+}
