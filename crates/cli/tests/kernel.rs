@@ -8,7 +8,7 @@
 //! the client that runs inside a cgroup). Elsewhere each test says why it skipped; with
 //! `CI=true` a missing requirement is a failure.
 //!
-//! Every test pins under its own root (`DUET_PIN_ROOT=/sys/fs/bpf/duet-test-<pid>-<n>`) and owns
+//! Every test pins under its own root (`DUET_PIN_ROOT=/sys/fs/bpf/duetpins<pid>x<n>`) and owns
 //! RAII guards for its namespaces, cgroups, child processes and pins, so everything is removed
 //! also when an assertion fails.
 

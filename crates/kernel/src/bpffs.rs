@@ -69,7 +69,7 @@ pub(crate) fn check_readable(pin_root: &Path) -> Result<bool, KernelError> {
         return Ok(true);
     }
     if pin_root.exists() || !pin_root.starts_with(BPFFS) {
-        return Err(KernelError::BpffsMissing { path: pin_root.to_owned(), errno: Errno(libc::ENOENT) });
+        return Err(KernelError::NotOnBpffs { path: pin_root.to_owned() });
     }
     match mount_namespace() {
         MountNamespace::Private => Err(KernelError::BpffsNotMountedHere { path: PathBuf::from(BPFFS) }),
@@ -148,7 +148,8 @@ mod tests {
         assert!(matches!(err, KernelError::BpffsMissing { .. }), "{err}");
         assert!(err.to_string().contains("mount -t bpf bpf /sys/fs/bpf"), "{err}");
         assert!(!dir.exists());
-        assert!(check_readable(&dir).is_err());
+        let err = check_readable(&dir).unwrap_err();
+        assert!(matches!(err, KernelError::NotOnBpffs { .. }), "{err}");
     }
 
     #[test]

@@ -918,7 +918,8 @@ fn is_leftover(dir: &Path, name: &str) -> bool {
         let maker: Vec<u64> = rest.split('-').map_while(|n| n.parse().ok()).collect();
         let ours = Maker::current();
         return match maker.as_slice() {
-            &[pid_ns, pid, start, _] if ours.pid_ns != 0 && pid_ns == ours.pid_ns => {
+            // Zeros mean its maker could not read /proc; then only age tells.
+            &[pid_ns, pid, start, _] if pid_ns != 0 && start != 0 && pid_ns == ours.pid_ns => {
                 Maker::start_time(pid) != Some(start)
             }
             _ => unchanged_for_long(),
@@ -1057,6 +1058,16 @@ mod tests {
         let bind4 = ProgramSection::CgroupSockAddr { attach_type: CgroupSockAddrAttachType::Bind4 };
         assert!(!fits(&bind4, &Hook::CgroupConnect4 { cgroup: PathBuf::from("/") }));
         assert!(hook_hint(&ProgramSection::SockOps).contains("--sock-ops"));
+    }
+
+    #[test]
+    fn attaching_directories_name_a_live_process_for_good() {
+        let me = Maker::current();
+        assert!(me.pid_ns != 0 && me.start != 0, "{me:?}");
+        let dir = std::env::temp_dir();
+        let name = |start: u64| format!("{ATTACHING}{}-{}-{start}-0", me.pid_ns, me.pid);
+        assert!(!is_leftover(&dir, &name(me.start)), "this process is alive");
+        assert!(is_leftover(&dir, &name(me.start + 1)), "another process with our pid is gone");
     }
 
     #[test]

@@ -356,6 +356,17 @@ pub enum KernelError {
         path: PathBuf,
     },
 
+    /// Reading attachments: the pin root is a directory outside bpffs, where nothing can be pinned.
+    #[error(
+        "{} is not on bpffs, so no attachment can be pinned there; --root and $DUET_PIN_ROOT \
+         must name a directory on bpffs, such as /sys/fs/bpf/duet",
+        .path.display()
+    )]
+    NotOnBpffs {
+        /// The pin root.
+        path: PathBuf,
+    },
+
     /// The directory an attachment is renamed to at the end of `attach` already exists.
     #[error(
         "could not name the attachment {}: a directory of that name already exists (left by an \
