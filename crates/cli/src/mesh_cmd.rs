@@ -39,6 +39,50 @@ pub enum MeshCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Stream a running sidecar's events as JSON lines: ring-buffer records its eBPF and Wasm
+    /// filters emit (`{"type":"ringbuf","owner":...,"map":...,"data":"<hex>"}`) and one access
+    /// event per finished request (`{"type":"access",...}`), until interrupted.
+    ///
+    /// Example: `duet mesh events --admin 127.0.0.1:9901 --type access --count 10`
+    Events {
+        /// The sidecar's admin address.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+        /// Only events of this type (`access`, `ringbuf`).
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Read and edit the maps of a running sidecar's eBPF and duet-ABI filters and routing
+    /// programs, live (no reload): list them, dump one, set or delete an entry.
+    ///
+    /// Keys and values are hex (`0a000001`), unsigned integers (little-endian, `42`) or text
+    /// (`utf8:secret`), zero-padded to the map's sizes.
+    ///
+    /// Examples:
+    ///   `duet mesh maps` (list);
+    ///   `duet mesh maps apikey KEYS` (dump);
+    ///   `duet mesh maps apikey KEYS --set utf8:secret-key=0100000000000000`;
+    ///   `duet mesh maps route:main/api CONFIG --set 0=25`;
+    ///   `duet mesh maps apikey KEYS --delete utf8:secret-key`
+    #[command(verbatim_doc_comment)]
+    Maps {
+        /// The sidecar's admin address.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+        /// The filter (or `route:<listener>/<route>`) that owns the map.
+        owner: Option<String>,
+        /// The map's name.
+        map: Option<String>,
+        /// Set `KEY=VALUE` (repeatable).
+        #[arg(long, value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Delete `KEY` (repeatable).
+        #[arg(long, value_name = "KEY")]
+        delete: Vec<String>,
+    },
     /// A small HTTP/1.1 + HTTP/2 backend to put behind the sidecar: `/headers` echoes the request
     /// head as JSON, `/echo` the body, `/status/<code>`, `/slow/<ms>`, `/bytes/<n>`; anything else
     /// answers `hello from <name>`.
@@ -53,9 +97,11 @@ pub enum MeshCommand {
         name: String,
     },
     /// Benchmark on loopback with wrk, interleaved in one run: the backend directly, nginx as a
-    /// reverse proxy (1 worker, keep-alive upstream), and duet mesh (1 worker) with 0, 1 and 3
-    /// Proxy-Wasm header filters. Prints rps, p50/p99 and the ratios; installs wrk and nginx
-    /// with apt-get when missing (as root).
+    /// reverse proxy (1 worker, keep-alive upstream), duet mesh (1 worker) with 0, 1 and 3
+    /// Proxy-Wasm header filters, and with one API-key filter written three ways: duet's
+    /// `examples/apikey` as eBPF (JIT and interpreter) and as duet-ABI Wasm, and its Proxy-Wasm
+    /// counterpart. Prints rps, p50/p99 and the ratios; installs wrk and nginx with apt-get when
+    /// missing (as root).
     ///
     /// Example: `duet mesh bench --duration 5 --rounds 3`
     Bench {
@@ -100,6 +146,8 @@ pub fn run(command: MeshCommand) -> Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        MeshCommand::Events { admin, kind, count } => events(admin, kind.as_deref(), count),
+        MeshCommand::Maps { admin, owner, map, set, delete } => maps(admin, owner, map, &set, &delete),
         MeshCommand::Bench { duration, rounds, connections, filter, json } => {
             bench(&BenchOptions { duration, rounds: rounds.max(1), connections, filter, json })
         }
@@ -156,18 +204,148 @@ fn check(config: &Path, json: bool) -> Result<ExitCode> {
     }
 }
 
+fn events(admin: SocketAddr, kind: Option<&str>, count: Option<u64>) -> Result<ExitCode> {
+    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(2))
+        .with_context(|| format!("cannot reach the sidecar's admin endpoint at {admin}"))?;
+    write!(s, "GET /events HTTP/1.1\r\nhost: {admin}\r\n\r\n")?;
+    let mut reader = std::io::BufReader::new(s);
+    let mut line = String::new();
+    // The response head.
+    loop {
+        line.clear();
+        if std::io::BufRead::read_line(&mut reader, &mut line)? == 0 {
+            bail!("the admin endpoint closed the connection");
+        }
+        if line.starts_with("HTTP/1.1 ") && !line.starts_with("HTTP/1.1 200") {
+            bail!("GET /events: {}", line.trim());
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    // Chunked JSON lines: a size line, the data, an empty line.
+    let mut seen = 0u64;
+    let stdout = std::io::stdout();
+    loop {
+        line.clear();
+        if std::io::BufRead::read_line(&mut reader, &mut line)? == 0 {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let Ok(n) = usize::from_str_radix(line.trim(), 16) else { continue };
+        if n == 0 {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut data = vec![0; n + 2];
+        reader.read_exact(&mut data)?;
+        let text = String::from_utf8_lossy(&data[..n]);
+        for event in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(event).unwrap_or_default();
+            if v["type"] == "subscribed" || kind.is_some_and(|k| v["type"] != k) {
+                continue;
+            }
+            let mut out = stdout.lock();
+            writeln!(out, "{event}")?;
+            out.flush()?;
+            seen += 1;
+            if count.is_some_and(|c| seen >= c) {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+}
+
+/// A key or value as the admin API takes it: `utf8:text`, an integer, or hex.
+fn map_arg(s: &str) -> serde_json::Value {
+    if let Some(text) = s.strip_prefix("utf8:") {
+        return serde_json::json!({ "utf8": text });
+    }
+    if !s.starts_with("0x")
+        && s.len() < 20
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = s.parse::<u64>()
+    {
+        return serde_json::Value::from(n);
+    }
+    serde_json::Value::from(s)
+}
+
+fn maps(
+    admin: SocketAddr,
+    owner: Option<String>,
+    map: Option<String>,
+    set: &[String],
+    delete: &[String],
+) -> Result<ExitCode> {
+    let request = |method: &str, path: &str, body: Option<serde_json::Value>| -> Result<serde_json::Value> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, _, text) = http_request(admin, method, path, body.as_bytes())
+            .with_context(|| format!("cannot reach the sidecar's admin endpoint at {admin}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| serde_json::json!({ "error": text.trim() }));
+        if status != 200 {
+            bail!("{method} {path}: {status}: {}", v["error"].as_str().unwrap_or(text.trim()));
+        }
+        Ok(v)
+    };
+    let (Some(owner), Some(map)) = (owner, map) else {
+        let v = request("GET", "/maps", None)?;
+        println!("{}", serde_json::to_string_pretty(&v["maps"])?);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let path = format!("/maps/{owner}/{map}");
+    if set.is_empty() && delete.is_empty() {
+        let v = request("GET", &path, None)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !set.is_empty() {
+        let items = set
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').with_context(|| format!("--set {kv}: expected KEY=VALUE"))?;
+                Ok(serde_json::json!({ "key": map_arg(k), "value": map_arg(v) }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let v = request("PUT", &path, Some(serde_json::Value::from(items)))?;
+        println!("updated {} entr{} of {owner}/{map}", v["updated"], if v["updated"] == 1 { "y" } else { "ies" });
+    }
+    if !delete.is_empty() {
+        let items: Vec<serde_json::Value> = delete.iter().map(|k| serde_json::json!({ "key": map_arg(k) })).collect();
+        let v = request("DELETE", &path, Some(serde_json::Value::from(items)))?;
+        println!("deleted {} entr{} of {owner}/{map}", v["deleted"], if v["deleted"] == 1 { "y" } else { "ies" });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 // === Small blocking HTTP helpers (demo and bench) ===
+
+/// One HTTP/1.1 request with a JSON body over a fresh connection; returns the status, head and body.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Result<(u16, String, String)> {
+    exchange(addr, method, path, &[("content-type", "application/json")], body)
+}
 
 /// One HTTP/1.1 request over a fresh connection; returns the status, head and body.
 pub fn http_get(addr: SocketAddr, method: &str, path: &str, extra: &[(&str, &str)]) -> Result<(u16, String, String)> {
+    exchange(addr, method, path, extra, b"")
+}
+
+fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: 0\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
     for (n, v) in extra {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -305,9 +483,13 @@ fn parse_latency_us(text: &str) -> Option<f64> {
     })
 }
 
+/// The API key every benchmark request carries (the apikey filters know it; others ignore it).
+const BENCH_KEY: &str = "bench-key";
+
 fn wrk(port: u16, o: &BenchOptions, connections: usize) -> Result<Sample> {
     let out = Command::new("wrk")
         .args(["-t1", &format!("-c{connections}"), &format!("-d{}s", o.duration), "--latency"])
+        .args(["-H", &format!("x-api-key: {BENCH_KEY}")])
         .arg(format!("http://127.0.0.1:{port}/"))
         .output()
         .context("cannot run wrk")?;
@@ -359,18 +541,30 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn mesh_config(port: u16, admin: u16, backend: SocketAddr, filters: usize, wasm: &Path) -> String {
+/// The filters of one benchmarked sidecar.
+enum BenchFilters<'a> {
+    /// `n` copies of the Proxy-Wasm header filter.
+    Headers(usize, &'a Path),
+    /// One apikey filter: the YAML lines after `- name: apikey`.
+    ApiKey(String),
+}
+
+fn mesh_config(port: u16, admin: u16, backend: SocketAddr, filters: &BenchFilters<'_>) -> String {
     let mut s = format!(
         "admin: {{ address: \"127.0.0.1:{admin}\" }}\nworkers: 1\nlisteners:\n  - name: main\n    address: \"127.0.0.1:{port}\"\n"
     );
-    if filters > 0 {
-        s.push_str("    filters:\n");
-        for i in 0..filters {
-            s.push_str(&format!(
-                "      - name: headers{i}\n        wasm: \"{}\"\n        config: \"bench-{i}\"\n",
-                wasm.display()
-            ));
+    match filters {
+        BenchFilters::Headers(0, _) => {}
+        BenchFilters::Headers(n, wasm) => {
+            s.push_str("    filters:\n");
+            for i in 0..*n {
+                s.push_str(&format!(
+                    "      - name: headers{i}\n        wasm: \"{}\"\n        config: \"bench-{i}\"\n",
+                    wasm.display()
+                ));
+            }
         }
+        BenchFilters::ApiKey(lines) => s.push_str(&format!("    filters:\n      - name: apikey\n{lines}")),
     }
     s.push_str(&format!(
         "    routes:\n      - {{ prefix: \"/\", cluster: backend }}\nclusters:\n  - name: backend\n    endpoints: [\"{backend}\"]\n"
@@ -403,15 +597,13 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     }
     ensure_tool("wrk", "wrk")?;
     ensure_tool("nginx", "nginx")?;
-    let wasm = match &o.filter {
-        Some(f) => f.clone(),
-        None => {
-            eprintln!("==> building the Proxy-Wasm header filter (tests/proxy-wasm, wasm32-wasip1)");
-            duet_testdata::proxy_filters::build_proxy_filters("wasm32-wasip1")
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .join("http_headers.wasm")
-        }
-    };
+    eprintln!("==> building the Proxy-Wasm filters (tests/proxy-wasm, wasm32-wasip1)");
+    let proxy_filters =
+        duet_testdata::proxy_filters::build_proxy_filters("wasm32-wasip1").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let wasm = o.filter.clone().unwrap_or_else(|| proxy_filters.join("http_headers.wasm"));
+    eprintln!("==> building examples/apikey (duet build: eBPF and Wasm)");
+    let (apikey_bpf, apikey_wasm) =
+        crate::showcase::build_example(&crate::showcase::examples_dir()?.join("apikey"), true)?;
     let dir = std::env::temp_dir().join(format!("duet-mesh-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = RemoveDir(dir.clone());
@@ -438,14 +630,60 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
 
     let mut targets: Vec<(String, u16, Option<Reaped>)> =
         vec![("direct".into(), backend.port(), None), ("nginx".into(), nginx_port, None)];
-    for n in [0usize, 1, 3] {
+    let apikey = |lines: String| BenchFilters::ApiKey(lines);
+    let setups: Vec<(String, BenchFilters<'_>)> = vec![
+        ("duet mesh, 0 filters".into(), BenchFilters::Headers(0, &wasm)),
+        ("duet mesh, 1 filter".into(), BenchFilters::Headers(1, &wasm)),
+        ("duet mesh, 3 filters".into(), BenchFilters::Headers(3, &wasm)),
+        (
+            "apikey eBPF (JIT)".into(),
+            apikey(format!("        bpf: \"{}\"\n        engine: jit\n", apikey_bpf.display())),
+        ),
+        (
+            "apikey eBPF (interp)".into(),
+            apikey(format!("        bpf: \"{}\"\n        engine: interpreter\n", apikey_bpf.display())),
+        ),
+        ("apikey duet-ABI Wasm".into(), apikey(format!("        wasm: \"{}\"\n", apikey_wasm.display()))),
+        (
+            "apikey Proxy-Wasm".into(),
+            apikey(format!(
+                "        wasm: \"{}\"\n        config: \"{BENCH_KEY}=bench\"\n",
+                proxy_filters.join("apikey.wasm").display()
+            )),
+        ),
+    ];
+    for (i, (name, filters)) in setups.iter().enumerate() {
         let (port, admin) = (free_port()?, free_port()?);
-        let config = dir.join(format!("mesh-{n}.yaml"));
-        std::fs::write(&config, mesh_config(port, admin, backend, n, &wasm))?;
-        let child = start_mesh(&config, SocketAddr::from(([127, 0, 0, 1], admin)), &dir.join(format!("mesh-{n}.log")))?;
-        targets.push((format!("duet mesh, {n} filter{}", if n == 1 { "" } else { "s" }), port, Some(child)));
+        let config = dir.join(format!("mesh-{i}.yaml"));
+        std::fs::write(&config, mesh_config(port, admin, backend, filters))?;
+        let admin = SocketAddr::from(([127, 0, 0, 1], admin));
+        let child = start_mesh(&config, admin, &dir.join(format!("mesh-{i}.log")))?;
+        if matches!(filters, BenchFilters::ApiKey(_)) && !name.contains("Proxy-Wasm") {
+            // The duet filters' key: client `bench`, no rate limit (the `Client` layout of
+            // examples/apikey: counters, rate, burst, id length, 0, id).
+            let mut value = vec![0u8; 16 + 8];
+            value.extend(5u32.to_le_bytes());
+            value.extend(0u32.to_le_bytes());
+            value.extend(b"bench");
+            value.resize(64, 0);
+            let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+            let body = serde_json::json!({ "key": { "utf8": BENCH_KEY }, "value": hex }).to_string();
+            let (status, _, text) = http_request(admin, "PUT", "/maps/apikey/KEYS", body.as_bytes())?;
+            if status != 200 {
+                bail!("cannot seed the apikey filter's KEYS map: {status} {text}");
+            }
+        }
+        targets.push((name.clone(), port, Some(child)));
     }
-    let idle_rss = targets.last().and_then(|t| t.2.as_ref()).and_then(|c| rss_kib(c.0.id(), "VmRSS:"));
+    // A request through every apikey sidecar is answered 200 (the key is known).
+    for (name, port, _) in &targets[5..] {
+        let (status, _, body) =
+            http_get(SocketAddr::from(([127, 0, 0, 1], *port)), "GET", "/", &[("x-api-key", BENCH_KEY)])?;
+        if status != 200 {
+            bail!("{name}: the benchmark request got {status}: {body}");
+        }
+    }
+    let idle_rss = targets.get(4).and_then(|t| t.2.as_ref()).and_then(|c| rss_kib(c.0.id(), "VmRSS:"));
 
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
     let mut single: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
@@ -471,7 +709,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
         }
     }
     let single_p50: Vec<f64> = single.iter().map(|s| median(s.iter().map(|x| x.p50_us).collect())).collect();
-    let loaded_rss = targets.last().and_then(|t| t.2.as_ref()).and_then(|c| rss_kib(c.0.id(), "VmHWM:"));
+    let loaded_rss = targets.get(4).and_then(|t| t.2.as_ref()).and_then(|c| rss_kib(c.0.id(), "VmHWM:"));
 
     let med: Vec<Sample> = samples
         .iter()
@@ -492,11 +730,21 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     let cpu_per_filter_3 = (d3.cpu_us - d0.cpu_us) / 3.0;
     let rps_cost_1 = 1.0 - d1.rps / d0.rps;
     let rps_cost_3 = 1.0 - (d3.rps / d0.rps).powf(1.0 / 3.0);
+    // The apikey filter four ways, against no filter.
+    let apikey_rows: Vec<(String, f64, f64)> = (5..targets.len())
+        .map(|i| (targets[i].0.clone(), single_p50[i] - single_p50[2], 1.0 - med[i].rps / d0.rps))
+        .collect();
+    let added = |label: &str| apikey_rows.iter().find(|r| r.0.contains(label)).map_or(f64::MAX, |r| r.1);
+    let proxy_wasm_p50 = added("Proxy-Wasm");
     let goals = [
         ("duet (0 filters) rps >= nginx rps", d0.rps >= nginx_s.rps),
         ("duet (0 filters) p99 <= nginx p99", d0.p99_us <= nginx_s.p99_us),
         ("each filter adds <= 10 us to p50 (1 connection)", per_filter_p50_1 <= 10.0 && per_filter_p50_3 <= 10.0),
         ("each filter costs <= 5% rps", rps_cost_1 <= 0.05 && rps_cost_3 <= 0.05),
+        (
+            "apikey as eBPF (JIT) and duet-ABI Wasm each add <= 3 us p50, below the Proxy-Wasm filter",
+            ["(JIT)", "duet-ABI"].iter().all(|l| added(l) <= 3.0 && added(l) < proxy_wasm_p50),
+        ),
     ];
     if o.json {
         let rows: Vec<serde_json::Value> = targets
@@ -522,6 +770,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
                     "rps_cost_per_filter_3": rps_cost_3,
                 },
                 "rss_kib": { "idle_3_filters": idle_rss, "peak_under_load_3_filters": loaded_rss },
+                "apikey_filter": apikey_rows.iter().map(|(name, p50, rps)| serde_json::json!({ "target": name, "p50_added_us_1_connection": p50, "rps_cost": rps })).collect::<Vec<_>>(),
                 "goals": goals.iter().map(|(g, ok)| serde_json::json!({ "goal": g, "met": ok })).collect::<Vec<_>>(),
             })
         );
@@ -562,6 +811,13 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
         );
         let mib = |k: Option<u64>| k.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
         println!("  duet mesh RSS with 3 filters: {} idle, {} peak under load", mib(idle_rss), mib(loaded_rss));
+        println!(
+            "\n  the apikey filter, against no filter (p50 at 1 connection; rps at {} connections):",
+            o.connections
+        );
+        for (name, p50, rps) in &apikey_rows {
+            println!("    {name:<24} {p50:+7.1} µs p50   {:5.1}% rps", rps * 100.0);
+        }
         println!();
         for (g, ok) in goals {
             println!("  goal {}: {g}", if ok { "met   " } else { "missed" });

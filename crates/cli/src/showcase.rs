@@ -51,7 +51,7 @@ struct Row {
 }
 
 /// Finds `examples/` of the checkout: the current directory's, else the one duet was built from.
-fn examples_dir() -> Result<PathBuf> {
+pub(crate) fn examples_dir() -> Result<PathBuf> {
     let here = Path::new("examples");
     if here.join("firewall/Cargo.toml").is_file() {
         return Ok(here.to_path_buf());
@@ -63,7 +63,7 @@ fn examples_dir() -> Result<PathBuf> {
     bail!("cannot find the examples; run this from a duet checkout (the directory with examples/)")
 }
 
-fn build_example(dir: &Path, quiet: bool) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn build_example(dir: &Path, quiet: bool) -> Result<(PathBuf, PathBuf)> {
     let config = BuildConfig {
         crate_dir: dir.to_path_buf(),
         targets: Targets { bpf: true, wasm: true },

@@ -93,14 +93,26 @@ pub struct ListenerTls {
     pub client_ca: Option<PathBuf>,
 }
 
-/// A filter in a listener's chain.
+/// A filter in a listener's chain: a `.wasm` module (Proxy-Wasm or duet ABI, told apart by its
+/// exports) or an eBPF object (`bpf:`), exactly one of the two.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// Its name (the Proxy-Wasm `plugin_name`), unique in the listener.
     pub name: String,
-    /// A Proxy-Wasm module (`.wasm`).
-    pub wasm: PathBuf,
+    /// A Wasm module: a Proxy-Wasm filter, or a duet-ABI module with http programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<PathBuf>,
+    /// An eBPF object (`.bpf.o`) with http programs, verified when loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<PathBuf>,
+    /// duet-ABI and eBPF filters: the http programs to run, by name [default: every
+    /// `http_request` and `http_response` program of the file].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<String>,
+    /// eBPF filters: the engine [default: jit].
+    #[serde(default)]
+    pub engine: BpfEngine,
     /// The plugin configuration the filter reads in `on_configure`.
     #[serde(default)]
     pub config: String,
@@ -122,6 +134,37 @@ pub struct Filter {
     /// Longest one callback may run, in milliseconds [default: 100].
     #[serde(default = "default_filter_deadline")]
     pub deadline_ms: u64,
+}
+
+/// Which userspace engine runs an eBPF program.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BpfEngine {
+    /// Verified eBPF compiled to native code (Cranelift).
+    #[default]
+    Jit,
+    /// duet's checked interpreter.
+    Interpreter,
+}
+
+/// A route's routing program: picks the cluster (from `clusters`) and endpoint per request.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteProgram {
+    /// An eBPF object with the `route` program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<PathBuf>,
+    /// A duet-ABI Wasm module with the `route` program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<PathBuf>,
+    /// The program's name [default: the file's only route program].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// The clusters the program chooses among, by index (0 first).
+    pub clusters: Vec<String>,
+    /// eBPF: the engine [default: jit].
+    #[serde(default)]
+    pub engine: BpfEngine,
 }
 
 /// What a request gets when a filter traps, overruns its deadline or its memory.
@@ -153,6 +196,10 @@ pub struct Route {
     /// The whole exchange with the upstream must finish within this many ms [default: the cluster's].
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// A program that picks the cluster and endpoint per request; when it declines (or fails),
+    /// `cluster` and its balancer are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteProgram>,
 }
 
 /// An upstream cluster.
@@ -343,7 +390,16 @@ impl Config {
         };
         for l in &mut self.listeners {
             for f in &mut l.filters {
-                fix(&mut f.wasm);
+                for p in [&mut f.wasm, &mut f.bpf].into_iter().flatten() {
+                    fix(p);
+                }
+            }
+            for r in &mut l.routes {
+                if let Some(p) = &mut r.route {
+                    for p in [&mut p.wasm, &mut p.bpf].into_iter().flatten() {
+                        fix(p);
+                    }
+                }
             }
             if let Some(t) = &mut l.tls {
                 fix(&mut t.cert);
@@ -420,6 +476,15 @@ impl Config {
                 if !filter_names.insert(f.name.as_str()) {
                     return Err(err(&f.name, format!("{at}: a second filter named `{}`", f.name)));
                 }
+                if f.wasm.is_some() == f.bpf.is_some() {
+                    return Err(err(
+                        &f.name,
+                        format!(
+                            "{at}: filter `{}` needs exactly one of `wasm:` (a .wasm module) and `bpf:` (a .bpf.o object)",
+                            f.name
+                        ),
+                    ));
+                }
                 if f.memory_limit_mb == 0 || f.deadline_ms == 0 {
                     return Err(err(&f.name, format!("{at}: filter `{}`: limits must be positive", f.name)));
                 }
@@ -431,16 +496,42 @@ impl Config {
                         format!("{at}: routes[{j}]: prefix `{}` must start with `/`", r.prefix),
                     ));
                 }
-                if !cluster_names.contains(r.cluster.as_str()) {
+                let known = || {
                     let known: Vec<&str> = self.clusters.iter().map(|c| c.name.as_str()).collect();
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                };
+                if !cluster_names.contains(r.cluster.as_str()) {
                     return Err(err(
                         &format!("cluster: {}", r.cluster),
-                        format!(
-                            "{at}: routes[{j}]: cluster `{}` is not defined (clusters: {})",
-                            r.cluster,
-                            if known.is_empty() { "none".into() } else { known.join(", ") }
-                        ),
+                        format!("{at}: routes[{j}]: cluster `{}` is not defined (clusters: {})", r.cluster, known()),
                     ));
+                }
+                if let Some(p) = &r.route {
+                    if p.wasm.is_some() == p.bpf.is_some() {
+                        return Err(err(
+                            "route:",
+                            format!("{at}: routes[{j}]: `route` needs exactly one of `bpf:` and `wasm:`"),
+                        ));
+                    }
+                    if p.clusters.is_empty() {
+                        return Err(err(
+                            "route:",
+                            format!(
+                                "{at}: routes[{j}]: `route.clusters` is empty; list the clusters the program picks by index"
+                            ),
+                        ));
+                    }
+                    for c in &p.clusters {
+                        if !cluster_names.contains(c.as_str()) {
+                            return Err(err(
+                                c,
+                                format!(
+                                    "{at}: routes[{j}]: route.clusters names `{c}`, which is not defined (clusters: {})",
+                                    known()
+                                ),
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -503,7 +594,7 @@ clusters:
     #[test]
     fn the_issue_shape_parses_with_paths_resolved() {
         let c = Config::parse(GOOD, Path::new("/etc/duet/mesh.yaml")).unwrap();
-        assert_eq!(c.listeners[0].filters[0].wasm, PathBuf::from("/etc/duet/filters/http_headers.wasm"));
+        assert_eq!(c.listeners[0].filters[0].wasm, Some(PathBuf::from("/etc/duet/filters/http_headers.wasm")));
         assert_eq!(c.listeners[0].filters[0].on_error, OnError::FailClosed);
         assert_eq!(c.clusters[0].lb, LbPolicy::RoundRobin);
         assert_eq!(c.listeners[0].routes[0].prefix, "/");
@@ -541,6 +632,31 @@ clusters:
         let bad = GOOD.replace("[\"127.0.0.1:18080\"]", "[\"127.0.0.1\"]");
         let e = Config::parse(&bad, Path::new("m.yaml")).unwrap_err();
         assert!(e.message.contains("expected `host:port`"), "{e}");
+    }
+
+    #[test]
+    fn bpf_filters_and_route_programs_parse_and_are_checked() {
+        let text = GOOD.replace(
+            "        wasm: filters/http_headers.wasm\n",
+            "        bpf: filters/apikey.bpf.o\n        programs: [apikey]\n        engine: interpreter\n",
+        );
+        let text = text.replace(
+            "      - { prefix: \"/\", cluster: backend }",
+            "      - prefix: /\n        cluster: backend\n        route: { bpf: canary.bpf.o, clusters: [backend, backend] }",
+        );
+        let c = Config::parse(&text, Path::new("/m/mesh.yaml")).unwrap();
+        let f = &c.listeners[0].filters[0];
+        assert_eq!((f.bpf.as_deref(), f.wasm.as_deref()), (Some(Path::new("/m/filters/apikey.bpf.o")), None));
+        assert_eq!((f.programs.as_slice(), f.engine), (&["apikey".to_string()][..], BpfEngine::Interpreter));
+        let r = c.listeners[0].routes[0].route.as_ref().unwrap();
+        assert_eq!((r.bpf.as_deref(), r.engine), (Some(Path::new("/m/canary.bpf.o")), BpfEngine::Jit));
+
+        let both = GOOD.replace("        config: \"any string\"\n", "        bpf: x.bpf.o\n");
+        let e = Config::parse(&both, Path::new("m.yaml")).unwrap_err();
+        assert!(e.message.contains("exactly one of `wasm:`"), "{e}");
+        let bad = text.replace("clusters: [backend, backend]", "clusters: [backend, nowhere]");
+        let e = Config::parse(&bad, Path::new("m.yaml")).unwrap_err();
+        assert!(e.message.contains("route.clusters names `nowhere`"), "{e}");
     }
 
     #[test]

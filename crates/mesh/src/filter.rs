@@ -107,6 +107,14 @@ pub trait HttpFilter: Send + Sync {
     fn metrics(&self) -> Vec<FilterMetric> {
         Vec::new()
     }
+    /// The maps of an eBPF or duet-ABI filter, for the admin API and the event stream.
+    fn maps(&self) -> Vec<crate::maps_api::NamedMap> {
+        Vec::new()
+    }
+    /// The `trace` lines an eBPF or duet-ABI filter wrote since the last call.
+    fn take_trace(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Starts the filter's background work (timers, queues, calls from its root context) on the
     /// current tokio runtime; it ends by itself once the filter is dropped.
     fn start_background(&self, _io: Arc<dyn Upstreams>) {}

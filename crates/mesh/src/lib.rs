@@ -19,8 +19,12 @@
 
 pub mod backend;
 pub mod config;
+mod engines;
+pub mod events;
 pub mod filter;
+pub mod maps_api;
 pub mod metrics;
+pub mod programs;
 pub mod proxy;
 pub mod runtime;
 pub mod server;

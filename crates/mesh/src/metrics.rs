@@ -51,6 +51,39 @@ struct FilterLabels {
     filter: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    filter: String,
+    verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    listener: String,
+    route: String,
+    decision: String,
+}
+
+/// The verdict counters of a duet-ABI or eBPF filter.
+#[derive(Clone, Debug)]
+pub struct VerdictStats {
+    /// The request went on.
+    pub continued: Counter,
+    /// The filter answered the request itself.
+    pub responded: Counter,
+}
+
+/// The decisions of a route's routing program.
+#[derive(Clone, Debug)]
+pub struct DecisionStats {
+    /// The program chose a cluster (and maybe an endpoint).
+    pub chosen: Counter,
+    /// It declined: the route's own cluster was used.
+    pub declined: Counter,
+    /// It failed or chose something that does not exist: the route's own cluster was used.
+    pub failed: Counter,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -117,6 +150,8 @@ pub struct Metrics {
     filter_traps: Family<FilterLabels, Counter>,
     filter_restarts: Family<FilterLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
+    filter_verdicts: Family<VerdictLabels, Counter>,
+    route_decisions: Family<DecisionLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -166,6 +201,8 @@ impl Metrics {
             filter_traps: registered(r, "filter_traps", "Filter failures that discarded the filter's VM"),
             filter_restarts: registered(r, "filter_vm_restarts", "Filter VMs created again after a failure"),
             reloads: registered(r, "reloads", "Configuration reloads by result"),
+            filter_verdicts: registered(r, "filter_verdicts", "Verdicts of eBPF and duet-ABI Wasm filters"),
+            route_decisions: registered(r, "route_decisions", "Decisions of routing programs"),
             registry,
             requests,
             request_seconds,
@@ -243,6 +280,30 @@ impl Metrics {
             calls: self.filter_calls.get_or_create(&labels).clone(),
             seconds: self.filter_seconds.get_or_create(&labels).clone(),
         }
+    }
+
+    /// The verdict counters of a duet-ABI or eBPF filter.
+    pub fn verdict_stats(&self, filter: &str) -> VerdictStats {
+        let c = |verdict: &str| {
+            self.filter_verdicts
+                .get_or_create(&VerdictLabels { filter: filter.into(), verdict: verdict.into() })
+                .clone()
+        };
+        VerdictStats { continued: c("continue"), responded: c("respond") }
+    }
+
+    /// The decision counters of a route's routing program.
+    pub fn decision_stats(&self, listener: &str, route: &str) -> DecisionStats {
+        let c = |decision: &str| {
+            self.route_decisions
+                .get_or_create(&DecisionLabels {
+                    listener: listener.into(),
+                    route: route.into(),
+                    decision: decision.into(),
+                })
+                .clone()
+        };
+        DecisionStats { chosen: c("chosen"), declined: c("declined"), failed: c("failed") }
     }
 
     /// One filter failure.

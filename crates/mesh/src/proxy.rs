@@ -69,7 +69,8 @@ pub async fn handle(
     let Some(l) = snapshot.listener(&listener) else {
         return Ok(plain(503, "listener is being removed\n"));
     };
-    let mut log = Log(shared.access_log().map(|_| Box::new(Record::new(&listener, &req, conn))));
+    let records = shared.access_log().is_some() || shared.events.has_subscribers();
+    let mut log = Log(records.then(|| Box::new(Record::new(&listener, &req, conn))));
     let (mut parts, body) = req.into_parts();
 
     // Request smuggling guard: a message with both framings is refused, not guessed at.
@@ -121,6 +122,29 @@ pub async fn handle(
         flow = Some(Arc::new(tokio::sync::Mutex::new((chain, ex))));
     }
 
+    // === Routing program ===
+    let (cluster, endpoint) = match route.program.as_deref() {
+        None => (&route.cluster, None),
+        Some(program) => {
+            let decision = match &flow {
+                Some(flow) => program.decide(&mut flow.lock().await.1),
+                None => {
+                    let mut ex =
+                        Exchange { request_headers: request_pairs(&parts, &host, conn.tls), ..Exchange::default() };
+                    crate::wasm_filter::fill_properties(&mut ex, conn, &request_id, &parts, route);
+                    program.decide(&mut ex)
+                }
+            };
+            match decision {
+                Some(d) => (&program.clusters[d.cluster], d.endpoint),
+                None => (&route.cluster, None),
+            }
+        }
+    };
+    if !Arc::ptr_eq(cluster, &route.cluster) {
+        log.set(|r| r.cluster = cluster.name.clone());
+    }
+
     // === Upstream request ===
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::EXPECT);
@@ -160,9 +184,9 @@ pub async fn handle(
     };
     let upstream_req = Request::from_parts(parts, up_body);
     let sent = Instant::now();
-    let timeout = route.timeout.unwrap_or_else(|| route.cluster.request_timeout());
+    let timeout = route.timeout.unwrap_or_else(|| cluster.request_timeout());
     let result = tokio::select! {
-        res = route.cluster.send(upstream_req, timeout) => res,
+        res = cluster.send(upstream_req, timeout, endpoint) => res,
         Ok(r) = &mut local_rx => {
             return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
         }
@@ -186,7 +210,7 @@ pub async fn handle(
             if let Ok(r) = local_rx.try_recv() {
                 return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
             }
-            tracing::warn!(listener = %listener, route = %route.name, cluster = %route.cluster.name, error = %e, "upstream failed");
+            tracing::warn!(listener = %listener, route = %route.name, cluster = %cluster.name, error = %e, "upstream failed");
             log.set(|r| r.upstream_error = Some(e.to_string()));
             let status = e.status();
             let body = match &e {
@@ -197,7 +221,7 @@ pub async fn handle(
             return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, local_plain(status, body)).await);
         }
     };
-    shared.metrics.upstream(&route.cluster.name, sent.elapsed());
+    shared.metrics.upstream(&cluster.name, sent.elapsed());
     log.set(|r| r.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3));
 
     // === Response ===
@@ -288,6 +312,7 @@ pub async fn handle(
     };
     log.set(|r| r.status = rparts.status.as_u16());
     let access = shared.access_log();
+    let events = shared.events.has_subscribers().then(|| Arc::clone(&shared));
     let stats = route.stats.clone();
     let status = rparts.status.as_u16();
     out_body = OnEnd {
@@ -297,8 +322,8 @@ pub async fn handle(
             stats.request(status, start.elapsed());
             log.set(|r| r.duration_ms = start.elapsed().as_secs_f64() * 1e3);
             log.set(|r| r.complete = complete);
-            if let (Some(access), Some(record)) = (access, &log.0) {
-                access.write(record);
+            if let Some(record) = &log.0 {
+                emit(access.as_deref(), events.as_deref(), record);
             }
             if let Some(flow) = flow {
                 // The response is over: the filters log and release their contexts. Nobody else
@@ -630,10 +655,26 @@ fn finish_local(
     log.set(|r| r.local = true);
     log.set(|r| r.duration_ms = start.elapsed().as_secs_f64() * 1e3);
     log.set(|r| r.complete = true);
-    if let (Some(access), Some(record)) = (shared.access_log(), &log.0) {
-        access.write(record);
+    if let Some(record) = &log.0 {
+        emit(shared.access_log().as_deref(), Some(shared), record);
     }
     resp
+}
+
+/// Writes a finished request's record to the access log and the event stream.
+fn emit(access: Option<&crate::runtime::AccessLog>, events: Option<&Shared>, record: &Record) {
+    if let Some(access) = access {
+        access.write(record);
+    }
+    if let Some(shared) = events.filter(|s| s.events.has_subscribers()) {
+        #[derive(serde::Serialize)]
+        struct AccessEvent<'a> {
+            r#type: &'static str,
+            #[serde(flatten)]
+            record: &'a Record,
+        }
+        shared.events.publish_json(&AccessEvent { r#type: "access", record });
+    }
 }
 
 async fn finish_flow_local(

@@ -15,7 +15,9 @@ use duet_proxywasm::SharedState;
 use crate::MeshError;
 use crate::config::{self, Config};
 use crate::filter::HttpFilter;
+use crate::maps_api::NamedMap;
 use crate::metrics::Metrics;
+use crate::programs::{DuetFilter, FileKind, RouteProgramRt};
 use crate::proxy::Record;
 use crate::upstream::{Cluster, Clusters};
 use crate::wasm_filter::WasmFilter;
@@ -33,6 +35,8 @@ pub struct RouteRt {
     pub timeout: Option<Duration>,
     /// Its request counters.
     pub stats: crate::metrics::RouteStats,
+    /// Its routing program, when configured.
+    pub program: Option<Arc<crate::programs::RouteProgramRt>>,
 }
 
 impl RouteRt {
@@ -170,7 +174,23 @@ impl Snapshot {
                     .cloned()
                     .ok_or_else(|| MeshError::Invalid(format!("route to undefined cluster `{}`", r.cluster)))?;
                 let name = r.name.clone().unwrap_or_else(|| r.prefix.clone());
+                let program = match &r.route {
+                    Some(p) => {
+                        let choices = p
+                            .clusters
+                            .iter()
+                            .map(|c| {
+                                clusters.get(c).cloned().ok_or_else(|| {
+                                    MeshError::Invalid(format!("route program names undefined cluster `{c}`"))
+                                })
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Some(Arc::new(RouteProgramRt::load(p, &l.name, &name, choices, metrics, workers)?))
+                    }
+                    None => None,
+                };
                 routes.push(RouteRt {
+                    program,
                     stats: metrics.route_stats(&l.name, &name, &cluster.name),
                     name,
                     host: r.host.clone(),
@@ -181,14 +201,35 @@ impl Snapshot {
             }
             let mut filters: Vec<Arc<dyn HttpFilter>> = Vec::new();
             for f in &l.filters {
-                filters.push(Arc::new(WasmFilter::load(
-                    f,
-                    upstreams.clone(),
-                    wasm_shared,
-                    metrics,
-                    workers,
-                    cache_dir.clone(),
-                )?));
+                let filter: Arc<dyn HttpFilter> = match (&f.bpf, &f.wasm) {
+                    (Some(_), _) => Arc::new(DuetFilter::load(f, &l.name, FileKind::Bpf(f.engine), metrics, workers)?),
+                    (None, Some(path)) => {
+                        let wasm = std::fs::read(path).map_err(|e| MeshError::Filter {
+                            name: f.name.clone(),
+                            message: format!("cannot read {}: {e}", path.display()),
+                        })?;
+                        if crate::programs::is_duet_abi(&wasm) {
+                            Arc::new(DuetFilter::load(f, &l.name, FileKind::Wasm, metrics, workers)?)
+                        } else {
+                            Arc::new(WasmFilter::load(
+                                f,
+                                (path, &wasm),
+                                upstreams.clone(),
+                                wasm_shared,
+                                metrics,
+                                workers,
+                                cache_dir.clone(),
+                            )?)
+                        }
+                    }
+                    (None, None) => {
+                        return Err(MeshError::Filter {
+                            name: f.name.clone(),
+                            message: "needs `wasm:` or `bpf:`".into(),
+                        });
+                    }
+                };
+                filters.push(filter);
             }
             let tls = l.tls.as_ref().map(crate::tls::server_config).transpose()?;
             listeners.push(Arc::new(ListenerRt { name: l.name.clone(), config: l.clone(), routes, filters, tls }));
@@ -200,6 +241,27 @@ impl Snapshot {
     /// The listener called `name`.
     pub fn listener(&self, name: &str) -> Option<&ListenerRt> {
         self.listeners.iter().find(|l| l.name == name).map(|l| &**l)
+    }
+
+    /// Every map of every eBPF and duet-ABI filter and routing program.
+    pub fn maps(&self) -> Vec<NamedMap> {
+        let mut out = Vec::new();
+        for l in &self.listeners {
+            for f in &l.filters {
+                out.extend(f.maps());
+            }
+            for r in &l.routes {
+                if let Some(p) = &r.program {
+                    out.extend(p.maps());
+                }
+            }
+        }
+        out
+    }
+
+    /// Every routing program.
+    pub fn route_programs(&self) -> Vec<Arc<RouteProgramRt>> {
+        self.listeners.iter().flat_map(|l| l.routes.iter().filter_map(|r| r.program.clone())).collect()
     }
 
     /// Every filter of every listener.
@@ -229,6 +291,8 @@ pub struct Shared {
     pub reload_lock: tokio::sync::Mutex<()>,
     /// The last reload's error, for the admin API.
     pub last_reload_error: Mutex<Option<String>>,
+    /// Ring-buffer records and access events for `GET /events`.
+    pub events: crate::events::Events,
 }
 
 impl std::fmt::Debug for Shared {
@@ -250,6 +314,7 @@ impl Shared {
             generation: AtomicU64::new(generation),
             reload_lock: tokio::sync::Mutex::new(()),
             last_reload_error: Mutex::new(None),
+            events: crate::events::Events::new(),
         }
     }
 
@@ -288,6 +353,7 @@ mod tests {
             prefix: prefix.into(),
             cluster: Arc::new(Cluster::new(&cfg, &metrics).unwrap()),
             timeout: None,
+            program: None,
         }
     }
 

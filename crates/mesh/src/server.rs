@@ -142,6 +142,7 @@ impl Server {
         }
         *server.bound.lock().await = bound;
         start_background(&snapshot);
+        tokio::spawn(crate::events::drain_ring_buffers(Arc::downgrade(&shared)));
         if let Some((_, _, listener, rx)) = admin {
             tokio::spawn(admin_loop(Arc::clone(&server), listener, rx));
         }
@@ -395,27 +396,50 @@ async fn admin_loop(server: Arc<Server>, listener: TcpListener, mut stop: watch:
     }
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+/// An admin response body: whole, or streamed (`/events`).
+type AdminBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<AdminBody> {
+    let mut r = Response::new(Full::new(body.into()).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     r
 }
 
-fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
+fn json(status: StatusCode, v: &serde_json::Value) -> Response<AdminBody> {
     let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
     body.push(b'\n');
     respond(status, "application/json", body)
 }
 
-async fn admin(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// Largest admin request body (map updates).
+const ADMIN_BODY_LIMIT: usize = 1 << 20;
+
+async fn admin(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<AdminBody>, Infallible> {
     let shared = &server.shared;
     let snapshot = shared.snapshot();
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    // The body is not needed by any endpoint; read it (bounded) so keep-alive works.
-    let _ = http_body_util::Limited::new(req.into_body(), 64 << 10).collect().await;
+    let body = match http_body_util::Limited::new(req.into_body(), ADMIN_BODY_LIMIT).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "admin request bodies are at most 1 MiB\n",
+            ));
+        }
+    };
+    if let Some(rest) = path.strip_prefix("/maps") {
+        return Ok(admin_maps(&snapshot, &method, rest, &body));
+    }
     Ok(match (method, path.as_str()) {
+        (Method::GET, "/events") => {
+            let body = crate::events::EventBody::subscribe(&shared.events);
+            let mut r = Response::new(body.boxed_unsync());
+            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-ndjson"));
+            r
+        }
         (Method::GET, "/metrics") => respond(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -441,7 +465,11 @@ async fn admin(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<F
                     })
                 })
                 .collect();
-            json(StatusCode::OK, &serde_json::json!({ "generation": snapshot.generation, "filters": filters }))
+            let routes: Vec<serde_json::Value> = snapshot.route_programs().iter().map(|p| p.status()).collect();
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "generation": snapshot.generation, "filters": filters, "route_programs": routes }),
+            )
         }
         (Method::GET, "/ready") => {
             if shared.ready.load(Ordering::Relaxed) {
@@ -462,9 +490,48 @@ async fn admin(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<F
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "endpoints: GET /metrics /config /filters /ready /healthz, POST /reload\n",
+            "endpoints: GET /metrics /config /filters /ready /healthz /events /maps /maps/<owner>/<map>, \
+             PUT|DELETE /maps/<owner>/<map>, POST /reload\n",
         ),
     })
+}
+
+/// `/maps...`: list, read, update and delete the maps of eBPF and duet-ABI filters and routing
+/// programs.
+fn admin_maps(snapshot: &Snapshot, method: &Method, rest: &str, body: &[u8]) -> Response<AdminBody> {
+    let maps = snapshot.maps();
+    if rest.is_empty() || rest == "/" {
+        if *method != Method::GET {
+            return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET /maps\n");
+        }
+        let list: Vec<serde_json::Value> = maps.iter().map(crate::maps_api::describe).collect();
+        return json(StatusCode::OK, &serde_json::json!({ "generation": snapshot.generation, "maps": list }));
+    }
+    let target = rest.trim_start_matches('/');
+    let Some((owner, name)) = target.rsplit_once('/') else {
+        return respond(StatusCode::NOT_FOUND, "text/plain", "expected /maps/<owner>/<map>\n");
+    };
+    let Some(map) = maps.iter().find(|m| m.owner == owner && m.name == name) else {
+        let known: Vec<String> = maps.iter().map(|m| format!("{}/{}", m.owner, m.name)).collect();
+        let msg = format!(
+            "no map `{name}` of `{owner}`; maps: {}\n",
+            if known.is_empty() { "none".into() } else { known.join(", ") }
+        );
+        return respond(StatusCode::NOT_FOUND, "text/plain", msg);
+    };
+    let result = match *method {
+        Method::GET => Ok(crate::maps_api::entries(map)),
+        Method::PUT => crate::maps_api::put(map, body),
+        Method::DELETE => crate::maps_api::delete(map, body),
+        _ => return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET, PUT or DELETE\n"),
+    };
+    match result {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err(e) => json(
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            &serde_json::json!({ "ok": false, "error": e.message }),
+        ),
+    }
 }
 
 /// The config file path, made absolute.

@@ -262,19 +262,28 @@ impl Cluster {
         None
     }
 
+    /// The number of endpoints.
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+
     /// Sends `req` (origin-form URI and `host` header already set) to an endpoint, retrying
-    /// failed connects on others; waits for the response head at most `timeout`.
+    /// failed connects on others; waits for the response head at most `timeout`. `preferred`
+    /// (a routing program's choice, in range) is tried first, even when ejected; retries go
+    /// through the balancer.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<UpBody>,
         timeout: Duration,
+        preferred: Option<usize>,
     ) -> Result<(Response<Incoming>, InFlight), UpstreamError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut tried = Vec::new();
         let mut last = String::from("no endpoints");
         let attempts = 1 + self.config.connect_retries as usize;
+        let mut preferred = preferred.filter(|&i| i < self.endpoints.len());
         while tried.len() < attempts {
-            let Some(i) = self.pick(&tried) else { break };
+            let Some(i) = preferred.take().or_else(|| self.pick(&tried)) else { break };
             let ep = Arc::clone(&self.endpoints[i]);
             // HTTP/2 needs an absolute URI; HTTP/1.1 sends the origin form with a host header.
             if self.config.http2 {
@@ -396,7 +405,7 @@ impl Upstreams for Clusters {
             let body = crate::proxy::full_body(call.body);
             let req = builder.body(body).ok()?;
             let fut = async {
-                let (resp, _guard) = cluster.send(req, call.timeout).await.ok()?;
+                let (resp, _guard) = cluster.send(req, call.timeout, None).await.ok()?;
                 let (parts, body) = resp.into_parts();
                 let limited = http_body_util::Limited::new(body, MAX_CALL_BODY);
                 let collected = limited.collect().await.ok()?;

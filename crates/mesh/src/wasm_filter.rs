@@ -81,19 +81,17 @@ impl std::fmt::Debug for WasmFilter {
 }
 
 impl WasmFilter {
-    /// Reads, compiles and configures the module (one VM proves it starts), with `workers` VM slots.
+    /// Compiles and configures the module (`(path, bytes)`; one VM proves it starts), with
+    /// `workers` VM slots.
     pub fn load(
         cfg: &config::Filter,
+        (path, wasm): (&std::path::Path, &[u8]),
         upstreams: Vec<String>,
         shared: &Arc<SharedState>,
         metrics: &Arc<Metrics>,
         workers: usize,
         cache_dir: Option<PathBuf>,
     ) -> Result<WasmFilter, MeshError> {
-        let wasm = std::fs::read(&cfg.wasm).map_err(|e| MeshError::Filter {
-            name: cfg.name.clone(),
-            message: format!("cannot read {}: {e}", cfg.wasm.display()),
-        })?;
         let config = PluginConfig {
             name: cfg.name.clone(),
             root_id: cfg.root_id.clone(),
@@ -106,10 +104,8 @@ impl WasmFilter {
             cache_dir,
             ..PluginConfig::default()
         };
-        let plugin = Plugin::load(&wasm, config, Arc::clone(shared)).map_err(|e| MeshError::Filter {
-            name: cfg.name.clone(),
-            message: format!("{}: {e}", cfg.wasm.display()),
-        })?;
+        let plugin = Plugin::load(wasm, config, Arc::clone(shared))
+            .map_err(|e| MeshError::Filter { name: cfg.name.clone(), message: format!("{}: {e}", path.display()) })?;
         let slots = (0..workers.max(1))
             .map(|_| Slot {
                 state: Mutex::new(SlotState {
@@ -125,7 +121,7 @@ impl WasmFilter {
         Ok(WasmFilter {
             inner: Arc::new(Inner {
                 name: cfg.name.clone(),
-                path: cfg.wasm.clone(),
+                path: path.to_owned(),
                 on_error: cfg.on_error,
                 plugin,
                 slots,

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 /// The filters the workspace builds, by crate name (each becomes `<name>.wasm`).
-pub const FILTERS: [&str; 12] = [
+pub const FILTERS: [&str; 13] = [
     "http_headers",
     "body_rewrite",
     "local_response",
@@ -25,6 +25,7 @@ pub const FILTERS: [&str; 12] = [
     "panic",
     "infinite_loop",
     "memory_hog",
+    "apikey",
 ];
 
 /// The targets the filters are built for.

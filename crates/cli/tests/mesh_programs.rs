@@ -1,0 +1,283 @@
+//! duet's own http programs in the sidecar, end to end: the `apikey` filter and the `canary`
+//! route program (examples/, built with `duet build`) run in `duet mesh` as eBPF (JIT and
+//! interpreter) and as duet-ABI Wasm, against real backends on loopback, with their maps edited
+//! live through the admin API.
+//!
+//! The spine is differential: one recorded sequence of requests and map edits goes through the
+//! sidecar once per build of the programs, and every build must give the same statuses, the same
+//! upstream choices, the same headers upstream and the same final maps.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+mod mesh_support;
+use mesh_support::*;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Builds an example with `duet build`; its `.bpf.o` and `.wasm`.
+fn build(example: &str) -> (PathBuf, PathBuf) {
+    let dir = root().join("examples").join(example);
+    let out = duet().args(["build", "--quiet"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "duet build {example}:\n{}", String::from_utf8_lossy(&out.stderr));
+    (dir.join(format!("target/duet/{example}.bpf.o")), dir.join(format!("target/duet/{example}.wasm")))
+}
+
+/// A `KEYS` value of the apikey example (`Client`: requests, limited, rate, burst, id_len, 0, id[32]).
+fn client(id: &str, rate: u32, burst: u32) -> String {
+    let mut v = Vec::new();
+    v.extend(0u64.to_le_bytes());
+    v.extend(0u64.to_le_bytes());
+    v.extend(rate.to_le_bytes());
+    v.extend(burst.to_le_bytes());
+    v.extend((id.len() as u32).to_le_bytes());
+    v.extend(0u32.to_le_bytes());
+    let mut name = id.as_bytes().to_vec();
+    name.resize(32, 0);
+    v.extend(name);
+    v.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn admin(mesh: &Mesh, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let text = raw(mesh.admin, req.as_bytes()).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status_of(head), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
+
+/// What one request got: status, the backend that answered, and the headers the backend saw.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: u16,
+    backend: String,
+    body: String,
+    upstream_client: Option<String>,
+    upstream_api_key: Option<String>,
+}
+
+async fn request(proxy: SocketAddr, headers: &[(&str, &str)]) -> Seen {
+    let mut req = http::Request::get(format!("http://{proxy}/headers")).header("host", "svc.local");
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let got = one(proxy, req.body(body("")).unwrap()).await;
+    let upstream: serde_json::Value = serde_json::from_str(&got.body).unwrap_or_default();
+    let h = |n: &str| upstream["headers"][n].as_str().map(str::to_owned);
+    Seen {
+        status: got.status,
+        backend: got.header("x-backend").to_owned(),
+        body: if got.status == 200 { String::new() } else { got.body.clone() },
+        upstream_client: h("x-duet-client"),
+        upstream_api_key: h("x-api-key"),
+    }
+}
+
+fn config(admin: u16, proxy: u16, stable: SocketAddr, canary: SocketAddr, filter: &str, route: &str) -> String {
+    let filters = format!("      - name: apikey\n{filter}");
+    let routes = format!(
+        "      - name: api\n        prefix: /\n        cluster: stable\n        route: {{ {route}, clusters: [stable, canary] }}\n"
+    );
+    let clusters = format!(
+        "  - {{ name: stable, endpoints: [\"{stable}\"] }}\n  - {{ name: canary, endpoints: [\"{canary}\"] }}\n"
+    );
+    mesh_config(admin, &listener("main", proxy, &filters, &routes), &clusters)
+}
+
+/// One build's run of the recorded sequence: what every request saw, and the final maps.
+async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_json::Value) {
+    let stable = duet_mesh::backend::spawn(addr(0), "stable").await.unwrap();
+    let canary = duet_mesh::backend::spawn(addr(0), "canary").await.unwrap();
+    let (admin_port, proxy_port) = (free_port(), free_port());
+    let dir = temp_dir(&format!("programs-{name}"));
+    let mesh = Mesh::start(&dir, &config(admin_port, proxy_port, stable, canary, filter, route), admin_port);
+    let proxy = addr(proxy_port);
+
+    // The filters' maps are listed with their owners.
+    let (status, maps) = admin(&mesh, "GET", "/maps", "");
+    assert_eq!(status, 200);
+    let names: Vec<String> =
+        maps["maps"].as_array().unwrap().iter().map(|m| format!("{}/{}", m["owner"], m["name"])).collect();
+    for want in ["\"apikey\"/\"KEYS\"", "\"apikey\"/\"STATS\"", "\"route:main/api\"/\"CONFIG\""] {
+        assert!(names.iter().any(|n| n.contains(want)), "{want} in {names:?}");
+    }
+
+    // Keys are added live; a wrong size is refused and changes nothing.
+    let keys = format!(
+        "[{{\"key\": {{\"utf8\": \"alice-key\"}}, \"value\": \"{}\"}}, {{\"key\": {{\"utf8\": \"bob-key\"}}, \"value\": \"{}\"}}]",
+        client("alice", 0, 0),
+        client("bob", 1, 2)
+    );
+    assert_eq!(admin(&mesh, "PUT", "/maps/apikey/KEYS", &keys).0, 200);
+    let (status, err) = admin(&mesh, "PUT", "/maps/apikey/KEYS", "{\"key\": \"0102\", \"value\": \"00\"}");
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("the map's keys are 32 bytes"), "{err}");
+    assert_eq!(admin(&mesh, "GET", "/maps/apikey/KEYS", "").1["entries"].as_array().unwrap().len(), 2);
+
+    let mut seen = Vec::new();
+    seen.push(request(proxy, &[]).await);
+    seen.push(request(proxy, &[("x-api-key", "nobody")]).await);
+    seen.push(request(proxy, &[("x-api-key", &"k".repeat(40))]).await);
+    seen.push(request(proxy, &[("x-api-key", "alice-key")]).await);
+    seen.push(request(proxy, &[("x-api-key", "alice-key"), ("x-duet-client", "mallory")]).await);
+    seen.push(request(proxy, &[("x-api-key", "alice-key"), ("x-canary", "1")]).await);
+    for _ in 0..3 {
+        seen.push(request(proxy, &[("x-api-key", "bob-key")]).await);
+    }
+    // The canary share goes to 100%, live: every client now lands on the canary.
+    assert_eq!(admin(&mesh, "PUT", "/maps/route:main/api/CONFIG", "{\"key\": 0, \"value\": 100}").0, 200);
+    seen.push(request(proxy, &[("x-api-key", "alice-key")]).await);
+    // A revoked key is refused at once.
+    assert_eq!(admin(&mesh, "DELETE", "/maps/apikey/KEYS", "{\"key\": {\"utf8\": \"alice-key\"}}").0, 200);
+    seen.push(request(proxy, &[("x-api-key", "alice-key")]).await);
+
+    // Verdicts are counted per filter, decisions per route.
+    let metrics = mesh.admin_get("/metrics");
+    for want in [
+        "duet_mesh_filter_verdicts_total{filter=\"apikey\",verdict=\"respond\"} 5",
+        "duet_mesh_filter_verdicts_total{filter=\"apikey\",verdict=\"continue\"} 6",
+        "duet_mesh_route_decisions_total{listener=\"main\",route=\"api\",decision=\"chosen\"} 6",
+    ] {
+        assert!(metrics.contains(want), "{name}: {want} in\n{metrics}");
+    }
+    let mut maps = serde_json::Map::new();
+    for m in ["apikey/KEYS", "apikey/STATS", "route:main/api/STATS", "route:main/api/CONFIG"] {
+        let (status, mut v) = admin(&mesh, "GET", &format!("/maps/{m}"), "");
+        assert_eq!(status, 200, "{m}");
+        let mut entries = v["entries"].as_array().cloned().unwrap_or_default();
+        entries.sort_by_key(|e| e["key"].as_str().unwrap_or_default().to_owned());
+        v["entries"] = entries.into();
+        maps.insert(m.to_owned(), v["entries"].clone());
+    }
+    (seen, serde_json::Value::Object(maps))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_as_ebpf_and_wasm_gives_the_same_decisions_in_the_sidecar() {
+    let (apikey_bpf, apikey_wasm) = build("apikey");
+    let (canary_bpf, canary_wasm) = build("canary");
+    let builds = [
+        (
+            "jit",
+            format!("        bpf: \"{}\"\n        engine: jit\n", apikey_bpf.display()),
+            format!("bpf: \"{}\", engine: jit", canary_bpf.display()),
+        ),
+        (
+            "interpreter",
+            format!("        bpf: \"{}\"\n        engine: interpreter\n", apikey_bpf.display()),
+            format!("bpf: \"{}\", engine: interpreter", canary_bpf.display()),
+        ),
+        (
+            "wasm",
+            format!("        wasm: \"{}\"\n", apikey_wasm.display()),
+            format!("wasm: \"{}\"", canary_wasm.display()),
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, filter, route) in &builds {
+        results.push((name, scenario(name, filter, route).await));
+    }
+
+    // What the recorded sequence must give (the reference is the ABI, not any one executor).
+    let (seen, _) = &results[0].1;
+    let unauthorized = |s: &Seen| s.status == 401 && s.body == "missing or unknown api key";
+    assert!(unauthorized(&seen[0]) && unauthorized(&seen[1]) && unauthorized(&seen[2]), "{seen:#?}");
+    assert_eq!((seen[3].status, seen[3].backend.as_str()), (200, "stable"));
+    assert_eq!(seen[3].upstream_client.as_deref(), Some("alice"));
+    assert_eq!(seen[3].upstream_api_key, None, "the key stays at the edge");
+    assert_eq!(seen[4].upstream_client.as_deref(), Some("alice"), "a client cannot pose as another");
+    assert_eq!((seen[5].status, seen[5].backend.as_str()), (200, "canary"));
+    assert_eq!([seen[6].status, seen[7].status, seen[8].status], [200, 200, 429]);
+    assert_eq!(seen[8].body, "rate limit exceeded");
+    assert_eq!((seen[9].status, seen[9].backend.as_str()), (200, "canary"));
+    assert!(unauthorized(&seen[10]));
+
+    for (name, r) in &results[1..] {
+        assert_eq!(r.0, results[0].1.0, "requests: {name} differs from {}", results[0].0);
+        assert_eq!(r.1, results[0].1.1, "maps: {name} differs from {}", results[0].0);
+    }
+}
+
+/// A filter that fails verification, a module without the exports, a route program choosing a
+/// cluster that does not exist: clear errors, and the sidecar keeps serving with what it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_programs_are_refused_and_the_sidecar_keeps_serving() {
+    let (apikey_bpf, _) = build("apikey");
+    let (canary_bpf, _) = build("canary");
+    let dir = temp_dir("programs-bad");
+    // An http program that reads past its 24-byte context, built with clang.
+    let bad_c = dir.join("bad.c");
+    std::fs::write(
+        &bad_c,
+        "__attribute__((section(\"duet/http_request\"), used)) int bad(void *ctx) { return *(int *)((char *)ctx + 64); }\n\
+         char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
+    )
+    .unwrap();
+    let bad_o = dir.join("bad.o");
+    let status = Command::new("clang").args(["-O2", "-target", "bpf", "-c"]).arg(&bad_c).arg("-o").arg(&bad_o).status();
+    assert!(status.is_ok_and(|s| s.success()), "clang -target bpf (installed by `cargo xtask setup`)");
+
+    let stable = duet_mesh::backend::spawn(addr(0), "stable").await.unwrap();
+    let (admin_port, proxy_port) = (free_port(), free_port());
+    // The route lists only `stable`, so canary's choice of index 1 does not exist.
+    let good = mesh_config(
+        admin_port,
+        &listener(
+            "main",
+            proxy_port,
+            &format!("      - name: apikey\n        bpf: \"{}\"\n", apikey_bpf.display()),
+            &format!(
+                "      - name: api\n        prefix: /\n        cluster: stable\n        route: {{ bpf: \"{}\", clusters: [stable] }}\n",
+                canary_bpf.display()
+            ),
+        ),
+        &format!("  - {{ name: stable, endpoints: [\"{stable}\"] }}\n"),
+    );
+    let mesh = Mesh::start(&dir, &good, admin_port);
+    let proxy = addr(proxy_port);
+    let key = format!("{{\"key\": {{\"utf8\": \"k\"}}, \"value\": \"{}\"}}", client("c", 0, 0));
+    assert_eq!(admin(&mesh, "PUT", "/maps/apikey/KEYS", &key).0, 200);
+    let ok = request(proxy, &[("x-api-key", "k"), ("x-canary", "1")]).await;
+    assert_eq!((ok.status, ok.backend.as_str()), (200, "stable"), "a bad choice falls back to the route's cluster");
+    let metrics = mesh.admin_get("/metrics");
+    assert!(
+        metrics.contains("duet_mesh_route_decisions_total{listener=\"main\",route=\"api\",decision=\"failed\"} 1"),
+        "{metrics}"
+    );
+
+    let reload_with = |filter: String| {
+        std::fs::write(&mesh.config, good.replace(&format!("        bpf: \"{}\"\n", apikey_bpf.display()), &filter))
+            .unwrap();
+        admin(&mesh, "POST", "/reload", "")
+    };
+    // Unsafe: refused with the verifier's explanation.
+    let (status, v) = reload_with(format!("        bpf: \"{}\"\n", bad_o.display()));
+    assert_eq!(status, 400);
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(error.contains("bad") && error.contains("context"), "{error}");
+    // Not an http program file.
+    let wasm = root().join("examples/apikey/target/duet/apikey.wasm");
+    let not_http = dir.join("plain.wasm");
+    std::fs::write(
+        &not_http,
+        wat::parse_str(
+            "(module (func (export \"duet_abi_version\") (result i32) i32.const 2) (memory (export \"memory\") 1))",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (status, v) = reload_with(format!("        wasm: \"{}\"\n", not_http.display()));
+    assert_eq!(status, 400, "{v}");
+    assert!(wasm.is_file());
+    // The old snapshot still serves, with its maps.
+    let still = request(proxy, &[("x-api-key", "k")]).await;
+    assert_eq!(still.status, 200);
+    assert_eq!(request(proxy, &[("x-api-key", "other")]).await.status, 401);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}

@@ -1,0 +1,76 @@
+//! Loading http programs into duet's engines: eBPF objects into duet-vm (verified; JIT or
+//! interpreter), duet-ABI modules into duet-wasm. The rest of the sidecar sees only
+//! [`crate::programs::ProgramFile`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use duet_maps::Map;
+use duet_vm::http::{HttpExchange, HttpMd, HttpOutcome};
+
+use crate::config::BpfEngine;
+use crate::error_chain;
+use crate::programs::{ProgramKind, Runner, RunnerFactory};
+
+/// What a loaded file offers: its http programs, its maps, how to make runners, and a drain for
+/// its `trace` lines.
+pub(crate) struct Loaded {
+    pub programs: Vec<(String, ProgramKind)>,
+    pub maps: Vec<(String, Arc<Map>)>,
+    pub factory: RunnerFactory,
+    pub take_log: Box<dyn Fn() -> Vec<String> + Send + Sync>,
+}
+
+/// Loads an eBPF object and verifies every http program in it now, so an unsafe program is
+/// refused when the sidecar loads it (with the verifier's explanation), not on a request.
+pub(crate) fn load_bpf(bytes: &[u8], engine: BpfEngine) -> Result<Loaded, String> {
+    let object = duet_object::Object::parse(bytes).map_err(|e| error_chain(&e))?;
+    let module = duet_vm::Module::load(&object, duet_vm::LoadOptions::default()).map_err(|e| error_chain(&e))?;
+    let module = Arc::new(module);
+    let mut programs = Vec::new();
+    for p in module.programs() {
+        let kind = match p.kind {
+            duet_object::ProgramKind::HttpRequest => ProgramKind::Request,
+            duet_object::ProgramKind::HttpResponse => ProgramKind::Response,
+            duet_object::ProgramKind::Route => ProgramKind::Route,
+            _ => continue,
+        };
+        // Verification (and compilation, for the JIT) happens here, once.
+        module.http_runner(&p.name, vm_engine(engine)).map_err(|e| error_chain(&e))?;
+        programs.push((p.name.clone(), kind));
+    }
+    let maps = module.maps().map(|(n, m)| (n.to_owned(), Arc::clone(m))).collect();
+    let names: Vec<String> = programs.iter().map(|(n, _)| n.clone()).collect();
+    let m = Arc::clone(&module);
+    let factory: RunnerFactory = Box::new(move || {
+        let mut runners = HashMap::new();
+        for name in &names {
+            runners.insert(name.clone(), m.http_runner(name, vm_engine(engine)).map_err(|e| error_chain(&e))?);
+        }
+        Ok(Box::new(BpfRunners(runners)) as Box<dyn Runner>)
+    });
+    let take_log = Box::new(move || module.take_log());
+    Ok(Loaded { programs, maps, factory, take_log })
+}
+
+fn vm_engine(engine: BpfEngine) -> duet_vm::Engine {
+    match engine {
+        BpfEngine::Jit => duet_vm::Engine::Jit,
+        BpfEngine::Interpreter => duet_vm::Engine::Interpreter,
+    }
+}
+
+struct BpfRunners(HashMap<String, duet_vm::HttpRunner>);
+
+impl Runner for BpfRunners {
+    fn run(&mut self, name: &str, md: &HttpMd, ex: &mut dyn HttpExchange) -> Result<HttpOutcome, String> {
+        let Some(runner) = self.0.get_mut(name) else { return Err(format!("no program `{name}`")) };
+        runner.run(md, ex).map_err(|trap| trap.to_string())
+    }
+}
+
+/// Loads a duet-ABI Wasm module. (duet-wasm's http imports land in the next commit; until then
+/// such modules are refused with this message.)
+pub(crate) fn load_wasm(_bytes: &[u8]) -> Result<Loaded, String> {
+    Err("duet-ABI Wasm http programs are not supported by this build yet".into())
+}

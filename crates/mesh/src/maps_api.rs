@@ -1,0 +1,256 @@
+//! The admin API over the maps of eBPF and duet-ABI Wasm filters and route programs: an
+//! operator reads, adds and removes entries while the sidecar serves (block a key, shift
+//! traffic), without a reload.
+//!
+//! - `GET /maps`: every map with its owner, type and sizes;
+//! - `GET /maps/<owner>/<map>`: its entries, keys and values in hex (per-CPU maps: one value per
+//!   CPU);
+//! - `PUT /maps/<owner>/<map>` with `{"key": K, "value": V, "flags": "any"|"noexist"|"exist"}`
+//!   (or an array of such objects);
+//! - `DELETE /maps/<owner>/<map>` with `{"key": K}` (or an array).
+//!
+//! `K` and `V` are hex strings (`"0a000001"`, whitespace and a `0x` prefix allowed), unsigned
+//! integers (written little-endian into the key or value size), `{"utf8": "text"}` (zero-padded
+//! to the size) or arrays of byte values. A size mismatch or a bad encoding is a 400 naming the
+//! expected size; the map is unchanged.
+
+use std::sync::Arc;
+
+use duet_maps::{Map, MapValue};
+use serde_json::{Value, json};
+
+/// One map as the admin API names it: `<owner>/<name>`, the owner being the filter (or
+/// `route:<listener>/<route>`) whose file declared it.
+#[derive(Clone, Debug)]
+pub struct NamedMap {
+    /// The filter or route program that owns it.
+    pub owner: String,
+    /// The map's name in the object or module.
+    pub name: String,
+    /// The map.
+    pub map: Arc<Map>,
+}
+
+/// An API error: an HTTP status and a message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// 400, 404, 405, 409.
+    pub status: u16,
+    /// In words.
+    pub message: String,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError { status: 400, message: message.into() }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// A map's description for `GET /maps`.
+pub fn describe(m: &NamedMap) -> Value {
+    let spec = m.map.spec();
+    let mut v = json!({
+        "owner": m.owner,
+        "name": m.name,
+        "type": m.map.map_type().name(),
+        "key_size": spec.key_size,
+        "value_size": spec.value_size,
+        "max_entries": spec.max_entries,
+    });
+    if m.map.map_type() != duet_maps::MapType::RingBuf {
+        v["entries"] = Value::from(m.map.entries().len());
+    }
+    v
+}
+
+/// `GET /maps/<owner>/<map>`.
+pub fn entries(m: &NamedMap) -> Value {
+    let entries: Vec<Value> = m
+        .map
+        .entries()
+        .into_iter()
+        .map(|(k, v)| match v {
+            MapValue::Single(v) => json!({ "key": hex(&k), "value": hex(&v) }),
+            MapValue::PerCpu(vs) => {
+                json!({ "key": hex(&k), "values": vs.iter().map(|v| hex(v)).collect::<Vec<_>>() })
+            }
+        })
+        .collect();
+    let mut v = describe(m);
+    v["entries"] = Value::from(entries);
+    v
+}
+
+/// `PUT /maps/<owner>/<map>`: applies every update of `body`, stopping at the first failure
+/// (earlier ones stay applied and are counted in the error).
+pub fn put(m: &NamedMap, body: &[u8]) -> Result<Value, ApiError> {
+    let items = items(body)?;
+    let spec = m.map.spec();
+    let mut done = 0;
+    for (i, item) in items.iter().enumerate() {
+        let at =
+            |e: ApiError| ApiError { message: format!("update {i} ({done} applied before it): {}", e.message), ..e };
+        let key = bytes(item.get("key").ok_or_else(|| at(bad("`key` is missing")))?, spec.key_size as usize, "key")
+            .map_err(at)?;
+        let value = item.get("value").ok_or_else(|| at(bad("`value` is missing")))?;
+        let mut value = bytes(value, spec.value_size as usize, "value").map_err(at)?;
+        if m.map.map_type().is_per_cpu() {
+            // One value for every CPU, each slot rounded up to 8 bytes as the bpf syscall lays
+            // them out.
+            let slot = m.map.user_value_len() / m.map.n_cpus().max(1);
+            value.resize(slot, 0);
+            value = value.repeat(m.map.n_cpus());
+        }
+        let flags = match item.get("flags").and_then(Value::as_str).unwrap_or("any") {
+            "any" => 0,
+            "noexist" => 1,
+            "exist" => 2,
+            other => return Err(at(bad(format!("`flags` is {other:?}; expected \"any\", \"noexist\" or \"exist\"")))),
+        };
+        m.map.update(&key, &value, flags, None).map_err(|e| at(ApiError { status: 409, message: e.to_string() }))?;
+        done += 1;
+    }
+    Ok(json!({ "ok": true, "updated": done }))
+}
+
+/// `DELETE /maps/<owner>/<map>`.
+pub fn delete(m: &NamedMap, body: &[u8]) -> Result<Value, ApiError> {
+    let items = items(body)?;
+    let mut done = 0;
+    for (i, item) in items.iter().enumerate() {
+        let at =
+            |e: ApiError| ApiError { message: format!("delete {i} ({done} applied before it): {}", e.message), ..e };
+        let key = item.get("key").ok_or_else(|| at(bad("`key` is missing")))?;
+        let key = bytes(key, m.map.spec().key_size as usize, "key").map_err(at)?;
+        m.map.delete(&key).map_err(|e| at(ApiError { status: 404, message: e.to_string() }))?;
+        done += 1;
+    }
+    Ok(json!({ "ok": true, "deleted": done }))
+}
+
+fn items(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    let items = match v {
+        Value::Array(items) => items,
+        v @ Value::Object(_) => vec![v],
+        _ => return Err(bad("expected an object {\"key\": ..., \"value\": ...} or an array of them")),
+    };
+    if items.iter().any(|i| !i.is_object()) {
+        return Err(bad("every update is an object {\"key\": ..., \"value\": ...}"));
+    }
+    Ok(items)
+}
+
+/// Decodes a key or value of exactly `size` bytes.
+pub fn bytes(v: &Value, size: usize, what: &str) -> Result<Vec<u8>, ApiError> {
+    let out = match v {
+        Value::String(s) => {
+            let digits: String = s.trim().trim_start_matches("0x").chars().filter(|c| !c.is_whitespace()).collect();
+            if !digits.len().is_multiple_of(2) || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad(format!("{what} {s:?} is not hex (expected {} hex digits)", size * 2)));
+            }
+            (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap_or(0)).collect()
+        }
+        Value::Number(n) => {
+            let n = n.as_u64().ok_or_else(|| bad(format!("{what} {n} is not an unsigned integer")))?;
+            let le = n.to_le_bytes();
+            if size < 8 && n >> (8 * size) != 0 {
+                return Err(bad(format!("{what} {n} does not fit in {size} bytes")));
+            }
+            let mut out = vec![0; size];
+            let k = size.min(8);
+            out[..k].copy_from_slice(&le[..k]);
+            out
+        }
+        Value::Object(o) if o.len() == 1 && o.get("utf8").is_some_and(Value::is_string) => {
+            let text = o["utf8"].as_str().unwrap_or_default().as_bytes();
+            if text.len() > size {
+                return Err(bad(format!("{what} text is {} bytes; the map's {what}s are {size}", text.len())));
+            }
+            let mut out = text.to_vec();
+            out.resize(size, 0);
+            out
+        }
+        Value::Array(a) => a
+            .iter()
+            .map(|b| b.as_u64().filter(|&b| b <= 255).map(|b| b as u8))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| bad(format!("{what}: an array must hold byte values 0..=255")))?,
+        _ => return Err(bad(format!("{what}: expected a hex string, an integer, {{\"utf8\": ...}} or a byte array"))),
+    };
+    if out.len() != size {
+        return Err(bad(format!("{what} is {} bytes; the map's {what}s are {size} bytes", out.len())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duet_maps::{MapSpec, MapType};
+
+    fn map(map_type: MapType, key_size: u32, value_size: u32) -> NamedMap {
+        let spec = MapSpec { name: "KEYS".into(), map_type, key_size, value_size, max_entries: 8, flags: 0 };
+        NamedMap { owner: "apikey".into(), name: "KEYS".into(), map: Arc::new(Map::new(spec, 2).unwrap()) }
+    }
+
+    #[test]
+    fn keys_and_values_decode_in_every_encoding() {
+        assert_eq!(bytes(&json!("0a 00 00 01"), 4, "key").unwrap(), [10, 0, 0, 1]);
+        assert_eq!(bytes(&json!("0x0a000001"), 4, "key").unwrap(), [10, 0, 0, 1]);
+        assert_eq!(bytes(&json!(258), 4, "key").unwrap(), [2, 1, 0, 0]);
+        assert_eq!(bytes(&json!(7), 12, "key").unwrap(), [7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(bytes(&json!({"utf8": "ab"}), 4, "key").unwrap(), b"ab\0\0");
+        assert_eq!(bytes(&json!([1, 2]), 2, "key").unwrap(), [1, 2]);
+        assert!(bytes(&json!("0a0000"), 4, "key").unwrap_err().message.contains("the map's keys are 4 bytes"));
+        assert!(bytes(&json!("zz"), 1, "key").unwrap_err().message.contains("not hex"));
+        assert!(bytes(&json!(256), 1, "key").unwrap_err().message.contains("does not fit"));
+        assert!(bytes(&json!({"utf8": "toolong"}), 4, "key").unwrap_err().message.contains("7 bytes"));
+        assert!(bytes(&json!(true), 4, "key").is_err());
+    }
+
+    #[test]
+    fn put_get_delete_round_trip_and_errors_leave_the_map_as_it_was() {
+        let m = map(MapType::Hash, 4, 8);
+        let r = put(&m, br#"[{"key": "0a000001", "value": 5}, {"key": 2, "value": "0100000000000000"}]"#).unwrap();
+        assert_eq!(r["updated"], 2);
+        let e = entries(&m);
+        let mut got: Vec<(String, String)> = e["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["key"].as_str().unwrap().to_owned(), e["value"].as_str().unwrap().to_owned()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [("02000000".into(), "0100000000000000".into()), ("0a000001".into(), "0500000000000000".into())]
+        );
+        let e = put(&m, br#"{"key": "0a0000", "value": 1}"#).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("update 0 (0 applied before it): key is 3 bytes"), "{}", e.message);
+        let e = put(&m, br#"{"key": 2, "value": 1, "flags": "noexist"}"#).unwrap_err();
+        assert_eq!(e.status, 409, "{}", e.message);
+        assert_eq!(delete(&m, br#"{"key": 2}"#).unwrap()["deleted"], 1);
+        assert_eq!(delete(&m, br#"{"key": 2}"#).unwrap_err().status, 404);
+        assert_eq!(m.map.entries().len(), 1);
+        assert!(put(&m, b"not json").unwrap_err().message.contains("not JSON"));
+    }
+
+    #[test]
+    fn per_cpu_values_are_written_to_every_cpu() {
+        let m = map(MapType::PerCpuArray, 4, 4);
+        put(&m, br#"{"key": 1, "value": 9}"#).unwrap();
+        let e = entries(&m);
+        let one = e["entries"].as_array().unwrap().iter().find(|e| e["key"] == "01000000").unwrap().clone();
+        assert_eq!(one["values"], json!(["09000000", "09000000"]));
+    }
+}
