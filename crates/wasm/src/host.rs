@@ -8,13 +8,15 @@ use duet_maps::{Map, MapType};
 use duet_vm::Env;
 use wasmtime::{Caller, Linker, Memory, StoreLimits};
 
+use crate::exchange::ExchangeSlot;
 use crate::value::ValueRef;
+use duet_vm::http::{HttpError, fill_buffer};
 
 /// The import module name.
 pub(crate) const IMPORT_MODULE: &str = "duet";
 
 /// Every import the host provides, by name (the linker checks their signatures).
-pub(crate) const IMPORTS: [&str; 9] = [
+pub(crate) const IMPORTS: [&str; 15] = [
     "map_lookup",
     "map_update",
     "map_delete",
@@ -24,7 +26,17 @@ pub(crate) const IMPORTS: [&str; 9] = [
     "get_smp_processor_id",
     "trace",
     "ringbuf_output",
+    "http_field",
+    "http_header_get",
+    "http_header_set",
+    "http_header_add",
+    "http_header_remove",
+    "http_respond",
 ];
+
+/// The imports of ABI version 2 (http programs only).
+pub(crate) const HTTP_IMPORTS: [&str; 6] =
+    ["http_field", "http_header_get", "http_header_set", "http_header_add", "http_header_remove", "http_respond"];
 
 const ENOENT: i64 = -2;
 const EINVAL: i64 = -22;
@@ -48,6 +60,9 @@ pub(crate) struct Host {
     pub(crate) memory: Option<Memory>,
     /// The CPU the instance runs as: per-CPU map slot and `get_smp_processor_id`.
     pub(crate) cpu: usize,
+    /// The exchange of the http run in progress; `None` in every other run, where the `http_*`
+    /// imports answer `-EPERM`.
+    pub(crate) http: Option<ExchangeSlot>,
 }
 
 /// A fault the host found in a call from the guest: the call traps with it.
@@ -115,6 +130,18 @@ pub(crate) fn guest_range(
         Some(end) if end <= memory_size => Ok(start..end),
         _ => Err(GuestFault::OutOfBounds { import, what, ptr: ptr as u32, len: len as u64, memory_size }),
     }
+}
+
+/// [`guest_range`] for a buffer that may be empty: a zero length needs no valid pointer (a NULL
+/// buffer of length 0 asks only for a length), as in the eBPF VM.
+fn buffer_range(
+    memory_size: usize,
+    ptr: i32,
+    len: i32,
+    import: &'static str,
+    what: &'static str,
+) -> Result<Range<usize>, GuestFault> {
+    if len == 0 { Ok(0..0) } else { guest_range(memory_size, ptr, len as u32 as usize, import, what) }
 }
 
 type HostResult<T> = wasmtime::Result<T>;
@@ -239,5 +266,82 @@ pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
             Ok(errno(map.ringbuf_output(&mem[data])))
         },
     )?;
+    define_http(linker)
+}
+
+/// `-EPERM`: an `http_*` import called outside an http run.
+const NO_EXCHANGE: i64 = -1;
+
+fn http_errno(res: std::result::Result<(), HttpError>) -> i64 {
+    res.map_or_else(HttpError::errno, |()| 0)
+}
+
+/// The `http_*` imports (ABI version 2): guest pointers checked first, then `duet_vm::http`'s
+/// rules, exactly as the eBPF VM's helpers 10000..=10005.
+fn define_http(linker: &mut Linker<Host>) -> HostResult<()> {
+    linker.func_wrap(IMPORT_MODULE, "http_field", |mut caller: Caller<'_, Host>, field: i32, buf: i32, len: i32| {
+        const IMPORT: &str = "http_field";
+        let (mem, host) = split(&mut caller, IMPORT)?;
+        let buf = buffer_range(mem.len(), buf, len, IMPORT, "buf")?;
+        let Some(slot) = host.http.as_mut() else { return Ok(NO_EXCHANGE) };
+        let (state, ex) = slot.parts();
+        let value = state.field(ex, u64::from(field as u32));
+        Ok(fill_buffer(value.as_deref().map_err(|e| *e), &mut mem[buf]))
+    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        "http_header_get",
+        |mut caller: Caller<'_, Host>, name: i32, name_len: i32, buf: i32, buf_len: i32| {
+            const IMPORT: &str = "http_header_get";
+            let (mem, host) = split(&mut caller, IMPORT)?;
+            let name = buffer_range(mem.len(), name, name_len, IMPORT, "name")?;
+            let buf = buffer_range(mem.len(), buf, buf_len, IMPORT, "buf")?;
+            let Some(slot) = host.http.as_mut() else { return Ok(NO_EXCHANGE) };
+            let (state, ex) = slot.parts();
+            // The value borrows the exchange, not guest memory, so the buffer can be written
+            // after the name's borrow ends (name and buffer may overlap).
+            let value = state.header_get(ex, &mem[name]);
+            Ok(fill_buffer(value, &mut mem[buf]))
+        },
+    )?;
+    for (import, add) in [("http_header_set", false), ("http_header_add", true)] {
+        linker.func_wrap(
+            IMPORT_MODULE,
+            import,
+            move |mut caller: Caller<'_, Host>, name: i32, name_len: i32, value: i32, value_len: i32| {
+                let (mem, host) = split(&mut caller, import_name(add))?;
+                let name = buffer_range(mem.len(), name, name_len, import_name(add), "name")?;
+                let value = buffer_range(mem.len(), value, value_len, import_name(add), "value")?;
+                let Some(slot) = host.http.as_mut() else { return Ok(NO_EXCHANGE) };
+                let (state, ex) = slot.parts();
+                let (name, value) = (&mem[name], &mem[value]);
+                Ok(http_errno(if add { state.header_add(ex, name, value) } else { state.header_set(ex, name, value) }))
+            },
+        )?;
+    }
+    linker.func_wrap(IMPORT_MODULE, "http_header_remove", |mut caller: Caller<'_, Host>, name: i32, len: i32| {
+        const IMPORT: &str = "http_header_remove";
+        let (mem, host) = split(&mut caller, IMPORT)?;
+        let name = buffer_range(mem.len(), name, len, IMPORT, "name")?;
+        let Some(slot) = host.http.as_mut() else { return Ok(NO_EXCHANGE) };
+        let (state, ex) = slot.parts();
+        Ok(http_errno(state.header_remove(ex, &mem[name])))
+    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        "http_respond",
+        |mut caller: Caller<'_, Host>, status: i32, body: i32, len: i32| {
+            const IMPORT: &str = "http_respond";
+            let (mem, host) = split(&mut caller, IMPORT)?;
+            let body = buffer_range(mem.len(), body, len, IMPORT, "body")?;
+            let Some(slot) = host.http.as_mut() else { return Ok(NO_EXCHANGE) };
+            let (state, ex) = slot.parts();
+            Ok(http_errno(state.respond(ex, u64::from(status as u32), &mem[body])))
+        },
+    )?;
     Ok(())
+}
+
+fn import_name(add: bool) -> &'static str {
+    if add { "http_header_add" } else { "http_header_set" }
 }

@@ -1,6 +1,7 @@
 //! # duet-wasm — the wasmtime host for duet programs
 //!
-//! **API boundary.** Loads a `.wasm` built against the duet program ABI (docs/ABI.md, version 1),
+//! **API boundary.** Loads a `.wasm` built against the duet program ABI (docs/ABI.md, versions 1
+//! and 2),
 //! creates its maps in duet-maps from the `duet.maps` manifest — or attaches to maps the caller
 //! already has, such as a [`duet_vm::Module`]'s, so an eBPF program and a Wasm program share
 //! them — and runs its programs with kernel semantics for every `duet` import.
@@ -18,11 +19,19 @@
 //! program while the host goes on. After any error the executor replaces its instance before the
 //! next run, so no half-updated guest state leaks into later packets.
 //!
-//! Unsafe code is confined to two private modules: reading map values through the pointers
-//! duet-maps hands out, and loading the AOT cache. The cache (`cache.rs`) is the only I/O.
+//! HTTP programs (ABI version 2: `duet_prog_http_request_*`, `duet_prog_http_response_*`,
+//! `duet_prog_route_*`) run with [`Executor::run_http`] on an exchange the caller lends for the
+//! call; the `http_*` imports check guest pointers and then apply `duet_vm::http`'s rules, the
+//! same code the eBPF VM's helpers use, so both executors give identical results. Outside
+//! `run_http` those imports answer `-EPERM`.
+//!
+//! Unsafe code is confined to three private modules: reading map values through the pointers
+//! duet-maps hands out, loading the AOT cache, and lending an exchange to the store for one call
+//! (`exchange.rs`). The cache (`cache.rs`) is the only I/O.
 #![deny(unsafe_code)]
 
 mod cache;
+mod exchange;
 mod host;
 mod manifest;
 mod value;
@@ -37,6 +46,7 @@ use std::time::Duration;
 
 use duet_maps::{Map, MapError, MapSpec};
 use duet_vm::Env;
+use duet_vm::http::{HttpExchange, HttpMd, HttpOutcome, HttpProgram, HttpRunState};
 use wasmtime::{
     Config, Engine, ExternType, Instance, InstancePre, Linker, Memory, Module, OptLevel, Store, StoreLimitsBuilder,
     Trap, TypedFunc,
@@ -46,14 +56,24 @@ pub use cache::{CacheStatus, default_cache_dir};
 pub use host::GuestFault;
 pub use manifest::MAPS_SECTION;
 
+use crate::exchange::Lent;
 use crate::host::{Host, Shared};
 
-/// The ABI version this host implements (`duet_abi_version` must return it).
-pub const ABI_VERSION: i32 = 1;
+/// The newest ABI version this host implements; `duet_abi_version` may return it or any earlier
+/// version down to [`MIN_ABI_VERSION`].
+pub const ABI_VERSION: i32 = 2;
+/// The oldest ABI version this host accepts (version 1: no http programs or imports).
+pub const MIN_ABI_VERSION: i32 = 1;
 /// Export name prefix of XDP programs.
 pub const XDP_PREFIX: &str = "duet_prog_xdp_";
 /// Export name prefix of event (probe) programs.
 pub const PROBE_PREFIX: &str = "duet_prog_probe_";
+/// Export name prefix of HTTP request filters (ABI version 2).
+pub const HTTP_REQUEST_PREFIX: &str = "duet_prog_http_request_";
+/// Export name prefix of HTTP response filters (ABI version 2).
+pub const HTTP_RESPONSE_PREFIX: &str = "duet_prog_http_response_";
+/// Export name prefix of route programs (ABI version 2).
+pub const ROUTE_PREFIX: &str = "duet_prog_route_";
 
 /// Wasm page size.
 const PAGE: u64 = 64 * 1024;
@@ -111,7 +131,7 @@ pub enum WasmError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The module does not follow the duet ABI (exports, imports or version).
-    #[error("not a duet ABI v{ABI_VERSION} module: {reason}")]
+    #[error("not a duet ABI v{MIN_ABI_VERSION}..v{ABI_VERSION} module: {reason}")]
     Abi {
         /// What is missing or wrong.
         reason: String,
@@ -158,6 +178,14 @@ pub enum WasmError {
         kind: ProgramKind,
         /// The kind the call runs.
         expected: ProgramKind,
+    },
+    /// [`Executor::run_http`] was called for a program that is not an http program.
+    #[error("program `{program}` is a {kind} program, not an http program")]
+    NotHttp {
+        /// The program.
+        program: String,
+        /// Its kind.
+        kind: ProgramKind,
     },
     /// Creating an instance failed (the memory limit, or a trap in a start function).
     #[error("cannot instantiate the module for program `{program}`")]
@@ -219,6 +247,24 @@ pub enum ProgramKind {
     Xdp,
     /// `duet_prog_probe_<name>`: event record in, `0` out.
     Probe,
+    /// `duet_prog_http_request_<name>`: an HTTP request filter (`duet_http_md` in, 0 or 1 out).
+    HttpRequest,
+    /// `duet_prog_http_response_<name>`: an HTTP response filter.
+    HttpResponse,
+    /// `duet_prog_route_<name>`: a route program (`duet_http_md` in, an `i64` choice out).
+    Route,
+}
+
+impl ProgramKind {
+    /// The http program type, for http programs.
+    pub fn http_program(self) -> Option<HttpProgram> {
+        match self {
+            ProgramKind::HttpRequest => Some(HttpProgram::Request),
+            ProgramKind::HttpResponse => Some(HttpProgram::Response),
+            ProgramKind::Route => Some(HttpProgram::Route),
+            ProgramKind::Xdp | ProgramKind::Probe => None,
+        }
+    }
 }
 
 impl fmt::Display for ProgramKind {
@@ -226,9 +272,21 @@ impl fmt::Display for ProgramKind {
         f.write_str(match self {
             ProgramKind::Xdp => "xdp",
             ProgramKind::Probe => "probe",
+            ProgramKind::HttpRequest => "http_request",
+            ProgramKind::HttpResponse => "http_response",
+            ProgramKind::Route => "route",
         })
     }
 }
+
+/// Export prefixes and the kind each declares.
+const PREFIXES: [(&str, ProgramKind); 5] = [
+    (XDP_PREFIX, ProgramKind::Xdp),
+    (PROBE_PREFIX, ProgramKind::Probe),
+    (HTTP_REQUEST_PREFIX, ProgramKind::HttpRequest),
+    (HTTP_RESPONSE_PREFIX, ProgramKind::HttpResponse),
+    (ROUTE_PREFIX, ProgramKind::Route),
+];
 
 /// A program the module exports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -335,17 +393,34 @@ impl WasmModule {
             deadline_ticks,
             _ticker: Ticker::start(engine, tick)?,
         });
-        // One instance proves the module instantiates within the limits and speaks ABI v1.
+        // One instance proves the module instantiates within the limits and speaks ABI v1 or v2.
         let mut probe = Live::new(&inner, "duet_abi_version", None, options.env.cpu as usize)?;
         let version = probe
             .instance
             .get_typed_func::<(), i32>(&mut probe.store, "duet_abi_version")
             .and_then(|f| f.call(&mut probe.store, ()))
             .map_err(|e| call_error("duet_abi_version", inner.deadline, e))?;
-        if version != ABI_VERSION {
+        if !(MIN_ABI_VERSION..=ABI_VERSION).contains(&version) {
             return Err(WasmError::Abi {
-                reason: format!("`duet_abi_version` returned {version}; this host implements version {ABI_VERSION}"),
+                reason: format!(
+                    "`duet_abi_version` returned {version}; this host implements versions {MIN_ABI_VERSION} to {ABI_VERSION}"
+                ),
             });
+        }
+        if version < 2 {
+            // Version 1 is version 2 without http programs and imports.
+            let http_import = module.imports().find(|i| host::HTTP_IMPORTS.contains(&i.name())).map(|i| i.name());
+            let http_program = programs.iter().find(|p| p.kind.http_program().is_some());
+            if let Some(what) = http_import
+                .map(|i| format!("imports `{i}`"))
+                .or_else(|| http_program.map(|p| format!("exports `{}`", p.export)))
+            {
+                return Err(WasmError::Abi {
+                    reason: format!(
+                        "`duet_abi_version` returned {version} but the module {what}, which needs version 2"
+                    ),
+                });
+            }
         }
         Ok(WasmModule { inner, programs, map_names, cache })
     }
@@ -396,7 +471,7 @@ impl WasmModule {
         if cpu >= n_cpus {
             return Err(WasmError::Options { reason: format!("cpu {cpu} must be below n_cpus {n_cpus}") });
         }
-        let live = Live::new(&self.inner, &program.name, Some(&program.export), cpu)?;
+        let live = Live::new(&self.inner, &program.name, Some((&program.export, program.kind)), cpu)?;
         Ok(Executor { inner: Arc::clone(&self.inner), program, cpu, live: Some(live) })
     }
 
@@ -440,20 +515,23 @@ fn check_imports(module: &Module) -> Result<(), WasmError> {
 /// Checks the ABI's exports and lists the programs.
 fn check_exports(module: &Module, memory_limit: usize) -> Result<Vec<ProgramInfo>, WasmError> {
     let abi = |reason: String| WasmError::Abi { reason };
-    // Every ABI function takes and returns only `i32`s: `n_params` of them, and one result.
-    let func_sig = |name: &str, n_params: usize| -> Result<(), WasmError> {
+    // Every ABI function takes only `i32`s, `n_params` of them, and returns one `i32` (route
+    // programs: one `i64`).
+    let func_sig = |name: &str, n_params: usize, result_i64: bool| -> Result<(), WasmError> {
         match module.get_export(name) {
             None => Err(abi(format!("no `{name}` export"))),
             Some(ExternType::Func(f))
                 if f.params().len() == n_params
                     && f.results().len() == 1
-                    && f.params().chain(f.results()).all(|t| t.is_i32()) =>
+                    && f.params().all(|t| t.is_i32())
+                    && f.results().all(|t| if result_i64 { t.is_i64() } else { t.is_i32() }) =>
             {
                 Ok(())
             }
             Some(ExternType::Func(f)) => {
                 let want = vec!["i32"; n_params].join(" ");
-                Err(abi(format!("`{name}` must be (func (param {want}) (result i32)), found {f}")))
+                let result = if result_i64 { "i64" } else { "i32" };
+                Err(abi(format!("`{name}` must be (func (param {want}) (result {result})), found {f}")))
             }
             Some(other) => Err(abi(format!("`{name}` must be a function, found {other:?}"))),
         }
@@ -470,25 +548,24 @@ fn check_exports(module: &Module, memory_limit: usize) -> Result<Vec<ProgramInfo
         Some(other) => return Err(abi(format!("`memory` must be a memory, found {other:?}"))),
         None => return Err(abi("no `memory` export".into())),
     }
-    func_sig("duet_abi_version", 0)?;
-    func_sig("duet_buffer", 1)?;
+    func_sig("duet_abi_version", 0, false)?;
+    func_sig("duet_buffer", 1, false)?;
     let mut programs = Vec::new();
     for export in module.exports() {
-        let (kind, name) = if let Some(name) = export.name().strip_prefix(XDP_PREFIX) {
-            (ProgramKind::Xdp, name)
-        } else if let Some(name) = export.name().strip_prefix(PROBE_PREFIX) {
-            (ProgramKind::Probe, name)
-        } else {
+        let Some((kind, name)) =
+            PREFIXES.iter().find_map(|(prefix, kind)| Some((*kind, export.name().strip_prefix(prefix)?)))
+        else {
             continue;
         };
         if name.is_empty() {
             return Err(abi(format!("export `{}` has no program name", export.name())));
         }
-        func_sig(export.name(), 2)?;
+        func_sig(export.name(), 2, kind == ProgramKind::Route)?;
         programs.push(ProgramInfo { name: name.to_owned(), kind, export: export.name().to_owned() });
     }
     if programs.is_empty() {
-        return Err(abi(format!("no programs (exports named `{XDP_PREFIX}<name>` or `{PROBE_PREFIX}<name>`)")));
+        let prefixes: Vec<String> = PREFIXES.iter().map(|(p, _)| format!("`{p}<name>`")).collect();
+        return Err(abi(format!("no programs (exports named {})", prefixes.join(", "))));
     }
     Ok(programs)
 }
@@ -552,13 +629,19 @@ impl fmt::Debug for Executor {
     }
 }
 
+/// A program's export: every kind returns `i32` except route programs (`i64`).
+enum Entry {
+    I32(TypedFunc<(i32, i32), i32>),
+    I64(TypedFunc<(i32, i32), i64>),
+}
+
 /// One store with its instance and the exports a run calls.
 struct Live {
     store: Store<Host>,
     instance: Instance,
     memory: Memory,
     buffer: TypedFunc<i32, i32>,
-    entry: Option<TypedFunc<(i32, i32), i32>>,
+    entry: Option<Entry>,
     /// The last pointer `duet_buffer` returned and the length asked for. The ABI says the buffer
     /// is reused between calls, so it also serves every shorter input, and `duet_buffer` is
     /// called again only for a longer one: one guest call per packet instead of two.
@@ -566,12 +649,13 @@ struct Live {
 }
 
 impl Live {
-    fn new(inner: &Inner, program: &str, export: Option<&str>, cpu: usize) -> Result<Live, WasmError> {
+    fn new(inner: &Inner, program: &str, export: Option<(&str, ProgramKind)>, cpu: usize) -> Result<Live, WasmError> {
         let host = Host {
             shared: Arc::clone(&inner.shared),
             limits: StoreLimitsBuilder::new().memory_size(inner.memory_limit).instances(1).memories(1).build(),
             memory: None,
             cpu,
+            http: None,
         };
         let mut store = Store::new(inner.pre.module().engine(), host);
         store.limiter(|host| &mut host.limits);
@@ -589,7 +673,12 @@ impl Live {
         store.data_mut().memory = Some(memory);
         let buffer = instance.get_typed_func::<i32, i32>(&mut store, "duet_buffer").map_err(abi)?;
         let entry = match export {
-            Some(export) => Some(instance.get_typed_func::<(i32, i32), i32>(&mut store, export).map_err(abi)?),
+            Some((export, ProgramKind::Route)) => {
+                Some(Entry::I64(instance.get_typed_func::<(i32, i32), i64>(&mut store, export).map_err(abi)?))
+            }
+            Some((export, _)) => {
+                Some(Entry::I32(instance.get_typed_func::<(i32, i32), i32>(&mut store, export).map_err(abi)?))
+            }
             None => None,
         };
         Ok(Live { store, instance, memory, buffer, entry, input: None })
@@ -606,17 +695,31 @@ impl Executor {
     /// Bytes the program rewrote are copied back into `packet`.
     pub fn run_xdp(&mut self, packet: &mut [u8]) -> Result<u32, WasmError> {
         self.expect(ProgramKind::Xdp)?;
-        let (verdict, range) = self.call(packet)?;
+        let (verdict, range, _) = self.call(packet, None)?;
         if let Some(live) = &self.live {
             packet.copy_from_slice(&live.memory.data(&live.store)[range]);
         }
-        Ok(verdict)
+        Ok(verdict as u32)
     }
 
     /// Runs an event program over `record` and returns what it returned (`0` by the ABI).
     pub fn run_probe(&mut self, record: &[u8]) -> Result<u32, WasmError> {
         self.expect(ProgramKind::Probe)?;
-        self.call(record).map(|(ret, _)| ret)
+        self.call(record, None).map(|(ret, _, _)| ret as u32)
+    }
+
+    /// Runs an http program (ABI version 2) on one exchange: `md` is copied to `duet_buffer`
+    /// and passed as `(ctx, 24)`; the `http_*` imports work on `ex` with `duet_vm::http`'s rules,
+    /// as the eBPF VM's helpers do. Decode the outcome with [`HttpOutcome::filter_verdict`] or
+    /// [`HttpOutcome::route_choice`]. Filters' `i32` results are sign-extended into
+    /// [`HttpOutcome::ret`].
+    pub fn run_http(&mut self, md: &HttpMd, ex: &mut dyn HttpExchange) -> Result<HttpOutcome, WasmError> {
+        let Some(program) = self.program.kind.http_program() else {
+            return Err(WasmError::NotHttp { program: self.program.name.clone(), kind: self.program.kind });
+        };
+        let (ret, _, state) = self.call(&md.to_bytes(), Some((HttpRunState::new(program), ex)))?;
+        let state = state.unwrap_or_else(|| HttpRunState::new(program));
+        Ok(HttpOutcome { ret, responded: state.responded(), mutations: state.mutations() })
     }
 
     fn expect(&self, kind: ProgramKind) -> Result<(), WasmError> {
@@ -630,14 +733,24 @@ impl Executor {
         Ok(())
     }
 
-    /// Copies the input in, calls the program, and returns its result and where the input lies.
-    fn call(&mut self, input: &[u8]) -> Result<(u32, Range<usize>), WasmError> {
+    /// Copies the input in, calls the program (with `http`'s exchange lent to the imports), and
+    /// returns its result, where the input lies, and the http run's final state.
+    fn call(
+        &mut self,
+        input: &[u8],
+        http: Option<(HttpRunState, &mut dyn HttpExchange)>,
+    ) -> Result<(i64, Range<usize>, Option<HttpRunState>), WasmError> {
         let name = &self.program.name;
         let len = input.len();
         let len32 = i32::try_from(len).map_err(|_| WasmError::InputTooLarge { program: name.clone(), len })?;
         let live = match &mut self.live {
             Some(live) => live,
-            None => self.live.insert(Live::new(&self.inner, name, Some(&self.program.export), self.cpu)?),
+            None => self.live.insert(Live::new(
+                &self.inner,
+                name,
+                Some((&self.program.export, self.program.kind)),
+                self.cpu,
+            )?),
         };
         let deadline = self.inner.deadline;
         let res = (|| {
@@ -655,8 +768,21 @@ impl Executor {
                 .map_err(|source| WasmError::Fault { program: name.clone(), source })?;
             mem[range.clone()].copy_from_slice(input);
             let entry = live.entry.as_ref().ok_or_else(|| WasmError::Abi { reason: "no entry point".into() })?;
-            let ret = entry.call(&mut live.store, (ptr, len32)).map_err(|e| call_error(name, deadline, e))?;
-            Ok((ret as u32, range))
+            let call = |store: &mut Store<Host>| match entry {
+                Entry::I32(f) => f.call(store, (ptr, len32)).map(i64::from),
+                Entry::I64(f) => f.call(store, (ptr, len32)),
+            };
+            let (ret, state) = match http {
+                Some((state, ex)) => {
+                    // The exchange is reachable from the imports only while `lent` lives.
+                    let mut lent = Lent::new(&mut live.store, state, ex);
+                    let ret = call(&mut lent);
+                    (ret, lent.state().cloned())
+                }
+                None => (call(&mut live.store), None),
+            };
+            let ret = ret.map_err(|e| call_error(name, deadline, e))?;
+            Ok((ret, range, state))
         })();
         if res.is_err() {
             // The guest may have stopped halfway through updating its own state.
@@ -665,6 +791,15 @@ impl Executor {
         res
     }
 }
+
+// Compile-time proof of the threading model: one module shared by every worker, one executor
+// per worker.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn sync<T: Send + Sync>() {}
+    send::<Executor>();
+    sync::<WasmModule>();
+};
 
 // === Ticker ===
 

@@ -258,7 +258,7 @@ fn modules_off_the_abi_are_rejected_clearly() {
             FIREWALL.replace("(func (export \"duet_abi_version\") (result i32) (i32.const 1))", ""),
             "no `duet_abi_version`",
         ),
-        (FIREWALL.replace("(result i32) (i32.const 1))", "(result i32) (i32.const 2))"), "returned 2"),
+        (FIREWALL.replace("(result i32) (i32.const 1))", "(result i32) (i32.const 3))"), "returned 3"),
         (FIREWALL.replace("\"duet\" \"map_lookup\"", "\"env\" \"map_lookup\""), "imports `env.map_lookup`"),
         (FIREWALL.replace("\"duet\" \"map_lookup\"", "\"duet\" \"map_find\""), "imports `duet.map_find`"),
         (FIREWALL.replace(prog_sig, &format!("{prog_sig} (param i64)")), "duet_prog_xdp_firewall"),
