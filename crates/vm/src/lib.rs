@@ -12,6 +12,12 @@
 //! `VerifiedProgram`; only the checked engines (`Interpreter::new_unverified`,
 //! [`Jit::new_checked`], which checks every access and counts the budget) take unverified code.
 //! No I/O happens here.
+//!
+//! [`http`] holds duet's userspace-only HTTP programs (docs/ABI.md version 2): the context, the
+//! [`http::HttpExchange`] a sidecar implements, and the one implementation of the http helpers'
+//! rules, shared with duet-wasm. A sidecar loads an object once ([`Module::load`], `Send + Sync`,
+//! share it in an `Arc`) and makes one [`HttpRunner`] per worker thread
+//! ([`Module::http_runner`], interpreter or JIT); maps are the module's ([`Module::map`]).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(target_endian = "big")]
