@@ -69,8 +69,52 @@ impl Runner for BpfRunners {
     }
 }
 
-/// Loads a duet-ABI Wasm module. (duet-wasm's http imports land in the next commit; until then
-/// such modules are refused with this message.)
-pub(crate) fn load_wasm(_bytes: &[u8]) -> Result<Loaded, String> {
-    Err("duet-ABI Wasm http programs are not supported by this build yet".into())
+/// Loads a duet-ABI Wasm module (compiled once; one instance per program per worker) with the
+/// filter's memory cap and deadline.
+pub(crate) fn load_wasm(bytes: &[u8], limits: &crate::programs::Limits) -> Result<Loaded, String> {
+    let options = duet_wasm::WasmOptions {
+        cache_dir: limits.cache_dir.clone(),
+        memory_limit: limits.memory_limit,
+        deadline: limits.deadline,
+        ..Default::default()
+    };
+    let module = Arc::new(duet_wasm::WasmModule::load(bytes, &options).map_err(|e| error_chain(&e))?);
+    let programs: Vec<(String, ProgramKind)> = module
+        .programs()
+        .iter()
+        .filter_map(|p| {
+            let kind = match p.kind {
+                duet_wasm::ProgramKind::HttpRequest => ProgramKind::Request,
+                duet_wasm::ProgramKind::HttpResponse => ProgramKind::Response,
+                duet_wasm::ProgramKind::Route => ProgramKind::Route,
+                _ => return None,
+            };
+            Some((p.name.clone(), kind))
+        })
+        .collect();
+    let maps = module.maps().map(|(n, m)| (n.to_owned(), Arc::clone(m))).collect();
+    let names: Vec<String> = programs.iter().map(|(n, _)| n.clone()).collect();
+    // One executor per program proves that the module instantiates.
+    for name in &names {
+        module.executor(name).map_err(|e| error_chain(&e))?;
+    }
+    let m = Arc::clone(&module);
+    let factory: RunnerFactory = Box::new(move || {
+        let mut runners = HashMap::new();
+        for name in &names {
+            runners.insert(name.clone(), m.executor(name).map_err(|e| error_chain(&e))?);
+        }
+        Ok(Box::new(WasmRunners(runners)) as Box<dyn Runner>)
+    });
+    let take_log = Box::new(move || module.take_log());
+    Ok(Loaded { programs, maps, factory, take_log })
+}
+
+struct WasmRunners(HashMap<String, duet_wasm::Executor>);
+
+impl Runner for WasmRunners {
+    fn run(&mut self, name: &str, md: &HttpMd, ex: &mut dyn HttpExchange) -> Result<HttpOutcome, String> {
+        let Some(exec) = self.0.get_mut(name) else { return Err(format!("no program `{name}`")) };
+        exec.run_http(md, ex).map_err(|e| error_chain(&e))
+    }
 }

@@ -32,6 +32,29 @@ pub enum ProgramKind {
     Route,
 }
 
+/// Limits of a Wasm program file (eBPF programs are verified to terminate and to stay in
+/// bounds).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most linear memory per instance, in bytes.
+    pub memory_limit: usize,
+    /// Longest one program run.
+    pub deadline: std::time::Duration,
+    /// The compile cache, when on.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Limits {
+    /// A filter's limits.
+    pub fn of_filter(cfg: &config::Filter, cache_dir: Option<PathBuf>) -> Limits {
+        Limits {
+            memory_limit: cfg.memory_limit_mb << 20,
+            deadline: std::time::Duration::from_millis(cfg.deadline_ms),
+            cache_dir,
+        }
+    }
+}
+
 /// What a program file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -94,10 +117,16 @@ impl ProgramFile {
     /// Loads `path` (its bytes already read): an eBPF object is parsed, every http program in
     /// it verified (an unsafe program is refused with the verifier's explanation); a Wasm
     /// module is compiled and checked for the duet ABI. `workers` runner slots.
-    pub fn load(path: &Path, bytes: &[u8], kind: FileKind, workers: usize) -> Result<ProgramFile, String> {
+    pub fn load(
+        path: &Path,
+        bytes: &[u8],
+        kind: FileKind,
+        limits: &Limits,
+        workers: usize,
+    ) -> Result<ProgramFile, String> {
         let loaded = match kind {
             FileKind::Bpf(engine) => crate::engines::load_bpf(bytes, engine)?,
-            FileKind::Wasm => crate::engines::load_wasm(bytes)?,
+            FileKind::Wasm => crate::engines::load_wasm(bytes, limits)?,
         };
         Ok(ProgramFile {
             path: path.to_owned(),
@@ -200,7 +229,13 @@ impl ProgramFile {
 }
 
 /// Reads `path` and loads it as `kind`, naming the owner in errors.
-pub fn load_file(owner: &str, path: &Path, kind: Option<FileKind>, workers: usize) -> Result<ProgramFile, MeshError> {
+pub fn load_file(
+    owner: &str,
+    path: &Path,
+    kind: Option<FileKind>,
+    limits: &Limits,
+    workers: usize,
+) -> Result<ProgramFile, MeshError> {
     let err = |message: String| MeshError::Filter { name: owner.to_owned(), message };
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
     let kind = match kind {
@@ -213,7 +248,7 @@ pub fn load_file(owner: &str, path: &Path, kind: Option<FileKind>, workers: usiz
             )));
         }
     };
-    ProgramFile::load(path, &bytes, kind, workers).map_err(|m| err(format!("{}: {m}", path.display())))
+    ProgramFile::load(path, &bytes, kind, limits, workers).map_err(|m| err(format!("{}: {m}", path.display())))
 }
 
 // === The exchange as programs see it ===
@@ -355,11 +390,12 @@ impl DuetFilter {
         cfg: &config::Filter,
         listener: &str,
         kind: FileKind,
+        limits: &Limits,
         metrics: &Arc<Metrics>,
         workers: usize,
     ) -> Result<DuetFilter, MeshError> {
         let path = cfg.bpf.as_deref().or(cfg.wasm.as_deref()).unwrap_or(Path::new(""));
-        let file = load_file(&cfg.name, path, Some(kind), workers)?;
+        let file = load_file(&cfg.name, path, Some(kind), limits, workers)?;
         let selected =
             file.select(&cfg.programs).map_err(|message| MeshError::Filter { name: cfg.name.clone(), message })?;
         let pick = |want: ProgramKind| selected.iter().filter(|(_, k)| *k == want).map(|(n, _)| n.clone()).collect();
@@ -520,6 +556,7 @@ impl RouteProgramRt {
         listener: &str,
         route: &str,
         clusters: Vec<Arc<crate::upstream::Cluster>>,
+        limits: &Limits,
         metrics: &Arc<Metrics>,
         workers: usize,
     ) -> Result<RouteProgramRt, MeshError> {
@@ -529,7 +566,7 @@ impl RouteProgramRt {
             (None, Some(p)) => (p, None),
             (None, None) => return Err(MeshError::Invalid(format!("{owner}: `route` needs `bpf:` or `wasm:`"))),
         };
-        let file = load_file(&owner, path, kind, workers)?;
+        let file = load_file(&owner, path, kind, limits, workers)?;
         let routes: Vec<&String> =
             file.programs.iter().filter(|(_, k)| *k == ProgramKind::Route).map(|(n, _)| n).collect();
         let program = match (&cfg.program, routes.as_slice()) {

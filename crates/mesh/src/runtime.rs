@@ -17,7 +17,7 @@ use crate::config::{self, Config};
 use crate::filter::HttpFilter;
 use crate::maps_api::NamedMap;
 use crate::metrics::Metrics;
-use crate::programs::{DuetFilter, FileKind, RouteProgramRt};
+use crate::programs::{DuetFilter, FileKind, Limits, RouteProgramRt};
 use crate::proxy::Record;
 use crate::upstream::{Cluster, Clusters};
 use crate::wasm_filter::WasmFilter;
@@ -185,7 +185,12 @@ impl Snapshot {
                                 })
                             })
                             .collect::<Result<Vec<_>, _>>()?;
-                        Some(Arc::new(RouteProgramRt::load(p, &l.name, &name, choices, metrics, workers)?))
+                        let limits = Limits {
+                            memory_limit: 64 << 20,
+                            deadline: Duration::from_millis(100),
+                            cache_dir: cache_dir.clone(),
+                        };
+                        Some(Arc::new(RouteProgramRt::load(p, &l.name, &name, choices, &limits, metrics, workers)?))
                     }
                     None => None,
                 };
@@ -202,14 +207,22 @@ impl Snapshot {
             let mut filters: Vec<Arc<dyn HttpFilter>> = Vec::new();
             for f in &l.filters {
                 let filter: Arc<dyn HttpFilter> = match (&f.bpf, &f.wasm) {
-                    (Some(_), _) => Arc::new(DuetFilter::load(f, &l.name, FileKind::Bpf(f.engine), metrics, workers)?),
+                    (Some(_), _) => Arc::new(DuetFilter::load(
+                        f,
+                        &l.name,
+                        FileKind::Bpf(f.engine),
+                        &Limits::of_filter(f, cache_dir.clone()),
+                        metrics,
+                        workers,
+                    )?),
                     (None, Some(path)) => {
                         let wasm = std::fs::read(path).map_err(|e| MeshError::Filter {
                             name: f.name.clone(),
                             message: format!("cannot read {}: {e}", path.display()),
                         })?;
                         if crate::programs::is_duet_abi(&wasm) {
-                            Arc::new(DuetFilter::load(f, &l.name, FileKind::Wasm, metrics, workers)?)
+                            let limits = Limits::of_filter(f, cache_dir.clone());
+                            Arc::new(DuetFilter::load(f, &l.name, FileKind::Wasm, &limits, metrics, workers)?)
                         } else {
                             Arc::new(WasmFilter::load(
                                 f,
