@@ -79,6 +79,54 @@ async fn request(proxy: SocketAddr, headers: &[(&str, &str)]) -> Seen {
     }
 }
 
+/// A subscription to the sidecar's `GET /events`, read by a thread.
+struct Events(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+/// Subscribes and returns once the sidecar confirmed the subscription.
+fn subscribe(admin: SocketAddr) -> Events {
+    use std::io::{BufRead, Write};
+    let mut tcp = std::net::TcpStream::connect(admin).unwrap();
+    tcp.write_all(b"GET /events HTTP/1.1\r\nhost: admin\r\n\r\n").unwrap();
+    let mut reader = std::io::BufReader::new(tcp);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the event stream closed before it started");
+        if line.contains("\"subscribed\"") {
+            break;
+        }
+    }
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&got);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            // Chunk-size lines and blank lines are not JSON.
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line.trim()) {
+                sink.lock().unwrap().push(v);
+            }
+            line.clear();
+        }
+    });
+    Events(got)
+}
+
+impl Events {
+    /// Waits (at most 5 s) for `n` events of type `kind`; returns them in order.
+    fn wait_for(&self, n: usize, kind: &str) -> Vec<serde_json::Value> {
+        let start = std::time::Instant::now();
+        loop {
+            let got: Vec<serde_json::Value> =
+                self.0.lock().unwrap().iter().filter(|e| e["type"] == kind).cloned().collect();
+            if got.len() >= n || start.elapsed() > Duration::from_secs(5) {
+                assert_eq!(got.len(), n, "{kind} events: {got:#?}");
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 fn config(admin: u16, proxy: u16, stable: SocketAddr, canary: SocketAddr, filter: &str, route: &str) -> String {
     let filters = format!("      - name: apikey\n{filter}");
     let routes = format!(
@@ -120,6 +168,7 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     assert!(err["error"].as_str().unwrap().contains("the map's keys are 32 bytes"), "{err}");
     assert_eq!(admin(&mesh, "GET", "/maps/apikey/KEYS", "").1["entries"].as_array().unwrap().len(), 2);
 
+    let events = subscribe(mesh.admin);
     let mut seen = Vec::new();
     seen.push(request(proxy, &[]).await);
     seen.push(request(proxy, &[("x-api-key", "nobody")]).await);
@@ -136,6 +185,18 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     // A revoked key is refused at once.
     assert_eq!(admin(&mesh, "DELETE", "/maps/apikey/KEYS", "{\"key\": {\"utf8\": \"alice-key\"}}").0, 200);
     seen.push(request(proxy, &[("x-api-key", "alice-key")]).await);
+
+    // Every request was an access event on the stream, with its status and upstream cluster.
+    let access = events.wait_for(seen.len(), "access");
+    let statuses: Vec<u64> = access.iter().map(|e| e["status"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(statuses, seen.iter().map(|s| u64::from(s.status)).collect::<Vec<_>>(), "{name}: {access:#?}");
+    assert_eq!(access[5]["cluster"], "canary", "{name}: {:#}", access[5]);
+    assert_eq!(access[3]["cluster"], "stable");
+
+    // `duet mesh maps` reads the same maps.
+    let out = duet().args(["mesh", "maps", "--admin", &mesh.admin.to_string(), "apikey", "STATS"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"entries\""));
 
     // Verdicts are counted per filter, decisions per route.
     let metrics = mesh.admin_get("/metrics");
