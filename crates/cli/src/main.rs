@@ -10,10 +10,24 @@ use duet_isa::Program;
 use duet_testdata::{TestCase, Verdict};
 use duet_vm::{Config, Helpers, Interpreter, Jit};
 
+/// Every command prints through this `println!`, which shadows std's (it is defined before the
+/// modules, so they all use it): std's panics when stdout is a closed pipe (`duet maps 1 | head`);
+/// this one ends the process quietly and successfully, as the reader asked for no more.
+macro_rules! println {
+    () => {
+        $crate::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))
+    };
+}
+
 mod build_cmd;
+mod capture;
 mod kernel;
 mod mesh_cmd;
 mod objects;
+mod replay;
 mod showcase;
 mod verify;
 mod wasm_run;
@@ -120,24 +134,33 @@ enum Command {
         #[arg(long)]
         program: Option<String>,
         /// Engine: `interp` (the checked interpreter), `jit` (verified programs compiled to native
-        /// code) or `wasm` (wasmtime; the default for `.wasm` files).
-        #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "wasm"])]
-        engine: String,
-        /// Print one JSON object: {"results": [r0 per packet], "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
+        /// code) or `wasm` (wasmtime) [default: `wasm` for a WebAssembly module, else `interp`].
+        /// A `.wasm` runs only in `wasm`, a `.bpf.o` only in `interp` or `jit`.
+        #[arg(long, value_parser = ["interp", "jit", "wasm"])]
+        engine: Option<String>,
+        /// Print one JSON object: {"results": [r0 per packet, null if it trapped], "packets": ["<the
+        /// packet as the program left it, hex>", ...], "ringbufs": {"<map>": ["<record hex>", ...]},
+        /// "maps": {"<map>": {"<key hex>": "<value hex>" or ["<per-CPU hex>", ...]}}}; the shape of
+        /// `duet test-run --json`, so the two diff.
         #[arg(long)]
         json: bool,
+        /// Write the packets as the program left them to this pcapng file, each with its verdict
+        /// as the packet comment (a trapped packet is written as it came, with "trap").
+        #[arg(long, value_name = "FILE")]
+        pcap_out: Option<PathBuf>,
         /// Seed maps before the run from a JSON file of the same shape (e.g. a blocklist).
         #[arg(long)]
         maps_in: Option<PathBuf>,
-        /// Number of CPUs per-CPU maps hold [default: the machine's possible CPUs, as the kernel].
-        #[arg(long)]
-        cpus: Option<usize>,
+        /// Number of CPUs per-CPU maps hold, at least 1 [default: the machine's possible CPUs, as
+        /// the kernel].
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        cpus: Option<u16>,
         /// Deterministic time (starts at 1 s, +1 µs per read) and randomness, for reproducible output.
         #[arg(long)]
         deterministic: bool,
-        /// Skip duet's verifier (interpreter only). The interpreter checks every memory access at
-        /// run time, so an unsafe program traps rather than misbehaves; the JIT and the kernel
-        /// never run unverified code.
+        /// Skip duet's verifier (eBPF in the interpreter only; refused with the JIT and with Wasm).
+        /// The interpreter checks every memory access at run time, so an unsafe program traps
+        /// rather than misbehaves; the JIT and the kernel never run unverified code.
         #[arg(long)]
         no_verify: bool,
     },
@@ -207,10 +230,30 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
+        // The reader of stdout went away (`| head`): what it read is all it wanted.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Whether an error comes from writing to a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// One line on stdout for [`println!`]: on a closed pipe the process ends with success; on any
+/// other write error (a full disk) with an error.
+fn print_line(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {err}");
+        std::process::exit(1);
     }
 }
 
@@ -259,19 +302,19 @@ fn run(command: Command) -> Result<ExitCode> {
             objects::inspect(&object, program.as_deref(), !no_disasm)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { object, pcap, program, engine, json, maps_in, cpus, deterministic, no_verify } => {
+        Command::Run { object, pcap, program, engine, json, pcap_out, maps_in, cpus, deterministic, no_verify } => {
             objects::run(&objects::RunArgs {
                 object,
                 pcap,
                 program,
                 engine,
                 json,
+                pcap_out,
                 maps_in,
-                cpus,
+                cpus: cpus.map(usize::from),
                 deterministic,
                 no_verify,
-            })?;
-            Ok(ExitCode::SUCCESS)
+            })
         }
         Command::Build { dir, bpf_only, wasm_only, quiet } => {
             build_cmd::build(&build_cmd::BuildArgs { dir, bpf_only, wasm_only, quiet })?;

@@ -1,15 +1,16 @@
 //! `duet inspect` and `duet run`: object files in the userspace VM.
 
-use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use duet_maps::{Map, MapType, MapValue};
 use duet_object::{Object, ProgramKind};
 use duet_vm::{Env, LoadOptions, Module, XdpPacket};
 use serde_json::{Map as JsonMap, Value as Json, json};
+
+use crate::replay::StepError;
 
 /// Reads and parses an object file.
 pub fn load_object(path: &Path) -> Result<Object> {
@@ -94,9 +95,10 @@ pub struct RunArgs {
     pub object: PathBuf,
     pub pcap: PathBuf,
     pub program: Option<String>,
-    /// `interp` or `wasm`.
-    pub engine: String,
+    /// `interp`, `jit` or `wasm`; `None`: `wasm` for a `.wasm` module, else `interp`.
+    pub engine: Option<String>,
     pub json: bool,
+    pub pcap_out: Option<PathBuf>,
     pub maps_in: Option<PathBuf>,
     pub cpus: Option<usize>,
     pub deterministic: bool,
@@ -105,43 +107,7 @@ pub struct RunArgs {
 
 /// Reads every frame of a pcap or pcapng file with an Ethernet link type.
 pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let bad = |what: String| anyhow::anyhow!("{}: {what}", path.display());
-    let mut frames = Vec::new();
-    if bytes.len() >= 4 && bytes[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
-        let mut reader = pcap_file::pcapng::PcapNgReader::new(&bytes[..])
-            .map_err(|e| bad(format!("not a valid pcapng file ({e})")))?;
-        while let Some(block) = reader.next_block() {
-            let block = block
-                .map_err(|e| bad(format!("corrupt or truncated pcapng block after {} frames ({e})", frames.len())))?;
-            let (data, iface) = match block {
-                pcap_file::pcapng::Block::EnhancedPacket(p) => (p.data.into_owned(), Some(p.interface_id)),
-                pcap_file::pcapng::Block::SimplePacket(p) => (p.data.into_owned(), None),
-                _ => continue,
-            };
-            let link = iface
-                .and_then(|i| reader.interfaces().get(i as usize))
-                .or_else(|| reader.interfaces().first())
-                .map(|i| i.linktype);
-            if link != Some(pcap_file::DataLink::ETHERNET) {
-                bail!(bad(format!("frame {} has link type {link:?}; duet needs Ethernet captures", frames.len())));
-            }
-            frames.push(data);
-        }
-    } else {
-        let mut reader = pcap_file::pcap::PcapReader::new(&bytes[..])
-            .map_err(|e| bad(format!("not a pcap or pcapng file ({e})")))?;
-        let link = reader.header().datalink;
-        if link != pcap_file::DataLink::ETHERNET {
-            bail!(bad(format!("link type {link:?}; duet needs Ethernet captures")));
-        }
-        while let Some(packet) = reader.next_packet() {
-            let packet = packet
-                .map_err(|e| bad(format!("corrupt or truncated packet record after {} frames ({e})", frames.len())))?;
-            frames.push(packet.data.into_owned());
-        }
-    }
-    Ok(frames)
+    crate::capture::read_all(path)
 }
 
 /// Number of possible CPUs, as the kernel sizes per-CPU maps; the machine's parallelism when
@@ -150,13 +116,49 @@ pub fn possible_cpus() -> usize {
     duet_kernel::possible_cpus().unwrap_or_else(|_| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// `duet run`.
-pub fn run(args: &RunArgs) -> Result<()> {
-    if args.engine == "wasm" || args.object.extension().is_some_and(|e| e == "wasm") {
-        return crate::wasm_run::run(args);
+/// The program `duet run` runs: the one named, else the object's only program `duet run` can
+/// run (xdp or socket filter).
+fn pick_program<'a>(object: &'a Object, path: &Path, name: Option<&str>) -> Result<&'a duet_object::ObjectProgram> {
+    if let Some(name) = name {
+        return Ok(object.program(Some(name))?);
     }
+    let runnable: Vec<_> =
+        object.programs.iter().filter(|p| matches!(p.kind, ProgramKind::Xdp | ProgramKind::SocketFilter)).collect();
+    match runnable.as_slice() {
+        [only] => Ok(only),
+        [] => {
+            let all: Vec<String> =
+                object.programs.iter().map(|p| format!("{} ({})", p.name, kind_name(&p.kind))).collect();
+            bail!(
+                "{} has no program `duet run --pcap` can run (xdp or socket filter); it has: {}",
+                path.display(),
+                if all.is_empty() { "none".to_owned() } else { all.join(", ") }
+            )
+        }
+        many => bail!(
+            "{} has several programs `duet run` can run; choose one with --program: {}",
+            path.display(),
+            many.iter().map(|p| format!("{} ({})", p.name, kind_name(&p.kind))).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// `duet run`.
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    let wasm = crate::replay::is_wasm(&args.object)?;
+    match (args.engine.as_deref(), wasm) {
+        (None | Some("wasm"), true) => return crate::wasm_run::run(args),
+        (Some(engine), true) => bail!(
+            "{} is a WebAssembly module, which runs only in `--engine wasm`; `--engine {engine}` runs the `.bpf.o` \
+             that `duet build` writes next to it",
+            args.object.display()
+        ),
+        (Some("wasm"), false) => return crate::wasm_run::run(args),
+        _ => {}
+    }
+    let engine = args.engine.as_deref().unwrap_or("interp");
     let object = load_object(&args.object)?;
-    let program = object.program(args.program.as_deref())?;
+    let program = pick_program(&object, &args.object, args.program.as_deref())?;
     let name = program.name.clone();
     let kind = program.kind.clone();
     if !matches!(kind, ProgramKind::Xdp | ProgramKind::SocketFilter) {
@@ -165,7 +167,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
             kind_name(&kind)
         );
     }
-    let frames = read_capture(&args.pcap)?;
+    if engine == "jit" && args.no_verify {
+        bail!(
+            "the JIT runs only programs duet's verifier proved safe; drop --no-verify, or use `--engine interp` to run `{name}` unverified in the checked interpreter"
+        );
+    }
     let env = if args.deterministic { Env::deterministic() } else { Env::system() };
     let options = LoadOptions { n_cpus: args.cpus.unwrap_or_else(possible_cpus), env, ..LoadOptions::default() };
     let module =
@@ -173,12 +179,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(path) = &args.maps_in {
         seed_maps(|n| module.map(n).ok().map(|m| &**m), path)?;
     }
-    if args.engine == "jit" && args.no_verify {
-        bail!(
-            "the JIT runs only programs duet's verifier proved safe; drop --no-verify, or use `--engine interp` to run `{name}` unverified in the checked interpreter"
-        );
-    }
-    let mut vm = if args.engine == "jit" {
+    let mut vm = if engine == "jit" {
         Engine::Jit(module.jit(&name)?)
     } else if args.no_verify {
         eprintln!(
@@ -189,112 +190,47 @@ pub fn run(args: &RunArgs) -> Result<()> {
         Engine::Interp(module.interpreter(&name)?)
     };
 
-    let mut packet = XdpPacket::new(&[]);
-    let (results, elapsed) = run_frames(&frames, |frame| {
-        let outcome = match (&mut vm, &kind) {
-            (Engine::Interp(vm), ProgramKind::Xdp) => {
-                packet.reset(frame);
-                vm.run_xdp(&mut packet)
-            }
-            (Engine::Jit(vm), ProgramKind::Xdp) => {
-                packet.reset(frame);
-                vm.run_xdp(&mut packet)
-            }
-            (Engine::Interp(vm), _) => vm.run_socket_filter(&mut frame.to_vec()),
-            (Engine::Jit(vm), _) => vm.run_socket_filter(&mut frame.to_vec()),
-        };
-        outcome.map_err(|trap| trap.to_string())
-    });
-    for line in module.take_log() {
-        eprintln!("trace_printk: {line}");
-    }
-
-    let maps: Vec<(&str, &Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
     let label = |v: u64| if kind == ProgramKind::Xdp { xdp_action_name(v) } else { format!("keep {v} bytes") };
+    let mut xdp = XdpPacket::new(&[]);
+    let replayed = crate::replay::replay(
+        args,
+        |frame, packet| {
+            let outcome = match (&mut vm, &kind) {
+                (Engine::Interp(vm), ProgramKind::Xdp) => {
+                    xdp.reset(frame);
+                    vm.run_xdp(&mut xdp)
+                }
+                (Engine::Jit(vm), ProgramKind::Xdp) => {
+                    xdp.reset(frame);
+                    vm.run_xdp(&mut xdp)
+                }
+                (Engine::Interp(vm), _) => {
+                    packet.extend_from_slice(frame);
+                    vm.run_socket_filter(packet)
+                }
+                (Engine::Jit(vm), _) => {
+                    packet.extend_from_slice(frame);
+                    vm.run_socket_filter(packet)
+                }
+            };
+            if kind == ProgramKind::Xdp {
+                packet.extend_from_slice(xdp.data());
+            }
+            outcome.map_err(StepError::trap)
+        },
+        || module.take_log(),
+        &label,
+    )?;
+    let maps: Vec<(&str, &Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
     let title = format!("{name} ({})", kind_name(&kind));
     let engine = if matches!(vm, Engine::Jit(_)) { "the JIT" } else { "the interpreter" };
-    report(args, &title, engine, &results, elapsed, &maps, label)
+    crate::replay::report(args, replayed, &title, engine, &maps, &label)
 }
 
 /// The userspace VM engine `duet run` uses.
 enum Engine {
     Interp(duet_vm::Interpreter),
     Jit(duet_vm::Jit),
-}
-
-/// Prints the outcome of `duet run` (either engine): one JSON object with `--json`, else the
-/// verdict counts, the speed and the ring-buffer record counts.
-pub(crate) fn report(
-    args: &RunArgs,
-    title: &str,
-    engine: &str,
-    results: &[Option<u64>],
-    elapsed: Duration,
-    maps: &[(&str, &Map)],
-    label: impl Fn(u64) -> String,
-) -> Result<()> {
-    if args.json {
-        let results: Vec<Json> = results.iter().map(|r| r.map_or(Json::Null, |v| json!(v))).collect();
-        let doc = json!({ "results": results, "maps": dump_maps(maps.iter().copied()) });
-        println!("{}", serde_json::to_string(&doc)?);
-        return Ok(());
-    }
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in results {
-        *counts.entry(r.map_or_else(|| "trap".to_owned(), &label)).or_default() += 1;
-    }
-    println!("{title} over {} packets from {}:", results.len(), args.pcap.display());
-    for (label, n) in &counts {
-        println!("  {label:<16} {n:>8}");
-    }
-    if !results.is_empty() {
-        println!("  {:.0} ns/packet in {engine}", elapsed.as_nanos() as f64 / results.len() as f64);
-    }
-    for (map_name, map) in maps {
-        if map.map_type() == MapType::RingBuf {
-            let records = map.ringbuf_drain();
-            println!("  ring buffer `{map_name}`: {} records", records.len());
-        }
-    }
-    Ok(())
-}
-
-/// Runs `step` over every frame, with a progress line on a terminal for large captures, and
-/// reports the first traps on stderr. Returns each packet's `r0` (`None` where it trapped) and
-/// the time the loop took.
-pub(crate) fn run_frames(
-    frames: &[Vec<u8>],
-    mut step: impl FnMut(&[u8]) -> Result<u64, String>,
-) -> (Vec<Option<u64>>, Duration) {
-    let progress = std::io::stderr().is_terminal() && frames.len() >= 10_000;
-    let mut last_report = Instant::now();
-    let mut results = Vec::with_capacity(frames.len());
-    let mut traps: Vec<(usize, String)> = Vec::new();
-    let started = Instant::now();
-    for (i, frame) in frames.iter().enumerate() {
-        match step(frame) {
-            Ok(r0) => results.push(Some(r0)),
-            Err(msg) => {
-                traps.push((i, msg));
-                results.push(None);
-            }
-        }
-        if progress && last_report.elapsed() > Duration::from_millis(200) {
-            eprint!("\r  {}/{} packets", i + 1, frames.len());
-            last_report = Instant::now();
-        }
-    }
-    let elapsed = started.elapsed();
-    if progress {
-        eprintln!("\r  {}/{} packets", frames.len(), frames.len());
-    }
-    for (i, msg) in traps.iter().take(10) {
-        eprintln!("packet {i}: trap: {msg}");
-    }
-    if traps.len() > 10 {
-        eprintln!("... and {} more traps", traps.len() - 10);
-    }
-    (results, elapsed)
 }
 
 /// The kernel's name for an XDP verdict.
@@ -309,7 +245,7 @@ pub fn xdp_action_name(v: u64) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -361,6 +297,15 @@ pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, path: &Path)
             let key_bytes = unhex(key).with_context(|| format!("map `{name}`: key `{key}`"))?;
             let values: Vec<Vec<u8>> = match value {
                 Json::String(s) => vec![unhex(s).with_context(|| format!("map `{name}`: value of `{key}`"))?],
+                Json::Array(_) if !map.map_type().is_per_cpu() => bail!(
+                    "map `{name}`: value of `{key}` is a list, but `{name}` is not a per-CPU map ({}): give one hex string",
+                    map.map_type()
+                ),
+                Json::Array(items) if items.len() > map.n_cpus() => bail!(
+                    "map `{name}`: value of `{key}` lists {} per-CPU values, but the map holds {} CPUs (--cpus)",
+                    items.len(),
+                    map.n_cpus()
+                ),
                 Json::Array(items) => items
                     .iter()
                     .map(|v| v.as_str().context("per-CPU values must be hex strings").and_then(unhex))

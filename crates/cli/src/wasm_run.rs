@@ -1,15 +1,24 @@
 //! `duet run` for `.wasm` modules: the same capture replay and the same output as for objects
-//! in the eBPF VM (see `objects.rs`), through the wasmtime host of duet-wasm.
+//! in the eBPF VM (see `objects.rs` and `replay.rs`), through the wasmtime host of duet-wasm.
+
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use duet_vm::Env;
-use duet_wasm::{CacheStatus, ProgramKind, WasmModule, WasmOptions};
+use duet_wasm::{CacheStatus, ProgramKind, WasmError, WasmModule, WasmOptions};
 
-use crate::objects::{RunArgs, possible_cpus, read_capture, seed_maps, xdp_action_name};
+use crate::objects::{RunArgs, possible_cpus, seed_maps, xdp_action_name};
+use crate::replay::StepError;
 
 /// `duet run` on a `.wasm` module.
-pub fn run(args: &RunArgs) -> Result<()> {
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let path = &args.object;
+    if args.no_verify {
+        bail!(
+            "--no-verify applies to eBPF in the interpreter; a Wasm module is not verified by duet \
+             (wasmtime validates it and the host checks every guest pointer), so drop --no-verify"
+        );
+    }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !bytes.starts_with(b"\0asm") {
         bail!(
@@ -33,30 +42,32 @@ pub fn run(args: &RunArgs) -> Result<()> {
         (Some(name), _) => name.clone(),
         (None, [only]) => only.name.clone(),
         (None, programs) => {
-            let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
-            bail!("{} has several programs ({}); choose one with --program", path.display(), names.join(", "));
+            let names: Vec<String> = programs.iter().map(|p| format!("{} ({})", p.name, p.kind)).collect();
+            bail!("{} has several programs; choose one with --program: {}", path.display(), names.join(", "));
         }
     };
     let kind = module.program(&name)?.kind;
     if kind != ProgramKind::Xdp {
         bail!("program `{name}` is a {kind} program; `duet run --pcap` runs xdp programs");
     }
-    let frames = read_capture(&args.pcap)?;
     if let Some(maps_in) = &args.maps_in {
         seed_maps(|n| module.map(n).ok().map(|m| &**m), maps_in)?;
     }
     let mut executor = module.executor(&name)?;
 
-    let mut packet = Vec::new();
-    let (results, elapsed) = crate::objects::run_frames(&frames, |frame| {
-        packet.clear();
-        packet.extend_from_slice(frame);
-        executor.run_xdp(&mut packet).map(u64::from).map_err(|err| err.to_string())
-    });
-    for line in module.take_log() {
-        eprintln!("trace: {line}");
-    }
-
+    let label = |v: u64| xdp_action_name(v);
+    let replayed = crate::replay::replay(
+        args,
+        |frame, packet| {
+            packet.extend_from_slice(frame);
+            executor.run_xdp(packet).map(u64::from).map_err(|err| StepError {
+                deadline: matches!(err, WasmError::Deadline { .. }),
+                message: err.to_string(),
+            })
+        },
+        || module.take_log(),
+        &label,
+    )?;
     let maps: Vec<(&str, &duet_maps::Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
-    crate::objects::report(args, &format!("{name} ({kind})"), "wasm", &results, elapsed, &maps, xdp_action_name)
+    crate::replay::report(args, replayed, &format!("{name} ({kind})"), "wasm", &maps, &label)
 }
