@@ -604,6 +604,8 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     eprintln!("==> building examples/apikey (duet build: eBPF and Wasm)");
     let (apikey_bpf, apikey_wasm) =
         crate::showcase::build_example(&crate::showcase::examples_dir()?.join("apikey"), true)?;
+    // The configs live in a temporary directory: the artifacts' paths must be absolute.
+    let (apikey_bpf, apikey_wasm) = (std::path::absolute(apikey_bpf)?, std::path::absolute(apikey_wasm)?);
     let dir = std::env::temp_dir().join(format!("duet-mesh-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = RemoveDir(dir.clone());
@@ -685,6 +687,14 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     }
     let idle_rss = targets.get(4).and_then(|t| t.2.as_ref()).and_then(|c| rss_kib(c.0.id(), "VmRSS:"));
 
+    // The filters' own cost per request, in process (no network, no wrk): what each adds to a
+    // request's CPU time, without the loopback noise of the HTTP runs.
+    eprintln!("==> the apikey filters in process (request-headers phase, 20,000 requests each)");
+    let in_process: Vec<(String, f64)> = setups
+        .iter()
+        .filter(|(_, f)| matches!(f, BenchFilters::ApiKey(_)))
+        .map(|(name, f)| Ok((name.clone(), filter_cost(&dir, backend, f)?)))
+        .collect::<Result<_>>()?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
     let mut single: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
     for round in 0..o.rounds {
@@ -736,6 +746,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
         .collect();
     let added = |label: &str| apikey_rows.iter().find(|r| r.0.contains(label)).map_or(f64::MAX, |r| r.1);
     let proxy_wasm_p50 = added("Proxy-Wasm");
+    let cost = |label: &str| in_process.iter().find(|r| r.0.contains(label)).map_or(f64::MAX, |r| r.1);
     let goals = [
         ("duet (0 filters) rps >= nginx rps", d0.rps >= nginx_s.rps),
         ("duet (0 filters) p99 <= nginx p99", d0.p99_us <= nginx_s.p99_us),
@@ -744,6 +755,10 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
         (
             "apikey as eBPF (JIT) and duet-ABI Wasm each add <= 3 us p50, below the Proxy-Wasm filter",
             ["(JIT)", "duet-ABI"].iter().all(|l| added(l) <= 3.0 && added(l) < proxy_wasm_p50),
+        ),
+        (
+            "apikey as eBPF (JIT) and duet-ABI Wasm each cost <= 3 us per request in process, below Proxy-Wasm",
+            ["(JIT)", "duet-ABI"].iter().all(|l| cost(l) <= 3.0 && cost(l) < cost("Proxy-Wasm")),
         ),
     ];
     if o.json {
@@ -770,7 +785,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
                     "rps_cost_per_filter_3": rps_cost_3,
                 },
                 "rss_kib": { "idle_3_filters": idle_rss, "peak_under_load_3_filters": loaded_rss },
-                "apikey_filter": apikey_rows.iter().map(|(name, p50, rps)| serde_json::json!({ "target": name, "p50_added_us_1_connection": p50, "rps_cost": rps })).collect::<Vec<_>>(),
+                "apikey_filter": apikey_rows.iter().zip(&in_process).map(|((name, p50, rps), (_, us))| serde_json::json!({ "target": name, "p50_added_us_1_connection": p50, "rps_cost": rps, "in_process_us_per_request": us })).collect::<Vec<_>>(),
                 "goals": goals.iter().map(|(g, ok)| serde_json::json!({ "goal": g, "met": ok })).collect::<Vec<_>>(),
             })
         );
@@ -815,8 +830,8 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
             "\n  the apikey filter, against no filter (p50 at 1 connection; rps at {} connections):",
             o.connections
         );
-        for (name, p50, rps) in &apikey_rows {
-            println!("    {name:<24} {p50:+7.1} µs p50   {:5.1}% rps", rps * 100.0);
+        for ((name, p50, rps), (_, us)) in apikey_rows.iter().zip(&in_process) {
+            println!("    {name:<24} {p50:+7.1} µs p50   {:5.1}% rps   {us:6.2} µs/request in process", rps * 100.0);
         }
         println!();
         for (g, ok) in goals {
@@ -826,6 +841,66 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     drop(targets);
     drop(nginx);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Microseconds one request spends in a filter's chain (start, request headers, finish), in
+/// process, over 20,000 requests after a warm-up.
+fn filter_cost(dir: &Path, backend: SocketAddr, filters: &BenchFilters<'_>) -> Result<f64> {
+    use duet_mesh::filter::{ChainRun, ChainVerdict, Exchange, Phase};
+    let yaml = mesh_config(free_port()?, free_port()?, backend, filters);
+    let config = duet_mesh::Config::parse(&yaml, &dir.join("in-process.yaml"))?;
+    let metrics = std::sync::Arc::new(duet_mesh::metrics::Metrics::new());
+    let snapshot = duet_mesh::runtime::Snapshot::build(config, &metrics, &duet_mesh::SharedState::new(), 1)?;
+    if let Some(keys) = snapshot.maps().into_iter().find(|m| m.name == "KEYS") {
+        let mut key = BENCH_KEY.as_bytes().to_vec();
+        key.resize(32, 0);
+        let mut value = vec![0u8; 24];
+        value.extend(5u32.to_le_bytes());
+        value.extend(0u32.to_le_bytes());
+        value.extend(b"bench");
+        value.resize(64, 0);
+        keys.map.update(&key, &value, 0, None).map_err(|e| anyhow::anyhow!("seeding KEYS: {e}"))?;
+    }
+    let filters = snapshot.listeners[0].filters.clone();
+    let template = Exchange {
+        request_headers: [
+            (":method", "GET"),
+            (":path", "/"),
+            (":authority", "127.0.0.1:10000"),
+            (":scheme", "http"),
+            ("user-agent", "wrk"),
+            ("x-api-key", BENCH_KEY),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect(),
+        ..Exchange::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let clusters = std::sync::Arc::clone(&snapshot.clusters);
+    rt.block_on(async {
+        let once = async || -> Result<()> {
+            let mut ex = template.clone();
+            ex.properties.source = Some(SocketAddr::from(([127, 0, 0, 1], 40000)));
+            let mut chain = ChainRun::start(&filters, &metrics).map_err(|r| anyhow::anyhow!("start: {}", r.status))?;
+            match chain.run(Phase::RequestHeaders, &mut ex, true, &*clusters).await {
+                ChainVerdict::Continue => {}
+                ChainVerdict::Respond(r) => bail!("the filter answered {} instead of continuing", r.status),
+                ChainVerdict::Buffer => bail!("the filter asked for the body"),
+            }
+            chain.finish(&mut ex);
+            Ok(())
+        };
+        for _ in 0..2000 {
+            once().await?;
+        }
+        const N: u32 = 20_000;
+        let start = Instant::now();
+        for _ in 0..N {
+            once().await?;
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(N))
+    })
 }
 
 struct RemoveDir(PathBuf);

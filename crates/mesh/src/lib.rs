@@ -33,6 +33,8 @@ pub mod upstream;
 pub mod wasm_filter;
 
 pub use config::{Config, ConfigError};
+/// Proxy-Wasm shared data and queues, which [`runtime::Snapshot::build`] takes.
+pub use duet_proxywasm::SharedState;
 pub use server::{CheckReport, Server, check, run};
 
 /// Errors of body streams.
