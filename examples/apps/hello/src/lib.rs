@@ -1,0 +1,211 @@
+//! `hello`: a small JSON API served as a WASI 0.2 `wasi:http/incoming-handler` component.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /` | `{"hello":"duet","app":"hello"}` |
+//! | `GET /kv/<key>` | the value stored in the host's key-value store (`duet:app/kv`), or 404 |
+//! | `PUT /kv/<key>` | stores the request body under `<key>` |
+//! | `DELETE /kv/<key>` | removes `<key>` |
+//! | `GET /env/<name>` | the environment variable the host configured, or 404 |
+//! | `GET /fetch?url=http://host:port/path` | makes that outbound request (`wasi:http/outgoing-handler`) and reports status and body, or the error code the host gave |
+//! | `POST /echo` | the request body |
+//! | `GET /panic`, `GET /loop`, `GET /alloc?mb=N` | misbehaviour on purpose: a trap, an endless loop, `N` MiB of memory (tests of the host's limits) |
+//!
+//! Every instance serves one request, so the app keeps no state of its own: what must outlive
+//! a request lives in the host's store.
+
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest,
+    OutgoingResponse, ResponseOutparam, Scheme,
+};
+use wasip2::io::streams::{InputStream, StreamError};
+
+mod kv {
+    wit_bindgen::generate!({
+        path: "../../../crates/app/wit/kv.wit",
+        world: "host",
+    });
+    pub use self::duet::app::kv::*;
+}
+
+/// Bytes the app accepts in a request body (`PUT /kv`, `POST /echo`).
+const MAX_BODY: usize = 1 << 20;
+
+struct Hello;
+
+impl wasip2::exports::http::incoming_handler::Guest for Hello {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let method = request.method();
+        let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
+        let (path, query) = match path_with_query.split_once('?') {
+            Some((path, query)) => (path.to_string(), query.to_string()),
+            None => (path_with_query.clone(), String::new()),
+        };
+        let (status, body) = route(&method, &path, &query, request);
+        respond(out, status, &body);
+    }
+}
+
+wasip2::http::proxy::export!(Hello);
+
+fn route(method: &Method, path: &str, query: &str, request: IncomingRequest) -> (u16, Vec<u8>) {
+    let segments: Vec<&str> = path.trim_start_matches('/').splitn(2, '/').collect();
+    match (method, segments.as_slice()) {
+        (Method::Get, [""]) => json(200, serde_json::json!({"hello": "duet", "app": "hello"})),
+        (Method::Get, ["kv", key]) => match kv::get(key) {
+            Ok(Some(value)) => json(
+                200,
+                serde_json::json!({"key": key, "value": String::from_utf8_lossy(&value)}),
+            ),
+            Ok(None) => json(404, serde_json::json!({"error": "no such key", "key": key})),
+            Err(e) => kv_error(e),
+        },
+        (Method::Put, ["kv", key]) => {
+            let value = match read_body(request) {
+                Ok(value) => value,
+                Err(e) => return json(400, serde_json::json!({"error": e})),
+            };
+            match kv::set(key, &value) {
+                Ok(()) => json(200, serde_json::json!({"stored": key, "bytes": value.len()})),
+                Err(e) => kv_error(e),
+            }
+        }
+        (Method::Delete, ["kv", key]) => match kv::delete(key) {
+            Ok(true) => json(200, serde_json::json!({"deleted": key})),
+            Ok(false) => json(404, serde_json::json!({"error": "no such key", "key": key})),
+            Err(e) => kv_error(e),
+        },
+        (Method::Get, ["env", name]) => match std::env::var(name) {
+            Ok(value) => json(200, serde_json::json!({"name": name, "value": value})),
+            Err(_) => json(404, serde_json::json!({"error": "not set", "name": name})),
+        },
+        (Method::Get, ["fetch"]) => match query.strip_prefix("url=") {
+            Some(url) => fetch(url),
+            None => json(400, serde_json::json!({"error": "want ?url=http://host:port/path"})),
+        },
+        (Method::Post, ["echo"]) => match read_body(request) {
+            Ok(body) => (200, body),
+            Err(e) => json(400, serde_json::json!({"error": e})),
+        },
+        (Method::Get, ["panic"]) => panic!("the app panicked on purpose"),
+        (Method::Get, ["loop"]) => {
+            // An endless loop the optimiser cannot remove: only the host's deadline ends it.
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        (Method::Get, ["alloc"]) => {
+            let mb: usize = query.strip_prefix("mb=").and_then(|n| n.parse().ok()).unwrap_or(1);
+            // Touch every page, so the memory is really taken, and keep it alive.
+            let hoard: Vec<Vec<u8>> = (0..mb).map(|i| vec![i as u8 | 1; 1 << 20]).collect();
+            let sum: u64 = hoard.iter().map(|block| block[block.len() - 1] as u64).sum();
+            json(200, serde_json::json!({"allocated_mb": mb, "check": sum}))
+        }
+        _ => json(404, serde_json::json!({"error": "no such route", "path": path})),
+    }
+}
+
+/// `GET url` through the host's outgoing handler: the host decides whether the app may reach it.
+fn fetch(url: &str) -> (u16, Vec<u8>) {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return json(400, serde_json::json!({"error": "only http:// URLs", "url": url}));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    match get(authority, path) {
+        Ok((status, body)) => json(
+            200,
+            serde_json::json!({"status": status, "body": String::from_utf8_lossy(&body)}),
+        ),
+        Err(code) => json(502, serde_json::json!({"error": format!("{code:?}"), "url": url})),
+    }
+}
+
+fn get(authority: &str, path: &str) -> Result<(u16, Vec<u8>), ErrorCode> {
+    let request = OutgoingRequest::new(Fields::new());
+    let set = [
+        request.set_method(&Method::Get),
+        request.set_scheme(Some(&Scheme::Http)),
+        request.set_authority(Some(authority)),
+        request.set_path_with_query(Some(path)),
+    ];
+    if set.iter().any(Result::is_err) {
+        return Err(ErrorCode::HttpRequestUriInvalid);
+    }
+    let pending = outgoing_handler::handle(request, None)?;
+    pending.subscribe().block();
+    let response = match pending.get() {
+        Some(Ok(response)) => response?,
+        Some(Err(())) | None => return Err(ErrorCode::InternalError(Some("response lost".into()))),
+    };
+    let status = response.status();
+    let body = response.consume().map_err(|()| ErrorCode::HttpResponseIncomplete)?;
+    let stream = body.stream().map_err(|()| ErrorCode::HttpResponseIncomplete)?;
+    let bytes = read_all(&stream).map_err(|_| ErrorCode::HttpResponseIncomplete)?;
+    drop(stream);
+    drop(body);
+    Ok((status, bytes))
+}
+
+fn read_body(request: IncomingRequest) -> Result<Vec<u8>, String> {
+    let body = request.consume().map_err(|()| "body already taken".to_string())?;
+    let stream = body.stream().map_err(|()| "body stream already taken".to_string())?;
+    let bytes = read_all(&stream)?;
+    drop(stream);
+    IncomingBody::finish(body);
+    Ok(bytes)
+}
+
+fn read_all(stream: &InputStream) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > MAX_BODY {
+                    return Err(format!("body larger than {MAX_BODY} bytes"));
+                }
+            }
+            Err(StreamError::Closed) => return Ok(bytes),
+            Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+        }
+    }
+}
+
+fn kv_error(e: kv::Error) -> (u16, Vec<u8>) {
+    let (status, text) = match e {
+        kv::Error::NoStore => (503, "no key-value store configured".to_string()),
+        kv::Error::TooLarge(why) => (413, why),
+        kv::Error::Other(why) => (500, why),
+    };
+    json(status, serde_json::json!({"error": text}))
+}
+
+fn json(status: u16, value: serde_json::Value) -> (u16, Vec<u8>) {
+    (status, value.to_string().into_bytes())
+}
+
+fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
+    let headers = Fields::new();
+    let content_type: &[u8] = if body.first() == Some(&b'{') { b"application/json" } else { b"application/octet-stream" };
+    // Both names are valid and not forbidden, so these cannot fail.
+    let _ = headers.append("content-type", content_type);
+    let _ = headers.append("content-length", body.len().to_string().as_bytes());
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(status);
+    let Ok(outgoing) = response.body() else { return };
+    ResponseOutparam::set(out, Ok(response));
+    let Ok(stream) = outgoing.write() else { return };
+    // `blocking_write_and_flush` takes at most 4096 bytes a call.
+    for chunk in body.chunks(4096) {
+        if stream.blocking_write_and_flush(chunk).is_err() {
+            return;
+        }
+    }
+    drop(stream);
+    let _ = OutgoingBody::finish(outgoing, None);
+}
