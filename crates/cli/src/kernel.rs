@@ -121,9 +121,14 @@ pub(crate) enum KernelCommand {
         #[arg(long)]
         program: Option<String>,
         /// Print one JSON object: {"results": [r0 per packet, null if the kernel refused it],
-        /// "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
+        /// "packets": ["<the packet as the program left it, hex>" or null, ...], "ringbufs":
+        /// {"<map>": ["<record hex>", ...]}, "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
         #[arg(long)]
         json: bool,
+        /// Write the packets as the program left them to this pcapng file, each with its verdict
+        /// as the packet comment (a refused packet is written as it came).
+        #[arg(long, value_name = "FILE")]
+        pcap_out: Option<PathBuf>,
         /// BPF_PROG_TEST_RUN repetitions per packet (map side effects repeat too).
         #[arg(long, default_value_t = 1)]
         repeat: u32,
@@ -271,9 +276,15 @@ pub(crate) fn run(command: KernelCommand) -> Result<ExitCode> {
         KernelCommand::Detach { target, root } => detach(&target, &root.path()),
         KernelCommand::Maps(args) => maps(args),
         KernelCommand::Events { target, map, count, root } => events(&target, map.as_deref(), count, &root.path()),
-        KernelCommand::TestRun { object, pcap, program, json, repeat, maps_in } => {
-            test_run(&object, &pcap, program.as_deref(), json, repeat, maps_in.as_deref())
-        }
+        KernelCommand::TestRun { object, pcap, program, json, pcap_out, repeat, maps_in } => test_run(&TestRunArgs {
+            path: &object,
+            pcap: &pcap,
+            program: program.as_deref(),
+            json,
+            pcap_out: pcap_out.as_deref(),
+            repeat,
+            maps_in: maps_in.as_deref(),
+        }),
         KernelCommand::BenchKernel { object, pcap, program, repeat, json } => {
             bench(&object, &pcap, program.as_deref(), repeat, json)
         }
@@ -589,18 +600,23 @@ fn pick_test_program(object: &[u8], path: &Path, program: Option<&str>) -> Resul
     }
 }
 
-fn test_run(
-    path: &Path,
-    pcap: &Path,
-    program: Option<&str>,
+/// Options of `duet test-run`.
+struct TestRunArgs<'a> {
+    path: &'a Path,
+    pcap: &'a Path,
+    program: Option<&'a str>,
     json: bool,
+    pcap_out: Option<&'a Path>,
     repeat: u32,
-    maps_in: Option<&Path>,
-) -> Result<ExitCode> {
+    maps_in: Option<&'a Path>,
+}
+
+fn test_run(args: &TestRunArgs<'_>) -> Result<ExitCode> {
+    let (path, pcap) = (args.path, args.pcap);
     let object = read_object(path)?;
-    let name = pick_test_program(&object, path, program)?;
+    let name = pick_test_program(&object, path, args.program)?;
     let packets = objects::read_capture(pcap)?;
-    let maps_in = match maps_in {
+    let maps_in = match args.maps_in {
         Some(file) => read_maps_in(file)?,
         None => Vec::new(),
     };
@@ -610,27 +626,42 @@ fn test_run(
         packets: &packets,
         maps_in: &maps_in,
         prog_arrays: &[],
-        repeat: repeat.max(1),
+        repeat: args.repeat.max(1),
     })
     .map_err(|err| kernel_error(err, &object, format!("cannot test-run `{name}` of {}", path.display())))?;
 
-    if json {
+    let kind = duet_kernel::list_programs(&object)?.into_iter().find(|p| p.name == name).map(|p| p.kind);
+    let is_xdp = kind == Some(duet_kernel::ProgramKind::Xdp);
+    let label = |result: &Result<u32, String>| match result {
+        Err(why) => format!("refused ({why})"),
+        Ok(r0) if is_xdp => objects::xdp_action_name(u64::from(*r0)),
+        Ok(r0) => format!("r0 = {r0}"),
+    };
+    if let Some(file) = args.pcap_out {
+        let mut writer = crate::capture::CaptureWriter::create(file)?;
+        for (p, input) in out.packets.iter().zip(&packets) {
+            let data = if p.result.is_ok() { &p.data_out } else { input };
+            writer.write(data, std::time::Duration::ZERO, &label(&p.result))?;
+        }
+        writer.finish()?;
+    }
+    if args.json {
         let results: Vec<Json> =
             out.packets.iter().map(|p| p.result.as_ref().map_or(Json::Null, |r0| json!(r0))).collect();
-        let doc = json!({ "results": results, "maps": maps_json(&out.maps) });
+        let data: Vec<Json> =
+            out.packets.iter().map(|p| p.result.as_ref().map_or(Json::Null, |_| json!(hex(&p.data_out)))).collect();
+        let ringbufs: JsonMap<String, Json> = out
+            .ringbufs
+            .iter()
+            .map(|(name, records)| (name.clone(), records.iter().map(|r| json!(hex(r))).collect()))
+            .collect();
+        let doc = json!({ "results": results, "packets": data, "ringbufs": ringbufs, "maps": maps_json(&out.maps) });
         println!("{}", serde_json::to_string(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let kind = duet_kernel::list_programs(&object)?.into_iter().find(|p| p.name == name).map(|p| p.kind);
-    let is_xdp = kind == Some(duet_kernel::ProgramKind::Xdp);
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for p in &out.packets {
-        let label = match &p.result {
-            Err(why) => format!("refused ({why})"),
-            Ok(r0) if is_xdp => objects::xdp_action_name(u64::from(*r0)),
-            Ok(r0) => format!("r0 = {r0}"),
-        };
-        *counts.entry(label).or_default() += 1;
+        *counts.entry(label(&p.result)).or_default() += 1;
     }
     let kind = kind.map_or_else(|| "?".to_owned(), |k| k.to_string());
     println!("{name} ({kind}) over {} packets from {} in the kernel:", packets.len(), pcap.display());

@@ -249,3 +249,32 @@ fn program_and_engine_selection_errors_are_explicit() {
     let out = duet(&["run", "--pcap"], &[&pcap, &wasm], &scratch);
     assert!(out.status.success(), "{}", text(&out).1);
 }
+
+#[test]
+fn test_run_json_has_the_same_packets_and_ring_buffer_records_as_run() {
+    if let Err(err) = duet_kernel::check_access() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "needs the kernel: {err} (CI=true makes this a failure)");
+        eprintln!("\n!!! SKIPPED: needs the kernel: {err} !!!\n");
+        return;
+    }
+    let scratch = Scratch::new("test-run");
+    // The kernel refuses frames shorter than an Ethernet header; leave them out.
+    let frames: Vec<Vec<u8>> =
+        duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).filter(|f| f.len() >= 14).collect();
+    let mut pcap = Vec::new();
+    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
+    let pcap = scratch.file("corpus.pcap", &pcap);
+    for name in ["adjust.o", "ringbuf.o"] {
+        let Some(obj) = object(name) else { return };
+        let json = |cmd: &str, extra: &[&str]| -> serde_json::Value {
+            let out = duet(&[&[cmd], extra, &["--json", "--pcap"]].concat(), &[&pcap, &obj], &scratch);
+            assert!(out.status.success(), "{cmd} {name}: {}", text(&out).1);
+            serde_json::from_str(text(&out).0.trim()).expect("one JSON object")
+        };
+        let kernel = json("test-run", &[]);
+        let vm = json("run", &["--deterministic"]);
+        assert_eq!(kernel["packets"].as_array().map(Vec::len), Some(frames.len()), "{name}");
+        assert_eq!(kernel["packets"], vm["packets"], "{name}: packets as the program left them");
+        assert_eq!(kernel["ringbufs"], vm["ringbufs"], "{name}: ring-buffer records");
+    }
+}
