@@ -172,14 +172,15 @@ fn map_entry(name: &str, map_type: u32, key_size: u32, value_size: u32, max_entr
 fn apikey_builds_verifies_and_speaks_the_abi() {
     let (bpf, wasm) = build("apikey");
     let maps = check_object(&bpf, "apikey", ProgramKind::HttpRequest, "duet/http_request");
-    assert_eq!(maps, ["BUCKETS", "KEYS", "STATS"]);
+    assert_eq!(maps, ["BUCKETS", "DECISIONS", "KEYS", "STATS"]);
     let (imports, manifest) = check_wasm(&wasm, "duet_prog_http_request_apikey", ValType::I32);
-    for import in ["http_header_get", "http_header_set", "http_header_remove", "http_respond"] {
+    for import in ["http_header_get", "http_header_set", "http_header_remove", "http_respond", "ringbuf_output"] {
         assert!(imports.iter().any(|i| i == import), "apikey does not import {import}: {imports:?}");
     }
     assert_eq!(
         manifest,
         json!([
+            map_entry("DECISIONS", 27, 0, 0, 65536),
             map_entry("KEYS", 1, 32, 64, 1024),
             map_entry("BUCKETS", 9, 32, 16, 1024),
             map_entry("STATS", 2, 4, 8, 3)

@@ -193,6 +193,21 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     assert_eq!(access[5]["cluster"], "canary", "{name}: {:#}", access[5]);
     assert_eq!(access[3]["cluster"], "stable");
 
+    // And the filter's own ring-buffer record of every decision (status, 0 when forwarded).
+    let records = events.wait_for(seen.len(), "ringbuf");
+    let decided: Vec<u64> = records
+        .iter()
+        .map(|r| {
+            assert_eq!((r["owner"].as_str(), r["map"].as_str()), (Some("apikey"), Some("DECISIONS")));
+            let hex = r["data"].as_str().unwrap_or_default();
+            u64::from(u32::from_le_bytes(std::array::from_fn(|i| {
+                u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()
+            })))
+        })
+        .collect();
+    let expected: Vec<u64> = seen.iter().map(|s| if s.status == 200 { 0 } else { u64::from(s.status) }).collect();
+    assert_eq!(decided, expected, "{name}");
+
     // `duet mesh maps` reads the same maps.
     let out = duet().args(["mesh", "maps", "--admin", &mesh.admin.to_string(), "apikey", "STATS"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

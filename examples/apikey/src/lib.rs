@@ -19,6 +19,7 @@
 //! - `BUCKETS`: LRU hash, key [`ApiKey`], value [`Bucket`], 1024 entries: each key's token
 //!   bucket, refilled from `ktime_get_ns` at the key's [`Client::rate`] up to [`Client::burst`].
 //! - `STATS`: array of 3 `u64`: requests forwarded, answered 401, answered 429.
+//! - `DECISIONS`: ring buffer, one [`Decision`] per request (`duet mesh events` streams them).
 //!
 //! Tokens are counted in billionths, as in the `ratelimit` example, so refilling is exact integer
 //! arithmetic. Verdicts depend on time only through `ktime_get_ns`.
@@ -26,7 +27,7 @@
 
 use core::mem::offset_of;
 
-use duet::{Array, BPF_ANY, HashMap, HttpAction, HttpContext, LruHashMap, ktime_get_ns};
+use duet::{Array, BPF_ANY, HashMap, HttpAction, HttpContext, LruHashMap, RingBuf, ktime_get_ns};
 
 /// The longest API key, in bytes.
 pub const KEY_LEN: usize = 32;
@@ -105,6 +106,20 @@ pub struct Bucket {
     pub last_ns: u64,
 }
 
+/// One record per request in `DECISIONS`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
+#[repr(C)]
+pub struct Decision {
+    /// The status the filter answered with, or 0 when it forwarded the request.
+    pub status: u32,
+    /// The length of the `x-api-key` value (0 when absent).
+    pub key_len: u32,
+}
+
+/// Every decision, for monitoring.
+#[duet::map]
+static DECISIONS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
 /// The known keys.
 #[duet::map]
 static KEYS: HashMap<ApiKey, Client> = HashMap::with_max_entries(1024, 0);
@@ -123,18 +138,21 @@ fn apikey(req: HttpContext) -> HttpAction {
     // so a short key is already zero-padded and a long one is recognised by its length.
     // `zeroed`, not `default`: zeroing 32 bytes otherwise becomes a `memset` call in BPF.
     let mut key: ApiKey = duet::zeroed();
-    let client = match req.header_into("x-api-key", &mut key.0) {
-        Ok(len) if len > 0 && len <= KEY_LEN => KEYS.get(&key),
-        _ => None,
+    let (client, key_len) = match req.header_into("x-api-key", &mut key.0) {
+        Ok(len) if len > 0 && len <= KEY_LEN => (KEYS.get(&key), len as u32),
+        Ok(len) => (None, len.min(u32::MAX as usize) as u32),
+        Err(_) => (None, 0),
     };
     let Some(client) = client else {
         let _ = STATS.add_u64(STAT_UNAUTHORIZED, 1);
+        let _ = DECISIONS.output(&Decision { status: 401, key_len });
         return req.respond(401, UNAUTHORIZED_BODY);
     };
 
     if !take_token(&key, &client) {
         let _ = KEYS.add_u64_at(&key, offset_of!(Client, limited), 1);
         let _ = STATS.add_u64(STAT_LIMITED, 1);
+        let _ = DECISIONS.output(&Decision { status: 429, key_len });
         return req.respond(429, LIMITED_BODY);
     }
 
@@ -147,6 +165,7 @@ fn apikey(req: HttpContext) -> HttpAction {
     let _ = req.remove_header("x-api-key");
     let _ = KEYS.add_u64_at(&key, offset_of!(Client, requests), 1);
     let _ = STATS.add_u64(STAT_FORWARDED, 1);
+    let _ = DECISIONS.output(&Decision { status: 0, key_len });
     HttpAction::Continue
 }
 
@@ -216,6 +235,12 @@ mod tests {
         assert_eq!(status(&request(&"x".repeat(33))), Some(401));
         assert_eq!(status(&request(&"x".repeat(32))), None);
         assert_eq!(STATS.get(STAT_UNAUTHORIZED), Some(4));
+        let decisions = duet::testing::drain(&DECISIONS);
+        let decision =
+            |r: &[u8]| (u32::from_le_bytes([r[0], r[1], r[2], r[3]]), u32::from_le_bytes([r[4], r[5], r[6], r[7]]));
+        let got: [(u32, u32); 5] = core::array::from_fn(|i| decisions.get(i).map_or((9, 9), |r| decision(r)));
+        assert_eq!(decisions.len(), 5);
+        assert_eq!(got, [(401, 0), (401, 7), (401, 0), (401, 33), (0, 32)]);
     }
 
     #[test]
