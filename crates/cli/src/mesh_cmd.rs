@@ -923,39 +923,51 @@ pub fn demo() -> Result<bool> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let example = root.join("examples/mesh");
     println!();
-    println!("4. The sidecar: `duet mesh run --config examples/mesh/mesh.yaml`, a Proxy-Wasm filter (written with");
-    println!("   the public proxy-wasm SDK) in front of `duet mesh backend`");
+    println!("4. The sidecar: `duet mesh run --config examples/mesh/mesh.yaml`. Listener `main` runs a Proxy-Wasm");
+    println!("   filter (written with the public proxy-wasm SDK); listener `api` runs duet's own programs, one Rust");
+    println!("   source each: the `apikey` filter as eBPF (verified, JIT) and the `canary` routing program as Wasm");
     println!(
-        "   building the filter: cargo build --release --manifest-path tests/proxy-wasm/Cargo.toml --target wasm32-wasip1"
+        "   building the filters: cargo build --release --manifest-path tests/proxy-wasm/Cargo.toml --target wasm32-wasip1"
     );
     let built =
         duet_testdata::proxy_filters::build_proxy_filters("wasm32-wasip1").map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::create_dir_all(example.join("filters"))?;
     std::fs::copy(built.join("http_headers.wasm"), example.join("filters/http_headers.wasm"))
         .context("copying the filter next to the bundled config")?;
+    println!("                         duet build examples/apikey && duet build examples/canary");
+    let examples = crate::showcase::examples_dir()?;
+    let (apikey_bpf, _) = crate::showcase::build_example(&examples.join("apikey"), true)?;
+    let (_, canary_wasm) = crate::showcase::build_example(&examples.join("canary"), true)?;
+    std::fs::copy(&apikey_bpf, example.join("filters/apikey.bpf.o")).context("copying apikey.bpf.o")?;
+    std::fs::copy(&canary_wasm, example.join("filters/canary.wasm")).context("copying canary.wasm")?;
 
     // The bundled ports, unless something here already uses them.
     let mut config = example.join("mesh.yaml");
-    let (mut listen, mut admin, mut backend) = (10000u16, 9901u16, 18080u16);
+    let bundled = [10000u16, 10001, 9901, 18080, 18081];
+    let mut ports = bundled;
     let tmp = std::env::temp_dir().join(format!("duet-demo-mesh-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let _cleanup = RemoveDir(tmp.clone());
-    if !(port_free(listen) && port_free(admin) && port_free(backend)) {
-        (listen, admin, backend) = (free_port()?, free_port()?, free_port()?);
-        let text = std::fs::read_to_string(&config)?
-            .replace("127.0.0.1:10000", &format!("127.0.0.1:{listen}"))
-            .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
-            .replace("127.0.0.1:18080", &format!("127.0.0.1:{backend}"))
-            .replace("wasm: filters/", &format!("wasm: {}/filters/", example.display()));
+    if !bundled.iter().all(|&p| port_free(p)) {
+        let mut text = std::fs::read_to_string(&config)?;
+        for (i, port) in ports.iter_mut().enumerate() {
+            *port = free_port()?;
+            text = text.replace(&format!("127.0.0.1:{}", bundled[i]), &format!("127.0.0.1:{port}"));
+        }
+        text = text.replace(": filters/", &format!(": {}/filters/", example.display()));
         config = tmp.join("mesh.yaml");
         std::fs::write(&config, text)?;
-        println!("   (the bundled ports are in use here: using {listen}, admin {admin}, backend {backend})");
+        println!("   (the bundled ports are in use here: using {ports:?} instead of {bundled:?})");
     }
+    let [listen, api, admin, backend, canary] = ports;
+    let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    rt.block_on(duet_mesh::backend::spawn(SocketAddr::from(([127, 0, 0, 1], backend)), "backend"))
-        .with_context(|| format!("cannot start the demo backend on 127.0.0.1:{backend}"))?;
-    let _mesh = start_mesh(&config, SocketAddr::from(([127, 0, 0, 1], admin)), &tmp.join("mesh.log"))?;
-    let proxy = SocketAddr::from(([127, 0, 0, 1], listen));
+    for (port, name) in [(backend, "backend"), (canary, "canary")] {
+        rt.block_on(duet_mesh::backend::spawn(local(port), name))
+            .with_context(|| format!("cannot start the demo backend on 127.0.0.1:{port}"))?;
+    }
+    let _mesh = start_mesh(&config, local(admin), &tmp.join("mesh.log"))?;
+    let proxy = local(listen);
     println!();
 
     let mut ok = true;
@@ -967,31 +979,70 @@ pub fn demo() -> Result<bool> {
     let seen: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     let h = &seen["headers"];
     println!(
-        "   GET /headers          -> {status}; the backend saw x-request-tag: {}, x-forwarded-for: {},",
+        "   main: GET /headers          -> {status}; the backend saw x-request-tag: {}, x-forwarded-for: {},",
         h["x-request-tag"], h["x-forwarded-for"]
     );
     println!(
-        "                            x-request-id: {}; the client got x-response-tag: {response_tag}",
+        "                                  x-request-id: {}; the client got x-response-tag: {response_tag}",
         h["x-request-id"]
     );
     ok &= status == 200 && h["x-request-tag"] == "hello-from-duet" && response_tag == "hello-from-duet";
     for (path, want) in [("/hello", 200), ("/status/503", 503)] {
         let (status, _, body) = http_get(proxy, "GET", path, &[])?;
-        println!("   GET {path:<17} -> {status} {}", body.trim());
+        println!("   main: GET {path:<17} -> {status} {}", body.trim());
         ok &= status == want;
     }
-    let (_, _, metrics) = http_get(SocketAddr::from(([127, 0, 0, 1], admin)), "GET", "/metrics", &[])?;
+
+    // duet's own programs on `api`.
+    println!();
+    let (status, _, body) = http_get(local(api), "GET", "/headers", &[("x-api-key", "demo-key")])?;
+    println!("   api:  GET /headers (x-api-key: demo-key)  -> {status} {}", body.trim());
+    ok &= status == 401;
+    // The key's `Client` value (examples/apikey): counters, no rate limit, client id `demo`.
+    let mut value = vec![0u8; 24];
+    value.extend(4u32.to_le_bytes());
+    value.extend(0u32.to_le_bytes());
+    value.extend(b"demo");
+    value.resize(64, 0);
+    let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+    let body = serde_json::json!({ "key": { "utf8": "demo-key" }, "value": hex }).to_string();
+    let (status, _, _) = http_request(local(admin), "PUT", "/maps/apikey/KEYS", body.as_bytes())?;
+    println!("   admin: PUT /maps/apikey/KEYS (duet mesh maps apikey KEYS --set utf8:demo-key=...) -> {status}");
+    ok &= status == 200;
+    for (extra, want_backend) in [(None, "backend"), (Some(("x-canary", "1")), "canary")] {
+        let mut headers = vec![("x-api-key", "demo-key")];
+        headers.extend(extra);
+        let (status, head, body) = http_get(local(api), "GET", "/headers", &headers)?;
+        let seen: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let answered = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-backend: ").map(str::to_owned))
+            .unwrap_or_default();
+        println!(
+            "   api:  GET /headers (x-api-key: demo-key{}) -> {status} from `{answered}`; upstream saw x-duet-client: {}, x-api-key: {}",
+            extra.map(|(n, v)| format!(", {n}: {v}")).unwrap_or_default(),
+            seen["headers"]["x-duet-client"],
+            seen["headers"]["x-api-key"],
+        );
+        ok &= status == 200 && answered == want_backend && seen["headers"]["x-duet-client"] == "demo";
+    }
+    let (_, _, metrics) = http_get(local(admin), "GET", "/metrics", &[])?;
     println!();
     println!("   what /metrics says (http://127.0.0.1:{admin}/metrics, excerpt):");
     for line in metrics.lines().filter(|l| !l.ends_with(" 0")).filter(|l| {
         l.starts_with("duet_mesh_requests_total")
             || l.starts_with("duet_mesh_filter_calls_total")
+            || l.starts_with("duet_mesh_filter_verdicts_total")
+            || l.starts_with("duet_mesh_route_decisions_total")
             || l.starts_with("duet_mesh_active_connections")
     }) {
         println!("     {line}");
     }
     println!();
-    println!("   The filter ran on every request in both directions: {}", if ok { "yes" } else { "NO" });
-    println!("   Try it yourself: duet mesh backend & duet mesh run --config examples/mesh/mesh.yaml");
+    println!(
+        "   The filters ran on every request, the key was added live, the canary route chose: {}",
+        if ok { "yes" } else { "NO" }
+    );
+    println!("   Try it yourself: the commands at the top of examples/mesh/mesh.yaml");
     Ok(ok)
 }
