@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use duet_vm::Env;
-use duet_wasm::{CacheStatus, ProgramKind, WasmError, WasmModule, WasmOptions};
+use duet_wasm::{
+    CacheStatus, MAX_TRACE_LINE_BYTES, MAX_TRACE_LINES_PER_CALL, ProgramKind, WasmError, WasmModule, WasmOptions,
+};
 
 use crate::objects::{RunArgs, possible_cpus, seed_maps, xdp_action_name};
 use crate::replay::StepError;
@@ -62,10 +64,19 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             packet.extend_from_slice(frame);
             executor.run_xdp(packet).map(u64::from).map_err(|err| StepError {
                 deadline: matches!(err, WasmError::Deadline { .. }),
-                message: err.to_string(),
+                message: format!("{:#}", anyhow::Error::from(err)),
             })
         },
-        || module.take_log(),
+        || {
+            let mut trace = module.take_trace();
+            if trace.dropped > 0 {
+                trace.lines.push(format!(
+                    "({} lines dropped: a call keeps {MAX_TRACE_LINES_PER_CALL} lines of {MAX_TRACE_LINE_BYTES} bytes at most)",
+                    trace.dropped
+                ));
+            }
+            trace.lines
+        },
         &label,
     )?;
     let maps: Vec<(&str, &duet_maps::Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();

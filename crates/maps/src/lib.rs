@@ -232,6 +232,24 @@ pub struct MapSpec {
     pub flags: u32,
 }
 
+impl MapSpec {
+    /// Checks the attributes as the kernel's `BPF_MAP_CREATE` does (the checks [`Map::new`]
+    /// makes), without allocating anything: loaders and build tools call it to refuse a map
+    /// with the same words everywhere.
+    pub fn validate(&self) -> Result<(), MapError> {
+        validate(self)
+    }
+
+    /// About how many bytes the map preallocates for `n_cpus` CPUs: keys and values (each
+    /// value rounded up to 8 bytes, once per CPU for per-CPU maps) times `max_entries`; a ring
+    /// buffer's size. What a module's map-memory budget counts, for eBPF and Wasm modules alike.
+    pub fn storage_bytes(&self, n_cpus: usize) -> u64 {
+        let copies = if self.map_type.is_per_cpu() { n_cpus.max(1) as u64 } else { 1 };
+        let entry = u64::from(self.key_size) + u64::from(self.value_size).div_ceil(8) * 8 * copies;
+        u64::from(self.max_entries).saturating_mul(entry.max(1))
+    }
+}
+
 /// A value as the user side sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MapValue {
@@ -696,13 +714,14 @@ fn validate(spec: &MapSpec) -> Result<(), MapError> {
             if !allowed(BPF_F_NUMA_NODE) {
                 return invalid(&format!("unsupported flags {flags:#x}"));
             }
-            if key_size != 0
-                || value_size != 0
-                || !max_entries.is_power_of_two()
-                || !max_entries.is_multiple_of(PAGE_SIZE)
-            {
+            if key_size != 0 || value_size != 0 {
+                return invalid(&format!("key_size and value_size must be 0, got {key_size} and {value_size}"));
+            }
+            if !max_entries.is_power_of_two() || !max_entries.is_multiple_of(PAGE_SIZE) {
                 return invalid(&format!(
-                    "key_size and value_size must be 0 and max_entries a power of two multiple of {PAGE_SIZE}"
+                    "the size (max_entries) must be a power of two multiple of {PAGE_SIZE} (the page size), \
+                     got {max_entries}; e.g. {}",
+                    max_entries.max(PAGE_SIZE).checked_next_power_of_two().unwrap_or(1 << 31)
                 ));
             }
         }
@@ -729,6 +748,42 @@ mod tests {
         assert_eq!(MapType::from_raw(4), None, "perf_event_array is not supported");
         assert_eq!(MapType::RingBuf.raw(), 27);
         assert_eq!(MapType::PerCpuArray.name(), "percpu_array");
+    }
+
+    #[test]
+    fn ring_buffer_sizes_are_checked_as_the_kernel_does() {
+        let spec = |size| MapSpec {
+            name: "EVENTS".into(),
+            map_type: MapType::RingBuf,
+            key_size: 0,
+            value_size: 0,
+            max_entries: size,
+            flags: 0,
+        };
+        for size in [4096, 8192, 1 << 20] {
+            assert!(spec(size).validate().is_ok(), "{size}");
+        }
+        for size in [0, 100, 5000, 3 * 4096, 2048] {
+            let err = spec(size).validate().unwrap_err().to_string();
+            assert!(err.contains("power of two multiple of 4096") && err.contains(&format!("got {size}")), "{err}");
+            assert_eq!(Map::new(spec(size), 1).unwrap_err().to_string(), err, "Map::new says the same");
+        }
+        assert!(spec(5000).validate().unwrap_err().to_string().contains("e.g. 8192"));
+    }
+
+    #[test]
+    fn storage_bytes_count_keys_values_and_cpus() {
+        let spec = |map_type, max_entries| MapSpec {
+            name: "m".into(),
+            map_type,
+            key_size: 4,
+            value_size: 12,
+            max_entries,
+            flags: 0,
+        };
+        assert_eq!(spec(MapType::Hash, 10).storage_bytes(4), 10 * (4 + 16));
+        assert_eq!(spec(MapType::PerCpuHash, 10).storage_bytes(4), 10 * (4 + 16 * 4));
+        assert_eq!(spec(MapType::Hash, u32::MAX).storage_bytes(1), u64::from(u32::MAX) * 20);
     }
 
     #[test]

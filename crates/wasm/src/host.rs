@@ -43,13 +43,31 @@ const EINVAL: i64 = -22;
 /// `BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP`: the only flags `bpf_ringbuf_output` accepts.
 const RINGBUF_OUTPUT_FLAGS: i64 = 1 | 2;
 
+/// Most `trace` lines one call keeps; later ones in the same call are dropped (and counted).
+pub const MAX_TRACE_LINES_PER_CALL: u32 = 64;
+/// Most `trace` lines the module holds until [`crate::WasmModule::take_trace`] drains them; later
+/// ones are dropped (and counted).
+pub const MAX_TRACE_LINES: usize = 4096;
+/// Longest `trace` line kept, in bytes (the kernel's `bpf_trace_printk` buffer); longer
+/// messages are cut there.
+pub const MAX_TRACE_LINE_BYTES: usize = 1024;
+
 /// What every instance of one module shares: the maps (by manifest id), the environment and the
 /// trace log.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) maps: Vec<Arc<Map>>,
     pub(crate) env: Env,
-    pub(crate) log: Mutex<Vec<String>>,
+    pub(crate) log: Mutex<TraceLog>,
+}
+
+/// `trace` lines not yet taken, and how many were dropped since the last take.
+#[derive(Debug, Default)]
+pub struct TraceLog {
+    /// The lines, oldest first.
+    pub lines: Vec<String>,
+    /// Lines dropped because a call or the log was over its limit.
+    pub dropped: u64,
 }
 
 /// The data of one store (one instance).
@@ -58,6 +76,8 @@ pub(crate) struct Host {
     pub(crate) limits: StoreLimits,
     /// The instance's exported memory; `None` until instantiation has finished.
     pub(crate) memory: Option<Memory>,
+    /// `trace` calls in the current call into the guest.
+    pub(crate) traced: u32,
     /// The CPU the instance runs as: per-CPU map slot and `get_smp_processor_id`.
     pub(crate) cpu: usize,
     /// The exchange of the http run in progress; `None` in every other run, where the `http_*`
@@ -241,9 +261,16 @@ pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
         const IMPORT: &str = "trace";
         let (mem, host) = split(&mut caller, IMPORT)?;
         let msg = guest_range(mem.len(), msg, len as u32 as usize, IMPORT, "msg")?;
-        let line = String::from_utf8_lossy(&mem[msg]).trim_end_matches('\n').to_owned();
+        let this_call = host.traced;
+        host.traced = host.traced.saturating_add(1);
         if let Ok(mut log) = host.shared.log.lock() {
-            log.push(line);
+            if this_call >= MAX_TRACE_LINES_PER_CALL || log.lines.len() >= MAX_TRACE_LINES {
+                log.dropped += 1;
+            } else {
+                let bytes = &mem[msg];
+                let line = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_TRACE_LINE_BYTES)]);
+                log.lines.push(line.trim_end_matches('\n').to_owned());
+            }
         }
         Ok(())
     })?;

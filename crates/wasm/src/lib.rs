@@ -53,7 +53,7 @@ use wasmtime::{
 };
 
 pub use cache::{CacheStatus, default_cache_dir};
-pub use host::GuestFault;
+pub use host::{GuestFault, MAX_TRACE_LINE_BYTES, MAX_TRACE_LINES, MAX_TRACE_LINES_PER_CALL, TraceLog};
 pub use manifest::MAPS_SECTION;
 
 use crate::exchange::Lent;
@@ -93,6 +93,10 @@ pub struct WasmOptions {
     pub deadline: Duration,
     /// Where compiled modules are cached; `None` compiles every time. See [`default_cache_dir`].
     pub cache_dir: Option<PathBuf>,
+    /// Most bytes all of the manifest's maps may preallocate together, counted as
+    /// [`MapSpec::storage_bytes`] counts them: the same budget as
+    /// [`duet_vm::LoadOptions::max_map_memory`] for the same maps in a `.bpf.o`.
+    pub max_map_memory: u64,
 }
 
 impl Default for WasmOptions {
@@ -103,6 +107,7 @@ impl Default for WasmOptions {
             memory_limit: 64 << 20,
             deadline: Duration::from_millis(100),
             cache_dir: None,
+            max_map_memory: duet_vm::DEFAULT_MAX_MAP_MEMORY,
         }
     }
 }
@@ -143,7 +148,7 @@ pub enum WasmError {
         reason: String,
     },
     /// A map from the manifest could not be created.
-    #[error("map `{name}`: {source}")]
+    #[error("map `{name}`")]
     Map {
         /// The map.
         name: String,
@@ -205,7 +210,7 @@ pub enum WasmError {
         deadline: Duration,
     },
     /// A host call from the program was given a bad argument (a pointer outside memory, ...).
-    #[error("program `{program}` trapped in a host call: {source}")]
+    #[error("program `{program}` trapped in a host call")]
     Fault {
         /// The program.
         program: String,
@@ -362,6 +367,24 @@ impl WasmModule {
         let programs = check_exports(&module, options.memory_limit)?;
 
         let mut shared: Vec<(String, Arc<Map>)> = shared.into_iter().map(|(n, m)| (n.into(), m)).collect();
+        // Every map is checked, and the new ones counted against the budget, before any is
+        // created: a hostile manifest must not allocate first and fail later.
+        let mut budget = options.max_map_memory;
+        for spec in &specs {
+            let map_err = |source| WasmError::Map { name: spec.name.clone(), source };
+            spec.validate().map_err(map_err)?;
+            if shared.iter().any(|(n, _)| *n == spec.name) {
+                continue;
+            }
+            let bytes = spec.storage_bytes(n_cpus);
+            budget = budget.checked_sub(bytes).ok_or_else(|| {
+                map_err(MapError::TooBig(format!(
+                    "{} entries would need about {bytes} bytes, past the module's limit of {} bytes \
+                     (WasmOptions::max_map_memory)",
+                    spec.max_entries, options.max_map_memory
+                )))
+            })?;
+        }
         let mut maps = Vec::with_capacity(specs.len());
         for spec in specs {
             let map = match shared.iter().position(|(n, _)| *n == spec.name) {
@@ -386,7 +409,7 @@ impl WasmModule {
         let deadline_ticks = options.deadline.as_nanos().div_ceil(tick.as_nanos()) as u64 + 1;
         let inner = Arc::new(Inner {
             pre,
-            shared: Arc::new(Shared { maps, env: options.env.clone(), log: Mutex::new(Vec::new()) }),
+            shared: Arc::new(Shared { maps, env: options.env.clone(), log: Mutex::new(TraceLog::default()) }),
             n_cpus,
             memory_limit: options.memory_limit,
             deadline: options.deadline,
@@ -475,8 +498,18 @@ impl WasmModule {
         Ok(Executor { inner: Arc::clone(&self.inner), program, cpu, live: Some(live) })
     }
 
-    /// Takes the `trace` lines written so far by every executor of this module.
+    /// Takes the `trace` lines written so far by every executor of this module (see
+    /// [`take_trace`](Self::take_trace) for how many were dropped).
     pub fn take_log(&self) -> Vec<String> {
+        self.take_trace().lines
+    }
+
+    /// Takes the `trace` lines written so far by every executor of this module, with the number
+    /// of lines dropped since the last take: a call keeps at most [`MAX_TRACE_LINES_PER_CALL`]
+    /// lines of at most [`MAX_TRACE_LINE_BYTES`], and the module holds at most
+    /// [`MAX_TRACE_LINES`] until they are taken, so a guest cannot grow the host's memory
+    /// through `trace`. Take them after every call to lose none below those limits.
+    pub fn take_trace(&self) -> TraceLog {
         self.inner.shared.log.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
     }
 }
@@ -654,6 +687,7 @@ impl Live {
             shared: Arc::clone(&inner.shared),
             limits: StoreLimitsBuilder::new().memory_size(inner.memory_limit).instances(1).memories(1).build(),
             memory: None,
+            traced: 0,
             cpu,
             http: None,
         };
@@ -755,6 +789,7 @@ impl Executor {
         let deadline = self.inner.deadline;
         let res = (|| {
             live.store.set_epoch_deadline(self.inner.deadline_ticks);
+            live.store.data_mut().traced = 0;
             let ptr = match live.input {
                 Some((ptr, capacity)) if len <= capacity => ptr,
                 _ => {
