@@ -355,5 +355,10 @@ async fn bad_programs_are_refused_and_the_sidecar_keeps_serving() {
     let still = request(proxy, &[("x-api-key", "k")]).await;
     assert_eq!(still.status, 200);
     assert_eq!(request(proxy, &[("x-api-key", "other")]).await.status, 401);
+    // A good reload keeps the key the operator added (maps of the same shape carry over).
+    std::fs::write(&mesh.config, &good).unwrap();
+    let (status, v) = admin(&mesh, "POST", "/reload", "");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(request(proxy, &[("x-api-key", "k")]).await.status, 200);
     tokio::time::sleep(Duration::from_millis(1)).await;
 }

@@ -136,6 +136,46 @@ pub fn delete(m: &NamedMap, body: &[u8]) -> Result<Value, ApiError> {
     Ok(json!({ "ok": true, "deleted": done }))
 }
 
+/// Copies every entry of each map in `old` into the map of `new` with the same owner, name and
+/// shape (type, key and value sizes, capacity, flags), so a reload keeps what operators and
+/// programs stored; ring buffers and maps whose shape changed start empty. Returns how many maps
+/// were carried over. Updates the old snapshot's requests make while this runs may be missed.
+pub fn carry_over(old: &[NamedMap], new: &[NamedMap]) -> usize {
+    let mut carried = 0;
+    for n in new {
+        let Some(o) = old.iter().find(|o| o.owner == n.owner && o.name == n.name) else { continue };
+        let (os, ns) = (o.map.spec(), n.map.spec());
+        let same = os.map_type == ns.map_type
+            && os.key_size == ns.key_size
+            && os.value_size == ns.value_size
+            && os.max_entries == ns.max_entries
+            && os.flags == ns.flags
+            && o.map.n_cpus() == n.map.n_cpus();
+        if !same || ns.map_type == duet_maps::MapType::RingBuf || Arc::ptr_eq(&o.map, &n.map) {
+            continue;
+        }
+        for (key, value) in o.map.entries() {
+            let bytes = match value {
+                MapValue::Single(v) => v,
+                MapValue::PerCpu(vs) => {
+                    let slot = n.map.user_value_len() / n.map.n_cpus().max(1);
+                    vs.into_iter()
+                        .flat_map(|mut v| {
+                            v.resize(slot, 0);
+                            v
+                        })
+                        .collect()
+                }
+            };
+            if let Err(e) = n.map.update(&key, &bytes, 0, None) {
+                tracing::warn!(owner = %n.owner, map = %n.name, error = %e, "an entry could not be carried over");
+            }
+        }
+        carried += 1;
+    }
+    carried
+}
+
 fn items(body: &[u8]) -> Result<Vec<Value>, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
     let items = match v {
@@ -243,6 +283,23 @@ mod tests {
         assert_eq!(delete(&m, br#"{"key": 2}"#).unwrap_err().status, 404);
         assert_eq!(m.map.entries().len(), 1);
         assert!(put(&m, b"not json").unwrap_err().message.contains("not JSON"));
+    }
+
+    #[test]
+    fn a_reload_carries_entries_over_to_maps_of_the_same_shape() {
+        let old = [map(MapType::Hash, 4, 8), map(MapType::PerCpuArray, 4, 4)];
+        put(&old[0], br#"{"key": 1, "value": 7}"#).unwrap();
+        put(&old[1], br#"{"key": 0, "value": 3}"#).unwrap();
+        let mut new = [map(MapType::Hash, 4, 8), map(MapType::PerCpuArray, 4, 4)];
+        new[1].name = "OTHER".into();
+        assert_eq!(carry_over(&old, &new), 1, "only the map with the same owner and name");
+        assert_eq!(entries(&new[0]), entries(&old[0]));
+        let resized = [map(MapType::Hash, 4, 16)];
+        assert_eq!(carry_over(&old, &resized), 0, "a map whose value grew starts empty");
+        assert!(resized[0].map.entries().is_empty());
+        let per_cpu = [map(MapType::PerCpuArray, 4, 4)];
+        assert_eq!(carry_over(&old[1..], &per_cpu), 1);
+        assert_eq!(entries(&per_cpu[0]), entries(&old[1]));
     }
 
     #[test]

@@ -247,6 +247,11 @@ impl Server {
                 },
             }
         }
+        // Maps the operator edited live survive the reload (same owner, name and shape).
+        let carried = crate::maps_api::carry_over(&shared.snapshot().maps(), &snapshot.maps());
+        if carried > 0 {
+            tracing::info!(maps = carried, "map contents carried over to the new config");
+        }
         start_background(&snapshot);
         shared.swap(snapshot);
         // Listeners gone from the config stop accepting; their open connections finish.
