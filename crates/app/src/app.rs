@@ -331,8 +331,7 @@ impl Run {
 
 /// Links the component against everything apps get, and checks its export.
 fn link(engine: &Engine, component: &Component, path: &Path) -> Result<ProxyPre<AppState>, AppError> {
-    let exports: Vec<String> =
-        component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
     if !exports.iter().any(|name| name.starts_with(HANDLER_EXPORT)) {
         return Err(AppError::NotHandler { path: path.to_path_buf(), exports });
     }

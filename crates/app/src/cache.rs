@@ -31,7 +31,11 @@ pub enum CacheStatus {
 }
 
 /// Compiles `wasm`, or loads it from `dir` when an earlier run compiled it with the same engine.
-pub(crate) fn load_or_compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> wasmtime::Result<(Component, CacheStatus)> {
+pub(crate) fn load_or_compile(
+    engine: &Engine,
+    wasm: &[u8],
+    dir: Option<&Path>,
+) -> wasmtime::Result<(Component, CacheStatus)> {
     let compile = || Component::from_binary(engine, wasm);
     let Some(dir) = dir else { return Ok((compile()?, CacheStatus::Disabled)) };
     let path = dir.join(format!("{}.cwasm", key(engine, wasm)));

@@ -65,7 +65,9 @@ impl EpochTicker {
             }
         });
         if let Err(e) = spawned {
-            tracing::error!("cannot start the epoch thread, app deadlines only hold while the guest waits on the host: {e}");
+            tracing::error!(
+                "cannot start the epoch thread, app deadlines only hold while the guest waits on the host: {e}"
+            );
         }
         EpochTicker { stop }
     }

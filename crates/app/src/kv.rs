@@ -105,8 +105,6 @@ impl wit::Host for crate::host::AppState {
     }
 }
 
-pub(crate) fn add_to_linker(
-    linker: &mut wasmtime::component::Linker<crate::host::AppState>,
-) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(linker: &mut wasmtime::component::Linker<crate::host::AppState>) -> wasmtime::Result<()> {
     wit::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |state| state)
 }

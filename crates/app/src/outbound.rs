@@ -85,9 +85,7 @@ impl Allowlist {
         let Some(authority) = authority else { return false };
         let host = authority.host();
         let port = authority.port_u16();
-        self.entries
-            .iter()
-            .any(|(h, p)| h.eq_ignore_ascii_case(host) && (p.is_none() || *p == port))
+        self.entries.iter().any(|(h, p)| h.eq_ignore_ascii_case(host) && (p.is_none() || *p == port))
     }
 }
 
@@ -133,8 +131,7 @@ impl WasiHttpHooks for OutboundHooks {
         Box::new(async move {
             let response = outbound.send(request).await.map_err(HttpError::from)?;
             let response = response.map(|body| {
-                body.map_err(|e| HttpError::InternalError(Some(format!("outbound response body: {e}"))))
-                    .boxed_unsync()
+                body.map_err(|e| HttpError::InternalError(Some(format!("outbound response body: {e}")))).boxed_unsync()
             });
             Ok((response, Box::new(async { Ok(()) }) as IoFuture))
         })

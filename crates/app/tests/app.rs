@@ -112,6 +112,23 @@ async fn a_trap_is_a_500_for_that_request_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stderr_is_capped_and_never_fails_the_app() {
+    let mut config = config();
+    config.stderr_limit_bytes = 1000;
+    let (_app, addr) = serve_app(App::load(&config, None).unwrap()).await;
+    let logged = get(addr, "/stderr?kb=64").await;
+    assert_eq!((logged.status, logged.json()["logged_kb"].as_u64()), (200, Some(64)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_never_responds_gets_a_500() {
+    let (app, addr) = serve_app(App::load(&config(), None).unwrap()).await;
+    let silent = get(addr, "/silent").await;
+    assert_eq!((silent.status, silent.error_kind()), (500, Some("app-error")));
+    assert_eq!(app.stats().snapshot().app_errors, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_loop_is_a_500_after_timeout_ms() {
     let mut config = config();
     config.timeout_ms = 200;
@@ -184,7 +201,8 @@ fn load_errors_are_clear() {
     assert!(matches!(err, AppError::CoreModule { .. }), "{err}");
     assert!(err.to_string().contains("core WebAssembly module, not a component"), "{err}");
 
-    let cli = wat::parse_str(r#"(component (core module $m (func (export "run"))) (core instance (instantiate $m)))"#).unwrap();
+    let cli = wat::parse_str(r#"(component (core module $m (func (export "run"))) (core instance (instantiate $m)))"#)
+        .unwrap();
     let err = load("empty.wasm", &cli);
     assert!(matches!(err, AppError::NotHandler { .. }), "{err}");
     assert!(err.to_string().contains("does not export wasi:http/incoming-handler"), "{err}");
@@ -200,7 +218,9 @@ fn load_errors_are_clear() {
     assert!(matches!(err, AppError::Link { .. }), "{err}");
     assert!(err.to_string().contains("duet:missing/thing@1.0.0"), "{err}");
 
-    let wrong_shape = wat::parse_str(r#"(component (instance $h) (export "wasi:http/incoming-handler@0.2.0" (instance $h)))"#).unwrap();
+    let wrong_shape =
+        wat::parse_str(r#"(component (instance $h) (export "wasi:http/incoming-handler@0.2.0" (instance $h)))"#)
+            .unwrap();
     let err = load("shape.wasm", &wrong_shape);
     assert!(matches!(err, AppError::BadHandler { .. }), "{err}");
     assert!(err.to_string().contains("does not have export `handle`"), "{err}");
@@ -232,7 +252,9 @@ fn the_compile_cache_is_used_the_second_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_creation_cost() {
     let app = App::load(&config(), None).unwrap();
-    let request = || http::Request::builder().uri("http://app.local/").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+    let request = || {
+        http::Request::builder().uri("http://app.local/").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap()
+    };
     for _ in 0..50 {
         let _ = app.serve(request()).await;
     }

@@ -33,7 +33,9 @@ pub fn hello_wasm() -> PathBuf {
             .arg("--target-dir")
             .arg(&target_dir);
         // The outer `cargo test` sets variables meant for the host build.
-        for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+        for var in
+            ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"]
+        {
             cmd.env_remove(var);
         }
         eprintln!("$ {cmd:?}");
@@ -48,7 +50,8 @@ pub fn hello_wasm() -> PathBuf {
 /// setup` does for the other targets).
 fn ensure_wasip2_target() {
     let out = Command::new("rustc").args(["--print", "target-libdir", "--target", "wasm32-wasip2"]).output();
-    let installed = out.is_ok_and(|o| o.status.success() && Path::new(String::from_utf8_lossy(&o.stdout).trim()).exists());
+    let installed =
+        out.is_ok_and(|o| o.status.success() && Path::new(String::from_utf8_lossy(&o.stdout).trim()).exists());
     if !installed {
         eprintln!("$ rustup target add wasm32-wasip2");
         let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status().expect("run rustup");
@@ -69,7 +72,8 @@ pub async fn serve(app: Arc<App>) -> SocketAddr {
                     let app = Arc::clone(&app);
                     async move { Ok::<_, Infallible>(app.serve(req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -88,7 +92,8 @@ pub async fn backend() -> SocketAddr {
                     let text = format!("backend saw {} {}", req.method(), req.uri().path());
                     Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(text))))
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });

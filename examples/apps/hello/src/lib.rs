@@ -9,15 +9,16 @@
 //! | `GET /env/<name>` | the environment variable the host configured, or 404 |
 //! | `GET /fetch?url=http://host:port/path` | makes that outbound request (`wasi:http/outgoing-handler`) and reports status and body, or the error code the host gave |
 //! | `POST /echo` | the request body |
-//! | `GET /panic`, `GET /loop`, `GET /alloc?mb=N` | misbehaviour on purpose: a trap, an endless loop, `N` MiB of memory (tests of the host's limits) |
+//! | `GET /stderr?kb=N` | writes `N` KiB to stderr |
+//! | `GET /panic`, `GET /loop`, `GET /alloc?mb=N`, `GET /silent` | misbehaviour on purpose: a trap, an endless loop, `N` MiB of memory, no response at all (tests of the host's limits) |
 //!
 //! Every instance serves one request, so the app keeps no state of its own: what must outlive
 //! a request lives in the host's store.
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest,
-    OutgoingResponse, ResponseOutparam, Scheme,
+    ErrorCode, Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
 };
 use wasip2::io::streams::{InputStream, StreamError};
 
@@ -42,6 +43,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
             Some((path, query)) => (path.to_string(), query.to_string()),
             None => (path_with_query.clone(), String::new()),
         };
+        if path == "/silent" {
+            // Returns without setting the response outparam: the host must answer for the app.
+            drop(out);
+            return;
+        }
         let (status, body) = route(&method, &path, &query, request);
         respond(out, status, &body);
     }
@@ -54,10 +60,7 @@ fn route(method: &Method, path: &str, query: &str, request: IncomingRequest) -> 
     match (method, segments.as_slice()) {
         (Method::Get, [""]) => json(200, serde_json::json!({"hello": "duet", "app": "hello"})),
         (Method::Get, ["kv", key]) => match kv::get(key) {
-            Ok(Some(value)) => json(
-                200,
-                serde_json::json!({"key": key, "value": String::from_utf8_lossy(&value)}),
-            ),
+            Ok(Some(value)) => json(200, serde_json::json!({"key": key, "value": String::from_utf8_lossy(&value)})),
             Ok(None) => json(404, serde_json::json!({"error": "no such key", "key": key})),
             Err(e) => kv_error(e),
         },
@@ -88,6 +91,15 @@ fn route(method: &Method, path: &str, query: &str, request: IncomingRequest) -> 
             Ok(body) => (200, body),
             Err(e) => json(400, serde_json::json!({"error": e})),
         },
+        (Method::Get, ["stderr"]) => {
+            // Logging is a capability with a cap: the host keeps the first bytes, drops the
+            // rest, and never fails the write.
+            let kb: usize = query.strip_prefix("kb=").and_then(|n| n.parse().ok()).unwrap_or(1);
+            for i in 0..kb * 16 {
+                eprintln!("line {i:5} of the hello app's stderr, 64 bytes with newline.....");
+            }
+            json(200, serde_json::json!({"logged_kb": kb}))
+        }
         (Method::Get, ["panic"]) => panic!("the app panicked on purpose"),
         (Method::Get, ["loop"]) => {
             // An endless loop the optimiser cannot remove: only the host's deadline ends it.
@@ -117,10 +129,7 @@ fn fetch(url: &str) -> (u16, Vec<u8>) {
         None => (rest, "/"),
     };
     match get(authority, path) {
-        Ok((status, body)) => json(
-            200,
-            serde_json::json!({"status": status, "body": String::from_utf8_lossy(&body)}),
-        ),
+        Ok((status, body)) => json(200, serde_json::json!({"status": status, "body": String::from_utf8_lossy(&body)})),
         Err(code) => json(502, serde_json::json!({"error": format!("{code:?}"), "url": url})),
     }
 }
@@ -191,7 +200,8 @@ fn json(status: u16, value: serde_json::Value) -> (u16, Vec<u8>) {
 
 fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
     let headers = Fields::new();
-    let content_type: &[u8] = if body.first() == Some(&b'{') { b"application/json" } else { b"application/octet-stream" };
+    let content_type: &[u8] =
+        if body.first() == Some(&b'{') { b"application/json" } else { b"application/octet-stream" };
     // Both names are valid and not forbidden, so these cannot fail.
     let _ = headers.append("content-type", content_type);
     let _ = headers.append("content-length", body.len().to_string().as_bytes());
