@@ -212,8 +212,24 @@ enum Command {
         basics: bool,
     },
     /// Benchmark every example in every executor (ns/packet), with the kernel's
-    /// BPF_PROG_TEST_RUN time measured in the same run as the anchor.
+    /// BPF_PROG_TEST_RUN time measured in the same run as the anchor; or, given an object and a
+    /// capture, one XDP program of yours in every executor that can run it (the kernel when
+    /// root, duet's interpreter and JIT, and Wasm with `--wasm`), results compared.
+    ///
+    /// Examples: `duet bench`; `duet bench prog.bpf.o --pcap traffic.pcap --program xdp_main
+    /// --wasm prog.wasm --json`
     Bench {
+        /// An eBPF object to time instead of the examples.
+        object: Option<PathBuf>,
+        /// The capture to run it over (pcap or pcapng, Ethernet); needed with an object.
+        #[arg(long, requires = "object")]
+        pcap: Option<PathBuf>,
+        /// The XDP program [default: the object's only XDP program].
+        #[arg(long, requires = "object")]
+        program: Option<String>,
+        /// The same program built as Wasm (`duet build`), for a Wasm row.
+        #[arg(long, requires = "object")]
+        wasm: Option<PathBuf>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -333,7 +349,14 @@ fn run(command: Command) -> Result<ExitCode> {
             let sidecar = mesh_cmd::demo()?;
             Ok(if packets && sidecar { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Bench { json } => Ok(if showcase::bench(json)? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Command::Bench { object: None, json, .. } => {
+            Ok(if showcase::bench(json)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Bench { object: Some(object), pcap, program, wasm, json } => {
+            let pcap = pcap.context("give the capture to run the object over: --pcap <file>")?;
+            let ok = showcase::bench_object(&object, &pcap, program.as_deref(), wasm.as_deref(), json)?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Mesh(command) => mesh_cmd::run(command),
         Command::Kernel(command) => kernel::run(command),
     }

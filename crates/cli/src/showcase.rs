@@ -22,8 +22,8 @@ use crate::objects;
 
 /// An example crate and how to drive it.
 struct Example {
-    name: &'static str,
-    program: &'static str,
+    name: String,
+    program: String,
     /// Entries to write before running: (map, key, value).
     seed: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
     /// Maps whose values depend on the clock, excluded from the kernel comparison.
@@ -36,9 +36,14 @@ fn examples() -> Vec<Example> {
         (0..=255u8).map(|last| ("BLOCKED", vec![10, 0, 0, last], vec![1])).collect();
     seed.push(("PORT_RULES", vec![6, 0, 0, 23], vec![1]));
     vec![
-        Example { name: "firewall", program: "firewall", seed, time_dependent: &[] },
-        Example { name: "ratelimit", program: "ratelimit", seed: Vec::new(), time_dependent: &["BUCKETS"] },
-        Example { name: "flowstats", program: "flowstats", seed: Vec::new(), time_dependent: &[] },
+        Example { name: "firewall".into(), program: "firewall".into(), seed, time_dependent: &[] },
+        Example {
+            name: "ratelimit".into(),
+            program: "ratelimit".into(),
+            seed: Vec::new(),
+            time_dependent: &["BUCKETS"],
+        },
+        Example { name: "flowstats".into(), program: "flowstats".into(), seed: Vec::new(), time_dependent: &[] },
     ]
 }
 
@@ -138,7 +143,7 @@ fn run_vm(bpf: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration, e
         Ok(module)
     };
     let module = load()?;
-    let mut vm = Runner::new(&module, example.program, engine)?;
+    let mut vm = Runner::new(&module, &example.program, engine)?;
     let mut packet = XdpPacket::new(&[]);
     let mut results = Vec::with_capacity(frames.len());
     for frame in frames {
@@ -147,7 +152,7 @@ fn run_vm(bpf: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration, e
     }
     let maps = as_object(objects::dump_maps(module.maps().map(|(n, m)| (n, &**m))));
     let timing = load()?;
-    let mut vm = Runner::new(&timing, example.program, engine)?;
+    let mut vm = Runner::new(&timing, &example.program, engine)?;
     let ns = time_per_packet(frames.len(), budget, || {
         for frame in frames {
             packet.reset(frame);
@@ -179,7 +184,7 @@ fn run_wasm(wasm: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration
         Ok(module)
     };
     let module = load()?;
-    let mut exec = module.executor(example.program)?;
+    let mut exec = module.executor(&example.program)?;
     let mut buf = Vec::new();
     let mut results = Vec::with_capacity(frames.len());
     for frame in frames {
@@ -189,7 +194,7 @@ fn run_wasm(wasm: &Path, example: &Example, frames: &[Vec<u8>], budget: Duration
     }
     let maps = as_object(objects::dump_maps(module.maps().map(|(n, m)| (n, &**m))));
     let timing = load()?;
-    let mut exec = timing.executor(example.program)?;
+    let mut exec = timing.executor(&example.program)?;
     let ns = time_per_packet(frames.len(), budget, || {
         for frame in frames {
             buf.clear();
@@ -207,7 +212,7 @@ fn run_kernel(bpf: &Path, example: &Example, frames: &[Vec<u8>]) -> Result<Row> 
         example.seed.iter().map(|(n, k, v)| ((*n).to_owned(), k.clone(), v.clone())).collect();
     let input = TestRunInput {
         object: &object,
-        program: example.program,
+        program: &example.program,
         packets: frames,
         maps_in: &maps_in,
         prog_arrays: &[],
@@ -243,20 +248,34 @@ fn run_everywhere(
     budget: Duration,
     quiet: bool,
 ) -> Result<(Vec<Row>, Option<String>, usize)> {
-    let (bpf, wasm) = build_example(&dir.join(example.name), quiet)?;
+    let (bpf, wasm) = build_example(&dir.join(&example.name), quiet)?;
     let frames = capture();
+    let (rows, kernel_note) = run_rows(example, &bpf, Some(&wasm), &frames, budget)?;
+    Ok((rows, kernel_note, frames.len()))
+}
+
+/// The kernel row (when it can run), the interpreter, the JIT and Wasm (when given).
+fn run_rows(
+    example: &Example,
+    bpf: &Path,
+    wasm: Option<&Path>,
+    frames: &[Vec<u8>],
+    budget: Duration,
+) -> Result<(Vec<Row>, Option<String>)> {
     let mut rows = Vec::new();
     let kernel_note = match duet_kernel::check_access() {
         Ok(()) => {
-            rows.push(run_kernel(&bpf, example, &frames)?);
+            rows.push(run_kernel(bpf, example, frames)?);
             None
         }
         Err(e) => Some(format!("no kernel row: {e}")),
     };
-    rows.push(run_vm(&bpf, example, &frames, budget, VmEngine::Interpreter)?);
-    rows.push(run_vm(&bpf, example, &frames, budget, VmEngine::Jit)?);
-    rows.push(run_wasm(&wasm, example, &frames, budget)?);
-    Ok((rows, kernel_note, frames.len()))
+    rows.push(run_vm(bpf, example, frames, budget, VmEngine::Interpreter)?);
+    rows.push(run_vm(bpf, example, frames, budget, VmEngine::Jit)?);
+    if let Some(wasm) = wasm {
+        rows.push(run_wasm(wasm, example, frames, budget)?);
+    }
+    Ok((rows, kernel_note))
 }
 
 /// Whether `row` agrees with the reference (the interpreter): same verdicts and same maps.
@@ -276,7 +295,7 @@ pub fn demo() -> Result<bool> {
     println!();
     println!(
         "1. `duet build {}`: one source (examples/firewall/src/lib.rs) becomes a .bpf.o and a .wasm",
-        dir.join(example.name).display()
+        dir.join(&example.name).display()
     );
     let (rows, kernel_note, n_packets) = run_everywhere(example, &dir, Duration::from_millis(400), false)?;
     println!();
@@ -328,6 +347,84 @@ pub fn demo() -> Result<bool> {
     Ok(all_agree)
 }
 
+/// `duet bench <object.bpf.o> --pcap <file>`: one XDP program of the user's, over the user's
+/// capture, in every executor that can run it, ns/packet and the ratio to the kernel; results
+/// and maps are compared with the interpreter's (a disagreement fails the command).
+pub fn bench_object(bpf: &Path, pcap: &Path, program: Option<&str>, wasm: Option<&Path>, json: bool) -> Result<bool> {
+    let object = objects::load_object(bpf)?;
+    let xdp: Vec<&str> =
+        object.programs.iter().filter(|p| p.kind == duet_object::ProgramKind::Xdp).map(|p| p.name.as_str()).collect();
+    let program = match (program, xdp.as_slice()) {
+        (Some(p), _) => {
+            let found = object.programs.iter().find(|x| x.name == p).with_context(|| {
+                format!("{} has no program `{p}` (XDP programs: {})", bpf.display(), xdp.join(", "))
+            })?;
+            if found.kind != duet_object::ProgramKind::Xdp {
+                bail!("`{p}` is a {:?} program; duet bench times XDP programs over a capture", found.kind);
+            }
+            p.to_owned()
+        }
+        (None, [one]) => (*one).to_owned(),
+        (None, []) => bail!("{} has no XDP program; duet bench times XDP programs over a capture", bpf.display()),
+        (None, many) => {
+            bail!("{} has {} XDP programs; choose one with --program ({})", bpf.display(), many.len(), many.join(", "))
+        }
+    };
+    let all = objects::read_capture(pcap)?;
+    // The kernel refuses frames shorter than an Ethernet header; every executor gets the same set.
+    let frames: Vec<Vec<u8>> = all.iter().filter(|f| f.len() >= 14).cloned().collect();
+    if frames.is_empty() {
+        bail!("{} has no frame of 14 bytes or more", pcap.display());
+    }
+    let skipped = all.len() - frames.len();
+    let name = bpf.file_name().map_or_else(|| "object".into(), |n| n.to_string_lossy().into_owned());
+    let example = Example { name, program, seed: Vec::new(), time_dependent: &[] };
+    let (rows, kernel_note) = run_rows(&example, bpf, wasm, &frames, Duration::from_secs(2))?;
+    let kernel_ns = rows.iter().find(|r| r.executor == "Linux kernel").map(|r| r.ns_per_packet);
+    let reference = rows.iter().find(|r| r.executor.starts_with("userspace")).context("no interpreter row")?;
+    let mut ok = true;
+    let mut entries = JsonMap::new();
+    if !json {
+        println!("{} `{}` over {} frames of {}", example.name, example.program, frames.len(), pcap.display());
+        if skipped > 0 {
+            println!("({skipped} frames shorter than 14 bytes skipped: the kernel refuses them)");
+        }
+        println!("{:<26} {:>11} {:>11} {:>8}", "executor", "ns/packet", "vs kernel", "agrees");
+    }
+    for row in &rows {
+        // Against the kernel, maps may differ only by the clock; there is no way to know which
+        // maps those are, so maps are compared between userspace executors only.
+        let agree = row.results == reference.results
+            && (row.executor == "Linux kernel" || comparable(&row.maps, &[]) == comparable(&reference.maps, &[]));
+        ok &= agree;
+        let ratio = kernel_ns.map(|k| row.ns_per_packet / k);
+        entries.insert(
+            row.executor.to_owned(),
+            serde_json::json!({ "ns_per_packet": row.ns_per_packet, "vs_kernel": ratio, "agrees": agree }),
+        );
+        if !json {
+            let ratio = ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
+            println!(
+                "{:<26} {:>11.1} {:>11} {:>8}",
+                row.executor,
+                row.ns_per_packet,
+                ratio,
+                if agree { "yes" } else { "NO" }
+            );
+        }
+    }
+    if json {
+        let doc = serde_json::json!({
+            "object": bpf.display().to_string(), "program": example.program, "frames": frames.len(),
+            "skipped_short_frames": skipped, "executors": entries, "kernel": kernel_note.is_none(),
+        });
+        println!("{doc}");
+    } else if let Some(note) = kernel_note {
+        println!("({note})");
+    }
+    Ok(ok)
+}
+
 /// `duet bench`: ns/packet of every example in every executor, with the kernel as the anchor.
 pub fn bench(json: bool) -> Result<bool> {
     let dir = examples_dir()?;
@@ -358,7 +455,7 @@ pub fn bench(json: bool) -> Result<bool> {
         {
             println!("{:<10} ({note})", example.name);
         }
-        report.insert(example.name, Json::Object(entries));
+        report.insert(example.name.clone(), Json::Object(entries));
     }
     if json {
         println!("{}", serde_json::to_string(&report)?);
