@@ -79,8 +79,8 @@ fn cargo(args: &[&str]) -> Result<()> {
 fn setup(root: &Path) -> Result<()> {
     step("setup: toolchain components");
     sh("rustup", &["component", "add", "rustfmt", "clippy", "rust-src"])?;
-    step("setup: Wasm targets (SDK examples, Proxy-Wasm test filters)");
-    sh("rustup", &["target", "add", "wasm32-unknown-unknown", "wasm32-wasip1"])?;
+    step("setup: Wasm targets (SDK examples, Proxy-Wasm test filters, WASI HTTP apps)");
+    sh("rustup", &["target", "add", "wasm32-unknown-unknown", "wasm32-wasip1", "wasm32-wasip2"])?;
     step("setup: clang and libbpf headers for the C test programs");
     bpf::ensure_clang()?;
     step("setup: bpf-linker for the Rust test programs");
@@ -114,8 +114,13 @@ fn test() -> Result<()> {
         "ratelimit",
         "-p",
         "flowstats",
+        "-p",
+        "apikey",
+        "-p",
+        "canary",
     ])?;
     cargo(&["fmt", "--all", "--check", "--manifest-path", "tests/bpf/rust/Cargo.toml"])?;
+    cargo(&["fmt", "--all", "--check", "--manifest-path", "examples/apps/hello/Cargo.toml"])?;
     cargo(&["fmt", "--all", "--check", "--manifest-path", "tests/proxy-wasm/Cargo.toml"])?;
     step("clippy (warnings are errors)");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
@@ -136,6 +141,16 @@ fn test() -> Result<()> {
         "--workspace",
         "--target",
         "wasm32-wasip1",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&[
+        "clippy",
+        "--manifest-path",
+        "examples/apps/hello/Cargo.toml",
+        "--target",
+        "wasm32-wasip2",
         "--",
         "-D",
         "warnings",
