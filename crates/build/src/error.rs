@@ -28,7 +28,7 @@ pub enum BuildError {
         hint: String,
     },
     /// A file or directory could not be read, written or created.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         /// What was being done ("cannot read", ...).
         action: &'static str,

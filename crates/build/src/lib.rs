@@ -116,6 +116,17 @@ pub fn build(config: &BuildConfig) -> Result<BuildOutput, BuildError> {
     let krate = CrateInfo::query(&config.crate_dir)?;
     let out_dir = config.crate_dir.join("target/duet");
     fs::create_dir_all(&out_dir).map_err(BuildError::io("cannot create", &out_dir))?;
+    // Artifacts of an earlier build go first: if this build fails, none is left to be run by
+    // mistake as if it were this build's.
+    for (wanted, ext) in [(config.targets.bpf, "bpf.o"), (config.targets.wasm, "wasm")] {
+        let old = out_dir.join(format!("{}.{ext}", krate.name));
+        match fs::remove_file(&old) {
+            Err(err) if wanted && err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(BuildError::Io { action: "cannot remove the old artifact", path: old, source: err });
+            }
+            _ => {}
+        }
+    }
     let rustc = RustcInfo::query()?;
     let mut output = BuildOutput {
         name: krate.name.clone(),

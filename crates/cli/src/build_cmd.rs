@@ -33,18 +33,17 @@ pub fn build(args: &BuildArgs) -> Result<()> {
     let out = duet_build::build(&config).with_context(|| format!("cannot build {}", args.dir.display()))?;
     let elapsed = started.elapsed();
 
-    let bpf_maps = match &out.bpf {
-        Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let object = Object::parse(&bytes).with_context(|| format!("{} does not load", path.display()))?;
-            check_no_panics(&object)?;
-            Some((object_summary(&object), object_maps(&object)))
+    let checked = check_artifacts(&out, &args.dir);
+    let bpf_maps = match checked {
+        Ok(maps) => maps,
+        Err(err) => {
+            // A failed build leaves no artifact, not even a half-checked one to run by mistake.
+            for path in out.bpf.iter().chain(&out.wasm) {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(err);
         }
-        None => None,
     };
-    if let (Some((_, bpf_maps)), Some(_)) = (&bpf_maps, &out.wasm) {
-        check_same_maps(bpf_maps, &out.wasm_maps)?;
-    }
 
     if !args.quiet {
         eprintln!("built {} in {:.1} s", out.name, elapsed.as_secs_f64());
@@ -64,6 +63,39 @@ pub fn build(args: &BuildArgs) -> Result<()> {
         println!("{}", path.display());
     }
     Ok(())
+}
+
+/// The checks a build must pass after cargo: the `.bpf.o` loads, has no panic paths and valid
+/// ring-buffer sizes, the `.wasm`'s manifest maps are valid, and both declare the same maps.
+/// Returns the object's summary and maps.
+fn check_artifacts(out: &duet_build::BuildOutput, dir: &Path) -> Result<Option<(String, Vec<MapEntry>)>> {
+    for m in &out.wasm_maps {
+        if let Some(map_type) = duet_maps::MapType::from_raw(m.map_type) {
+            let spec = duet_maps::MapSpec {
+                name: m.name.clone(),
+                map_type,
+                key_size: m.key_size,
+                value_size: m.value_size,
+                max_entries: m.max_entries,
+                flags: m.flags,
+            };
+            spec.validate().with_context(|| format!("map `{}`", m.name))?;
+        }
+    }
+    let bpf_maps = match &out.bpf {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let object = Object::parse(&bytes).with_context(|| format!("{} does not load", path.display()))?;
+            crate::objects::check_ring_buffers(&object)?;
+            check_no_panics(&object, dir)?;
+            Some((object_summary(&object), object_maps(&object)))
+        }
+        None => None,
+    };
+    if let (Some((_, bpf_maps)), Some(_)) = (&bpf_maps, &out.wasm) {
+        check_same_maps(bpf_maps, &out.wasm_maps)?;
+    }
+    Ok(bpf_maps)
 }
 
 /// `duet new`: scaffolds the crate `name` in the current directory.
@@ -111,8 +143,11 @@ fn object_maps(object: &Object) -> Vec<MapEntry> {
 
 /// A panic in BPF code ends in the SDK's panic handler, an endless loop (`ja -1`) the kernel
 /// verifier rejects. Finding it here gives the source line and the fix instead of a verifier
-/// log at load time.
-fn check_no_panics(object: &Object) -> Result<()> {
+/// log at load time. The lines named are the program crate's own (under `dir`): for each branch
+/// into the panic, the nearest line of the crate at or before it, since the branch itself
+/// usually sits in inlined `core` or SDK code (`Option::unwrap`, slice indexing).
+fn check_no_panics(object: &Object, dir: &Path) -> Result<()> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
     let mut found = Vec::new();
     for p in &object.programs {
         let line = |pc: usize| {
@@ -121,7 +156,15 @@ fn check_no_panics(object: &Object) -> Result<()> {
                 format!("{file}:{}: {}", l.line, l.source.trim())
             })
         };
+        let user_line = |pc: usize| {
+            p.line_for(pc).filter(|l| l.line != 0).and_then(|l| {
+                let relative = Path::new(&l.file).strip_prefix(&dir).ok()?;
+                Some(format!("{}:{}: {}", relative.display(), l.line, l.source.trim()))
+            })
+        };
         let insns = p.program.insns();
+        // The nearest line of the user's crate at or before instruction index `index`.
+        let nearest_user_line = |index: usize| insns[..=index].iter().rev().find_map(|(at, _)| user_line(*at));
         for (pc, insn) in insns {
             if insn.op != duet_isa::Op::Ja || insn.off != -1 {
                 continue;
@@ -135,17 +178,33 @@ fn check_no_panics(object: &Object) -> Result<()> {
             }
             let block = insns[start].0..=*pc;
             let own = line(*pc);
+            let branches: Vec<usize> = insns
+                .iter()
+                .enumerate()
+                .filter(|(_, (at, i))| {
+                    matches!(i.op.form(), duet_isa::Form::JmpReg | duet_isa::Form::JmpImm | duet_isa::Form::Ja)
+                        && block.contains(&((*at as i64 + 1 + i64::from(i.off)) as usize))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let origins: Vec<usize> = branches.iter().copied().chain(start..index).collect();
             let mut from: Vec<String> = Vec::new();
-            let branches = insns.iter().filter(|(at, i)| {
-                matches!(i.op.form(), duet_isa::Form::JmpReg | duet_isa::Form::JmpImm | duet_isa::Form::Ja)
-                    && block.contains(&((*at as i64 + 1 + i64::from(i.off)) as usize))
-            });
-            for at in branches.map(|(at, _)| *at).chain(block.clone().filter(|at| at != pc)) {
-                if let Some(l) = line(at)
+            for &i in &origins {
+                if let Some(l) = nearest_user_line(i)
                     && !from.contains(&l)
-                    && Some(&l) != own.as_ref()
                 {
                     from.push(l);
+                }
+            }
+            if from.is_empty() {
+                // No line of the crate (no debug info for it?): name whatever lines there are.
+                for &i in &origins {
+                    if let Some(l) = line(insns[i].0)
+                        && !from.contains(&l)
+                        && Some(&l) != own.as_ref()
+                    {
+                        from.push(l);
+                    }
                 }
             }
             let place = if from.is_empty() {

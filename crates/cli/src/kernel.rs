@@ -323,8 +323,14 @@ fn kernel_error(err: KernelError, object: &[u8], context: String) -> anyhow::Err
     anyhow::Error::new(err).context(context)
 }
 
+/// Reads an object for the kernel, refusing ring-buffer sizes as `duet run` and `verify` do
+/// (aya would round them up; see [`objects::check_ring_buffers`]).
 fn read_object(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Ok(object) = duet_object::Object::parse(&bytes) {
+        objects::check_ring_buffers(&object).with_context(|| format!("cannot load {}", path.display()))?;
+    }
+    Ok(bytes)
 }
 
 /// Fails fast, before any other work, when this process may not use BPF.

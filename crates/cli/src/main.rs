@@ -414,7 +414,37 @@ fn interpret(program: &Program, mem: &mut [u8], budget: u64) -> Result<u64, Stri
     helpers.register(5, duet_vm::unwind_helper);
     let mut vm =
         Interpreter::new_unverified(program, helpers, Config { max_insns: Some(budget) }).map_err(|e| e.to_string())?;
-    vm.run(mem).map_err(|e| e.to_string())
+    let input = input_range(mem);
+    vm.run(mem).map_err(|trap| describe_trap(&trap, input))
+}
+
+/// Where the input memory lies, to name faulting addresses by their offset in it.
+fn input_range(mem: &[u8]) -> std::ops::Range<u64> {
+    let start = mem.as_ptr() as u64;
+    start..start + mem.len() as u64
+}
+
+/// A trap with its address as an offset from the input memory rather than a host address,
+/// which changes from run to run (ASLR).
+fn describe_trap(trap: &duet_vm::Trap, input: std::ops::Range<u64>) -> String {
+    use duet_vm::TrapKind;
+    let (what, addr, size) = match trap.kind {
+        TrapKind::OutOfBoundsRead { addr, size } => ("out-of-bounds read", addr, size),
+        TrapKind::OutOfBoundsWrite { addr, size } => ("out-of-bounds write", addr, size),
+        TrapKind::MisalignedAtomic { addr, size } => ("misaligned atomic access", addr, size),
+        _ => return trap.to_string(),
+    };
+    let len = input.end - input.start;
+    // Within a page of the input, an address is an offset from it; anything else is outside
+    // every region the program may touch (r10's stack frames are named by the program's code).
+    let place = if addr.abs_diff(input.start) <= 4096 || addr.abs_diff(input.end) <= 4096 {
+        format!("input{:+} (the input memory is {len} bytes)", addr.wrapping_sub(input.start) as i64)
+    } else if addr < 4096 {
+        format!("address {addr:#x} (near NULL)")
+    } else {
+        format!("an address outside the input memory ({len} bytes) and every other region")
+    };
+    format!("instruction {}: {what} of {size} bytes at {place}", trap.pc)
 }
 
 /// `interpret`, or the JIT: unverified programs compile as checked code (every access through
@@ -426,7 +456,8 @@ fn execute(program: &Program, mem: &mut [u8], budget: u64, engine: &str) -> Resu
     let mut helpers = Helpers::new();
     helpers.register(5, duet_vm::unwind_helper);
     let mut jit = Jit::new_checked(program, helpers, Config { max_insns: Some(budget) }).map_err(|e| e.to_string())?;
-    jit.run(mem).map_err(|e| e.to_string())
+    let input = input_range(mem);
+    jit.run(mem).map_err(|trap| describe_trap(&trap, input))
 }
 
 fn plugin(memory: Option<&str>) -> Result<ExitCode> {

@@ -18,6 +18,25 @@ pub fn load_object(path: &Path) -> Result<Object> {
     Object::parse(&bytes).with_context(|| format!("cannot load {}", path.display()))
 }
 
+/// Refuses ring buffers whose size the kernel would refuse (a power of two multiple of the page
+/// size), with duet-maps' words, so `duet build`, `verify`, `load`, `test-run` and `run` refuse
+/// the same object the same way (loaders such as aya round the size up instead, and the program
+/// would then behave differently in the kernel and in userspace).
+pub fn check_ring_buffers(object: &Object) -> Result<()> {
+    for m in object.maps.iter().filter(|m| m.map_type == MapType::RingBuf.raw()) {
+        let spec = duet_maps::MapSpec {
+            name: m.name.clone(),
+            map_type: MapType::RingBuf,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            flags: m.flags,
+        };
+        spec.validate().with_context(|| format!("map `{}`", m.name))?;
+    }
+    Ok(())
+}
+
 /// `duet inspect`.
 pub fn inspect(path: &Path, program: Option<&str>, disassemble: bool) -> Result<()> {
     let object = load_object(path)?;
@@ -75,6 +94,7 @@ fn kind_name(kind: &ProgramKind) -> String {
     match kind {
         ProgramKind::Xdp => "xdp".into(),
         ProgramKind::SocketFilter => "socket_filter".into(),
+        ProgramKind::CgroupSkb => "cgroup_skb".into(),
         ProgramKind::SchedClassifier => "tc".into(),
         ProgramKind::KProbe => "kprobe".into(),
         ProgramKind::KRetProbe => "kretprobe".into(),
@@ -158,6 +178,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     let engine = args.engine.as_deref().unwrap_or("interp");
     let object = load_object(&args.object)?;
+    check_ring_buffers(&object).with_context(|| format!("cannot load {}", args.object.display()))?;
     let program = pick_program(&object, &args.object, args.program.as_deref())?;
     let name = program.name.clone();
     let kind = program.kind.clone();

@@ -421,22 +421,47 @@ fn panic_paths_are_reported_with_their_source_line() {
     assert!(out.status.success(), "duet new failed: {}", String::from_utf8_lossy(&out.stderr));
     let dir = scratch.join("panicky");
     let lib = dir.join("src/lib.rs");
-    let source = std::fs::read_to_string(&lib).unwrap().replace(
+    let template = std::fs::read_to_string(&lib).unwrap();
+    let bpf = dir.join("target/duet/panicky.bpf.o");
+    // Builds `source` for BPF and returns stderr; the build must fail and leave no `.bpf.o`,
+    // not even one from an earlier build.
+    let build_fails = |source: &str| {
+        std::fs::write(&lib, source).unwrap();
+        std::fs::create_dir_all(bpf.parent().unwrap()).unwrap();
+        std::fs::write(&bpf, b"an artifact of an earlier build").unwrap();
+        let built = Command::new(DUET)
+            .args(["build", "--quiet", "--bpf-only", dir.to_str().unwrap()])
+            .env("CARGO_TARGET_DIR", root().join("examples/target"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&built.stderr).into_owned();
+        assert!(!built.status.success(), "must not build: {stderr}");
+        assert!(!bpf.exists(), "a failed build leaves no artifact: {stderr}");
+        stderr
+    };
+
+    let indexing = template.replace(
         "let _ = PROTOCOLS.add_u64(u32::from(ip.protocol), 1);",
         "let weights = [1u64, 2, 3];\n    let _ = PROTOCOLS.add_u64(0, weights[usize::from(ip.protocol)]);",
     );
-    std::fs::write(&lib, source).unwrap();
-    let built = Command::new(DUET)
-        .args(["build", "--quiet", "--bpf-only", dir.to_str().unwrap()])
-        .env("CARGO_TARGET_DIR", root().join("examples/target"))
-        .output()
-        .unwrap();
-    assert!(!built.status.success(), "a program that can panic must not build");
-    let stderr = String::from_utf8_lossy(&built.stderr);
+    let stderr = build_fails(&indexing);
     assert!(
-        stderr.contains("program `panicky` can panic") && stderr.contains("weights[usize::from(ip.protocol)]"),
+        stderr.contains("program `panicky` can panic")
+            && stderr.contains("src/lib.rs:29: let _ = PROTOCOLS.add_u64(0, weights[usize::from(ip.protocol)]);"),
         "{stderr}"
     );
+    assert!(!stderr.contains("panicking.rs"), "only the crate's own lines: {stderr}");
+
+    // `unwrap` panics inside `core`; the line named is still the user's.
+    let unwrap = template.replace(
+        "let _ = PROTOCOLS.add_u64(u32::from(ip.protocol), 1);",
+        "let small = u8::try_from(u32::from(ip.protocol) * 3).unwrap();\n    let _ = PROTOCOLS.add_u64(u32::from(small), 1);",
+    );
+    let stderr = build_fails(&unwrap);
+    assert!(stderr.contains("src/lib.rs:") && stderr.contains(".unwrap()"), "{stderr}");
+    for sdk_or_core in ["option.rs", "result.rs", "panicking.rs", "bpf.rs", "xdp.rs"] {
+        assert!(!stderr.contains(sdk_or_core), "{sdk_or_core} named: {stderr}");
+    }
 }
 
 #[test]
