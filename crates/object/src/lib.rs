@@ -70,6 +70,8 @@ pub enum ProgramKind {
     SocketFilter,
     /// `tc` / `classifier`.
     SchedClassifier,
+    /// `cgroup_skb/ingress`, `cgroup_skb/egress`, `cgroup/skb`: packets of a cgroup's sockets.
+    CgroupSkb,
     /// `kprobe/...`.
     KProbe,
     /// `kretprobe/...`.
@@ -574,6 +576,7 @@ fn program_kind(section: &ProgramSection) -> ProgramKind {
         ProgramSection::Xdp { .. } => ProgramKind::Xdp,
         ProgramSection::SocketFilter => ProgramKind::SocketFilter,
         ProgramSection::SchedClassifier => ProgramKind::SchedClassifier,
+        ProgramSection::CgroupSkb { .. } => ProgramKind::CgroupSkb,
         ProgramSection::KProbe => ProgramKind::KProbe,
         ProgramSection::KRetProbe => ProgramKind::KRetProbe,
         ProgramSection::TracePoint => ProgramKind::TracePoint,

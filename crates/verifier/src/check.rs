@@ -1302,6 +1302,22 @@ impl<'a> Checker<'a> {
                 )
                 .help("return 0 to let the exchange go on, or 1 to answer with the response set by http_respond (403 without one); bound computed values (`ret & 1`, `ret != 0`) on every path"),
             );
+        } else if self.ctx.program_type == ProgramType::CgroupSkb && r0.val.umax > 1 {
+            let value = r0
+                .val
+                .as_const()
+                .map_or_else(|| format!("a value in {}..={}", r0.val.umin, r0.val.umax), |v| v.to_string());
+            self.fail(
+                st,
+                pc,
+                &[0],
+                Diagnostic::new(
+                    Code::ReturnValue,
+                    Some(pc),
+                    format!("the cgroup_skb program may return {value}; it must return 0 (drop) or 1 (pass)"),
+                )
+                .help("return 0 to drop the packet or 1 to let it pass, on every path"),
+            );
         } else if self.ctx.program_type == ProgramType::Xdp && r0.val.umin > 4 {
             let value = r0
                 .val
@@ -1343,7 +1359,7 @@ impl<'a> Checker<'a> {
                 pc,
                 &[],
                 Diagnostic::new(Code::UnknownHelper, Some(pc), format!("call to unknown helper #{id}"))
-                    .help("duet provides helpers 1-3 (maps), 5, 6, 7, 8, 12, 23, 28, 44, 51, 54, 65, 125, 130-133 (ring buffers) and, to http programs, 10000-10005"),
+                    .help("duet provides helpers 1-3 (maps), 5-12, 23, 26, 28, 44, 51, 54, 65, 125, 130-133 (ring buffers) and, to http programs, 10000-10005"),
             );
             self.clobber_call(st, pc);
             *st.reg_mut(0) = Reg::scalar(Scalar::UNKNOWN);
@@ -1907,7 +1923,7 @@ impl<'a> Checker<'a> {
     }
 
     fn ld_abs(&mut self, st: &mut State, pc: usize, insn: &Insn) {
-        if self.ctx.program_type != ProgramType::SocketFilter {
+        if !matches!(self.ctx.program_type, ProgramType::SocketFilter | ProgramType::SchedCls) {
             let d = Diagnostic::new(
                 Code::Unsupported,
                 Some(pc),
@@ -2203,11 +2219,15 @@ impl<'a> Checker<'a> {
                 16 => Some(("rx_queue_index", Reg::scalar(Scalar::unknown_of_size(4)))),
                 _ => None,
             },
-            ProgramType::SocketFilter => match off {
-                0 => Some(("len", Reg::scalar(Scalar::unknown_of_size(4)))),
-                16 => Some(("protocol", Reg::scalar(Scalar::unknown_of_size(2)))),
-                _ => None,
-            },
+            ProgramType::SocketFilter | ProgramType::SchedCls | ProgramType::CgroupSkb => crate::skb_field(ty, off)
+                .map(|(name, value)| {
+                    let reg = match value {
+                        crate::SkbValue::Data => Reg::pointer(RegType::Packet),
+                        crate::SkbValue::DataEnd => Reg::pointer(RegType::PacketEnd),
+                        crate::SkbValue::Scalar(bytes) => Reg::scalar(Scalar::unknown_of_size(bytes)),
+                    };
+                    (name, reg)
+                }),
             ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => {
                 let name = usize::try_from(off).ok().filter(|o| o % 4 == 0).and_then(|o| HTTP_MD_FIELDS.get(o / 4));
                 name.map(|n| (*n, Reg::scalar(Scalar::unknown_of_size(4))))
@@ -2238,9 +2258,9 @@ impl<'a> Checker<'a> {
                     (ProgramType::Xdp, 20) => {
                         "egress_ifindex is only readable by programs attached to a devmap".to_owned()
                     }
-                    (ProgramType::SocketFilter, 0..192) => format!(
-                        "duet's userspace VM provides only `len` (offset 0) and `protocol` (offset 16) of __sk_buff, not offset {off}"
-                    ),
+                    (ProgramType::SocketFilter | ProgramType::SchedCls | ProgramType::CgroupSkb, 0..192) => {
+                        crate::skb_refusal(ty, off)
+                    }
                     (ProgramType::KProbe, _) => format!(
                         "a {size}-byte read at offset {off} is misaligned or runs past the end of struct pt_regs ({PT_REGS_SIZE} bytes)"
                     ),
@@ -2274,6 +2294,16 @@ impl<'a> Checker<'a> {
         if kind == Access::Atomic {
             let d = Diagnostic::new(Code::InvalidPointer, Some(pc), "atomic operations are not allowed on packet data")
                 .help("keep counters in map values");
+            self.fail(st, pc, &[r], d);
+            return None;
+        }
+        if kind != Access::Read && self.ctx.program_type == ProgramType::CgroupSkb {
+            let d = Diagnostic::new(
+                Code::ReadOnly,
+                Some(pc),
+                format!("{} of packet data in a cgroup_skb program, which may only read the packet", kind.verb()),
+            )
+            .help("cgroup_skb programs pass (1) or drop (0) packets; change packets in a TC classifier");
             self.fail(st, pc, &[r], d);
             return None;
         }

@@ -79,6 +79,12 @@ pub(crate) enum Scope {
     Base,
     /// XDP programs only.
     Xdp,
+    /// XDP programs and TC classifiers.
+    XdpTc,
+    /// Programs with a `struct __sk_buff` context (socket filter, TC classifier, cgroup skb).
+    Skb,
+    /// TC classifiers only (the helpers that change the packet).
+    Tc,
     /// duet's http programs (userspace only): reads of the exchange.
     HttpRead,
     /// duet's http request and response filters: changes to the exchange.
@@ -187,6 +193,36 @@ static PROTOS: &[Proto] = &[
         pkt_access: false,
     },
     Proto {
+        id: 9,
+        name: "bpf_skb_store_bytes",
+        args: &[Ctx, Scalar, Mem { nullable: false }, Size { zero_ok: false }, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::Tc,
+        changes_packet: true,
+        pkt_access: false,
+    },
+    Proto {
+        id: 10,
+        name: "bpf_l3_csum_replace",
+        args: &[Ctx, Scalar, Scalar, Scalar, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::Tc,
+        changes_packet: true,
+        pkt_access: false,
+    },
+    Proto {
+        id: 11,
+        name: "bpf_l4_csum_replace",
+        args: &[Ctx, Scalar, Scalar, Scalar, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::Tc,
+        changes_packet: true,
+        pkt_access: false,
+    },
+    Proto {
         id: 12,
         name: "bpf_tail_call",
         args: &[Ctx, MapHandle, Scalar],
@@ -202,7 +238,17 @@ static PROTOS: &[Proto] = &[
         args: &[Scalar, Scalar],
         ret: Ret::Scalar,
         map_types: None,
-        scope: Scope::Xdp,
+        scope: Scope::XdpTc,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    Proto {
+        id: 26,
+        name: "bpf_skb_load_bytes",
+        args: &[Ctx, Scalar, OutMem { nullable: false }, Size { zero_ok: false }],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::Skb,
         changes_packet: false,
         pkt_access: false,
     },
@@ -212,7 +258,7 @@ static PROTOS: &[Proto] = &[
         args: &[Mem { nullable: true }, Size { zero_ok: true }, Mem { nullable: true }, Size { zero_ok: true }, Scalar],
         ret: Ret::Scalar,
         map_types: None,
-        scope: Scope::Xdp,
+        scope: Scope::XdpTc,
         changes_packet: false,
         pkt_access: true,
     },
@@ -393,7 +439,10 @@ impl Proto {
             Scope::Base if http && self.id == 12 => Err(Refusal::NotForType),
             Scope::Base => Ok(()),
             Scope::Xdp if ty == ProgramType::Xdp => Ok(()),
-            Scope::Xdp => Err(Refusal::NotForType),
+            Scope::XdpTc if matches!(ty, ProgramType::Xdp | ProgramType::SchedCls) => Ok(()),
+            Scope::Skb if ty.is_skb() => Ok(()),
+            Scope::Tc if ty == ProgramType::SchedCls => Ok(()),
+            Scope::Xdp | Scope::XdpTc | Scope::Skb | Scope::Tc => Err(Refusal::NotForType),
         }
     }
 

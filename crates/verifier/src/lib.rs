@@ -51,9 +51,16 @@ pub use diag::{Code, Diagnostic, SourceLine};
 pub enum ProgramType {
     /// XDP: `struct xdp_md` context, verdict 0..=4.
     Xdp,
-    /// Socket filter: `struct __sk_buff` context (duet provides `len` and `protocol`), legacy
-    /// packet loads.
+    /// Socket filter: `struct __sk_buff` context (read-only fields, no direct packet access),
+    /// legacy packet loads, `bpf_skb_load_bytes`.
     SocketFilter,
+    /// TC classifier (`BPF_PROG_TYPE_SCHED_CLS`): `struct __sk_buff` context with direct packet
+    /// access (`data`, `data_end`; the packet is writable), legacy packet loads, the skb helpers
+    /// that read and change the packet, returns a TC action.
+    SchedCls,
+    /// cgroup skb (`BPF_PROG_TYPE_CGROUP_SKB`): `struct __sk_buff` context with read-only direct
+    /// packet access, `bpf_skb_load_bytes`, returns 0 (drop) or 1 (pass).
+    CgroupSkb,
     /// kprobe/kretprobe: `struct pt_regs` context (x86-64 layout, 168 bytes), read-only.
     KProbe,
     /// duet's HTTP request filter (`duet/http_request`, userspace only): `struct duet_http_md`
@@ -79,8 +86,15 @@ impl ProgramType {
             ProgramType::Xdp => Some(6),
             ProgramType::SocketFilter => Some(1),
             ProgramType::KProbe => Some(2),
+            ProgramType::SchedCls => Some(3),
+            ProgramType::CgroupSkb => Some(8),
             ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => None,
         }
+    }
+
+    /// Whether the context is a `struct __sk_buff` (socket filter, TC classifier, cgroup skb).
+    pub fn is_skb(self) -> bool {
+        matches!(self, ProgramType::SocketFilter | ProgramType::SchedCls | ProgramType::CgroupSkb)
     }
 
     /// Whether this is one of duet's http program types (userspace only, docs/ABI.md version 2).
@@ -94,6 +108,8 @@ impl ProgramType {
             ProgramType::Xdp => "XDP",
             ProgramType::SocketFilter => "socket filter",
             ProgramType::KProbe => "kprobe",
+            ProgramType::SchedCls => "TC classifier",
+            ProgramType::CgroupSkb => "cgroup_skb",
             ProgramType::HttpRequest => "http_request",
             ProgramType::HttpResponse => "http_response",
             ProgramType::Route => "route",
@@ -104,7 +120,7 @@ impl ProgramType {
     pub fn context_name(self) -> &'static str {
         match self {
             ProgramType::Xdp => "struct xdp_md",
-            ProgramType::SocketFilter => "struct __sk_buff",
+            ProgramType::SocketFilter | ProgramType::SchedCls | ProgramType::CgroupSkb => "struct __sk_buff",
             ProgramType::KProbe => "struct pt_regs",
             ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => "struct duet_http_md",
         }
@@ -115,7 +131,15 @@ impl ProgramType {
             ProgramType::Xdp => {
                 "data (0), data_end (4), data_meta (8), ingress_ifindex (12), rx_queue_index (16), as 32-bit loads"
             }
-            ProgramType::SocketFilter => "len (0) and protocol (16), as 32-bit loads",
+            ProgramType::SocketFilter => {
+                "len (0), pkt_type (4), mark (8), queue_mapping (12), protocol (16), vlan_present (20), vlan_tci (24), vlan_proto (28), priority (32), ingress_ifindex (36), ifindex (40), cb[0..5] (48..68), hash (68), as 32-bit loads, read-only"
+            }
+            ProgramType::SchedCls => {
+                "the socket filter's fields, tc_index (44), tc_classid (72), data (76) and data_end (80), as 32-bit loads, read-only"
+            }
+            ProgramType::CgroupSkb => {
+                "the socket filter's fields, data (76) and data_end (80), as 32-bit loads, read-only"
+            }
             ProgramType::KProbe => "any aligned field within its 168 bytes (x86-64), read-only",
             ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => {
                 "phase (0), status (4), remote_ip4 (8), remote_port (12), local_port (16), http_version (20), as 32-bit loads, read-only"
@@ -128,12 +152,87 @@ impl ProgramType {
         match kind {
             ProgramKind::Xdp => Some(ProgramType::Xdp),
             ProgramKind::SocketFilter => Some(ProgramType::SocketFilter),
+            ProgramKind::SchedClassifier => Some(ProgramType::SchedCls),
+            ProgramKind::CgroupSkb => Some(ProgramType::CgroupSkb),
             ProgramKind::KProbe | ProgramKind::KRetProbe => Some(ProgramType::KProbe),
             ProgramKind::HttpRequest => Some(ProgramType::HttpRequest),
             ProgramKind::HttpResponse => Some(ProgramType::HttpResponse),
             ProgramKind::Route => Some(ProgramType::Route),
             _ => None,
         }
+    }
+}
+
+/// What a `struct __sk_buff` field reads as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SkbValue {
+    /// A number of at most this many bytes.
+    Scalar(u32),
+    /// `data`: a packet pointer.
+    Data,
+    /// `data_end`: the end of the packet.
+    DataEnd,
+}
+
+/// Which skb program types may read a field.
+const SKB_ALL: u8 = 0b111;
+const SKB_TC: u8 = 0b010;
+const SKB_DIRECT: u8 = 0b110;
+
+/// The `struct __sk_buff` fields duet's userspace VM provides, by offset: name, value, and the
+/// program types (bit 0 socket filter, bit 1 TC classifier, bit 2 cgroup skb) that may read it,
+/// as the kernel's `sk_filter_is_valid_access`, `tc_cls_act_is_valid_access` and
+/// `cg_skb_is_valid_access` allow.
+const SKB_FIELDS: [(i64, &str, SkbValue, u8); 21] = [
+    (0, "len", SkbValue::Scalar(4), SKB_ALL),
+    (4, "pkt_type", SkbValue::Scalar(1), SKB_ALL),
+    (8, "mark", SkbValue::Scalar(4), SKB_ALL),
+    (12, "queue_mapping", SkbValue::Scalar(2), SKB_ALL),
+    (16, "protocol", SkbValue::Scalar(2), SKB_ALL),
+    (20, "vlan_present", SkbValue::Scalar(1), SKB_ALL),
+    (24, "vlan_tci", SkbValue::Scalar(2), SKB_ALL),
+    (28, "vlan_proto", SkbValue::Scalar(2), SKB_ALL),
+    (32, "priority", SkbValue::Scalar(4), SKB_ALL),
+    (36, "ingress_ifindex", SkbValue::Scalar(4), SKB_ALL),
+    (40, "ifindex", SkbValue::Scalar(4), SKB_ALL),
+    (44, "tc_index", SkbValue::Scalar(2), SKB_ALL),
+    (48, "cb[0]", SkbValue::Scalar(4), SKB_ALL),
+    (52, "cb[1]", SkbValue::Scalar(4), SKB_ALL),
+    (56, "cb[2]", SkbValue::Scalar(4), SKB_ALL),
+    (60, "cb[3]", SkbValue::Scalar(4), SKB_ALL),
+    (64, "cb[4]", SkbValue::Scalar(4), SKB_ALL),
+    (68, "hash", SkbValue::Scalar(4), SKB_ALL),
+    (72, "tc_classid", SkbValue::Scalar(4), SKB_TC),
+    (76, "data", SkbValue::Data, SKB_DIRECT),
+    (80, "data_end", SkbValue::DataEnd, SKB_DIRECT),
+];
+
+fn skb_type_bit(ty: ProgramType) -> u8 {
+    match ty {
+        ProgramType::SocketFilter => 0b001,
+        ProgramType::SchedCls => 0b010,
+        ProgramType::CgroupSkb => 0b100,
+        _ => 0,
+    }
+}
+
+/// The `__sk_buff` field at `off` that programs of `ty` may read.
+pub(crate) fn skb_field(ty: ProgramType, off: i64) -> Option<(&'static str, SkbValue)> {
+    SKB_FIELDS
+        .iter()
+        .find(|(o, _, _, types)| *o == off && types & skb_type_bit(ty) != 0)
+        .map(|(_, name, value, _)| (*name, *value))
+}
+
+/// Why programs of `ty` may not read `__sk_buff` at `off`.
+pub(crate) fn skb_refusal(ty: ProgramType, off: i64) -> String {
+    match SKB_FIELDS.iter().find(|(o, _, _, _)| *o == off) {
+        Some((_, name, SkbValue::Data | SkbValue::DataEnd, _)) => format!(
+            "{} programs have no direct packet access (`{name}`); read the packet with bpf_skb_load_bytes or legacy packet loads",
+            ty.name()
+        ),
+        Some((_, name, _, _)) => format!("`{name}` is not readable by {} programs", ty.name()),
+        None => format!("duet's userspace VM does not provide the __sk_buff field at offset {off}"),
     }
 }
 

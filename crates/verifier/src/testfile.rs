@@ -115,6 +115,8 @@ impl TestFile {
                     file.program_type = match value {
                         "xdp" => ProgramType::Xdp,
                         "socket_filter" | "socket" => ProgramType::SocketFilter,
+                        "classifier" | "tc" | "sched_cls" => ProgramType::SchedCls,
+                        "cgroup_skb" => ProgramType::CgroupSkb,
                         "kprobe" => ProgramType::KProbe,
                         "http_request" => ProgramType::HttpRequest,
                         "http_response" => ProgramType::HttpResponse,

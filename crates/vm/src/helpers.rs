@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::TrapKind;
 use crate::http::HttpAccess;
 use crate::memory::{MemoryMap, XdpState};
+use crate::skb::{CsumLayer, SkbHook, SkbState};
 
 /// What a helper asks the engine to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +151,81 @@ impl HelperContext<'_, '_> {
         self.memory.xdp = Some(XdpState { data_meta: meta as u64, ..x });
         self.memory.refresh_packet();
         Ok(())
+    }
+}
+
+impl HelperContext<'_, '_> {
+    /// The skb hook of the running program, when it runs on an skb ([`crate::Interpreter::run_skb`]).
+    pub fn skb_hook(&self) -> Option<SkbHook> {
+        self.memory.skb.map(|s| s.hook)
+    }
+
+    /// The packet of an skb run whose program may change it (a TC classifier).
+    fn writable_skb(&self, helper: &str) -> Result<SkbState, HelperError> {
+        self.memory
+            .skb
+            .filter(|s| s.hook.packet_writable())
+            .ok_or_else(|| HelperError::Failed(format!("{helper} changes the packet, which only TC classifiers may")))
+    }
+
+    /// `bpf_skb_load_bytes(skb, offset, to, len)`: copies packet bytes to `to`; on -EFAULT (the
+    /// bytes are not all in the packet) fills `to` with zeros, as the kernel does.
+    pub(crate) fn skb_load_bytes(&mut self, offset: u64, to: u64, len: u64) -> Result<i64, HelperError> {
+        let Some(skb) = self.memory.skb else {
+            return Err(HelperError::Failed(
+                "skb_load_bytes needs an skb program (socket filter, TC, cgroup skb)".into(),
+            ));
+        };
+        let len = u64::from(len as u32);
+        let fill =
+            |bytes: &[u8]| self.memory.fill(to, len, bytes).map_err(|trap| HelperError::BadPointer { arg: 3, trap });
+        match crate::skb::load_range(skb.packet.len as usize, offset, len) {
+            Some(start) => {
+                // SAFETY: `start..start + len` lies inside the packet region (checked by
+                // `load_range`), which stays live for the whole run; `fill` copies with overlap
+                // allowed.
+                let bytes = unsafe { std::slice::from_raw_parts(skb.packet.ptr.add(start), len as usize) };
+                fill(bytes)?;
+                Ok(0)
+            }
+            None => {
+                fill(&[])?;
+                Ok(crate::skb::LOAD_FAILED)
+            }
+        }
+    }
+
+    /// `bpf_skb_store_bytes(skb, offset, from, len, flags)`.
+    pub(crate) fn skb_store_bytes(&mut self, offset: u64, from: u64, len: u64, flags: u64) -> Result<i64, HelperError> {
+        let skb = self.writable_skb("skb_store_bytes")?;
+        let len = u64::from(len as u32);
+        let start = match crate::skb::store_range(skb.packet.len as usize, offset, len, flags) {
+            Ok(start) => start,
+            Err(errno) => return Ok(errno),
+        };
+        let src = self.memory.translate_read(from, len).map_err(|trap| HelperError::BadPointer { arg: 3, trap })?;
+        // SAFETY: `src..src + len` is readable guest memory (just checked) and
+        // `start..start + len` lies inside the writable packet region (`store_range`); both stay
+        // live for the run, and `copy` allows them to overlap.
+        unsafe { std::ptr::copy(src, skb.packet.ptr.add(start), len as usize) };
+        Ok(0)
+    }
+
+    /// `bpf_l3_csum_replace` / `bpf_l4_csum_replace(skb, offset, from, to, flags)`.
+    pub(crate) fn skb_csum_replace(
+        &mut self,
+        layer: CsumLayer,
+        offset: u64,
+        from: u64,
+        to: u64,
+        flags: u64,
+    ) -> Result<i64, HelperError> {
+        let name = if layer == CsumLayer::L3 { "l3_csum_replace" } else { "l4_csum_replace" };
+        let skb = self.writable_skb(name)?;
+        // SAFETY: the packet region is writable, live for the whole run, and no other reference
+        // to it exists while the helper runs.
+        let packet = unsafe { std::slice::from_raw_parts_mut(skb.packet.ptr, skb.packet.len as usize) };
+        Ok(crate::skb::csum_replace(layer, packet, offset, from, to, flags))
     }
 }
 

@@ -15,6 +15,7 @@ use duet_isa::{Insn, Op, Program, PseudoSrc};
 use crate::helpers::{HelperContext, HelperOutcome, Helpers};
 use crate::http::{HttpExchange, HttpMd, HttpProgram, HttpRun, HttpRunState};
 use crate::memory::{Context, MemoryMap, PACKET_REGION, Region, RegionKind, SharedRegions, XdpState};
+use crate::skb::{SkbHook, SkbState};
 use crate::{Trap, TrapKind};
 
 /// Bytes of stack per call frame, as in Linux.
@@ -206,17 +207,22 @@ impl Interpreter {
 
     /// Runs a socket filter on an Ethernet frame, as the kernel's `BPF_PROG_TEST_RUN` does: the
     /// program sees `struct __sk_buff` in `r1`, and legacy packet loads start at the network
-    /// header (the kernel has pulled the Ethernet header). Returns `r0`.
+    /// header (the kernel has pulled the Ethernet header). Returns `r0`. The same as
+    /// [`Interpreter::run_skb`] with [`SkbHook::SocketFilter`].
     pub fn run_socket_filter(&mut self, frame: &mut [u8]) -> Result<u64, Trap> {
+        self.run_skb(SkbHook::SocketFilter, frame)
+    }
+
+    /// Runs an skb program (socket filter, TC classifier, cgroup skb) on an Ethernet frame, as
+    /// the kernel's `BPF_PROG_TEST_RUN` does: `r1` is a `struct __sk_buff` whose `data` starts
+    /// where `hook` puts it ([`SkbHook::data_offset`]); legacy packet loads and the skb helpers
+    /// read from there. A classifier may change the frame in place. Returns `r0`.
+    pub fn run_skb(&mut self, hook: SkbHook, frame: &mut [u8]) -> Result<u64, Trap> {
         let Interpreter { code, entry, stack, .. } = self;
         let mut memory = MemoryMap::new(&code.regions.0);
         memory.push(Region::writable(stack, RegionKind::Stack));
-        let eth = frame.len().min(14);
-        let protocol = if frame.len() >= 14 { u16::from_le_bytes([frame[12], frame[13]]) } else { 0 };
-        let net = Region::read_only(&frame[eth..], RegionKind::Packet);
-        let ctx = frame.as_ptr() as u64 ^ 0x8000_0000_0000;
-        memory.context = Context::Skb { addr: ctx, len: net.len() as u32, protocol: u32::from(protocol) };
-        execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], net, None)
+        let (ctx, packet) = setup_skb(&mut memory, hook, frame);
+        execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], packet, None)
     }
 
     /// Runs an http program (docs/ABI.md, version 2) on one exchange: `r1` points at `md`
@@ -246,6 +252,26 @@ impl Interpreter {
         let mut run = HttpRun { state, exchange: ex };
         execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], Region::EMPTY, Some(&mut run))
     }
+}
+
+/// Maps the packet of an skb run (the frame from where `hook` puts `data`) at [`PACKET_REGION`]
+/// and sets the `__sk_buff` context; returns the context's address and the packet region.
+pub(crate) fn setup_skb(memory: &mut MemoryMap<'_>, hook: SkbHook, frame: &mut [u8]) -> (u64, Region) {
+    let fields = crate::skb::skb_fields(hook, frame);
+    let start = hook.data_offset(frame.len());
+    let bytes = &mut frame[start..];
+    let packet = if hook.packet_writable() {
+        Region::writable(bytes, RegionKind::Packet)
+    } else {
+        Region::read_only(bytes, RegionKind::Packet)
+    };
+    let index = memory.push(packet);
+    debug_assert_eq!(index, Some(PACKET_REGION));
+    memory.skb = Some(SkbState { hook, packet });
+    // The context is not memory; any unique address will do: one outside every host mapping.
+    let ctx = frame.as_ptr() as u64 ^ 0x8000_0000_0000;
+    memory.context = Context::Skb { addr: ctx, fields };
+    (ctx, packet)
 }
 
 /// A packet buffer laid out as the kernel's `xdp_buff` in `BPF_PROG_TEST_RUN`: 256 bytes of

@@ -13,6 +13,10 @@
 //! [`Jit::new_checked`], which checks every access and counts the budget) take unverified code.
 //! No I/O happens here.
 //!
+//! Packet programs run on a frame as the kernel's `BPF_PROG_TEST_RUN` runs them: XDP
+//! ([`Interpreter::run_xdp`]) and the `struct __sk_buff` hooks — socket filters, TC classifiers
+//! and cgroup skb programs ([`Interpreter::run_skb`] with a [`SkbHook`]).
+//!
 //! [`http`] holds duet's userspace-only HTTP programs (docs/ABI.md version 2): the context, the
 //! [`http::HttpExchange`] a sidecar implements, and the one implementation of the http helpers'
 //! rules, shared with duet-wasm. A sidecar loads an object once ([`Module::load`], `Send + Sync`,
@@ -29,6 +33,7 @@ mod interp;
 mod jit;
 mod memory;
 mod module;
+mod skb;
 mod trap;
 
 pub use helpers::{Helper, HelperContext, HelperError, HelperOutcome, Helpers, kernel_helper_name, unwind_helper};
@@ -39,4 +44,5 @@ pub use interp::{
 pub use jit::{CompileStats, Jit, JitError};
 pub use memory::{MAX_REGIONS, Region, RegionKind};
 pub use module::{DEFAULT_MAX_MAP_MEMORY, Engine, Env, HttpRunner, LoadOptions, Module, ModuleError, csum_diff};
+pub use skb::SkbHook;
 pub use trap::{Trap, TrapKind};

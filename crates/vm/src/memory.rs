@@ -132,8 +132,9 @@ pub(crate) enum Context {
     None,
     /// `struct xdp_md`: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
     Xdp { addr: u64, ingress_ifindex: u32, rx_queue_index: u32 },
-    /// `struct __sk_buff` for socket filters: `len` (offset 0) and `protocol` (offset 16).
-    Skb { addr: u64, len: u32, protocol: u32 },
+    /// `struct __sk_buff`: the fields before `data` by `offset / 4`; `data` and `data_end` come
+    /// from [`MemoryMap::skb`].
+    Skb { addr: u64, fields: [u32; crate::skb::SKB_SCALARS] },
     /// `struct duet_http_md`: six 32-bit fields, read-only.
     Http { addr: u64, fields: [u32; 6] },
 }
@@ -167,11 +168,13 @@ pub(crate) struct MemoryMap<'a> {
     shared: &'a [Region],
     pub(crate) context: Context,
     pub(crate) xdp: Option<XdpState>,
+    /// The packet of an skb run (socket filter, TC classifier, cgroup skb).
+    pub(crate) skb: Option<crate::skb::SkbState>,
 }
 
 impl<'a> MemoryMap<'a> {
     pub(crate) fn new(shared: &'a [Region]) -> Self {
-        MemoryMap { regions: [Region::EMPTY; MAX_REGIONS], n: 0, shared, context: Context::None, xdp: None }
+        MemoryMap { regions: [Region::EMPTY; MAX_REGIONS], n: 0, shared, context: Context::None, xdp: None, skb: None }
     }
 
     /// Adds a per-run region; returns its index, or `None` when the table is full.
@@ -293,11 +296,18 @@ impl<'a> MemoryMap<'a> {
                     _ => bad(),
                 }
             }
-            Context::Skb { len, protocol, .. } => match (offset, size) {
-                (0, 4) => Ok(u64::from(len)),
-                (16, 4) => Ok(u64::from(protocol)),
-                _ => bad(),
-            },
+            Context::Skb { fields, .. } => {
+                let Some(skb) = self.skb else { return Some(bad()) };
+                let direct = skb.hook != crate::skb::SkbHook::SocketFilter;
+                match (offset, size) {
+                    (crate::skb::SKB_DATA, 4) if direct => Ok(skb.packet.start),
+                    (crate::skb::SKB_DATA_END, 4) if direct => Ok(skb.packet.start + skb.packet.len),
+                    (_, 4) if offset % 4 == 0 => {
+                        fields.get(offset as usize / 4).map_or_else(bad, |v| Ok(u64::from(*v)))
+                    }
+                    _ => bad(),
+                }
+            }
             Context::Http { fields, .. } if size == 4 && offset % 4 == 0 => {
                 fields.get(offset as usize / 4).map_or_else(bad, |v| Ok(u64::from(*v)))
             }

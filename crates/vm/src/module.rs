@@ -12,6 +12,7 @@ use crate::helpers::{HelperError, HelperOutcome, Helpers};
 use crate::http::{HttpExchange, HttpMd, HttpOutcome, HttpProgram, HttpRunState};
 use crate::interp::{Code, prepare};
 use crate::memory::{Region, RegionKind, SharedRegions};
+use crate::skb::CsumLayer;
 use crate::{Config, Interpreter, Jit, LoadError, Trap};
 
 /// Map handles given to programs by `lddw rX, map_fd N`: opaque values, never valid addresses
@@ -619,10 +620,24 @@ fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
         }
         Ok(map.prog_at(a[2] as u32).map_or(HelperOutcome::Fallthrough, HelperOutcome::TailCall))
     });
-    h.register(23, |_, a| {
-        // bpf_redirect(ifindex, flags): XDP_REDIRECT, or XDP_ABORTED for unknown flags
-        Ok(HelperOutcome::Return(if a[1] != 0 { XDP_ABORTED } else { XDP_REDIRECT }))
+    h.register(23, |cx, a| {
+        // bpf_redirect(ifindex, flags): in XDP, XDP_REDIRECT or XDP_ABORTED for unknown flags; in
+        // TC, TC_ACT_REDIRECT or TC_ACT_SHOT for flags other than BPF_F_INGRESS.
+        const TC_ACT_SHOT: u64 = 2;
+        const TC_ACT_REDIRECT: u64 = 7;
+        const BPF_F_INGRESS: u64 = 1;
+        Ok(HelperOutcome::Return(match cx.skb_hook() {
+            Some(_) if a[1] & !BPF_F_INGRESS != 0 => TC_ACT_SHOT,
+            Some(_) => TC_ACT_REDIRECT,
+            None if a[1] != 0 => XDP_ABORTED,
+            None => XDP_REDIRECT,
+        }))
     });
+    // The skb helpers: bpf_skb_store_bytes, bpf_l3/l4_csum_replace, bpf_skb_load_bytes.
+    h.register(9, |cx, a| ret(cx.skb_store_bytes(a[1], a[2], a[3], a[4])?));
+    h.register(10, |cx, a| ret(cx.skb_csum_replace(CsumLayer::L3, a[1], a[2], a[3], a[4])?));
+    h.register(11, |cx, a| ret(cx.skb_csum_replace(CsumLayer::L4, a[1], a[2], a[3], a[4])?));
+    h.register(26, |cx, a| ret(cx.skb_load_bytes(a[1], a[2], a[3])?));
     let s = Arc::clone(state);
     h.register(51, move |_, a| {
         // bpf_redirect_map(map, key, flags): XDP_REDIRECT when the slot is set, else the action

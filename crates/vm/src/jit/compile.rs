@@ -919,7 +919,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let ctx = self.load_rt(offset_of!(RunCtx, ctx_addr));
                 let rel = self.b.ins().isub(addr, ctx);
                 let index = self.b.ins().ushr_imm_u(rel, 2);
-                let index = self.b.ins().band_imm_u(index, 7);
+                let index = self.b.ins().band_imm_u(index, runtime::CTX_FIELDS as i64 - 1);
                 let byte = self.b.ins().ishl_imm_u(index, 3);
                 let rt = self.rt();
                 let p = self.b.ins().iadd(rt, byte);

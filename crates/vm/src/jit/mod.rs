@@ -24,7 +24,7 @@ use crate::helpers::Helpers;
 use crate::http::{HttpExchange, HttpMd, HttpProgram, HttpRun, HttpRunState};
 use crate::interp::{Code, MAX_CALL_DEPTH, STACK_SIZE, prepare};
 use crate::memory::{Context, MemoryMap, PACKET_REGION, Region, RegionKind, SharedRegions, XdpState};
-use crate::{Config, LoadError, Trap, TrapKind, XdpPacket};
+use crate::{Config, LoadError, SkbHook, Trap, TrapKind, XdpPacket};
 use compile::Compiled;
 use runtime::RunCtx;
 
@@ -108,7 +108,7 @@ const _: () = {
 enum RunKind {
     Memory,
     Xdp,
-    SocketFilter,
+    Skb(SkbHook),
     Http,
 }
 
@@ -226,16 +226,18 @@ impl Jit {
 
     /// Runs a socket filter on an Ethernet frame, as the kernel's `BPF_PROG_TEST_RUN` does.
     pub fn run_socket_filter(&mut self, frame: &mut [u8]) -> Result<u64, Trap> {
+        self.run_skb(SkbHook::SocketFilter, frame)
+    }
+
+    /// Runs an skb program (socket filter, TC classifier, cgroup skb) on an Ethernet frame, as
+    /// [`crate::Interpreter::run_skb`] does.
+    pub fn run_skb(&mut self, hook: SkbHook, frame: &mut [u8]) -> Result<u64, Trap> {
         let Jit { shared, entry, stack } = self;
         let mut memory = MemoryMap::new(&shared.code.regions.0);
         let stack = Region::writable(stack, RegionKind::Stack);
         memory.push(stack);
-        let eth = frame.len().min(14);
-        let protocol = if frame.len() >= 14 { u16::from_le_bytes([frame[12], frame[13]]) } else { 0 };
-        let net = Region::read_only(&frame[eth..], RegionKind::Packet);
-        let ctx = frame.as_ptr() as u64 ^ 0x8000_0000_0000;
-        memory.context = Context::Skb { addr: ctx, len: net.len() as u32, protocol: u32::from(protocol) };
-        execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], net, RunKind::SocketFilter, None)
+        let (ctx, packet) = crate::interp::setup_skb(&mut memory, hook, frame);
+        execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], packet, RunKind::Skb(hook), None)
     }
 
     /// The http program type of the entry program (`None`: not an http program, or checked code
@@ -277,7 +279,9 @@ fn kind_matches(ty: Option<ProgramType>, kind: RunKind) -> bool {
     match ty {
         None => true,
         Some(ProgramType::Xdp) => kind == RunKind::Xdp,
-        Some(ProgramType::SocketFilter) => kind == RunKind::SocketFilter,
+        Some(ProgramType::SocketFilter) => kind == RunKind::Skb(SkbHook::SocketFilter),
+        Some(ProgramType::SchedCls) => kind == RunKind::Skb(SkbHook::Classifier),
+        Some(ProgramType::CgroupSkb) => kind == RunKind::Skb(SkbHook::CgroupSkb),
         Some(ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route) => kind == RunKind::Http,
         Some(_) => false,
     }
@@ -304,7 +308,7 @@ fn execute(
     let regs = [0, a1, a2, a3, a4, a5, 0, 0, 0, 0, top];
     let mut rt = RunCtx {
         regs,
-        ctx_fields: [0; 8],
+        ctx_fields: [0; runtime::CTX_FIELDS],
         ctx_addr: 0,
         legacy_ptr: legacy.ptr as u64,
         legacy_len: legacy.len(),

@@ -23,6 +23,10 @@ pub(super) const STATUS_STOP: u64 = 2;
 /// `RunCtx::regs`.
 pub(super) const STATUS_TAIL_CALL: u64 = 3;
 
+/// Slots of [`RunCtx::ctx_fields`]: a power of two (compiled code masks the index with
+/// `CTX_FIELDS - 1`) covering `__sk_buff` up to `data_end` (offset 80).
+pub(super) const CTX_FIELDS: usize = 32;
+
 /// Index of the stack in a run's region table.
 const STACK_REGION: usize = 0;
 
@@ -34,7 +38,7 @@ pub(super) struct RunCtx {
     pub(super) regs: [u64; 11],
     /// Context fields by `offset / 4` (`xdp_md` or `__sk_buff`), as 64-bit values: `xdp_md.data`
     /// is the full packet pointer, as the kernel rewrites the load.
-    pub(super) ctx_fields: [u64; 8],
+    pub(super) ctx_fields: [u64; CTX_FIELDS],
     /// Guest address of the context.
     pub(super) ctx_addr: u64,
     /// Start and length of what legacy packet loads read.
@@ -116,19 +120,25 @@ impl RunCtx {
             Context::None => {}
             Context::Xdp { addr, ingress_ifindex, rx_queue_index } => {
                 if let Some(x) = memory.xdp {
-                    self.ctx_fields =
-                        [x.buf.start + x.data, x.buf.start + x.data_end, x.buf.start + x.data_meta, 0, 0, 0, 0, 0];
+                    self.ctx_fields[0] = x.buf.start + x.data;
+                    self.ctx_fields[1] = x.buf.start + x.data_end;
+                    self.ctx_fields[2] = x.buf.start + x.data_meta;
                     self.ctx_fields[3] = u64::from(ingress_ifindex);
                     self.ctx_fields[4] = u64::from(rx_queue_index);
                 }
                 self.ctx_addr = addr;
             }
-            Context::Skb { addr, len, protocol } => {
-                self.ctx_fields = [u64::from(len), 0, 0, 0, u64::from(protocol), 0, 0, 0];
+            Context::Skb { addr, fields } => {
+                for (slot, v) in self.ctx_fields.iter_mut().zip(fields) {
+                    *slot = u64::from(v);
+                }
+                if let Some(skb) = memory.skb {
+                    self.ctx_fields[crate::skb::SKB_DATA as usize / 4] = skb.packet.start;
+                    self.ctx_fields[crate::skb::SKB_DATA_END as usize / 4] = skb.packet.start + skb.packet.len;
+                }
                 self.ctx_addr = addr;
             }
             Context::Http { addr, fields } => {
-                self.ctx_fields = [0; 8];
                 for (slot, v) in self.ctx_fields.iter_mut().zip(fields) {
                     *slot = u64::from(v);
                 }
