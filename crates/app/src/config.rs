@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppError;
 
 /// One application's settings. Deserialisable (strictly: unknown fields are errors) so the
 /// sidecar can embed it in its YAML as `app: { wasm: ..., max_memory_mb: 64, ... }`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     /// The component file.

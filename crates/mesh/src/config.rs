@@ -208,8 +208,19 @@ pub struct Route {
 pub struct Cluster {
     /// Its name.
     pub name: String,
-    /// `host:port` endpoints.
+    /// `host:port` endpoints (or `app:` instead).
+    #[serde(default)]
     pub endpoints: Vec<String>,
+    /// A Wasm HTTP application (a `wasi:http/incoming-handler` component) that serves the
+    /// cluster's requests in-process instead of endpoints: `{ wasm, max_memory_mb, timeout_ms,
+    /// max_concurrency, queue_timeout_ms, env, allowed_outbound, stderr_limit_bytes }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<duet_app::AppConfig>,
+    /// The app's key-value store (`duet:app/kv`): a map of one of this sidecar's eBPF or
+    /// duet-ABI filters, `<filter>/<map>`, shared with it (keys and values zero-padded to the
+    /// map's sizes) [default: a private in-memory store].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_map: Option<String>,
     /// How an endpoint is chosen.
     #[serde(default)]
     pub lb: LbPolicy,
@@ -410,6 +421,9 @@ impl Config {
             }
         }
         for c in &mut self.clusters {
+            if let Some(app) = &mut c.app {
+                fix(&mut app.wasm);
+            }
             if let Some(t) = &mut c.tls {
                 fix(&mut t.ca);
                 for p in [&mut t.cert, &mut t.key].into_iter().flatten() {
@@ -440,8 +454,28 @@ impl Config {
             if !cluster_names.insert(c.name.as_str()) {
                 return Err(err(&c.name, format!("{at}: a second cluster named `{}`; names must be unique", c.name)));
             }
-            if c.endpoints.is_empty() {
-                return Err(err(&c.name, format!("{at}: `endpoints` is empty; expected `host:port` entries")));
+            match (&c.app, c.endpoints.is_empty()) {
+                (None, true) => {
+                    return Err(err(
+                        &c.name,
+                        format!("{at}: `endpoints` is empty; expected `host:port` entries (or `app:` for a Wasm app)"),
+                    ));
+                }
+                (Some(_), false) => {
+                    return Err(err(&c.name, format!("{at}: a cluster has `endpoints` or an `app`, not both")));
+                }
+                (Some(app), true) => {
+                    app.validate().map_err(|e| err(&c.name, format!("{at}: app: {e}")))?;
+                }
+                (None, false) => {}
+            }
+            if c.kv_map.is_some() && c.app.is_none() {
+                return Err(err(&c.name, format!("{at}: `kv_map` is for `app:` clusters")));
+            }
+            if let Some(kv) = &c.kv_map
+                && !kv.contains('/')
+            {
+                return Err(err(kv, format!("{at}: kv_map `{kv}`: expected `<filter>/<map>`")));
             }
             for e in &c.endpoints {
                 split_host_port(e).map_err(|m| err(e, format!("{at}: endpoint `{e}`: {m}")))?;

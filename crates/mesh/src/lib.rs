@@ -17,6 +17,7 @@
 //! here; every queue between tasks is bounded.
 #![forbid(unsafe_code)]
 
+pub mod apps;
 pub mod backend;
 pub mod config;
 mod engines;

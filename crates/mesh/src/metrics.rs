@@ -327,7 +327,7 @@ impl Metrics {
 
     /// The text exposition (OpenMetrics), with the filters' own metrics as
     /// `duet_mesh_wasm_<name>{filter="..."}`.
-    pub fn encode(&self, filters: &[Arc<dyn HttpFilter>]) -> String {
+    pub fn encode(&self, filters: &[Arc<dyn HttpFilter>], apps: &[(String, duet_app::AppStatsSnapshot)]) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -368,8 +368,42 @@ impl Metrics {
                 }
             }
         }
+        encode_apps(&mut out, apps);
         out.push_str("# EOF\n");
         out
+    }
+}
+
+/// The Wasm apps' counters, `duet_mesh_app_*{cluster="..."}`.
+fn encode_apps(out: &mut String, apps: &[(String, duet_app::AppStatsSnapshot)]) {
+    if apps.is_empty() {
+        return;
+    }
+    type Field = fn(&duet_app::AppStatsSnapshot) -> f64;
+    let families: [(&str, &str, &str, Field); 10] = [
+        ("app_requests", "counter", "Requests an app served", |s| s.requests as f64),
+        ("app_rejected", "counter", "Requests refused with 503 because the app was at max_concurrency", |s| {
+            s.rejected as f64
+        }),
+        ("app_in_flight", "gauge", "Requests an app is serving now", |s| s.in_flight as f64),
+        ("app_instances_created", "counter", "App instances created (one per request)", |s| s.instances_created as f64),
+        ("app_instantiate_seconds", "counter", "Time spent creating app instances", |s| {
+            s.instantiate_ns_sum as f64 / 1e9
+        }),
+        ("app_traps", "counter", "Requests that ended in a trap of the app (500)", |s| s.traps as f64),
+        ("app_timeouts", "counter", "Requests that overran the app's timeout_ms (500)", |s| s.timeouts as f64),
+        ("app_memory_limits", "counter", "Requests that hit the app's max_memory_mb (500)", |s| s.memory_limits as f64),
+        ("app_request_seconds", "counter", "Time apps spent on requests", |s| s.latency_us_sum as f64 / 1e6),
+        ("app_outbound_requests", "counter", "Outbound requests apps made through the sidecar", |s| {
+            s.outbound_requests as f64
+        }),
+    ];
+    for (name, ty, help, field) in families {
+        let _ = writeln!(out, "# HELP duet_mesh_{name} {help}.\n# TYPE duet_mesh_{name} {ty}");
+        let suffix = if ty == "counter" { "_total" } else { "" };
+        for (cluster, s) in apps {
+            let _ = writeln!(out, "duet_mesh_{name}{suffix}{{cluster=\"{}\"}} {}", escape_label(cluster), field(s));
+        }
     }
 }
 

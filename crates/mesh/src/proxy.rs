@@ -293,8 +293,7 @@ pub async fn handle(
                     }
                 } else {
                     let (tx, rx) = mpsc::channel(4);
-                    let body =
-                        Prefixed { frames, error, rest: rbody }.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync();
+                    let body = Prefixed { frames, error, rest: rbody }.boxed_unsync();
                     tokio::spawn(filter_body(
                         Arc::clone(flow),
                         Side::Response,
@@ -466,7 +465,9 @@ async fn filter_body(
 }
 
 /// The frames of `body` that are already here (polled without waiting), and whether that is all.
-fn ready_frames(body: &mut Incoming) -> (std::collections::VecDeque<Frame<Bytes>>, Result<bool, hyper::Error>) {
+fn ready_frames<B: Body<Data = Bytes> + Unpin>(
+    body: &mut B,
+) -> (std::collections::VecDeque<Frame<Bytes>>, Result<bool, B::Error>) {
     let mut cx = Context::from_waker(std::task::Waker::noop());
     let mut frames = std::collections::VecDeque::new();
     // A few frames at most: this is a fast path for small bodies, not a buffer.

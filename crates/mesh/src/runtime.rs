@@ -160,11 +160,20 @@ impl Snapshot {
         generation: u64,
     ) -> Result<Snapshot, MeshError> {
         let workers = config.workers.unwrap_or_else(default_workers);
-        let clusters: Vec<Arc<Cluster>> =
-            config.clusters.iter().map(|c| Cluster::new(c, metrics).map(Arc::new)).collect::<Result<_, _>>()?;
-        let clusters = Arc::new(Clusters(clusters));
-        let upstreams = config.cluster_names();
         let cache_dir = if config.compile_cache { duet_wasm::default_cache_dir() } else { None };
+        let app_cache = if config.compile_cache { duet_app::default_cache_dir() } else { None };
+        let clusters: Vec<Arc<Cluster>> = config
+            .clusters
+            .iter()
+            .map(|c| Cluster::new(c, metrics, app_cache.clone()).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        let clusters = Arc::new(Clusters(clusters));
+        for c in &clusters.0 {
+            if let Some((_, links)) = c.app() {
+                links.bind_clusters(&clusters);
+            }
+        }
+        let upstreams = config.cluster_names();
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let mut routes = Vec::new();
@@ -248,7 +257,32 @@ impl Snapshot {
             listeners.push(Arc::new(ListenerRt { name: l.name.clone(), config: l.clone(), routes, filters, tls }));
         }
         let access_log = config.access_log.as_ref().map(AccessLog::open).transpose()?.map(Arc::new);
-        Ok(Snapshot { config, listeners, clusters, access_log, generation, loaded_at: SystemTime::now() })
+        let snapshot = Snapshot { config, listeners, clusters, access_log, generation, loaded_at: SystemTime::now() };
+        // Apps whose key-value store is a filter's map.
+        let maps = snapshot.maps();
+        for c in &snapshot.config.clusters {
+            let Some(kv) = &c.kv_map else { continue };
+            let (owner, name) = kv.rsplit_once('/').unwrap_or((kv, ""));
+            let map = maps.iter().find(|m| m.owner == owner && m.name == name).ok_or_else(|| {
+                let known: Vec<String> = maps.iter().map(|m| format!("{}/{}", m.owner, m.name)).collect();
+                MeshError::Invalid(format!(
+                    "cluster `{}`: kv_map `{kv}` is not a map of this sidecar's filters (maps: {})",
+                    c.name,
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                ))
+            })?;
+            if map.map.map_type().is_per_cpu() || map.map.map_type() == duet_maps::MapType::RingBuf {
+                return Err(MeshError::Invalid(format!(
+                    "cluster `{}`: kv_map `{kv}` is a {} map; an app's store needs a map with one value per key",
+                    c.name,
+                    map.map.map_type()
+                )));
+            }
+            if let Some((_, links)) = snapshot.clusters.get(&c.name).and_then(|c| c.app()) {
+                links.bind_kv(Arc::clone(&map.map));
+            }
+        }
+        Ok(snapshot)
     }
 
     /// The listener called `name`.
@@ -270,6 +304,15 @@ impl Snapshot {
             }
         }
         out
+    }
+
+    /// Every app cluster's counters, by cluster name.
+    pub fn apps(&self) -> Vec<(String, duet_app::AppStatsSnapshot)> {
+        self.clusters
+            .0
+            .iter()
+            .filter_map(|c| c.app().map(|(app, _)| (c.name.clone(), app.stats().snapshot())))
+            .collect()
     }
 
     /// Every routing program.
@@ -364,7 +407,7 @@ mod tests {
             name: "r".into(),
             host: host.map(str::to_owned),
             prefix: prefix.into(),
-            cluster: Arc::new(Cluster::new(&cfg, &metrics).unwrap()),
+            cluster: Arc::new(Cluster::new(&cfg, &metrics, None).unwrap()),
             timeout: None,
             program: None,
         }

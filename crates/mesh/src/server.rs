@@ -448,7 +448,7 @@ async fn admin(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<A
         (Method::GET, "/metrics") => respond(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.encode(&snapshot.filters()),
+            shared.metrics.encode(&snapshot.filters(), &snapshot.apps()),
         ),
         (Method::GET, "/config") => json(
             StatusCode::OK,

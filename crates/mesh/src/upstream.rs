@@ -86,7 +86,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Held while a request is in flight on an endpoint (least-request balancing counts these).
 #[derive(Debug)]
-pub struct InFlight(Arc<Endpoint>);
+pub struct InFlight(Option<Arc<Endpoint>>);
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,9 +96,14 @@ impl std::fmt::Debug for Endpoint {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ep) = &self.0 {
+            ep.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
+
+/// An upstream response body: an endpoint's, or an in-process app's.
+pub type RespBody = UnsyncBoxBody<Bytes, crate::BoxError>;
 
 /// A cluster, ready to send requests.
 pub struct Cluster {
@@ -109,6 +114,8 @@ pub struct Cluster {
     next: AtomicUsize,
     tls: Option<(TlsConnector, Option<String>)>,
     metrics: Arc<Metrics>,
+    /// A Wasm HTTP application serving this cluster in-process, instead of endpoints.
+    app: Option<(duet_app::App, Arc<crate::apps::AppLinks>)>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -118,8 +125,28 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// Builds the cluster (reads its TLS files).
-    pub fn new(config: &config::Cluster, metrics: &Arc<Metrics>) -> Result<Cluster, MeshError> {
+    /// Builds the cluster (reads its TLS files; compiles its app, using `cache_dir`).
+    pub fn new(
+        config: &config::Cluster,
+        metrics: &Arc<Metrics>,
+        cache_dir: Option<std::path::PathBuf>,
+    ) -> Result<Cluster, MeshError> {
+        let app = match &config.app {
+            Some(app_config) => {
+                let links = Arc::new(crate::apps::AppLinks::default());
+                let app = duet_app::App::load(app_config, cache_dir)
+                    .map_err(|e| {
+                        MeshError::Invalid(format!("cluster `{}`: app: {}", config.name, crate::error_chain(&e)))
+                    })?
+                    .with_outbound(Arc::new(crate::apps::ClusterOutbound(Arc::clone(&links))));
+                let app = match config.kv_map {
+                    Some(_) => app.with_kv(Arc::new(crate::apps::MapKv(Arc::clone(&links)))),
+                    None => app.with_kv(Arc::new(duet_app::MemoryKv::new(10_000, 64 << 10))),
+                };
+                Some((app, links))
+            }
+            None => None,
+        };
         let mut endpoints = Vec::new();
         for e in &config.endpoints {
             let (host, port) =
@@ -146,7 +173,13 @@ impl Cluster {
             next: AtomicUsize::new(0),
             tls,
             metrics: Arc::clone(metrics),
+            app,
         })
+    }
+
+    /// The app serving this cluster, with what it links to.
+    pub fn app(&self) -> Option<(&duet_app::App, &Arc<crate::apps::AppLinks>)> {
+        self.app.as_ref().map(|(a, l)| (a, l))
     }
 
     /// The configured request timeout.
@@ -276,7 +309,15 @@ impl Cluster {
         mut req: Request<UpBody>,
         timeout: Duration,
         preferred: Option<usize>,
-    ) -> Result<(Response<Incoming>, InFlight), UpstreamError> {
+    ) -> Result<(Response<RespBody>, InFlight), UpstreamError> {
+        if let Some((app, _)) = &self.app {
+            return match tokio::time::timeout(timeout, app.serve(req)).await {
+                Ok(resp) => Ok((resp, InFlight(None))),
+                Err(_) => Err(UpstreamError::Timeout(timeout)),
+            };
+        }
+        let boxed =
+            |resp: Response<Incoming>| resp.map(|b| b.map_err(|e| -> crate::BoxError { Box::new(e) }).boxed_unsync());
         let deadline = tokio::time::Instant::now() + timeout;
         let mut tried = Vec::new();
         let mut last = String::from("no endpoints");
@@ -310,7 +351,7 @@ impl Cluster {
                 })
                 .await;
                 return match res {
-                    Ok(Ok(resp)) => Ok((resp, guard)),
+                    Ok(Ok(resp)) => Ok((boxed(resp), guard)),
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err(UpstreamError::Timeout(timeout)),
                 };
@@ -347,7 +388,7 @@ impl Cluster {
                                 }
                             }
                         });
-                        return Ok((resp, guard));
+                        return Ok((boxed(resp), guard));
                     }
                     Ok(Err(mut e)) => match e.take_message() {
                         Some(back) if !fresh => {
@@ -366,7 +407,7 @@ impl Cluster {
 
     fn in_flight(&self, ep: &Arc<Endpoint>) -> InFlight {
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(ep))
+        InFlight(Some(Arc::clone(ep)))
     }
 }
 
@@ -383,6 +424,20 @@ impl Clusters {
 
 /// Most bytes of an `http_call` response body a filter is handed.
 const MAX_CALL_BODY: usize = 4 << 20;
+
+/// A response body, whole, with its trailers; `None` if it failed or exceeded `max` bytes.
+async fn collect_limited(mut body: RespBody, max: usize) -> Option<(Vec<u8>, Option<http::HeaderMap>)> {
+    let mut data = Vec::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        match frame.ok()?.into_data() {
+            Ok(d) if data.len() + d.len() <= max => data.extend_from_slice(&d),
+            Ok(_) => return None,
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    Some((data, trailers))
+}
 
 impl Upstreams for Clusters {
     fn call(&self, call: CallRequest) -> BoxFuture<'_, Option<HttpCallResponse>> {
@@ -407,12 +462,11 @@ impl Upstreams for Clusters {
             let fut = async {
                 let (resp, _guard) = cluster.send(req, call.timeout, None).await.ok()?;
                 let (parts, body) = resp.into_parts();
-                let limited = http_body_util::Limited::new(body, MAX_CALL_BODY);
-                let collected = limited.collect().await.ok()?;
-                let trailers = collected.trailers().map(crate::proxy::header_pairs).unwrap_or_default();
+                let (body, trailers) = collect_limited(body, MAX_CALL_BODY).await?;
+                let trailers = trailers.as_ref().map(crate::proxy::header_pairs).unwrap_or_default();
                 let mut headers = vec![(":status".to_string(), parts.status.as_str().as_bytes().to_vec())];
                 headers.extend(crate::proxy::header_pairs(&parts.headers));
-                Some(HttpCallResponse { headers, body: collected.to_bytes().to_vec(), trailers })
+                Some(HttpCallResponse { headers, body, trailers })
             };
             tokio::time::timeout(call.timeout, fut).await.ok().flatten()
         })

@@ -10,6 +10,7 @@ use duet_isa::{Program, RawInsn};
 
 pub mod packets;
 pub mod proxy_filters;
+pub mod wasm_apps;
 
 /// What a test expects.
 #[derive(Clone, Debug, PartialEq, Eq)]

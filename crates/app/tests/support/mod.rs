@@ -4,9 +4,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use duet_app::{App, AppBody, BoxError, BoxFuture, Outbound, OutboundError};
@@ -15,48 +14,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
-}
-
 /// Builds the hello app once per test binary and returns the `.wasm` path.
 pub fn hello_wasm() -> PathBuf {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let root = workspace_root();
-        ensure_wasip2_target();
-        let target_dir = root.join("target/wasm-apps");
-        let manifest = root.join("examples/apps/hello/Cargo.toml");
-        let mut cmd = Command::new("cargo");
-        cmd.args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target_dir);
-        // The outer `cargo test` sets variables meant for the host build.
-        for var in
-            ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"]
-        {
-            cmd.env_remove(var);
-        }
-        eprintln!("$ {cmd:?}");
-        let status = cmd.status().expect("run cargo");
-        assert!(status.success(), "building examples/apps/hello for wasm32-wasip2 failed");
-        target_dir.join("wasm32-wasip2/release/hello_app.wasm")
-    })
-    .clone()
-}
-
-/// Installs the `wasm32-wasip2` target when the active toolchain lacks it (as `cargo xtask
-/// setup` does for the other targets).
-fn ensure_wasip2_target() {
-    let out = Command::new("rustc").args(["--print", "target-libdir", "--target", "wasm32-wasip2"]).output();
-    let installed =
-        out.is_ok_and(|o| o.status.success() && Path::new(String::from_utf8_lossy(&o.stdout).trim()).exists());
-    if !installed {
-        eprintln!("$ rustup target add wasm32-wasip2");
-        let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status().expect("run rustup");
-        assert!(status.success(), "rustup target add wasm32-wasip2 failed");
-    }
+    duet_testdata::wasm_apps::build_hello_app().expect("building examples/apps/hello")
 }
 
 /// Serves `app` on a fresh loopback port, one hyper HTTP/1.1 connection task per client.
