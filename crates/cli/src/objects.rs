@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use duet_maps::{Map, MapType, MapValue};
 use duet_object::{Object, ProgramKind};
-use duet_vm::{Env, LoadOptions, Module, XdpPacket};
+use duet_vm::{Env, LoadOptions, Module, SkbHook, XdpPacket};
 use serde_json::{Map as JsonMap, Value as Json, json};
 
 use crate::replay::StepError;
@@ -136,21 +136,62 @@ pub fn possible_cpus() -> usize {
     duet_kernel::possible_cpus().unwrap_or_else(|_| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// The skb hook of a program kind `duet run` runs on an skb (socket filter, TC classifier,
+/// cgroup skb).
+fn skb_hook(kind: &ProgramKind) -> Option<SkbHook> {
+    match kind {
+        ProgramKind::SocketFilter => Some(SkbHook::SocketFilter),
+        ProgramKind::SchedClassifier => Some(SkbHook::Classifier),
+        ProgramKind::CgroupSkb => Some(SkbHook::CgroupSkb),
+        _ => None,
+    }
+}
+
+/// Whether `duet run --pcap` runs programs of this kind.
+fn runnable(kind: &ProgramKind) -> bool {
+    *kind == ProgramKind::Xdp || skb_hook(kind).is_some()
+}
+
+/// The name of a packet program's result: an XDP action, a TC action, a socket filter's bytes
+/// to keep, a cgroup skb program's pass or drop.
+pub(crate) fn verdict_name(skb: Option<SkbHook>, v: u64) -> String {
+    match skb {
+        None => xdp_action_name(v),
+        Some(SkbHook::SocketFilter) => format!("keep {v} bytes"),
+        Some(SkbHook::CgroupSkb) => match v {
+            0 => "drop".into(),
+            1 => "pass".into(),
+            other => format!("verdict {other}"),
+        },
+        Some(SkbHook::Classifier) => match v {
+            0 => "TC_ACT_OK".into(),
+            1 => "TC_ACT_RECLASSIFY".into(),
+            2 => "TC_ACT_SHOT".into(),
+            3 => "TC_ACT_PIPE".into(),
+            4 => "TC_ACT_STOLEN".into(),
+            5 => "TC_ACT_QUEUED".into(),
+            6 => "TC_ACT_REPEAT".into(),
+            7 => "TC_ACT_REDIRECT".into(),
+            0xffff_ffff => "TC_ACT_UNSPEC".into(),
+            other => format!("verdict {other}"),
+        },
+    }
+}
+
 /// The program `duet run` runs: the one named, else the object's only program `duet run` can
-/// run (xdp or socket filter).
+/// run (xdp, TC classifier, socket filter or cgroup skb).
 fn pick_program<'a>(object: &'a Object, path: &Path, name: Option<&str>) -> Result<&'a duet_object::ObjectProgram> {
     if let Some(name) = name {
         return Ok(object.program(Some(name))?);
     }
-    let runnable: Vec<_> =
-        object.programs.iter().filter(|p| matches!(p.kind, ProgramKind::Xdp | ProgramKind::SocketFilter)).collect();
+    let runnable: Vec<_> = object.programs.iter().filter(|p| runnable(&p.kind)).collect();
     match runnable.as_slice() {
         [only] => Ok(only),
         [] => {
             let all: Vec<String> =
                 object.programs.iter().map(|p| format!("{} ({})", p.name, kind_name(&p.kind))).collect();
             bail!(
-                "{} has no program `duet run --pcap` can run (xdp or socket filter); it has: {}",
+                "{} has no program `duet run --pcap` can run (xdp, classifier, socket filter, cgroup_skb); it has: {}",
                 path.display(),
                 if all.is_empty() { "none".to_owned() } else { all.join(", ") }
             )
@@ -182,12 +223,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let program = pick_program(&object, &args.object, args.program.as_deref())?;
     let name = program.name.clone();
     let kind = program.kind.clone();
-    if !matches!(kind, ProgramKind::Xdp | ProgramKind::SocketFilter) {
+    if !runnable(&kind) {
         bail!(
-            "program `{name}` is a {} program; `duet run --pcap` runs xdp and socket filter programs",
+            "program `{name}` is a {} program; `duet run --pcap` runs xdp, classifier (tc), socket filter and cgroup_skb programs",
             kind_name(&kind)
         );
     }
+    let skb = skb_hook(&kind);
     if engine == "jit" && args.no_verify {
         bail!(
             "the JIT runs only programs duet's verifier proved safe; drop --no-verify, or use `--engine interp` to run `{name}` unverified in the checked interpreter"
@@ -211,30 +253,31 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         Engine::Interp(module.interpreter(&name)?)
     };
 
-    let label = |v: u64| if kind == ProgramKind::Xdp { xdp_action_name(v) } else { format!("keep {v} bytes") };
+    let label = |v: u64| verdict_name(skb, v);
     let mut xdp = XdpPacket::new(&[]);
     let replayed = crate::replay::replay(
         args,
         |frame, packet| {
-            let outcome = match (&mut vm, &kind) {
-                (Engine::Interp(vm), ProgramKind::Xdp) => {
+            let outcome = match (&mut vm, skb) {
+                (Engine::Interp(vm), None) => {
                     xdp.reset(frame);
                     vm.run_xdp(&mut xdp)
                 }
-                (Engine::Jit(vm), ProgramKind::Xdp) => {
+                (Engine::Jit(vm), None) => {
                     xdp.reset(frame);
                     vm.run_xdp(&mut xdp)
                 }
-                (Engine::Interp(vm), _) => {
+                // The frame as the program left it (only a classifier changes it).
+                (Engine::Interp(vm), Some(hook)) => {
                     packet.extend_from_slice(frame);
-                    vm.run_socket_filter(packet)
+                    vm.run_skb(hook, packet)
                 }
-                (Engine::Jit(vm), _) => {
+                (Engine::Jit(vm), Some(hook)) => {
                     packet.extend_from_slice(frame);
-                    vm.run_socket_filter(packet)
+                    vm.run_skb(hook, packet)
                 }
             };
-            if kind == ProgramKind::Xdp {
+            if skb.is_none() {
                 packet.extend_from_slice(xdp.data());
             }
             outcome.map_err(StepError::trap)

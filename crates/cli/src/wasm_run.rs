@@ -9,7 +9,7 @@ use duet_wasm::{
     CacheStatus, MAX_TRACE_LINE_BYTES, MAX_TRACE_LINES_PER_CALL, ProgramKind, WasmError, WasmModule, WasmOptions,
 };
 
-use crate::objects::{RunArgs, possible_cpus, seed_maps, xdp_action_name};
+use crate::objects::{RunArgs, possible_cpus, seed_maps, verdict_name};
 use crate::replay::StepError;
 
 /// `duet run` on a `.wasm` module.
@@ -49,20 +49,24 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
     };
     let kind = module.program(&name)?.kind;
-    if kind != ProgramKind::Xdp {
-        bail!("program `{name}` is a {kind} program; `duet run --pcap` runs xdp programs");
+    let skb = kind.skb_hook();
+    if kind != ProgramKind::Xdp && skb.is_none() {
+        bail!(
+            "program `{name}` is a {kind} program; `duet run --pcap` runs xdp, classifier, socket_filter and cgroup_skb programs"
+        );
     }
     if let Some(maps_in) = &args.maps_in {
         seed_maps(|n| module.map(n).ok().map(|m| &**m), maps_in)?;
     }
     let mut executor = module.executor(&name)?;
 
-    let label = |v: u64| xdp_action_name(v);
+    let label = |v: u64| verdict_name(skb, v);
     let replayed = crate::replay::replay(
         args,
         |frame, packet| {
             packet.extend_from_slice(frame);
-            executor.run_xdp(packet).map(u64::from).map_err(|err| StepError {
+            let verdict = if skb.is_some() { executor.run_skb(packet) } else { executor.run_xdp(packet) };
+            verdict.map(u64::from).map_err(|err| StepError {
                 deadline: matches!(err, WasmError::Deadline { .. }),
                 message: format!("{:#}", anyhow::Error::from(err)),
             })

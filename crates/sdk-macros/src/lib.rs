@@ -5,7 +5,7 @@
 //! `target_arch`, so user code never needs a `cfg`:
 //!
 //! - `bpf`: the program as an `extern "C"` function in the ELF section the kernel's loaders
-//!   recognise (`xdp`, `kprobe`) or, for the userspace-only HTTP programs, duet's own
+//!   recognise (`xdp`, `classifier`, `socket`, `cgroup_skb/ingress`, `kprobe`) or, for the userspace-only HTTP programs, duet's own
 //!   (`duet/http_request`, `duet/http_response`, `duet/route`), maps as BTF definitions in `.maps`;
 //! - `wasm32`: the program as the export `duet_prog_<kind>_<name>` of docs/ABI.md, maps as
 //!   records in the `duet.maps.v1` custom section that `duet build` turns into the `duet.maps`
@@ -48,6 +48,57 @@ pub fn xdp(attr: TokenStream, item: TokenStream) -> TokenStream {
         return error(tt.span(), "#[duet::xdp] takes no arguments");
     }
     expand_program(item, Kind::Xdp).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+/// Declares a TC classifier: `#[duet::classifier] fn name(ctx: TcContext) -> TcAction { ... }`.
+///
+/// BPF: an `extern "C"` function `name` in section `classifier` (attach it with TC/tcx, ingress
+/// or egress). Wasm: the export `duet_prog_classifier_<name>`. Host: the function itself, for
+/// `duet::testing::run_classifier`.
+#[proc_macro_attribute]
+pub fn classifier(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::classifier] takes no arguments");
+    }
+    expand_program(item, Kind::Classifier).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+/// Declares a socket filter: `#[duet::socket_filter] fn name(ctx: SkbContext) -> u32 { ... }`,
+/// returning how many bytes of the packet to keep (0 drops it).
+///
+/// BPF: an `extern "C"` function `name` in section `socket`. Wasm: the export
+/// `duet_prog_socket_filter_<name>`. Host: the function itself, for
+/// `duet::testing::run_socket_filter`.
+#[proc_macro_attribute]
+pub fn socket_filter(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::socket_filter] takes no arguments");
+    }
+    expand_program(item, Kind::SocketFilter).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+/// Declares a cgroup skb program:
+/// `#[duet::cgroup_skb(ingress)] fn name(ctx: SkbContext) -> CgroupSkbAction { ... }` (or
+/// `egress`), which passes or drops the packets of a cgroup's sockets.
+///
+/// BPF: an `extern "C"` function `name` in section `cgroup_skb/ingress` or `cgroup_skb/egress`.
+/// Wasm: the export `duet_prog_cgroup_skb_<name>` (userspace runs over captures do not tell the
+/// directions apart). Host: the function itself, for `duet::testing::run_cgroup_skb`.
+#[proc_macro_attribute]
+pub fn cgroup_skb(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let words: Vec<TokenTree> = attr.into_iter().collect();
+    let kind = match words.as_slice() {
+        [TokenTree::Ident(id)] if id.to_string() == "ingress" => Kind::CgroupSkbIngress,
+        [TokenTree::Ident(id)] if id.to_string() == "egress" => Kind::CgroupSkbEgress,
+        [tt, ..] => return error(tt.span(), "expected `ingress` or `egress`: #[duet::cgroup_skb(ingress)]"),
+        [] => {
+            return error(
+                Span::call_site(),
+                "name the direction: #[duet::cgroup_skb(ingress)] or #[duet::cgroup_skb(egress)]",
+            );
+        }
+    };
+    expand_program(item, kind).unwrap_or_else(|(span, msg)| error(span, &msg))
 }
 
 /// Declares an event program: `#[duet::probe] fn name(ctx: ProbeContext) { ... }`.
@@ -116,6 +167,10 @@ pub fn derive_pod(item: TokenStream) -> TokenStream {
 #[derive(Clone, Copy)]
 enum Kind {
     Xdp,
+    Classifier,
+    SocketFilter,
+    CgroupSkbIngress,
+    CgroupSkbEgress,
     Probe,
     HttpRequest,
     HttpResponse,
@@ -140,6 +195,10 @@ impl Kind {
     fn shape(self) -> Shape {
         let (section, entry, wasm_prefix, ret64) = match self {
             Kind::Xdp => ("xdp", "xdp_entry", "duet_prog_xdp_", false),
+            Kind::Classifier => ("classifier", "classifier_entry", "duet_prog_classifier_", false),
+            Kind::SocketFilter => ("socket", "socket_filter_entry", "duet_prog_socket_filter_", false),
+            Kind::CgroupSkbIngress => ("cgroup_skb/ingress", "cgroup_skb_entry", "duet_prog_cgroup_skb_", false),
+            Kind::CgroupSkbEgress => ("cgroup_skb/egress", "cgroup_skb_entry", "duet_prog_cgroup_skb_", false),
             Kind::Probe => ("kprobe", "probe_entry", "duet_prog_probe_", false),
             Kind::HttpRequest => ("duet/http_request", "http_entry", "duet_prog_http_request_", false),
             Kind::HttpResponse => ("duet/http_response", "http_entry", "duet_prog_http_response_", false),
@@ -147,11 +206,24 @@ impl Kind {
         };
         let wasm_entry = match self {
             Kind::Xdp => "xdp_entry_wasm",
+            Kind::Classifier => "classifier_entry_wasm",
+            Kind::SocketFilter => "socket_filter_entry_wasm",
+            Kind::CgroupSkbIngress | Kind::CgroupSkbEgress => "cgroup_skb_entry_wasm",
             Kind::Probe => "probe_entry_wasm",
             Kind::HttpRequest | Kind::HttpResponse => "http_entry_wasm",
             Kind::Route => "route_entry_wasm",
         };
-        let (bpf_ret, wasm_ret) = if ret64 { ("i64", "i64") } else { ("u32", "i32") };
+        // The skb entries return their verdict zero-extended to 64 bits, so `r0` is the same in
+        // every executor (the kernel reports only its low 32 bits).
+        let skb =
+            matches!(self, Kind::Classifier | Kind::SocketFilter | Kind::CgroupSkbIngress | Kind::CgroupSkbEgress);
+        let (bpf_ret, wasm_ret) = if ret64 {
+            ("i64", "i64")
+        } else if skb {
+            ("u64", "i32")
+        } else {
+            ("u32", "i32")
+        };
         Shape { section, entry, wasm_entry, wasm_prefix, bpf_ret, wasm_ret }
     }
 }

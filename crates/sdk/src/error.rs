@@ -18,6 +18,8 @@ impl Errno {
     /// The map is full, or an array index is out of range; or an HTTP program made more than 32
     /// header mutations.
     pub const E2BIG: Errno = Errno(7);
+    /// Bad address: a packet offset past the end of the packet (skb helpers).
+    pub const EFAULT: Errno = Errno(14);
     /// The ring buffer has no room for the record.
     pub const EAGAIN: Errno = Errno(11);
     /// The key exists and the update asked for `BPF_NOEXIST`.
@@ -44,6 +46,7 @@ impl fmt::Debug for Errno {
             Errno::EPERM => "EPERM",
             Errno::ENOENT => "ENOENT",
             Errno::E2BIG => "E2BIG",
+            Errno::EFAULT => "EFAULT",
             Errno::EAGAIN => "EAGAIN",
             Errno::EEXIST => "EEXIST",
             Errno::EINVAL => "EINVAL",

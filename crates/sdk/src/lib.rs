@@ -38,11 +38,16 @@
 //! | attribute | signature | eBPF section | Wasm export | runs in |
 //! |---|---|---|---|---|
 //! | `#[duet::xdp]` | `fn(XdpContext) -> XdpAction` | `xdp` | `duet_prog_xdp_<name>` | kernel, VM, Wasm |
+//! | `#[duet::classifier]` | `fn(TcContext) -> TcAction` | `classifier` | `duet_prog_classifier_<name>` | kernel (TC), VM, Wasm |
+//! | `#[duet::socket_filter]` | `fn(SkbContext) -> u32` (bytes to keep) | `socket` | `duet_prog_socket_filter_<name>` | kernel, VM, Wasm |
+//! | `#[duet::cgroup_skb(ingress)]`, `(egress)` | `fn(SkbContext) -> CgroupSkbAction` | `cgroup_skb/ingress`, `cgroup_skb/egress` | `duet_prog_cgroup_skb_<name>` | kernel, VM, Wasm |
 //! | `#[duet::probe]` | `fn(ProbeContext)` | `kprobe` | `duet_prog_probe_<name>` | kernel, VM, Wasm |
 //! | `#[duet::http_request]` | `fn(HttpContext) -> HttpAction` | `duet/http_request` | `duet_prog_http_request_<name>` | sidecar (VM, Wasm) |
 //! | `#[duet::http_response]` | `fn(HttpContext) -> HttpAction` | `duet/http_response` | `duet_prog_http_response_<name>` | sidecar (VM, Wasm) |
 //! | `#[duet::route]` | `fn(RouteContext) -> Route` | `duet/route` | `duet_prog_route_<name>` | sidecar (VM, Wasm) |
 //!
+//! The skb program types ([`skb`]) see the packet from where the kernel's `data` starts for
+//! their hook (the Ethernet header for a classifier, the IP header otherwise) on every target.
 //! The HTTP program types ([`http`]) run in duet's sidecar on one HTTP exchange: filters read the
 //! request, change the current phase's headers and may answer with a local response; route
 //! programs pick the cluster (and endpoint) of a request. Maps, time, randomness, `trace!` and
@@ -88,18 +93,22 @@ pub mod maps;
 pub mod net;
 mod pod;
 mod probe;
+pub mod skb;
 mod sys;
 #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
 pub mod testing;
 mod xdp;
 
-pub use duet_macros::{Pod, http_request, http_response, map, probe, route, xdp};
+pub use duet_macros::{
+    Pod, cgroup_skb, classifier, http_request, http_response, map, probe, route, socket_filter, xdp,
+};
 pub use error::Errno;
 pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
 pub use http::{HttpAction, HttpContext, HttpField, Route, RouteContext, Text};
 pub use maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
 pub use pod::{Pod, zeroed};
 pub use probe::ProbeContext;
+pub use skb::{CgroupSkbAction, SkbContext, TcAction, TcContext};
 pub use xdp::{XdpAction, XdpContext};
 
 /// Update flag: create the entry or overwrite it.
@@ -132,12 +141,14 @@ pub mod __private {
     #[cfg(target_arch = "bpf")]
     pub use crate::{
         http::{http_entry, route_entry},
+        skb::{cgroup_skb_entry, classifier_entry, socket_filter_entry},
         xdp::xdp_entry,
     };
     #[cfg(target_arch = "wasm32")]
     pub use crate::{
         http::{http_entry_wasm, route_entry_wasm},
         probe::probe_entry_wasm,
+        skb::{cgroup_skb_entry_wasm, classifier_entry_wasm, socket_filter_entry_wasm},
         xdp::xdp_entry_wasm,
     };
 }

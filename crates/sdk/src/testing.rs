@@ -40,11 +40,29 @@ pub(crate) mod http;
 pub use http::{HttpExchange, LocalResponse, run_http_request, run_http_response, run_route};
 
 use crate::sys::host::{CLOCK_START_NS, CLOCK_STEP_NS, RANDOM_SEED, STATE};
-use crate::{ProbeContext, RingBuf, XdpAction, XdpContext};
+use crate::{CgroupSkbAction, ProbeContext, RingBuf, SkbContext, TcAction, TcContext, XdpAction, XdpContext};
 
 /// Runs an XDP program on `packet` (which it may modify) and returns its verdict.
 pub fn run_xdp(prog: impl FnOnce(XdpContext<'_>) -> XdpAction, packet: &mut [u8]) -> XdpAction {
     prog(crate::xdp::host_context(packet))
+}
+
+/// Runs a TC classifier on the Ethernet `frame` (which it may modify) and returns its action.
+/// The packet is the frame from its Ethernet header, as in the kernel.
+pub fn run_classifier(prog: impl FnOnce(TcContext<'_>) -> TcAction, frame: &mut [u8]) -> TcAction {
+    prog(crate::skb::host_tc_context(frame))
+}
+
+/// Runs a socket filter on the Ethernet `frame` and returns how many bytes it keeps. The packet
+/// starts at the network header, as in the kernel.
+pub fn run_socket_filter(prog: impl FnOnce(SkbContext<'_>) -> u32, frame: &[u8]) -> u32 {
+    prog(crate::skb::host_net_context(frame))
+}
+
+/// Runs a cgroup skb program on the Ethernet `frame`. The packet starts at the network header,
+/// as in the kernel.
+pub fn run_cgroup_skb(prog: impl FnOnce(SkbContext<'_>) -> CgroupSkbAction, frame: &[u8]) -> CgroupSkbAction {
+    prog(crate::skb::host_net_context(frame))
 }
 
 /// Runs an event program on `record`.

@@ -74,6 +74,12 @@ pub const HTTP_REQUEST_PREFIX: &str = "duet_prog_http_request_";
 pub const HTTP_RESPONSE_PREFIX: &str = "duet_prog_http_response_";
 /// Export name prefix of route programs (ABI version 2).
 pub const ROUTE_PREFIX: &str = "duet_prog_route_";
+/// Export prefix of TC classifiers (ABI version 2): `(frame, len) -> TC action`.
+pub const CLASSIFIER_PREFIX: &str = "duet_prog_classifier_";
+/// Export prefix of socket filters (ABI version 2): `(frame, len) -> bytes to keep`.
+pub const SOCKET_FILTER_PREFIX: &str = "duet_prog_socket_filter_";
+/// Export prefix of cgroup skb programs (ABI version 2): `(frame, len) -> 0 drop | 1 pass`.
+pub const CGROUP_SKB_PREFIX: &str = "duet_prog_cgroup_skb_";
 
 /// Wasm page size.
 const PAGE: u64 = 64 * 1024;
@@ -258,6 +264,12 @@ pub enum ProgramKind {
     HttpResponse,
     /// `duet_prog_route_<name>`: a route program (`duet_http_md` in, an `i64` choice out).
     Route,
+    /// `duet_prog_classifier_<name>`: a TC classifier (Ethernet frame in, TC action out).
+    Classifier,
+    /// `duet_prog_socket_filter_<name>`: a socket filter (Ethernet frame in, bytes to keep out).
+    SocketFilter,
+    /// `duet_prog_cgroup_skb_<name>`: a cgroup skb program (Ethernet frame in, 0 or 1 out).
+    CgroupSkb,
 }
 
 impl ProgramKind {
@@ -267,7 +279,17 @@ impl ProgramKind {
             ProgramKind::HttpRequest => Some(HttpProgram::Request),
             ProgramKind::HttpResponse => Some(HttpProgram::Response),
             ProgramKind::Route => Some(HttpProgram::Route),
-            ProgramKind::Xdp | ProgramKind::Probe => None,
+            _ => None,
+        }
+    }
+
+    /// The skb hook, for skb programs (run them with [`Executor::run_skb`]).
+    pub fn skb_hook(self) -> Option<duet_vm::SkbHook> {
+        match self {
+            ProgramKind::Classifier => Some(duet_vm::SkbHook::Classifier),
+            ProgramKind::SocketFilter => Some(duet_vm::SkbHook::SocketFilter),
+            ProgramKind::CgroupSkb => Some(duet_vm::SkbHook::CgroupSkb),
+            _ => None,
         }
     }
 }
@@ -280,17 +302,23 @@ impl fmt::Display for ProgramKind {
             ProgramKind::HttpRequest => "http_request",
             ProgramKind::HttpResponse => "http_response",
             ProgramKind::Route => "route",
+            ProgramKind::Classifier => "classifier",
+            ProgramKind::SocketFilter => "socket_filter",
+            ProgramKind::CgroupSkb => "cgroup_skb",
         })
     }
 }
 
 /// Export prefixes and the kind each declares.
-const PREFIXES: [(&str, ProgramKind); 5] = [
+const PREFIXES: [(&str, ProgramKind); 8] = [
     (XDP_PREFIX, ProgramKind::Xdp),
     (PROBE_PREFIX, ProgramKind::Probe),
     (HTTP_REQUEST_PREFIX, ProgramKind::HttpRequest),
     (HTTP_RESPONSE_PREFIX, ProgramKind::HttpResponse),
     (ROUTE_PREFIX, ProgramKind::Route),
+    (CLASSIFIER_PREFIX, ProgramKind::Classifier),
+    (SOCKET_FILTER_PREFIX, ProgramKind::SocketFilter),
+    (CGROUP_SKB_PREFIX, ProgramKind::CgroupSkb),
 ];
 
 /// A program the module exports.
@@ -431,9 +459,9 @@ impl WasmModule {
             });
         }
         if version < 2 {
-            // Version 1 is version 2 without http programs and imports.
+            // Version 1 is version 2 without http and skb programs and http imports.
             let http_import = module.imports().find(|i| host::HTTP_IMPORTS.contains(&i.name())).map(|i| i.name());
-            let http_program = programs.iter().find(|p| p.kind.http_program().is_some());
+            let http_program = programs.iter().find(|p| p.kind.http_program().is_some() || p.kind.skb_hook().is_some());
             if let Some(what) = http_import
                 .map(|i| format!("imports `{i}`"))
                 .or_else(|| http_program.map(|p| format!("exports `{}`", p.export)))
@@ -732,6 +760,28 @@ impl Executor {
         let (verdict, range, _) = self.call(packet, None)?;
         if let Some(live) = &self.live {
             packet.copy_from_slice(&live.memory.data(&live.store)[range]);
+        }
+        Ok(verdict as u32)
+    }
+
+    /// Runs an skb program (classifier, socket filter, cgroup skb) over an Ethernet `frame` and
+    /// returns its result as a `u32` (a classifier's `TC_ACT_UNSPEC` is `0xffff_ffff`, as the
+    /// kernel reports it). The program gets the whole frame; the SDK starts a socket filter's
+    /// and a cgroup skb program's packet at the network header, as the kernel does. Bytes a
+    /// classifier rewrote are copied back into `frame`.
+    pub fn run_skb(&mut self, frame: &mut [u8]) -> Result<u32, WasmError> {
+        if self.program.kind.skb_hook().is_none() {
+            return Err(WasmError::WrongKind {
+                program: self.program.name.clone(),
+                kind: self.program.kind,
+                expected: ProgramKind::Classifier,
+            });
+        }
+        let (verdict, range, _) = self.call(frame, None)?;
+        if self.program.kind == ProgramKind::Classifier
+            && let Some(live) = &self.live
+        {
+            frame.copy_from_slice(&live.memory.data(&live.store)[range]);
         }
         Ok(verdict as u32)
     }

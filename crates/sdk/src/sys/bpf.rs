@@ -17,6 +17,11 @@ mod id {
     pub(super) const TRACE_PRINTK: usize = 6;
     pub(super) const GET_PRANDOM_U32: usize = 7;
     pub(super) const GET_SMP_PROCESSOR_ID: usize = 8;
+    pub(super) const SKB_STORE_BYTES: usize = 9;
+    pub(super) const L3_CSUM_REPLACE: usize = 10;
+    pub(super) const L4_CSUM_REPLACE: usize = 11;
+    pub(super) const REDIRECT: usize = 23;
+    pub(super) const SKB_LOAD_BYTES: usize = 26;
     pub(super) const RINGBUF_OUTPUT: usize = 130;
     // duet's userspace-only helpers of HTTP programs (docs/ABI.md); the kernel never sees them.
     pub(super) const HTTP_FIELD: usize = 10000;
@@ -158,6 +163,56 @@ pub(crate) fn trace(msg: &'static [u8]) {
     let f = helper!(id::TRACE_PRINTK, fn(*const u8, u32) -> i64);
     // SAFETY: `msg` is a readable, NUL-terminated byte string of `msg.len()` bytes.
     unsafe { f(msg.as_ptr(), msg.len() as u32) };
+}
+
+// === skb programs ===
+
+/// `bpf_skb_load_bytes(skb, offset, to, len)`: 0, or -EFAULT with `to` zeroed.
+///
+/// # Safety
+///
+/// `skb` is the program's `__sk_buff`; `to` has room for `len` bytes.
+#[inline(always)]
+pub(crate) unsafe fn skb_load_bytes(skb: *mut c_void, offset: u32, to: *mut u8, len: usize) -> i64 {
+    let f = helper!(id::SKB_LOAD_BYTES, fn(*mut c_void, u32, *mut u8, u32) -> i64);
+    // SAFETY: forwarded contract.
+    unsafe { f(skb, offset, to, len as u32) }
+}
+
+/// `bpf_skb_store_bytes(skb, offset, from, len, flags)`.
+///
+/// # Safety
+///
+/// `skb` is a TC classifier's `__sk_buff`; `from` points at `len` initialized bytes.
+#[inline(always)]
+pub(crate) unsafe fn skb_store_bytes(skb: *mut c_void, offset: u32, from: *const u8, len: usize, flags: u64) -> i64 {
+    let f = helper!(id::SKB_STORE_BYTES, fn(*mut c_void, u32, *const u8, u32, u64) -> i64);
+    // SAFETY: forwarded contract.
+    unsafe { f(skb, offset, from, len as u32, flags) }
+}
+
+/// `bpf_l3_csum_replace(skb, offset, from, to, flags)`; `skb` is a TC classifier's context.
+#[inline(always)]
+pub(crate) fn l3_csum_replace(skb: *mut c_void, offset: u64, from: u64, to: u64, flags: u64) -> i64 {
+    let f = helper!(id::L3_CSUM_REPLACE, fn(*mut c_void, u64, u64, u64, u64) -> i64);
+    // SAFETY: the helper takes the context and numbers; the kernel checks the offset.
+    unsafe { f(skb, offset, from, to, flags) }
+}
+
+/// `bpf_l4_csum_replace(skb, offset, from, to, flags)`; `skb` is a TC classifier's context.
+#[inline(always)]
+pub(crate) fn l4_csum_replace(skb: *mut c_void, offset: u64, from: u64, to: u64, flags: u64) -> i64 {
+    let f = helper!(id::L4_CSUM_REPLACE, fn(*mut c_void, u64, u64, u64, u64) -> i64);
+    // SAFETY: as above.
+    unsafe { f(skb, offset, from, to, flags) }
+}
+
+/// `bpf_redirect(ifindex, flags)`: the action to return.
+#[inline(always)]
+pub(crate) fn redirect(ifindex: u32, flags: u64) -> i64 {
+    let f = helper!(id::REDIRECT, fn(u32, u64) -> i64);
+    // SAFETY: the helper takes numbers only.
+    unsafe { f(ifindex, flags) }
 }
 
 // === HTTP programs ===
