@@ -90,6 +90,8 @@ mod error;
 mod helpers;
 pub mod http;
 pub mod maps;
+#[cfg(target_arch = "bpf")]
+mod mem;
 pub mod net;
 mod pod;
 mod probe;
