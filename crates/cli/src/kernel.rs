@@ -60,6 +60,10 @@ pub(crate) enum KernelCommand {
     Load {
         /// The `.bpf.o` file.
         object: PathBuf,
+        /// Print one JSON object: `{"ok": true, "programs": [...]}`, or `{"ok": false, "error":
+        /// ...}` with the kernel verifier's log (exit code 1).
+        #[arg(long)]
+        json: bool,
     },
     /// Attach a program to a kernel hook and pin it (program, link, maps) under <root>/<id>/
     /// (see "Pin root" below); prints the id that `duet ps`, `maps`, `events` and `detach` take.
@@ -270,7 +274,7 @@ pub(crate) fn run(command: KernelCommand) -> Result<ExitCode> {
     // Fail fast, before reading any file, when this process may not use BPF at all.
     require_access()?;
     match command {
-        KernelCommand::Load { object } => load(&object),
+        KernelCommand::Load { object, json } => load(&object, json),
         KernelCommand::Attach(args) => attach(args),
         KernelCommand::Ps { json, root } => ps(json, &root.path()),
         KernelCommand::Detach { target, root } => detach(&target, &root.path()),
@@ -340,10 +344,28 @@ fn require_access() -> Result<()> {
 
 // === load ===
 
-fn load(path: &Path) -> Result<ExitCode> {
+fn load(path: &Path, json: bool) -> Result<ExitCode> {
     let object = read_object(path)?;
-    let programs = duet_kernel::load_check(&object)
-        .map_err(|err| kernel_error(err, &object, format!("the kernel did not load {}", path.display())))?;
+    let result = duet_kernel::load_check(&object)
+        .map_err(|err| kernel_error(err, &object, format!("the kernel did not load {}", path.display())));
+    if json {
+        let doc = match result {
+            Ok(programs) => serde_json::json!({
+                "object": path.display().to_string(),
+                "ok": true,
+                "programs": programs.iter().map(|p| serde_json::json!({
+                    "name": p.name, "type": p.kind.to_string(), "skipped": p.skipped,
+                    "verified_insns": p.verified_insns, "jited_bytes": p.jited_bytes,
+                })).collect::<Vec<_>>(),
+            }),
+            Err(e) => {
+                serde_json::json!({ "object": path.display().to_string(), "ok": false, "error": format!("{e:#}") })
+            }
+        };
+        println!("{doc}");
+        return Ok(if doc["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let programs = result?;
     println!("{}: the kernel verifier accepted every program", path.display());
     println!("  {:<28} {:<20} {:>14} {:>10}", "program", "type", "verified insns", "jit bytes");
     for p in programs {

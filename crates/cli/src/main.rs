@@ -121,6 +121,9 @@ enum Command {
         /// Skip the disassembly.
         #[arg(long)]
         no_disasm: bool,
+        /// Print one JSON object (programs, map references, maps, disassembly with source lines).
+        #[arg(long)]
+        json: bool,
     },
     /// Run an XDP or socket-filter program over every frame of a pcap/pcapng capture in the
     /// userspace VM, and report verdict counts (or JSON with every result and the final maps).
@@ -202,6 +205,10 @@ enum Command {
         /// Print the verifier's state trace (every processed instruction with its registers).
         #[arg(long)]
         log: bool,
+        /// Print one JSON object: each program verified (with its cost), rejected (with every
+        /// diagnostic: code, instruction, source line, help) or skipped.
+        #[arg(long)]
+        json: bool,
     },
     /// The demo: build the firewall example once with the SDK into a .bpf.o and a .wasm, run a
     /// generated capture in the kernel (when root), the userspace eBPF VM and Wasm, and compare
@@ -314,8 +321,12 @@ fn run(command: Command) -> Result<ExitCode> {
             println!("r0 = {r0:#x} ({r0})");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Inspect { object, program, no_disasm } => {
-            objects::inspect(&object, program.as_deref(), !no_disasm)?;
+        Command::Inspect { object, program, no_disasm, json } => {
+            if json {
+                objects::inspect_json(&object, program.as_deref(), !no_disasm)?;
+            } else {
+                objects::inspect(&object, program.as_deref(), !no_disasm)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { object, pcap, program, engine, json, pcap_out, maps_in, cpus, deterministic, no_verify } => {
@@ -340,8 +351,8 @@ fn run(command: Command) -> Result<ExitCode> {
             build_cmd::new(&name, sdk)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { object, program, log } => {
-            verify::run(&verify::VerifyArgs { input: &object, program: program.as_deref(), log })
+        Command::Verify { object, program, log, json } => {
+            verify::run(&verify::VerifyArgs { input: &object, program: program.as_deref(), log, json })
         }
         Command::Demo { basics: true } => demo(),
         Command::Demo { basics: false } => {

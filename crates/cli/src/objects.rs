@@ -38,6 +38,66 @@ pub fn check_ring_buffers(object: &Object) -> Result<()> {
 }
 
 /// `duet inspect`.
+/// `duet inspect --json`: the object as one JSON document (programs with their section, kind,
+/// size, map references and, with `disassemble`, instructions with source lines; maps).
+pub fn inspect_json(path: &Path, program: Option<&str>, disassemble: bool) -> Result<()> {
+    let object = load_object(path)?;
+    let programs: Vec<Json> = object
+        .programs
+        .iter()
+        .map(|p| {
+            let refs: Vec<Json> = p
+                .map_refs
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "insn": r.insn,
+                        "map": object.maps.get(r.map).map(|m| m.name.as_str()),
+                        "offset": r.offset,
+                        "unbound_fd": r.unbound_fd,
+                    })
+                })
+                .collect();
+            let mut v = serde_json::json!({
+                "name": p.name, "section": p.section, "kind": kind_name(&p.kind),
+                "instructions": p.program.insns().len(), "map_refs": refs,
+            });
+            if disassemble && program.is_none_or(|n| n == p.name) {
+                let insns: Vec<Json> = p
+                    .program
+                    .insns()
+                    .iter()
+                    .map(|(pc, insn)| {
+                        let line = p.line_for(*pc).filter(|l| l.line != 0);
+                        serde_json::json!({
+                            "pc": pc,
+                            "text": duet_isa::disassemble_insn(insn),
+                            "source": line.map(|l| serde_json::json!({ "file": l.file, "line": l.line, "text": l.source.trim() })),
+                        })
+                    })
+                    .collect();
+                v["disassembly"] = Json::from(insns);
+            }
+            v
+        })
+        .collect();
+    let maps: Vec<Json> = object
+        .maps
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name, "type": duet_object::map_type_name(m.map_type), "key_size": m.key_size,
+                "value_size": m.value_size, "max_entries": m.max_entries, "flags": m.flags,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "object": path.display().to_string(), "license": object.license, "programs": programs, "maps": maps,
+    });
+    println!("{doc}");
+    Ok(())
+}
+
 pub fn inspect(path: &Path, program: Option<&str>, disassemble: bool) -> Result<()> {
     let object = load_object(path)?;
     let mut out = std::io::stdout().lock();

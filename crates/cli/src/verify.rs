@@ -20,6 +20,8 @@ pub struct VerifyArgs<'a> {
     pub program: Option<&'a str>,
     /// Print the verifier's state trace.
     pub log: bool,
+    /// Print one JSON object instead of text.
+    pub json: bool,
 }
 
 /// `duet verify`.
@@ -46,7 +48,12 @@ pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
                 log: None,
             }),
         };
-        let ok = report(&mut out, &name, &result, args.log)?;
+        let ok = result.is_ok();
+        if args.json {
+            print_json(&mut out, args.input, vec![program_json(&name, &result, args.log)])?;
+        } else {
+            report(&mut out, &name, &result, args.log)?;
+        }
         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
 
@@ -58,27 +65,82 @@ pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
         None => object.programs.iter().map(|p| p.name.as_str()).collect(),
     };
     let mut all_ok = true;
+    let mut json = Vec::new();
     for name in programs {
         let program = object.program(Some(name))?;
         let Some(mut ctx) = VerifyContext::for_object_program(&object, program) else {
             // Nothing is wrong with a program duet does not verify: say so, and do not fail.
-            writeln!(out, "{name}: skipped: duet's verifier does not support {:?} programs", program.kind)?;
+            let why = format!("duet's verifier does not support {:?} programs", program.kind);
+            if args.json {
+                json.push(serde_json::json!({ "name": name, "status": "skipped", "reason": why }));
+            } else {
+                writeln!(out, "{name}: skipped: {why}")?;
+            }
             continue;
         };
         ctx.config = config.clone();
         let result = duet_verifier::verify(&program.program, &ctx);
-        all_ok &= report(&mut out, name, &result, args.log)?;
+        all_ok &= result.is_ok();
+        if args.json {
+            json.push(program_json(name, &result, args.log));
+        } else {
+            report(&mut out, name, &result, args.log)?;
+        }
+    }
+    if args.json {
+        print_json(&mut out, args.input, json)?;
     }
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// Prints one program's outcome; returns whether it verified.
-fn report(
-    out: &mut impl Write,
-    name: &str,
-    result: &Result<VerifiedProgram, Rejection>,
-    show_log: bool,
-) -> Result<bool> {
+fn print_json(out: &mut impl Write, input: &Path, programs: Vec<serde_json::Value>) -> Result<()> {
+    let ok = programs.iter().all(|p| p["status"] != "rejected");
+    let doc = serde_json::json!({ "input": input.display().to_string(), "ok": ok, "programs": programs });
+    writeln!(out, "{doc}")?;
+    Ok(())
+}
+
+/// One program's outcome as JSON: the proof's cost, or every diagnostic with its instruction,
+/// source line and help.
+fn program_json(name: &str, result: &Result<VerifiedProgram, Rejection>, with_log: bool) -> serde_json::Value {
+    let mut v = match result {
+        Ok(v) => {
+            let s = v.stats();
+            serde_json::json!({
+                "name": name, "status": "verified", "instructions": v.program().insns().len(),
+                "processed": s.insns_processed, "states": s.states, "peak_states": s.peak_states,
+                "ms": s.time.as_secs_f64() * 1e3,
+            })
+        }
+        Err(r) => {
+            let diagnostics: Vec<serde_json::Value> = r
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "code": d.code.name(), "pc": d.pc, "insn": d.insn, "message": d.message,
+                        "state": d.state, "notes": d.notes, "help": d.help,
+                        "source": d.source.as_ref().map(|l| serde_json::json!({
+                            "file": l.file, "line": l.line, "column": l.column, "text": l.text,
+                        })),
+                    })
+                })
+                .collect();
+            serde_json::json!({ "name": name, "status": "rejected", "diagnostics": diagnostics })
+        }
+    };
+    let log = match result {
+        Ok(p) => p.log(),
+        Err(r) => r.log.as_deref(),
+    };
+    if with_log && let Some(log) = log {
+        v["log"] = serde_json::Value::from(log);
+    }
+    v
+}
+
+/// Prints one program's outcome.
+fn report(out: &mut impl Write, name: &str, result: &Result<VerifiedProgram, Rejection>, show_log: bool) -> Result<()> {
     let log = match result {
         Ok(v) => v.log(),
         Err(r) => r.log.as_deref(),
@@ -100,12 +162,11 @@ fn report(
                 s.peak_states,
                 s.time.as_secs_f64() * 1e3
             )?;
-            Ok(true)
         }
         Err(rejection) => {
             writeln!(out, "{name}: rejected\n")?;
             writeln!(out, "{rejection}")?;
-            Ok(false)
         }
     }
+    Ok(())
 }
