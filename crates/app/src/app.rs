@@ -38,7 +38,7 @@ pub struct App {
     name: Arc<str>,
     config: AppConfig,
     engine: Engine,
-    pre: ProxyPre<AppState>,
+    pub(crate) pre: ProxyPre<AppState>,
     env: Arc<[(String, String)]>,
     allow: Arc<Allowlist>,
     outbound: Option<Arc<dyn Outbound>>,
@@ -90,7 +90,18 @@ impl App {
         if let CacheStatus::Failed(why) = &cache_status {
             tracing::warn!(app = %path.display(), "compile cache not used: {why}");
         }
-        let pre = link(&engine, &component, &path)?;
+        App::from_component(config, engine, &component, cache_status)
+    }
+
+    /// The rest of [`App::from_bytes`] once the component is compiled (or deserialized).
+    pub(crate) fn from_component(
+        config: &AppConfig,
+        engine: Engine,
+        component: &Component,
+        cache_status: CacheStatus,
+    ) -> Result<App, AppError> {
+        let path = config.wasm.clone();
+        let pre = link(&engine, component, &path)?;
         let name: Arc<str> = app_name(&path).into();
         Ok(App {
             name,

@@ -5,16 +5,23 @@
 //! read back by an engine that would have produced the same code. Any failure to read or write
 //! the cache falls back to compiling and says why in [`CacheStatus`]. The same scheme as
 //! duet-wasm's module cache, for components.
-#![allow(unsafe_code, reason = "Component::deserialize is unsafe; one block, documented")]
+#![cfg_attr(
+    feature = "compiler",
+    allow(unsafe_code, reason = "Component::deserialize is unsafe; one block, documented")
+)]
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+#[cfg(feature = "compiler")]
+use {
+    sha2::{Digest, Sha256},
+    std::hash::{Hash, Hasher},
+};
 
 /// Bumped when what duet stores in a cache file changes.
+#[cfg(feature = "compiler")]
 const FORMAT: &[u8] = b"duet-app aot cache v1\0";
 
 /// What the cache did for one load.
@@ -28,9 +35,13 @@ pub enum CacheStatus {
     Stored(PathBuf),
     /// Compiled; the cache could not be used, for this reason.
     Failed(String),
+    /// Loaded code compiled ahead of time ([`App::from_precompiled`](crate::App::from_precompiled)):
+    /// no compiler and no cache involved.
+    Precompiled,
 }
 
 /// Compiles `wasm`, or loads it from `dir` when an earlier run compiled it with the same engine.
+#[cfg(feature = "compiler")]
 pub(crate) fn load_or_compile(
     engine: &Engine,
     wasm: &[u8],
@@ -65,7 +76,17 @@ pub(crate) fn load_or_compile(
     Ok((component, status))
 }
 
+/// Without a compiler there is nothing to compile with: only precompiled components load.
+#[cfg(not(feature = "compiler"))]
+pub(crate) fn load_or_compile(_: &Engine, _: &[u8], _: Option<&Path>) -> wasmtime::Result<(Component, CacheStatus)> {
+    Err(wasmtime::Error::msg(
+        "this build of duet-app has no compiler (its `compiler` feature is off): it runs only components \
+         compiled ahead of time (App::from_precompiled)",
+    ))
+}
+
 /// The cache key: hex SHA-256 of the format tag, the engine's compatibility hash and the bytes.
+#[cfg(feature = "compiler")]
 fn key(engine: &Engine, wasm: &[u8]) -> String {
     let mut hasher = ShaHasher(Sha256::new());
     hasher.0.update(FORMAT);
@@ -75,6 +96,7 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
     hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+#[cfg(feature = "compiler")]
 fn store(component: &Component, dir: &Path, path: &Path) -> Result<(), String> {
     let bytes = component.serialize().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
@@ -88,8 +110,10 @@ fn store(component: &Component, dir: &Path, path: &Path) -> Result<(), String> {
 
 /// Feeds [`Hash`] output into SHA-256, so wasmtime's compatibility hash (which is only `Hash`)
 /// becomes part of a stable, collision-resistant key.
+#[cfg(feature = "compiler")]
 struct ShaHasher(Sha256);
 
+#[cfg(feature = "compiler")]
 impl Hasher for ShaHasher {
     fn finish(&self) -> u64 {
         let digest = self.0.clone().finalize();

@@ -26,6 +26,7 @@
 
 #![deny(unsafe_code)]
 
+mod aot;
 mod app;
 mod cache;
 mod config;
@@ -69,6 +70,15 @@ pub enum AppError {
     CoreModule {
         /// The file.
         path: PathBuf,
+    },
+    /// Code compiled ahead of time cannot be loaded by this runtime (another wasmtime version,
+    /// other engine settings, another CPU, or not wasmtime's format).
+    #[error("{path}: the precompiled component cannot be loaded by this runtime: {detail}")]
+    Precompiled {
+        /// The file it was compiled from.
+        path: PathBuf,
+        /// wasmtime's explanation.
+        detail: String,
     },
     /// The bytes are not a valid component for this engine.
     #[error("{path} is not a valid WebAssembly component: {detail}")]

@@ -5,17 +5,20 @@
 //! read back by an engine that would have produced the same code. The cache is an optimisation:
 //! any failure to read or write it falls back to compiling, and says why in [`CacheStatus`].
 //! This is the crate's only I/O.
-#![allow(unsafe_code, reason = "Module::deserialize is unsafe; one block, documented")]
+#![cfg_attr(feature = "compiler", allow(unsafe_code, reason = "Module::deserialize is unsafe; one block, documented"))]
 
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
-use wasmtime::{Engine, Module};
-
-use crate::WasmError;
+use std::path::PathBuf;
+#[cfg(feature = "compiler")]
+use {
+    crate::WasmError,
+    sha2::{Digest, Sha256},
+    std::hash::{Hash, Hasher},
+    std::path::Path,
+    wasmtime::{Engine, Module},
+};
 
 /// Bumped when what duet stores in a cache file changes.
+#[cfg(feature = "compiler")]
 const FORMAT: &[u8] = b"duet-wasm aot cache v1\0";
 
 /// What the cache did for one load.
@@ -29,9 +32,13 @@ pub enum CacheStatus {
     Stored(PathBuf),
     /// Compiled; the cache could not be used, for this reason.
     Failed(String),
+    /// Loaded code compiled ahead of time ([`WasmModule::load_precompiled`](crate::WasmModule::load_precompiled)):
+    /// no compiler and no cache involved.
+    Precompiled,
 }
 
 /// Compiles `wasm`, or loads it from `dir` when an earlier run compiled it with the same engine.
+#[cfg(feature = "compiler")]
 pub(crate) fn load_or_compile(
     engine: &Engine,
     wasm: &[u8],
@@ -65,6 +72,7 @@ pub(crate) fn load_or_compile(
 }
 
 /// The cache key: hex SHA-256 of the format tag, the engine's compatibility hash and the bytes.
+#[cfg(feature = "compiler")]
 fn key(engine: &Engine, wasm: &[u8]) -> String {
     let mut hasher = ShaHasher(Sha256::new());
     hasher.0.update(FORMAT);
@@ -74,6 +82,7 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
     hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+#[cfg(feature = "compiler")]
 fn store(module: &Module, dir: &Path, path: &Path) -> Result<(), String> {
     let bytes = module.serialize().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
@@ -87,8 +96,10 @@ fn store(module: &Module, dir: &Path, path: &Path) -> Result<(), String> {
 
 /// Feeds [`Hash`] output into SHA-256, so wasmtime's compatibility hash (which is only `Hash`)
 /// becomes part of a stable, collision-resistant key.
+#[cfg(feature = "compiler")]
 struct ShaHasher(Sha256);
 
+#[cfg(feature = "compiler")]
 impl Hasher for ShaHasher {
     fn finish(&self) -> u64 {
         let digest = self.0.clone().finalize();

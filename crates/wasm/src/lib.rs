@@ -25,11 +25,13 @@
 //! same code the eBPF VM's helpers use, so both executors give identical results. Outside
 //! `run_http` those imports answer `-EPERM`.
 //!
-//! Unsafe code is confined to three private modules: reading map values through the pointers
-//! duet-maps hands out, loading the AOT cache, and lending an exchange to the store for one call
+//! Unsafe code is confined to four private modules: reading map values through the pointers
+//! duet-maps hands out, loading the AOT cache, loading code compiled ahead of time (`aot.rs`,
+//! for executables without a compiler), and lending an exchange to the store for one call
 //! (`exchange.rs`). The cache (`cache.rs`) is the only I/O.
 #![deny(unsafe_code)]
 
+mod aot;
 mod cache;
 mod exchange;
 mod host;
@@ -48,10 +50,11 @@ use duet_maps::{Map, MapError, MapSpec};
 use duet_vm::Env;
 use duet_vm::http::{HttpExchange, HttpMd, HttpOutcome, HttpProgram, HttpRunState};
 use wasmtime::{
-    Config, Engine, ExternType, Instance, InstancePre, Linker, Memory, Module, OptLevel, Store, StoreLimitsBuilder,
-    Trap, TypedFunc,
+    Config, Engine, ExternType, Instance, InstancePre, Linker, Memory, Module, Store, StoreLimitsBuilder, Trap,
+    TypedFunc,
 };
 
+pub use aot::Precompiled;
 pub use cache::{CacheStatus, default_cache_dir};
 pub use host::{GuestFault, MAX_TRACE_LINE_BYTES, MAX_TRACE_LINES, MAX_TRACE_LINES_PER_CALL, TraceLog};
 pub use manifest::MAPS_SECTION;
@@ -140,6 +143,13 @@ pub enum WasmError {
         /// wasmtime's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Code compiled ahead of time cannot be loaded by this runtime (another wasmtime version,
+    /// other engine settings, another CPU, or not wasmtime's format).
+    #[error("the precompiled module cannot be loaded by this runtime: {reason}")]
+    Precompiled {
+        /// wasmtime's explanation.
+        reason: String,
     },
     /// The module does not follow the duet ABI (exports, imports or version).
     #[error("not a duet ABI v{MIN_ABI_VERSION}..v{ABI_VERSION} module: {reason}")]
@@ -379,6 +389,15 @@ impl WasmModule {
         options: &WasmOptions,
         shared: impl IntoIterator<Item = (N, Arc<Map>)>,
     ) -> Result<Self, WasmError> {
+        Self::load_code(aot::Code::Wasm(wasm), options, shared)
+    }
+
+    /// The loader behind [`WasmModule::load_with_maps`] and [`WasmModule::load_precompiled`].
+    fn load_code<N: Into<String>>(
+        code: aot::Code<'_>,
+        options: &WasmOptions,
+        shared: impl IntoIterator<Item = (N, Arc<Map>)>,
+    ) -> Result<Self, WasmError> {
         let n_cpus = options.n_cpus;
         if n_cpus == 0 || options.env.cpu as usize >= n_cpus {
             return Err(WasmError::Options {
@@ -388,9 +407,8 @@ impl WasmModule {
         if options.deadline.is_zero() {
             return Err(WasmError::Options { reason: "the deadline must be positive".into() });
         }
-        let specs = manifest::map_specs(wasm)?;
         let engine = engine()?;
-        let (module, cache) = cache::load_or_compile(&engine, wasm, options.cache_dir.as_deref())?;
+        let (specs, module, cache) = code.load(&engine, options.cache_dir.as_deref())?;
         check_imports(&module)?;
         let programs = check_exports(&module, options.memory_limit)?;
 
@@ -552,7 +570,8 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
 fn engine() -> Result<Engine, WasmError> {
     let mut config = Config::new();
     config.epoch_interruption(true);
-    config.cranelift_opt_level(OptLevel::Speed);
+    #[cfg(feature = "compiler")]
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     Engine::new(&config).map_err(|e| WasmError::Compile { source: e.into() })
 }
 

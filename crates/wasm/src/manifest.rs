@@ -26,6 +26,14 @@ struct Entry {
 /// The map specs of a module, in manifest order (a map's id is its index). A module without a
 /// `duet.maps` section has no maps.
 pub(crate) fn map_specs(wasm: &[u8]) -> Result<Vec<MapSpec>, WasmError> {
+    match maps_section(wasm)? {
+        Some(payload) => parse(payload),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The payload of the module's `duet.maps` section, if it has one.
+pub(crate) fn maps_section(wasm: &[u8]) -> Result<Option<&[u8]>, WasmError> {
     let mut manifest = None;
     for (name, payload) in custom_sections(wasm)? {
         if name == MAPS_SECTION {
@@ -35,7 +43,11 @@ pub(crate) fn map_specs(wasm: &[u8]) -> Result<Vec<MapSpec>, WasmError> {
             manifest = Some(payload);
         }
     }
-    let Some(payload) = manifest else { return Ok(Vec::new()) };
+    Ok(manifest)
+}
+
+/// The map specs of a `duet.maps` section's payload (the JSON of docs/ABI.md).
+pub(crate) fn parse(payload: &[u8]) -> Result<Vec<MapSpec>, WasmError> {
     let entries: Vec<Entry> = serde_json::from_slice(payload).map_err(|e| manifest_error(e.to_string()))?;
     let mut specs: Vec<MapSpec> = Vec::with_capacity(entries.len());
     for (id, e) in entries.into_iter().enumerate() {
