@@ -16,6 +16,19 @@ pub enum BuildError {
         /// What to try, starting with "; " (or empty).
         hint: String,
     },
+    /// The program crate did not compile: the compiler's messages (printed above, or in
+    /// `messages` when the build was quiet) say why.
+    #[error("{krate} did not compile for {target}: {errors} error{plural} (the compiler's messages are above){messages}", plural = if *errors == 1 { "" } else { "s" })]
+    Compile {
+        /// The crate's name.
+        krate: String,
+        /// The target.
+        target: String,
+        /// How many errors the compiler reported.
+        errors: usize,
+        /// The rendered errors when the build was quiet (starting with a newline), else empty.
+        messages: String,
+    },
     /// A command could not be started.
     #[error("cannot start `{command}`: {source}{hint}")]
     Spawn {

@@ -273,13 +273,16 @@ fn cargo_build(
         cmd.args(["-C", "link-arg=--btf"]);
     }
     cmd.args(rustc_args);
+    // Reached only when the compiler itself reported no error: the linker or the toolchain failed.
     let hint = if target == BPF_TARGET {
-        "see the compiler's messages above; a program must be `#![no_std]`, and errors about `bpf-linker` mean \
-         the linker in the tools directory is broken (delete it and build again)"
+        "the compiler reported no error, so linking failed: see bpf-linker's messages above (`function ... not \
+         found while relocating` names a call the BPF target cannot make, e.g. `memset`: zero with \
+         `duet::zeroed`); if bpf-linker itself crashed, delete it from the tools directory and build again"
     } else {
-        "see the compiler's messages above; a program must be `#![no_std]` and depend on the `duet` SDK"
+        "the compiler reported no error, so linking failed: see the messages above; a program must be \
+         `#![no_std]` and depend on the `duet` SDK"
     };
-    let stdout = process::run_capturing(progress, &mut cmd, hint)?;
+    let stdout = process::run_cargo_build(progress, &mut cmd, &krate.lib_name, target, hint)?;
     artifact(&stdout, &krate.lib_name, target)
 }
 

@@ -32,21 +32,12 @@ impl Progress {
 /// Runs `cmd`; its stdout and stderr go to our stderr (or are captured when quiet). On failure
 /// the error carries `hint` and, when quiet, the end of the command's output.
 pub(crate) fn run(progress: Progress, cmd: &mut Command, hint: &str) -> Result<(), BuildError> {
-    run_inner(progress, cmd, hint, false).map(drop)
-}
-
-/// Like [`run`], but returns the command's stdout instead of passing it on.
-pub(crate) fn run_capturing(progress: Progress, cmd: &mut Command, hint: &str) -> Result<String, BuildError> {
-    run_inner(progress, cmd, hint, true)
-}
-
-fn run_inner(progress: Progress, cmd: &mut Command, hint: &str, capture: bool) -> Result<String, BuildError> {
     let line = shell_line(cmd);
     if !progress.quiet {
         eprintln!("$ {line}");
     }
     let hint = if hint.is_empty() { String::new() } else { format!("; {hint}") };
-    cmd.stdout(if capture || progress.quiet { Stdio::piped() } else { std::io::stderr().into() });
+    cmd.stdout(if progress.quiet { Stdio::piped() } else { std::io::stderr().into() });
     cmd.stderr(if progress.quiet { Stdio::piped() } else { Stdio::inherit() });
     let out = cmd.output().map_err(|source| BuildError::Spawn {
         command: line.clone(),
@@ -56,18 +47,92 @@ fn run_inner(progress: Progress, cmd: &mut Command, hint: &str, capture: bool) -
     if !out.status.success() {
         let mut hint = hint;
         if progress.quiet {
-            let text = String::from_utf8_lossy(&out.stderr);
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(40)..];
-            hint.push_str(&format!("\n--- output of the command (last {} lines) ---\n{}", tail.len(), tail.join("\n")));
+            hint.push_str(&output_tail(&out.stderr));
         }
         return Err(BuildError::Command { command: line, status: out.status.to_string(), hint });
     }
-    if capture {
-        String::from_utf8(out.stdout).map_err(|_| BuildError::Output(format!("`{line}` printed non-UTF-8 output")))
-    } else {
-        Ok(String::new())
+    Ok(())
+}
+
+/// The last 40 lines of a command's output, for errors of quiet builds.
+fn output_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(40)..];
+    format!("\n--- output of the command (last {} lines) ---\n{}", tail.len(), tail.join("\n"))
+}
+
+/// Runs a `cargo ... --message-format=json-render-diagnostics` build and returns its stdout (the
+/// JSON messages). Its stderr is passed on as it comes (unless quiet) and kept: when the compiler
+/// reported errors in the program's own code, the error says so briefly
+/// ([`BuildError::Compile`]); otherwise (a linker or tool failure) it carries `hint` and the
+/// command line.
+pub(crate) fn run_cargo_build(
+    progress: Progress,
+    cmd: &mut Command,
+    krate: &str,
+    target: &str,
+    hint: &str,
+) -> Result<String, BuildError> {
+    use std::io::{BufRead, Read};
+    let line = shell_line(cmd);
+    if !progress.quiet {
+        eprintln!("$ {line}");
     }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let spawn_error =
+        |source| BuildError::Spawn { command: line.clone(), source, hint: "; is cargo installed and on PATH?".into() };
+    let mut child = cmd.spawn().map_err(spawn_error)?;
+    let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(BuildError::Output(format!("`{line}`: no pipes to read")));
+    };
+    // stderr: echoed line by line while the build runs (progress), and kept for the verdict.
+    let quiet = progress.quiet;
+    let echo = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !quiet {
+                eprintln!("{l}");
+            }
+            kept.push(l);
+        }
+        kept
+    });
+    let mut out = Vec::new();
+    let read = stdout.read_to_end(&mut out);
+    let status = child.wait().map_err(spawn_error)?;
+    let err_lines = echo.join().unwrap_or_default();
+    read.map_err(|e| BuildError::Output(format!("`{line}`: cannot read its output: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out).into_owned();
+    if status.success() {
+        return Ok(stdout);
+    }
+    // rustc failed on a crate (cargo's summary names it: the program, or one it depends on), and
+    // not in the linker.
+    let failed = err_lines.iter().find_map(|l| l.strip_prefix("error: could not compile `")?.split('`').next());
+    let linker = err_lines.iter().any(|l| l.contains("linking with") || l.contains("linker `"));
+    if let Some(failed) = failed.filter(|_| !linker) {
+        let krate =
+            if failed.replace('-', "_") == krate.replace('-', "_") { krate.to_owned() } else { failed.to_owned() };
+        let errors = err_lines
+            .iter()
+            .find_map(|l| l.split("due to ").nth(1)?.split_whitespace().next()?.parse().ok())
+            .unwrap_or(1);
+        let messages = if quiet {
+            let first = err_lines.iter().position(|l| l.starts_with("error")).unwrap_or(0);
+            let shown: Vec<&str> = err_lines[first..].iter().take(60).map(String::as_str).collect();
+            format!("\n{}", shown.join("\n"))
+        } else {
+            String::new()
+        };
+        return Err(BuildError::Compile { krate, target: target.into(), errors, messages });
+    }
+    let mut hint = format!("; {hint}");
+    if quiet {
+        let tail = &err_lines[err_lines.len().saturating_sub(40)..];
+        hint.push_str(&format!("\n--- output of the command (last {} lines) ---\n{}", tail.len(), tail.join("\n")));
+    }
+    Err(BuildError::Command { command: line, status: status.to_string(), hint })
 }
 
 /// Runs a query such as `rustc -vV` quietly and returns its stdout.
