@@ -137,7 +137,9 @@ enum Command {
         #[arg(long)]
         program: Option<String>,
         /// Engine: `interp` (the checked interpreter), `jit` (verified programs compiled to native
-        /// code) or `wasm` (wasmtime) [default: `wasm` for a WebAssembly module, else `interp`].
+        /// code) or `wasm` (wasmtime) [default: `wasm` for a WebAssembly module, else `jit`, or
+        /// `interp` with `--no-verify`]. The JIT and the interpreter give the same results; the
+        /// interpreter checks every access at run time.
         /// A `.wasm` runs only in `wasm`, a `.bpf.o` only in `interp` or `jit`.
         #[arg(long, value_parser = ["interp", "jit", "wasm"])]
         engine: Option<String>,

@@ -277,7 +277,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         (Some("wasm"), false) => return crate::wasm_run::run(args),
         _ => {}
     }
-    let engine = args.engine.as_deref().unwrap_or("interp");
+    // Verified programs run native code by default; `--no-verify` needs the checked interpreter.
+    let engine = args.engine.as_deref().unwrap_or(if args.no_verify { "interp" } else { "jit" });
     let object = load_object(&args.object)?;
     check_ring_buffers(&object).with_context(|| format!("cannot load {}", args.object.display()))?;
     let program = pick_program(&object, &args.object, args.program.as_deref())?;
