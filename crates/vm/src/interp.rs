@@ -172,7 +172,9 @@ impl Interpreter {
         memory.push(Region::writable(stack, RegionKind::Stack));
         let input = Region::writable(mem, RegionKind::Input);
         memory.push(input);
-        execute(code, *entry, &mut memory, [input.start(), input.len(), 0, 0, 0], input, None)
+        // No memory: r1 = 0, as ubpf and rbpf pass it (an empty slice's address means nothing).
+        let r1 = if input.len() == 0 { 0 } else { input.start() };
+        execute(code, *entry, &mut memory, [r1, input.len(), 0, 0, 0], input, None)
     }
 
     /// Runs an XDP program on `packet`; returns the verdict (`r0`). The program sees

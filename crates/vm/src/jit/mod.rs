@@ -192,7 +192,9 @@ impl Jit {
         memory.push(stack);
         let input = Region::writable(mem, RegionKind::Input);
         memory.push(input);
-        execute(shared, *entry, &mut memory, stack, [input.start(), input.len(), 0, 0, 0], input, RunKind::Memory, None)
+        // No memory: r1 = 0, as the interpreter (and ubpf and rbpf) pass it.
+        let r1 = if input.len() == 0 { 0 } else { input.start() };
+        execute(shared, *entry, &mut memory, stack, [r1, input.len(), 0, 0, 0], input, RunKind::Memory, None)
     }
 
     /// Runs an XDP program on `packet`; returns the verdict (`r0`).
