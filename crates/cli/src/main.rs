@@ -27,6 +27,7 @@ mod capture;
 mod kernel;
 mod mesh_cmd;
 mod objects;
+mod package_cmd;
 mod replay;
 mod showcase;
 mod verify;
@@ -243,6 +244,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compile a `.wasm` ahead of time into one executable with a runtime that has no compiler:
+    /// a packet program runs as `./FILE --pcap in.pcap [--json]` (the output of `duet run`), an
+    /// HTTP app (a wasi:http/incoming-handler component) as `./FILE --listen 127.0.0.1:8080`.
+    ///
+    /// Examples: `duet package examples/firewall/target/duet/firewall.wasm -o firewall`;
+    /// `duet package hello_app.wasm -o hello --max-concurrency 64 --env GREETING=hi --kv 1000`.
+    /// The runtime is duet-runner: `--runner`, else $DUET_RUNNER, else next to `duet`, else built
+    /// from duet's checkout (`cargo build --release -p duet-runner`, echoed).
+    Package(package_cmd::PackageArgs),
     /// The sidecar: an HTTP/1.1 and HTTP/2 proxy whose filters are Proxy-Wasm modules, with
     /// Prometheus metrics, an admin API and hot reload (`duet mesh run --config mesh.yaml`).
     #[command(subcommand)]
@@ -370,6 +380,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let ok = showcase::bench_object(&object, &pcap, program.as_deref(), wasm.as_deref(), json)?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        Command::Package(args) => package_cmd::run(args),
         Command::Mesh(command) => mesh_cmd::run(command),
         Command::Kernel(command) => kernel::run(command),
     }
