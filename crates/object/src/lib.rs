@@ -246,13 +246,12 @@ pub enum ObjectError {
     #[error("relocation failed: {0}")]
     Relocation(String),
     /// A program's linked instructions are not valid eBPF.
-    #[error("program `{program}`: {source}")]
+    #[error("program `{program}`: {error}")]
     Decode {
         /// The program.
         program: String,
-        /// What is wrong with its bytecode.
-        #[source]
-        source: DecodeError,
+        /// What is wrong with its bytecode (in the message only, so chains print it once).
+        error: DecodeError,
     },
     /// The parser failed unexpectedly on this input (reported, never a crash).
     #[error("the object parser failed on this input ({0}); the file is probably corrupt")]
@@ -532,8 +531,7 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
                 RawInsn::from_bytes(b)
             })
             .collect();
-        let program =
-            Program::from_raw(&raw).map_err(|source| ObjectError::Decode { program: name.clone(), source })?;
+        let program = Program::from_raw(&raw).map_err(|error| ObjectError::Decode { program: name.clone(), error })?;
         let map_refs = program
             .insns()
             .iter()

@@ -32,8 +32,7 @@ pub enum HelperError {
     BadPointer {
         /// Argument number, 1-based (r1..r5).
         arg: u8,
-        /// The failed access.
-        #[source]
+        /// The failed access (in the message only, so chains print it once).
         trap: TrapKind,
     },
     /// Any other failure, in words.

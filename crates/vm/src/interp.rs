@@ -760,7 +760,7 @@ fn execute(
                             continue;
                         }
                     }
-                    Err(source) => trap!(TrapKind::HelperFailed { id: id as u32, source: Box::new(source) }),
+                    Err(error) => trap!(TrapKind::HelperFailed { id: id as u32, error: Box::new(error) }),
                 }
             }
             Op::CallKfunc => trap!(TrapKind::Kfunc(insn.imm)),

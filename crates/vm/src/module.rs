@@ -100,30 +100,27 @@ impl Default for LoadOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
     /// A map could not be created.
-    #[error("map `{name}`: {source}")]
+    #[error("map `{name}`: {error}")]
     Map {
         /// The map.
         name: String,
-        /// Why.
-        #[source]
-        source: MapError,
+        /// Why (part of the message, not a separate `source()`, so chains print it once).
+        error: MapError,
     },
     /// A program could not be prepared.
-    #[error("program `{program}`: {source}")]
+    #[error("program `{program}`: {error}")]
     Program {
         /// The program.
         program: String,
-        /// Why.
-        #[source]
-        source: LoadError,
+        /// Why (part of the message, not a separate `source()`, so chains print it once).
+        error: LoadError,
     },
     /// duet's verifier rejected the program.
     #[error("program `{program}` is not safe to run; duet's verifier says:\n{rejection}")]
     Rejected {
         /// The program.
         program: String,
-        /// Every problem the verifier found.
-        #[source]
+        /// Every problem the verifier found (in the message only, so chains print it once).
         rejection: Box<duet_verifier::Rejection>,
     },
     /// The verifier does not know this program type yet.
@@ -137,13 +134,12 @@ pub enum ModuleError {
         kind: String,
     },
     /// The JIT could not compile a program.
-    #[error("program `{program}`: {source}")]
+    #[error("program `{program}`: {error}")]
     Jit {
         /// The program.
         program: String,
-        /// Why.
-        #[source]
-        source: crate::JitError,
+        /// Why (part of the message, not a separate `source()`, so chains print it once).
+        error: crate::JitError,
     },
     /// An http runner was asked for a program that is not an http program.
     #[error(
@@ -221,7 +217,7 @@ impl Module {
             let bytes = u64::from(def.max_entries).saturating_mul(entry.max(1));
             budget = budget.checked_sub(bytes).ok_or_else(|| ModuleError::Map {
                 name: def.name.clone(),
-                source: MapError::Invalid(format!(
+                error: MapError::Invalid(format!(
                     "{} entries would need about {bytes} bytes, past the module's limit of {} bytes (LoadOptions::max_map_memory)",
                     def.max_entries, options.max_map_memory
                 )),
@@ -231,7 +227,7 @@ impl Module {
         let mut redirect = Vec::with_capacity(object.maps.len());
         let mut regions = Vec::new();
         for def in &object.maps {
-            let map_err = |source| ModuleError::Map { name: def.name.clone(), source };
+            let map_err = |error| ModuleError::Map { name: def.name.clone(), error };
             // Redirect targets (devices, CPUs, AF_XDP sockets) have no meaning in userspace; their
             // maps keep entries like a hash of index to value so `bpf_redirect_map` can tell
             // present from absent slots, as the kernel's lookup does.
@@ -276,7 +272,7 @@ impl Module {
         let mut prepared = Vec::with_capacity(object.programs.len());
         for p in &object.programs {
             let code = prepare(&p.program, &helpers, |pc, insn| resolve(&state, pc, insn))
-                .map_err(|source| ModuleError::Program { program: p.name.clone(), source })?;
+                .map_err(|error| ModuleError::Program { program: p.name.clone(), error })?;
             prepared.push(code);
         }
         let code =
@@ -337,7 +333,7 @@ impl Module {
             let Some(program) = &verified[index] else { continue };
             if compiled[index].is_none() {
                 let c = Jit::compile_program(&self.code, index, program, &self.inline_arrays())
-                    .map_err(|source| ModuleError::Jit { program: self.programs[index].name.clone(), source })?;
+                    .map_err(|error| ModuleError::Jit { program: self.programs[index].name.clone(), error })?;
                 compiled[index] = Some(c);
             }
             code[index] = compiled[index].clone();
@@ -447,7 +443,7 @@ impl Module {
         let target = self.program_index(program)? as u32;
         self.map(map)?
             .update(&index.to_le_bytes(), &target.to_le_bytes(), 0, None)
-            .map_err(|source| ModuleError::Map { name: map.to_owned(), source })
+            .map_err(|error| ModuleError::Map { name: map.to_owned(), error })
     }
 
     /// Takes the `bpf_trace_printk` lines written so far.

@@ -37,13 +37,12 @@ pub enum TrapKind {
     #[error("unknown helper {0}")]
     UnknownHelper(u64),
     /// A helper reported an error.
-    #[error("helper {id} failed: {source}")]
+    #[error("helper {id} failed: {error}")]
     HelperFailed {
         /// The helper id.
         id: u32,
-        /// The helper's error.
-        #[source]
-        source: Box<crate::HelperError>,
+        /// The helper's error (in the message only, so chains print it once).
+        error: Box<crate::HelperError>,
     },
     /// A load or store of the program context that the program type does not allow.
     #[error("invalid {} of {size} bytes at context offset {offset}", if *write { "write" } else { "read" })]

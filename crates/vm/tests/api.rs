@@ -109,3 +109,28 @@ fn runs_on_many_threads_from_clones() {
         assert_eq!(*total, 3 * (1000 * i * 1000 + 999 * 1000 / 2));
     }
 }
+
+/// An error and its `source()` chain say each cause once (the CLI prints whole chains).
+#[test]
+fn error_chains_do_not_repeat_their_cause() {
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            next = s.source();
+        }
+        out
+    }
+    let map = duet_vm::ModuleError::Map {
+        name: "M".into(),
+        error: duet_maps::MapError::Invalid("out of memory for the map's storage".into()),
+    };
+    let trap =
+        duet_vm::TrapKind::HelperFailed { id: 2, error: Box::new(duet_vm::HelperError::Failed("bad key".into())) };
+    for (e, cause) in [(&map as &dyn std::error::Error, "out of memory"), (&trap, "bad key")] {
+        let text = chain(e);
+        assert_eq!(text.matches(cause).count(), 1, "{text}");
+    }
+}

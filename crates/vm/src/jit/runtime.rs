@@ -183,7 +183,7 @@ impl RunCtx {
                     0
                 }
             },
-            Err(source) => self.trap(pc, TrapKind::HelperFailed { id: id as u32, source: Box::new(source) }),
+            Err(error) => self.trap(pc, TrapKind::HelperFailed { id: id as u32, error: Box::new(error) }),
         }
     }
 }
