@@ -173,7 +173,7 @@ impl Interpreter {
         let input = Region::writable(mem, RegionKind::Input);
         memory.push(input);
         // No memory: r1 = 0, as ubpf and rbpf pass it (an empty slice's address means nothing).
-        let r1 = if input.len() == 0 { 0 } else { input.start() };
+        let r1 = if mem.is_empty() { 0 } else { input.start() };
         execute(code, *entry, &mut memory, [r1, input.len(), 0, 0, 0], input, None)
     }
 

@@ -193,7 +193,7 @@ impl Jit {
         let input = Region::writable(mem, RegionKind::Input);
         memory.push(input);
         // No memory: r1 = 0, as the interpreter (and ubpf and rbpf) pass it.
-        let r1 = if input.len() == 0 { 0 } else { input.start() };
+        let r1 = if mem.is_empty() { 0 } else { input.start() };
         execute(shared, *entry, &mut memory, stack, [r1, input.len(), 0, 0, 0], input, RunKind::Memory, None)
     }
 
