@@ -9,6 +9,7 @@
 //! binary too (the `#[path]` modules below), so the two cannot drift apart.
 
 use std::convert::Infallible;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -236,6 +237,7 @@ fn serve_app(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     // SAFETY: as for packet programs: `duet_runner::read` checked these bytes against the
     // SHA-256 `duet package` recorded when it wrote them from `App::precompile`.
