@@ -27,7 +27,7 @@ fn a_compile_error_is_named_as_the_programs_without_linker_advice() {
         let out = cmd.output().unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().filter(|l| l.starts_with("error:")).last().unwrap_or_default().to_owned();
+        let last = err.lines().rfind(|l| l.starts_with("error:")).unwrap_or_default().to_owned();
         assert!(err.contains("did not compile for") && err.contains("1 error"), "quiet={quiet}:\n{err}");
         assert!(!last.contains("bpf-linker") && !last.contains("cargo rustc"), "quiet={quiet}: {last}");
         if quiet {
