@@ -207,7 +207,7 @@ impl Trailer {
 
     /// Where the payload starts in a file with `before` bytes before the trailer.
     fn payload_start(&self, before: u64) -> Result<u64, PackageError> {
-        let wanted = self.manifest_len.checked_add(self.code_len).unwrap_or(u64::MAX);
+        let wanted = self.manifest_len.saturating_add(self.code_len);
         if self.manifest_len > MAX_MANIFEST || wanted > before {
             return Err(PackageError::Truncated { wanted, have: before });
         }
