@@ -81,6 +81,8 @@ pub fn run(args: PackageArgs) -> Result<ExitCode> {
     if !runner.starts_with(b"\x7fELF") {
         bail!("{} is not an executable (no ELF header); pass duet-runner with --runner", runner_path.display());
     }
+    let stripped = strip_debug_info(runner);
+    let runner = stripped.as_deref().unwrap_or(runner);
     let code_len = code.len();
     let package = duet_runner::assemble(runner, &Payload { manifest, code })?;
     write_executable(&args.output, &package)?;
@@ -227,6 +229,32 @@ fn find_runner(explicit: Option<&Path>) -> Result<PathBuf> {
         bail!("cargo built duet-runner but {} is missing; pass it with --runner", built.display());
     }
     Ok(built)
+}
+
+/// The runner without its DWARF sections (a release build keeps line tables, about nine tenths
+/// of the file), through binutils' `strip --strip-debug` when it is installed (echoed); symbols
+/// stay, so the runtime's own backtraces keep their names. `None`: embed the runner as it is.
+fn strip_debug_info(runner: &[u8]) -> Option<Vec<u8>> {
+    let dir = std::env::temp_dir();
+    let input = dir.join(format!("duet-package-runner-{}", std::process::id()));
+    let output = dir.join(format!("duet-package-runner-{}.stripped", std::process::id()));
+    std::fs::write(&input, runner).ok()?;
+    let mut cmd = Command::new("strip");
+    cmd.arg("--strip-debug").arg("-o").arg(&output).arg(&input);
+    let status = cmd.stderr(std::process::Stdio::null()).status();
+    let stripped = match status {
+        Ok(s) if s.success() => {
+            eprintln!("$ {cmd:?}");
+            std::fs::read(&output).ok()
+        }
+        _ => {
+            eprintln!("note: `strip` (binutils) is not available: the runtime is embedded with its debug info");
+            None
+        }
+    };
+    let _ = std::fs::remove_file(&input);
+    let _ = std::fs::remove_file(&output);
+    stripped
 }
 
 /// Writes `bytes` to `path` with mode 0755, through a temporary file in the same directory and a

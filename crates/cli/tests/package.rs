@@ -345,14 +345,17 @@ async fn per_request(addr: SocketAddr, n: usize) -> Duration {
 /// serving the same `.wasm` (the binary in `DUET_BENCH_BIN`, else this test's `duet`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn package_size_startup_and_speed() {
-    let reference = std::env::var("DUET_BENCH_BIN").map_or_else(|_| PathBuf::from(DUET), PathBuf::from);
+    // A relative path is taken from the workspace root (the test runs in crates/cli).
+    let reference = std::env::var("DUET_BENCH_BIN").map_or_else(|_| PathBuf::from(DUET), |p| root().join(p));
     let wasm = firewall_wasm();
     let exe = package(&wasm, "firewall-bench", &[]);
     let one = tmp("one.pcap");
     let frame = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).find(|f| f.len() >= 54).unwrap();
     duet_testdata::packets::write_pcap(std::fs::File::create(&one).unwrap(), &[frame]).unwrap();
     let big = corpus_pcap("corpus-x200", 200);
-    let runner_size = std::fs::metadata(runner()).unwrap().len();
+    let built_size = std::fs::metadata(runner()).unwrap().len();
+    // The runtime as embedded (`duet package` strips its debug info when binutils is there).
+    let runner_size = duet_runner::split(&std::fs::read(&exe).unwrap()).unwrap().unwrap().0.len() as u64;
     let size = std::fs::metadata(&exe).unwrap().len();
     let timed = |cmd: &mut Command| {
         let t0 = Instant::now();
@@ -396,8 +399,15 @@ async fn package_size_startup_and_speed() {
     let config = tmp("mesh-bench.yaml");
     std::fs::write(&config, yaml).unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // An older `duet` may predate app clusters: then this test's own `duet` serves them.
+    let mesh_bin = if output(Command::new(&reference).args(["mesh", "check", "--config"]).arg(&config)).status.success()
+    {
+        reference.clone()
+    } else {
+        PathBuf::from(DUET)
+    };
     let t0 = Instant::now();
-    let mut mesh = Command::new(&reference)
+    let mut mesh = Command::new(&mesh_bin)
         .args(["mesh", "run", "--config"])
         .arg(&config)
         .env("XDG_CACHE_HOME", tmp("mesh-cache"))
@@ -423,7 +433,11 @@ async fn package_size_startup_and_speed() {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     eprintln!("\n=== duet package: size, start-up, speed (reference: {}) ===", reference.display());
-    eprintln!("duet-runner alone: {:.1} MiB", runner_size as f64 / 1048576.0);
+    eprintln!(
+        "duet-runner: {:.1} MiB as built, {:.1} MiB as embedded",
+        built_size as f64 / 1048576.0,
+        runner_size as f64 / 1048576.0
+    );
     eprintln!("firewall package: {:.1} MiB ({} bytes over the runner)", size as f64 / 1048576.0, size - runner_size);
     eprintln!(
         "hello package:    {:.1} MiB ({} bytes over the runner)",
@@ -440,6 +454,7 @@ async fn package_size_startup_and_speed() {
         big.metadata().map(|_| "the corpus x200").unwrap_or(""),
         pkt_pkg / pkt_run
     );
+    eprintln!("duet mesh: {}", mesh_bin.display());
     eprintln!(
         "hello, spawn to first 200 (median of 5): package {:.1} ms (listening after {:.1} ms), duet mesh {:.1} ms",
         ms(first_pkg),

@@ -104,7 +104,11 @@ fn run() -> Result<ExitCode> {
     let exe = own_executable();
     let payload = load_payload(&exe)?;
     let name = exe.file_name().map_or_else(|| "package".into(), |n| n.to_string_lossy().into_owned());
-    let matches = Args::command().bin_name(name.clone()).about(about(&payload)).after_help(examples(&payload, &name)).get_matches();
+    let matches = Args::command()
+        .bin_name(name.clone())
+        .about(about(&payload))
+        .after_help(examples(&payload, &name))
+        .get_matches();
     let args = Args::from_arg_matches(&matches)?;
     if args.info {
         println!("{}", info(&payload)?);
@@ -125,7 +129,9 @@ fn run() -> Result<ExitCode> {
         }
         Artifact::App { config, kv_entries } => {
             let Some(addr) = args.listen else {
-                bail!("{name} holds an HTTP app: serve it with --listen ADDR, e.g. --listen 127.0.0.1:8080 (see --help)")
+                bail!(
+                    "{name} holds an HTTP app: serve it with --listen ADDR, e.g. --listen 127.0.0.1:8080 (see --help)"
+                )
             };
             let mut config = config.clone();
             config.max_concurrency = args.max_concurrency.unwrap_or(config.max_concurrency);
@@ -144,7 +150,8 @@ fn own_executable() -> PathBuf {
 }
 
 fn load_payload(exe: &std::path::Path) -> Result<Payload> {
-    let mut file = std::fs::File::open(exe).with_context(|| format!("cannot open its own executable {}", exe.display()))?;
+    let mut file =
+        std::fs::File::open(exe).with_context(|| format!("cannot open its own executable {}", exe.display()))?;
     match duet_runner::read(&mut file).context("cannot load the packaged program")? {
         Some(payload) => Ok(payload),
         None => bail!(
@@ -156,7 +163,13 @@ fn load_payload(exe: &std::path::Path) -> Result<Payload> {
 
 // === Packet programs ===
 
-fn run_program(payload: &Payload, packaged: &str, exe: &std::path::Path, pcap: PathBuf, args: &Args) -> Result<ExitCode> {
+fn run_program(
+    payload: &Payload,
+    packaged: &str,
+    exe: &std::path::Path,
+    pcap: PathBuf,
+    args: &Args,
+) -> Result<ExitCode> {
     let Artifact::Program { maps_manifest, .. } = &payload.manifest.artifact else { bail!("not a packet program") };
     let run_args = RunArgs {
         object: exe.to_path_buf(),
@@ -190,7 +203,9 @@ fn run_program(payload: &Payload, packaged: &str, exe: &std::path::Path, pcap: P
     let kind = module.program(&name)?.kind;
     let skb = kind.skb_hook();
     if kind != ProgramKind::Xdp && skb.is_none() {
-        bail!("program `{name}` is a {kind} program; --pcap runs xdp, classifier, socket_filter and cgroup_skb programs");
+        bail!(
+            "program `{name}` is a {kind} program; --pcap runs xdp, classifier, socket_filter and cgroup_skb programs"
+        );
     }
     if let Some(maps_in) = &run_args.maps_in {
         seed_maps(|n| module.map(n).ok().map(|m| &**m), maps_in)?;
@@ -233,9 +248,7 @@ fn serve_app(
     started: Instant,
 ) -> Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -250,8 +263,7 @@ fn serve_app(
     let app = Arc::new(app);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
     runtime.block_on(async move {
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         println!("listening on http://{local} (ready {:.1} ms after start)", started.elapsed().as_secs_f64() * 1e3);
         loop {
