@@ -663,12 +663,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
         if matches!(filters, BenchFilters::ApiKey(_)) && !name.contains("Proxy-Wasm") {
             // The duet filters' key: client `bench`, no rate limit (the `Client` layout of
             // examples/apikey: counters, rate, burst, id length, 0, id).
-            let mut value = vec![0u8; 16 + 8];
-            value.extend(5u32.to_le_bytes());
-            value.extend(0u32.to_le_bytes());
-            value.extend(b"bench");
-            value.resize(64, 0);
-            let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = duet_mesh::maps_api::hex(&apikey_client("bench"));
             let body = serde_json::json!({ "key": { "utf8": BENCH_KEY }, "value": hex }).to_string();
             let (status, _, text) = http_request(admin, "PUT", "/maps/apikey/KEYS", body.as_bytes())?;
             if status != 200 {
@@ -843,6 +838,17 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A `KEYS` value of examples/apikey (its `Client`): no counters, no rate limit, client id `id`
+/// (at most 32 bytes).
+fn apikey_client(id: &str) -> Vec<u8> {
+    let mut value = vec![0u8; 24]; // requests, limited (u64), rate, burst (u32)
+    value.extend((id.len() as u32).to_le_bytes());
+    value.extend(0u32.to_le_bytes());
+    value.extend(id.as_bytes());
+    value.resize(64, 0);
+    value
+}
+
 /// Microseconds one request spends in a filter's chain (start, request headers, finish), in
 /// process, over 20,000 requests after a warm-up.
 fn filter_cost(dir: &Path, backend: SocketAddr, filters: &BenchFilters<'_>) -> Result<f64> {
@@ -854,12 +860,7 @@ fn filter_cost(dir: &Path, backend: SocketAddr, filters: &BenchFilters<'_>) -> R
     if let Some(keys) = snapshot.maps().into_iter().find(|m| m.name == "KEYS") {
         let mut key = BENCH_KEY.as_bytes().to_vec();
         key.resize(32, 0);
-        let mut value = vec![0u8; 24];
-        value.extend(5u32.to_le_bytes());
-        value.extend(0u32.to_le_bytes());
-        value.extend(b"bench");
-        value.resize(64, 0);
-        keys.map.update(&key, &value, 0, None).map_err(|e| anyhow::anyhow!("seeding KEYS: {e}"))?;
+        keys.map.update(&key, &apikey_client("bench"), 0, None).map_err(|e| anyhow::anyhow!("seeding KEYS: {e}"))?;
     }
     let filters = snapshot.listeners[0].filters.clone();
     let template = Exchange {
@@ -999,12 +1000,7 @@ pub fn demo() -> Result<bool> {
     println!("   api:  GET /headers (x-api-key: demo-key)  -> {status} {}", body.trim());
     ok &= status == 401;
     // The key's `Client` value (examples/apikey): counters, no rate limit, client id `demo`.
-    let mut value = vec![0u8; 24];
-    value.extend(4u32.to_le_bytes());
-    value.extend(0u32.to_le_bytes());
-    value.extend(b"demo");
-    value.resize(64, 0);
-    let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = duet_mesh::maps_api::hex(&apikey_client("demo"));
     let body = serde_json::json!({ "key": { "utf8": "demo-key" }, "value": hex }).to_string();
     let (status, _, _) = http_request(local(admin), "PUT", "/maps/apikey/KEYS", body.as_bytes())?;
     println!("   admin: PUT /maps/apikey/KEYS (duet mesh maps apikey KEYS --set utf8:demo-key=...) -> {status}");
