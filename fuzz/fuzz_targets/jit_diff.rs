@@ -35,6 +35,8 @@ fn maps() -> Vec<MapDef> {
         flags: 0,
         initial_data: None,
         origin: MapOrigin::BtfMaps,
+        key_type: None,
+        value_type: None,
     };
     vec![def("hash", 1, 4, 8, 16), def("array", 2, 4, 8, 4)]
 }

@@ -21,9 +21,14 @@
 //! get their own [`ProgramKind`]s.
 #![forbid(unsafe_code)]
 
+pub mod btf_types;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+pub use btf_types::{Bitfield, EnumVariant, Member, TypeLayout};
 
 use aya_obj::btf::Btf;
 use aya_obj::{EbpfSectionKind, ProgramSection};
@@ -156,6 +161,11 @@ pub struct MapDef {
     pub initial_data: Option<Vec<u8>>,
     /// Where it was declared.
     pub origin: MapOrigin,
+    /// The key's type from the object's BTF: only for BTF-defined maps whose declared key type
+    /// is exactly [`key_size`](Self::key_size) bytes.
+    pub key_type: Option<Arc<TypeLayout>>,
+    /// The value's type from the object's BTF, under the same conditions.
+    pub value_type: Option<Arc<TypeLayout>>,
 }
 
 /// A BTF line-info record: which source line produced an instruction.
@@ -450,6 +460,7 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
     // Maps, by name, in a stable order; program references become indices into this list.
     let mut names: Vec<String> = obj.maps.keys().cloned().collect();
     names.sort();
+    let mut btf_types = btf_types::map_types(bytes);
     let maps: Vec<MapDef> = names
         .iter()
         .map(|name| {
@@ -462,6 +473,10 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
                 _ => MapOrigin::Legacy,
             };
             let global = matches!(origin, MapOrigin::Data | MapOrigin::Rodata | MapOrigin::Bss);
+            // A declared type is kept only when its size is the map's: a mismatch means the BTF
+            // does not describe what the map holds.
+            let types = if origin == MapOrigin::BtfMaps { btf_types.remove(name) } else { None }.unwrap_or_default();
+            let sized = |t: Option<TypeLayout>, size: u32| t.filter(|t| t.size() == u64::from(size)).map(Arc::new);
             MapDef {
                 name: name.clone(),
                 map_type: m.map_type(),
@@ -471,6 +486,8 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
                 flags: m.map_flags(),
                 initial_data: global.then(|| m.data().to_vec()),
                 origin,
+                key_type: sized(types.key, m.key_size()),
+                value_type: sized(types.value, m.value_size()),
             }
         })
         .collect();

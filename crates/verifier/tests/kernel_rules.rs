@@ -17,6 +17,8 @@ fn rodata(contents: &[u8], value_size: u32) -> MapInfo {
         flags: 0x80,
         initial_data: Some(contents.to_vec()),
         origin: MapOrigin::Rodata,
+        key_type: None,
+        value_type: None,
     })
 }
 

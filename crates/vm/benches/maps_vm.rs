@@ -76,6 +76,8 @@ fn module(map_type: u32, src: &str) -> (Module, Interpreter) {
             flags: 0,
             initial_data: None,
             origin: MapOrigin::BtfMaps,
+            key_type: None,
+            value_type: None,
         }],
     };
     let module = Module::load(&object, LoadOptions { env: Env::deterministic(), ..LoadOptions::default() })

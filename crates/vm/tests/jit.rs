@@ -23,6 +23,8 @@ fn map(name: &str, map_type: u32, key_size: u32, value_size: u32, max_entries: u
         flags: 0,
         initial_data: None,
         origin: MapOrigin::BtfMaps,
+        key_type: None,
+        value_type: None,
     }
 }
 
