@@ -112,21 +112,39 @@ pub struct BuildOutput {
 
 /// Builds the program crate as [`BuildConfig`] says; see the crate documentation.
 pub fn build(config: &BuildConfig) -> Result<BuildOutput, BuildError> {
-    let progress = config.progress;
     let krate = CrateInfo::query(&config.crate_dir)?;
     let out_dir = config.crate_dir.join("target/duet");
     fs::create_dir_all(&out_dir).map_err(BuildError::io("cannot create", &out_dir))?;
-    // Artifacts of an earlier build go first: if this build fails, none is left to be run by
-    // mistake as if it were this build's.
-    for (wanted, ext) in [(config.targets.bpf, "bpf.o"), (config.targets.wasm, "wasm")] {
-        let old = out_dir.join(format!("{}.{ext}", krate.name));
-        match fs::remove_file(&old) {
-            Err(err) if wanted && err.kind() != std::io::ErrorKind::NotFound => {
-                return Err(BuildError::Io { action: "cannot remove the old artifact", path: old, source: err });
+    let result = build_into(config, &krate, &out_dir);
+    if result.is_err() {
+        // A failed build leaves no artifact of an earlier build behind, to be run by mistake as
+        // if it were this build's. (They are not removed up front: another build or a program
+        // may be reading them, and new ones replace them atomically.)
+        for (wanted, ext) in [(config.targets.bpf, "bpf.o"), (config.targets.wasm, "wasm")] {
+            if wanted {
+                let _ = fs::remove_file(out_dir.join(format!("{}.{ext}", krate.name)));
             }
-            _ => {}
         }
     }
+    result
+}
+
+/// Writes `bytes` to `dest` through a temporary file in the same directory and a rename, so
+/// that a reader (a concurrent build's user, a running `duet run`) sees the old file or the new
+/// one, never a half-written or missing one.
+fn replace_file(dest: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    let mut tmp = dest.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, bytes).map_err(BuildError::io("cannot write", &tmp))?;
+    fs::rename(&tmp, dest).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        BuildError::Io { action: "cannot write", path: dest.to_path_buf(), source: e }
+    })
+}
+
+fn build_into(config: &BuildConfig, krate: &CrateInfo, out_dir: &Path) -> Result<BuildOutput, BuildError> {
+    let progress = config.progress;
     let rustc = RustcInfo::query()?;
     let mut output = BuildOutput {
         name: krate.name.clone(),
@@ -141,18 +159,18 @@ pub fn build(config: &BuildConfig) -> Result<BuildOutput, BuildError> {
         let tools = config.tools_dir.clone().unwrap_or_else(toolchain::default_tools_dir);
         let linker = toolchain::ensure_bpf_linker(&rustc, &tools, progress)?;
         progress.step(&format!("build {} for {BPF_TARGET}", krate.name));
-        let built = cargo_build(&krate, BPF_TARGET, &[], linker.parent(), progress)?;
+        let built = cargo_build(krate, BPF_TARGET, &[], linker.parent(), progress)?;
         let bytes = fs::read(&built).map_err(BuildError::io("cannot read", &built))?;
         check_bpf_object(&bytes, &built)?;
         let dest = out_dir.join(format!("{}.bpf.o", krate.name));
-        fs::write(&dest, &bytes).map_err(BuildError::io("cannot write", &dest))?;
+        replace_file(&dest, &bytes)?;
         output.bpf = Some(dest);
     }
 
     if config.targets.wasm {
         toolchain::ensure_wasm_target(&rustc, progress)?;
         progress.step(&format!("build {} for {WASM_TARGET}", krate.name));
-        let built = cargo_build(&krate, WASM_TARGET, &["-C", "strip=debuginfo"], None, progress)?;
+        let built = cargo_build(krate, WASM_TARGET, &["-C", "strip=debuginfo"], None, progress)?;
         let bytes = fs::read(&built).map_err(BuildError::io("cannot read", &built))?;
         let (module, maps) =
             manifest::finish_module(&bytes).map_err(|message| BuildError::Wasm { path: built.clone(), message })?;
@@ -167,7 +185,7 @@ pub fn build(config: &BuildConfig) -> Result<BuildOutput, BuildError> {
             });
         }
         let dest = out_dir.join(format!("{}.wasm", krate.name));
-        fs::write(&dest, &module).map_err(BuildError::io("cannot write", &dest))?;
+        replace_file(&dest, &module)?;
         output.wasm = Some(dest);
         output.wasm_maps = maps;
         output.wasm_programs = exports.into_iter().filter(|e| e.starts_with("duet_prog_")).collect();
