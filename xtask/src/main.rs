@@ -172,7 +172,8 @@ fn test() -> Result<()> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         println!("CI=true: tests that need the conformance suite, root or the kernel fail instead of skipping");
     }
-    cargo(&["test", "--workspace", "--all-targets"])?;
+    // Every test binary runs even when one fails, so that one run shows every failure.
+    cargo(&["test", "--workspace", "--all-targets", "--no-fail-fast"])?;
     step("example programs' unit tests (the SDK's host backend)");
     cargo(&["test", "--manifest-path", "examples/Cargo.toml", "--workspace"])?;
     println!("\nall checks passed");
