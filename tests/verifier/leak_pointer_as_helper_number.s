@@ -1,7 +1,7 @@
 # Passing a pointer as map_update_elem's flags.
 # type: xdp
 # kernel-caps: bpf
-# why: with CAP_PERFMON (root) the kernel lets programs turn pointers into numbers; duet never does: in the userspace VM an address reveals the host process's memory layout
+# why: the unprivileged rules (no CAP_PERFMON; duet: Config::unprivileged) forbid turning a pointer into a number; root's kernel, and duet by default, allow it; tests/verifier/agree checks both
 # map: hash key=4 value=8 entries=16
 # expect: argument 4 must be a number
     mov %r1, 0

@@ -1,7 +1,7 @@
 # A map key containing a spilled pointer.
 # type: xdp
 # kernel-caps: bpf
-# why: with CAP_PERFMON (root) the kernel lets programs turn pointers into numbers; duet never does: in the userspace VM an address reveals the host process's memory layout
+# why: the unprivileged rules (no CAP_PERFMON; duet: Config::unprivileged) forbid turning a pointer into a number; root's kernel, and duet by default, allow it; tests/verifier/agree checks both
 # map: hash key=8 value=8 entries=16
 # expect: contains a pointer spilled to the stack
     stxdw [%r10-8], %r1

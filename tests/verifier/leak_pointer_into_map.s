@@ -1,7 +1,7 @@
 # Storing a stack pointer into a map value.
 # type: xdp
 # kernel-caps: bpf
-# why: with CAP_PERFMON (root) the kernel lets programs turn pointers into numbers; duet never does: in the userspace VM an address reveals the host process's memory layout
+# why: the unprivileged rules (no CAP_PERFMON; duet: Config::unprivileged) forbid turning a pointer into a number; root's kernel, and duet by default, allow it; tests/verifier/agree checks both
 # map: array key=4 value=8 entries=1
 # expect: would leak its address
     mov %r1, 0

@@ -1,7 +1,7 @@
 # Storing a pointer into packet data.
 # type: xdp
 # kernel-caps: bpf
-# why: with CAP_PERFMON (root) the kernel lets programs turn pointers into numbers; duet never does: in the userspace VM an address reveals the host process's memory layout
+# why: the unprivileged rules (no CAP_PERFMON; duet: Config::unprivileged) forbid turning a pointer into a number; root's kernel, and duet by default, allow it; tests/verifier/agree checks both
 # expect: would leak its address
     ldxw %r2, [%r1+0]          # data
     ldxw %r3, [%r1+4]          # data_end

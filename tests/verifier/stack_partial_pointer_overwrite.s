@@ -1,7 +1,7 @@
 # Overwriting one byte of a pointer spilled to the stack.
 # type: xdp
 # kernel-caps: bpf
-# why: with CAP_PERFMON (root) the kernel lets a program overwrite part of a spilled pointer (the rest becomes plain bytes); duet refuses, as that leaks the pointer's remaining bytes
+# why: the unprivileged rules (no CAP_PERFMON; duet: Config::unprivileged) forbid turning a pointer into a number; root's kernel, and duet by default, allow it; tests/verifier/agree checks both
 # expect: overwrites part of a pointer spilled
     stxdw [%r10-8], %r1
     stb [%r10-8], 0

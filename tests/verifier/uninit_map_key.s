@@ -1,7 +1,7 @@
 # Passing a map key whose bytes were never written.
 # type: xdp
 # kernel-caps: bpf
-# why: with CAP_PERFMON (root) the kernel allows reading uninitialised stack; duet never does: the VM's stack holds bytes of earlier runs and other programs
+# why: the unprivileged rules (no CAP_PERFMON; duet: Config::unprivileged) forbid reading uninitialised stack; root's kernel, and duet by default, allow it (an unknown number); tests/verifier/agree checks both
 # map: hash key=8 value=8 entries=16
 # expect: was never written
     mov %r2, %r10

@@ -567,6 +567,18 @@ impl<'a> Checker<'a> {
 
     // === registers ===
 
+    /// The kernel's `allow_ptr_leaks`: a privileged loader may turn pointers into numbers
+    /// (return, store, compare or pass them), which then can never be dereferenced again.
+    fn allow_ptr_leaks(&self) -> bool {
+        !self.ctx.config.unprivileged
+    }
+
+    /// The kernel's `allow_uninit_stack`: a privileged loader may read stack bytes that were
+    /// never written, which read as an unknown number (never a pointer).
+    fn allow_uninit_stack(&self) -> bool {
+        !self.ctx.config.unprivileged
+    }
+
     fn new_id(&mut self) -> u32 {
         self.id_gen = self.id_gen.wrapping_add(1).max(1);
         self.id_gen
@@ -716,7 +728,7 @@ impl<'a> Checker<'a> {
             | Op::Bswap32
             | Op::Bswap64 => {
                 let reg = self.read(st, pc, dst);
-                if reg.ty.is_pointer() {
+                if reg.ty.is_pointer() && !self.allow_ptr_leaks() {
                     self.fail(
                         st,
                         pc,
@@ -742,7 +754,10 @@ impl<'a> Checker<'a> {
             Op::Neg | Op::Neg32 => {
                 let reg = self.read(st, pc, dst);
                 if reg.ty.is_pointer() {
-                    self.pointer_op_error(st, pc, dst, &reg, "negation");
+                    // Privileged, the kernel lets the address become a number.
+                    if !self.allow_ptr_leaks() {
+                        self.pointer_op_error(st, pc, dst, &reg, "negation");
+                    }
                     *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
                     return;
                 }
@@ -760,6 +775,11 @@ impl<'a> Checker<'a> {
             }
             Op::Mov32Reg | Op::MovSx8 | Op::MovSx16 | Op::MovSx32 | Op::MovSx8To32 | Op::MovSx16To32 => {
                 let src = self.read(st, pc, insn.src);
+                if src.ty.is_pointer() && self.allow_ptr_leaks() {
+                    // A privileged loader may copy part of an address: it becomes a number.
+                    *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
+                    return;
+                }
                 if src.ty.is_pointer() {
                     self.fail(
                         st,
@@ -839,6 +859,11 @@ impl<'a> Checker<'a> {
                         self.ptr_arith(st, pc, insn, insn.src, src, d, false);
                     }
                     (true, true) if !alu32 && aop == AluOp::Sub => self.ptr_diff(st, pc, insn, d, src),
+                    // The kernel lets a privileged loader subtract with 32-bit instructions
+                    // whatever the operands are: the result is a meaningless number.
+                    _ if alu32 && aop == AluOp::Sub && self.allow_ptr_leaks() => {
+                        *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
+                    }
                     _ => {
                         let (r, reg) = if d.ty.is_pointer() { (dst, d) } else { (insn.src, src) };
                         if alu32 {
@@ -988,11 +1013,26 @@ impl<'a> Checker<'a> {
                     | RegType::RecordOrNull { .. }
                     | RegType::Ctx
             );
-        if !ok {
-            self.fail(
-                st,
-                pc,
-                &[insn.dst, insn.src],
+        if !ok && self.allow_ptr_leaks() {
+            // Privileged, any two pointers may be subtracted; the difference is a number.
+            *st.reg_mut(insn.dst) = Reg::scalar(Scalar::UNKNOWN);
+            return;
+        }
+        if !self.allow_ptr_leaks() {
+            // Without CAP_PERFMON the kernel refuses every pointer subtraction, even of two
+            // pointers into the same packet ("pointer -= pointer prohibited").
+            let d = if ok {
+                Diagnostic::new(
+                    Code::PointerLeak,
+                    Some(pc),
+                    format!(
+                        "subtracting {} from {}: pointer -= pointer is prohibited for an unprivileged loader",
+                        b.ty.describe(),
+                        a.ty.describe()
+                    ),
+                )
+                .help("keep offsets as numbers and compare pointers instead, or load with CAP_PERFMON (duet's default rules)")
+            } else {
                 Diagnostic::new(
                     Code::PointerLeak,
                     Some(pc),
@@ -1002,8 +1042,9 @@ impl<'a> Checker<'a> {
                         a.ty.describe()
                     ),
                 )
-                .help("subtract only pointers into the same memory (two packet pointers, two stack pointers)"),
-            );
+                .help("subtract only pointers into the same memory (two packet pointers, two stack pointers), and only as a privileged loader")
+            };
+            self.fail(st, pc, &[insn.dst, insn.src], d);
             *st.reg_mut(insn.dst) = Reg::scalar(Scalar::UNKNOWN);
             return;
         }
@@ -1058,13 +1099,16 @@ impl<'a> Checker<'a> {
         }
 
         if is32 {
-            self.fail(
-                st,
-                pc,
-                &[insn.dst, insn.src],
-                Diagnostic::new(Code::PointerComparison, Some(pc), "32-bit comparison involving a pointer")
-                    .help("compare pointers with 64-bit jumps"),
-            );
+            // Privileged, the kernel allows it and learns nothing from it.
+            if !self.allow_ptr_leaks() {
+                self.fail(
+                    st,
+                    pc,
+                    &[insn.dst, insn.src],
+                    Diagnostic::new(Code::PointerComparison, Some(pc), "32-bit comparison involving a pointer")
+                        .help("compare pointers with 64-bit jumps"),
+                );
+            }
             return both(st);
         }
 
@@ -1123,6 +1167,11 @@ impl<'a> Checker<'a> {
             && same_kind
             && !matches!(dst.ty, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. })
         {
+            return both(st);
+        }
+        if self.allow_ptr_leaks() {
+            // A privileged loader may compare any pointer with anything (a pointer that may be
+            // NULL stays unchecked): both branches are possible and nothing is learned.
             return both(st);
         }
         let (p, pr) = if dst.ty.is_pointer() { (dst, insn.dst) } else { (src, insn.src) };
@@ -1269,7 +1318,26 @@ impl<'a> Checker<'a> {
             }
             return Flow::Next(callee.callsite + 1);
         }
-        if r0.ty.is_pointer() {
+        // Program types whose return value the kernel range-checks need a number; for the
+        // others a privileged loader may return an address as a number.
+        let ranged = self.ctx.program_type.is_http() || self.ctx.program_type == ProgramType::CgroupSkb;
+        if r0.ty.is_pointer() && ranged {
+            self.fail(
+                st,
+                pc,
+                &[0],
+                Diagnostic::new(
+                    Code::ReturnValue,
+                    Some(pc),
+                    format!(
+                        "the {} program returns R0, which is {}: R0 is not a known value",
+                        self.ctx.program_type.name(),
+                        r0.ty.describe()
+                    ),
+                )
+                .help("return a number (a verdict) in the range the program type allows"),
+            );
+        } else if r0.ty.is_pointer() && !self.allow_ptr_leaks() {
             self.fail(
                 st,
                 pc,
@@ -1281,6 +1349,8 @@ impl<'a> Checker<'a> {
                 )
                 .help("return a number (a verdict); a pointer would reveal an address"),
             );
+        } else if r0.ty.is_pointer() {
+            // A privileged loader's program may return an address.
         } else if matches!(self.ctx.program_type, ProgramType::HttpRequest | ProgramType::HttpResponse)
             && r0.val.umax > 1
         {
@@ -1463,7 +1533,7 @@ impl<'a> Checker<'a> {
                 }
                 Arg::Scalar => {
                     let reg = self.read(st, pc, r);
-                    if reg.ty.is_pointer() {
+                    if reg.ty.is_pointer() && !self.allow_ptr_leaks() {
                         let d = Diagnostic::new(
                             Code::PointerLeak,
                             Some(pc),
@@ -1705,7 +1775,9 @@ impl<'a> Checker<'a> {
                         _ => key_known = false,
                     }
                 }
-                if let Some(addr) = uninit {
+                if let Some(addr) = uninit
+                    && !self.allow_uninit_stack()
+                {
                     let d = Diagnostic::new(
                         Code::UninitStack,
                         Some(pc),
@@ -1713,7 +1785,7 @@ impl<'a> Checker<'a> {
                     )
                     .help(format!("initialise the whole {what} before the call (e.g. `= {{}}` or memset), including padding between fields"));
                     self.fail(st, pc, &[r], d);
-                } else if has_ptr {
+                } else if has_ptr && !self.allow_ptr_leaks() {
                     let d = Diagnostic::new(
                         Code::PointerLeak,
                         Some(pc),
@@ -1789,8 +1861,9 @@ impl<'a> Checker<'a> {
                     let (si, b) = slot_of(addr);
                     let slot = st.frames[frame].slot(si);
                     if addr >= sure_end && slot.bytes[b] == ByteKind::Invalid {
-                        if exact {
-                            // Maybe written, maybe not: it stays uninitialised.
+                        if exact || self.allow_uninit_stack() {
+                            // Maybe written, maybe not: it stays uninitialised (which a
+                            // privileged program may read as an unknown number).
                             continue;
                         }
                         let d = Diagnostic::new(
@@ -2023,7 +2096,7 @@ impl<'a> Checker<'a> {
     fn atomic(&mut self, st: &mut State, pc: usize, insn: &Insn) {
         let size = if insn.op.spec().code == 0xc3 { 4 } else { 8 };
         let src = self.read(st, pc, insn.src);
-        if src.ty.is_pointer() {
+        if src.ty.is_pointer() && !self.allow_ptr_leaks() {
             let d = Diagnostic::new(
                 Code::PointerLeak,
                 Some(pc),
@@ -2035,7 +2108,7 @@ impl<'a> Checker<'a> {
         let cmpxchg = matches!(insn.op, Op::AtomicCmpXchgW | Op::AtomicCmpXchgDw);
         if cmpxchg {
             let r0 = self.read(st, pc, 0);
-            if r0.ty.is_pointer() {
+            if r0.ty.is_pointer() && !self.allow_ptr_leaks() {
                 let d = Diagnostic::new(Code::PointerLeak, Some(pc), "compare-and-exchange expects a number in R0");
                 self.fail(st, pc, &[0], d);
             }
@@ -2104,6 +2177,7 @@ impl<'a> Checker<'a> {
             && let Some(v) = value
             && v.ty.is_pointer()
             && !matches!(ptr.ty, RegType::Stack { .. })
+            && !self.allow_ptr_leaks()
         {
             let d = Diagnostic::new(
                 Code::PointerLeak,
@@ -2598,7 +2672,7 @@ impl<'a> Checker<'a> {
                     if slot.bytes[b] == ByteKind::Invalid {
                         uninit.get_or_insert(addr);
                     }
-                    if slot.bytes[b] == ByteKind::Spill && slot.has_pointer() {
+                    if slot.bytes[b] == ByteKind::Spill && slot.has_pointer() && !self.allow_ptr_leaks() {
                         let d = Diagnostic::new(
                             Code::StackAccess,
                             Some(pc),
@@ -2610,7 +2684,9 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            if let Some(addr) = uninit {
+            if let Some(addr) = uninit
+                && !self.allow_uninit_stack()
+            {
                 let d = Diagnostic::new(
                     Code::UninitStack,
                     Some(pc),
@@ -2641,10 +2717,14 @@ impl<'a> Checker<'a> {
             self.fail(st, pc, &[r], d);
         }
         if !exact {
+            // Privileged, the kernel lets a variable-offset write cover unwritten bytes (they
+            // count as written: a privileged read of them is an unknown number either way) and
+            // spilled pointers (which become plain bytes).
+            let privileged = self.allow_uninit_stack() && self.allow_ptr_leaks();
             for addr in lo..hi {
                 let (si, b) = slot_of(addr);
                 let slot = st.frames[frame].slot_mut(si);
-                if slot.bytes[b] == ByteKind::Invalid {
+                if slot.bytes[b] == ByteKind::Invalid && !privileged {
                     let d = Diagnostic::new(
                         Code::UninitStack,
                         Some(pc),
@@ -2658,7 +2738,7 @@ impl<'a> Checker<'a> {
             for addr in lo..hi {
                 let (si, b) = slot_of(addr);
                 let slot = st.frames[frame].slot_mut(si);
-                if slot.spill.is_some() && slot.has_pointer() {
+                if slot.spill.is_some() && slot.has_pointer() && !privileged {
                     let d = Diagnostic::new(
                         Code::StackAccess,
                         Some(pc),
@@ -2679,7 +2759,7 @@ impl<'a> Checker<'a> {
             let spill = slot.spill_size();
             let overlaps = spill > 0 && b < spill;
             let replaces = b == 0 && size_u >= spill;
-            if overlaps && !replaces && slot.has_pointer() {
+            if overlaps && !replaces && slot.has_pointer() && !self.allow_ptr_leaks() {
                 let d = Diagnostic::new(
                     Code::StackAccess,
                     Some(pc),

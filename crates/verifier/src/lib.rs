@@ -17,11 +17,17 @@
 //!   stack, packet with proven range, packet end, map value, map value or NULL, map handle, ring
 //!   buffer record) through spills to the stack;
 //! - memory: every access proven inside its region for its size; context fields as the program
-//!   type allows; no writes to read-only memory; no pointer stored where it would leak;
+//!   type allows; no writes to read-only memory;
 //! - helpers: arguments against each helper's prototype; ring buffer records released on every
 //!   path;
-//! - return values: a scalar, and for XDP one that can be an XDP action; for duet's http filters
-//!   0 or 1 on every path;
+//! - return values: for XDP one that can be an XDP action, for cgroup skb programs 0 or 1, for
+//!   duet's http filters 0 or 1, on every path;
+//! - privileges: by default the kernel's rules for a privileged loader (root, or CAP_BPF with
+//!   CAP_PERFMON): a pointer may become a number (returned, stored in a map or the packet,
+//!   compared, passed as a helper's number, subtracted from another) and uninitialised stack
+//!   reads as an unknown number. Such a number is never dereferenced again, so memory safety
+//!   does not depend on the mode. [`Config::unprivileged`] applies the rules for a loader
+//!   without CAP_PERFMON instead.
 //! - duet's userspace-only http programs (docs/ABI.md version 2): their 24-byte read-only
 //!   context, the http helpers (10000..=10005) only in them, and no changes from route programs.
 //!
@@ -327,11 +333,20 @@ pub struct Config {
     pub log: bool,
     /// Stop after this many diagnostics.
     pub max_diagnostics: usize,
+    /// Apply the kernel's rules for a loader without CAP_PERFMON (the kernel's
+    /// `allow_ptr_leaks` and `allow_uninit_stack` both off): no pointer may become a number a
+    /// program can return, store or compare, and no uninitialised stack byte may be read.
+    ///
+    /// Off by default: programs are verified as root (or CAP_BPF + CAP_PERFMON) loads them,
+    /// which is how `duet load` loads them into the kernel. Memory safety is the same either
+    /// way: an address turned into a number can never be dereferenced again, and a read of
+    /// uninitialised stack yields an unknown number, never a pointer.
+    pub unprivileged: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_insns: 1_000_000, log: false, max_diagnostics: 32 }
+        Config { max_insns: 1_000_000, log: false, max_diagnostics: 32, unprivileged: false }
     }
 }
 

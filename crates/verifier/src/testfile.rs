@@ -8,7 +8,8 @@
 //! # map: hash key=4 value=8 entries=16 name=counts
 //! # expect: not proven to lie before data_end
 //! # kernel: reject                 (reject | accept; what Linux does with it)
-//! # kernel-caps: bpf               (load without CAP_PERFMON/CAP_SYS_ADMIN; default: all)
+//! # kernel-caps: bpf               (load without CAP_PERFMON/CAP_SYS_ADMIN, and verify with
+//! #                                   duet's `Config::unprivileged`; default: all)
 //! # why: why duet and the kernel differ, when `kernel: accept`
 //!     r0 = ...
 //! ```
@@ -34,7 +35,8 @@ pub enum KernelCaps {
     /// Root with every capability.
     All,
     /// CAP_BPF and CAP_NET_ADMIN only: the kernel then refuses pointer leaks and uninitialised
-    /// stack reads that it allows CAP_PERFMON holders.
+    /// stack reads that it allows CAP_PERFMON holders, and duet verifies the file with the same
+    /// unprivileged rules ([`crate::Config::unprivileged`]).
     BpfOnly,
 }
 
@@ -175,8 +177,12 @@ impl TestFile {
         Ok(file)
     }
 
-    /// The verification context the headers describe.
+    /// The verification context the headers describe: unprivileged rules when the kernel is
+    /// to load the file without CAP_PERFMON (`# kernel-caps: bpf`), so that both judge it by
+    /// the same rules.
     pub fn context(&self) -> crate::VerifyContext {
-        crate::VerifyContext { maps: self.maps.clone(), ..crate::VerifyContext::new(self.program_type) }
+        let mut ctx = crate::VerifyContext { maps: self.maps.clone(), ..crate::VerifyContext::new(self.program_type) };
+        ctx.config.unprivileged = self.kernel_caps == KernelCaps::BpfOnly;
+        ctx
     }
 }

@@ -1,0 +1,222 @@
+//! duet's verdict next to the kernel's, for a privileged loader (root: CAP_BPF + CAP_PERFMON,
+//! duet's default) and an unprivileged one (CAP_BPF without CAP_PERFMON,
+//! `Config::unprivileged`).
+//!
+//! Each file in `tests/verifier/agree/` is a program in the test-file format
+//! (`duet_verifier::testfile`) with two more headers, the verdict in each mode:
+//!
+//! ```text
+//! # privileged: accept
+//! # unprivileged: reject <a substring of duet's rejection>
+//! ```
+//!
+//! duet must give exactly these verdicts. When this process may load BPF programs (root), the
+//! kernel loads every file both ways (`duet_kernel::load_raw` with `Privileges::Inherit` and
+//! `Privileges::BpfOnly`) and must agree; elsewhere the kernel half says loudly that it skipped,
+//! and under `CI=true` it fails instead. `DUET_SHOW_KERNEL_LOG=1` prints the kernel's reason for
+//! every rejection.
+//!
+//! The negative corpus (`tests/verifier/*.s`) is checked against the kernel by
+//! `crates/cli/tests/verifier.rs`; its duet half is repeated here so that a change to the
+//! verifier's rules shows up in this crate's own tests.
+
+use std::path::{Path, PathBuf};
+
+use duet_isa::Program;
+use duet_kernel::{Privileges, RawMap, RawProgram};
+use duet_verifier::testfile::TestFile;
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "s"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// An expected verdict: accept, or reject with a message containing the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Expect {
+    Accept,
+    Reject(String),
+}
+
+impl Expect {
+    fn parse(value: &str) -> Result<Expect, String> {
+        match value.split_once(' ').map_or((value, ""), |(a, b)| (a, b.trim())) {
+            ("accept", "") => Ok(Expect::Accept),
+            ("reject", why) if !why.is_empty() => Ok(Expect::Reject(why.to_owned())),
+            _ => Err(format!("`{value}` is neither `accept` nor `reject <text of duet's message>`")),
+        }
+    }
+
+    fn accepts(&self) -> bool {
+        *self == Expect::Accept
+    }
+}
+
+struct AgreeFile {
+    name: String,
+    file: TestFile,
+    privileged: Expect,
+    unprivileged: Expect,
+}
+
+fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.trim().strip_prefix('#')?.trim().strip_prefix(key)?.strip_prefix(':').map(str::trim))
+}
+
+fn agree_files() -> Vec<AgreeFile> {
+    let mut out = Vec::new();
+    for path in files_in(&root().join("tests/verifier/agree")) {
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).expect("read test file");
+        let file = TestFile::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mode = |key: &str| {
+            let value = header(&text, key).unwrap_or_else(|| panic!("{name}: no `# {key}:` header"));
+            Expect::parse(value).unwrap_or_else(|e| panic!("{name}: {key}: {e}"))
+        };
+        let (privileged, unprivileged) = (mode("privileged"), mode("unprivileged"));
+        out.push(AgreeFile { name, file, privileged, unprivileged });
+    }
+    out
+}
+
+/// duet's verdict: `Ok` if the program verifies, else the rendered rejection.
+fn duet_verdict(file: &TestFile, unprivileged: bool) -> Result<(), String> {
+    let mut ctx = file.context();
+    ctx.config.unprivileged = unprivileged;
+    let program = Program::from_insns(&file.insns).map_err(|e| e.to_string())?;
+    duet_verifier::verify(&program, &ctx).map(drop).map_err(|r| r.to_string())
+}
+
+/// The kernel's verdict: `Ok` if it loads, else the verifier log.
+fn kernel_verdict(file: &TestFile, privileges: Privileges) -> Result<(), String> {
+    let insns: Vec<u64> = file
+        .insns
+        .iter()
+        .flat_map(|i| {
+            let (a, b) = i.encode();
+            std::iter::once(a.to_u64()).chain(b.map(|b| b.to_u64()))
+        })
+        .collect();
+    let maps: Vec<RawMap> = file
+        .maps
+        .iter()
+        .map(|m| RawMap {
+            name: m.name.clone(),
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            flags: m.flags,
+        })
+        .collect();
+    let prog_type = file.program_type.kernel_prog_type().expect("agreement files are kernel program types");
+    let program = RawProgram { prog_type, insns: &insns, maps: &maps, privileges, log: true };
+    duet_kernel::load_raw(&program).map_err(|e| e.to_string())
+}
+
+/// The kernel's reason in one line: the last log line before its statistics.
+fn kernel_reason(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let end = lines.iter().rposition(|l| l.starts_with("processed ")).unwrap_or(lines.len());
+    lines[..end].last().copied().unwrap_or("").to_owned()
+}
+
+fn check_duet(name: &str, mode: &str, verdict: &Result<(), String>, want: &Expect, failures: &mut Vec<String>) {
+    match (verdict, want) {
+        (Ok(()), Expect::Accept) => {}
+        (Err(msg), Expect::Reject(text)) if msg.contains(text.as_str()) => {}
+        (Err(msg), Expect::Reject(text)) => {
+            failures.push(format!("{name} ({mode}): duet's rejection does not mention `{text}`:\n{msg}"))
+        }
+        (Ok(()), Expect::Reject(_)) => failures.push(format!("{name} ({mode}): duet ACCEPTS it")),
+        (Err(msg), Expect::Accept) => failures.push(format!("{name} ({mode}): duet REJECTS it:\n{msg}")),
+    }
+}
+
+#[test]
+fn duet_and_the_kernel_agree_for_privileged_and_unprivileged_loaders() {
+    let files = agree_files();
+    assert!(files.len() >= 10, "tests/verifier/agree has only {} files", files.len());
+    let kernel = match duet_kernel::check_access() {
+        Ok(()) => true,
+        Err(err) => {
+            assert!(!ci(), "the kernel comparison cannot run: {err} (CI=true makes this a failure)");
+            eprintln!("\n!!! SKIPPED the kernel half of the agreement test: {err} !!!\n");
+            false
+        }
+    };
+    let show = std::env::var_os("DUET_SHOW_KERNEL_LOG").is_some();
+    let mut failures = Vec::new();
+    for f in &files {
+        for (mode, unprivileged, want, privileges) in [
+            ("privileged", false, &f.privileged, Privileges::Inherit),
+            ("unprivileged", true, &f.unprivileged, Privileges::BpfOnly),
+        ] {
+            let ours = duet_verdict(&f.file, unprivileged);
+            check_duet(&f.name, mode, &ours, want, &mut failures);
+            if !kernel {
+                continue;
+            }
+            let theirs = kernel_verdict(&f.file, privileges);
+            let said = theirs
+                .as_ref()
+                .err()
+                .map_or_else(|| "accepts".to_owned(), |log| format!("rejects: {}", kernel_reason(log)));
+            if show {
+                eprintln!("{:<44} {mode:<12} kernel {said}", f.name);
+            }
+            if theirs.is_ok() != want.accepts() {
+                failures.push(format!(
+                    "{} ({mode}): the kernel {} it, the file expects {want:?}{}",
+                    f.name,
+                    if theirs.is_ok() { "ACCEPTS" } else { "REJECTS" },
+                    theirs.err().map(|log| format!(":\n{log}")).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} problem(s):\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// The duet half of the negative corpus (the kernel half is in crates/cli/tests/verifier.rs):
+/// every program is rejected naming its cause, with the rules its headers ask for.
+#[test]
+fn negative_corpus_is_rejected_by_duet() {
+    let mut failures = Vec::new();
+    let files = files_in(&root().join("tests/verifier"));
+    assert!(files.len() >= 50, "the negative corpus has {} files", files.len());
+    for path in files {
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).expect("read test file");
+        let file = TestFile::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ctx = file.context();
+        let verdict = match Program::from_insns(&file.insns) {
+            Err(err) => Err(duet_verifier::decode_diagnostic(&err).to_string()),
+            Ok(program) => duet_verifier::verify(&program, &ctx).map(drop).map_err(|r| r.to_string()),
+        };
+        match verdict {
+            Ok(()) => failures.push(format!("{name}: duet ACCEPTS it ({})", file.title)),
+            Err(msg) => {
+                for want in &file.expect {
+                    if !msg.contains(want.as_str()) {
+                        failures.push(format!("{name}: duet's rejection does not mention `{want}`:\n{msg}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

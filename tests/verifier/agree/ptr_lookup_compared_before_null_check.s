@@ -1,0 +1,18 @@
+# Comparing a lookup result with a number before its NULL check (which still comes before use).
+# type: xdp
+# map: hash key=4 value=8 entries=16
+# privileged: accept
+# unprivileged: reject may be NULL and is compared with something other than zero
+    mov %r1, 0
+    stxw [%r10-4], %r1
+    mov %r2, %r10
+    add %r2, -4
+    lddw %r1, map_fd 0
+    call 1
+    jgt %r0, 4096, high
+high:
+    jeq %r0, 0, out
+    ldxdw %r1, [%r0+0]
+out:
+    mov %r0, 2
+    exit

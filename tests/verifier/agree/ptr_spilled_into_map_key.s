@@ -1,0 +1,12 @@
+# A map key holding a spilled pointer.
+# type: xdp
+# map: hash key=8 value=8 entries=16
+# privileged: accept
+# unprivileged: reject contains a pointer spilled to the stack
+    stxdw [%r10-8], %r1
+    mov %r2, %r10
+    add %r2, -8
+    lddw %r1, map_fd 0
+    call 1
+    mov %r0, 2
+    exit
