@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 use wasmtime::component::{Component, Linker, Resource, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -29,7 +30,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type AppBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The response header that names why duet answered a request itself instead of the app:
-/// `trap`, `timeout`, `memory-limit`, `app-error`, `overloaded`, `bad-request` or `internal`.
+/// `trap`, `timeout`, `memory-limit`, `app-error`, `bad-response`, `overloaded`, `bad-request` or
+/// `internal`.
 pub const ERROR_HEADER: &str = "duet-app-error";
 
 /// A loaded application: the component compiled and pre-linked once, served with a fresh
@@ -155,9 +157,17 @@ impl App {
 
     /// Answers one request with a fresh instance. Never fails: a trap, the deadline or the
     /// memory cap gives 500, a full instance pool 503, a request without authority 400, each
-    /// with the [`ERROR_HEADER`] header naming why. A fault after the response head was sent
-    /// cuts the body (an error frame). The permit and the instance are held until the app's
-    /// code has finished, body included.
+    /// with the [`ERROR_HEADER`] header naming why. The permit and the instance are held until
+    /// the app's code has finished, body included.
+    ///
+    /// The app's response is checked before anyone sees it claim something: a `content-length`
+    /// that is not one decimal number gives 500 `bad-response`; a body under a declared length
+    /// of at most [`BUFFERED_BODY_LIMIT`] bytes is read whole first, and one that is not exactly
+    /// that long, or that the app aborted, gives 500 `bad-response` (or `trap`, `timeout`,
+    /// `memory-limit` when the instance ended so). Longer or undeclared bodies stream; a
+    /// mismatch with the declared length, an aborted body, or a fault of the instance before
+    /// the handler returned then ends the body with an error frame, so the connection is cut
+    /// instead of a response looking complete.
     pub async fn serve<B>(&self, req: http::Request<B>) -> http::Response<AppBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -165,12 +175,13 @@ impl App {
     {
         let start = Instant::now();
         stats::bump(&self.stats.requests);
-        let response = self.serve_inner(req).await;
+        let head_request = req.method() == http::Method::HEAD;
+        let response = self.serve_inner(req, head_request).await;
         stats::add(&self.stats.latency_us_sum, start.elapsed().as_micros() as u64);
         response
     }
 
-    async fn serve_inner<B>(&self, req: http::Request<B>) -> http::Response<AppBody>
+    async fn serve_inner<B>(&self, req: http::Request<B>, head_request: bool) -> http::Response<AppBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -204,7 +215,10 @@ impl App {
         };
         let task = tokio::spawn(run.run(store, incoming, out, permit));
         match rx.await {
-            Ok(Ok(response)) => response.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+            Ok(Ok(response)) => {
+                let response = response.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+                self.checked(response, task, head_request).await
+            }
             Ok(Err(code)) => {
                 stats::bump(&self.stats.app_errors);
                 error_response(500, "app-error", &format!("the app answered with error code {code:?}"))
@@ -220,6 +234,63 @@ impl App {
                 }
                 Err(e) => error_response(500, "internal", &format!("the app's task failed: {e}")),
             },
+        }
+    }
+
+    /// The app's response as the client may see it (see [`App::serve`]).
+    async fn checked(
+        &self,
+        response: http::Response<AppBody>,
+        task: JoinHandle<Outcome>,
+        head_request: bool,
+    ) -> http::Response<AppBody> {
+        let declared = match declared_length(response.headers()) {
+            Ok(declared) => declared,
+            Err(why) => return self.bad_response(why, task).await,
+        };
+        let status = response.status();
+        // These responses have no body whatever their content-length says (RFC 9110 §6.4.1).
+        if head_request
+            || status.is_informational()
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED
+        {
+            return response;
+        }
+        let Some(length) = declared.filter(|&n| n <= BUFFERED_BODY_LIMIT) else {
+            return response.map(|inner| CheckedBody { inner, declared, seen: 0, run: Some(task) }.boxed_unsync());
+        };
+        let (parts, body) = response.into_parts();
+        let why = match body.collect().await {
+            Ok(collected) => {
+                let trailers = collected.trailers().cloned();
+                let bytes = collected.to_bytes();
+                if bytes.len() as u64 == length {
+                    let body = Full::new(bytes).map_err(|never| match never {});
+                    let body = match trailers {
+                        Some(trailers) => body.with_trailers(async move { Some(Ok(trailers)) }).boxed_unsync(),
+                        None => body.boxed_unsync(),
+                    };
+                    return http::Response::from_parts(parts, body);
+                }
+                format!("the app declared content-length {length} and wrote {} bytes", bytes.len())
+            }
+            Err(e) => format!("the app's response body failed: {e}"),
+        };
+        self.bad_response(why, task).await
+    }
+
+    /// The 500 for a response the app got wrong, named after how the instance ended.
+    async fn bad_response(&self, why: String, task: JoinHandle<Outcome>) -> http::Response<AppBody> {
+        match task.await {
+            Ok(Outcome::Trap) => error_response(500, "trap", "the app trapped"),
+            Ok(Outcome::Timeout) => error_response(500, "timeout", "the app ran past timeout_ms"),
+            Ok(Outcome::MemoryLimit) => error_response(500, "memory-limit", "the app ran past max_memory_mb"),
+            Ok(Outcome::Done) | Err(_) => {
+                tracing::warn!(app = %self.name, "malformed response refused: {why}");
+                stats::bump(&self.stats.app_errors);
+                error_response(500, "bad-response", &format!("the app's response was malformed: {why}"))
+            }
         }
     }
 
@@ -263,6 +334,96 @@ impl App {
             Ok(UpdateDeadline::Yield(1))
         });
         store
+    }
+}
+
+/// The longest declared response body [`App::serve`] reads whole before answering, so that a body
+/// that does not match its `content-length` becomes a 500 rather than a cut response.
+pub const BUFFERED_BODY_LIMIT: u64 = 64 * 1024;
+
+/// The response's declared body length: `None` without `content-length`; an error unless every
+/// `content-length` field is the same run of decimal digits (RFC 9110 §8.6).
+fn declared_length(headers: &http::HeaderMap) -> Result<Option<u64>, String> {
+    let mut declared = None;
+    for value in headers.get_all(http::header::CONTENT_LENGTH) {
+        let bytes = value.as_bytes();
+        let n = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| format!("content-length `{}` is not a number", String::from_utf8_lossy(bytes)))?;
+        if declared.is_some_and(|d| d != n) {
+            return Err("two different content-length values".into());
+        }
+        declared = Some(n);
+    }
+    Ok(declared)
+}
+
+/// A streamed response body that errors, instead of ending, when it does not match the declared
+/// length or the instance did not end well.
+struct CheckedBody {
+    inner: AppBody,
+    declared: Option<u64>,
+    seen: u64,
+    /// The instance's task, awaited once the body has ended.
+    run: Option<JoinHandle<Outcome>>,
+}
+
+impl http_body::Body for CheckedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.run.is_none() {
+            return Poll::Ready(None);
+        }
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if let Some(declared) = this.declared.filter(|&d| this.seen > d) {
+                        this.run = None;
+                        return Poll::Ready(Some(Err(format!(
+                            "the app wrote more than its content-length {declared}"
+                        )
+                        .into())));
+                    }
+                }
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.run = None;
+                return Poll::Ready(Some(Err(e)));
+            }
+            Poll::Ready(None) => {}
+        }
+        if let Some(declared) = this.declared.filter(|&d| this.seen != d) {
+            this.run = None;
+            let message = format!("the app declared content-length {declared} and wrote {} bytes", this.seen);
+            return Poll::Ready(Some(Err(message.into())));
+        }
+        let Some(run) = this.run.as_mut() else { return Poll::Ready(None) };
+        let outcome = match std::pin::Pin::new(run).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(outcome) => outcome,
+        };
+        this.run = None;
+        match outcome {
+            Ok(Outcome::Done) => Poll::Ready(None),
+            Ok(outcome) => Poll::Ready(Some(Err(format!("the app's instance ended with {outcome:?}").into()))),
+            Err(e) => Poll::Ready(Some(Err(format!("the app's task failed: {e}").into()))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.run.is_none()
     }
 }
 
@@ -370,4 +531,27 @@ fn error_response(status: u16, kind: &'static str, message: &str) -> http::Respo
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
     headers.insert(ERROR_HEADER, http::HeaderValue::from_static(kind));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_length;
+
+    fn headers(values: &[&'static str]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for v in values {
+            map.append(http::header::CONTENT_LENGTH, http::HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn a_declared_length_is_one_run_of_digits() {
+        assert_eq!(declared_length(&headers(&[])), Ok(None));
+        assert_eq!(declared_length(&headers(&["0"])), Ok(Some(0)));
+        assert_eq!(declared_length(&headers(&["31", "31"])), Ok(Some(31)));
+        for bad in [&["abc"][..], &["+5"], &[""], &[" 5"], &["3", "5"], &["99999999999999999999999"]] {
+            assert!(declared_length(&headers(bad)).is_err(), "{bad:?}");
+        }
+    }
 }

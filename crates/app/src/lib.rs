@@ -20,7 +20,10 @@
 //!
 //! Faults are per request: a trap, the deadline or the memory cap ends that request's instance
 //! and gives a 500 (or cuts a response body already under way); the next request gets a new
-//! instance. [`AppStats`] counts what happened, as plain atomics.
+//! instance. A malformed response — a body that does not match its `content-length`, or one the
+//! app abandoned — is refused the same way: a 500 (`bad-response`) when the body is short enough
+//! to read before answering ([`BUFFERED_BODY_LIMIT`]), else a cut body, never a response that
+//! claims bytes it does not send. [`AppStats`] counts what happened, as plain atomics.
 //!
 //! The crate does no listening: the sidecar owns listeners and calls [`App::serve`].
 
@@ -36,7 +39,7 @@ mod kv;
 mod outbound;
 mod stats;
 
-pub use app::{App, AppBody, BoxError, ERROR_HEADER};
+pub use app::{App, AppBody, BUFFERED_BODY_LIMIT, BoxError, ERROR_HEADER};
 pub use cache::{CacheStatus, default_cache_dir};
 pub use config::AppConfig;
 pub use kv::{KvError, KvStore, MemoryKv};

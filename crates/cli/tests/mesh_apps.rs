@@ -124,3 +124,107 @@ fn app_clusters_are_checked_when_the_config_loads() {
     assert!(!ok && err.contains("max_memory_mb"), "{err}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Sum of the `/metrics` samples of `family` whose labels contain every one of `labels`.
+fn metric(metrics: &str, family: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) && labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A request over a fresh connection, read until the server closes it: the status, the head,
+/// the body bytes that came, and the value of `content-length` if the head has one.
+fn get_raw(addr: std::net::SocketAddr, path: &str) -> (u16, String, Vec<u8>, Option<usize>) {
+    get_raw_or_nothing(addr, path)
+        .unwrap_or_else(|| panic!("GET {path}: the connection closed without a response head"))
+}
+
+/// [`get_raw`], or `None` when the server closed the connection before a whole response head.
+fn get_raw_or_nothing(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String, Vec<u8>, Option<usize>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    // An error here is the server cutting the connection; what came before it is the answer.
+    let _ = s.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let length = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
+    });
+    Some((status_of(&head), head, raw[split + 4..].to_vec(), length))
+}
+
+#[test]
+fn malformed_app_responses_are_refused_and_the_sidecar_keeps_serving() {
+    let app = duet_testdata::wasm_apps::build_hello_app().expect("building examples/apps/hello");
+    let (admin_port, port) = (free_port(), free_port());
+    let listeners = listener("apps", port, "", "      - { prefix: \"/\", cluster: hello }\n");
+    let clusters = format!("  - name: hello\n    app:\n      wasm: \"{}\"\n      timeout_ms: 2000\n", app.display());
+    let tmp = temp_dir("apps-malformed");
+    let mesh = Mesh::start(&tmp, &mesh_config(admin_port, &listeners, &clusters), admin_port);
+    let apps = addr(port);
+    let errors_5xx = |metrics: &str| metric(metrics, "duet_mesh_requests_total", &["cluster=\"hello\"", "5xx"]);
+    let before = errors_5xx(&mesh.admin_get("/metrics"));
+
+    // A body that does not match its declared length (short and finished, or long and
+    // abandoned): a complete 500 naming the cause, never a head that claims bytes that do not
+    // follow.
+    for path in ["/bad/short", "/bad/long"] {
+        let (status, head, body, length) = get_raw(apps, path);
+        assert_eq!(status, 500, "{path}: {head}");
+        assert!(head.to_ascii_lowercase().contains("duet-app-error: bad-response"), "{path}: {head}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("malformed"), "{path}: {text}");
+        assert_eq!(length, Some(body.len()), "{path}: the 500 itself is whole");
+        // The sidecar keeps serving.
+        let (status, body) = send(apps, "GET", "/", &[], b"");
+        assert_eq!(status, 200, "after {path}: {body}");
+    }
+    let mid = mesh.admin_get("/metrics");
+    assert_eq!(errors_5xx(&mid) - before, 2.0, "two 500s counted:\n{mid}");
+    assert_eq!(metric(&mid, "duet_mesh_app_traps_total", &["cluster=\"hello\""]), 0.0, "neither is a trap");
+
+    // Too long to read first: the head went out, so the connection is cut before the declared
+    // length, which the client sees as a truncated response.
+    let (status, head, body, length) = get_raw(apps, "/bad/short-big");
+    assert_eq!((status, length, body.len()), (200, Some(1_000_000), 3), "{head}");
+    assert_eq!(send(apps, "GET", "/", &[], b"").0, 200);
+
+    // No declared length and the body abandoned: the connection is cut before the chunked
+    // body's last chunk (or before anything was sent), so no client takes it as complete.
+    let (status, head, body) = match get_raw_or_nothing(apps, "/bad/unfinished") {
+        Some((status, head, body, _)) => (status, head, body),
+        None => (0, String::new(), Vec::new()),
+    };
+    if status != 0 {
+        assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+        assert!(!body.ends_with(b"0\r\n\r\n"), "no last chunk: {:?}", String::from_utf8_lossy(&body));
+    }
+    assert_eq!(send(apps, "GET", "/", &[], b"").0, 200);
+
+    // Forbidden and invalid headers, framing included, are refused to the app when it sets
+    // them, so they never reach a response; the app can still answer.
+    let (status, body) = send(apps, "GET", "/bad/headers", &[], b"");
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "connection": "forbidden",
+            "transfer-encoding": "forbidden",
+            "invalid-name": "invalid-syntax",
+            "invalid-value": "invalid-syntax",
+            "content-length-abc": "invalid-syntax",
+            "content-length-twice": "invalid-syntax",
+            "from-list": "forbidden",
+            "status-1000": "refused",
+        })
+    );
+    let log = mesh.log_text();
+    assert!(log.contains("malformed response refused"), "the sidecar logs why:\n{log}");
+}

@@ -3,7 +3,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /` | `{"hello":"duet","app":"hello"}` |
-//! | `GET /kv/<key>` | the value stored in the host's key-value store (`duet:app/kv`), or 404 |
+//! | `GET /kv/<key>` | the value stored in the host's key-value store (`duet:app/kv`), or 404 (501 when built without the default `kv` feature) |
 //! | `PUT /kv/<key>` | stores the request body under `<key>` |
 //! | `DELETE /kv/<key>` | removes `<key>` |
 //! | `GET /env/<name>` | the environment variable the host configured, or 404 |
@@ -11,6 +11,11 @@
 //! | `POST /echo` | the request body |
 //! | `GET /stderr?kb=N` | writes `N` KiB to stderr |
 //! | `GET /panic`, `GET /loop`, `GET /alloc?mb=N`, `GET /silent` | misbehaviour on purpose: a trap, an endless loop, `N` MiB of memory, no response at all (tests of the host's limits) |
+//! | `GET /bad/short`, `GET /bad/short-big`, `GET /bad/long`, `GET /bad/unfinished` | malformed responses on purpose: `content-length: 100` (or 1000000) with 3 bytes written (and `finish` called), 100 bytes written under `content-length: 3` (and the body dropped unfinished), 3 bytes without a length and the body dropped unfinished |
+//! | `GET /bad/headers` | tries forbidden headers, an invalid name, an invalid value, a non-numeric and a second `content-length`, and status 1000, and answers 200 with what the host said to each |
+//!
+//! Built without the default `kv` feature the component imports nothing but WASI 0.2, so any
+//! `wasi:http/proxy` host (`wasmtime serve`) runs it.
 //!
 //! Every instance serves one request, so the app keeps no state of its own: what must outlive
 //! a request lives in the host's store.
@@ -22,6 +27,7 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::{InputStream, StreamError};
 
+#[cfg(feature = "kv")]
 mod kv {
     wit_bindgen::generate!({
         path: "../../../crates/app/wit/kv.wit",
@@ -48,6 +54,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
             drop(out);
             return;
         }
+        if let Some(how) = path.strip_prefix("/bad/") {
+            malformed(how, out);
+            return;
+        }
         let (status, body) = route(&method, &path, &query, request);
         respond(out, status, &body);
     }
@@ -59,11 +69,15 @@ fn route(method: &Method, path: &str, query: &str, request: IncomingRequest) -> 
     let segments: Vec<&str> = path.trim_start_matches('/').splitn(2, '/').collect();
     match (method, segments.as_slice()) {
         (Method::Get, [""]) => json(200, serde_json::json!({"hello": "duet", "app": "hello"})),
+        #[cfg(not(feature = "kv"))]
+        (_, ["kv", _]) => json(501, serde_json::json!({"error": "built without the kv feature"})),
+        #[cfg(feature = "kv")]
         (Method::Get, ["kv", key]) => match kv::get(key) {
             Ok(Some(value)) => json(200, serde_json::json!({"key": key, "value": String::from_utf8_lossy(&value)})),
             Ok(None) => json(404, serde_json::json!({"error": "no such key", "key": key})),
             Err(e) => kv_error(e),
         },
+        #[cfg(feature = "kv")]
         (Method::Put, ["kv", key]) => {
             let value = match read_body(request) {
                 Ok(value) => value,
@@ -74,6 +88,7 @@ fn route(method: &Method, path: &str, query: &str, request: IncomingRequest) -> 
                 Err(e) => kv_error(e),
             }
         }
+        #[cfg(feature = "kv")]
         (Method::Delete, ["kv", key]) => match kv::delete(key) {
             Ok(true) => json(200, serde_json::json!({"deleted": key})),
             Ok(false) => json(404, serde_json::json!({"error": "no such key", "key": key})),
@@ -185,6 +200,7 @@ fn read_all(stream: &InputStream) -> Result<Vec<u8>, String> {
     }
 }
 
+#[cfg(feature = "kv")]
 fn kv_error(e: kv::Error) -> (u16, Vec<u8>) {
     let (status, text) = match e {
         kv::Error::NoStore => (503, "no key-value store configured".to_string()),
@@ -218,4 +234,93 @@ fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
     }
     drop(stream);
     let _ = OutgoingBody::finish(outgoing, None);
+}
+
+/// Responses that break the rules of `wasi:http` or HTTP, for the host's checks: it must answer
+/// 5xx (or end the connection) rather than pass on a response that claims what it does not send.
+fn malformed(how: &str, out: ResponseOutparam) {
+    match how {
+        // Declares 100 bytes, writes 3, and calls `finish`, which the host refuses.
+        "short" => send_with_length(out, "100", &[b'x'; 3], true),
+        // The same with a declared length too long for the host to read the body first.
+        "short-big" => send_with_length(out, "1000000", &[b'x'; 3], true),
+        // Declares 3 bytes, writes 100 (the host takes them and reports the excess), and drops
+        // the body without `finish`.
+        "long" => send_with_length(out, "3", &[b'x'; 100], false),
+        // No content-length, 3 bytes written, and the body dropped without `finish`: a body
+        // the app abandoned, which `wasi:http` says is corrupt.
+        "unfinished" => {
+            let response = OutgoingResponse::new(Fields::new());
+            let Ok(outgoing) = response.body() else { return };
+            ResponseOutparam::set(out, Ok(response));
+            let Ok(stream) = outgoing.write() else { return };
+            let _ = stream.blocking_write_and_flush(b"xxx");
+            drop(stream);
+            drop(outgoing);
+        }
+        "headers" => {
+            let headers = Fields::new();
+            let report = serde_json::json!({
+                "connection": header_result(headers.set("connection", &[b"close".to_vec()])),
+                "transfer-encoding": header_result(headers.append("transfer-encoding", b"chunked")),
+                "invalid-name": header_result(headers.set("bad header", &[b"x".to_vec()])),
+                "invalid-value": header_result(headers.set("x-bad", &[b"line\nbreak".to_vec()])),
+                "content-length-abc": header_result(headers.set("content-length", &[b"abc".to_vec()])),
+                "content-length-twice": header_result(
+                    headers.append("content-length", b"3").and_then(|()| headers.append("content-length", b"5"))
+                ),
+                "from-list": match Fields::from_list(&[("upgrade".to_string(), b"h2c".to_vec())]) {
+                    Ok(_) => "accepted".to_string(),
+                    Err(e) => header_error(e),
+                },
+                "status-1000": match OutgoingResponse::new(Fields::new()).set_status_code(1000) {
+                    Ok(()) => "accepted",
+                    Err(()) => "refused",
+                },
+            });
+            drop(headers);
+            let (status, body) = json(200, report);
+            respond(out, status, &body);
+        }
+        _ => {
+            let (status, body) = json(404, serde_json::json!({"error": "no such misbehaviour", "how": how}));
+            respond(out, status, &body);
+        }
+    }
+}
+
+/// Sends `body` under `content-length: length`, ignoring every error the host reports, and
+/// calls `finish` only when `finish` is true.
+fn send_with_length(out: ResponseOutparam, length: &str, body: &[u8], finish: bool) {
+    let headers = Fields::new();
+    let _ = headers.set("content-type", &[b"text/plain".to_vec()]);
+    let _ = headers.set("content-length", &[length.as_bytes().to_vec()]);
+    let response = OutgoingResponse::new(headers);
+    let Ok(outgoing) = response.body() else { return };
+    ResponseOutparam::set(out, Ok(response));
+    let Ok(stream) = outgoing.write() else { return };
+    let written = stream.blocking_write_and_flush(body);
+    eprintln!("writing {} bytes under content-length {length}: {written:?}", body.len());
+    drop(stream);
+    if finish {
+        let finished = OutgoingBody::finish(outgoing, None);
+        eprintln!("finish: {finished:?}");
+    } else {
+        drop(outgoing);
+    }
+}
+
+fn header_result(result: Result<(), wasip2::http::types::HeaderError>) -> String {
+    match result {
+        Ok(()) => "accepted".to_string(),
+        Err(e) => header_error(e),
+    }
+}
+
+fn header_error(e: wasip2::http::types::HeaderError) -> String {
+    match e {
+        wasip2::http::types::HeaderError::Forbidden => "forbidden".to_string(),
+        wasip2::http::types::HeaderError::InvalidSyntax => "invalid-syntax".to_string(),
+        wasip2::http::types::HeaderError::Immutable => "immutable".to_string(),
+    }
 }
