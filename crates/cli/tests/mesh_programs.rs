@@ -156,13 +156,52 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
         assert!(names.iter().any(|n| n.contains(want)), "{want} in {names:?}");
     }
 
-    // Keys are added live; a wrong size is refused and changes nothing.
-    let keys = format!(
-        "[{{\"key\": {{\"utf8\": \"alice-key\"}}, \"value\": \"{}\"}}, {{\"key\": {{\"utf8\": \"bob-key\"}}, \"value\": \"{}\"}}]",
-        client("alice", 0, 0),
-        client("bob", 1, 2)
-    );
-    assert_eq!(admin(&mesh, "PUT", "/maps/apikey/KEYS", &keys).0, 200);
+    // Keys are added live; a wrong size is refused and changes nothing. An eBPF object's maps
+    // have BTF types, so bob's entry is given typed there (the same bytes as the hex a Wasm
+    // module's untyped map takes).
+    let bpf = filter.contains("bpf:");
+    let bob = if bpf {
+        r#"{"key": "bob-key", "value": {"rate": 1, "burst": 2, "id_len": 3, "id": "bob"}}"#.to_owned()
+    } else {
+        format!("{{\"key\": {{\"utf8\": \"bob-key\"}}, \"value\": \"{}\"}}", client("bob", 1, 2))
+    };
+    let keys = format!("[{{\"key\": {{\"utf8\": \"alice-key\"}}, \"value\": \"{}\"}}, {bob}]", client("alice", 0, 0));
+    let (status, put) = admin(&mesh, "PUT", "/maps/apikey/KEYS", &keys);
+    assert_eq!(status, 200, "{name}: {put}");
+    let listed =
+        maps["maps"].as_array().unwrap().iter().find(|m| m["owner"] == "apikey" && m["name"] == "KEYS").unwrap();
+    let (_, keys_map) = admin(&mesh, "GET", "/maps/apikey/KEYS", "");
+    let alice = keys_map["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"].as_str().unwrap().starts_with("616c696365"))
+        .unwrap();
+    if bpf {
+        assert_eq!(
+            (listed["key_type"].as_str(), listed["value_type"].as_str()),
+            (Some("struct ApiKey"), Some("struct Client"))
+        );
+        assert_eq!(alice["key_typed"], "alice-key", "{name}: {alice}");
+        assert_eq!(
+            alice["value_typed"],
+            serde_json::json!({"requests": 0, "limited": 0, "rate": 0, "burst": 0, "id_len": 5, "zero": 0, "id": "alice"}),
+            "{name}"
+        );
+        assert_eq!(alice["value"], client("alice", 0, 0), "the hex stays beside the typed value");
+        let (status, err) =
+            admin(&mesh, "PUT", "/maps/apikey/KEYS", r#"{"key": "x", "value": {"rate": 1, "colour": 2}}"#);
+        assert_eq!(status, 400);
+        assert!(err["error"].as_str().unwrap().contains("struct Client has no member `colour`"), "{err}");
+    } else {
+        assert!(
+            listed.get("value_type").is_none() && alice.get("value_typed").is_none(),
+            "{name}: Wasm maps have no types"
+        );
+        let (status, err) = admin(&mesh, "PUT", "/maps/apikey/KEYS", r#"{"key": {"utf8": "x"}, "value": {"rate": 1}}"#);
+        assert_eq!(status, 400);
+        assert!(err["error"].as_str().unwrap().contains("no BTF types"), "{err}");
+    }
     let (status, err) = admin(&mesh, "PUT", "/maps/apikey/KEYS", "{\"key\": \"0102\", \"value\": \"00\"}");
     assert_eq!(status, 400);
     assert!(err["error"].as_str().unwrap().contains("the map's keys are 32 bytes"), "{err}");
@@ -228,6 +267,12 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
         assert_eq!(status, 200, "{m}");
         let mut entries = v["entries"].as_array().cloned().unwrap_or_default();
         entries.sort_by_key(|e| e["key"].as_str().unwrap_or_default().to_owned());
+        // Only eBPF objects have typed views; the bytes are what every build must agree on.
+        for e in &mut entries {
+            if let Some(e) = e.as_object_mut() {
+                e.retain(|k, _| !k.ends_with("_typed"));
+            }
+        }
         v["entries"] = entries.into();
         maps.insert(m.to_owned(), v["entries"].clone());
     }

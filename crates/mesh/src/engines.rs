@@ -10,6 +10,7 @@ use duet_vm::http::{HttpExchange, HttpMd, HttpOutcome};
 
 use crate::config::BpfEngine;
 use crate::error_chain;
+use crate::maps_api::MapTypes;
 use crate::programs::{ProgramKind, Runner, RunnerFactory};
 
 /// What a loaded file offers: its http programs, its maps, how to make runners, and a drain for
@@ -17,6 +18,8 @@ use crate::programs::{ProgramKind, Runner, RunnerFactory};
 pub(crate) struct Loaded {
     pub programs: Vec<(String, ProgramKind)>,
     pub maps: Vec<(String, Arc<Map>)>,
+    /// Key and value types from the object's BTF; a Wasm module has none.
+    pub map_types: HashMap<String, MapTypes>,
     pub factory: RunnerFactory,
     pub take_log: Box<dyn Fn() -> Vec<String> + Send + Sync>,
 }
@@ -25,6 +28,11 @@ pub(crate) struct Loaded {
 /// refused when the sidecar loads it (with the verifier's explanation), not on a request.
 pub(crate) fn load_bpf(bytes: &[u8], engine: BpfEngine) -> Result<Loaded, String> {
     let object = duet_object::Object::parse(bytes).map_err(|e| error_chain(&e))?;
+    let map_types = object
+        .maps
+        .iter()
+        .map(|m| (m.name.clone(), MapTypes { key: m.key_type.clone(), value: m.value_type.clone() }))
+        .collect();
     let module = duet_vm::Module::load(&object, duet_vm::LoadOptions::default()).map_err(|e| error_chain(&e))?;
     let module = Arc::new(module);
     let mut programs = Vec::new();
@@ -50,7 +58,7 @@ pub(crate) fn load_bpf(bytes: &[u8], engine: BpfEngine) -> Result<Loaded, String
         Ok(Box::new(BpfRunners(runners)) as Box<dyn Runner>)
     });
     let take_log = Box::new(move || module.take_log());
-    Ok(Loaded { programs, maps, factory, take_log })
+    Ok(Loaded { programs, maps, map_types, factory, take_log })
 }
 
 fn vm_engine(engine: BpfEngine) -> duet_vm::Engine {
@@ -107,7 +115,8 @@ pub(crate) fn load_wasm(bytes: &[u8], limits: &crate::programs::Limits) -> Resul
         Ok(Box::new(WasmRunners(runners)) as Box<dyn Runner>)
     });
     let take_log = Box::new(move || module.take_log());
-    Ok(Loaded { programs, maps, factory, take_log })
+    // The duet.maps manifest records sizes only: Wasm maps have no types.
+    Ok(Loaded { programs, maps, map_types: HashMap::new(), factory, take_log })
 }
 
 struct WasmRunners(HashMap<String, duet_wasm::Executor>);

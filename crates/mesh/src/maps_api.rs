@@ -2,21 +2,31 @@
 //! operator reads, adds and removes entries while the sidecar serves (block a key, shift
 //! traffic), without a reload.
 //!
-//! - `GET /maps`: every map with its owner, type and sizes;
+//! - `GET /maps`: every map with its owner, type and sizes, and its key and value types when
+//!   the object's BTF declares them (`key_type`/`value_type`: a short name such as
+//!   `struct Client`; `key_layout`/`value_layout`: the full [`TypeLayout`]);
 //! - `GET /maps/<owner>/<map>`: its entries, keys and values in hex (per-CPU maps: one value per
-//!   CPU);
+//!   CPU), and, for a map with types, `key_typed` and `value_typed` (`values_typed` per CPU) as
+//!   [`TypeLayout::to_json`] shows them;
 //! - `PUT /maps/<owner>/<map>` with `{"key": K, "value": V, "flags": "any"|"noexist"|"exist"}`
 //!   (or an array of such objects);
 //! - `DELETE /maps/<owner>/<map>` with `{"key": K}` (or an array).
 //!
 //! `K` and `V` are hex strings (`"0a000001"`, whitespace and a `0x` prefix allowed), unsigned
 //! integers (written little-endian into the key or value size), `{"utf8": "text"}` (zero-padded
-//! to the size) or arrays of byte values. A size mismatch or a bad encoding is a 400 naming the
-//! expected size; the map is unchanged.
+//! to the size) or arrays of byte values. When the map has types (eBPF objects with BTF; Wasm
+//! modules never have them), a typed value is accepted too, as [`TypeLayout::reads_as_typed`]
+//! tells them apart: any object other than `{"utf8": ...}`, an array when the type is an array
+//! of wider elements, a number or bool when the type is a scalar (so negative and float values
+//! work), and a string unless it is made only of hex digits (those are raw bytes, so a hex key
+//! of the wrong length is a size error, not text; hex-looking text goes in `{"utf8": ...}`). A
+//! size mismatch or a bad encoding is a 400 naming the expected size or the field
+//! (`value.id[3]`); the map is unchanged.
 
 use std::sync::Arc;
 
 use duet_maps::{Map, MapValue};
+use duet_object::TypeLayout;
 use serde_json::{Value, json};
 
 /// One map as the admin API names it: `<owner>/<name>`, the owner being the filter (or
@@ -29,6 +39,17 @@ pub struct NamedMap {
     pub name: String,
     /// The map.
     pub map: Arc<Map>,
+    /// Its key and value types, when the object's BTF declares them.
+    pub types: MapTypes,
+}
+
+/// A map's key and value types from BTF (eBPF objects only; Wasm modules carry none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapTypes {
+    /// The key's type.
+    pub key: Option<Arc<TypeLayout>>,
+    /// The value's type.
+    pub value: Option<Arc<TypeLayout>>,
 }
 
 /// An API error: an HTTP status and a message.
@@ -68,6 +89,12 @@ pub fn describe(m: &NamedMap) -> Value {
     if m.map.map_type() != duet_maps::MapType::RingBuf {
         v["entries"] = Value::from(m.map.entries().len());
     }
+    for (what, layout) in [("key", &m.types.key), ("value", &m.types.value)] {
+        if let Some(layout) = layout {
+            v[format!("{what}_type")] = Value::from(layout.type_name());
+            v[format!("{what}_layout")] = serde_json::to_value(&**layout).unwrap_or(Value::Null);
+        }
+    }
     v
 }
 
@@ -77,11 +104,25 @@ pub fn entries(m: &NamedMap) -> Value {
         .map
         .entries()
         .into_iter()
-        .map(|(k, v)| match v {
-            MapValue::Single(v) => json!({ "key": hex(&k), "value": hex(&v) }),
-            MapValue::PerCpu(vs) => {
-                json!({ "key": hex(&k), "values": vs.iter().map(|v| hex(v)).collect::<Vec<_>>() })
+        .map(|(k, v)| {
+            let mut e = match &v {
+                MapValue::Single(v) => json!({ "key": hex(&k), "value": hex(v) }),
+                MapValue::PerCpu(vs) => {
+                    json!({ "key": hex(&k), "values": vs.iter().map(|v| hex(v)).collect::<Vec<_>>() })
+                }
+            };
+            if let Some(layout) = &m.types.key {
+                e["key_typed"] = layout.to_json(&k);
             }
+            if let Some(layout) = &m.types.value {
+                match &v {
+                    MapValue::Single(v) => e["value_typed"] = layout.to_json(v),
+                    MapValue::PerCpu(vs) => {
+                        e["values_typed"] = vs.iter().map(|v| layout.to_json(v)).collect();
+                    }
+                }
+            }
+            e
         })
         .collect();
     let mut v = describe(m);
@@ -98,10 +139,10 @@ pub fn put(m: &NamedMap, body: &[u8]) -> Result<Value, ApiError> {
     for (i, item) in items.iter().enumerate() {
         let at =
             |e: ApiError| ApiError { message: format!("update {i} ({done} applied before it): {}", e.message), ..e };
-        let key = bytes(item.get("key").ok_or_else(|| at(bad("`key` is missing")))?, spec.key_size as usize, "key")
-            .map_err(at)?;
+        let key = item.get("key").ok_or_else(|| at(bad("`key` is missing")))?;
+        let key = decode(key, spec.key_size as usize, m.types.key.as_deref(), "key").map_err(at)?;
         let value = item.get("value").ok_or_else(|| at(bad("`value` is missing")))?;
-        let mut value = bytes(value, spec.value_size as usize, "value").map_err(at)?;
+        let mut value = decode(value, spec.value_size as usize, m.types.value.as_deref(), "value").map_err(at)?;
         if m.map.map_type().is_per_cpu() {
             // One value for every CPU, each slot rounded up to 8 bytes as the bpf syscall lays
             // them out.
@@ -129,7 +170,7 @@ pub fn delete(m: &NamedMap, body: &[u8]) -> Result<Value, ApiError> {
         let at =
             |e: ApiError| ApiError { message: format!("delete {i} ({done} applied before it): {}", e.message), ..e };
         let key = item.get("key").ok_or_else(|| at(bad("`key` is missing")))?;
-        let key = bytes(key, m.map.spec().key_size as usize, "key").map_err(at)?;
+        let key = decode(key, m.map.spec().key_size as usize, m.types.key.as_deref(), "key").map_err(at)?;
         m.map.delete(&key).map_err(|e| at(ApiError { status: 404, message: e.to_string() }))?;
         done += 1;
     }
@@ -189,7 +230,22 @@ fn items(body: &[u8]) -> Result<Vec<Value>, ApiError> {
     Ok(items)
 }
 
-/// Decodes a key or value of exactly `size` bytes.
+/// Decodes a key or value of exactly `size` bytes: typed when `layout` is known and `v` reads as
+/// typed ([`TypeLayout::reads_as_typed`]), else in one of the untyped encodings ([`bytes`]).
+pub fn decode(v: &Value, size: usize, layout: Option<&TypeLayout>, what: &str) -> Result<Vec<u8>, ApiError> {
+    match layout {
+        Some(layout) if layout.reads_as_typed(v) => layout.from_json(v, what).map_err(bad),
+        None if matches!(v, Value::Object(o) if !(o.len() == 1 && o.get("utf8").is_some_and(Value::is_string))) => {
+            Err(bad(format!(
+                "{what}: the map has no BTF types (Wasm modules never do), so a typed object is not accepted; \
+                 give a hex string, an integer, {{\"utf8\": ...}} or a byte array"
+            )))
+        }
+        _ => bytes(v, size, what),
+    }
+}
+
+/// Decodes a key or value of exactly `size` bytes in the untyped encodings.
 pub fn bytes(v: &Value, size: usize, what: &str) -> Result<Vec<u8>, ApiError> {
     let out = match v {
         Value::String(s) => {
@@ -239,7 +295,12 @@ mod tests {
 
     fn map(map_type: MapType, key_size: u32, value_size: u32) -> NamedMap {
         let spec = MapSpec { name: "KEYS".into(), map_type, key_size, value_size, max_entries: 8, flags: 0 };
-        NamedMap { owner: "apikey".into(), name: "KEYS".into(), map: Arc::new(Map::new(spec, 2).unwrap()) }
+        NamedMap {
+            owner: "apikey".into(),
+            name: "KEYS".into(),
+            map: Arc::new(Map::new(spec, 2).unwrap()),
+            types: MapTypes::default(),
+        }
     }
 
     #[test]
@@ -300,6 +361,98 @@ mod tests {
         let per_cpu = [map(MapType::PerCpuArray, 4, 4)];
         assert_eq!(carry_over(&old[1..], &per_cpu), 1);
         assert_eq!(entries(&per_cpu[0]), entries(&old[1]));
+    }
+
+    /// The apikey example's `KEYS`: key `ApiKey([u8; 32])`, value `Client` (64 bytes).
+    fn typed_keys() -> NamedMap {
+        use duet_object::Member;
+        let int = |size, signed| TypeLayout::Int { size, signed };
+        let bytes32 = TypeLayout::Array { elem: Box::new(int(1, false)), len: 32 };
+        let member = |name: &str, offset, ty| Member { name: name.into(), offset, bitfield: None, ty };
+        let key =
+            TypeLayout::Struct { name: "ApiKey".into(), size: 32, members: vec![member("__0", 0, bytes32.clone())] };
+        let value = TypeLayout::Struct {
+            name: "Client".into(),
+            size: 64,
+            members: vec![
+                member("requests", 0, int(8, false)),
+                member("limited", 8, int(8, false)),
+                member("rate", 16, int(4, false)),
+                member("burst", 20, int(4, false)),
+                member("id_len", 24, int(4, false)),
+                member("zero", 28, int(4, false)),
+                member("id", 32, bytes32),
+            ],
+        };
+        let mut m = map(MapType::Hash, 32, 64);
+        m.types = MapTypes { key: Some(Arc::new(key)), value: Some(Arc::new(value)) };
+        m
+    }
+
+    #[test]
+    fn maps_with_btf_types_show_and_take_typed_keys_and_values() {
+        let m = typed_keys();
+        let listed = describe(&m);
+        assert_eq!(listed["key_type"], "struct ApiKey");
+        assert_eq!(listed["value_type"], "struct Client");
+        assert_eq!(listed["value_layout"]["members"][2]["name"], "rate");
+
+        let body = json!({"key": "secret", "value": {"rate": 10, "burst": 5, "id_len": 8, "id": "client-a"}});
+        assert_eq!(put(&m, body.to_string().as_bytes()).unwrap()["updated"], 1);
+        // The untyped encodings keep working beside the typed ones.
+        let hex_value = "00".repeat(64);
+        put(&m, json!({"key": {"utf8": "other"}, "value": hex_value}).to_string().as_bytes()).unwrap();
+
+        let e = entries(&m);
+        let got = e["entries"].as_array().unwrap().iter().find(|e| e["key_typed"] == "secret").unwrap().clone();
+        assert_eq!(
+            got["value_typed"],
+            json!({"requests": 0, "limited": 0, "rate": 10, "burst": 5, "id_len": 8, "zero": 0, "id": "client-a"})
+        );
+        assert!(got["key"].as_str().unwrap().starts_with(&hex(b"secret")), "hex stays: {got}");
+        assert!(got["value"].as_str().unwrap().len() == 128);
+
+        let err =
+            put(&m, json!({"key": "secret", "value": {"rate": 1, "colour": 2}}).to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(
+            err.message.contains("update 0 (0 applied before it): value: struct Client has no member `colour`"),
+            "{}",
+            err.message
+        );
+        let err = put(&m, json!({"key": "secret", "value": {"id": [1, 256]}}).to_string().as_bytes()).unwrap_err();
+        assert!(err.message.contains("value.id[1]: 256 does not fit in u8"), "{}", err.message);
+        let err = put(&m, json!({"key": "x".repeat(33), "value": {}}).to_string().as_bytes()).unwrap_err();
+        assert!(err.message.contains("key: the text is 33 bytes"), "{}", err.message);
+
+        assert_eq!(delete(&m, json!({"key": "secret"}).to_string().as_bytes()).unwrap()["deleted"], 1);
+        assert_eq!(m.map.entries().len(), 1);
+    }
+
+    #[test]
+    fn typed_scalars_take_negative_numbers_and_per_cpu_values_show_typed() {
+        let mut m = map(MapType::PerCpuArray, 4, 8);
+        m.types = MapTypes {
+            key: Some(Arc::new(TypeLayout::Int { size: 4, signed: false })),
+            value: Some(Arc::new(TypeLayout::Int { size: 8, signed: true })),
+        };
+        put(&m, br#"{"key": 1, "value": -5}"#).unwrap();
+        let e = entries(&m);
+        let one = e["entries"].as_array().unwrap().iter().find(|e| e["key_typed"] == 1).unwrap().clone();
+        assert_eq!(one["values_typed"], json!([-5, -5]));
+        assert_eq!(one["values"], json!(["fbffffffffffffff", "fbffffffffffffff"]));
+    }
+
+    #[test]
+    fn maps_without_types_refuse_typed_objects_with_a_clear_error() {
+        let m = map(MapType::Hash, 4, 8);
+        let err = put(&m, br#"{"key": 1, "value": {"rate": 1}}"#).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(err.message.contains("value: the map has no BTF types (Wasm modules never do)"), "{}", err.message);
+        let listed = describe(&m);
+        assert!(listed.get("key_type").is_none() && listed.get("value_layout").is_none());
+        put(&m, br#"{"key": 1, "value": 1}"#).unwrap();
+        assert!(entries(&m)["entries"][0].get("value_typed").is_none());
     }
 
     #[test]

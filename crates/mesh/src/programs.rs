@@ -18,7 +18,7 @@ use duet_vm::http::{FilterVerdict, HttpError, HttpExchange, HttpField, HttpMd, H
 use crate::MeshError;
 use crate::config::{self, BpfEngine, OnError};
 use crate::filter::{BoxFuture, Exchange, FilterError, FilterStream, HttpFilter, LocalResponse, Upstreams, Verdict};
-use crate::maps_api::NamedMap;
+use crate::maps_api::{MapTypes, NamedMap};
 use crate::metrics::{DecisionStats, FilterStats, Metrics, VerdictStats};
 
 /// The kind of an http program.
@@ -79,6 +79,8 @@ pub struct ProgramFile {
     kind: FileKind,
     programs: Vec<(String, ProgramKind)>,
     maps: Vec<(String, Arc<Map>)>,
+    /// Key and value types of the maps that have them (BTF-defined maps of eBPF objects).
+    map_types: std::collections::HashMap<String, MapTypes>,
     factory: RunnerFactory,
     take_log: Box<dyn Fn() -> Vec<String> + Send + Sync>,
     slots: Vec<Mutex<Option<Box<dyn Runner>>>>,
@@ -133,6 +135,7 @@ impl ProgramFile {
             kind,
             programs: loaded.programs,
             maps: loaded.maps,
+            map_types: loaded.map_types,
             factory: loaded.factory,
             take_log: loaded.take_log,
             slots: (0..workers.max(1)).map(|_| Mutex::new(None)).collect(),
@@ -223,7 +226,12 @@ impl ProgramFile {
     fn named_maps(&self, owner: &str) -> Vec<NamedMap> {
         self.maps
             .iter()
-            .map(|(name, map)| NamedMap { owner: owner.to_owned(), name: name.clone(), map: Arc::clone(map) })
+            .map(|(name, map)| NamedMap {
+                owner: owner.to_owned(),
+                name: name.clone(),
+                map: Arc::clone(map),
+                types: self.map_types.get(name).cloned().unwrap_or_default(),
+            })
             .collect()
     }
 }

@@ -201,8 +201,10 @@ impl TypeLayout {
     ///   single bytes; otherwise it is a byte array;
     /// - a number is typed when the type is an integer, bool, enum, float or pointer;
     /// - `true`/`false` are typed;
-    /// - a string is typed unless it is exactly `2 × size` hex digits (whitespace and a `0x`
-    ///   prefix allowed), which are the raw bytes.
+    /// - a string is typed unless it is made only of hex digits (whitespace and a `0x` prefix
+    ///   allowed): those are raw bytes, whatever their number, so a hex key of the wrong length
+    ///   is a size error rather than text. Text made only of hex digits (`"cafe"`) is given as
+    ///   `{"utf8": "cafe"}`, or typed inside an object.
     pub fn reads_as_typed(&self, v: &Value) -> bool {
         let inner = self.unwrap_newtype();
         match v {
@@ -217,7 +219,7 @@ impl TypeLayout {
                     | TypeLayout::Pointer
             ),
             Value::Bool(_) => true,
-            Value::String(s) => !is_exact_hex(s, self.size()),
+            Value::String(s) => !looks_like_hex(s),
             Value::Null => false,
         }
     }
@@ -664,10 +666,10 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Whether `s` is exactly `size` bytes of hex.
-fn is_exact_hex(s: &str, size: u64) -> bool {
-    let digits: Vec<u8> = s.trim().trim_start_matches("0x").bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    digits.len() as u64 == size.saturating_mul(2) && digits.iter().all(u8::is_ascii_hexdigit)
+/// Whether `s` is made only of hex digits (at least one; whitespace and a `0x` prefix allowed).
+fn looks_like_hex(s: &str) -> bool {
+    let mut digits = s.trim().trim_start_matches("0x").bytes().filter(|b| !b.is_ascii_whitespace()).peekable();
+    digits.peek().is_some() && digits.all(|b| b.is_ascii_hexdigit())
 }
 
 // === BTF ===

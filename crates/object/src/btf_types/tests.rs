@@ -304,7 +304,9 @@ fn typed_input_is_told_apart_from_the_untyped_encodings() {
     assert!(value.reads_as_typed(&json!({"rate": 1})));
     assert!(!value.reads_as_typed(&json!({"utf8": "x"})));
     assert!(!value.reads_as_typed(&json!("00".repeat(64))));
-    assert!(value.reads_as_typed(&json!("00")));
+    assert!(!value.reads_as_typed(&json!("0x 00 01")), "hex of any length is raw bytes");
+    assert!(value.reads_as_typed(&json!("client-a")));
+    assert!(key.reads_as_typed(&json!("")));
     assert!(!value.reads_as_typed(&json!(5)));
     assert!(!value.reads_as_typed(&json!([1, 2])));
     assert!(key.reads_as_typed(&json!("secret")));
