@@ -1388,22 +1388,6 @@ impl<'a> Checker<'a> {
                 )
                 .help("return 0 to drop the packet or 1 to let it pass, on every path"),
             );
-        } else if self.ctx.program_type == ProgramType::Xdp && r0.val.umin > 4 {
-            let value = r0
-                .val
-                .as_const()
-                .map_or_else(|| format!("a value in {}..={}", r0.val.umin, r0.val.umax), |v| v.to_string());
-            self.fail(
-                st,
-                pc,
-                &[0],
-                Diagnostic::new(
-                    Code::ReturnValue,
-                    Some(pc),
-                    format!("the XDP program returns {value}, which is not an XDP action"),
-                )
-                .help("return XDP_ABORTED (0), XDP_DROP (1), XDP_PASS (2), XDP_TX (3) or XDP_REDIRECT (4)"),
-            );
         }
         for held in st.refs.clone() {
             self.fail(

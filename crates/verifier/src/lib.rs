@@ -20,8 +20,9 @@
 //!   type allows; no writes to read-only memory;
 //! - helpers: arguments against each helper's prototype; ring buffer records released on every
 //!   path;
-//! - return values: for XDP one that can be an XDP action, for cgroup skb programs 0 or 1, for
-//!   duet's http filters 0 or 1, on every path;
+//! - return values: as the kernel checks them, for cgroup skb programs 0 or 1 (the kernel
+//!   checks no range for XDP, socket filters, TC classifiers or kprobes), and for duet's http
+//!   filters 0 or 1, on every path;
 //! - privileges: by default the kernel's rules for a privileged loader (root, or CAP_BPF with
 //!   CAP_PERFMON): a pointer may become a number (returned, stored in a map or the packet,
 //!   compared, passed as a helper's number, subtracted from another) and uninitialised stack
@@ -55,7 +56,8 @@ pub use diag::{Code, Diagnostic, SourceLine};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ProgramType {
-    /// XDP: `struct xdp_md` context, verdict 0..=4.
+    /// XDP: `struct xdp_md` context; any return value (the kernel drops the packet on an
+    /// unknown action at run time and checks no range at load).
     Xdp,
     /// Socket filter: `struct __sk_buff` context (read-only fields, no direct packet access),
     /// legacy packet loads, `bpf_skb_load_bytes`.
