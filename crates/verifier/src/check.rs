@@ -1412,8 +1412,10 @@ impl<'a> Checker<'a> {
                 st,
                 pc,
                 &[],
-                Diagnostic::new(Code::UnknownHelper, Some(pc), format!("call to unknown helper #{id}"))
-                    .help("duet provides helpers 1-3 (maps), 5-12, 23, 26, 28, 44, 51, 54, 65, 125, 130-133 (ring buffers) and, to http programs, 10000-10005"),
+                Diagnostic::new(Code::UnknownHelper, Some(pc), format!("call to unknown helper #{id}")).help(format!(
+                    "duet verifies the kernel helpers {} and, in http programs, duet's 10000-10005",
+                    helpers::kernel_ids()
+                )),
             );
             self.clobber_call(st, pc);
             *st.reg_mut(0) = Reg::scalar(Scalar::UNKNOWN);
@@ -1541,6 +1543,29 @@ impl<'a> Checker<'a> {
                     } else {
                         self.mem_arg(st, pc, proto, r, &reg, size.umax, "memory", false);
                     }
+                }
+                Arg::InOutMem => {
+                    let reg = self.read(st, pc, r);
+                    let size = sizes.get(usize::from(r) + 1).copied().flatten().unwrap_or(Scalar::constant(0));
+                    self.mem_arg(st, pc, proto, r, &reg, size.umax, "memory", false);
+                    self.clobber_mem_arg(st, pc, r, &reg, size.umax);
+                }
+                Arg::OutFixed { size } => {
+                    let reg = self.read(st, pc, r);
+                    let total = i64::from(reg.off);
+                    let aligned = total.rem_euclid(i64::from(*size)) == 0 && reg.val.var.is_aligned(u64::from(*size));
+                    if reg.ty.is_pointer() && !aligned {
+                        let d = Diagnostic::new(
+                            Code::HelperArgs,
+                            Some(pc),
+                            format!("{} needs an {size}-byte aligned pointer in R{r}, found {reg}", proto.name),
+                        )
+                        .help(format!(
+                            "pass the address of a naturally aligned {size}-byte variable (`long res;` on the stack)"
+                        ));
+                        self.fail(st, pc, &[r], d);
+                    }
+                    self.out_mem_arg(st, pc, proto, r, &reg, Scalar::constant(u64::from(*size)));
                 }
                 Arg::AllocSize => {
                     let reg = self.read(st, pc, r);
@@ -1818,6 +1843,34 @@ impl<'a> Checker<'a> {
                 ));
                 self.fail(st, pc, &[r], d);
             }
+        }
+    }
+
+    /// After a helper that may write through `reg` (`size` bytes, already checked readable):
+    /// the memory must be writable, and stack bytes there are no longer tracked.
+    fn clobber_mem_arg(&mut self, st: &mut State, pc: usize, r: u8, reg: &Reg, size: u64) {
+        if size == 0 {
+            return;
+        }
+        let size32 = u32::try_from(size).unwrap_or(u32::MAX);
+        match reg.ty {
+            RegType::Stack { frame } => {
+                let Some((lo, hi)) = self.stack_range(st, pc, r, reg, 0, size32, Access::Write, false) else { return };
+                let frame = usize::from(frame);
+                if frame >= st.frames.len() {
+                    return;
+                }
+                for addr in lo..hi {
+                    let (si, b) = slot_of(addr);
+                    let slot = st.frames[frame].slot_mut(si);
+                    scrub_spill(slot);
+                    slot.bytes[b] = ByteKind::Misc;
+                }
+            }
+            RegType::MapValue { map } => {
+                self.bounded_access(st, pc, r, reg, 0, size32, Access::Write, Bounds::Map(map));
+            }
+            _ => {}
         }
     }
 

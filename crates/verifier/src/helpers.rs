@@ -1,4 +1,9 @@
-//! Prototypes of the kernel helpers duet provides (ids as in the kernel and in duet-vm's module).
+//! Prototypes of the kernel helpers duet verifies (ids as in the kernel and in duet-vm's module).
+//!
+//! The table describes what the kernel allows, so that duet's verdict is the kernel's. duet-vm
+//! provides most of these helpers; a program calling one it does not (bpf_fib_lookup,
+//! bpf_strtol, bpf_strtoul, bpf_loop) verifies, loads into the kernel, and is refused by the
+//! VM when it is loaded there (`duet_vm::LoadError::UnknownHelper`, which names the helper).
 
 use crate::ProgramType;
 
@@ -27,6 +32,16 @@ pub(crate) enum Arg {
     OutMem {
         /// Whether NULL with size zero is allowed.
         nullable: bool,
+    },
+    /// A pointer to memory the helper reads and may write (the kernel's `ARG_PTR_TO_MEM` without
+    /// `MEM_RDONLY`), of the size in the next argument: initialised like a read (for an
+    /// unprivileged loader), writable, and untracked bytes after the call.
+    InOutMem,
+    /// A pointer to exactly `size` writable bytes aligned to `size`, which the helper always
+    /// fills (`ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE | MEM_ALIGNED`).
+    OutFixed {
+        /// The size in bytes.
+        size: u32,
     },
     /// The size of the preceding memory argument: a bounded number, zero allowed if `zero_ok`.
     Size {
@@ -303,6 +318,36 @@ static PROTOS: &[Proto] = &[
         pkt_access: false,
     },
     Proto {
+        id: 69,
+        name: "bpf_fib_lookup",
+        args: &[Ctx, InOutMem, Size { zero_ok: false }, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::XdpTc,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    Proto {
+        id: 105,
+        name: "bpf_strtol",
+        args: &[Mem { nullable: false }, Size { zero_ok: false }, Scalar, OutFixed { size: 8 }],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::Base,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    Proto {
+        id: 106,
+        name: "bpf_strtoul",
+        args: &[Mem { nullable: false }, Size { zero_ok: false }, Scalar, OutFixed { size: 8 }],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::Base,
+        changes_packet: false,
+        pkt_access: false,
+    },
+    Proto {
         id: 125,
         name: "bpf_ktime_get_boot_ns",
         args: &[],
@@ -424,6 +469,12 @@ static PROTOS: &[Proto] = &[
 /// The prototype of helper `id`, if duet provides it.
 pub(crate) fn proto(id: i64) -> Option<&'static Proto> {
     PROTOS.iter().find(|p| p.id == id)
+}
+
+/// The ids of the kernel helpers in the table, for messages (`1, 2, 3, 5, ...`).
+pub(crate) fn kernel_ids() -> String {
+    let ids: Vec<String> = PROTOS.iter().filter(|p| p.id < 10000).map(|p| p.id.to_string()).collect();
+    ids.join(", ")
 }
 
 impl Proto {
