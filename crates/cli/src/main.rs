@@ -147,14 +147,20 @@ enum Command {
         /// Print one JSON object: {"results": [r0 per packet, null if it trapped], "packets": ["<the
         /// packet as the program left it, hex>", ...], "ringbufs": {"<map>": ["<record hex>", ...]},
         /// "maps": {"<map>": {"<key hex>": "<value hex>" or ["<per-CPU hex>", ...]}}}; the shape of
-        /// `duet test-run --json`, so the two diff.
+        /// `duet test-run --json`, so the two diff. For a `.bpf.o` whose BTF declares map types
+        /// (every SDK program), also "maps_typed": {"<map>": [{"key": K, "value": V}, ...]} with
+        /// keys and values as typed JSON, as bpftool shows them (structs as objects, text byte
+        /// arrays as strings, enums by name); a `.wasm` has no types.
         #[arg(long)]
         json: bool,
         /// Write the packets as the program left them to this pcapng file, each with its verdict
         /// as the packet comment (a trapped packet is written as it came, with "trap").
         #[arg(long, value_name = "FILE")]
         pcap_out: Option<PathBuf>,
-        /// Seed maps before the run from a JSON file of the same shape (e.g. a blocklist).
+        /// Seed maps before the run from a JSON file of the same shape (e.g. a blocklist). For a
+        /// map with BTF types, values (and keys that are not hex) may be typed JSON, and a map may
+        /// be a list [{"key": K, "value": V}, ...] (e.g. {"CONFIG": [{"key": 0, "value": {"rate":
+        /// 1, "burst": 2}}]}); the rule that tells typed from hex is the sidecar's (docs/MESH.md).
         #[arg(long)]
         maps_in: Option<PathBuf>,
         /// Number of CPUs per-CPU maps hold, at least 1 [default: the machine's possible CPUs, as

@@ -1,12 +1,14 @@
 //! `duet inspect` and `duet run`: object files in the userspace VM.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use duet_maps::{Map, MapType, MapValue};
-use duet_object::{Object, ProgramKind};
+use duet_object::{Object, ProgramKind, TypeLayout};
 use duet_vm::{Env, LoadOptions, Module, SkbHook, XdpPacket};
 use serde_json::{Map as JsonMap, Value as Json, json};
 
@@ -85,10 +87,17 @@ pub fn inspect_json(path: &Path, program: Option<&str>, disassemble: bool) -> Re
         .maps
         .iter()
         .map(|m| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "name": m.name, "type": duet_object::map_type_name(m.map_type), "key_size": m.key_size,
                 "value_size": m.value_size, "max_entries": m.max_entries, "flags": m.flags,
-            })
+            });
+            for (what, layout) in [("key", &m.key_type), ("value", &m.value_type)] {
+                if let Some(layout) = layout {
+                    v[format!("{what}_type")] = Json::from(layout.type_name());
+                    v[format!("{what}_layout")] = serde_json::to_value(&**layout).unwrap_or(Json::Null);
+                }
+            }
+            v
         })
         .collect();
     let doc = serde_json::json!({
@@ -300,8 +309,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let options = LoadOptions { n_cpus: args.cpus.unwrap_or_else(possible_cpus), env, ..LoadOptions::default() };
     let module =
         Module::load(&object, options).with_context(|| format!("cannot load {} into the VM", args.object.display()))?;
+    let types = MapTypes::of(&object);
     if let Some(path) = &args.maps_in {
-        seed_maps(|n| module.map(n).ok().map(|m| &**m), path)?;
+        seed_maps(|n| module.map(n).ok().map(|m| &**m), &types, path)?;
     }
     let mut vm = if engine == "jit" {
         Engine::Jit(module.jit(&name)?)
@@ -349,7 +359,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let maps: Vec<(&str, &Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
     let title = format!("{name} ({})", kind_name(&kind));
     let engine = if matches!(vm, Engine::Jit(_)) { "the JIT" } else { "the interpreter" };
-    crate::replay::report(args, replayed, &title, engine, &maps, &label)
+    crate::replay::report(args, replayed, &title, engine, &maps, &types, &label)
 }
 
 /// The userspace VM engine `duet run` uses.
@@ -405,9 +415,88 @@ fn unhex(s: &str) -> Result<Vec<u8>> {
     duet_testdata::parse_hex_bytes(s).map_err(anyhow::Error::msg)
 }
 
+/// The key and value types of an object's maps, by name, from its BTF (none for a Wasm module,
+/// whose `duet.maps` manifest records sizes only).
+#[derive(Default)]
+pub(crate) struct MapTypes(BTreeMap<String, KeyValueTypes>);
+
+/// A map's key type and value type, each when known.
+type KeyValueTypes = (Option<Arc<TypeLayout>>, Option<Arc<TypeLayout>>);
+
+impl MapTypes {
+    pub(crate) fn of(object: &Object) -> MapTypes {
+        MapTypes(
+            object
+                .maps
+                .iter()
+                .filter(|m| m.key_type.is_some() || m.value_type.is_some())
+                .map(|m| (m.name.clone(), (m.key_type.clone(), m.value_type.clone())))
+                .collect(),
+        )
+    }
+
+    fn key(&self, map: &str) -> Option<&TypeLayout> {
+        self.0.get(map).and_then(|(k, _)| k.as_deref())
+    }
+
+    fn value(&self, map: &str) -> Option<&TypeLayout> {
+        self.0.get(map).and_then(|(_, v)| v.as_deref())
+    }
+}
+
+/// `duet run --json`'s `maps_typed`: for every map with BTF types, its entries as
+/// `{"key": K, "value": V}` (per-CPU maps: `"values": [V, ...]`) in typed JSON, sorted by key
+/// bytes; a side without a type is hex. Maps without types (and every map of a Wasm module) are
+/// absent; `maps` keeps the hex of every map.
+pub(crate) fn dump_maps_typed<'a>(maps: impl IntoIterator<Item = (&'a str, &'a Map)>, types: &MapTypes) -> Json {
+    let mut out = JsonMap::new();
+    for (name, map) in maps {
+        if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) || !types.0.contains_key(name) {
+            continue;
+        }
+        let show =
+            |layout: Option<&TypeLayout>, bytes: &[u8]| layout.map_or_else(|| json!(hex(bytes)), |l| l.to_json(bytes));
+        let mut entries = map.entries();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let entries: Vec<Json> = entries
+            .into_iter()
+            .map(|(k, v)| {
+                let key = show(types.key(name), &k);
+                match v {
+                    MapValue::Single(v) => json!({ "key": key, "value": show(types.value(name), &v) }),
+                    MapValue::PerCpu(vs) => {
+                        let values: Vec<Json> = vs.iter().map(|v| show(types.value(name), v)).collect();
+                        json!({ "key": key, "values": values })
+                    }
+                }
+            })
+            .collect();
+        out.insert(name.to_owned(), Json::Array(entries));
+    }
+    Json::Object(out)
+}
+
+/// A key or value from a `--maps-in` file: typed JSON when the map's BTF declares the type and
+/// the JSON reads as typed (the sidecar's rule, [`TypeLayout::reads_as_typed`]), else hex.
+fn seed_bytes(v: &Json, layout: Option<&TypeLayout>, what: &str) -> Result<Vec<u8>> {
+    match (v, layout) {
+        (v, Some(layout)) if layout.reads_as_typed(v) => layout.from_json(v, what).map_err(anyhow::Error::msg),
+        (Json::String(s), _) => unhex(s),
+        (_, None) => bail!(
+            "{what} must be a hex string; typed JSON needs the map's types, which only an eBPF object's BTF \
+             declares (a Wasm module has none)"
+        ),
+        (_, Some(layout)) => bail!("{what} must be a hex string or typed JSON of {}", layout.type_name()),
+    }
+}
+
 /// Seeds maps from a JSON file in the `duet run --json` shape (the `maps` object, or a document
-/// containing one). Per-CPU values are a list of one hex value per CPU, or one value for all.
-pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, path: &Path) -> Result<()> {
+/// containing one): `{"<map>": {"<key hex>": "<value hex>"}}`, per-CPU values a list of one hex
+/// value per CPU, or one value for all. For a map whose types the object's BTF declares, keys
+/// and values may be typed JSON as in `maps_typed` (a key string that is not hex is typed, e.g.
+/// text for a byte array), and a map may also be a list `[{"key": K, "value": V}, ...]`, which
+/// is how a struct key is given.
+pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, types: &MapTypes, path: &Path) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let doc: Json = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
     let maps = doc.get("maps").unwrap_or(&doc).as_object().with_context(|| {
@@ -415,28 +504,48 @@ pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, path: &Path)
     })?;
     for (name, entries) in maps {
         let map = find(name).with_context(|| format!("{}: no map `{name}` in the object", path.display()))?;
-        let entries = entries
-            .as_object()
-            .with_context(|| format!("{}: map `{name}` must be an object of hex keys to hex values", path.display()))?;
-        for (key, value) in entries {
-            let key_bytes = unhex(key).with_context(|| format!("map `{name}`: key `{key}`"))?;
+        // (key as JSON, value as JSON, how to name the key in errors)
+        let items: Vec<(Json, &Json, String)> = match entries {
+            Json::Object(entries) => {
+                entries.iter().map(|(k, v)| (Json::String(k.clone()), v, format!("`{k}`"))).collect()
+            }
+            Json::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let key = item.get("key").with_context(|| format!("map `{name}`: entry {i} has no \"key\""))?;
+                    let value = item
+                        .get("value")
+                        .or_else(|| item.get("values"))
+                        .with_context(|| format!("map `{name}`: entry {i} has no \"value\""))?;
+                    Ok((key.clone(), value, format!("of entry {i}")))
+                })
+                .collect::<Result<_>>()?,
+            _ => bail!(
+                "{}: map `{name}` must be an object of hex keys to hex values (or a list of {{\"key\", \"value\"}})",
+                path.display()
+            ),
+        };
+        let (key_type, value_type) = (types.key(name), types.value(name));
+        for (key, value, at) in items {
+            let key_bytes = seed_bytes(&key, key_type, "key").with_context(|| format!("map `{name}`: key {at}"))?;
+            let per_cpu_list = matches!(value, Json::Array(_)) && !value_type.is_some_and(|t| t.reads_as_typed(value));
             let values: Vec<Vec<u8>> = match value {
-                Json::String(s) => vec![unhex(s).with_context(|| format!("map `{name}`: value of `{key}`"))?],
-                Json::Array(_) if !map.map_type().is_per_cpu() => bail!(
-                    "map `{name}`: value of `{key}` is a list, but `{name}` is not a per-CPU map ({}): give one hex string",
+                Json::Array(_) if per_cpu_list && !map.map_type().is_per_cpu() => bail!(
+                    "map `{name}`: value of {at} is a list, but `{name}` is not a per-CPU map ({}): give one value",
                     map.map_type()
                 ),
-                Json::Array(items) if items.len() > map.n_cpus() => bail!(
-                    "map `{name}`: value of `{key}` lists {} per-CPU values, but the map holds {} CPUs (--cpus)",
+                Json::Array(items) if per_cpu_list && items.len() > map.n_cpus() => bail!(
+                    "map `{name}`: value of {at} lists {} per-CPU values, but the map holds {} CPUs (--cpus)",
                     items.len(),
                     map.n_cpus()
                 ),
-                Json::Array(items) => items
+                Json::Array(items) if per_cpu_list => items
                     .iter()
-                    .map(|v| v.as_str().context("per-CPU values must be hex strings").and_then(unhex))
+                    .map(|v| seed_bytes(v, value_type, "value"))
                     .collect::<Result<_>>()
-                    .with_context(|| format!("map `{name}`: value of `{key}`"))?,
-                _ => bail!("map `{name}`: value of `{key}` must be a hex string (or a list of them for per-CPU maps)"),
+                    .with_context(|| format!("map `{name}`: value of {at}"))?,
+                v => vec![seed_bytes(v, value_type, "value").with_context(|| format!("map `{name}`: value of {at}"))?],
             };
             let raw = if map.map_type().is_per_cpu() {
                 let n = map.n_cpus();
@@ -450,7 +559,7 @@ pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, path: &Path)
             } else {
                 values.into_iter().next().unwrap_or_default()
             };
-            map.update(&key_bytes, &raw, 0, None).with_context(|| format!("map `{name}`: cannot set key {key}"))?;
+            map.update(&key_bytes, &raw, 0, None).with_context(|| format!("map `{name}`: cannot set key {at}"))?;
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ use duet_maps::{Map, MapType};
 use serde_json::{Map as JsonMap, Value as Json};
 
 use crate::capture::{Capture, CaptureWriter};
-use crate::objects::{RunArgs, dump_maps, hex};
+use crate::objects::{MapTypes, RunArgs, dump_maps, dump_maps_typed, hex};
 
 /// Consecutive deadline faults after which a run stops: a program that loops forever would
 /// otherwise cost the whole deadline on every packet.
@@ -196,6 +196,7 @@ pub(crate) fn report(
     title: &str,
     engine: &str,
     maps: &[(&str, &Map)],
+    types: &MapTypes,
     label: &dyn Fn(u64) -> String,
 ) -> Result<ExitCode> {
     let n_traps = replayed.counts.get(&None).copied().unwrap_or(0);
@@ -210,7 +211,13 @@ pub(crate) fn report(
         json.results.copy_to(&mut out)?;
         out.write_all(b"],\"packets\":[")?;
         json.packets.copy_to(&mut out)?;
-        write!(out, "],\"ringbufs\":{},\"maps\":{}}}", Json::Object(ringbufs), dump_maps(maps.iter().copied()))?;
+        write!(out, "],\"ringbufs\":{},\"maps\":{}", Json::Object(ringbufs), dump_maps(maps.iter().copied()))?;
+        // Typed views only where the object's BTF declares types, beside the hex.
+        let typed = dump_maps_typed(maps.iter().copied(), types);
+        if typed.as_object().is_some_and(|t| !t.is_empty()) {
+            write!(out, ",\"maps_typed\":{typed}")?;
+        }
+        write!(out, "}}")?;
         writeln!(out)?;
     } else {
         writeln!(out, "{title} over {} packets from {}:", replayed.n_packets, args.pcap.display())?;

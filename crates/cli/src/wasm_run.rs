@@ -9,7 +9,7 @@ use duet_wasm::{
     CacheStatus, MAX_TRACE_LINE_BYTES, MAX_TRACE_LINES_PER_CALL, ProgramKind, WasmError, WasmModule, WasmOptions,
 };
 
-use crate::objects::{RunArgs, possible_cpus, seed_maps, verdict_name};
+use crate::objects::{MapTypes, RunArgs, possible_cpus, seed_maps, verdict_name};
 use crate::replay::StepError;
 
 /// `duet run` on a `.wasm` module.
@@ -56,7 +56,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         );
     }
     if let Some(maps_in) = &args.maps_in {
-        seed_maps(|n| module.map(n).ok().map(|m| &**m), maps_in)?;
+        // A Wasm module's maps have no types: only the hex encodings.
+        seed_maps(|n| module.map(n).ok().map(|m| &**m), &MapTypes::default(), maps_in)?;
     }
     let mut executor = module.executor(&name)?;
 
@@ -84,5 +85,5 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         &label,
     )?;
     let maps: Vec<(&str, &duet_maps::Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
-    crate::replay::report(args, replayed, &format!("{name} ({kind})"), "wasm", &maps, &label)
+    crate::replay::report(args, replayed, &format!("{name} ({kind})"), "wasm", &maps, &MapTypes::default(), &label)
 }
