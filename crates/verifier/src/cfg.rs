@@ -43,6 +43,16 @@ impl Cfg {
     }
 }
 
+/// The slot an `lddw rX, func` names (relative to the instruction after it, as a call's).
+pub(crate) fn func_target(pc: usize, insn: &Insn) -> i64 {
+    pc as i64 + 1 + i64::from(insn.imm as i32)
+}
+
+/// Whether `insn` calls a helper that calls a function of the program back (bpf_loop).
+pub(crate) fn is_callback_call(insn: &Insn) -> bool {
+    insn.op.form() == Form::CallHelper && helpers::calls_callback(insn.imm)
+}
+
 fn is_cond_jump(insn: &Insn) -> bool {
     matches!(insn.op.form(), Form::JmpReg | Form::JmpImm)
 }
@@ -132,7 +142,7 @@ pub(crate) fn analyze(program: &Program, diags: &mut Vec<Diagnostic>) -> Option<
                 has_local_calls = true;
                 insn.branch_target(*pc)
             }
-            (_, Some(PseudoSrc::Func)) => Some(*pc as i64 + 1 + i64::from(insn.imm as i32)),
+            (Form::LdImm64, Some(PseudoSrc::Func)) => Some(func_target(*pc, insn)),
             _ => None,
         };
         if let Some(t) = target.and_then(|t| usize::try_from(t).ok()).filter(|t| *t < n) {
@@ -192,6 +202,25 @@ pub(crate) fn analyze(program: &Program, diags: &mut Vec<Diagnostic>) -> Option<
             );
         }
     }
+    // A function loaded for a callback must start at an instruction of the program.
+    for (pc, insn) in program.insns() {
+        if insn.op != Op::LdImm64 || insn.pseudo_src() != Some(PseudoSrc::Func) {
+            continue;
+        }
+        let target = func_target(*pc, insn);
+        let valid = usize::try_from(target).ok().is_some_and(|t| insn_at.get(t).is_some_and(Option::is_some));
+        if !valid {
+            broken = true;
+            diags.push(
+                Diagnostic::new(
+                    Code::BadControlFlow,
+                    Some(*pc),
+                    format!("the function loaded at insn {pc} would start at insn {target}, which is not an instruction of the program"),
+                )
+                .help("`lddw rX, func N` names the function starting N instructions after the lddw's second slot"),
+            );
+        }
+    }
     if broken {
         return None;
     }
@@ -208,9 +237,14 @@ pub(crate) fn analyze(program: &Program, diags: &mut Vec<Diagnostic>) -> Option<
         let Some(insn) = insn_at[pc] else { continue };
         let (succ, _) = successors(pc, &insn);
         work.extend(succ.into_iter().flatten());
-        if insn.op == Op::CallLocal
-            && let Some(t) = insn.branch_target(pc).and_then(|t| usize::try_from(t).ok())
-        {
+        // A bpf-to-bpf call, or a function loaded for a helper to call back (bpf_loop): both
+        // run the target as a subprogram on top of this one's frame.
+        let callee = match insn.pseudo_src() {
+            Some(PseudoSrc::Func) if insn.op == Op::LdImm64 => usize::try_from(func_target(pc, &insn)).ok(),
+            _ if insn.op == Op::CallLocal => insn.branch_target(pc).and_then(|t| usize::try_from(t).ok()),
+            _ => None,
+        };
+        if let Some(t) = callee {
             work.push(t);
             if let Some(callee) = subprogs.iter().position(|s| s.start == t) {
                 calls[subprog_of[pc] as usize].push((pc, callee));
@@ -279,6 +313,13 @@ pub(crate) fn analyze(program: &Program, diags: &mut Vec<Diagnostic>) -> Option<
         let next = pc + insn.slots();
         if (is_cond_jump(insn) || insn.op == Op::CallLocal) && next < n {
             prune_point[next] = true;
+        }
+        // A helper that calls back returns to its own call after each callback.
+        if is_callback_call(insn) {
+            prune_point[*pc] = true;
+            if next < n {
+                prune_point[next] = true;
+            }
         }
     }
 
@@ -400,6 +441,10 @@ fn stack_use(insn: &Insn, f: &FpFacts) -> (u64, u64) {
             // A callee may follow pointers spilled in the slots it was given to any other slot.
             (u64::MAX, 0)
         }
+        Form::CallHelper if is_callback_call(insn) && (1..=5).any(|r| reg(r).may_be_stack()) => {
+            // So may a callback, through the context pointer the helper hands it.
+            (u64::MAX, 0)
+        }
         Form::CallHelper => {
             let mut used = 0;
             for r in 1..=5 {
@@ -488,6 +533,11 @@ fn fp_transfer(insn: &Insn, f: &FpFacts) -> FpFacts {
                 }
             }
             Form::CallHelper | Form::LdAbs | Form::LdInd => {
+                if is_callback_call(insn) && (1..=5).any(|r| reg(r).may_be_stack()) {
+                    // The callback may have stored pointers into this frame through the
+                    // context it was given.
+                    out.ptr_slots = u64::MAX;
+                }
                 for r in 0..=5 {
                     set(&mut out, r, FpVal::NotStack);
                 }

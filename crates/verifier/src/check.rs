@@ -203,6 +203,14 @@ impl<'a> Checker<'a> {
                 return;
             }
             self.processed += 1;
+            if self.cfg.insn_at[pc].is_some_and(|i| crate::cfg::is_callback_call(&i))
+                && self.callback_revisit(&mut st, pc, parent)
+            {
+                self.pruned += 1;
+                self.logln(|| format!("{pc}: safe (an earlier call on this path covers this one)"));
+                self.complete(parent);
+                return;
+            }
             if self.cfg.prune_point[pc] {
                 match self.visit(pc, &st, &mut parent) {
                     Visit::Continue => {}
@@ -375,18 +383,44 @@ impl<'a> Checker<'a> {
         Visit::Continue
     }
 
+    /// At a helper call that calls back (bpf_loop), which the path reaches again after each
+    /// callback: whether a state stored earlier on this path, at this call, covers `st`. That
+    /// ends the path, as in the kernel: the earlier state's exploration covers everything that
+    /// follows, and the helper's own bound ends the loop at run time. From the third time round,
+    /// numbers that changed since the previous time are widened to unknown, so that callbacks
+    /// that count converge (the kernel ignores such imprecise numbers when it compares).
+    fn callback_revisit(&mut self, st: &mut State, pc: usize, parent: Option<u32>) -> bool {
+        let ancestors: Vec<u32> = self.at_pc[pc]
+            .iter()
+            .copied()
+            .filter(|&idx| {
+                let node = &self.nodes[idx as usize];
+                node.branches > 0 && node.state.is_some() && self.is_ancestor(idx, parent)
+            })
+            .collect();
+        for &idx in &ancestors {
+            if let Some(old) = &self.nodes[idx as usize].state
+                && old.covers(st, &mut self.ids, Compare::Subsumes)
+            {
+                self.nodes[idx as usize].hits += 1;
+                return true;
+            }
+        }
+        if ancestors.len() >= 2
+            && let Some(old) = ancestors.iter().max().and_then(|&idx| self.nodes[idx as usize].state.as_ref())
+        {
+            widen_changed_scalars(old, st);
+        }
+        false
+    }
+
     /// A hash of the parts of `st` that matter at `pc` (live registers and stack slots), equal
     /// for states that compare equal after dead parts are forgotten.
     fn live_hash(&self, st: &State, pc: usize) -> u64 {
         let mut h = FastHasher::default();
         let n = st.frames.len();
         for (i, frame) in st.frames.iter().enumerate() {
-            let live = if i + 1 == n {
-                self.cfg.live_in[pc]
-            } else {
-                let ret = st.frames[i + 1].callsite + 1;
-                self.cfg.live_in.get(ret).copied().unwrap_or(u16::MAX) & 0b11_1100_0000
-            };
+            let live = if i + 1 == n { self.cfg.live_in[pc] } else { self.caller_live(&st.frames[i + 1]) };
             frame.callsite.hash(&mut h);
             for r in 0..10 {
                 if live & (1 << r) != 0 {
@@ -428,18 +462,23 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The registers of a caller that may still be read while `callee` runs.
+    fn caller_live(&self, callee: &Frame) -> u16 {
+        if callee.callback {
+            // A callback returns to the helper call itself, which reads its arguments again.
+            self.cfg.live_in.get(callee.callsite).copied().unwrap_or(u16::MAX)
+        } else {
+            // A caller's r0..r5 are overwritten or clobbered when the callee returns.
+            self.cfg.live_in.get(callee.callsite + 1).copied().unwrap_or(u16::MAX) & 0b11_1100_0000
+        }
+    }
+
     /// Forgets registers no later instruction reads, so that states differing only in dead
     /// registers compare equal.
     fn clean_dead(&self, st: &mut State, pc: usize) {
         let n = st.frames.len();
         for i in 0..n {
-            let live = if i + 1 == n {
-                self.cfg.live_in[pc]
-            } else {
-                // A caller's r0..r5 are overwritten or clobbered when the callee returns.
-                let ret = st.frames[i + 1].callsite + 1;
-                self.cfg.live_in.get(ret).copied().unwrap_or(u16::MAX) & 0b11_1100_0000
-            };
+            let live = if i + 1 == n { self.cfg.live_in[pc] } else { self.caller_live(&st.frames[i + 1]) };
             for r in 0..10 {
                 if live & (1 << r) == 0 {
                     st.frames[i].regs[r] = Reg::NOT_INIT;
@@ -665,6 +704,7 @@ impl<'a> Checker<'a> {
             Form::Ja | Form::Ja32 => {
                 Flow::Next(insn.branch_target(pc).and_then(|t| usize::try_from(t).ok()).unwrap_or(next))
             }
+            Form::CallHelper if helpers::calls_callback(insn.imm) => self.call_with_callback(st, pc, insn),
             Form::CallHelper => {
                 self.call_helper(st, pc, insn);
                 Flow::Next(next)
@@ -923,7 +963,7 @@ impl<'a> Checker<'a> {
             return;
         }
         let forbidden = match ptr.ty {
-            RegType::MapHandle { .. } => !s.val.is_const(0) || sub,
+            RegType::MapHandle { .. } | RegType::Func { .. } => !s.val.is_const(0) || sub,
             RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
                 self.fail(
                     st,
@@ -1295,6 +1335,9 @@ impl<'a> Checker<'a> {
 
     fn exit(&mut self, st: &mut State, pc: usize) -> Flow {
         let r0 = self.read(st, pc, 0);
+        if st.frames.len() > 1 && st.cur().callback {
+            return self.callback_exit(st, pc, r0);
+        }
         if st.frames.len() > 1 {
             let depth = st.frames.len() - 1;
             if r0.ty == (RegType::Stack { frame: depth as u8 }) {
@@ -1403,6 +1446,77 @@ impl<'a> Checker<'a> {
             );
         }
         Flow::Done
+    }
+
+    /// A helper that calls a function of the program back (bpf_loop), verified as the kernel
+    /// does: the call may return without running the callback, or run it on a new frame (r1 the
+    /// index, r2 the helper's context argument), after which the same call is checked again,
+    /// so the callback is verified for any number of calls.
+    fn call_with_callback(&mut self, st: &mut State, pc: usize, insn: &Insn) -> Flow {
+        let next = pc + 1;
+        let before = st.clone();
+        self.call_helper(st, pc, insn);
+        let RegType::Func { subprog } = before.reg(2).ty else { return Flow::Next(next) };
+        let Some(start) = self.cfg.subprogs.get(subprog as usize).map(|s| s.start) else { return Flow::Next(next) };
+        if before.frames.len() >= MAX_CALL_FRAMES {
+            let d = Diagnostic::new(
+                Code::StackLimit,
+                Some(pc),
+                format!(
+                    "the callback would make the call chain {} frames deep; the limit is {MAX_CALL_FRAMES}",
+                    before.frames.len() + 1
+                ),
+            )
+            .help("call bpf_loop from a shallower function, or inline the functions around it");
+            self.fail(&before, pc, &[], d);
+            return Flow::Next(next);
+        }
+        let mut callback = before;
+        let mut frame = Frame::new(callback.frames.len() as u8, pc, subprog as usize);
+        frame.callback = true;
+        frame.entry_refs = callback.refs.len();
+        // The index is below the helper's limit of 1 << 23 calls.
+        frame.regs[1] = Reg::scalar(Scalar::unknown_of_size(4));
+        frame.regs[2] = *callback.reg(3);
+        callback.frames.push(frame);
+        Flow::Branch { fall: Some(st.clone()), next, taken: Some(callback), target: start }
+    }
+
+    /// The end of a callback: it returns 0 (go on) or 1 (stop), keeps no reference it took,
+    /// and control goes back to the helper call, which may call it again.
+    fn callback_exit(&mut self, st: &mut State, pc: usize, r0: Reg) -> Flow {
+        if r0.ty.is_pointer() || r0.val.smin < 0 || r0.val.smax > 1 {
+            let value = if r0.ty.is_pointer() {
+                r0.ty.describe().to_owned()
+            } else {
+                r0.val
+                    .as_const()
+                    .map_or_else(|| format!("a value in {}..={}", r0.val.smin, r0.val.smax), |v| (v as i64).to_string())
+            };
+            let d = Diagnostic::new(
+                Code::ReturnValue,
+                Some(pc),
+                format!("the callback may return {value}; at callback return R0 should have been in [0, 1]"),
+            )
+            .help("a bpf_loop callback returns 0 to go on with the next index or 1 to stop the loop, on every path");
+            self.fail(st, pc, &[0], d);
+        }
+        let entry_refs = st.cur().entry_refs;
+        for held in st.refs.clone().iter().skip(entry_refs) {
+            let d = Diagnostic::new(
+                Code::ReferenceLeak,
+                Some(pc),
+                format!(
+                    "the callback can return still holding the ring buffer record reserved at {}",
+                    self.where_(held.pc as usize)
+                ),
+            )
+            .help("submit or discard a record the callback reserved before it returns");
+            self.fail(st, pc, &[], d);
+        }
+        let Some(callee) = st.frames.pop() else { return Flow::Done };
+        // The caller's registers are as they were at the call, which runs again.
+        Flow::Next(callee.callsite)
     }
 
     fn call_helper(&mut self, st: &mut State, pc: usize, insn: &Insn) {
@@ -1542,6 +1656,35 @@ impl<'a> Checker<'a> {
                         self.out_mem_arg(st, pc, proto, r, &reg, size);
                     } else {
                         self.mem_arg(st, pc, proto, r, &reg, size.umax, "memory", false);
+                    }
+                }
+                Arg::Func => {
+                    let reg = self.read(st, pc, r);
+                    if !matches!(reg.ty, RegType::Func { .. }) || reg.off != 0 || !reg.val.is_const(0) {
+                        let d = Diagnostic::new(
+                            Code::HelperArgs,
+                            Some(pc),
+                            format!("{} expects a function of the program in R{r}, found {reg}", proto.name),
+                        )
+                        .help("load the callback with `lddw rX, func` (in C, pass the static function's name) directly before the call");
+                        self.fail(st, pc, &[r], d);
+                    }
+                }
+                Arg::StackOrNull => {
+                    let reg = self.read(st, pc, r);
+                    let ok = matches!(reg.ty, RegType::Stack { .. }) || (reg.is_scalar() && reg.val.is_const(0));
+                    if !ok {
+                        let d = Diagnostic::new(
+                            Code::HelperArgs,
+                            Some(pc),
+                            format!(
+                                "{} expects a stack pointer or NULL in R{r}, found {}",
+                                proto.name,
+                                reg.ty.describe()
+                            ),
+                        )
+                        .help("pass the callback's context as a pointer to a stack variable (`&ctx` in C), or NULL");
+                        self.fail(st, pc, &[r], d);
                     }
                 }
                 Arg::InOutMem => {
@@ -2007,13 +2150,29 @@ impl<'a> Checker<'a> {
                     Some(_) => Reg { off: off as i32, ..Reg::pointer(RegType::MapValue { map: index }) },
                 }
             }
+            Some(PseudoSrc::Func) => {
+                let target = usize::try_from(crate::cfg::func_target(pc, insn)).ok();
+                match target.and_then(|t| self.cfg.subprog_at(t)) {
+                    Some(subprog) => Reg::pointer(RegType::Func { subprog: subprog as u32 }),
+                    // The static pass made every function target a subprogram entry.
+                    None => {
+                        let d = Diagnostic::new(
+                            Code::BadControlFlow,
+                            Some(pc),
+                            "the loaded function is not a function of the program",
+                        );
+                        self.fail(st, pc, &[], d);
+                        Reg::scalar(Scalar::UNKNOWN)
+                    }
+                }
+            }
             Some(other) => {
                 let d = Diagnostic::new(
                     Code::Unsupported,
                     Some(pc),
                     format!("lddw of a {other:?} reference is not supported by duet"),
                 )
-                .help("duet supports map references (map_fd, map_value) and 64-bit constants; callbacks and BTF ids are not available");
+                .help("duet supports map references (map_fd, map_value), functions for bpf_loop and 64-bit constants; BTF ids are not available");
                 self.fail(st, pc, &[], d);
                 Reg::scalar(Scalar::UNKNOWN)
             }
@@ -2275,6 +2434,16 @@ impl<'a> Checker<'a> {
                     format!("{} through R{r}, which is a number{extra} ({}), not a pointer", kind.verb(), ptr.val),
                 )
                 .help("memory can be accessed only through pointers the verifier knows: the context, the stack, packet data after a bounds check, map values and ring buffer records");
+                self.fail(st, pc, &[r], d);
+                None
+            }
+            RegType::Func { .. } => {
+                let d = Diagnostic::new(
+                    Code::InvalidPointer,
+                    Some(pc),
+                    format!("{} through R{r}, which is a function pointer", kind.verb()),
+                )
+                .help("a function loaded with `lddw rX, func` may only be passed to a helper that calls it (bpf_loop)");
                 self.fail(st, pc, &[r], d);
                 None
             }
@@ -2933,6 +3102,29 @@ impl Hasher for FastHasher {
 enum Bounds {
     Map(u32),
     Record(u32),
+}
+
+/// Forgets the value of every number in `cur` that differs from the same one in `old` (registers
+/// and spilled numbers of every frame), so that the next state at the same place is covered.
+fn widen_changed_scalars(old: &State, cur: &mut State) {
+    for (of, cf) in old.frames.iter().zip(cur.frames.iter_mut()) {
+        for (o, c) in of.regs.iter().zip(cf.regs.iter_mut()) {
+            if o.is_scalar() && c.is_scalar() && o.val != c.val {
+                *c = Reg::scalar(Scalar::UNKNOWN);
+            }
+        }
+        for (i, slot) in cf.stack.iter_mut().enumerate() {
+            let size = slot.spill_size() as u32;
+            if let (Some(o), Some(c)) = (of.stack.get(i).and_then(|s| s.spill), slot.spill.as_mut())
+                && size > 0
+                && o.is_scalar()
+                && c.is_scalar()
+                && o.val != c.val
+            {
+                *c = Reg::scalar(Scalar::unknown_of_size(size));
+            }
+        }
+    }
 }
 
 /// Slot index and byte within the slot of the stack byte at `addr` (negative, fp-relative).

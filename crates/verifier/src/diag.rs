@@ -14,7 +14,7 @@ pub enum Code {
     BadControlFlow,
     /// Subprograms call each other recursively.
     Recursion,
-    /// An instruction duet does not verify (kfuncs, `callx`, BTF-typed loads, callbacks).
+    /// An instruction duet does not verify (kfuncs, `callx`, BTF-typed loads).
     Unsupported,
     /// Division or modulo by a constant zero.
     DivisionByZero,

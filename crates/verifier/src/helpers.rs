@@ -48,6 +48,10 @@ pub(crate) enum Arg {
         /// Whether zero is allowed.
         zero_ok: bool,
     },
+    /// A function of the program (`lddw rX, func`) the helper calls back (`ARG_PTR_TO_FUNC`).
+    Func,
+    /// A pointer into the stack, or NULL (`ARG_PTR_TO_STACK_OR_NULL`), handed to the callback.
+    StackOrNull,
     /// An allocation size that must be a known constant.
     AllocSize,
     /// A ring buffer record from `bpf_ringbuf_reserve`, released by this call.
@@ -397,6 +401,18 @@ static PROTOS: &[Proto] = &[
         changes_packet: false,
         pkt_access: false,
     },
+    Proto {
+        id: 181,
+        name: "bpf_loop",
+        // bpf_loop(nr_loops, callback_fn, callback_ctx, flags): calls callback_fn(index,
+        // callback_ctx) up to nr_loops times while it returns 0.
+        args: &[Scalar, Func, StackOrNull, Scalar],
+        ret: Ret::Scalar,
+        map_types: None,
+        scope: Scope::Base,
+        changes_packet: false,
+        pkt_access: false,
+    },
     // duet's http helpers (docs/ABI.md version 2), userspace only.
     Proto {
         id: 10000,
@@ -469,6 +485,11 @@ static PROTOS: &[Proto] = &[
 /// The prototype of helper `id`, if duet provides it.
 pub(crate) fn proto(id: i64) -> Option<&'static Proto> {
     PROTOS.iter().find(|p| p.id == id)
+}
+
+/// Whether helper `id` calls a function of the program back (bpf_loop).
+pub(crate) fn calls_callback(id: i64) -> bool {
+    id == 181
 }
 
 /// The ids of the kernel helpers in the table, for messages (`1, 2, 3, 5, ...`).

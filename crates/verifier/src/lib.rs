@@ -18,8 +18,10 @@
 //!   buffer record) through spills to the stack;
 //! - memory: every access proven inside its region for its size; context fields as the program
 //!   type allows; no writes to read-only memory;
-//! - helpers: arguments against each helper's prototype; ring buffer records released on every
-//!   path;
+//! - helpers: arguments against each helper's prototype (the kernel's, including helpers
+//!   duet-vm does not run, which it refuses at load); ring buffer records released on every
+//!   path; bpf_loop callbacks (`lddw rX, func`) verified as subprograms called any number of
+//!   times, with r1 the index and r2 the context, returning 0 or 1;
 //! - return values: as the kernel checks them, for cgroup skb programs 0 or 1 (the kernel
 //!   checks no range for XDP, socket filters, TC classifiers or kprobes), and for duet's http
 //!   filters 0 or 1, on every path;

@@ -58,6 +58,12 @@ pub enum RegType {
         /// Record size in bytes.
         size: u32,
     },
+    /// A function of the program (`lddw rX, func`, BPF_PSEUDO_FUNC): only for passing to a
+    /// helper that calls it back (bpf_loop).
+    Func {
+        /// Index of the subprogram.
+        subprog: u32,
+    },
     /// A pointer that a helper call invalidated (packet pointers after `bpf_xdp_adjust_*`, a
     /// record after it was submitted).
     Stale {
@@ -103,6 +109,7 @@ impl RegType {
             RegType::MapHandle { .. } => "map_ptr",
             RegType::Record { .. } => "ringbuf_record",
             RegType::RecordOrNull { .. } => "ringbuf_record_or_null",
+            RegType::Func { .. } => "func",
             RegType::Stale { .. } => "invalidated",
         }
     }
@@ -122,6 +129,7 @@ impl RegType {
             RegType::MapHandle { .. } => "a map handle",
             RegType::Record { .. } => "a ring buffer record",
             RegType::RecordOrNull { .. } => "a ring buffer record that may be NULL",
+            RegType::Func { .. } => "a function pointer (a callback)",
             RegType::Stale { .. } => "an invalidated pointer",
         }
     }
@@ -213,6 +221,7 @@ impl fmt::Display for Reg {
                 f.write_str(ty.name())?;
                 match ty {
                     RegType::Stack { frame } if frame > 0 => write!(f, "[frame {frame}]")?,
+                    RegType::Func { subprog } => write!(f, "[subprog {subprog}]")?,
                     RegType::MapValue { map } | RegType::MapValueOrNull { map } | RegType::MapHandle { map } => {
                         write!(f, "[map {map}]")?
                     }
@@ -321,6 +330,11 @@ pub struct Frame {
     pub callsite: usize,
     /// Index of the subprogram this frame runs.
     pub subprog: usize,
+    /// Whether a helper runs this frame as a callback (bpf_loop): it returns to the helper call
+    /// itself, which may call it again, and must return 0 or 1.
+    pub callback: bool,
+    /// References held when the frame was entered (a callback must not keep new ones).
+    pub entry_refs: usize,
 }
 
 impl Frame {
@@ -328,7 +342,7 @@ impl Frame {
     pub fn new(index: u8, callsite: usize, subprog: usize) -> Frame {
         let mut regs = [Reg::NOT_INIT; 11];
         regs[10] = Reg::pointer(RegType::Stack { frame: index });
-        Frame { regs, stack: Vec::new(), callsite, subprog }
+        Frame { regs, stack: Vec::new(), callsite, subprog, callback: false, entry_refs: 0 }
     }
 
     /// The slot at `index`, or an unwritten one.

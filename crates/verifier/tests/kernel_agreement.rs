@@ -17,11 +17,20 @@
 //! and under `CI=true` it fails instead. `DUET_SHOW_KERNEL_LOG=1` prints the kernel's reason for
 //! every rejection.
 //!
+//! Programs the kernel loads only with BTF (callbacks need BTF func_info: loaded as raw
+//! bytecode the kernel refuses them with "missing btf func_info") carry
+//! `# kernel-raw: <text of the kernel's refusal>`: the raw load must fail for that reason, and
+//! duet's verdicts stand on their own. Their kernel comparison is made by C files in
+//! `tests/verifier/agree/c/`, with the same headers in their first comment, compiled with clang
+//! as the BPF corpus is and loaded by the kernel as objects (`duet_kernel::load_check`, root's
+//! privileges: only the privileged verdict is compared with the kernel).
+//!
 //! The negative corpus (`tests/verifier/*.s`) is checked against the kernel by
 //! `crates/cli/tests/verifier.rs`; its duet half is repeated here so that a change to the
 //! verifier's rules shows up in this crate's own tests.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use duet_isa::Program;
 use duet_kernel::{Privileges, RawMap, RawProgram};
@@ -36,10 +45,14 @@ fn root() -> PathBuf {
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
+    files_with(dir, "s")
+}
+
+fn files_with(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "s"))
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
         .collect();
     files.sort();
     files
@@ -74,10 +87,16 @@ struct AgreeFile {
     file: TestFile,
     privileged: Expect,
     unprivileged: Expect,
+    /// Why the kernel refuses the raw bytecode whatever its verdict on the program would be.
+    kernel_raw: Option<String>,
 }
 
 fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().find_map(|l| l.trim().strip_prefix('#')?.trim().strip_prefix(key)?.strip_prefix(':').map(str::trim))
+    text.lines().find_map(|l| {
+        let l = l.trim();
+        let l = l.strip_prefix('#').or_else(|| l.strip_prefix('*')).or_else(|| l.strip_prefix("/*"))?;
+        l.trim().strip_prefix(key)?.strip_prefix(':').map(str::trim)
+    })
 }
 
 fn agree_files() -> Vec<AgreeFile> {
@@ -91,7 +110,8 @@ fn agree_files() -> Vec<AgreeFile> {
             Expect::parse(value).unwrap_or_else(|e| panic!("{name}: {key}: {e}"))
         };
         let (privileged, unprivileged) = (mode("privileged"), mode("unprivileged"));
-        out.push(AgreeFile { name, file, privileged, unprivileged });
+        let kernel_raw = header(&text, "kernel-raw").map(str::to_owned);
+        out.push(AgreeFile { name, file, privileged, unprivileged, kernel_raw });
     }
     out
 }
@@ -134,7 +154,8 @@ fn kernel_verdict(file: &TestFile, privileges: Privileges) -> Result<(), String>
 /// The kernel's reason in one line: the last log line before its statistics.
 fn kernel_reason(log: &str) -> String {
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-    let end = lines.iter().rposition(|l| l.starts_with("processed ")).unwrap_or(lines.len());
+    let summary = |l: &&str| l.starts_with("verification time") || (l.contains("processed ") && l.contains(" insns"));
+    let end = lines.iter().position(summary).unwrap_or(lines.len());
     lines[..end].last().copied().unwrap_or("").to_owned()
 }
 
@@ -185,6 +206,13 @@ fn duet_and_the_kernel_agree_for_privileged_and_unprivileged_loaders() {
             if show {
                 eprintln!("{:<44} {mode:<12} kernel {said}", f.name);
             }
+            if let Some(why) = &f.kernel_raw {
+                if !theirs.as_ref().is_err_and(|log| log.contains(why.as_str())) {
+                    failures
+                        .push(format!("{} ({mode}): the kernel's raw load did not fail with `{why}`: {said}", f.name));
+                }
+                continue;
+            }
             if theirs.is_ok() != want.accepts() {
                 failures.push(format!(
                     "{} ({mode}): the kernel {} it, the file expects {want:?}{}",
@@ -226,4 +254,80 @@ fn negative_corpus_is_rejected_by_duet() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The C half: programs with callbacks (bpf_loop), which the kernel loads only with BTF.
+#[test]
+fn duet_and_the_kernel_agree_on_c_programs_with_btf() {
+    let dir = root().join("tests/verifier/agree/c");
+    let sources = files_with(&dir, "c");
+    assert!(!sources.is_empty(), "{} has no C programs", dir.display());
+    let clang = Command::new("clang").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !clang {
+        let why = "clang is not installed (`cargo xtask build-bpf` installs it)";
+        assert!(!ci(), "{why} (CI=true makes this a failure)");
+        eprintln!("\n!!! SKIPPED the C agreement programs: {why} !!!\n");
+        return;
+    }
+    let kernel = match duet_kernel::check_access() {
+        Ok(()) => true,
+        Err(err) => {
+            assert!(!ci(), "the kernel comparison cannot run: {err} (CI=true makes this a failure)");
+            eprintln!("\n!!! SKIPPED the kernel half of the C agreement programs: {err} !!!\n");
+            false
+        }
+    };
+    let out_dir = std::env::temp_dir().join(format!("duet-verifier-agree-c-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).expect("temp dir");
+    let include = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    let show = std::env::var_os("DUET_SHOW_KERNEL_LOG").is_some();
+    let mut failures = Vec::new();
+    for src in &sources {
+        let name = src.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(src).expect("read source");
+        let mode = |key: &str| {
+            let value = header(&text, key).unwrap_or_else(|| panic!("{name}: no `{key}:` line"));
+            Expect::parse(value).unwrap_or_else(|e| panic!("{name}: {key}: {e}"))
+        };
+        let (privileged, unprivileged) = (mode("privileged"), mode("unprivileged"));
+        let obj = out_dir.join(name.replace(".c", ".o"));
+        let status = Command::new("clang")
+            .args(["-O2", "-g", "-Wall", "-target", "bpf", &include, "-c"])
+            .arg(src)
+            .arg("-o")
+            .arg(&obj)
+            .status()
+            .expect("run clang");
+        assert!(status.success(), "clang failed on {name}");
+        let bytes = std::fs::read(&obj).expect("read object");
+        let object = duet_object::Object::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (mode, unprivileged, want) in [("privileged", false, &privileged), ("unprivileged", true, &unprivileged)] {
+            if *want == Expect::Skip {
+                continue;
+            }
+            let config = duet_verifier::Config { unprivileged, ..duet_verifier::Config::default() };
+            let ours =
+                duet_verifier::verify_object_program_with(&object, None, config).map(drop).map_err(|e| e.to_string());
+            check_duet(&name, mode, &ours, want, &mut failures);
+        }
+        if kernel && privileged != Expect::Skip {
+            let theirs = duet_kernel::load_check(&bytes).map(drop).map_err(|e| e.to_string());
+            if show {
+                let said = theirs
+                    .as_ref()
+                    .err()
+                    .map_or_else(|| "accepts".to_owned(), |log| format!("rejects: {}", kernel_reason(log)));
+                eprintln!("{name:<44} privileged   kernel {said}");
+            }
+            if theirs.is_ok() != privileged.accepts() {
+                failures.push(format!(
+                    "{name} (privileged): the kernel {} it, the file expects {privileged:?}{}",
+                    if theirs.is_ok() { "ACCEPTS" } else { "REJECTS" },
+                    theirs.err().map(|log| format!(":\n{log}")).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+    assert!(failures.is_empty(), "{} problem(s):\n\n{}", failures.len(), failures.join("\n\n"));
 }
