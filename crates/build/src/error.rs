@@ -60,6 +60,14 @@ pub enum BuildError {
     /// A command's output was not what duet expects from it.
     #[error("{0}")]
     Output(String),
+    /// Only a `.wasm` was asked for, but the crate has programs for hooks only the kernel has.
+    #[error("{krate} has programs only the kernel can run ({}): a .wasm of it would not contain them; build its .bpf.o (`duet build` without --wasm-only)", programs.join(", "))]
+    KernelOnly {
+        /// The crate's name.
+        krate: String,
+        /// `name (section)` of each kernel-only program.
+        programs: Vec<String>,
+    },
     /// The `.wasm` cargo produced is not a module duet can finish (manifest records, exports).
     #[error("{}: {message}", path.display())]
     Wasm {

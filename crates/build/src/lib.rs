@@ -12,6 +12,11 @@
 //!   [`manifest::finish_module`] turns the map records the SDK's macros left in the module into
 //!   the `duet.maps` manifest, giving `target/duet/<name>.wasm`.
 //!
+//! A crate with kernel-only programs (`#[duet::connect4]`, `#[duet::sock_ops]`: hooks with no
+//! userspace meaning) gets no `.wasm`: the Wasm build finds their records in the module's
+//! `duet.kernel_only` section and writes nothing ([`BuildOutput::kernel_only`] names them), and
+//! a Wasm-only build of such a crate is an error.
+//!
 //! Both builds use the profile `duet-release`, defined on the command line (`--config`), so the
 //! program's `Cargo.toml` needs nothing special: optimized (the kernel verifier rejects
 //! unoptimized BPF), fat LTO, one codegen unit, `panic = "abort"`, no overflow checks (they
@@ -108,6 +113,10 @@ pub struct BuildOutput {
     pub wasm_maps: Vec<MapEntry>,
     /// The `.wasm`'s program exports (`duet_prog_xdp_firewall`, ...).
     pub wasm_programs: Vec<String>,
+    /// `name (section)` of the crate's kernel-only programs (`#[duet::connect4]`,
+    /// `#[duet::sock_ops]`). When there are any, no `.wasm` is written: a module without them
+    /// would not be the same program.
+    pub kernel_only: Vec<String>,
 }
 
 /// Builds the program crate as [`BuildConfig`] says; see the crate documentation.
@@ -152,6 +161,7 @@ fn build_into(config: &BuildConfig, krate: &CrateInfo, out_dir: &Path) -> Result
         wasm: None,
         wasm_maps: Vec::new(),
         wasm_programs: Vec::new(),
+        kernel_only: Vec::new(),
     };
 
     if config.targets.bpf {
@@ -185,6 +195,19 @@ fn build_into(config: &BuildConfig, krate: &CrateInfo, out_dir: &Path) -> Result
             });
         }
         let dest = out_dir.join(format!("{}.wasm", krate.name));
+        let kernel_only = manifest::kernel_only_programs(&bytes)
+            .map_err(|message| BuildError::Wasm { path: built.clone(), message })?;
+        if !kernel_only.is_empty() {
+            let programs: Vec<String> =
+                kernel_only.iter().map(|(section, name)| format!("{name} ({section})")).collect();
+            if !config.targets.bpf {
+                return Err(BuildError::KernelOnly { krate: krate.name.clone(), programs });
+            }
+            // No `.wasm`, and none of an earlier build left to be taken for this one.
+            let _ = fs::remove_file(&dest);
+            output.kernel_only = programs;
+            return Ok(output);
+        }
         replace_file(&dest, &module)?;
         output.wasm = Some(dest);
         output.wasm_maps = maps;

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 pub const RECORDS_SECTION: &str = "duet.maps.v1";
 /// The section of the finished module (docs/ABI.md).
 pub const MANIFEST_SECTION: &str = "duet.maps";
+/// The section where `#[duet::connect4]` and `#[duet::sock_ops]` leave a line
+/// `<section> <program>\n` per program: hooks only the kernel has.
+pub const KERNEL_ONLY_SECTION: &str = "duet.kernel_only";
 
 const RECORD_MAGIC: &[u8; 4] = b"DMAP";
 const RECORD_HEADER: usize = 32;
@@ -50,6 +53,28 @@ struct Section {
     whole: (usize, usize),
     /// Its contents.
     body: (usize, usize),
+}
+
+/// The kernel-only programs a module's `duet.kernel_only` records name, as
+/// `(section, program)` pairs.
+pub fn kernel_only_programs(module: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for s in sections(module)? {
+        if s.id != CUSTOM_SECTION {
+            continue;
+        }
+        let (name, payload) = custom(&module[s.body.0..s.body.1])?;
+        if name != KERNEL_ONLY_SECTION {
+            continue;
+        }
+        let text = std::str::from_utf8(payload).map_err(|_| format!("`{KERNEL_ONLY_SECTION}` is not UTF-8"))?;
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let (section, program) =
+                line.split_once(' ').ok_or_else(|| format!("`{KERNEL_ONLY_SECTION}`: malformed record `{line}`"))?;
+            out.push((section.to_owned(), program.to_owned()));
+        }
+    }
+    Ok(out)
 }
 
 /// Splits a module into its sections.

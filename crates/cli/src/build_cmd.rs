@@ -58,6 +58,13 @@ pub fn build(args: &BuildArgs) -> Result<()> {
                 names(&out.wasm_maps)
             );
         }
+        if !out.kernel_only.is_empty() {
+            eprintln!(
+                "  no .wasm: {} run only in the kernel (their hooks have no userspace meaning; duet's verifier \
+                 does not know them either: the kernel verifies them when they are attached)",
+                out.kernel_only.join(", ")
+            );
+        }
     }
     for path in out.bpf.iter().chain(&out.wasm) {
         println!("{}", path.display());

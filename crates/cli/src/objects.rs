@@ -159,7 +159,7 @@ pub fn inspect(path: &Path, program: Option<&str>, disassemble: bool) -> Result<
     Ok(())
 }
 
-fn kind_name(kind: &ProgramKind) -> String {
+pub(crate) fn kind_name(kind: &ProgramKind) -> String {
     match kind {
         ProgramKind::Xdp => "xdp".into(),
         ProgramKind::SocketFilter => "socket_filter".into(),
@@ -259,8 +259,14 @@ fn pick_program<'a>(object: &'a Object, path: &Path, name: Option<&str>) -> Resu
         [] => {
             let all: Vec<String> =
                 object.programs.iter().map(|p| format!("{} ({})", p.name, kind_name(&p.kind))).collect();
+            let kernel_only = if object.programs.iter().any(|p| p.kind.is_kernel_only()) {
+                "; socket programs (cgroup_sock_addr, sock_ops, sk_msg) run only in the kernel and are verified by \
+                 the kernel only: check them with `duet load`, attach them with `duet attach --cgroup`"
+            } else {
+                ""
+            };
             bail!(
-                "{} has no program `duet run --pcap` can run (xdp, classifier, socket filter, cgroup_skb); it has: {}",
+                "{} has no program `duet run --pcap` can run (xdp, classifier, socket filter, cgroup_skb); it has: {}{kernel_only}",
                 path.display(),
                 if all.is_empty() { "none".to_owned() } else { all.join(", ") }
             )

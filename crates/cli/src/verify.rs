@@ -70,7 +70,15 @@ pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
         let program = object.program(Some(name))?;
         let Some(mut ctx) = VerifyContext::for_object_program(&object, program) else {
             // Nothing is wrong with a program duet does not verify: say so, and do not fail.
-            let why = format!("duet's verifier does not support {:?} programs", program.kind);
+            let why = if program.kind.is_kernel_only() {
+                format!(
+                    "verified by the kernel only: duet's verifier does not model {} programs, which run only in \
+                     the kernel (`duet load` runs the kernel's verifier)",
+                    crate::objects::kind_name(&program.kind)
+                )
+            } else {
+                format!("duet's verifier does not support {:?} programs", program.kind)
+            };
             if args.json {
                 json.push(serde_json::json!({ "name": name, "status": "skipped", "reason": why }));
             } else {

@@ -105,6 +105,13 @@ impl ProgramKind {
     pub fn is_userspace_only(&self) -> bool {
         matches!(self, ProgramKind::HttpRequest | ProgramKind::HttpResponse | ProgramKind::Route)
     }
+
+    /// Whether the program acts on a socket inside a kernel system call (`cgroup/connect4` and
+    /// the other sock_addr hooks, `sockops`, `sk_msg`): no userspace executor gives it a meaning
+    /// and duet's verifier does not model it, so the kernel's verifier is its only check.
+    pub fn is_kernel_only(&self) -> bool {
+        matches!(self, ProgramKind::SockOps | ProgramKind::SkMsg | ProgramKind::CgroupSockAddr)
+    }
 }
 
 /// duet's own program sections (userspace only), the kind each holds, and its prefix.

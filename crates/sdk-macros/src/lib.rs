@@ -5,11 +5,13 @@
 //! `target_arch`, so user code never needs a `cfg`:
 //!
 //! - `bpf`: the program as an `extern "C"` function in the ELF section the kernel's loaders
-//!   recognise (`xdp`, `classifier`, `socket`, `cgroup_skb/ingress`, `kprobe`) or, for the userspace-only HTTP programs, duet's own
+//!   recognise (`xdp`, `classifier`, `socket`, `cgroup_skb/ingress`, `kprobe`, `cgroup/connect4`,
+//!   `sockops`) or, for the userspace-only HTTP programs, duet's own
 //!   (`duet/http_request`, `duet/http_response`, `duet/route`), maps as BTF definitions in `.maps`;
 //! - `wasm32`: the program as the export `duet_prog_<kind>_<name>` of docs/ABI.md, maps as
 //!   records in the `duet.maps.v1` custom section that `duet build` turns into the `duet.maps`
-//!   manifest;
+//!   manifest; a kernel-only program (`connect4`, `sock_ops`) as a record in `duet.kernel_only`
+//!   instead, which makes `duet build` refuse the module;
 //! - the host: the program as the plain function unit tests call.
 //!
 //! Map ids are handed out in expansion order (which is declaration order for maps in one
@@ -114,6 +116,34 @@ pub fn probe(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_program(item, Kind::Probe).unwrap_or_else(|(span, msg)| error(span, &msg))
 }
 
+/// Declares a cgroup connect4 program (kernel only):
+/// `#[duet::connect4] fn name(ctx: SockAddrContext) -> SockAddrAction { ... }`, which sees and may
+/// rewrite the destination of every IPv4 `connect(2)` in the cgroup it is attached to.
+///
+/// BPF: an `extern "C"` function `name` in section `cgroup/connect4`. Wasm: no export (the hook
+/// has no userspace meaning); a record in the custom section `duet.kernel_only` makes
+/// `duet build` refuse the `.wasm`. Host: the function itself, for `duet::testing::run_connect4`.
+#[proc_macro_attribute]
+pub fn connect4(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::connect4] takes no arguments");
+    }
+    expand_program(item, Kind::Connect4).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
+/// Declares a sock_ops program (kernel only): `#[duet::sock_ops] fn name(ctx: SockOpsContext) { ... }`,
+/// called on TCP socket events of the cgroup it is attached to; the BPF function returns 1.
+///
+/// BPF: an `extern "C"` function `name` in section `sockops`. Wasm: no export, as for
+/// `#[duet::connect4]`. Host: the function itself, for `duet::testing::run_sock_ops`.
+#[proc_macro_attribute]
+pub fn sock_ops(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::sock_ops] takes no arguments");
+    }
+    expand_program(item, Kind::SockOps).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
 /// Declares an HTTP request filter:
 /// `#[duet::http_request] fn name(req: HttpContext) -> HttpAction { ... }`.
 ///
@@ -172,6 +202,8 @@ enum Kind {
     CgroupSkbIngress,
     CgroupSkbEgress,
     Probe,
+    Connect4,
+    SockOps,
     HttpRequest,
     HttpResponse,
     Route,
@@ -200,6 +232,8 @@ impl Kind {
             Kind::CgroupSkbIngress => ("cgroup_skb/ingress", "cgroup_skb_entry", "duet_prog_cgroup_skb_", false),
             Kind::CgroupSkbEgress => ("cgroup_skb/egress", "cgroup_skb_entry", "duet_prog_cgroup_skb_", false),
             Kind::Probe => ("kprobe", "probe_entry", "duet_prog_probe_", false),
+            Kind::Connect4 => ("cgroup/connect4", "connect4_entry", "", false),
+            Kind::SockOps => ("sockops", "sock_ops_entry", "", false),
             Kind::HttpRequest => ("duet/http_request", "http_entry", "duet_prog_http_request_", false),
             Kind::HttpResponse => ("duet/http_response", "http_entry", "duet_prog_http_response_", false),
             Kind::Route => ("duet/route", "route_entry", "duet_prog_route_", true),
@@ -210,6 +244,7 @@ impl Kind {
             Kind::SocketFilter => "socket_filter_entry_wasm",
             Kind::CgroupSkbIngress | Kind::CgroupSkbEgress => "cgroup_skb_entry_wasm",
             Kind::Probe => "probe_entry_wasm",
+            Kind::Connect4 | Kind::SockOps => "",
             Kind::HttpRequest | Kind::HttpResponse => "http_entry_wasm",
             Kind::Route => "route_entry_wasm",
         };
@@ -225,6 +260,13 @@ impl Kind {
             ("u32", "i32")
         };
         Shape { section, entry, wasm_entry, wasm_prefix, bpf_ret, wasm_ret }
+    }
+}
+
+impl Kind {
+    /// Whether the hook exists only in the kernel: no Wasm export, a `duet.kernel_only` record.
+    fn is_kernel_only(self) -> bool {
+        matches!(self, Kind::Connect4 | Kind::SockOps)
     }
 }
 
@@ -249,6 +291,22 @@ fn expand_program(item: TokenStream, kind: Kind) -> Result<TokenStream, Error> {
         TokenStream::from(TokenTree::Group(Group::new(Delimiter::Brace, bpf_body))),
     ]);
     // Wasm and host: the user's function as written; on the host it is called only by tests.
+    if kind.is_kernel_only() {
+        out.extend(parse("#[cfg(not(target_arch = \"bpf\"))] #[allow(dead_code)]"));
+        out.extend(item);
+        // Wasm: a record `duet build` finds, so it refuses the module instead of producing one
+        // without this program (docs/ABI.md, kernel-only programs).
+        let record = format!("{section} {name_str}\n");
+        let lit = Literal::byte_string(record.as_bytes());
+        out.extend(parse(&format!(
+            "#[cfg(target_arch = \"wasm32\")] const _: () = {{ \
+                #[used] #[unsafe(link_section = \"duet.kernel_only\")] \
+                static RECORD: [u8; {}] = *{lit}; \
+            }};",
+            record.len()
+        )));
+        return Ok(out);
+    }
     out.extend(parse(
         "#[cfg(not(target_arch = \"bpf\"))] \
          #[cfg_attr(not(target_arch = \"wasm32\"), allow(dead_code))]",

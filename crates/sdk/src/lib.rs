@@ -42,12 +42,16 @@
 //! | `#[duet::socket_filter]` | `fn(SkbContext) -> u32` (bytes to keep) | `socket` | `duet_prog_socket_filter_<name>` | kernel, VM, Wasm |
 //! | `#[duet::cgroup_skb(ingress)]`, `(egress)` | `fn(SkbContext) -> CgroupSkbAction` | `cgroup_skb/ingress`, `cgroup_skb/egress` | `duet_prog_cgroup_skb_<name>` | kernel, VM, Wasm |
 //! | `#[duet::probe]` | `fn(ProbeContext)` | `kprobe` | `duet_prog_probe_<name>` | kernel, VM, Wasm |
+//! | `#[duet::connect4]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect4` | none | kernel only |
+//! | `#[duet::sock_ops]` | `fn(SockOpsContext)` | `sockops` | none | kernel only |
 //! | `#[duet::http_request]` | `fn(HttpContext) -> HttpAction` | `duet/http_request` | `duet_prog_http_request_<name>` | sidecar (VM, Wasm) |
 //! | `#[duet::http_response]` | `fn(HttpContext) -> HttpAction` | `duet/http_response` | `duet_prog_http_response_<name>` | sidecar (VM, Wasm) |
 //! | `#[duet::route]` | `fn(RouteContext) -> Route` | `duet/route` | `duet_prog_route_<name>` | sidecar (VM, Wasm) |
 //!
 //! The skb program types ([`skb`]) see the packet from where the kernel's `data` starts for
 //! their hook (the Ethernet header for a classifier, the IP header otherwise) on every target.
+//! The socket program types ([`sock`]) act on a socket inside a system call of the kernel, which
+//! has no userspace meaning: `duet build` builds their crates for BPF only.
 //! The HTTP program types ([`http`]) run in duet's sidecar on one HTTP exchange: filters read the
 //! request, change the current phase's headers and may answer with a local response; route
 //! programs pick the cluster (and endpoint) of a request. Maps, time, randomness, `trace!` and
@@ -96,13 +100,14 @@ pub mod net;
 mod pod;
 mod probe;
 pub mod skb;
+pub mod sock;
 mod sys;
 #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
 pub mod testing;
 mod xdp;
 
 pub use duet_macros::{
-    Pod, cgroup_skb, classifier, http_request, http_response, map, probe, route, socket_filter, xdp,
+    Pod, cgroup_skb, classifier, connect4, http_request, http_response, map, probe, route, sock_ops, socket_filter, xdp,
 };
 pub use error::Errno;
 pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
@@ -111,6 +116,7 @@ pub use maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpu
 pub use pod::{Pod, zeroed};
 pub use probe::ProbeContext;
 pub use skb::{CgroupSkbAction, SkbContext, TcAction, TcContext};
+pub use sock::{SockAddrAction, SockAddrContext, SockOpsContext};
 pub use xdp::{XdpAction, XdpContext};
 
 /// Update flag: create the entry or overwrite it.
@@ -144,6 +150,7 @@ pub mod __private {
     pub use crate::{
         http::{http_entry, route_entry},
         skb::{cgroup_skb_entry, classifier_entry, socket_filter_entry},
+        sock::{connect4_entry, sock_ops_entry},
         xdp::xdp_entry,
     };
     #[cfg(target_arch = "wasm32")]

@@ -39,6 +39,8 @@ pub(crate) mod http;
 
 pub use http::{HttpExchange, LocalResponse, run_http_request, run_http_response, run_route};
 
+pub use crate::sock::{HostSockAddr, HostSockOps};
+
 use crate::sys::host::{CLOCK_START_NS, CLOCK_STEP_NS, RANDOM_SEED, STATE};
 use crate::{CgroupSkbAction, ProbeContext, RingBuf, SkbContext, TcAction, TcContext, XdpAction, XdpContext};
 
@@ -68,6 +70,21 @@ pub fn run_cgroup_skb(prog: impl FnOnce(SkbContext<'_>) -> CgroupSkbAction, fram
 /// Runs an event program on `record`.
 pub fn run_probe<R>(prog: impl FnOnce(ProbeContext<'_>) -> R, record: &[u8]) -> R {
     prog(crate::probe::host_context(record))
+}
+
+/// Runs a connect4 program on `call` (a `connect(2)`, see [`HostSockAddr::tcp`]), which it may
+/// rewrite, and returns its verdict.
+pub fn run_connect4(
+    prog: impl FnOnce(crate::SockAddrContext<'_>) -> crate::SockAddrAction,
+    call: &mut HostSockAddr,
+) -> crate::SockAddrAction {
+    prog(crate::sock::host_addr_context(call))
+}
+
+/// Runs a sock_ops program on `event` (see [`HostSockOps::tcp`]); the program may set its
+/// callback flags.
+pub fn run_sock_ops<R>(prog: impl FnOnce(crate::SockOpsContext<'_>) -> R, event: &mut HostSockOps) -> R {
+    prog(crate::sock::host_ops_context(event))
 }
 
 /// Sets the clock: the next `ktime_get_ns()` returns `now_ns`, and each read advances it by

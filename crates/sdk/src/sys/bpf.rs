@@ -17,6 +17,9 @@ mod id {
     pub(super) const TRACE_PRINTK: usize = 6;
     pub(super) const GET_PRANDOM_U32: usize = 7;
     pub(super) const GET_SMP_PROCESSOR_ID: usize = 8;
+    pub(super) const GET_CURRENT_PID_TGID: usize = 14;
+    pub(super) const GET_SOCKET_COOKIE: usize = 46;
+    pub(super) const SOCK_OPS_CB_FLAGS_SET: usize = 59;
     pub(super) const SKB_STORE_BYTES: usize = 9;
     pub(super) const L3_CSUM_REPLACE: usize = 10;
     pub(super) const L4_CSUM_REPLACE: usize = 11;
@@ -213,6 +216,32 @@ pub(crate) fn redirect(ifindex: u32, flags: u64) -> i64 {
     let f = helper!(id::REDIRECT, fn(u32, u64) -> i64);
     // SAFETY: the helper takes numbers only.
     unsafe { f(ifindex, flags) }
+}
+
+// === socket programs ===
+
+/// `bpf_get_socket_cookie(ctx)` of a sock_addr or sock_ops program.
+#[inline(always)]
+pub(crate) fn get_socket_cookie(ctx: *mut c_void) -> u64 {
+    let f = helper!(id::GET_SOCKET_COOKIE, fn(*mut c_void) -> u64);
+    // SAFETY: the helper takes the program's context, which the kernel checks.
+    unsafe { f(ctx) }
+}
+
+/// `bpf_get_current_pid_tgid()`: the thread group id in the upper 32 bits, the thread id below.
+#[inline(always)]
+pub(crate) fn get_current_pid_tgid() -> u64 {
+    let f = helper!(id::GET_CURRENT_PID_TGID, fn() -> u64);
+    // SAFETY: the helper takes no arguments.
+    unsafe { f() }
+}
+
+/// `bpf_sock_ops_cb_flags_set(ctx, flags)`: 0 or -errno.
+#[inline(always)]
+pub(crate) fn sock_ops_cb_flags_set(ctx: *mut c_void, flags: u32) -> i64 {
+    let f = helper!(id::SOCK_OPS_CB_FLAGS_SET, fn(*mut c_void, u32) -> i64);
+    // SAFETY: the helper takes the sock_ops context and a number.
+    unsafe { f(ctx, flags) }
 }
 
 // === HTTP programs ===

@@ -1,0 +1,492 @@
+//! Kernel-only socket programs: `#[duet::connect4]` (cgroup sock_addr, `connect(2)` of an IPv4
+//! socket) and `#[duet::sock_ops]` (TCP socket events of a cgroup).
+//!
+//! These hooks have no meaning outside the kernel: there is no packet to replay, only a socket
+//! in the middle of a system call. `duet build` builds them for BPF only and says so instead of
+//! producing a `.wasm` (a Wasm build of a crate with such a program is refused). On the host,
+//! [`crate::testing::run_connect4`] and [`crate::testing::run_sock_ops`] run them on plain
+//! structs laid out as the kernel's contexts, so their logic is unit-testable.
+//!
+//! | attribute | signature | eBPF section | kernel context |
+//! |---|---|---|---|
+//! | `#[duet::connect4]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect4` | `struct bpf_sock_addr` |
+//! | `#[duet::sock_ops]` | `fn(SockOpsContext)` (the program returns 1) | `sockops` | `struct bpf_sock_ops` |
+//!
+//! Addresses are `[u8; 4]` in network order (as written, `[127, 0, 0, 1]`) and ports are
+//! numbers in host order; the SDK converts from the kernel's field encodings.
+
+use core::ffi::c_void;
+
+use crate::Errno;
+
+/// `AF_INET`.
+pub const AF_INET: u32 = 2;
+/// `SOCK_STREAM`: a TCP socket.
+pub const SOCK_STREAM: u32 = 1;
+/// `SOCK_DGRAM`: a UDP socket.
+pub const SOCK_DGRAM: u32 = 2;
+
+/// What a `connect4` program decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum SockAddrAction {
+    /// Refuse the `connect(2)`: it fails with `EPERM`.
+    Reject = 0,
+    /// Let it go on, to the destination as the program left it.
+    Allow = 1,
+}
+
+/// `struct bpf_sock_addr` offsets (include/uapi/linux/bpf.h).
+mod addr_field {
+    pub(super) const USER_FAMILY: usize = 0;
+    pub(super) const USER_IP4: usize = 4;
+    pub(super) const USER_PORT: usize = 24;
+    pub(super) const TYPE: usize = 32;
+    pub(super) const PROTOCOL: usize = 36;
+    /// Past the kernel's struct: where the host test struct keeps what helpers return.
+    #[cfg(not(target_arch = "bpf"))]
+    pub(super) const HOST_COOKIE: usize = 72;
+    #[cfg(not(target_arch = "bpf"))]
+    pub(super) const HOST_PID_TGID: usize = 80;
+}
+
+/// `struct bpf_sock_ops` offsets.
+mod ops_field {
+    pub(super) const OP: usize = 0;
+    pub(super) const FAMILY: usize = 20;
+    pub(super) const REMOTE_IP4: usize = 24;
+    pub(super) const LOCAL_IP4: usize = 28;
+    pub(super) const REMOTE_PORT: usize = 64;
+    pub(super) const LOCAL_PORT: usize = 68;
+    pub(super) const SRTT_US: usize = 80;
+    pub(super) const CB_FLAGS: usize = 84;
+    pub(super) const STATE: usize = 88;
+    #[cfg(not(target_arch = "bpf"))]
+    pub(super) const HOST_COOKIE: usize = 96;
+}
+
+/// Reads the `u32` context field at `offset`.
+///
+/// # Safety
+///
+/// `ctx` points at a context with a readable, aligned `u32` at `offset`.
+#[inline(always)]
+unsafe fn read_u32(ctx: *mut c_void, offset: usize) -> u32 {
+    // SAFETY: forwarded contract. Volatile keeps each read one aligned 4-byte load, which the
+    // kernel's context rewriting needs (LLVM must not merge or narrow them).
+    unsafe { ctx.cast::<u8>().add(offset).cast::<u32>().read_volatile() }
+}
+
+/// Writes the `u32` context field at `offset`.
+///
+/// # Safety
+///
+/// `ctx` points at a context with a writable, aligned `u32` at `offset`.
+#[inline(always)]
+unsafe fn write_u32(ctx: *mut c_void, offset: usize, value: u32) {
+    // SAFETY: forwarded contract; volatile as for reads.
+    unsafe { ctx.cast::<u8>().add(offset).cast::<u32>().write_volatile(value) }
+}
+
+// === connect4 ===
+
+/// The `connect(2)` of an IPv4 socket in the cgroup, as a `#[duet::connect4]` program sees it:
+/// the destination the process asked for, which the program may rewrite.
+#[derive(Clone, Copy)]
+pub struct SockAddrContext<'a> {
+    ctx: *mut c_void,
+    _call: core::marker::PhantomData<&'a mut ()>,
+}
+
+impl core::fmt::Debug for SockAddrContext<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SockAddrContext").finish_non_exhaustive()
+    }
+}
+
+impl SockAddrContext<'_> {
+    #[inline(always)]
+    fn field(&self, offset: usize) -> u32 {
+        // SAFETY: `ctx` is the `bpf_sock_addr` of this call (or the host test struct with the
+        // same layout); the offsets are fields every connect4 program may read.
+        unsafe { read_u32(self.ctx, offset) }
+    }
+
+    /// The address family of the destination (`user_family`): [`AF_INET`].
+    #[inline(always)]
+    pub fn family(&self) -> u32 {
+        self.field(addr_field::USER_FAMILY)
+    }
+
+    /// The socket's type: [`SOCK_STREAM`] (TCP) or [`SOCK_DGRAM`] (UDP).
+    #[inline(always)]
+    pub fn sock_type(&self) -> u32 {
+        self.field(addr_field::TYPE)
+    }
+
+    /// The socket's protocol (`IPPROTO_TCP` 6, `IPPROTO_UDP` 17).
+    #[inline(always)]
+    pub fn protocol(&self) -> u32 {
+        self.field(addr_field::PROTOCOL)
+    }
+
+    /// The destination address, in network order (`[127, 0, 0, 1]`).
+    #[inline(always)]
+    pub fn dst_ip4(&self) -> [u8; 4] {
+        self.field(addr_field::USER_IP4).to_ne_bytes()
+    }
+
+    /// The destination port, in host order.
+    #[inline(always)]
+    pub fn dst_port(&self) -> u16 {
+        // `user_port` holds the port in network order in its first two bytes.
+        u16::from_be(self.field(addr_field::USER_PORT) as u16)
+    }
+
+    /// Sends the connection to `ip` instead (network order).
+    #[inline(always)]
+    pub fn set_dst_ip4(&self, ip: [u8; 4]) {
+        // SAFETY: `user_ip4` is writable in connect4 programs (4-byte stores).
+        unsafe { write_u32(self.ctx, addr_field::USER_IP4, u32::from_ne_bytes(ip)) }
+    }
+
+    /// Sends the connection to `port` (host order) instead.
+    #[inline(always)]
+    pub fn set_dst_port(&self, port: u16) {
+        // SAFETY: `user_port` is writable in connect4 programs (4-byte stores).
+        unsafe { write_u32(self.ctx, addr_field::USER_PORT, u32::from(port.to_be())) }
+    }
+
+    /// The socket's cookie (`bpf_get_socket_cookie`): a number the kernel gives the socket for
+    /// its lifetime, the same a `#[duet::sock_ops]` program sees for it.
+    #[inline(always)]
+    pub fn cookie(&self) -> u64 {
+        #[cfg(target_arch = "bpf")]
+        return crate::sys::get_socket_cookie(self.ctx);
+        #[cfg(not(target_arch = "bpf"))]
+        // SAFETY: outside BPF the context is the host test struct, which has the field.
+        return unsafe { self.ctx.cast::<u8>().add(addr_field::HOST_COOKIE).cast::<u64>().read() };
+    }
+
+    /// The calling process's id (the thread group id, `bpf_get_current_pid_tgid() >> 32`) as
+    /// the initial PID namespace numbers it.
+    #[inline(always)]
+    pub fn process_id(&self) -> u32 {
+        #[cfg(target_arch = "bpf")]
+        return (crate::sys::get_current_pid_tgid() >> 32) as u32;
+        #[cfg(not(target_arch = "bpf"))]
+        // SAFETY: as for `cookie`.
+        return (unsafe { self.ctx.cast::<u8>().add(addr_field::HOST_PID_TGID).cast::<u64>().read() } >> 32) as u32;
+    }
+}
+
+// === sock_ops ===
+
+/// `BPF_SOCK_OPS_*` operations a `#[duet::sock_ops]` program is called for
+/// ([`SockOpsContext::op`]).
+pub mod op {
+    /// An active (client) connection is about to send its SYN; its local port is known.
+    pub const TCP_CONNECT_CB: u32 = 3;
+    /// An active connection was established.
+    pub const ACTIVE_ESTABLISHED_CB: u32 = 4;
+    /// A passive (server) connection was established.
+    pub const PASSIVE_ESTABLISHED_CB: u32 = 5;
+    /// A retransmission timer fired (with [`super::cb_flags::RTO`]).
+    pub const RTO_CB: u32 = 8;
+    /// A segment was retransmitted (with [`super::cb_flags::RETRANS`]).
+    pub const RETRANS_CB: u32 = 9;
+    /// The TCP state changed (with [`super::cb_flags::STATE`]).
+    pub const STATE_CB: u32 = 10;
+    /// An RTT sample was taken (with [`super::cb_flags::RTT`]).
+    pub const RTT_CB: u32 = 12;
+}
+
+/// `BPF_SOCK_OPS_*_CB_FLAG`s for [`SockOpsContext::set_callback_flags`]: which further callbacks
+/// the socket gets.
+pub mod cb_flags {
+    /// [`super::op::RTO_CB`].
+    pub const RTO: u32 = 1 << 0;
+    /// [`super::op::RETRANS_CB`].
+    pub const RETRANS: u32 = 1 << 1;
+    /// [`super::op::STATE_CB`].
+    pub const STATE: u32 = 1 << 2;
+    /// [`super::op::RTT_CB`].
+    pub const RTT: u32 = 1 << 3;
+}
+
+/// A TCP socket event of the cgroup, as a `#[duet::sock_ops]` program sees it.
+#[derive(Clone, Copy)]
+pub struct SockOpsContext<'a> {
+    ctx: *mut c_void,
+    _call: core::marker::PhantomData<&'a mut ()>,
+}
+
+impl core::fmt::Debug for SockOpsContext<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SockOpsContext").field("op", &self.op()).finish_non_exhaustive()
+    }
+}
+
+impl SockOpsContext<'_> {
+    #[inline(always)]
+    fn field(&self, offset: usize) -> u32 {
+        // SAFETY: `ctx` is the `bpf_sock_ops` of this call (or the host test struct with the
+        // same layout); the offsets are fields every sock_ops program may read.
+        unsafe { read_u32(self.ctx, offset) }
+    }
+
+    /// The event: one of [`op`].
+    #[inline(always)]
+    pub fn op(&self) -> u32 {
+        self.field(ops_field::OP)
+    }
+
+    /// The socket's address family ([`AF_INET`] for IPv4).
+    #[inline(always)]
+    pub fn family(&self) -> u32 {
+        self.field(ops_field::FAMILY)
+    }
+
+    /// The local address, in network order.
+    #[inline(always)]
+    pub fn local_ip4(&self) -> [u8; 4] {
+        self.field(ops_field::LOCAL_IP4).to_ne_bytes()
+    }
+
+    /// The remote address, in network order.
+    #[inline(always)]
+    pub fn remote_ip4(&self) -> [u8; 4] {
+        self.field(ops_field::REMOTE_IP4).to_ne_bytes()
+    }
+
+    /// The local port, in host order.
+    #[inline(always)]
+    pub fn local_port(&self) -> u16 {
+        // The kernel stores `local_port` in host order.
+        self.field(ops_field::LOCAL_PORT) as u16
+    }
+
+    /// The remote port, in host order.
+    #[inline(always)]
+    pub fn remote_port(&self) -> u16 {
+        // `remote_port` is the 32-bit network-order encoding of the port (`bpf_ntohl` of it is
+        // the port).
+        u32::from_be(self.field(ops_field::REMOTE_PORT)) as u16
+    }
+
+    /// The smoothed RTT in microseconds, times 8 (`srtt_us`); 0 before a sample.
+    #[inline(always)]
+    pub fn srtt_us(&self) -> u32 {
+        self.field(ops_field::SRTT_US)
+    }
+
+    /// The TCP state (`TCP_ESTABLISHED` 1, ...).
+    #[inline(always)]
+    pub fn state(&self) -> u32 {
+        self.field(ops_field::STATE)
+    }
+
+    /// The callback flags set on the socket.
+    #[inline(always)]
+    pub fn callback_flags(&self) -> u32 {
+        self.field(ops_field::CB_FLAGS)
+    }
+
+    /// Asks for further callbacks on this socket ([`cb_flags`]): `bpf_sock_ops_cb_flags_set`.
+    /// [`Errno::EINVAL`] for a socket that is not a full TCP socket or for unknown flags.
+    #[inline(always)]
+    pub fn set_callback_flags(&self, flags: u32) -> Result<(), Errno> {
+        #[cfg(target_arch = "bpf")]
+        return Errno::from_ret(crate::sys::sock_ops_cb_flags_set(self.ctx, flags));
+        #[cfg(not(target_arch = "bpf"))]
+        {
+            if flags & !0x7f != 0 {
+                return Err(Errno::EINVAL);
+            }
+            // SAFETY: outside BPF the context is the host test struct, writable for the run.
+            unsafe { write_u32(self.ctx, ops_field::CB_FLAGS, flags) };
+            Ok(())
+        }
+    }
+
+    /// The socket's cookie (`bpf_get_socket_cookie`), the one its `connect4` program saw.
+    #[inline(always)]
+    pub fn cookie(&self) -> u64 {
+        #[cfg(target_arch = "bpf")]
+        return crate::sys::get_socket_cookie(self.ctx);
+        #[cfg(not(target_arch = "bpf"))]
+        // SAFETY: outside BPF the context is the host test struct, which has the field.
+        return unsafe { self.ctx.cast::<u8>().add(ops_field::HOST_COOKIE).cast::<u64>().read() };
+    }
+}
+
+// === entry points ===
+
+/// Runs a connect4 program on the context the kernel passed.
+///
+/// # Safety
+///
+/// `ctx` is the program's `struct bpf_sock_addr *`.
+#[doc(hidden)]
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+pub unsafe fn connect4_entry(ctx: *mut c_void, prog: impl FnOnce(SockAddrContext<'_>) -> SockAddrAction) -> u32 {
+    prog(SockAddrContext { ctx, _call: core::marker::PhantomData }) as u32
+}
+
+/// Runs a sock_ops program on the context the kernel passed; returns 1, as sock_ops programs
+/// must.
+///
+/// # Safety
+///
+/// `ctx` is the program's `struct bpf_sock_ops *`.
+#[doc(hidden)]
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+pub unsafe fn sock_ops_entry<R>(ctx: *mut c_void, prog: impl FnOnce(SockOpsContext<'_>) -> R) -> u32 {
+    let _ = prog(SockOpsContext { ctx, _call: core::marker::PhantomData });
+    1
+}
+
+/// A connect4 context over a host struct, for [`crate::testing::run_connect4`].
+#[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+pub(crate) fn host_addr_context(call: &mut HostSockAddr) -> SockAddrContext<'_> {
+    SockAddrContext { ctx: core::ptr::from_mut(call).cast(), _call: core::marker::PhantomData }
+}
+
+/// A sock_ops context over a host struct, for [`crate::testing::run_sock_ops`].
+#[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+pub(crate) fn host_ops_context(event: &mut HostSockOps) -> SockOpsContext<'_> {
+    SockOpsContext { ctx: core::ptr::from_mut(event).cast(), _call: core::marker::PhantomData }
+}
+
+/// A `struct bpf_sock_addr` for host tests ([`crate::testing::run_connect4`]), followed by what
+/// the helpers return.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct HostSockAddr {
+    /// `user_family`.
+    pub user_family: u32,
+    /// `user_ip4`, as the kernel stores it (`u32::from_ne_bytes([127, 0, 0, 1])`).
+    pub user_ip4: u32,
+    /// `user_ip6`.
+    pub user_ip6: [u32; 4],
+    /// `user_port`, as the kernel stores it (`u32::from(port.to_be())`).
+    pub user_port: u32,
+    /// `family`.
+    pub family: u32,
+    /// `type`.
+    pub sock_type: u32,
+    /// `protocol`.
+    pub protocol: u32,
+    /// `msg_src_ip4`.
+    pub msg_src_ip4: u32,
+    /// `msg_src_ip6`.
+    pub msg_src_ip6: [u32; 4],
+    /// `sk` (a pointer in the kernel; unused here).
+    pub sk: u64,
+    /// What `bpf_get_socket_cookie` returns.
+    pub cookie: u64,
+    /// What `bpf_get_current_pid_tgid` returns.
+    pub pid_tgid: u64,
+}
+
+impl HostSockAddr {
+    /// A TCP `connect(2)` of process `pid` to `ip:port`, on a socket with this cookie.
+    pub fn tcp(ip: [u8; 4], port: u16, cookie: u64, pid: u32) -> Self {
+        HostSockAddr {
+            user_family: AF_INET,
+            user_ip4: u32::from_ne_bytes(ip),
+            user_port: u32::from(port.to_be()),
+            family: AF_INET,
+            sock_type: SOCK_STREAM,
+            protocol: 6,
+            cookie,
+            pid_tgid: (u64::from(pid) << 32) | u64::from(pid),
+            ..HostSockAddr::default()
+        }
+    }
+
+    /// The destination as the program left it.
+    pub fn dst(&self) -> ([u8; 4], u16) {
+        (self.user_ip4.to_ne_bytes(), u16::from_be(self.user_port as u16))
+    }
+}
+
+/// A `struct bpf_sock_ops` (up to `state`) for host tests ([`crate::testing::run_sock_ops`]),
+/// followed by what `bpf_get_socket_cookie` returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct HostSockOps {
+    /// `op`.
+    pub op: u32,
+    /// `args` / `reply`.
+    pub args: [u32; 4],
+    /// `family`.
+    pub family: u32,
+    /// `remote_ip4`, as stored (`u32::from_ne_bytes(ip)`).
+    pub remote_ip4: u32,
+    /// `local_ip4`, as stored.
+    pub local_ip4: u32,
+    /// `remote_ip6`.
+    pub remote_ip6: [u32; 4],
+    /// `local_ip6`.
+    pub local_ip6: [u32; 4],
+    /// `remote_port`, as stored (`u32::from(port).to_be()`).
+    pub remote_port: u32,
+    /// `local_port`, in host order.
+    pub local_port: u32,
+    /// `is_fullsock`.
+    pub is_fullsock: u32,
+    /// `snd_cwnd`.
+    pub snd_cwnd: u32,
+    /// `srtt_us`.
+    pub srtt_us: u32,
+    /// `bpf_sock_ops_cb_flags`.
+    pub cb_flags: u32,
+    /// `state`.
+    pub state: u32,
+    /// Padding to the cookie.
+    pub pad: u32,
+    /// What `bpf_get_socket_cookie` returns.
+    pub cookie: u64,
+}
+
+impl HostSockOps {
+    /// Event `op` on an IPv4 TCP socket `local -> remote` with this cookie.
+    pub fn tcp(op: u32, local: ([u8; 4], u16), remote: ([u8; 4], u16), cookie: u64) -> Self {
+        HostSockOps {
+            op,
+            family: AF_INET,
+            local_ip4: u32::from_ne_bytes(local.0),
+            local_port: u32::from(local.1),
+            remote_ip4: u32::from_ne_bytes(remote.0),
+            remote_port: u32::from(remote.1).to_be(),
+            is_fullsock: 1,
+            cookie,
+            ..HostSockOps::default()
+        }
+    }
+}
+
+const _: () = {
+    assert!(core::mem::offset_of!(HostSockAddr, user_port) == addr_field::USER_PORT);
+    assert!(core::mem::offset_of!(HostSockAddr, sock_type) == addr_field::TYPE);
+    assert!(core::mem::offset_of!(HostSockAddr, protocol) == addr_field::PROTOCOL);
+    assert!(core::mem::offset_of!(HostSockOps, remote_port) == ops_field::REMOTE_PORT);
+    assert!(core::mem::offset_of!(HostSockOps, local_port) == ops_field::LOCAL_PORT);
+    assert!(core::mem::offset_of!(HostSockOps, srtt_us) == ops_field::SRTT_US);
+    assert!(core::mem::offset_of!(HostSockOps, cb_flags) == ops_field::CB_FLAGS);
+    assert!(core::mem::offset_of!(HostSockOps, state) == ops_field::STATE);
+    assert!(core::mem::offset_of!(HostSockOps, remote_ip4) == ops_field::REMOTE_IP4);
+    assert!(core::mem::offset_of!(HostSockOps, local_ip4) == ops_field::LOCAL_IP4);
+    assert!(core::mem::offset_of!(HostSockOps, family) == ops_field::FAMILY);
+    assert!(core::mem::offset_of!(HostSockAddr, user_ip4) == addr_field::USER_IP4);
+};
+
+#[cfg(not(target_arch = "bpf"))]
+const _: () = {
+    assert!(core::mem::offset_of!(HostSockAddr, cookie) == addr_field::HOST_COOKIE);
+    assert!(core::mem::offset_of!(HostSockAddr, pid_tgid) == addr_field::HOST_PID_TGID);
+    assert!(core::mem::offset_of!(HostSockOps, cookie) == ops_field::HOST_COOKIE);
+};
