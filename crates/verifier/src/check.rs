@@ -1210,8 +1210,36 @@ impl<'a> Checker<'a> {
             return both(st);
         }
         if self.allow_ptr_leaks() {
-            // A privileged loader may compare any pointer with anything (a pointer that may be
-            // NULL stays unchecked): both branches are possible and nothing is learned.
+            // A privileged loader may compare any pointer with anything: both branches are
+            // possible. A pointer that may be NULL found equal to one that never is (`if (v ==
+            // other_v)` on two lookups, one checked) is not NULL in the equal branch, as the
+            // kernel infers; it stays unchecked otherwise.
+            let nullable = |r: &Reg| matches!(r.ty, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. });
+            let never_null = |r: &Reg| r.ty.is_pointer() && !nullable(r) && !matches!(r.ty, RegType::Stale { .. });
+            let maybe = if nullable(&dst) && never_null(&src) {
+                Some(insn.dst)
+            } else if nullable(&src) && never_null(&dst) {
+                Some(insn.src)
+            } else {
+                None
+            };
+            if let Some(r) = maybe
+                && matches!(cmp, Cmp::Eq | Cmp::Ne)
+            {
+                let mut equal = st.clone();
+                let reg = equal.reg_mut(r);
+                reg.ty = match reg.ty {
+                    RegType::MapValueOrNull { map } => RegType::MapValue { map },
+                    RegType::RecordOrNull { size } => RegType::Record { size },
+                    other => other,
+                };
+                reg.id = 0;
+                return if cmp == Cmp::Eq {
+                    Flow::Branch { fall: Some(st.clone()), next, taken: Some(equal), target }
+                } else {
+                    Flow::Branch { fall: Some(equal), next, taken: Some(st.clone()), target }
+                };
+            }
             return both(st);
         }
         let (p, pr) = if dst.ty.is_pointer() { (dst, insn.dst) } else { (src, insn.src) };
