@@ -218,6 +218,12 @@ enum Command {
         /// diagnostic: code, instruction, source line, help) or skipped.
         #[arg(long)]
         json: bool,
+        /// Verify as the kernel does for a loader without CAP_PERFMON: pointers may not be
+        /// returned, stored, compared or subtracted, and stack must be written before it is read.
+        /// By default duet follows the kernel's rules for root, where such values become plain
+        /// numbers (memory safety is the same either way).
+        #[arg(long)]
+        unprivileged: bool,
     },
     /// The demo: build the firewall example once with the SDK into a .bpf.o and a .wasm, run a
     /// generated capture in the kernel (when root), the userspace eBPF VM and Wasm, and compare
@@ -369,9 +375,13 @@ fn run(command: Command) -> Result<ExitCode> {
             build_cmd::new(&name, sdk)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { object, program, log, json } => {
-            verify::run(&verify::VerifyArgs { input: &object, program: program.as_deref(), log, json })
-        }
+        Command::Verify { object, program, log, json, unprivileged } => verify::run(&verify::VerifyArgs {
+            input: &object,
+            program: program.as_deref(),
+            log,
+            json,
+            unprivileged,
+        }),
         Command::Demo { basics: true } => demo(),
         Command::Demo { basics: false } => {
             let packets = showcase::demo()?;

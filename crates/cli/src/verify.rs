@@ -22,11 +22,14 @@ pub struct VerifyArgs<'a> {
     pub log: bool,
     /// Print one JSON object instead of text.
     pub json: bool,
+    /// Apply the kernel's rules for a loader without CAP_PERFMON (no pointer leaks, no pointer
+    /// comparisons, no uninitialised stack reads) instead of root's.
+    pub unprivileged: bool,
 }
 
 /// `duet verify`.
 pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
-    let config = Config { log: args.log, ..Config::default() };
+    let config = Config { log: args.log, unprivileged: args.unprivileged, ..Config::default() };
     let is_asm = args.input.extension().is_some_and(|e| e == "s" || e == "asm");
     let mut out = std::io::stdout().lock();
     if is_asm {
@@ -39,7 +42,10 @@ pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
             )
         })?;
         let name = args.input.file_stem().map_or_else(|| "program".into(), |s| s.to_string_lossy().into_owned());
-        let ctx = VerifyContext { config, ..file.context() };
+        // A test file's `# kernel-caps: bpf` asks for the unprivileged rules too.
+        let file_ctx = file.context();
+        let unprivileged = config.unprivileged || file_ctx.config.unprivileged;
+        let ctx = VerifyContext { config: Config { unprivileged, ..config }, ..file_ctx };
         let result = match Program::from_insns(&file.insns) {
             Ok(program) => duet_verifier::verify(&program, &ctx),
             Err(err) => Err(Rejection {

@@ -336,6 +336,21 @@ fn duet_verify_command_reports_success_and_every_problem() {
     assert!(stdout.contains("--- state trace of xdp_parse ---"), "--log prints the trace:\n{stdout}");
 }
 
+/// `duet verify` follows root's rules by default and the CAP_BPF-only rules with
+/// `--unprivileged`: returning the context pointer is a leak only to the latter.
+#[test]
+fn duet_verify_unprivileged_applies_the_stricter_rules() {
+    let exe = env!("CARGO_BIN_EXE_duet");
+    let file = root().join("tests/verifier/agree/ptr_return_context.s");
+    let out = Command::new(exe).arg("verify").arg(&file).output().expect("run duet verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "privileged: returning a pointer is allowed:\n{stdout}");
+    let out = Command::new(exe).arg("verify").arg(&file).arg("--unprivileged").output().expect("run duet verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "unprivileged: returning a pointer is a leak:\n{stdout}");
+    assert!(stdout.contains("context pointer"), "the rejection names what leaks:\n{stdout}");
+}
+
 /// Soundness: random packet-parsing programs (pointer offsets, bounds checks with every
 /// comparison, variable offsets, stack spills, context reads) that duet's verifier accepts never
 /// fault on a memory check in the checked interpreter, on packets of every interesting length.
