@@ -375,13 +375,9 @@ fn run(command: Command) -> Result<ExitCode> {
             build_cmd::new(&name, sdk)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { object, program, log, json, unprivileged } => verify::run(&verify::VerifyArgs {
-            input: &object,
-            program: program.as_deref(),
-            log,
-            json,
-            unprivileged,
-        }),
+        Command::Verify { object, program, log, json, unprivileged } => {
+            verify::run(&verify::VerifyArgs { input: &object, program: program.as_deref(), log, json, unprivileged })
+        }
         Command::Demo { basics: true } => demo(),
         Command::Demo { basics: false } => {
             let packets = showcase::demo()?;
