@@ -442,7 +442,11 @@ pub fn detach(attachment: &Attachment) -> Result<(), KernelError> {
 // === impl helpers ===
 
 /// Picks the program and checks that its type fits the hook, before touching the kernel.
-fn pick_program(object: &[u8], wanted: Option<&str>, hook: &Hook) -> Result<(String, ProgramSection), KernelError> {
+pub(crate) fn pick_program(
+    object: &[u8],
+    wanted: Option<&str>,
+    hook: &Hook,
+) -> Result<(String, ProgramSection), KernelError> {
     let obj = run::parse_object(object, wanted)?;
     let mut available: Vec<String> = obj.programs.keys().cloned().collect();
     available.sort();
@@ -527,7 +531,7 @@ fn program_type_name(section: &ProgramSection) -> String {
 }
 
 /// Attaches through a BPF link and returns it, unpinned.
-fn attach_link(
+pub(crate) fn attach_link(
     name: &str,
     program: &mut Program,
     section: &ProgramSection,
@@ -722,7 +726,7 @@ fn kernel_version() -> String {
 }
 
 /// Opens a cgroup v2 directory for attaching.
-fn open_cgroup(path: &Path) -> Result<File, KernelError> {
+pub(crate) fn open_cgroup(path: &Path) -> Result<File, KernelError> {
     let file = File::open(path).map_err(|err| KernelError::NotCgroup2 {
         path: path.to_owned(),
         reason: format!(" (cannot open it: {err})"),
@@ -746,7 +750,7 @@ fn ensure_tracefs() -> Result<(), KernelError> {
 
 /// Pins every map of the loaded object under `dir`, except those aya already pinned there by
 /// name. Returns the sorted names.
-fn pin_maps(ebpf: &Ebpf, dir: &Path) -> Result<Vec<String>, KernelError> {
+pub(crate) fn pin_maps(ebpf: &Ebpf, dir: &Path) -> Result<Vec<String>, KernelError> {
     let mut names = Vec::new();
     for (name, map) in ebpf.maps() {
         let path = dir.join(pin_file_name(name));
@@ -864,7 +868,7 @@ fn program_loaded(id: u32) -> bool {
     aya::programs::loaded_programs().flatten().any(|info| info.id() == id)
 }
 
-fn pin_io(action: &'static str, path: &Path, source: io::Error) -> KernelError {
+pub(crate) fn pin_io(action: &'static str, path: &Path, source: io::Error) -> KernelError {
     KernelError::PinIo { action, path: path.to_owned(), source }
 }
 

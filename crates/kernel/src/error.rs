@@ -216,6 +216,15 @@ pub enum KernelError {
         map: String,
     },
 
+    /// Reading or removing an entry of a map failed.
+    #[error("could not read or remove an entry of map `{map}` ({errno})")]
+    MapAccess {
+        /// The map name.
+        map: String,
+        /// What the kernel answered.
+        errno: Errno,
+    },
+
     /// Writing an entry of `maps_in` failed.
     #[error("could not write an entry of map `{map}` ({errno})")]
     MapUpdate {

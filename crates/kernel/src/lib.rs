@@ -46,6 +46,7 @@ mod netns;
 mod pinned;
 mod raw_load;
 mod run;
+mod scoped;
 #[allow(unsafe_code, reason = "the one module that makes raw system calls")]
 mod sys;
 
@@ -62,6 +63,7 @@ pub use netns::NetnsGuard;
 pub use pinned::{PinnedMaps, RingBufReader};
 pub use raw_load::{Privileges, RawLoadError, RawMap, RawProgram, load_raw};
 pub use run::{ProgramKind, ProgramSummary, list_programs, test_run};
+pub use scoped::{ScopedAttachment, ScopedRequest};
 
 /// What to load and run with [`test_run`].
 #[derive(Clone, Copy, Debug)]

@@ -35,6 +35,31 @@ pub struct Config {
     /// Upstream clusters the routes name.
     #[serde(default)]
     pub clusters: Vec<Cluster>,
+    /// Transparent capture of a cgroup's outbound connections (privileged; docs/MESH.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+}
+
+/// Transparent capture: the connect4 and sock_ops programs of `bpf` (duet's `capture` program,
+/// `duet build examples/capture`) are attached to `cgroup`, so the TCP connections its processes
+/// open go to `listener` instead, whose routes send them on to their original destinations
+/// through an `original_destination` cluster.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    /// The cgroup v2 directory whose processes are captured (`/sys/fs/cgroup/app`).
+    pub cgroup: PathBuf,
+    /// The listener captured connections go to; an IPv4 address, without TLS.
+    pub listener: String,
+    /// The capture object (`capture.bpf.o`).
+    pub bpf: PathBuf,
+    /// Only connections to these destination ports [default: every TCP connection].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+    /// Where the maps are pinned while the sidecar runs [default:
+    /// `/sys/fs/bpf/duet-mesh/<listener address>`]; the next start empties it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_dir: Option<PathBuf>,
 }
 
 /// The admin endpoint.
@@ -211,6 +236,10 @@ pub struct Cluster {
     /// `host:port` endpoints (or `app:` instead).
     #[serde(default)]
     pub endpoints: Vec<String>,
+    /// Send each request to the original destination of its downstream connection (a connection
+    /// the `capture:` programs redirected to the listener) instead of to endpoints.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub original_destination: bool,
     /// A Wasm HTTP application (a `wasi:http/incoming-handler` component) that serves the
     /// cluster's requests in-process instead of endpoints: `{ wasm, max_memory_mb, timeout_ms,
     /// max_concurrency, queue_timeout_ms, env, allowed_outbound, stderr_limit_bytes }`.
@@ -420,6 +449,9 @@ impl Config {
                 }
             }
         }
+        if let Some(c) = &mut self.capture {
+            fix(&mut c.bpf);
+        }
         for c in &mut self.clusters {
             if let Some(app) = &mut c.app {
                 fix(&mut app.wasm);
@@ -454,20 +486,34 @@ impl Config {
             if !cluster_names.insert(c.name.as_str()) {
                 return Err(err(&c.name, format!("{at}: a second cluster named `{}`; names must be unique", c.name)));
             }
-            match (&c.app, c.endpoints.is_empty()) {
-                (None, true) => {
+            if c.original_destination {
+                if !c.endpoints.is_empty() || c.app.is_some() || c.tls.is_some() || c.http2 {
                     return Err(err(
                         &c.name,
-                        format!("{at}: `endpoints` is empty; expected `host:port` entries (or `app:` for a Wasm app)"),
+                        format!(
+                            "{at}: an `original_destination` cluster has no `endpoints`, `app`, `tls` or `http2`: it \
+                             forwards plain HTTP/1.1 to where each captured connection was going"
+                        ),
                     ));
                 }
-                (Some(_), false) => {
-                    return Err(err(&c.name, format!("{at}: a cluster has `endpoints` or an `app`, not both")));
+            } else {
+                match (&c.app, c.endpoints.is_empty()) {
+                    (None, true) => {
+                        return Err(err(
+                            &c.name,
+                            format!(
+                                "{at}: `endpoints` is empty; expected `host:port` entries (or `app:` for a Wasm app)"
+                            ),
+                        ));
+                    }
+                    (Some(_), false) => {
+                        return Err(err(&c.name, format!("{at}: a cluster has `endpoints` or an `app`, not both")));
+                    }
+                    (Some(app), true) => {
+                        app.validate().map_err(|e| err(&c.name, format!("{at}: app: {e}")))?;
+                    }
+                    (None, false) => {}
                 }
-                (Some(app), true) => {
-                    app.validate().map_err(|e| err(&c.name, format!("{at}: app: {e}")))?;
-                }
-                (None, false) => {}
             }
             if c.kv_map.is_some() && c.app.is_none() {
                 return Err(err(&c.name, format!("{at}: `kv_map` is for `app:` clusters")));
@@ -567,6 +613,31 @@ impl Config {
                         }
                     }
                 }
+            }
+        }
+        if let Some(c) = &self.capture {
+            let Some(l) = self.listeners.iter().find(|l| l.name == c.listener) else {
+                return Err(err(
+                    "capture:",
+                    format!("capture.listener `{}` is not a listener (listeners: {})", c.listener, {
+                        let names: Vec<&str> = self.listeners.iter().map(|l| l.name.as_str()).collect();
+                        names.join(", ")
+                    }),
+                ));
+            };
+            let ipv4 = parse_addr(&l.address).is_ok_and(|a| a.is_ipv4());
+            if !ipv4 || l.tls.is_some() {
+                return Err(err(
+                    "capture:",
+                    format!(
+                        "capture.listener `{}` must have an IPv4 address and no `tls`: captured connections are the \
+                         application's own plain ones",
+                        c.listener
+                    ),
+                ));
+            }
+            if c.ports.contains(&0) {
+                return Err(err("ports", "capture.ports: 0 is not a port".into()));
             }
         }
         Ok(())

@@ -19,6 +19,7 @@
 
 pub mod apps;
 pub mod backend;
+pub mod capture;
 pub mod config;
 mod engines;
 pub mod events;

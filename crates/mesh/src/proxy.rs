@@ -51,6 +51,9 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The client presented a certificate the listener verified.
     pub mtls: bool,
+    /// Where the client was connecting before the capture programs sent it to this listener
+    /// (`capture:`); an `original_destination` cluster forwards there.
+    pub original_dst: Option<SocketAddr>,
 }
 
 /// The chain and the exchange record of one request, shared by the request-body task and the
@@ -186,7 +189,15 @@ pub async fn handle(
     let sent = Instant::now();
     let timeout = route.timeout.unwrap_or_else(|| cluster.request_timeout());
     let result = tokio::select! {
-        res = cluster.send(upstream_req, timeout, endpoint) => res,
+        res = async {
+            match (cluster.is_original_destination(), conn.original_dst) {
+                (false, _) => cluster.send(upstream_req, timeout, endpoint).await,
+                (true, Some(dst)) => cluster.send_to(upstream_req, timeout, dst).await,
+                (true, None) => Err(crate::upstream::UpstreamError::Connect(
+                    "no original destination: the connection was not redirected by capture".into(),
+                )),
+            }
+        } => res,
         Ok(r) = &mut local_rx => {
             return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
         }

@@ -42,6 +42,8 @@ pub struct Server {
     bound: tokio::sync::Mutex<Vec<Bound>>,
     graceful: std::sync::Mutex<Option<GracefulShutdown>>,
     admin: Option<(SocketAddr, watch::Sender<bool>)>,
+    /// The capture programs, when `capture:` is set (read at start; a reload keeps them).
+    capture: std::sync::OnceLock<Arc<crate::capture::Capture>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -134,11 +136,23 @@ impl Server {
             bound: tokio::sync::Mutex::new(Vec::new()),
             graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
             admin: admin.as_ref().map(|(local, tx, _, _)| (*local, tx.clone())),
+            capture: std::sync::OnceLock::new(),
         });
         let snapshot = shared.snapshot();
         let mut bound = Vec::new();
         for l in &snapshot.config.listeners {
             bound.push(server.bind(l).await?);
+        }
+        if let Some(c) = &snapshot.config.capture {
+            let local = bound.iter().find(|b| b.name == c.listener).map(|b| b.local);
+            let Some(SocketAddr::V4(local)) = local else {
+                return Err(MeshError::Invalid(format!("capture.listener `{}` is not bound to IPv4", c.listener)));
+            };
+            let c = c.clone();
+            let capture = tokio::task::spawn_blocking(move || crate::capture::Capture::start(&c, local))
+                .await
+                .map_err(|e| MeshError::Invalid(format!("capture: attaching failed: {e}")))??;
+            let _ = server.capture.set(Arc::new(capture));
         }
         *server.bound.lock().await = bound;
         start_background(&snapshot);
@@ -280,6 +294,9 @@ impl Server {
         if let Some((_, stop)) = &self.admin {
             let _ = stop.send(true);
         }
+        if let Some(capture) = self.capture.get() {
+            capture.stop();
+        }
     }
 }
 
@@ -298,7 +315,15 @@ async fn accept_loop(server: Arc<Server>, name: Arc<str>, listener: TcpListener,
                 Ok((tcp, peer)) => {
                     let watcher = server.graceful.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|g| g.watcher());
                     let Some(watcher) = watcher else { return };
-                    tokio::spawn(serve_conn(Arc::clone(&server.shared), Arc::clone(&name), tcp, peer, watcher));
+                    let capture = server.capture.get().filter(|c| *c.listener == *name).cloned();
+                    let (shared, name) = (Arc::clone(&server.shared), Arc::clone(&name));
+                    tokio::spawn(async move {
+                        let original_dst = capture.as_ref().and_then(|c| c.original_destination(peer));
+                        serve_conn(shared, name, tcp, peer, original_dst, watcher).await;
+                        if let (Some(c), Some(_)) = (capture, original_dst) {
+                            c.forget(peer);
+                        }
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -323,6 +348,7 @@ async fn serve_conn(
     name: Arc<str>,
     tcp: TcpStream,
     peer: SocketAddr,
+    original_dst: Option<SocketAddr>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let Ok(local) = tcp.local_addr() else { return };
@@ -334,7 +360,7 @@ async fn serve_conn(
     let max_header = l.config.max_header_bytes;
     match l.tls.clone() {
         None => {
-            let conn = ConnInfo { peer, local, tls: false, mtls: false };
+            let conn = ConnInfo { peer, local, tls: false, mtls: false, original_dst };
             serve_io(shared, name, tcp, conn, max_header, watcher).await;
         }
         Some(tls) => {
@@ -351,7 +377,7 @@ async fn serve_conn(
                 }
             };
             let mtls = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
-            let conn = ConnInfo { peer, local, tls: true, mtls };
+            let conn = ConnInfo { peer, local, tls: true, mtls, original_dst };
             serve_io(shared, name, stream, conn, max_header, watcher).await;
         }
     }

@@ -74,6 +74,21 @@ fn now_ms() -> u64 {
 }
 
 impl Endpoint {
+    /// An endpoint at `address` (`host:port`, already checked).
+    fn new(address: String) -> Endpoint {
+        let (host, port) = config::split_host_port(&address).unwrap_or_default();
+        Endpoint {
+            address,
+            host,
+            port,
+            in_flight: AtomicUsize::new(0),
+            failures: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            idle: Mutex::new(Vec::new()),
+            h2: Mutex::new(None),
+        }
+    }
+
     fn is_ejected(&self, now_ms: u64) -> bool {
         self.ejected_until.load(Ordering::Relaxed) > now_ms
     }
@@ -102,6 +117,17 @@ impl Drop for InFlight {
     }
 }
 
+/// How one try on an endpoint ended.
+enum Attempt {
+    /// A response, or a failure after the connection was made.
+    Done(Result<(Response<RespBody>, InFlight), UpstreamError>),
+    /// No connection could be made; the request comes back for another endpoint.
+    ConnectFailed(String, Request<UpBody>),
+}
+
+/// Most original destinations an `original_destination` cluster keeps pools for.
+pub const MAX_DESTINATIONS: usize = 1024;
+
 /// An upstream response body: an endpoint's, or an in-process app's.
 pub type RespBody = UnsyncBoxBody<Bytes, crate::BoxError>;
 
@@ -116,6 +142,8 @@ pub struct Cluster {
     metrics: Arc<Metrics>,
     /// A Wasm HTTP application serving this cluster in-process, instead of endpoints.
     app: Option<(duet_app::App, Arc<crate::apps::AppLinks>)>,
+    /// An `original_destination` cluster's endpoints, made on first use per destination.
+    destinations: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<Endpoint>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -149,18 +177,8 @@ impl Cluster {
         };
         let mut endpoints = Vec::new();
         for e in &config.endpoints {
-            let (host, port) =
-                config::split_host_port(e).map_err(|m| MeshError::Invalid(format!("endpoint `{e}`: {m}")))?;
-            endpoints.push(Arc::new(Endpoint {
-                address: e.clone(),
-                host,
-                port,
-                in_flight: AtomicUsize::new(0),
-                failures: AtomicU32::new(0),
-                ejected_until: AtomicU64::new(0),
-                idle: Mutex::new(Vec::new()),
-                h2: Mutex::new(None),
-            }));
+            config::split_host_port(e).map_err(|m| MeshError::Invalid(format!("endpoint `{e}`: {m}")))?;
+            endpoints.push(Arc::new(Endpoint::new(e.clone())));
         }
         let tls = match &config.tls {
             Some(t) => Some((TlsConnector::from(crate::tls::client_config(t, config.http2)?), t.server_name.clone())),
@@ -174,6 +192,7 @@ impl Cluster {
             tls,
             metrics: Arc::clone(metrics),
             app,
+            destinations: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -316,8 +335,6 @@ impl Cluster {
                 Err(_) => Err(UpstreamError::Timeout(timeout)),
             };
         }
-        let boxed =
-            |resp: Response<Incoming>| resp.map(|b| b.map_err(|e| -> crate::BoxError { Box::new(e) }).boxed_unsync());
         let deadline = tokio::time::Instant::now() + timeout;
         let mut tried = Vec::new();
         let mut last = String::from("no endpoints");
@@ -326,83 +343,133 @@ impl Cluster {
         while tried.len() < attempts {
             let Some(i) = preferred.take().or_else(|| self.pick(&tried)) else { break };
             let ep = Arc::clone(&self.endpoints[i]);
-            // HTTP/2 needs an absolute URI; HTTP/1.1 sends the origin form with a host header.
-            if self.config.http2 {
-                let scheme = if self.tls.is_some() { "https" } else { "http" };
-                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-                if let Ok(uri) = format!("{scheme}://{}{pq}", ep.address).parse() {
-                    *req.uri_mut() = uri;
-                }
-                req.headers_mut().remove(http::header::HOST);
-                let mut sender = match self.h2_sender(&ep).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        self.connect_failed(&ep);
-                        tried.push(i);
-                        last = e;
-                        continue;
-                    }
-                };
-                ep.failures.store(0, Ordering::Relaxed);
-                let guard = self.in_flight(&ep);
-                let res = tokio::time::timeout_at(deadline, async {
-                    sender.ready().await.map_err(|e| UpstreamError::Protocol(format!("{}: {e}", ep.address)))?;
-                    sender.send_request(req).await.map_err(|e| UpstreamError::Protocol(format!("{}: {e}", ep.address)))
-                })
-                .await;
-                return match res {
-                    Ok(Ok(resp)) => Ok((boxed(resp), guard)),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(UpstreamError::Timeout(timeout)),
-                };
-            }
-            // HTTP/1.1: a pooled connection first; if it turns out closed before the request
-            // went out, the request comes back and a fresh connection takes it.
-            let mut pooled = self.idle_h1(&ep);
-            loop {
-                let (mut sender, fresh) = match pooled.take() {
-                    Some(s) => (s, false),
-                    None => match tokio::time::timeout_at(deadline, self.connect_h1(&ep)).await {
-                        Ok(Ok(s)) => (s, true),
-                        Ok(Err(e)) => {
-                            self.connect_failed(&ep);
-                            last = e;
-                            break;
-                        }
-                        Err(_) => return Err(UpstreamError::Timeout(timeout)),
-                    },
-                };
-                ep.failures.store(0, Ordering::Relaxed);
-                let guard = self.in_flight(&ep);
-                let res = tokio::time::timeout_at(deadline, sender.try_send_request(req)).await;
-                match res {
-                    Ok(Ok(resp)) => {
-                        let pool = Arc::clone(&ep);
-                        let max_idle = self.config.max_idle_per_endpoint;
-                        tokio::spawn(async move {
-                            // Ready again once this exchange is complete: back to the pool.
-                            if sender.ready().await.is_ok() {
-                                let mut idle = lock(&pool.idle);
-                                if idle.len() < max_idle {
-                                    idle.push((Instant::now(), sender));
-                                }
-                            }
-                        });
-                        return Ok((boxed(resp), guard));
-                    }
-                    Ok(Err(mut e)) => match e.take_message() {
-                        Some(back) if !fresh => {
-                            req = back;
-                            continue;
-                        }
-                        _ => return Err(UpstreamError::Protocol(format!("{}: {}", ep.address, e.into_error()))),
-                    },
-                    Err(_) => return Err(UpstreamError::Timeout(timeout)),
+            match self.attempt(&ep, req, deadline, timeout).await {
+                Attempt::Done(res) => return res,
+                Attempt::ConnectFailed(e, back) => {
+                    self.connect_failed(&ep);
+                    tried.push(i);
+                    last = e;
+                    req = back;
                 }
             }
-            tried.push(i);
         }
         Err(UpstreamError::Connect(last))
+    }
+
+    /// Whether the cluster sends each request to its connection's original destination
+    /// ([`Cluster::send_to`]) rather than to endpoints.
+    pub fn is_original_destination(&self) -> bool {
+        self.config.original_destination
+    }
+
+    /// Sends `req` to `destination`, the original destination of a captured connection, over a
+    /// pool of its own (one per destination, at most [`MAX_DESTINATIONS`] kept). No retries: there
+    /// is no other place the request was meant for.
+    pub async fn send_to(
+        self: &Arc<Self>,
+        req: Request<UpBody>,
+        timeout: Duration,
+        destination: std::net::SocketAddr,
+    ) -> Result<(Response<RespBody>, InFlight), UpstreamError> {
+        let ep = {
+            let mut dynamic = lock(&self.destinations);
+            if dynamic.len() >= MAX_DESTINATIONS && !dynamic.contains_key(&destination) {
+                // Idle connections to destinations no longer used go with their pools.
+                dynamic.retain(|_, ep| ep.in_flight.load(Ordering::Relaxed) > 0);
+            }
+            Arc::clone(dynamic.entry(destination).or_insert_with(|| Arc::new(Endpoint::new(destination.to_string()))))
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        match self.attempt(&ep, req, deadline, timeout).await {
+            Attempt::Done(res) => res,
+            Attempt::ConnectFailed(e, _) => {
+                self.metrics.connect_failure(&self.name, &ep.address);
+                Err(UpstreamError::Connect(e))
+            }
+        }
+    }
+
+    /// One try of `req` on `ep`: the result, or the connect error with the request back.
+    async fn attempt(
+        &self,
+        ep: &Arc<Endpoint>,
+        mut req: Request<UpBody>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Attempt {
+        let boxed =
+            |resp: Response<Incoming>| resp.map(|b| b.map_err(|e| -> crate::BoxError { Box::new(e) }).boxed_unsync());
+        // HTTP/2 needs an absolute URI; HTTP/1.1 sends the origin form with a host header.
+        if self.config.http2 {
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            if let Ok(uri) = format!("{scheme}://{}{pq}", ep.address).parse() {
+                *req.uri_mut() = uri;
+            }
+            req.headers_mut().remove(http::header::HOST);
+            let mut sender = match self.h2_sender(ep).await {
+                Ok(s) => s,
+                Err(e) => return Attempt::ConnectFailed(e, req),
+            };
+            ep.failures.store(0, Ordering::Relaxed);
+            let guard = self.in_flight(ep);
+            let res = tokio::time::timeout_at(deadline, async {
+                sender.ready().await.map_err(|e| UpstreamError::Protocol(format!("{}: {e}", ep.address)))?;
+                sender.send_request(req).await.map_err(|e| UpstreamError::Protocol(format!("{}: {e}", ep.address)))
+            })
+            .await;
+            return Attempt::Done(match res {
+                Ok(Ok(resp)) => Ok((boxed(resp), guard)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(UpstreamError::Timeout(timeout)),
+            });
+        }
+        // HTTP/1.1: a pooled connection first; if it turns out closed before the request
+        // went out, the request comes back and a fresh connection takes it.
+        let mut pooled = self.idle_h1(ep);
+        loop {
+            let (mut sender, fresh) = match pooled.take() {
+                Some(s) => (s, false),
+                None => match tokio::time::timeout_at(deadline, self.connect_h1(ep)).await {
+                    Ok(Ok(s)) => (s, true),
+                    Ok(Err(e)) => return Attempt::ConnectFailed(e, req),
+                    Err(_) => return Attempt::Done(Err(UpstreamError::Timeout(timeout))),
+                },
+            };
+            ep.failures.store(0, Ordering::Relaxed);
+            let guard = self.in_flight(ep);
+            let res = tokio::time::timeout_at(deadline, sender.try_send_request(req)).await;
+            match res {
+                Ok(Ok(resp)) => {
+                    let pool = Arc::clone(ep);
+                    let max_idle = self.config.max_idle_per_endpoint;
+                    tokio::spawn(async move {
+                        // Ready again once this exchange is complete: back to the pool.
+                        if sender.ready().await.is_ok() {
+                            let mut idle = lock(&pool.idle);
+                            if idle.len() < max_idle {
+                                idle.push((Instant::now(), sender));
+                            }
+                        }
+                    });
+                    return Attempt::Done(Ok((boxed(resp), guard)));
+                }
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(back) if !fresh => {
+                        req = back;
+                        continue;
+                    }
+                    _ => {
+                        return Attempt::Done(Err(UpstreamError::Protocol(format!(
+                            "{}: {}",
+                            ep.address,
+                            e.into_error()
+                        ))));
+                    }
+                },
+                Err(_) => return Attempt::Done(Err(UpstreamError::Timeout(timeout))),
+            }
+        }
     }
 
     fn in_flight(&self, ep: &Arc<Endpoint>) -> InFlight {

@@ -1,0 +1,188 @@
+//! Transparent capture end to end (`capture:` in docs/MESH.md; needs root, BPF and cgroup v2):
+//! a client process placed in a test-owned cgroup connects to a backend on loopback; with
+//! `duet mesh run` capturing that cgroup the request goes through the sidecar (the backend sees
+//! the `x-request-id` the sidecar adds), without it the request goes direct. Afterwards nothing
+//! is left: no pins, no programs on the cgroup, no cgroup.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod mesh_support;
+use mesh_support::*;
+
+fn mandatory() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Says why the test cannot run, or fails it under CI.
+fn skip(reason: &str) {
+    assert!(!mandatory(), "CI=true makes this test mandatory, but: {reason}");
+    eprintln!("SKIPPED (set CI=true to make this a failure): {reason}");
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid systems).
+fn cgroup2_root() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (_, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+        (fstype == "cgroup2").then(|| PathBuf::from(target))
+    })
+}
+
+/// A cgroup v2 directory of the test, removed (after moving its processes out) on drop.
+struct Cgroup(PathBuf, PathBuf);
+
+impl Cgroup {
+    fn create(root: &Path, name: &str) -> Cgroup {
+        let path = root.join(name);
+        let _ = std::fs::remove_dir(&path);
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        Cgroup(path, root.to_owned())
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // A cgroup with processes cannot be removed: move any stragglers to the root first.
+        if let Ok(pids) = std::fs::read_to_string(self.0.join("cgroup.procs")) {
+            for pid in pids.lines() {
+                let _ = std::fs::write(self.1.join("cgroup.procs"), pid);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A directory removed on drop (the sidecar's pin directory, should it be left behind).
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed on drop.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `curl` as a process of `cgroup` (it writes its own pid into `cgroup.procs` first) and
+/// returns the body it got.
+fn curl_in(cgroup: &Path, url: &str) -> String {
+    let script = format!("echo $$ > {}/cgroup.procs && exec curl -sS --max-time 10 {url}", cgroup.display());
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The headers the backend's `/headers` saw.
+fn seen_headers(body: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    doc["headers"].clone()
+}
+
+fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(addr(port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
+    if let Err(err) = duet_kernel::check_access() {
+        return skip(&format!("capture needs BPF access: {err}"));
+    }
+    let Some(cgroup_root) = cgroup2_root() else {
+        return skip("capture needs cgroup v2 mounted (no cgroup2 in /proc/self/mounts)");
+    };
+    if Command::new("curl").arg("--version").output().is_err() {
+        return skip("the client is curl; apt-get install curl");
+    }
+
+    // The capture programs, built as the user builds them.
+    let dir = root().join("examples/capture");
+    let out = duet().args(["build", "--quiet"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "duet build capture:\n{}", String::from_utf8_lossy(&out.stderr));
+    let object = dir.join("target/duet/capture.bpf.o");
+    assert!(!dir.join("target/duet/capture.wasm").exists(), "a kernel-only crate gets no .wasm");
+
+    let tag = format!("duet-test-capture-{}", std::process::id());
+    let cgroup = Cgroup::create(&cgroup_root, &tag);
+    let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
+
+    let backend_port = free_port();
+    let backend = Reap(
+        duet()
+            .args(["mesh", "backend", "--address", &format!("127.0.0.1:{backend_port}"), "--name", "b1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(backend_port);
+    let url = format!("http://127.0.0.1:{backend_port}/headers");
+
+    // Without the sidecar: straight to the backend.
+    let direct = seen_headers(&curl_in(&cgroup.0, &url));
+    assert!(direct.get("x-request-id").is_none(), "went through a proxy: {direct}");
+
+    let (capture_port, admin) = (free_port(), free_port());
+    let yaml = format!(
+        "admin: {{ address: \"127.0.0.1:{admin}\" }}\nworkers: 1\n\
+         capture:\n  cgroup: {}\n  listener: outbound\n  bpf: {}\n  ports: [{backend_port}]\n  pin_dir: {}\n\
+         listeners:\n{}clusters:\n  - name: passthrough\n    original_destination: true\n",
+        cgroup.0.display(),
+        object.display(),
+        pins.0.display(),
+        listener("outbound", capture_port, "", "      - { prefix: \"/\", cluster: passthrough }\n"),
+    );
+    let mesh_dir = temp_dir("capture");
+    let mut mesh = Mesh::start(&mesh_dir, &yaml, admin);
+    assert!(pins.0.join("maps/BY_PORT").exists(), "maps pinned under the sidecar's directory");
+
+    // Through the sidecar: it answers for the backend, which sees the sidecar's headers.
+    let via = seen_headers(&curl_in(&cgroup.0, &url));
+    assert!(via.get("x-request-id").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())), "{via}");
+    assert_eq!(via["x-forwarded-for"], "127.0.0.1", "{via}");
+    // A process outside the cgroup (this test) still goes direct.
+    let (_, _, outside) = raw_get(addr(backend_port), "/headers").unwrap();
+    assert!(seen_headers(&outside).get("x-request-id").is_none(), "{outside}");
+    // Connecting to the capture listener directly is no captured connection: 503.
+    let (status, _, _) = raw_get(addr(capture_port), "/headers").unwrap();
+    assert_eq!(status, 503, "{}", mesh.log_text());
+
+    // Stopping the sidecar detaches the programs and removes the pins.
+    mesh.signal("-TERM");
+    let child = mesh.child.as_mut().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "duet mesh did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    mesh.child = None;
+    let log = mesh.log_text();
+    assert!(log.contains("capture detached"), "{log}");
+    assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());
+    let after = seen_headers(&curl_in(&cgroup.0, &url));
+    assert!(after.get("x-request-id").is_none(), "still captured after the sidecar stopped: {after}");
+
+    drop(mesh);
+    drop(backend);
+    let path = cgroup.0.clone();
+    drop(cgroup);
+    assert!(!path.exists(), "cgroup {} left behind", path.display());
+}
