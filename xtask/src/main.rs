@@ -190,7 +190,9 @@ fn bench() -> Result<()> {
     step("every example in every executor, against the kernel (duet bench)");
     cargo(&["run", "--release", "-p", "duet-cli", "--", "bench"])?;
     step("the sidecar against nginx on loopback with wrk (duet mesh bench)");
-    cargo(&["run", "--release", "-p", "duet-cli", "--", "mesh", "bench"])
+    cargo(&["run", "--release", "-p", "duet-cli", "--", "mesh", "bench"])?;
+    step("a Wasm HTTP app in duet mesh and packaged, against native hyper and wasmtime serve (duet mesh bench-app)");
+    cargo(&["run", "--release", "-p", "duet-cli", "--", "mesh", "bench-app"])
 }
 
 fn demo() -> Result<()> {
