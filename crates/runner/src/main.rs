@@ -208,7 +208,8 @@ fn run_program(
         );
     }
     if let Some(maps_in) = &run_args.maps_in {
-        seed_maps(|n| module.map(n).ok().map(|m| &**m), maps_in)?;
+        // A packaged .wasm has no BTF: its maps take the untyped encodings only.
+        seed_maps(|n| module.map(n).ok().map(|m| &**m), &objects::MapTypes::default(), maps_in)?;
     }
     let mut executor = module.executor(&name)?;
     let label = |v: u64| verdict_name(skb, v);
@@ -235,7 +236,15 @@ fn run_program(
         &label,
     )?;
     let maps: Vec<(&str, &duet_maps::Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
-    replay::report(&run_args, replayed, &format!("{name} ({kind})"), "wasm (packaged)", &maps, &label)
+    replay::report(
+        &run_args,
+        replayed,
+        &format!("{name} ({kind})"),
+        "wasm (packaged)",
+        &maps,
+        &objects::MapTypes::default(),
+        &label,
+    )
 }
 
 // === HTTP apps ===
