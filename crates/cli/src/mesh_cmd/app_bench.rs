@@ -18,8 +18,8 @@ use anyhow::{Context, Result, bail};
 // `mesh_cmd`'s helpers: the public ones and, this being its child module, the private ones the
 // sidecar benchmark uses too (wrk's latency format, tool installation, medians, the apikey value).
 use super::{
-    Reaped, RemoveDir, apikey_client, ensure_tool, free_port, http_get, http_request, median, parse_latency_us,
-    start_mesh, wait_ready,
+    Reaped, RemoveDir, apikey_client, ensure_tool, free_port, http_get, http_request, median, run_wrk, start_mesh,
+    wait_ready,
 };
 
 /// Options of `duet mesh bench-app`.
@@ -515,36 +515,8 @@ fn load_average() -> Option<f64> {
 
 /// One wrk run against `http://127.0.0.1:port{path}`.
 fn wrk(port: u16, path: &str, duration: u64, connections: usize) -> Result<Sample> {
-    let out = Command::new("wrk")
-        .args(["-t1", &format!("-c{connections}"), &format!("-d{duration}s"), "--latency"])
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .output()
-        .context("cannot run wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!("wrk failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
-    }
-    let mut s = Sample::default();
-    for line in text.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["Requests/sec:", v] => s.rps = v.parse().unwrap_or(0.0),
-            ["50%", v] => s.p50_us = parse_latency_us(v).unwrap_or(0.0),
-            ["99%", v] => s.p99_us = parse_latency_us(v).unwrap_or(0.0),
-            ["Non-2xx", "or", "3xx", "responses:", n] => s.errors += n.parse().unwrap_or(0),
-            ["Socket", "errors:", ..] => {
-                s.errors += line
-                    .split(',')
-                    .filter_map(|p| p.split_whitespace().last().and_then(|n| n.parse::<u64>().ok()))
-                    .sum::<u64>();
-            }
-            _ => {}
-        }
-    }
-    if s.rps == 0.0 {
-        bail!("could not read wrk's output:\n{text}");
-    }
-    Ok(s)
+    let w = run_wrk(port, path, duration, connections, &[])?;
+    Ok(Sample { rps: w.rps, p50_us: w.p50_us, p99_us: w.p99_us, errors: w.errors, ..Sample::default() })
 }
 
 /// An app cluster's counters from the sidecar's `/metrics`.
