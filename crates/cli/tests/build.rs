@@ -516,7 +516,10 @@ fn examples_agree_across_executors_on_the_packet_corpus() {
         let vm = run("run", &bpf, &pcap, maps_in, &args(&["--deterministic", "--cpus", "1"]));
         assert_eq!(vm["results"].as_array().map(Vec::len), Some(frames.len()), "{example}: one verdict per frame");
         let in_wasm = run("run", &wasm, &pcap, maps_in, &args(&["--deterministic", "--cpus", "1", "--engine", "wasm"]));
-        assert_eq!(in_wasm, vm, "{example}: Wasm and the VM disagree over the packet corpus");
+        // Only the object's BTF gives typed views (`maps_typed`); everything else must agree.
+        let mut vm_untyped = vm.clone();
+        vm_untyped.as_object_mut().unwrap().remove("maps_typed");
+        assert_eq!(in_wasm, vm_untyped, "{example}: Wasm and the VM disagree over the packet corpus");
         if kernel {
             let in_kernel = run("test-run", &bpf, &pcap, maps_in, &args(&[]));
             assert_eq!(in_kernel["results"], vm["results"], "{example}: kernel and VM verdicts differ");
