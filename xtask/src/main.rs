@@ -103,22 +103,7 @@ fn test() -> Result<()> {
     build_bpf(&root)?;
     step("format check (workspace, examples, Rust BPF corpus)");
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&[
-        "fmt",
-        "--check",
-        "--manifest-path",
-        "examples/Cargo.toml",
-        "-p",
-        "firewall",
-        "-p",
-        "ratelimit",
-        "-p",
-        "flowstats",
-        "-p",
-        "apikey",
-        "-p",
-        "canary",
-    ])?;
+    cargo(&["fmt", "--all", "--check", "--manifest-path", "examples/Cargo.toml"])?;
     cargo(&["fmt", "--all", "--check", "--manifest-path", "tests/bpf/rust/Cargo.toml"])?;
     cargo(&["fmt", "--all", "--check", "--manifest-path", "examples/apps/hello/Cargo.toml"])?;
     cargo(&["fmt", "--all", "--check", "--manifest-path", "tests/proxy-wasm/Cargo.toml"])?;

@@ -111,7 +111,10 @@ mod tests {
         assert_eq!(run_socket_filter(udp_only, &tcp), 0);
         BLOCKED.insert(&[10, 0, 0, 2], &1, duet::BPF_ANY).unwrap();
         assert_eq!(run_cgroup_skb(egress_guard, &tcp), CgroupSkbAction::Drop);
-        assert_eq!(run_cgroup_skb(egress_guard, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, 0)), CgroupSkbAction::Pass);
+        assert_eq!(
+            run_cgroup_skb(egress_guard, &udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, 0)),
+            CgroupSkbAction::Pass
+        );
         assert_eq!((GUARD.get(0), GUARD.get(1)), (Some(1), Some(1)));
     }
 
