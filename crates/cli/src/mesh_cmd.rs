@@ -103,9 +103,9 @@ pub enum MeshCommand {
     /// Proxy-Wasm header filters, and with one API-key filter written three ways: duet's
     /// `examples/apikey` as eBPF (JIT and interpreter) and as duet-ABI Wasm, and its Proxy-Wasm
     /// counterpart. Prints rps, p50/p99 and the ratios, and the p50 of a paired latency probe
-    /// (one request at a time to each target in turn, so the machine's drift weighs on all alike:
-    /// the added µs of a filter come from it); installs wrk and nginx with apt-get when missing
-    /// (as root).
+    /// (one request at a time, the targets in turn in blocks of 100, so that the machine's drift
+    /// weighs on all alike: the added µs of a filter come from it); installs wrk and nginx with
+    /// apt-get when missing (as root).
     ///
     /// Example: `duet mesh bench --duration 5 --rounds 3`
     Bench {
@@ -603,7 +603,7 @@ fn nginx_config(dir: &Path, port: u16, backend: SocketAddr) -> String {
     let d = dir.display();
     format!(
         "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\nevents {{ worker_connections 1024; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+         http {{\n  access_log off;\n  keepalive_requests 1000000;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
          uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream backend {{ server {backend}; keepalive 64; }}\n  \
          server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://backend;\n      proxy_http_version 1.1;\n      \
          proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
@@ -741,7 +741,9 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
         }
     }
     let single_p50: Vec<f64> = single.iter().map(|s| median(s.iter().map(|x| x.p50_us).collect())).collect();
-    eprintln!("==> paired latency probe: {PROBE_REQUESTS} requests to each target, one at a time, the targets in turn");
+    eprintln!(
+        "==> paired latency probe: {PROBE_REQUESTS} requests to each target, one at a time, the targets in turn in blocks of {PROBE_BLOCK}"
+    );
     let ports: Vec<u16> = targets.iter().map(|t| t.1).collect();
     let probe_p50 = paired_latency(&ports, PROBE_REQUESTS)?;
     let loaded_rss = targets.get(4).and_then(|t| t.2.as_ref()).and_then(|c| rss_kib(c.0.id(), "VmHWM:"));
@@ -847,7 +849,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
             );
         }
         println!(
-            "\n  (p50 µs probe: median of {PROBE_REQUESTS} requests on one keep-alive connection per target, the targets visited in turn request by request)"
+            "\n  (p50 µs probe: median of {PROBE_REQUESTS} requests on one keep-alive connection per target, the targets visited in turn in blocks of {PROBE_BLOCK}, each block's first {PROBE_BLOCK_WARM_UP} left out)"
         );
         println!(
             "\n  per Proxy-Wasm header filter (probe): +{per_filter_p50_1:.1} µs p50 (1 filter), +{per_filter_p50_3:.1} µs p50 each (3 filters)"
@@ -1085,26 +1087,41 @@ pub fn demo() -> Result<bool> {
     Ok(ok)
 }
 
-/// Requests each target gets in the paired latency probe (after a warm-up of a tenth as many).
+/// Requests each target gets in the paired latency probe.
 const PROBE_REQUESTS: usize = 20_000;
+/// The probe visits the targets in blocks of this many requests, ...
+const PROBE_BLOCK: usize = 100;
+/// ... of which the first few are not recorded: they bring the target's caches back.
+const PROBE_BLOCK_WARM_UP: usize = 20;
 
-/// The paired latency probe: one keep-alive connection per target, one request at a time,
-/// visiting the targets in turn (the starting target rotates every visit) so that whatever the
-/// machine is doing at a moment weighs on all targets alike. Returns each target's median
+/// The paired latency probe: one keep-alive connection per target, one request at a time, the
+/// targets visited in turn in blocks of [`PROBE_BLOCK`] requests (the starting target rotating
+/// every round), so that whatever the machine is doing at a moment weighs on all targets alike.
+/// The first requests of each block are left out: a target that sat idle while the others ran
+/// has cold caches, and a request-by-request interleaving would measure that (a filter's bigger
+/// working set made it look ~15 µs dearer than it is warm). Returns each target's median
 /// request latency in µs. On a shared 2-core machine wrk's 1-connection p50 of separate runs
-/// moves by ±10 µs from run to run; interleaving request by request cancels that drift, which
-/// is what makes a few µs of filter cost visible.
+/// moves by ±10 µs from run to run; blocks of a few milliseconds cancel that drift.
 fn paired_latency(ports: &[u16], requests: usize) -> Result<Vec<f64>> {
     let mut conns: Vec<KeepAlive> = ports.iter().map(|&p| KeepAlive::connect(p)).collect::<Result<_>>()?;
-    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(requests); ports.len()];
-    let warm_up = requests / 10;
-    for round in 0..warm_up + requests {
+    let recorded_per_block = PROBE_BLOCK - PROBE_BLOCK_WARM_UP;
+    let rounds = requests.div_ceil(recorded_per_block);
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds * recorded_per_block); ports.len()];
+    for round in 0..rounds {
         for k in 0..conns.len() {
             let i = (round + k) % conns.len();
-            let start = Instant::now();
-            conns[i].get().with_context(|| format!("latency probe, port {}", ports[i]))?;
-            if round >= warm_up {
-                times[i].push(start.elapsed().as_secs_f64() * 1e6);
+            for n in 0..PROBE_BLOCK {
+                let start = Instant::now();
+                if conns[i].get().is_err() {
+                    // A server may close a keep-alive connection after some number of
+                    // requests: reconnect and repeat, leaving this request out of the samples.
+                    conns[i] = KeepAlive::connect(ports[i])?;
+                    conns[i].get().with_context(|| format!("latency probe, port {}", ports[i]))?;
+                    continue;
+                }
+                if n >= PROBE_BLOCK_WARM_UP {
+                    times[i].push(start.elapsed().as_secs_f64() * 1e6);
+                }
             }
         }
     }

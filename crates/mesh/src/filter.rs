@@ -118,6 +118,12 @@ pub trait HttpFilter: Send + Sync {
     /// Starts the filter's background work (timers, queues, calls from its root context) on the
     /// current tokio runtime; it ends by itself once the filter is dropped.
     fn start_background(&self, _io: Arc<dyn Upstreams>) {}
+    /// Whether the filter has body or trailer phases. When no filter of a chain has them, the
+    /// proxy streams both bodies straight through (no body task, no re-framing, the upstream's
+    /// `content-length` kept) and runs only the header phases.
+    fn reads_bodies(&self) -> bool {
+        true
+    }
 }
 
 /// One filter working on one request.

@@ -460,6 +460,11 @@ impl HttpFilter for DuetFilter {
     fn take_trace(&self) -> Vec<String> {
         self.inner.file.take_log()
     }
+
+    fn reads_bodies(&self) -> bool {
+        // duet's http programs see headers only (docs/ABI.md).
+        false
+    }
 }
 
 struct DuetStream {

@@ -167,7 +167,9 @@ pub async fn handle(
     let limit = l.config.max_request_body_bytes;
     let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (local_tx, mut local_rx) = oneshot::channel::<LocalResponse>();
-    let up_body: crate::upstream::UpBody = match (&flow, body_empty) {
+    // Header-only chains (duet's eBPF and duet-ABI filters) leave the bodies alone.
+    let body_flow = flow.as_ref().filter(|_| l.filters.iter().any(|f| f.reads_bodies()));
+    let up_body: crate::upstream::UpBody = match (body_flow, body_empty) {
         (_, true) => empty_body(),
         (None, false) => Limit { inner: body, left: limit, flag: Arc::clone(&too_large) }.boxed_unsync(),
         (Some(flow), false) => {
@@ -262,6 +264,8 @@ pub async fn handle(
             }
             if rbody_empty {
                 empty_body()
+            } else if body_flow.is_none() {
+                Limit { inner: rbody, left: response_limit, flag: Arc::clone(&rflag) }.boxed_unsync()
             } else {
                 // Filters may change the body's length.
                 rparts.headers.remove(header::CONTENT_LENGTH);
