@@ -175,6 +175,12 @@ enum Command {
         /// rather than misbehaves; the JIT and the kernel never run unverified code.
         #[arg(long)]
         no_verify: bool,
+        /// With --json: add `maps_typed`, every map whose key and value types the object's BTF
+        /// declares, as typed JSON (structs as objects, byte strings as text), beside the hex
+        /// `maps`. Off by default so that the JSON of a .bpf.o, its .wasm and `test-run` compare
+        /// equal.
+        #[arg(long, requires = "json")]
+        typed: bool,
     },
     /// Build a program crate (written with the duet SDK) into target/duet/<name>.bpf.o and
     /// target/duet/<name>.wasm, setting up the toolchain it needs (rust-src, the wasm32 target,
@@ -353,20 +359,31 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { object, pcap, program, engine, json, pcap_out, maps_in, cpus, deterministic, no_verify } => {
-            objects::run(&objects::RunArgs {
-                object,
-                pcap,
-                program,
-                engine,
-                json,
-                pcap_out,
-                maps_in,
-                cpus: cpus.map(usize::from),
-                deterministic,
-                no_verify,
-            })
-        }
+        Command::Run {
+            object,
+            pcap,
+            program,
+            engine,
+            json,
+            pcap_out,
+            maps_in,
+            cpus,
+            deterministic,
+            no_verify,
+            typed,
+        } => objects::run(&objects::RunArgs {
+            object,
+            pcap,
+            program,
+            engine,
+            json,
+            pcap_out,
+            maps_in,
+            cpus: cpus.map(usize::from),
+            deterministic,
+            no_verify,
+            typed,
+        }),
         Command::Build { dir, bpf_only, wasm_only, quiet } => {
             build_cmd::build(&build_cmd::BuildArgs { dir, bpf_only, wasm_only, quiet })?;
             Ok(ExitCode::SUCCESS)

@@ -192,6 +192,8 @@ pub struct RunArgs {
     pub cpus: Option<usize>,
     pub deterministic: bool,
     pub no_verify: bool,
+    /// With `json`: add `maps_typed`, the maps as typed JSON from the object's BTF.
+    pub typed: bool,
 }
 
 /// Reads every frame of a pcap or pcapng file with an Ethernet link type.

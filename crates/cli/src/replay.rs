@@ -212,8 +212,8 @@ pub(crate) fn report(
         out.write_all(b"],\"packets\":[")?;
         json.packets.copy_to(&mut out)?;
         write!(out, "],\"ringbufs\":{},\"maps\":{}", Json::Object(ringbufs), dump_maps(maps.iter().copied()))?;
-        // Typed views only where the object's BTF declares types, beside the hex.
-        let typed = dump_maps_typed(maps.iter().copied(), types);
+        // Typed views when asked, only where the object's BTF declares types, beside the hex.
+        let typed = if args.typed { dump_maps_typed(maps.iter().copied(), types) } else { Json::Null };
         if typed.as_object().is_some_and(|t| !t.is_empty()) {
             write!(out, ",\"maps_typed\":{typed}")?;
         }

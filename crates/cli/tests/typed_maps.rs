@@ -1,5 +1,6 @@
 //! Typed map keys and values from the object's BTF in the CLI: `duet inspect --json` lists the
-//! types, `duet run --json` adds `maps_typed` beside the hex `maps`, and `--maps-in` takes typed
+//! types, `duet run --json --typed` adds `maps_typed` beside the hex `maps` (plain `--json` does
+//! not, so outputs of every executor compare equal), and `--maps-in` takes typed
 //! JSON, on the `ratelimit` example built with `duet build` (`CONFIG: Array<Config>`,
 //! `BUCKETS: LruHashMap<[u8; 4], Bucket>`, `STATS: Array<u64>`). The `.wasm` of the same source
 //! has no BTF: its maps stay hex and typed input is refused with the reason.
@@ -60,6 +61,7 @@ fn run(artifact: &str, pcap: &str, maps_in: &str, engine: &str) -> Json {
         "--pcap",
         pcap,
         "--json",
+        "--typed",
         "--deterministic",
         "--cpus",
         "1",
@@ -109,6 +111,9 @@ fn the_objects_btf_gives_typed_maps_in_inspect_run_and_maps_in() {
         assert_eq!(keys, [&json!([10, 0, 0, 1]), &json!([10, 0, 0, 2])], "[u8; 4] of non-text bytes: numbers");
         assert!(buckets[0]["value"]["last_ns"].is_u64() && buckets[0]["value"]["tokens"].is_u64());
     }
+    let plain = ok(&["run", &bpf, "--pcap", &pcap, "--json", "--deterministic", "--cpus", "1"]);
+    let plain: Json = serde_json::from_str(&plain).unwrap();
+    assert!(plain.get("maps_typed").is_none(), "maps_typed only with --typed: {plain}");
 
     // Typed errors name the field; the run does not start.
     let bad = write_json("config-bad.json", &json!({"CONFIG": {"00000000": {"rate": 1, "bogus": 2}}}));

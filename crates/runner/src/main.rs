@@ -182,6 +182,7 @@ fn run_program(
         cpus: args.cpus.map(usize::from),
         deterministic: args.deterministic,
         no_verify: false,
+        typed: false,
     };
     let env = if run_args.deterministic { Env::deterministic() } else { Env::system() };
     let options = duet_wasm::WasmOptions {
