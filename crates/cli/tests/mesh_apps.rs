@@ -188,6 +188,7 @@ fn malformed_app_responses_are_refused_and_the_sidecar_keeps_serving() {
     let mid = mesh.admin_get("/metrics");
     assert_eq!(errors_5xx(&mid) - before, 2.0, "two 500s counted:\n{mid}");
     assert_eq!(metric(&mid, "duet_mesh_app_traps_total", &["cluster=\"hello\""]), 0.0, "neither is a trap");
+    assert_eq!(metric(&mid, "duet_mesh_app_errors_total", &["cluster=\"hello\""]), 2.0, "both are app errors:\n{mid}");
 
     // Too long to read first: the head went out, so the connection is cut before the declared
     // length, which the client sees as a truncated response.

@@ -380,7 +380,7 @@ fn encode_apps(out: &mut String, apps: &[(String, duet_app::AppStatsSnapshot)]) 
         return;
     }
     type Field = fn(&duet_app::AppStatsSnapshot) -> f64;
-    let families: [(&str, &str, &str, Field); 10] = [
+    let families: [(&str, &str, &str, Field); 11] = [
         ("app_requests", "counter", "Requests an app served", |s| s.requests as f64),
         ("app_rejected", "counter", "Requests refused with 503 because the app was at max_concurrency", |s| {
             s.rejected as f64
@@ -393,6 +393,12 @@ fn encode_apps(out: &mut String, apps: &[(String, duet_app::AppStatsSnapshot)]) 
         ("app_traps", "counter", "Requests that ended in a trap of the app (500)", |s| s.traps as f64),
         ("app_timeouts", "counter", "Requests that overran the app's timeout_ms (500)", |s| s.timeouts as f64),
         ("app_memory_limits", "counter", "Requests that hit the app's max_memory_mb (500)", |s| s.memory_limits as f64),
+        (
+            "app_errors",
+            "counter",
+            "Requests the app failed without a trap: no response, a malformed one, a body that broke off (500 or a cut stream)",
+            |s| s.app_errors as f64,
+        ),
         ("app_request_seconds", "counter", "Time apps spent on requests", |s| s.latency_us_sum as f64 / 1e6),
         ("app_outbound_requests", "counter", "Outbound requests apps made through the sidecar", |s| {
             s.outbound_requests as f64
