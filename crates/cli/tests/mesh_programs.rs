@@ -261,6 +261,14 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     ] {
         assert!(metrics.contains(want), "{name}: {want} in\n{metrics}");
     }
+    // Requests are counted under the cluster that served them, the program's choice.
+    for cluster in ["stable", "canary"] {
+        let served = seen.iter().filter(|s| s.status == 200 && s.backend == cluster).count();
+        let want = format!(
+            "duet_mesh_requests_total{{listener=\"main\",route=\"api\",cluster=\"{cluster}\",class=\"2xx\"}} {served}"
+        );
+        assert!(served > 0 && metrics.contains(&want), "{name}: {want} in\n{metrics}");
+    }
     let mut maps = serde_json::Map::new();
     for m in ["apikey/KEYS", "apikey/STATS", "route:main/api/STATS", "route:main/api/CONFIG"] {
         let (status, mut v) = admin(&mesh, "GET", &format!("/maps/{m}"), "");

@@ -327,7 +327,7 @@ pub async fn handle(
     log.set(|r| r.status = rparts.status.as_u16());
     let access = shared.access_log();
     let events = shared.events.has_subscribers().then(|| Arc::clone(&shared));
-    let stats = route.stats.clone();
+    let stats = route.stats_for(cluster).clone();
     let status = rparts.status.as_u16();
     out_body = OnEnd {
         inner: out_body,

@@ -37,9 +37,24 @@ pub struct RouteRt {
     pub stats: crate::metrics::RouteStats,
     /// Its routing program, when configured.
     pub program: Option<Arc<crate::programs::RouteProgramRt>>,
+    /// The request counters of each cluster the routing program may choose (in its order), so
+    /// that a request is counted under the cluster that served it.
+    program_stats: Vec<crate::metrics::RouteStats>,
 }
 
 impl RouteRt {
+    /// The counters of requests this route sent to `cluster`.
+    pub fn stats_for(&self, cluster: &Arc<Cluster>) -> &crate::metrics::RouteStats {
+        if !Arc::ptr_eq(cluster, &self.cluster)
+            && let Some(program) = &self.program
+            && let Some(i) = program.clusters.iter().position(|c| Arc::ptr_eq(c, cluster))
+            && let Some(stats) = self.program_stats.get(i)
+        {
+            return stats;
+        }
+        &self.stats
+    }
+
     fn matches(&self, host: &str, path: &str) -> bool {
         if !path.starts_with(&self.prefix) {
             return false;
@@ -203,8 +218,14 @@ impl Snapshot {
                     }
                     None => None,
                 };
+                let program_stats = program
+                    .iter()
+                    .flat_map(|p| p.clusters.iter())
+                    .map(|c| metrics.route_stats(&l.name, &name, &c.name))
+                    .collect();
                 routes.push(RouteRt {
                     program,
+                    program_stats,
                     stats: metrics.route_stats(&l.name, &name, &cluster.name),
                     name,
                     host: r.host.clone(),
@@ -410,6 +431,7 @@ mod tests {
             cluster: Arc::new(Cluster::new(&cfg, &metrics, None).unwrap()),
             timeout: None,
             program: None,
+            program_stats: Vec::new(),
         }
     }
 
