@@ -12,7 +12,8 @@ use crate::{sh, step};
 use anyhow::{Context, Result, bail};
 
 /// The Debian packages that provide clang with the BPF target and libbpf's `bpf_helpers.h`.
-const PACKAGES: [&str; 2] = ["clang", "libbpf-dev"];
+/// (curl: the sidecar capture test runs it inside a cgroup.)
+const PACKAGES: [&str; 3] = ["clang", "libbpf-dev", "curl"];
 
 /// The header every C test program includes through `common.h`; its absence means libbpf-dev is missing.
 const LIBBPF_HEADER: &str = "/usr/include/bpf/bpf_helpers.h";
@@ -24,15 +25,22 @@ const LIBBPF_HEADER: &str = "/usr/include/bpf/bpf_helpers.h";
 pub fn ensure_clang() -> Result<()> {
     let has_clang = Command::new("clang").arg("--version").output().is_ok_and(|o| o.status.success());
     let has_libbpf = Path::new(LIBBPF_HEADER).exists();
-    if has_clang && has_libbpf {
+    let has_curl = Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
+    if has_clang && has_libbpf && has_curl {
         return Ok(());
     }
     let install = format!("apt-get install -y {}", PACKAGES.join(" "));
     if !is_root() || !Path::new("/etc/debian_version").exists() {
-        let missing = if has_clang { LIBBPF_HEADER } else { "clang" };
-        bail!("{missing} is missing; the C test programs need clang and libbpf's headers: run `sudo {install}`");
+        let missing = if !has_clang {
+            "clang"
+        } else if !has_libbpf {
+            LIBBPF_HEADER
+        } else {
+            "curl"
+        };
+        bail!("{missing} is missing; the tests need clang, libbpf's headers and curl: run `sudo {install}`");
     }
-    step("install clang and libbpf headers (for tests/bpf/c)");
+    step("install clang and libbpf headers (for tests/bpf/c) and curl (for the capture test)");
     let mut args = vec!["install", "-y"];
     args.extend(PACKAGES);
     if apt_get(&args).is_err() {
