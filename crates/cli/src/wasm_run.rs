@@ -48,18 +48,25 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             bail!("{} has several programs; choose one with --program: {}", path.display(), names.join(", "));
         }
     };
-    let kind = module.program(&name)?.kind;
+    replay_program(&module, &name, args, "wasm")
+}
+
+/// Seeds the maps from `--maps-in`, replays the capture through program `name` of `module` and
+/// reports as `duet run` does; `engine` names the executor in the report. Shared by `duet run`
+/// and packaged executables (duet-runner).
+pub(crate) fn replay_program(module: &WasmModule, name: &str, args: &RunArgs, engine: &str) -> Result<ExitCode> {
+    let kind = module.program(name)?.kind;
     let skb = kind.skb_hook();
     if kind != ProgramKind::Xdp && skb.is_none() {
         bail!(
-            "program `{name}` is a {kind} program; `duet run --pcap` runs xdp, classifier, socket_filter and cgroup_skb programs"
+            "program `{name}` is a {kind} program; --pcap runs xdp, classifier, socket_filter and cgroup_skb programs"
         );
     }
     if let Some(maps_in) = &args.maps_in {
         // A Wasm module's maps have no types: only the hex encodings.
         seed_maps(|n| module.map(n).ok().map(|m| &**m), &MapTypes::default(), maps_in)?;
     }
-    let mut executor = module.executor(&name)?;
+    let mut executor = module.executor(name)?;
 
     let label = |v: u64| verdict_name(skb, v);
     let replayed = crate::replay::replay(
@@ -85,5 +92,5 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         &label,
     )?;
     let maps: Vec<(&str, &duet_maps::Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
-    crate::replay::report(args, replayed, &format!("{name} ({kind})"), "wasm", &maps, &MapTypes::default(), &label)
+    crate::replay::report(args, replayed, &format!("{name} ({kind})"), engine, &maps, &MapTypes::default(), &label)
 }

@@ -21,7 +21,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use duet_app::{App, MemoryKv};
 use duet_runner::{Artifact, Payload};
 use duet_vm::Env;
-use duet_wasm::{MAX_TRACE_LINE_BYTES, MAX_TRACE_LINES_PER_CALL, Precompiled, ProgramKind, WasmError, WasmModule};
+use duet_wasm::{Precompiled, WasmModule};
 
 // The cli's capture reader, replay loop and report (`duet run`'s output), compiled from the
 // same files, unchanged. Parts of them (the eBPF engines, `inspect`) are unused here.
@@ -38,8 +38,7 @@ mod replay;
 #[path = "../../cli/src/wasm_run.rs"]
 mod wasm_run;
 
-use objects::{RunArgs, possible_cpus, seed_maps, verdict_name};
-use replay::StepError;
+use objects::{RunArgs, possible_cpus};
 
 /// The same allocator as `duet`, so packaged and unpackaged runs compare like for like.
 #[global_allocator]
@@ -201,51 +200,7 @@ fn run_program(
     let module = unsafe { WasmModule::load_precompiled(&precompiled, &options) }
         .with_context(|| format!("cannot load the packaged {}", payload.manifest.source))?;
     let name = run_args.program.clone().unwrap_or_else(|| packaged.to_owned());
-    let kind = module.program(&name)?.kind;
-    let skb = kind.skb_hook();
-    if kind != ProgramKind::Xdp && skb.is_none() {
-        bail!(
-            "program `{name}` is a {kind} program; --pcap runs xdp, classifier, socket_filter and cgroup_skb programs"
-        );
-    }
-    if let Some(maps_in) = &run_args.maps_in {
-        // A packaged .wasm has no BTF: its maps take the untyped encodings only.
-        seed_maps(|n| module.map(n).ok().map(|m| &**m), &objects::MapTypes::default(), maps_in)?;
-    }
-    let mut executor = module.executor(&name)?;
-    let label = |v: u64| verdict_name(skb, v);
-    let replayed = replay::replay(
-        &run_args,
-        |frame, packet| {
-            packet.extend_from_slice(frame);
-            let verdict = if skb.is_some() { executor.run_skb(packet) } else { executor.run_xdp(packet) };
-            verdict.map(u64::from).map_err(|err| StepError {
-                deadline: matches!(err, WasmError::Deadline { .. }),
-                message: format!("{:#}", anyhow::Error::from(err)),
-            })
-        },
-        || {
-            let mut trace = module.take_trace();
-            if trace.dropped > 0 {
-                trace.lines.push(format!(
-                    "({} lines dropped: a call keeps {MAX_TRACE_LINES_PER_CALL} lines of {MAX_TRACE_LINE_BYTES} bytes at most)",
-                    trace.dropped
-                ));
-            }
-            trace.lines
-        },
-        &label,
-    )?;
-    let maps: Vec<(&str, &duet_maps::Map)> = module.maps().map(|(n, m)| (n, &**m)).collect();
-    replay::report(
-        &run_args,
-        replayed,
-        &format!("{name} ({kind})"),
-        "wasm (packaged)",
-        &maps,
-        &objects::MapTypes::default(),
-        &label,
-    )
+    wasm_run::replay_program(&module, &name, &run_args, "wasm (packaged)")
 }
 
 // === HTTP apps ===
