@@ -97,14 +97,7 @@ fn kernel_verdict(file: &TestFile) -> Result<(), String> {
 }
 
 fn kernel_verdict_with(file: &TestFile, caps: KernelCaps) -> Result<(), String> {
-    let insns: Vec<u64> = file
-        .insns
-        .iter()
-        .flat_map(|i| {
-            let (a, b) = i.encode();
-            std::iter::once(a.to_u64()).chain(b.map(|b| b.to_u64()))
-        })
-        .collect();
+    let insns = file.raw_insns();
     let maps: Vec<RawMap> = file
         .maps
         .iter()

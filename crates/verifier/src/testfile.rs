@@ -90,6 +90,17 @@ pub fn map_type_by_name(name: &str) -> Option<u32> {
 }
 
 impl TestFile {
+    /// The instructions encoded as the kernel takes them (`lddw` in two slots), valid or not.
+    pub fn raw_insns(&self) -> Vec<u64> {
+        self.insns
+            .iter()
+            .flat_map(|i| {
+                let (a, b) = i.encode();
+                std::iter::once(a.to_u64()).chain(b.map(|b| b.to_u64()))
+            })
+            .collect()
+    }
+
     /// Parses a test file.
     pub fn parse(text: &str) -> Result<TestFile, String> {
         let mut file = TestFile {

@@ -126,14 +126,7 @@ fn duet_verdict(file: &TestFile, unprivileged: bool) -> Result<(), String> {
 
 /// The kernel's verdict: `Ok` if it loads, else the verifier log.
 fn kernel_verdict(file: &TestFile, privileges: Privileges) -> Result<(), String> {
-    let insns: Vec<u64> = file
-        .insns
-        .iter()
-        .flat_map(|i| {
-            let (a, b) = i.encode();
-            std::iter::once(a.to_u64()).chain(b.map(|b| b.to_u64()))
-        })
-        .collect();
+    let insns = file.raw_insns();
     let maps: Vec<RawMap> = file
         .maps
         .iter()
