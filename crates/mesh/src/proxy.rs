@@ -168,7 +168,7 @@ pub async fn handle(
     let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (local_tx, mut local_rx) = oneshot::channel::<LocalResponse>();
     // Header-only chains (duet's eBPF and duet-ABI filters) leave the bodies alone.
-    let body_flow = flow.as_ref().filter(|_| l.filters.iter().any(|f| f.reads_bodies()));
+    let body_flow = flow.as_ref().filter(|_| l.filters_read_bodies);
     let up_body: crate::upstream::UpBody = match (body_flow, body_empty) {
         (_, true) => empty_body(),
         (None, false) => Limit { inner: body, left: limit, flag: Arc::clone(&too_large) }.boxed_unsync(),

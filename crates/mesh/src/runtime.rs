@@ -92,6 +92,8 @@ pub struct ListenerRt {
     routes: Vec<RouteRt>,
     /// Its filter chain.
     pub filters: Vec<Arc<dyn HttpFilter>>,
+    /// Whether any filter of the chain has body phases (else bodies stream straight through).
+    pub filters_read_bodies: bool,
     /// TLS, when configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -275,7 +277,15 @@ impl Snapshot {
                 filters.push(filter);
             }
             let tls = l.tls.as_ref().map(crate::tls::server_config).transpose()?;
-            listeners.push(Arc::new(ListenerRt { name: l.name.clone(), config: l.clone(), routes, filters, tls }));
+            let filters_read_bodies = filters.iter().any(|f| f.reads_bodies());
+            listeners.push(Arc::new(ListenerRt {
+                name: l.name.clone(),
+                config: l.clone(),
+                routes,
+                filters,
+                filters_read_bodies,
+                tls,
+            }));
         }
         let access_log = config.access_log.as_ref().map(AccessLog::open).transpose()?.map(Arc::new);
         let snapshot = Snapshot { config, listeners, clusters, access_log, generation, loaded_at: SystemTime::now() };
