@@ -400,7 +400,7 @@ pub fn wait_ready(addr: SocketAddr, path: &str, child: Option<&mut Child>, timeo
 
 /// A free loopback port.
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(duet_mesh::backend::free_loopback_port()?)
 }
 
 /// A child process killed (and reaped) on drop.

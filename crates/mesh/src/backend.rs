@@ -25,6 +25,28 @@ use tokio::net::TcpListener;
 
 use crate::proxy::DownBody;
 
+/// A loopback port that is free now, for a listener the caller is about to configure and start.
+///
+/// Ports come from below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`, 32768 and
+/// up by default), so the outgoing connections of other tests and programs cannot take the port
+/// between this call and the bind, as they could with a port the kernel picked for `:0`. A
+/// process-wide counter keeps concurrent callers in one process on different ports.
+pub fn free_loopback_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000; // 10000..32000
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = std::process::id().wrapping_mul(7_919) % SPAN;
+    let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free loopback port in 10000-31999"))
+}
+
 /// Serves on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, name: &str) {
     let name: Arc<str> = Arc::from(name);

@@ -36,7 +36,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    duet_mesh::backend::free_loopback_port().expect("a free loopback port")
 }
 
 pub fn addr(port: u16) -> SocketAddr {
