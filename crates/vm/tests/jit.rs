@@ -536,3 +536,62 @@ fn inline_array_lookups() {
     assert_eq!(module.jit("prog").unwrap().stats().inline_lookups, 2);
     same_in_both("arrays", &object);
 }
+
+/// An XDP program that needs no helper and no checked access runs without the region table
+/// (`run_xdp`'s direct path, one context kept between runs): each run must still see its own
+/// packet's pointers and fields, clones their own context, and a trap must end only that run.
+#[test]
+fn the_direct_xdp_path_sees_each_packet_and_traps_like_the_interpreter() {
+    // r0 = data_end - data + ingress_ifindex * 10000 + first byte (when there is one).
+    let src = "
+        ldxw %r2, [%r1+0]
+        ldxw %r3, [%r1+4]
+        ldxw %r4, [%r1+12]
+        mov %r0, %r3
+        sub %r0, %r2
+        mul %r4, 10000
+        add %r0, %r4
+        mov %r5, %r2
+        add %r5, 1
+        jgt %r5, %r3, out
+        ldxb %r6, [%r2+0]
+        add %r0, %r6
+    out:
+        exit";
+    let p = verified(src, ProgramType::Xdp);
+    let mut jit = Jit::new(&p, Helpers::new(), Config::default()).unwrap();
+    assert_eq!(jit.stats().runtime_calls, 0, "the direct path needs code without runtime calls");
+    let mut interp = Interpreter::new(&p, Helpers::new(), Config::default()).unwrap();
+    let mut clone = jit.clone();
+    for (len, first, ifindex) in [(60usize, 7u8, 1u32), (1500, 200, 3), (0, 0, 0), (14, 1, 9)] {
+        let mut frame = vec![0u8; len];
+        if let Some(b) = frame.first_mut() {
+            *b = first;
+        }
+        let packet = || {
+            let mut p = XdpPacket::new(&frame);
+            p.ingress_ifindex = ifindex;
+            p
+        };
+        let want = interp.run_xdp(&mut packet());
+        assert_eq!(want, Ok(len as u64 + u64::from(ifindex) * 10000 + u64::from(first)));
+        assert_eq!(jit.run_xdp(&mut packet()), want);
+        let on_thread = std::thread::scope(|s| s.spawn(|| clone.run_xdp(&mut packet())).join().unwrap());
+        assert_eq!(on_thread, want);
+    }
+
+    // A map load left unresolved (no module) traps in compiled code; the next run is clean.
+    let mut ctx = VerifyContext::new(ProgramType::Xdp);
+    ctx.maps.push(duet_verifier::MapInfo::from(&map("m", 2, 4, 8, 1)));
+    let src = "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r0, 2\njeq %r2, %r3, empty\nexit\nempty:\nlddw %r1, map_fd 0\nmov %r0, 1\nexit";
+    let p = duet_verifier::verify(&program(src), &ctx).unwrap_or_else(|r| panic!("{r}"));
+    let mut jit = Jit::new(&p, Helpers::new(), Config::default()).unwrap();
+    assert_eq!(jit.stats().runtime_calls, 0, "a trap is not a runtime call");
+    let mut interp = Interpreter::new(&p, Helpers::new(), Config::default()).unwrap();
+    for len in [60usize, 0, 60] {
+        let frame = vec![0u8; len];
+        let (a, b) = (interp.run_xdp(&mut XdpPacket::new(&frame)), jit.run_xdp(&mut XdpPacket::new(&frame)));
+        assert_eq!(a, b, "{len}-byte frame");
+        assert_eq!(a.is_err(), len == 0, "{a:?}");
+    }
+}

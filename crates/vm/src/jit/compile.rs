@@ -109,10 +109,10 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     ctx.func.signature.params.push(AbiParam::new(I64));
     ctx.func.signature.returns.push(AbiParam::new(I64));
     let mut fb_ctx = FunctionBuilderContext::new();
-    let (checked_accesses, inline_lookups);
+    let (checked_accesses, inline_lookups, memory_calls);
     {
         let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        (checked_accesses, inline_lookups) = Translator::new(builder, input, &isa).translate()?;
+        (checked_accesses, inline_lookups, memory_calls) = Translator::new(builder, input, &isa).translate()?;
     }
     let id = module
         .declare_function("bpf", Linkage::Local, &ctx.func.signature)
@@ -137,6 +137,7 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
             checked: input.verified.is_none(),
             checked_accesses,
             inline_lookups,
+            runtime_calls: memory_calls,
         },
     })
 }
@@ -189,6 +190,8 @@ struct Translator<'a, 'b> {
     terminated: bool,
     checked_accesses: usize,
     inline_lookups: usize,
+    /// Runtime calls other than `raise` (helpers, checked accesses).
+    memory_calls: usize,
     frontend: cranelift_codegen::isa::TargetFrontendConfig,
 }
 
@@ -248,6 +251,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             terminated: false,
             checked_accesses: 0,
             inline_lookups: 0,
+            memory_calls: 0,
             frontend: isa.frontend_config(),
         }
     }
@@ -331,9 +335,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             .ok_or_else(|| JitError::Codegen(format!("instruction {pc}: no block at a branch target")))
     }
 
-    /// Emits the function; returns how many accesses needed run-time checks and how many
-    /// lookups were inlined.
-    fn translate(mut self) -> Result<(usize, usize), JitError> {
+    /// Emits the function; returns how many accesses needed run-time checks, how many lookups
+    /// were inlined, and how many runtime calls other than traps it makes.
+    fn translate(mut self) -> Result<(usize, usize, usize), JitError> {
         self.find_blocks();
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
@@ -395,7 +399,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         self.b.seal_all_blocks();
         self.b.finalize(self.frontend);
-        Ok((self.checked_accesses, self.inline_lookups))
+        Ok((self.checked_accesses, self.inline_lookups, self.memory_calls))
     }
 
     // === helpers for emitting code ===
@@ -440,6 +444,9 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     fn call(&mut self, sig: SigRef, f: usize, args: &[Value]) -> Value {
+        if f != runtime::raise as *const () as usize {
+            self.memory_calls += 1;
+        }
         let callee = self.b.ins().iconst(I64, f as i64);
         let inst = self.b.ins().call_indirect(sig, callee, args);
         self.b.inst_results(inst)[0]

@@ -111,6 +111,40 @@ impl RunCtx {
         self.stop(Err(Trap { pc, kind }))
     }
 
+    /// A context for runs of the programs in `shared`, every per-run field still to be set.
+    pub(super) fn new(shared: *const super::Shared, max_insns: u64) -> Self {
+        RunCtx {
+            regs: [0; 11],
+            ctx_fields: [0; CTX_FIELDS],
+            ctx_addr: 0,
+            legacy_ptr: 0,
+            legacy_len: 0,
+            r10: 0,
+            budget: max_insns,
+            status: STATUS_OK,
+            tail_target: 0,
+            memory: std::ptr::null_mut(),
+            stack: Region::EMPTY,
+            outcome: None,
+            tail_calls: 0,
+            current: 0,
+            shared,
+            max_insns,
+            http: std::ptr::null_mut(),
+        }
+    }
+
+    /// `xdp_md`'s fields as compiled code reads them: `data`, `data_end` and `data_meta` (offsets
+    /// into the buffer at guest address `buf`) as full pointers, as the kernel rewrites the loads.
+    #[inline(always)]
+    pub(super) fn set_xdp_fields(&mut self, buf: u64, [data, data_end, data_meta]: [u64; 3], ifindex: u32, rxq: u32) {
+        self.ctx_fields[0] = buf + data;
+        self.ctx_fields[1] = buf + data_end;
+        self.ctx_fields[2] = buf + data_meta;
+        self.ctx_fields[3] = u64::from(ifindex);
+        self.ctx_fields[4] = u64::from(rxq);
+    }
+
     /// Copies the context fields compiled code reads from the region table (helpers such as
     /// `bpf_xdp_adjust_head` move the packet).
     pub(super) fn refresh_context(&mut self) {
@@ -120,11 +154,12 @@ impl RunCtx {
             Context::None => {}
             Context::Xdp { addr, ingress_ifindex, rx_queue_index } => {
                 if let Some(x) = memory.xdp {
-                    self.ctx_fields[0] = x.buf.start + x.data;
-                    self.ctx_fields[1] = x.buf.start + x.data_end;
-                    self.ctx_fields[2] = x.buf.start + x.data_meta;
-                    self.ctx_fields[3] = u64::from(ingress_ifindex);
-                    self.ctx_fields[4] = u64::from(rx_queue_index);
+                    self.set_xdp_fields(
+                        x.buf.start,
+                        [x.data, x.data_end, x.data_meta],
+                        ingress_ifindex,
+                        rx_queue_index,
+                    );
                 }
                 self.ctx_addr = addr;
             }
