@@ -332,7 +332,7 @@ impl Module {
         for index in targets {
             let Some(program) = &verified[index] else { continue };
             if compiled[index].is_none() {
-                let c = Jit::compile_program(&self.code, index, program, &self.inline_arrays())
+                let c = Jit::compile_program(&self.code, index, program, &self.known_maps())
                     .map_err(|error| ModuleError::Jit { program: self.programs[index].name.clone(), error })?;
                 compiled[index] = Some(c);
             }
@@ -342,32 +342,35 @@ impl Module {
         Ok(Jit::from_parts(Arc::clone(&self.code), code, types, entry))
     }
 
-    /// The array maps whose lookups compiled code may compute inline: (per-CPU) arrays with
-    /// 4-byte keys whose values sit at a fixed stride, checked against `lookup_ptr` itself so the
-    /// inline lookup returns exactly the pointer the helper would.
-    fn inline_arrays(&self) -> Vec<crate::jit::InlineArray> {
-        let cpu = self.state.env.cpu as usize;
+    /// The maps compiled code may reach directly (see [`crate::jit::KnownMap`]): every map but
+    /// prog arrays, ring buffers and redirect maps, whose helpers do more than the map's own
+    /// methods. Arrays with 4-byte keys whose values sit at a fixed stride get inline lookups,
+    /// checked against `lookup_ptr` itself so the inline lookup returns exactly the pointer the
+    /// helper would.
+    fn known_maps(&self) -> Vec<crate::jit::KnownMap> {
+        let cpu = self.state.env.cpu;
         let mut out = Vec::new();
         for (index, map) in self.state.maps.iter().enumerate() {
             let spec = map.spec();
-            if !matches!(spec.map_type, MapType::Array | MapType::PerCpuArray)
-                || self.state.redirect[index]
-                || spec.key_size != 4
-                || spec.max_entries == 0
-            {
+            if matches!(spec.map_type, MapType::ProgArray | MapType::RingBuf) || self.state.redirect[index] {
                 continue;
             }
-            let at = |i: u32| map.lookup_ptr(&i.to_le_bytes(), cpu).map(|p| p.as_ptr() as u64);
-            let (Some(base), Some(last)) = (at(0), at(spec.max_entries - 1)) else { continue };
-            let stride = if spec.max_entries > 1 { at(1).map_or(0, |p| p.wrapping_sub(base)) } else { 8 };
-            if last != base.wrapping_add(stride.wrapping_mul(u64::from(spec.max_entries - 1))) || stride == 0 {
-                continue;
-            }
-            out.push(crate::jit::InlineArray {
+            let inline = (matches!(spec.map_type, MapType::Array | MapType::PerCpuArray)
+                && spec.key_size == 4
+                && spec.max_entries > 0)
+                .then(|| {
+                    let at = |i: u32| map.lookup_ptr(&i.to_le_bytes(), cpu as usize).map(|p| p.as_ptr() as u64);
+                    let (base, last) = (at(0)?, at(spec.max_entries - 1)?);
+                    let stride = if spec.max_entries > 1 { at(1).map_or(0, |p| p.wrapping_sub(base)) } else { 8 };
+                    (last == base.wrapping_add(stride.wrapping_mul(u64::from(spec.max_entries - 1))) && stride != 0)
+                        .then_some(crate::jit::InlineArray { base, stride, max_entries: spec.max_entries })
+                })
+                .flatten();
+            out.push(crate::jit::KnownMap {
                 handle: MAP_HANDLE_BASE + index as u64,
-                base,
-                stride,
-                max_entries: spec.max_entries,
+                map: Arc::clone(map),
+                cpu,
+                inline,
             });
         }
         out

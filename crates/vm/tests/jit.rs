@@ -595,3 +595,28 @@ fn the_direct_xdp_path_sees_each_packet_and_traps_like_the_interpreter() {
         assert_eq!(a.is_err(), len == 0, "{a:?}");
     }
 }
+
+/// Lookups, updates and deletes on hash, per-CPU hash, LRU hash and array maps compile to direct
+/// calls into the map (the array's lookup inline), with the helpers' results: errnos for
+/// `BPF_NOEXIST` on a present key and for deleting from an array, NULL for a missing key.
+#[test]
+fn map_helpers_are_direct_calls_with_the_helpers_results() {
+    let mut src = String::from(
+        "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r9, 0\nmov %r4, %r2\nadd %r4, 1\njgt %r4, %r3, out\n\
+         ldxb %r6, [%r2+0]\nand %r6, 7\nstxw [%r10-4], %r6\nmov %r7, %r3\nsub %r7, %r2\nstxdw [%r10-16], %r7\n",
+    );
+    for i in 0..4 {
+        src.push_str(&format!(
+            "lddw %r1, map_fd {i}\nmov %r2, %r10\nadd %r2, -4\nmov %r3, %r10\nadd %r3, -16\nmov %r4, 1\ncall 2\nadd %r9, %r0\n\
+             lddw %r1, map_fd {i}\nmov %r2, %r10\nadd %r2, -4\ncall 1\njeq %r0, 0, miss{i}\nldxdw %r5, [%r0+0]\nadd %r9, %r5\n\
+             miss{i}:\njne %r6, 5, keep{i}\nlddw %r1, map_fd {i}\nmov %r2, %r10\nadd %r2, -4\ncall 3\nadd %r9, %r0\nkeep{i}:\n"
+        ));
+    }
+    src.push_str("out:\nmov %r0, %r9\nexit\n");
+    let maps = vec![map("hash", 1, 4, 8, 64), map("percpu", 5, 4, 8, 64), map("lru", 9, 4, 8, 4), map("array", 2, 4, 8, 8)];
+    let object = object(ProgramKind::Xdp, &src, maps);
+    let module = Module::load(&object, LoadOptions::default()).unwrap();
+    let stats = module.jit("prog").unwrap().stats();
+    assert_eq!((stats.direct_map_calls, stats.inline_lookups, stats.runtime_calls), (11, 1, 0), "{stats:?}");
+    same_in_both("map helpers", &object);
+}

@@ -45,6 +45,8 @@ pub(crate) struct Compiled {
     _code: ExecCode,
     pub(super) entry: unsafe extern "C" fn(*mut RunCtx) -> u64,
     pub(super) stats: super::CompileStats,
+    /// The maps compiled code calls directly, kept alive with it.
+    _maps: Vec<Arc<duet_maps::Map>>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -81,8 +83,8 @@ pub(super) struct Input<'a> {
     /// The verifier's facts; `None` compiles every check (unverified programs).
     pub(super) verified: Option<&'a VerifiedProgram>,
     pub(super) helpers: &'a Helpers,
-    /// Array maps whose lookups may be inlined (verified code only).
-    pub(super) arrays: &'a [super::InlineArray],
+    /// Maps whose helpers may be direct calls or inline (verified code only).
+    pub(super) maps: &'a [super::KnownMap],
 }
 
 fn isa() -> Result<OwnedTargetIsa, JitError> {
@@ -109,10 +111,10 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     ctx.func.signature.params.push(AbiParam::new(I64));
     ctx.func.signature.returns.push(AbiParam::new(I64));
     let mut fb_ctx = FunctionBuilderContext::new();
-    let (checked_accesses, inline_lookups, memory_calls);
+    let counts;
     {
         let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        (checked_accesses, inline_lookups, memory_calls) = Translator::new(builder, input, &isa).translate()?;
+        counts = Translator::new(builder, input, &isa).translate()?;
     }
     let id = module
         .declare_function("bpf", Linkage::Local, &ctx.func.signature)
@@ -130,14 +132,16 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     Ok(Compiled {
         _code: code,
         entry,
+        _maps: input.maps.iter().map(|m| Arc::clone(&m.map)).collect(),
         stats: super::CompileStats {
             n_insns,
             code_size,
             time: start.elapsed(),
             checked: input.verified.is_none(),
-            checked_accesses,
-            inline_lookups,
-            runtime_calls: memory_calls,
+            checked_accesses: counts.checked_accesses,
+            inline_lookups: counts.inline_lookups,
+            direct_map_calls: counts.direct_map_calls,
+            runtime_calls: counts.runtime_calls,
         },
     })
 }
@@ -162,7 +166,19 @@ enum Access {
     Checked,
 }
 
+/// What [`Translator::translate`] counted.
+struct Counts {
+    checked_accesses: usize,
+    inline_lookups: usize,
+    direct_map_calls: usize,
+    /// Runtime calls other than `raise` and direct map calls (helpers, checked accesses).
+    runtime_calls: usize,
+}
+
 struct Sigs {
+    map2: SigRef,
+    map3: SigRef,
+    map5: SigRef,
     helper: SigRef,
     load: SigRef,
     store: SigRef,
@@ -188,10 +204,7 @@ struct Translator<'a, 'b> {
     frames: Option<StackSlot>,
     sigs: Sigs,
     terminated: bool,
-    checked_accesses: usize,
-    inline_lookups: usize,
-    /// Runtime calls other than `raise` (helpers, checked accesses).
-    memory_calls: usize,
+    counts: Counts,
     frontend: cranelift_codegen::isa::TargetFrontendConfig,
 }
 
@@ -215,7 +228,16 @@ impl<'a, 'b> Translator<'a, 'b> {
             s.returns.push(AbiParam::new(I64));
             b.import_signature(s)
         };
-        let sigs = Sigs { helper: sig(8), load: sig(4), store: sig(5), atomic: sig(6), raise: sig(5) };
+        let sigs = Sigs {
+            map2: sig(2),
+            map3: sig(3),
+            map5: sig(5),
+            helper: sig(8),
+            load: sig(4),
+            store: sig(5),
+            atomic: sig(6),
+            raise: sig(5),
+        };
         let regs = std::array::from_fn(|_| b.declare_var(I64));
         let rt = b.declare_var(I64);
         let depth = b.declare_var(I64);
@@ -249,9 +271,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             frames: None,
             sigs,
             terminated: false,
-            checked_accesses: 0,
-            inline_lookups: 0,
-            memory_calls: 0,
+            counts: Counts { checked_accesses: 0, inline_lookups: 0, direct_map_calls: 0, runtime_calls: 0 },
             frontend: isa.frontend_config(),
         }
     }
@@ -335,9 +355,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             .ok_or_else(|| JitError::Codegen(format!("instruction {pc}: no block at a branch target")))
     }
 
-    /// Emits the function; returns how many accesses needed run-time checks, how many lookups
-    /// were inlined, and how many runtime calls other than traps it makes.
-    fn translate(mut self) -> Result<(usize, usize, usize), JitError> {
+    /// Emits the function; returns what it counted.
+    fn translate(mut self) -> Result<Counts, JitError> {
         self.find_blocks();
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
@@ -399,7 +418,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         self.b.seal_all_blocks();
         self.b.finalize(self.frontend);
-        Ok((self.checked_accesses, self.inline_lookups, self.memory_calls))
+        Ok(self.counts)
     }
 
     // === helpers for emitting code ===
@@ -444,8 +463,14 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     fn call(&mut self, sig: SigRef, f: usize, args: &[Value]) -> Value {
-        if f != runtime::raise as *const () as usize {
-            self.memory_calls += 1;
+        let pure = [
+            runtime::raise as *const () as usize,
+            runtime::map_lookup as *const () as usize,
+            runtime::map_update as *const () as usize,
+            runtime::map_delete as *const () as usize,
+        ];
+        if !pure.contains(&f) {
+            self.counts.runtime_calls += 1;
         }
         let callee = self.b.ins().iconst(I64, f as i64);
         let inst = self.b.ins().call_indirect(sig, callee, args);
@@ -492,7 +517,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     fn access(&mut self, pc: usize, op: Op) -> Access {
         let access = self.proven_access(pc, op);
         if access == Access::Checked {
-            self.checked_accesses += 1;
+            self.counts.checked_accesses += 1;
         }
         access
     }
@@ -1066,11 +1091,12 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
-    /// The array map `r1` holds at the call at `pc`, when an `lddw` of its handle in the same
+    /// The known map `r1` holds at the call at `pc`, when an `lddw` of its handle in the same
     /// block is the last write of `r1` before the call.
-    fn array_at_call(&self, pc: usize) -> Option<super::InlineArray> {
-        // Only verified code: the verifier proved what r2 points at.
+    fn map_at_call(&self, pc: usize) -> Option<&'a super::KnownMap> {
+        // Only verified code: the verifier proved what r2 (and r3) point at.
         self.input.verified?;
+        let maps = self.input.maps;
         let mut at = pc;
         while at > 0 && self.blocks[at].is_none() {
             at -= 1;
@@ -1082,10 +1108,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.insns[at]
             };
             if insn.op == Op::LdImm64 && insn.dst == 1 {
-                return (insn.src == 0)
-                    .then(|| self.input.arrays.iter().find(|a| a.handle == insn.imm as u64))
-                    .flatten()
-                    .copied();
+                return (insn.src == 0).then(|| maps.iter().find(|m| m.handle == insn.imm as u64)).flatten();
             }
             let writes_r1 = (insn.dst == 1 && !Self::is_store(insn.op))
                 || (insn.src == 1 && runtime::atomic_index(insn.op) != usize::MAX as u64);
@@ -1105,7 +1128,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// `bpf_map_lookup_elem` on an array, inline: the verifier proved `r2` points at the 4-byte
     /// key; an index in range gives `base + index * stride`, as the helper would, else NULL.
     fn inline_array_lookup(&mut self, pc: usize, array: super::InlineArray) -> Result<(), JitError> {
-        self.inline_lookups += 1;
+        self.counts.inline_lookups += 1;
         let key_ptr = self.reg(2);
         let key = self.b.ins().uload32(guest(), key_ptr, 0);
         let inside = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, key, i64::from(array.max_entries));
@@ -1120,12 +1143,38 @@ impl<'a, 'b> Translator<'a, 'b> {
         Ok(())
     }
 
+    /// `bpf_map_lookup_elem`, `bpf_map_update_elem` or `bpf_map_delete_elem` on a known map: a
+    /// direct call into the map with the pointers the verifier proved (key in `r2`, value in
+    /// `r3`), giving what the helper gives.
+    fn direct_map_call(&mut self, pc: usize, id: i64, map: &super::KnownMap) -> Result<(), JitError> {
+        self.counts.direct_map_calls += 1;
+        let handle = self.c64(Arc::as_ptr(&map.map) as i64);
+        let key = self.reg(2);
+        let cpu = self.c64(i64::from(map.cpu));
+        let v = match id {
+            1 => self.call(self.sigs.map3, runtime::map_lookup as *const () as usize, &[handle, key, cpu]),
+            2 => {
+                let (value, flags) = (self.reg(3), self.reg(4));
+                self.call(self.sigs.map5, runtime::map_update as *const () as usize, &[handle, key, value, flags, cpu])
+            }
+            _ => self.call(self.sigs.map2, runtime::map_delete as *const () as usize, &[handle, key]),
+        };
+        self.set(0, v);
+        let next = self.block_at(pc + 1)?;
+        self.b.ins().jump(next, &[]);
+        self.terminated = true;
+        Ok(())
+    }
+
     fn helper_call(&mut self, pc: usize, insn: &Insn) -> Result<(), JitError> {
         if insn.op == Op::Call
-            && insn.imm == 1
-            && let Some(array) = self.array_at_call(pc)
+            && matches!(insn.imm, 1..=3)
+            && let Some(map) = self.map_at_call(pc)
         {
-            return self.inline_array_lookup(pc, array);
+            return match map.inline {
+                Some(array) if insn.imm == 1 => self.inline_array_lookup(pc, array),
+                _ => self.direct_map_call(pc, insn.imm, map),
+            };
         }
         let rt = self.rt();
         let mut args = vec![rt];

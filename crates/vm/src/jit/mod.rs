@@ -57,17 +57,30 @@ pub struct CompileStats {
     pub checked_accesses: usize,
     /// `bpf_map_lookup_elem` calls on array maps compiled inline.
     pub inline_lookups: usize,
+    /// Map lookups, updates and deletes compiled as direct calls into the map.
+    pub direct_map_calls: usize,
     /// Call sites into duet's runtime other than traps (helpers, checked accesses). An XDP
     /// program with none runs without a region table (the fastest path).
     pub runtime_calls: usize,
 }
 
-/// An array map whose `bpf_map_lookup_elem` compiled code computes inline, as the kernel's
-/// `map_gen_lookup` does: the value of index `i < max_entries` is at `base + i * stride`.
+/// A map that `lddw rX, map_fd N` loads as `handle` and that compiled code may reach without the
+/// helper path: `bpf_map_lookup_elem`, `bpf_map_update_elem` and `bpf_map_delete_elem` on it are
+/// direct calls into the map (as the kernel's JIT calls `map->ops`), and on an array whose values
+/// sit at a fixed stride the lookup is computed inline (the kernel's `map_gen_lookup`).
+#[derive(Clone, Debug)]
+pub(crate) struct KnownMap {
+    pub(crate) handle: u64,
+    pub(crate) map: Arc<duet_maps::Map>,
+    /// The CPU whose slot per-CPU maps use.
+    pub(crate) cpu: u32,
+    pub(crate) inline: Option<InlineArray>,
+}
+
+/// An array map's lookup computed inline: the value of index `i < max_entries` is at
+/// `base + i * stride`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct InlineArray {
-    /// The map handle programs load with `lddw rX, map_fd N`.
-    pub(crate) handle: u64,
     pub(crate) base: u64,
     pub(crate) stride: u64,
     pub(crate) max_entries: u32,
@@ -168,7 +181,7 @@ impl Jit {
             insns: &code.programs[0],
             verified: Some(program),
             helpers: &code.helpers,
-            arrays: &[],
+            maps: &[],
         })?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![Some(program.program_type())], 0))
     }
@@ -184,7 +197,7 @@ impl Jit {
             insns: &code.programs[0],
             verified: None,
             helpers: &code.helpers,
-            arrays: &[],
+            maps: &[],
         })?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![None], 0))
     }
@@ -194,13 +207,13 @@ impl Jit {
         code: &Arc<Code>,
         index: usize,
         program: &VerifiedProgram,
-        arrays: &[InlineArray],
+        maps: &[KnownMap],
     ) -> Result<Arc<Compiled>, JitError> {
         Ok(Arc::new(compile::compile(&compile::Input {
             insns: &code.programs[index],
             verified: Some(program),
             helpers: &code.helpers,
-            arrays,
+            maps,
         })?))
     }
 

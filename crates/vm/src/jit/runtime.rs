@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use duet_isa::{Insn, Op};
+use duet_maps::Map;
 
 use crate::helpers::{Helper, HelperContext, HelperOutcome};
 use crate::http::HttpRun;
@@ -432,6 +433,47 @@ fn atomic_op(index: u64) -> Option<Op> {
 
 pub(super) fn atomic_size(op: Op) -> u64 {
     if ATOMICS.iter().position(|o| *o == op).is_some_and(|i| i < 10) { 4 } else { 8 }
+}
+
+/// `bpf_map_lookup_elem` on a known map: the value's address, or 0.
+///
+/// # Safety
+/// `map` must point at a live map and `key` at `key_size` readable bytes (the verifier's proof
+/// for the helper's key argument).
+pub(super) unsafe extern "C" fn map_lookup(map: *const Map, key: u64, cpu: u64) -> u64 {
+    // SAFETY: the caller's contract.
+    let (map, key) = unsafe { (&*map, map_bytes(key, (*map).spec().key_size)) };
+    map.lookup_ptr(key, cpu as usize).map_or(0, |p| p.as_ptr() as u64)
+}
+
+/// `bpf_map_update_elem` on a known map: 0 or a negative errno.
+///
+/// # Safety
+/// As [`map_lookup`], and `value` must point at `value_size` readable bytes.
+pub(super) unsafe extern "C" fn map_update(map: *const Map, key: u64, value: u64, flags: u64, cpu: u64) -> u64 {
+    // SAFETY: the caller's contract.
+    let (map, key, value) =
+        unsafe { (&*map, map_bytes(key, (*map).spec().key_size), map_bytes(value, (*map).spec().value_size)) };
+    map.update(key, value, flags, Some(cpu as usize)).map_or_else(|e| e.errno(), |()| 0) as u64
+}
+
+/// `bpf_map_delete_elem` on a known map: 0 or a negative errno.
+///
+/// # Safety
+/// As [`map_lookup`].
+pub(super) unsafe extern "C" fn map_delete(map: *const Map, key: u64) -> u64 {
+    // SAFETY: the caller's contract.
+    let (map, key) = unsafe { (&*map, map_bytes(key, (*map).spec().key_size)) };
+    map.delete(key).map_or_else(|e| e.errno(), |()| 0) as u64
+}
+
+/// `len` bytes at guest address `addr`, which compiled code proved readable.
+///
+/// # Safety
+/// `[addr, addr + len)` must be readable for the call's duration.
+unsafe fn map_bytes<'a>(addr: u64, len: u32) -> &'a [u8] {
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) }
 }
 
 /// Ends the run with a trap compiled code detected itself.
