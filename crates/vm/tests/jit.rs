@@ -613,7 +613,8 @@ fn map_helpers_are_direct_calls_with_the_helpers_results() {
         ));
     }
     src.push_str("out:\nmov %r0, %r9\nexit\n");
-    let maps = vec![map("hash", 1, 4, 8, 64), map("percpu", 5, 4, 8, 64), map("lru", 9, 4, 8, 4), map("array", 2, 4, 8, 8)];
+    let maps =
+        vec![map("hash", 1, 4, 8, 64), map("percpu", 5, 4, 8, 64), map("lru", 9, 4, 8, 4), map("array", 2, 4, 8, 8)];
     let object = object(ProgramKind::Xdp, &src, maps);
     let module = Module::load(&object, LoadOptions::default()).unwrap();
     let stats = module.jit("prog").unwrap().stats();
