@@ -6,16 +6,21 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use duet_kernel::{
-    AttachRequest, Attachment, Hook, KernelError, MapDump, MapEntries, PinnedMaps, TcDirection, TestRunInput, XdpMode,
+    AttachRequest, Attachment, Hook, KernelError, MapDump, MapEntries, PinnedMaps, TcDirection, TestRunConfig,
+    TestRunInput, TestRunner, XdpMode,
 };
+use duet_maps::MapValue;
 use serde_json::{Map as JsonMap, Value as Json, json};
 
+use crate::capture::{Capture, CaptureWriter};
 use crate::objects;
+use crate::replay::Spool;
 
 /// The variable that moves the pin root away from `/sys/fs/bpf/duet` (tests use a private one).
 const PIN_ROOT_VAR: &str = "DUET_PIN_ROOT";
@@ -129,6 +134,10 @@ pub(crate) enum KernelCommand {
         /// {"<map>": ["<record hex>", ...]}, "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
         #[arg(long)]
         json: bool,
+        /// With --json: add "maps_typed", every map whose key and value types the object's BTF
+        /// declares, as typed JSON beside the hex "maps" (as `duet run --json --typed`).
+        #[arg(long, requires = "json")]
+        typed: bool,
         /// Write the packets as the program left them to this pcapng file, each with its verdict
         /// as the packet comment (a refused packet is written as it came).
         #[arg(long, value_name = "FILE")]
@@ -136,7 +145,10 @@ pub(crate) enum KernelCommand {
         /// BPF_PROG_TEST_RUN repetitions per packet (map side effects repeat too).
         #[arg(long, default_value_t = 1)]
         repeat: u32,
-        /// Seed maps before the run from a JSON file in the `duet run --json` maps shape.
+        /// Seed maps before the run from a JSON file in the `duet run --json` maps shape, read as
+        /// `duet run --maps-in` reads it: for a map with BTF types, typed values (and keys that
+        /// are not hex), or a list [{"key": K, "value": V}, ...]; per-CPU maps take one value
+        /// for every CPU or a list of one per CPU.
         #[arg(long)]
         maps_in: Option<PathBuf>,
     },
@@ -240,23 +252,38 @@ pub(crate) struct MapsArgs {
     /// `duet run --json`'s "maps".
     #[arg(long)]
     json: bool,
+    /// Show keys and values as typed JSON (structs as objects, byte strings as text, enums by
+    /// name, as bpftool does) for maps whose types the object's BTF declared when it was
+    /// attached; other maps stay hex. With --json, print {"maps": <the hex maps>, "maps_typed":
+    /// {"<map>": [{"key": K, "value": V}, ...]}}, the shape of `duet run --json --typed`.
+    #[arg(long)]
+    typed: bool,
     #[command(flatten)]
     root: RootArg,
 }
 
 #[derive(Subcommand, Debug)]
 enum MapsAction {
-    /// Set one entry, e.g. block 10.0.0.1: `duet maps set 1 BLOCKLIST 0a000001 01`.
+    /// Set one entry, e.g. block 10.0.0.1: `duet maps set 1 BLOCKLIST 0a000001 01`; with typed
+    /// JSON: `duet maps set --typed 1 CONFIG 0 '{"rate": 1, "burst": 2}'`.
     Set {
         /// An id from `duet ps`, an attachment directory, or a pinned map.
         target: String,
         /// The map name.
         map: String,
-        /// The key as hex bytes, in the map's byte order.
+        /// The key as hex bytes, in the map's byte order (with --typed: typed JSON).
         key: String,
-        /// The value as hex bytes; for a per-CPU map one value for every CPU, or one per CPU.
+        /// The value as hex bytes; for a per-CPU map one value for every CPU, or one per CPU
+        /// (with --typed: typed JSON).
         #[arg(required = true)]
         values: Vec<String>,
+        /// Read the key and values as JSON of the map's types, which `duet attach` recorded from
+        /// the object's BTF: numbers, {"member": ...} objects, text for byte arrays, enum
+        /// variant names. A word that is not JSON is a string (`ALLOW`); a quoted string of
+        /// hex digits is raw bytes, and so is a side without a type. Typed JSON is read by the
+        /// rule `--maps-in` uses.
+        #[arg(long)]
+        typed: bool,
     },
     /// Delete one entry of a hash-like map.
     Delete {
@@ -280,15 +307,18 @@ pub(crate) fn run(command: KernelCommand) -> Result<ExitCode> {
         KernelCommand::Detach { target, root } => detach(&target, &root.path()),
         KernelCommand::Maps(args) => maps(args),
         KernelCommand::Events { target, map, count, root } => events(&target, map.as_deref(), count, &root.path()),
-        KernelCommand::TestRun { object, pcap, program, json, pcap_out, repeat, maps_in } => test_run(&TestRunArgs {
-            path: &object,
-            pcap: &pcap,
-            program: program.as_deref(),
-            json,
-            pcap_out: pcap_out.as_deref(),
-            repeat,
-            maps_in: maps_in.as_deref(),
-        }),
+        KernelCommand::TestRun { object, pcap, program, json, typed, pcap_out, repeat, maps_in } => {
+            test_run(&TestRunArgs {
+                path: &object,
+                pcap: &pcap,
+                program: program.as_deref(),
+                json,
+                typed,
+                pcap_out: pcap_out.as_deref(),
+                repeat,
+                maps_in: maps_in.as_deref(),
+            })
+        }
         KernelCommand::BenchKernel { object, pcap, program, repeat, json } => {
             bench(&object, &pcap, program.as_deref(), repeat, json)
         }
@@ -536,11 +566,36 @@ fn detach(target: &str, root: &Path) -> Result<ExitCode> {
 fn maps(args: MapsArgs) -> Result<ExitCode> {
     let root = args.root.path();
     match args.action {
-        Some(MapsAction::Set { target, map, key, values }) => {
+        Some(MapsAction::Set { target, map, key, values, typed }) => {
             let maps = PinnedMaps::open(&root, &target)?;
-            let key = unhex(&key).with_context(|| format!("key `{key}`"))?;
-            let values =
-                values.iter().map(|v| unhex(v).with_context(|| format!("value `{v}`"))).collect::<Result<Vec<_>>>()?;
+            let (key, values) = if typed {
+                let types = pinned_types(&maps);
+                let (key_type, value_type) = (types.key(&map), types.value(&map));
+                if key_type.is_none() && value_type.is_none() {
+                    maps.map_kind(&map)?;
+                    bail!(
+                        "map `{map}` of {target} has no recorded key and value types (`duet attach` records them \
+                         from the object's BTF; this attachment has none, or the map was opened by path): give \
+                         the key and value as hex, without --typed"
+                    );
+                }
+                let key =
+                    objects::seed_bytes(&typed_arg(&key), key_type, "key").with_context(|| format!("key `{key}`"))?;
+                let values = values
+                    .iter()
+                    .map(|v| {
+                        objects::seed_bytes(&typed_arg(v), value_type, "value").with_context(|| format!("value `{v}`"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (key, values)
+            } else {
+                let key = unhex(&key).with_context(|| format!("key `{key}`"))?;
+                let values = values
+                    .iter()
+                    .map(|v| unhex(v).with_context(|| format!("value `{v}`")))
+                    .collect::<Result<Vec<_>>>()?;
+                (key, values)
+            };
             maps.set(&map, &key, &values)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -554,30 +609,68 @@ fn maps(args: MapsArgs) -> Result<ExitCode> {
             let Some(target) = args.target else {
                 bail!("name an attachment: `duet maps <id>` (ids from `duet ps`), or a pinned map path");
             };
-            let dump = PinnedMaps::open(&root, &target)?.dump()?;
-            if args.json {
-                println!("{}", serde_json::to_string(&maps_json(&dump))?);
+            let maps = PinnedMaps::open(&root, &target)?;
+            let dump = maps.dump()?;
+            let types = if args.typed { pinned_types(&maps) } else { objects::MapTypes::default() };
+            let mut out = std::io::stdout().lock();
+            if args.json && args.typed {
+                let typed = typed_maps_json(&dump, &types);
+                writeln!(out, "{{\"maps\":{},\"maps_typed\":{typed}}}", maps_json(&dump))?;
+            } else if args.json {
+                writeln!(out, "{}", maps_json(&dump))?;
             } else {
-                print_maps(&dump);
+                print_maps(&mut out, &dump, &types)?;
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn print_maps(dump: &BTreeMap<String, MapEntries>) {
+/// The types `duet attach` recorded for an attachment's maps.
+fn pinned_types(maps: &PinnedMaps) -> objects::MapTypes {
+    objects::MapTypes::from_layouts(
+        maps.types().iter().map(|(name, layouts)| {
+            (name.clone(), layouts.key.clone().map(Arc::new), layouts.value.clone().map(Arc::new))
+        }),
+    )
+}
+
+/// A `duet maps set --typed` argument as JSON: the text parsed as JSON, or, when it is not
+/// JSON (`ALLOW`, `10.0.0.1`), the text as a JSON string.
+fn typed_arg(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.to_owned()))
+}
+
+/// The maps as text, one line per entry; a map with types shows them as typed JSON.
+fn print_maps(
+    out: &mut impl Write,
+    dump: &BTreeMap<String, MapEntries>,
+    types: &objects::MapTypes,
+) -> std::io::Result<()> {
+    let typed = typed_maps_json(dump, types);
     for (name, entries) in dump {
-        println!("{name}: {} entries", entries.len());
+        writeln!(out, "{name}: {} entries", entries.len())?;
+        if let Some(typed) = typed.get(name).and_then(Json::as_array) {
+            for entry in typed {
+                match (entry.get("value"), entry.get("values")) {
+                    (Some(value), _) => writeln!(out, "  {} => {value}", entry["key"])?,
+                    (None, Some(values)) => writeln!(out, "  {} => {values}", entry["key"])?,
+                    (None, None) => {}
+                }
+            }
+            continue;
+        }
         for (key, value) in entries {
             match value {
-                MapDump::Single(v) => println!("  {} => {}", hex(key), hex(v)),
+                MapDump::Single(v) => writeln!(out, "  {} => {}", hex(key), hex(v))?,
                 MapDump::PerCpu(vs) => {
                     let values: Vec<String> = vs.iter().map(|v| hex(v)).collect();
-                    println!("  {} => [{}]", hex(key), values.join(", "));
+                    writeln!(out, "  {} => [{}]", hex(key), values.join(", "))?;
                 }
             }
         }
     }
+    Ok(())
 }
 
 fn events(target: &str, map: Option<&str>, count: Option<u64>, root: &Path) -> Result<ExitCode> {
@@ -634,71 +727,109 @@ struct TestRunArgs<'a> {
     pcap: &'a Path,
     program: Option<&'a str>,
     json: bool,
+    typed: bool,
     pcap_out: Option<&'a Path>,
     repeat: u32,
     maps_in: Option<&'a Path>,
 }
 
+/// `duet test-run`: the capture is read, run and reported one frame at a time (the per-packet
+/// JSON arrays spooled to unlinked temporary files, as `duet run` does), so memory stays flat
+/// whatever the capture's size.
 fn test_run(args: &TestRunArgs<'_>) -> Result<ExitCode> {
     let (path, pcap) = (args.path, args.pcap);
     let object = read_object(path)?;
     let name = pick_test_program(&object, path, args.program)?;
-    let packets = objects::read_capture(pcap)?;
-    let maps_in = match args.maps_in {
-        Some(file) => read_maps_in(file)?,
-        None => Vec::new(),
-    };
-    let out = duet_kernel::test_run(&TestRunInput {
-        object: &object,
-        program: &name,
-        packets: &packets,
-        maps_in: &maps_in,
-        prog_arrays: &[],
-        repeat: args.repeat.max(1),
-    })
-    .map_err(|err| kernel_error(err, &object, format!("cannot test-run `{name}` of {}", path.display())))?;
-
     let kind = duet_kernel::list_programs(&object)?.into_iter().find(|p| p.name == name).map(|p| p.kind);
+    let types = duet_object::Object::parse(&object).map(|o| objects::MapTypes::of(&o)).unwrap_or_default();
+    let mut capture = Capture::open(pcap)?;
+    let cannot = || format!("cannot test-run `{name}` of {}", path.display());
+    let config = TestRunConfig { object: &object, program: &name, prog_arrays: &[], repeat: args.repeat.max(1) };
+    let mut runner = TestRunner::load(&config).map_err(|err| kernel_error(err, &object, cannot()))?;
+    if let Some(file) = args.maps_in {
+        let shape = |map: &str| {
+            runner.map_kind(map).map(|kind| objects::SeedShape {
+                map_type: kind.name.to_owned(),
+                per_cpu: kind.per_cpu,
+                n_cpus: runner.n_cpus(),
+            })
+        };
+        for seed in objects::read_seeds(file, &types, shape)? {
+            runner
+                .seed(&seed.map, &seed.key, &seed.values)
+                .with_context(|| format!("map `{}`: cannot set key {}", seed.map, seed.at))?;
+        }
+    }
+
     let is_xdp = kind == Some(duet_kernel::ProgramKind::Xdp);
     let label = |result: &Result<u32, String>| match result {
         Err(why) => format!("refused ({why})"),
         Ok(r0) if is_xdp => objects::xdp_action_name(u64::from(*r0)),
         Ok(r0) => format!("r0 = {r0}"),
     };
-    if let Some(file) = args.pcap_out {
-        let mut writer = crate::capture::CaptureWriter::create(file)?;
-        for (p, input) in out.packets.iter().zip(&packets) {
-            let data = if p.result.is_ok() { &p.data_out } else { input };
-            writer.write(data, std::time::Duration::ZERO, &label(&p.result))?;
+    let mut pcap_out = args.pcap_out.map(CaptureWriter::create).transpose()?;
+    let mut json =
+        if args.json { Some((Spool::new("test-run-results")?, Spool::new("test-run-packets")?)) } else { None };
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut n_packets = 0usize;
+    while let Some(frame) = capture.next_frame() {
+        let frame = frame?;
+        let outcome = runner.run(frame.data).map_err(|err| kernel_error(err, &object, cannot()))?;
+        let verdict = label(&outcome.result);
+        if let Some((results, packets)) = &mut json {
+            match &outcome.result {
+                Ok(r0) => {
+                    results.push(r0)?;
+                    packets.push(format_args!("\"{}\"", hex(&outcome.data_out)))?;
+                }
+                Err(_) => {
+                    results.push("null")?;
+                    packets.push("null")?;
+                }
+            }
         }
+        if let Some(writer) = &mut pcap_out {
+            // A refused packet is written as it came.
+            let data = if outcome.result.is_ok() { &outcome.data_out[..] } else { frame.data };
+            writer.write(data, frame.timestamp, &verdict)?;
+        }
+        *counts.entry(verdict).or_default() += 1;
+        n_packets += 1;
+    }
+    let (maps, ringbufs) = runner.finish().map_err(|err| kernel_error(err, &object, cannot()))?;
+    if let Some(writer) = pcap_out {
         writer.finish()?;
     }
-    if args.json {
-        let results: Vec<Json> =
-            out.packets.iter().map(|p| p.result.as_ref().map_or(Json::Null, |r0| json!(r0))).collect();
-        let data: Vec<Json> =
-            out.packets.iter().map(|p| p.result.as_ref().map_or(Json::Null, |_| json!(hex(&p.data_out)))).collect();
-        let ringbufs: JsonMap<String, Json> = out
-            .ringbufs
+
+    let mut out = std::io::stdout().lock();
+    if let Some((results, packets)) = json {
+        let ringbufs: JsonMap<String, Json> = ringbufs
             .iter()
             .map(|(name, records)| (name.clone(), records.iter().map(|r| json!(hex(r))).collect()))
             .collect();
-        let doc = json!({ "results": results, "packets": data, "ringbufs": ringbufs, "maps": maps_json(&out.maps) });
-        println!("{}", serde_json::to_string(&doc)?);
+        out.write_all(b"{\"results\":[")?;
+        results.copy_to(&mut out)?;
+        out.write_all(b"],\"packets\":[")?;
+        packets.copy_to(&mut out)?;
+        write!(out, "],\"ringbufs\":{},\"maps\":{}", Json::Object(ringbufs), maps_json(&maps))?;
+        // Typed views when asked, only where the object's BTF declares types, beside the hex.
+        let typed = if args.typed { typed_maps_json(&maps, &types) } else { Json::Null };
+        if typed.as_object().is_some_and(|t| !t.is_empty()) {
+            write!(out, ",\"maps_typed\":{typed}")?;
+        }
+        writeln!(out, "}}")?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for p in &out.packets {
-        *counts.entry(label(&p.result)).or_default() += 1;
-    }
     let kind = kind.map_or_else(|| "?".to_owned(), |k| k.to_string());
-    println!("{name} ({kind}) over {} packets from {} in the kernel:", packets.len(), pcap.display());
+    writeln!(out, "{name} ({kind}) over {n_packets} packets from {} in the kernel:", pcap.display())?;
     for (label, n) in &counts {
-        println!("  {label:<24} {n:>8}");
+        writeln!(out, "  {label:<24} {n:>8}")?;
     }
-    for (ring, records) in &out.ringbufs {
-        println!("  ring buffer `{ring}`: {} records", records.len());
+    for (ring, records) in &ringbufs {
+        writeln!(out, "  ring buffer `{ring}`: {} records", records.len())?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -747,6 +878,24 @@ fn bench(path: &Path, pcap: &Path, program: Option<&str>, repeat: Option<u32>, j
 
 // === JSON and hex ===
 
+/// `maps_typed` of maps read from the kernel: the typed view `duet run` prints
+/// ([`objects::typed_view`]) of every map `types` describes.
+fn typed_maps_json(maps: &BTreeMap<String, MapEntries>, types: &objects::MapTypes) -> Json {
+    let entries = |entries: &MapEntries| -> Vec<(Vec<u8>, MapValue)> {
+        entries
+            .iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    MapDump::Single(v) => MapValue::Single(v.clone()),
+                    MapDump::PerCpu(vs) => MapValue::PerCpu(vs.clone()),
+                };
+                (key.clone(), value)
+            })
+            .collect()
+    };
+    objects::typed_view(maps.iter().map(|(name, e)| (name.as_str(), entries(e))), types)
+}
+
 /// Map contents in the JSON shape of `duet run --json`'s "maps".
 pub(crate) fn maps_json(maps: &BTreeMap<String, MapEntries>) -> Json {
     let mut out = JsonMap::new();
@@ -764,49 +913,6 @@ pub(crate) fn maps_json(maps: &BTreeMap<String, MapEntries>) -> Json {
         out.insert(name.clone(), Json::Object(entries));
     }
     Json::Object(out)
-}
-
-/// One `(map, key, value)` write before a test run, as [`TestRunInput::maps_in`] takes it.
-type MapSeed = (String, Vec<u8>, Vec<u8>);
-
-/// `(map, key, value)` seeds from a JSON file in the `duet run --json` maps shape (the "maps"
-/// object or a document holding one). A per-CPU list must hold one value for every CPU.
-fn read_maps_in(path: &Path) -> Result<Vec<MapSeed>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let doc: Json = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
-    let maps = doc.get("maps").unwrap_or(&doc).as_object().with_context(|| {
-        format!("{}: expected {{\"maps\": {{\"<map>\": {{\"<key hex>\": \"<value hex>\"}}}}}}", path.display())
-    })?;
-    let mut seeds = Vec::new();
-    for (name, entries) in maps {
-        let entries = entries
-            .as_object()
-            .with_context(|| format!("{}: map `{name}` must be an object of hex keys to hex values", path.display()))?;
-        for (key, value) in entries {
-            let value = match value {
-                Json::String(s) => s.clone(),
-                Json::Array(items) => {
-                    let mut items = items.iter().map(|v| v.as_str().unwrap_or_default());
-                    let first = items.next().unwrap_or_default();
-                    if items.any(|v| v != first) {
-                        bail!(
-                            "{}: map `{name}` key {key}: the kernel test run seeds every CPU with one value, \
-                             so per-CPU values must all be equal",
-                            path.display()
-                        );
-                    }
-                    first.to_owned()
-                }
-                _ => bail!("{}: map `{name}` key {key}: the value must be a hex string", path.display()),
-            };
-            seeds.push((
-                name.clone(),
-                unhex(key).with_context(|| format!("map `{name}`: key `{key}`"))?,
-                unhex(&value).with_context(|| format!("map `{name}`: value of `{key}`"))?,
-            ));
-        }
-    }
-    Ok(seeds)
 }
 
 fn hex(bytes: &[u8]) -> String {

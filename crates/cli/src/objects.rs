@@ -424,7 +424,8 @@ fn unhex(s: &str) -> Result<Vec<u8>> {
 }
 
 /// The key and value types of an object's maps, by name, from its BTF (none for a Wasm module,
-/// whose `duet.maps` manifest records sizes only).
+/// whose `duet.maps` manifest records sizes only), or as `duet attach` recorded them for pinned
+/// maps.
 #[derive(Default)]
 pub(crate) struct MapTypes(BTreeMap<String, KeyValueTypes>);
 
@@ -433,21 +434,31 @@ type KeyValueTypes = (Option<Arc<TypeLayout>>, Option<Arc<TypeLayout>>);
 
 impl MapTypes {
     pub(crate) fn of(object: &Object) -> MapTypes {
+        MapTypes::from_layouts(object.maps.iter().map(|m| (m.name.clone(), m.key_type.clone(), m.value_type.clone())))
+    }
+
+    /// From `(map, key type, value type)`; maps with neither type are left out.
+    pub(crate) fn from_layouts(
+        layouts: impl IntoIterator<Item = (String, Option<Arc<TypeLayout>>, Option<Arc<TypeLayout>>)>,
+    ) -> MapTypes {
         MapTypes(
-            object
-                .maps
-                .iter()
-                .filter(|m| m.key_type.is_some() || m.value_type.is_some())
-                .map(|m| (m.name.clone(), (m.key_type.clone(), m.value_type.clone())))
+            layouts
+                .into_iter()
+                .filter(|(_, k, v)| k.is_some() || v.is_some())
+                .map(|(name, k, v)| (name, (k, v)))
                 .collect(),
         )
     }
 
-    fn key(&self, map: &str) -> Option<&TypeLayout> {
+    fn has(&self, map: &str) -> bool {
+        self.0.contains_key(map)
+    }
+
+    pub(crate) fn key(&self, map: &str) -> Option<&TypeLayout> {
         self.0.get(map).and_then(|(k, _)| k.as_deref())
     }
 
-    fn value(&self, map: &str) -> Option<&TypeLayout> {
+    pub(crate) fn value(&self, map: &str) -> Option<&TypeLayout> {
         self.0.get(map).and_then(|(_, v)| v.as_deref())
     }
 }
@@ -457,14 +468,26 @@ impl MapTypes {
 /// bytes; a side without a type is hex. Maps without types (and every map of a Wasm module) are
 /// absent; `maps` keeps the hex of every map.
 pub(crate) fn dump_maps_typed<'a>(maps: impl IntoIterator<Item = (&'a str, &'a Map)>, types: &MapTypes) -> Json {
+    let maps = maps
+        .into_iter()
+        .filter(|(_, map)| !matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf))
+        .map(|(name, map)| (name, map.entries()));
+    typed_view(maps, types)
+}
+
+/// The typed view of maps given by their entries (`maps_typed` of `duet run`, `test-run` and
+/// `duet maps`): see [`dump_maps_typed`].
+pub(crate) fn typed_view<'a>(
+    maps: impl IntoIterator<Item = (&'a str, Vec<(Vec<u8>, MapValue)>)>,
+    types: &MapTypes,
+) -> Json {
     let mut out = JsonMap::new();
-    for (name, map) in maps {
-        if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) || !types.0.contains_key(name) {
+    for (name, mut entries) in maps {
+        if !types.has(name) {
             continue;
         }
         let show =
             |layout: Option<&TypeLayout>, bytes: &[u8]| layout.map_or_else(|| json!(hex(bytes)), |l| l.to_json(bytes));
-        let mut entries = map.entries();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let entries: Vec<Json> = entries
             .into_iter()
@@ -484,12 +507,17 @@ pub(crate) fn dump_maps_typed<'a>(maps: impl IntoIterator<Item = (&'a str, &'a M
     Json::Object(out)
 }
 
-/// A key or value from a `--maps-in` file: typed JSON when the map's BTF declares the type and
-/// the JSON reads as typed (the sidecar's rule, [`TypeLayout::reads_as_typed`]), else hex.
-fn seed_bytes(v: &Json, layout: Option<&TypeLayout>, what: &str) -> Result<Vec<u8>> {
+/// A key or value from a `--maps-in` file (or `duet maps set --typed`): typed JSON when the
+/// map's BTF declares the type and the JSON reads as typed (the sidecar's rule,
+/// [`TypeLayout::reads_as_typed`]), else hex, or for a typed map also a byte array.
+pub(crate) fn seed_bytes(v: &Json, layout: Option<&TypeLayout>, what: &str) -> Result<Vec<u8>> {
     match (v, layout) {
         (v, Some(layout)) if layout.reads_as_typed(v) => layout.from_json(v, what).map_err(anyhow::Error::msg),
         (Json::String(s), _) => unhex(s),
+        // A byte array, as `maps_typed` shows a byte array that is not text (`[10, 0, 0, 1]`).
+        (Json::Array(items), Some(_)) if items.iter().all(|b| b.as_u64().is_some_and(|b| b <= 0xff)) => {
+            Ok(items.iter().filter_map(Json::as_u64).map(|b| b as u8).collect())
+        }
         (_, None) => bail!(
             "{what} must be a hex string; typed JSON needs the map's types, which only an eBPF object's BTF \
              declares (a Wasm module has none)"
@@ -498,20 +526,45 @@ fn seed_bytes(v: &Json, layout: Option<&TypeLayout>, what: &str) -> Result<Vec<u
     }
 }
 
-/// Seeds maps from a JSON file in the `duet run --json` shape (the `maps` object, or a document
+/// What seeding needs to know of a map: whether it is per-CPU (and its type, to say so), and
+/// how many CPUs it holds.
+pub(crate) struct SeedShape {
+    /// The map type's name, for messages.
+    pub map_type: String,
+    pub per_cpu: bool,
+    pub n_cpus: usize,
+}
+
+/// One entry of a `--maps-in` file, as bytes.
+pub(crate) struct Seed {
+    pub map: String,
+    pub key: Vec<u8>,
+    /// One value (every CPU's, for a per-CPU map), or one per CPU.
+    pub values: Vec<Vec<u8>>,
+    /// How errors name the entry: "`<key>`" or "of entry <i>".
+    pub at: String,
+}
+
+/// Reads a `--maps-in` file in the `duet run --json` shape (the `maps` object, or a document
 /// containing one): `{"<map>": {"<key hex>": "<value hex>"}}`, per-CPU values a list of one hex
 /// value per CPU, or one value for all. For a map whose types the object's BTF declares, keys
 /// and values may be typed JSON as in `maps_typed` (a key string that is not hex is typed, e.g.
 /// text for a byte array), and a map may also be a list `[{"key": K, "value": V}, ...]`, which
-/// is how a struct key is given.
-pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, types: &MapTypes, path: &Path) -> Result<()> {
+/// is how a struct key is given. `shape` describes a map by name (`None`: no such map). Used by
+/// `duet run` (every engine) and `duet test-run`.
+pub(crate) fn read_seeds(
+    path: &Path,
+    types: &MapTypes,
+    shape: impl Fn(&str) -> Option<SeedShape>,
+) -> Result<Vec<Seed>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let doc: Json = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
     let maps = doc.get("maps").unwrap_or(&doc).as_object().with_context(|| {
         format!("{}: expected {{\"maps\": {{\"<map>\": {{\"<key hex>\": \"<value hex>\"}}}}}}", path.display())
     })?;
+    let mut seeds = Vec::new();
     for (name, entries) in maps {
-        let map = find(name).with_context(|| format!("{}: no map `{name}` in the object", path.display()))?;
+        let map = shape(name).with_context(|| format!("{}: no map `{name}` in the object", path.display()))?;
         // (key as JSON, value as JSON, how to name the key in errors)
         let items: Vec<(Json, &Json, String)> = match entries {
             Json::Object(entries) => {
@@ -539,14 +592,14 @@ pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, types: &MapT
             let key_bytes = seed_bytes(&key, key_type, "key").with_context(|| format!("map `{name}`: key {at}"))?;
             let per_cpu_list = matches!(value, Json::Array(_)) && !value_type.is_some_and(|t| t.reads_as_typed(value));
             let values: Vec<Vec<u8>> = match value {
-                Json::Array(_) if per_cpu_list && !map.map_type().is_per_cpu() => bail!(
+                Json::Array(_) if per_cpu_list && !map.per_cpu => bail!(
                     "map `{name}`: value of {at} is a list, but `{name}` is not a per-CPU map ({}): give one value",
-                    map.map_type()
+                    map.map_type
                 ),
-                Json::Array(items) if per_cpu_list && items.len() > map.n_cpus() => bail!(
+                Json::Array(items) if per_cpu_list && items.len() > map.n_cpus => bail!(
                     "map `{name}`: value of {at} lists {} per-CPU values, but the map holds {} CPUs (--cpus)",
                     items.len(),
-                    map.n_cpus()
+                    map.n_cpus
                 ),
                 Json::Array(items) if per_cpu_list => items
                     .iter()
@@ -555,20 +608,36 @@ pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, types: &MapT
                     .with_context(|| format!("map `{name}`: value of {at}"))?,
                 v => vec![seed_bytes(v, value_type, "value").with_context(|| format!("map `{name}`: value of {at}"))?],
             };
-            let raw = if map.map_type().is_per_cpu() {
-                let n = map.n_cpus();
-                let stride = (map.spec().value_size as usize).div_ceil(8) * 8;
-                let mut buf = vec![0u8; stride * n];
-                for cpu in 0..n {
-                    let v = values.get(cpu).or(values.first()).map_or(&[][..], Vec::as_slice);
-                    buf[cpu * stride..cpu * stride + v.len().min(stride)].copy_from_slice(&v[..v.len().min(stride)]);
-                }
-                buf
-            } else {
-                values.into_iter().next().unwrap_or_default()
-            };
-            map.update(&key_bytes, &raw, 0, None).with_context(|| format!("map `{name}`: cannot set key {at}"))?;
+            seeds.push(Seed { map: name.clone(), key: key_bytes, values, at });
         }
+    }
+    Ok(seeds)
+}
+
+/// Seeds maps of the userspace engines from a `--maps-in` file (see [`read_seeds`]).
+pub(crate) fn seed_maps<'a>(find: impl Fn(&str) -> Option<&'a Map>, types: &MapTypes, path: &Path) -> Result<()> {
+    let shape = |name: &str| {
+        find(name).map(|m| SeedShape {
+            map_type: m.map_type().to_string(),
+            per_cpu: m.map_type().is_per_cpu(),
+            n_cpus: m.n_cpus(),
+        })
+    };
+    for Seed { map: name, key, values, at } in read_seeds(path, types, shape)? {
+        let map = find(&name).with_context(|| format!("{}: no map `{name}` in the object", path.display()))?;
+        let raw = if map.map_type().is_per_cpu() {
+            let n = map.n_cpus();
+            let stride = (map.spec().value_size as usize).div_ceil(8) * 8;
+            let mut buf = vec![0u8; stride * n];
+            for cpu in 0..n {
+                let v = values.get(cpu).or(values.first()).map_or(&[][..], Vec::as_slice);
+                buf[cpu * stride..cpu * stride + v.len().min(stride)].copy_from_slice(&v[..v.len().min(stride)]);
+            }
+            buf
+        } else {
+            values.into_iter().next().unwrap_or_default()
+        };
+        map.update(&key, &raw, 0, None).with_context(|| format!("map `{name}`: cannot set key {at}"))?;
     }
     Ok(())
 }

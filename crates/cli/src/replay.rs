@@ -55,14 +55,15 @@ struct JsonSpool {
     packets: Spool,
 }
 
-/// One JSON array's items, comma-separated, in an unlinked temporary file.
-struct Spool {
+/// One JSON array's items, comma-separated, in an unlinked temporary file (`duet run` and
+/// `duet test-run`).
+pub(crate) struct Spool {
     file: BufWriter<File>,
     empty: bool,
 }
 
 impl Spool {
-    fn new(what: &str) -> Result<Spool> {
+    pub(crate) fn new(what: &str) -> Result<Spool> {
         let path = std::env::temp_dir().join(format!("duet-run-{}-{what}", std::process::id()));
         let file = File::options()
             .read(true)
@@ -76,7 +77,7 @@ impl Spool {
         Ok(Spool { file: BufWriter::new(file), empty: true })
     }
 
-    fn push(&mut self, item: impl std::fmt::Display) -> Result<()> {
+    pub(crate) fn push(&mut self, item: impl std::fmt::Display) -> Result<()> {
         if !self.empty {
             self.file.write_all(b",")?;
         }
@@ -86,7 +87,7 @@ impl Spool {
     }
 
     /// Copies the items to `out`.
-    fn copy_to(self, out: &mut impl Write) -> Result<()> {
+    pub(crate) fn copy_to(self, out: &mut impl Write) -> Result<()> {
         let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
         file.seek(SeekFrom::Start(0))?;
         std::io::copy(&mut file, out)?;

@@ -27,6 +27,7 @@
 //! after duet exits, and unpinning it detaches the program. Kernels too old for a hook's link
 //! type get [`KernelError::KernelTooOld`].
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -46,6 +47,7 @@ use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfLoader};
 use aya_obj::ProgramSection;
 use aya_obj::programs::CgroupSockAddrAttachType;
+use duet_object::TypeLayout;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Errno, KernelError};
@@ -203,6 +205,34 @@ pub struct Metadata {
     pub kernel_link_id: u32,
     /// The names of the object's maps, pinned under `maps/`.
     pub maps: Vec<String>,
+    /// The key and value types the object's BTF declares, by map name (BTF-defined maps with
+    /// types only), so `duet maps` shows and takes typed values after the object is gone.
+    /// Attachments made before duet recorded them have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub map_types: BTreeMap<String, MapLayouts>,
+}
+
+/// A map's key and value layouts, as [`Metadata::map_types`] records them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapLayouts {
+    /// The key's type, when the object's BTF declares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<TypeLayout>,
+    /// The value's type, when the object's BTF declares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<TypeLayout>,
+}
+
+/// The key and value layouts of an object's maps from its BTF, as [`Metadata::map_types`]
+/// records them; none when duet cannot read the object.
+pub(crate) fn map_layouts(object: &[u8]) -> BTreeMap<String, MapLayouts> {
+    let Ok(object) = duet_object::Object::parse(object) else { return BTreeMap::new() };
+    object
+        .maps
+        .into_iter()
+        .filter(|m| m.key_type.is_some() || m.value_type.is_some())
+        .map(|m| (m.name, MapLayouts { key: m.key_type.as_deref().cloned(), value: m.value_type.as_deref().cloned() }))
+        .collect()
 }
 
 /// An attachment as found under the pin root.
@@ -371,6 +401,7 @@ fn attach_contained(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> 
         kernel_program_id: program_id,
         kernel_link_id: link_id,
         maps: map_names,
+        map_types: map_layouts(req.object),
     };
     write_metadata(&dir.path, &metadata)?;
 
@@ -1035,10 +1066,18 @@ mod tests {
             kernel_program_id: 7,
             kernel_link_id: 8,
             maps: vec!["BLOCKLIST".to_owned()],
+            map_types: BTreeMap::from([(
+                "BLOCKLIST".to_owned(),
+                MapLayouts { key: Some(TypeLayout::Int { size: 4, signed: false }), value: None },
+            )]),
         };
         let json = serde_json::to_string(&metadata).unwrap();
         assert!(json.contains(r#""hook":{"type":"xdp","interface":"eth0","mode":"skb"}"#), "{json}");
+        assert!(json.contains(r#""map_types":{"BLOCKLIST":{"key":{"kind":"int","size":4,"signed":false}}}"#), "{json}");
         assert_eq!(serde_json::from_str::<Metadata>(&json).unwrap(), metadata);
+        // Metadata written before duet recorded types still reads.
+        let old = json.replace(r#","map_types":{"BLOCKLIST":{"key":{"kind":"int","size":4,"signed":false}}}"#, "");
+        assert!(serde_json::from_str::<Metadata>(&old).unwrap().map_types.is_empty());
     }
 
     #[test]

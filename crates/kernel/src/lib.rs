@@ -55,14 +55,15 @@ use std::collections::BTreeMap;
 pub use access::check_access;
 pub use bench::{BenchOutput, bench};
 pub use deploy::{
-    AttachRequest, Attachment, DEFAULT_PIN_ROOT, Hook, LoadedProgram, Metadata, RunStats, TcDirection, XdpMode, attach,
-    bpf_stats_enabled, clean_leftovers, detach, find, list, load_check,
+    AttachRequest, Attachment, DEFAULT_PIN_ROOT, Hook, LoadedProgram, MapLayouts, Metadata, RunStats, TcDirection,
+    XdpMode, attach, bpf_stats_enabled, clean_leftovers, detach, find, list, load_check,
 };
 pub use error::{Errno, KernelError};
+pub use maps::MapKind;
 pub use netns::NetnsGuard;
 pub use pinned::{PinnedMaps, RingBufReader};
 pub use raw_load::{Privileges, RawLoadError, RawMap, RawProgram, load_raw};
-pub use run::{ProgramKind, ProgramSummary, list_programs, test_run};
+pub use run::{MapsAndRings, ProgramKind, ProgramSummary, TestRunConfig, TestRunner, list_programs, test_run};
 pub use scoped::{ScopedAttachment, ScopedRequest};
 
 /// What to load and run with [`test_run`].

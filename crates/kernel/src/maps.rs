@@ -72,6 +72,30 @@ fn layout(map: &Map) -> Option<Layout> {
     })
 }
 
+/// A map's type as duet's commands describe it: the type's name (`percpu_hash`) and whether
+/// it holds one value per CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapKind {
+    /// The map type's name, e.g. `array`, `lru_percpu_hash`.
+    pub name: &'static str,
+    /// Whether the map holds one value per possible CPU.
+    pub per_cpu: bool,
+}
+
+/// The kind of an aya map.
+pub(crate) fn kind_of(map: &Map) -> MapKind {
+    let (_, name) = data_and_kind(map);
+    let per_cpu = matches!(layout(map), Some(Layout::Array { per_cpu: true } | Layout::Hashed { per_cpu: true }));
+    MapKind { name, per_cpu }
+}
+
+/// The key and value sizes the kernel reports for a map.
+pub(crate) fn key_value_sizes(name: &str, map: &Map) -> Result<(u32, u32), KernelError> {
+    let (data, _) = data_and_kind(map);
+    let sizes = sizes(name, data)?;
+    Ok((sizes.key, sizes.value))
+}
+
 /// Sizes the kernel reports for a map.
 struct Sizes {
     key: u32,

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aya::maps::{Map, MapData, RingBuf};
+use duet_object::TypeLayout;
 
-use crate::deploy::{self, Attachment};
+use crate::deploy::{self, Attachment, MapLayouts};
 use crate::error::{Errno, KernelError};
+use crate::maps::MapKind;
 use crate::{MapEntries, maps, possible_cpus, sys};
 
 /// The maps of one attachment (or of any pinned map or directory of pinned maps).
@@ -16,14 +18,19 @@ use crate::{MapEntries, maps, possible_cpus, sys};
 pub struct PinnedMaps {
     maps: Vec<(String, Map)>,
     n_cpus: usize,
+    types: BTreeMap<String, MapLayouts>,
 }
 
 impl PinnedMaps {
     /// Opens the maps of attachment `target` (an id under `pin_root`, an attachment directory),
     /// or any bpffs path: a pinned map (named after its file) or a directory of pinned maps.
     pub fn open(pin_root: &Path, target: &str) -> Result<Self, KernelError> {
+        let mut recorded = BTreeMap::new();
         let dir: PathBuf = match deploy::find(pin_root, target) {
-            Ok(Attachment { dir, .. }) => dir.join("maps"),
+            Ok(Attachment { dir, metadata, .. }) => {
+                recorded = metadata.map(|m| m.map_types).unwrap_or_default();
+                dir.join("maps")
+            }
             Err(err) => {
                 let path = Path::new(target);
                 if !target.contains('/') || !path.exists() {
@@ -64,7 +71,20 @@ impl PinnedMaps {
             })?;
             maps.push((name, map));
         }
-        Ok(Self { maps, n_cpus: possible_cpus()? })
+        let types = checked_types(recorded, &maps);
+        Ok(Self { maps, n_cpus: possible_cpus()?, types })
+    }
+
+    /// The key and value types `duet attach` recorded for the maps of an attachment (none for a
+    /// map opened by path, or attached by a duet that did not record them). A recorded type
+    /// that is malformed or whose size is not the pinned map's is left out.
+    pub fn types(&self) -> &BTreeMap<String, MapLayouts> {
+        &self.types
+    }
+
+    /// The type of the map called `name`.
+    pub fn map_kind(&self, name: &str) -> Result<MapKind, KernelError> {
+        self.find(name).map(maps::kind_of)
     }
 
     /// The map names, sorted.
@@ -166,6 +186,23 @@ impl RingBufReader {
         }
         records
     }
+}
+
+/// The recorded layouts that describe the pinned maps: well formed ([`TypeLayout::check`]) and
+/// of the size the kernel reports for the map, since the metadata is read from bpffs, not from
+/// the object.
+fn checked_types(recorded: BTreeMap<String, MapLayouts>, maps: &[(String, Map)]) -> BTreeMap<String, MapLayouts> {
+    let fits =
+        |layout: Option<TypeLayout>, size: u32| layout.filter(|l| l.check().is_ok() && l.size() == u64::from(size));
+    recorded
+        .into_iter()
+        .filter_map(|(name, layouts)| {
+            let (_, map) = maps.iter().find(|(n, _)| *n == name)?;
+            let (key_size, value_size) = maps::key_value_sizes(&name, map).ok()?;
+            let layouts = MapLayouts { key: fits(layouts.key, key_size), value: fits(layouts.value, value_size) };
+            (layouts.key.is_some() || layouts.value.is_some()).then_some((name, layouts))
+        })
+        .collect()
 }
 
 fn map_errno(err: &aya::maps::MapError) -> Errno {

@@ -115,64 +115,158 @@ pub(crate) fn parse_object(object: &[u8], wanted: Option<&str>) -> Result<aya_ob
 /// All programs of the object are loaded (tail calls may reach any of them), except those that
 /// need an attach target (fentry, fexit, lsm, tp_btf, iter, extension), which are skipped unless
 /// they are the one to run or a tail-call target. Everything is released when this returns.
+/// [`TestRunner`] does the same packet by packet, for captures too large to hold.
 pub fn test_run(input: &TestRunInput<'_>) -> Result<TestRunOutput, KernelError> {
-    boundary::contain("loading and running the object", || test_run_contained(input))
+    let mut runner = TestRunner::load(&TestRunConfig {
+        object: input.object,
+        program: input.program,
+        prog_arrays: input.prog_arrays,
+        repeat: input.repeat,
+    })?;
+    for (name, key, value) in input.maps_in {
+        runner.seed(name, key, std::slice::from_ref(value))?;
+    }
+    let packets = input.packets.iter().map(|packet| runner.run(packet)).collect::<Result<Vec<_>, _>>()?;
+    let (maps, ringbufs) = runner.finish()?;
+    Ok(TestRunOutput { packets, maps, ringbufs })
 }
 
-fn test_run_contained(input: &TestRunInput<'_>) -> Result<TestRunOutput, KernelError> {
-    access::check_access()?;
-    let n_cpus = aya::util::nr_cpus().map_err(|(path, source)| KernelError::CpuCount { path, source })?;
+/// What [`TestRunner::load`] loads: [`TestRunInput`] without the packets and the map seeds.
+#[derive(Clone, Copy, Debug)]
+pub struct TestRunConfig<'a> {
+    /// The ELF `.bpf.o` bytes.
+    pub object: &'a [u8],
+    /// The program (function) name to run.
+    pub program: &'a str,
+    /// `(prog_array map name, index, program name)` entries that seed tail calls.
+    pub prog_arrays: &'a [(String, u32, String)],
+    /// `BPF_PROG_TEST_RUN` repeat count per packet (at least 1).
+    pub repeat: u32,
+}
 
-    // Maps that ask to be pinned by name (LIBBPF_PIN_BY_NAME) would otherwise be pinned in
-    // /sys/fs/bpf, outlive this call, and be reused by the next one. They get a private directory
-    // instead, removed with everything else when this returns. `_pins` is declared before `ebpf`,
-    // so the pins go after the fds are closed.
-    let obj = parse_object(input.object, Some(input.program))?;
-    let wants_pins = obj.maps.values().any(|map| map.pinning() == PinningType::ByName);
-    drop(obj);
-    let mut loader = EbpfLoader::new();
-    loader.allow_unsupported_maps();
-    let _pins = if wants_pins {
-        let dir = PinDir::create()?;
-        loader.default_map_pin_directory(&dir.0);
-        Some(dir)
-    } else {
-        None
-    };
-    let mut ebpf = loader.load(input.object).map_err(object_error)?;
+/// An object loaded for test runs, run packet by packet ([`run`](Self::run)), so a capture
+/// streams through it and memory stays flat whatever its size; [`finish`](Self::finish) reads
+/// the maps and ring buffers and releases everything (dropping it releases everything too).
+///
+/// Runs happen on CPU 0: the thread that loads the runner is pinned there until the runner is
+/// dropped, so a runner stays on its thread (it is not `Send`).
+pub struct TestRunner {
+    // Field order is drop order: the prog_arrays and the object's fds close before the private
+    // pin directory is removed, and the thread is unpinned last.
+    /// Kept open while programs run: the kernel empties a prog_array when its last user-space fd
+    /// closes.
+    prog_arrays: BTreeMap<String, ProgramArray<MapData>>,
+    ebpf: Ebpf,
+    program: String,
+    names: Vec<String>,
+    repeat: u32,
+    n_cpus: usize,
+    _pins: Option<PinDir>,
+    _cpu: sys::CpuPin,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
 
-    let names = load_programs(&mut ebpf, input)?;
-    let program = ebpf
-        .program(input.program)
-        .ok_or_else(|| KernelError::ProgramNotFound { program: input.program.to_owned(), available: names.clone() })?;
-    if let Some(kind) = not_test_runnable(program) {
-        return Err(KernelError::NotTestRunnable { program: input.program.to_owned(), kind: kind.to_owned() });
+impl fmt::Debug for TestRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestRunner").field("program", &self.program).finish_non_exhaustive()
+    }
+}
+
+impl TestRunner {
+    /// Loads the object (every program, as [`test_run`] does), seeds the prog_arrays and checks
+    /// that the program can test-run.
+    pub fn load(config: &TestRunConfig<'_>) -> Result<TestRunner, KernelError> {
+        boundary::contain("loading the object", || Self::load_contained(config))
     }
 
-    for (name, key, value) in input.maps_in {
-        let map = find_map(&ebpf, name)?;
-        maps::write(name, map, key, value, n_cpus)?;
+    fn load_contained(config: &TestRunConfig<'_>) -> Result<TestRunner, KernelError> {
+        access::check_access()?;
+        let n_cpus = aya::util::nr_cpus().map_err(|(path, source)| KernelError::CpuCount { path, source })?;
+
+        // Maps that ask to be pinned by name (LIBBPF_PIN_BY_NAME) would otherwise be pinned in
+        // /sys/fs/bpf, outlive this runner, and be reused by the next one. They get a private
+        // directory instead, removed with everything else when the runner is dropped.
+        let obj = parse_object(config.object, Some(config.program))?;
+        let wants_pins = obj.maps.values().any(|map| map.pinning() == PinningType::ByName);
+        drop(obj);
+        let mut loader = EbpfLoader::new();
+        loader.allow_unsupported_maps();
+        let pins = if wants_pins {
+            let dir = PinDir::create()?;
+            loader.default_map_pin_directory(&dir.0);
+            Some(dir)
+        } else {
+            None
+        };
+        let mut ebpf = loader.load(config.object).map_err(object_error)?;
+
+        let names = load_programs(&mut ebpf, config)?;
+        let program = ebpf.program(config.program).ok_or_else(|| KernelError::ProgramNotFound {
+            program: config.program.to_owned(),
+            available: names.clone(),
+        })?;
+        if let Some(kind) = not_test_runnable(program) {
+            return Err(KernelError::NotTestRunnable { program: config.program.to_owned(), kind: kind.to_owned() });
+        }
+        let prog_arrays = seed_prog_arrays(&mut ebpf, config.prog_arrays, &names)?;
+        let cpu = sys::CpuPin::new(RUN_CPU).map_err(|err| KernelError::CpuAffinity { errno: Errno::of(&err) })?;
+        Ok(TestRunner {
+            prog_arrays,
+            ebpf,
+            program: config.program.to_owned(),
+            names,
+            repeat: config.repeat.max(1),
+            n_cpus,
+            _pins: pins,
+            _cpu: cpu,
+            _not_send: std::marker::PhantomData,
+        })
     }
-    // The kernel empties a prog_array when its last user-space fd closes, so the arrays stay
-    // open until the runs are over.
-    let prog_arrays = seed_prog_arrays(&mut ebpf, input, &names)?;
 
-    let program = ebpf
-        .program(input.program)
-        .ok_or_else(|| KernelError::ProgramNotFound { program: input.program.to_owned(), available: names.clone() })?;
-    let packets = {
-        let _pin = sys::CpuPin::new(RUN_CPU).map_err(|err| KernelError::CpuAffinity { errno: Errno::of(&err) })?;
-        input.packets.iter().map(|packet| run_packet(program, packet, input.repeat)).collect()
-    };
-    drop(prog_arrays);
+    /// Writes one map entry (`BPF_ANY`): `values` is one value (for a per-CPU map, the value of
+    /// every CPU) or, for a per-CPU map, one value per CPU. Global data uses key `[0, 0, 0, 0]`
+    /// and the whole section as value (`.rodata*` cannot be written: the kernel freezes it).
+    pub fn seed(&mut self, map: &str, key: &[u8], values: &[Vec<u8>]) -> Result<(), KernelError> {
+        boundary::contain("writing a map", || {
+            let found = find_map(&self.ebpf, map)?;
+            maps::write_values(map, found, key, values, self.n_cpus)
+        })
+    }
 
-    let (maps, ringbufs) = read_maps(&mut ebpf, n_cpus)?;
-    Ok(TestRunOutput { packets, maps, ringbufs })
+    /// The number of possible CPUs, the number of values of a per-CPU map.
+    pub fn n_cpus(&self) -> usize {
+        self.n_cpus
+    }
+
+    /// The type of the map called `name`, if the object has it.
+    pub fn map_kind(&self, name: &str) -> Option<maps::MapKind> {
+        self.ebpf.map(name).map(maps::kind_of)
+    }
+
+    /// Runs the program on one packet (repeated as configured) and returns the kernel's answer.
+    pub fn run(&mut self, packet: &[u8]) -> Result<PacketOutcome, KernelError> {
+        boundary::contain("running the program", || {
+            let program = self.ebpf.program(&self.program).ok_or_else(|| KernelError::ProgramNotFound {
+                program: self.program.clone(),
+                available: self.names.clone(),
+            })?;
+            Ok(run_packet(program, packet, self.repeat))
+        })
+    }
+
+    /// Every dumpable map's entries and every ring buffer's records, by map name; then releases
+    /// the object.
+    pub fn finish(mut self) -> Result<MapsAndRings, KernelError> {
+        // The prog_arrays close first, as they would on drop; they hold no key/value data.
+        self.prog_arrays.clear();
+        let n_cpus = self.n_cpus;
+        boundary::contain("reading the maps", || read_maps(&mut self.ebpf, n_cpus))
+    }
 }
 
 /// Loads every program of the object, in name order so that, of several bad programs, the same
 /// one is always reported. Returns the sorted names.
-fn load_programs(ebpf: &mut Ebpf, input: &TestRunInput<'_>) -> Result<Vec<String>, KernelError> {
+fn load_programs(ebpf: &mut Ebpf, input: &TestRunConfig<'_>) -> Result<Vec<String>, KernelError> {
     let mut names: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
     names.sort();
     let required = |name: &str| name == input.program || input.prog_arrays.iter().any(|(_, _, p)| p == name);
@@ -186,20 +280,20 @@ fn load_programs(ebpf: &mut Ebpf, input: &TestRunInput<'_>) -> Result<Vec<String
 
 /// Puts the tail-call targets of `input.prog_arrays` in place; the returned arrays must stay
 /// alive while programs run.
-fn seed_prog_arrays<'a>(
+fn seed_prog_arrays(
     ebpf: &mut Ebpf,
-    input: &'a TestRunInput<'_>,
+    prog_arrays: &[(String, u32, String)],
     names: &[String],
-) -> Result<BTreeMap<&'a str, ProgramArray<MapData>>, KernelError> {
-    let mut arrays: BTreeMap<&str, ProgramArray<MapData>> = BTreeMap::new();
-    for (map_name, index, prog_name) in input.prog_arrays {
+) -> Result<BTreeMap<String, ProgramArray<MapData>>, KernelError> {
+    let mut arrays: BTreeMap<String, ProgramArray<MapData>> = BTreeMap::new();
+    for (map_name, index, prog_name) in prog_arrays {
         let set_err = |source| KernelError::ProgramArraySet {
             map: map_name.clone(),
             index: *index,
             program: prog_name.clone(),
             source: Box::new(source),
         };
-        let array = match arrays.entry(map_name.as_str()) {
+        let array = match arrays.entry(map_name.clone()) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
                 let map = find_map(ebpf, map_name)?;
@@ -245,7 +339,9 @@ fn read_maps(ebpf: &mut Ebpf, n_cpus: usize) -> Result<MapsAndRings, KernelError
     Ok((maps_out, ringbufs))
 }
 
-type MapsAndRings = (BTreeMap<String, MapEntries>, BTreeMap<String, Vec<Vec<u8>>>);
+/// Every dumpable map's entries and every ring buffer's records, by map name (see
+/// [`TestRunOutput`]).
+pub type MapsAndRings = (BTreeMap<String, MapEntries>, BTreeMap<String, Vec<Vec<u8>>>);
 
 /// Loads one program; programs that need an attach target are skipped unless `required`.
 pub(crate) fn load(name: &str, program: &mut Program, required: bool) -> Result<(), KernelError> {

@@ -151,6 +151,66 @@ impl TypeLayout {
         }
     }
 
+    /// Checks that the layout is one [`TypeLayout`]s read from BTF can be: integer, float and
+    /// enum sizes the kernel allows, members and bitfields inside their struct, bitfields of
+    /// 1..=64 bits on integers, bools and enums, arrays of sized elements, at most
+    /// [`MAX_DEPTH`] deep, [`MAX_NODES`] nodes and 64 MiB. Layouts that come from elsewhere
+    /// than this module's BTF reader (a deserialised record, e.g. what `duet attach` stored
+    /// beside pinned maps) are checked before [`to_json`](Self::to_json) or
+    /// [`from_json`](Self::from_json) meet them, which assume these rules.
+    pub fn check(&self) -> Result<(), String> {
+        let mut nodes = 0;
+        self.check_at(0, &mut nodes)
+    }
+
+    fn check_at(&self, depth: u32, nodes: &mut usize) -> Result<(), String> {
+        *nodes += 1;
+        if depth > MAX_DEPTH || *nodes > MAX_NODES {
+            return Err("the type is nested too deeply or has too many parts".into());
+        }
+        if self.size() > MAX_SIZE {
+            return Err(format!("{} is larger than {MAX_SIZE} bytes", self.type_name()));
+        }
+        match self {
+            TypeLayout::Int { size, .. } if !matches!(size, 1 | 2 | 4 | 8 | 16) => {
+                Err(format!("an integer of {size} bytes"))
+            }
+            TypeLayout::Float { size } if !matches!(size, 4 | 8) => Err(format!("a float of {size} bytes")),
+            TypeLayout::Enum { size, variants, .. } => {
+                if !matches!(size, 1 | 2 | 4 | 8) {
+                    return Err(format!("an enum of {size} bytes"));
+                }
+                *nodes += variants.len();
+                if *nodes > MAX_NODES { Err("the type has too many parts".into()) } else { Ok(()) }
+            }
+            TypeLayout::Struct { size, members, .. } | TypeLayout::Union { size, members, .. } => {
+                for m in members {
+                    m.ty.check_at(depth + 1, nodes)?;
+                    let fits = match m.bitfield {
+                        Some(bf) => {
+                            let scalar =
+                                matches!(m.ty, TypeLayout::Int { .. } | TypeLayout::Bool | TypeLayout::Enum { .. });
+                            scalar
+                                && (1..=64).contains(&bf.bits)
+                                && u64::from(bf.bits) <= m.ty.size() * 8
+                                && u64::from(bf.bit_offset) + u64::from(bf.bits) <= u64::from(*size) * 8
+                        }
+                        None => u64::from(m.offset) + m.ty.size() <= u64::from(*size),
+                    };
+                    if !fits {
+                        return Err(format!("member `{}` of {} lies outside it", m.name, self.type_name()));
+                    }
+                }
+                Ok(())
+            }
+            TypeLayout::Array { elem, .. } => {
+                elem.check_at(depth + 1, nodes)?;
+                if elem.size() == 0 { Err("an array of zero-sized elements".into()) } else { Ok(()) }
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A short name of the type for listings: `u32`, `i64`, `bool`, `f64`, `struct Client`,
     /// `enum Verdict`, `[u8; 32]`, `pointer`, `opaque(3)`.
     pub fn type_name(&self) -> String {

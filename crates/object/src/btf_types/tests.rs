@@ -408,3 +408,34 @@ fn type_ids_out_of_range_cycles_and_huge_vlen_give_no_layout() {
     b.datasec(".maps", &[m]);
     assert_eq!(map_types_from_btf(&b.build())["BIG"].value, None);
 }
+
+#[test]
+fn check_accepts_what_btf_gives_and_refuses_what_it_never_does() {
+    for layout in map_types_from_btf(&apikey_btf()).into_values().flat_map(|t| [t.key, t.value]).flatten() {
+        assert_eq!(layout.check(), Ok(()), "{layout:?}");
+    }
+    let int = |size| TypeLayout::Int { size, signed: false };
+    let member = |name: &str, offset, bitfield, ty| Member { name: name.into(), offset, bitfield, ty };
+    let strukt = |size, members| TypeLayout::Struct { name: "S".into(), size, members };
+    let bad = [
+        int(3),
+        int(0),
+        TypeLayout::Float { size: 2 },
+        TypeLayout::Enum { name: String::new(), size: 20, signed: false, variants: vec![] },
+        strukt(4, vec![member("a", 2, None, int(4))]),
+        strukt(4, vec![member("a", 0, Some(Bitfield { bit_offset: 30, bits: 4 }), int(4))]),
+        strukt(4, vec![member("a", 0, Some(Bitfield { bit_offset: 0, bits: 0 }), int(4))]),
+        strukt(8, vec![member("a", 0, Some(Bitfield { bit_offset: 0, bits: 8 }), TypeLayout::Float { size: 8 })]),
+        TypeLayout::Array { elem: Box::new(TypeLayout::Opaque { size: 0 }), len: 4 },
+        TypeLayout::Array { elem: Box::new(int(8)), len: u32::MAX },
+    ];
+    for layout in bad {
+        let err = layout.check().expect_err(&format!("{layout:?}"));
+        assert!(!err.is_empty());
+    }
+    let mut deep = int(4);
+    for _ in 0..=MAX_DEPTH {
+        deep = strukt(4, vec![member("x", 0, None, deep)]);
+    }
+    assert!(deep.check().is_err());
+}
