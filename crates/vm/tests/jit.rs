@@ -621,3 +621,45 @@ fn map_helpers_are_direct_calls_with_the_helpers_results() {
     assert_eq!((stats.direct_map_calls, stats.inline_lookups, stats.runtime_calls), (11, 1, 0), "{stats:?}");
     same_in_both("map helpers", &object);
 }
+
+/// Context loads through the entry's unmodified `r1` (and copies of it) read their field's slot
+/// directly; through a moved pointer (`r6 = r1 + 4`) or after the first block they take the
+/// general path: all give the interpreter's values.
+#[test]
+fn context_loads_through_copies_and_moved_pointers_agree() {
+    let src = "
+        mov %r7, %r1
+        mov %r6, %r1
+        add %r6, 4
+        ldxw %r2, [%r7+0]
+        ldxw %r3, [%r6+0]
+        ldxw %r4, [%r1+12]
+        mov %r0, %r3
+        sub %r0, %r2
+        add %r0, %r4
+        jeq %r0, 0, done
+        ldxw %r5, [%r1+16]
+        add %r0, %r5
+        ldxw %r5, [%r6-4]
+        ldxw %r8, [%r7+4]
+        sub %r8, %r5
+        add %r0, %r8
+    done:
+        exit";
+    let p = verified(src, ProgramType::Xdp);
+    let mut jit = Jit::new(&p, Helpers::new(), Config::default()).unwrap();
+    let mut interp = Interpreter::new(&p, Helpers::new(), Config::default()).unwrap();
+    for len in [0usize, 1, 60, 1500] {
+        let frame = vec![3u8; len];
+        let packet = || {
+            let mut p = XdpPacket::new(&frame);
+            p.ingress_ifindex = 7;
+            p.rx_queue_index = 2;
+            p
+        };
+        let want = interp.run_xdp(&mut packet());
+        // (data_end - data) + ifindex + rx_queue_index + (data_end - data)
+        assert_eq!(want, Ok(2 * len as u64 + 7 + 2), "{len}");
+        assert_eq!(jit.run_xdp(&mut packet()), want, "{len}-byte frame");
+    }
+}

@@ -205,8 +205,15 @@ struct Translator<'a, 'b> {
     sigs: Sigs,
     terminated: bool,
     counts: Counts,
+    /// Registers known to hold the unmodified context pointer: r1 from the entry until the first
+    /// block boundary (none when a branch can reach pc 0, or after that boundary). A context load
+    /// through one reads its field's slot directly, as the kernel rewrites `ctx->field`.
+    ctx_regs: u16,
     frontend: cranelift_codegen::isa::TargetFrontendConfig,
 }
+
+/// Slots of the run's context field table, as an `i32` for offset arithmetic.
+const CTX_SLOTS: i32 = runtime::CTX_FIELDS as i32;
 
 /// Bytes per saved frame: the return site id and r6..r9.
 const FRAME_BYTES: i64 = 40;
@@ -272,6 +279,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             sigs,
             terminated: false,
             counts: Counts { checked_accesses: 0, inline_lookups: 0, direct_map_calls: 0, runtime_calls: 0 },
+            ctx_regs: 0,
             frontend: isa.frontend_config(),
         }
     }
@@ -333,6 +341,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             pc = next;
         }
+        let entry_is_target = self.insns.iter().enumerate().any(|(pc, insn)| insn.branch_target(pc) == Some(0));
+        self.ctx_regs = if entry_is_target { 0 } else { 1 << 1 };
         self.blocks = starts[..n].iter().map(|&s| s.then(|| self.b.create_block())).collect();
         // Segment lengths for the budget: instructions from each block start to the next.
         self.seg_len = vec![0; n];
@@ -391,6 +401,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         while pc < n {
             let insn = self.insns[pc];
             if let Some(block) = self.blocks[pc] {
+                if pc != 0 {
+                    self.ctx_regs = 0;
+                }
                 if !self.terminated {
                     self.b.ins().jump(block, &[]);
                 }
@@ -402,6 +415,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             if !self.terminated {
                 self.insn(pc, &insn)?;
+            }
+            if self.ctx_regs != 0 {
+                self.track_ctx(&insn);
             }
             pc += insn.slots();
         }
@@ -502,6 +518,29 @@ impl<'a, 'b> Translator<'a, 'b> {
         let pc = self.c64(pc as i64);
         self.call(self.sigs.raise, runtime::raise as *const () as usize, &[rt, kind, pc, a, b]);
         self.b.ins().jump(self.stop_block, &[]);
+    }
+
+    /// Updates [`Translator::ctx_regs`] after `insn`: a 64-bit `mov` copies the context pointer,
+    /// anything else that writes a register clears it.
+    fn track_ctx(&mut self, insn: &Insn) {
+        use duet_isa::Form;
+        let bit = |r: u8| 1u16 << (r & 15);
+        match insn.op.form() {
+            _ if insn.op == Op::MovReg => {
+                if self.ctx_regs & bit(insn.src) != 0 {
+                    self.ctx_regs |= bit(insn.dst);
+                } else {
+                    self.ctx_regs &= !bit(insn.dst);
+                }
+            }
+            Form::St | Form::Stx | Form::JmpReg | Form::JmpImm | Form::Ja | Form::Ja32 => {}
+            Form::Atomic => self.ctx_regs &= !(bit(insn.src) | bit(0)),
+            Form::CallHelper | Form::CallLocal | Form::CallKfunc | Form::CallReg | Form::LdAbs | Form::LdInd => {
+                self.ctx_regs &= !0b11_1111
+            }
+            Form::Exit => self.ctx_regs = 0,
+            _ => self.ctx_regs &= !bit(insn.dst),
+        }
     }
 
     fn budget_check(&mut self, pc: usize) {
@@ -942,6 +981,14 @@ impl<'a, 'b> Translator<'a, 'b> {
                     (4, true) => ins.sload32(guest(), base, off),
                     _ => ins.load(I64, guest(), base, off),
                 }
+            }
+            Access::Context
+                if self.ctx_regs & (1 << (insn.src & 15)) != 0 && (0..4 * CTX_SLOTS).contains(&off) && off % 4 == 0 =>
+            {
+                // Through the unmodified context pointer: the field's slot is known now.
+                let rt = self.rt();
+                let slot = offset_of!(RunCtx, ctx_fields) as i32 + 2 * off;
+                self.b.ins().load(I64, trusted(), rt, slot)
             }
             Access::Context => {
                 // The verifier proved a 4-byte read of a field at a constant offset; compiled
