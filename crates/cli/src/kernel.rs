@@ -132,6 +132,8 @@ pub(crate) enum KernelCommand {
         /// Print one JSON object: {"results": [r0 per packet, null if the kernel refused it],
         /// "packets": ["<the packet as the program left it, hex>" or null, ...], "ringbufs":
         /// {"<map>": ["<record hex>", ...]}, "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
+        /// Maps are listed by name (byte order), as `duet run --json` lists them for the
+        /// `.bpf.o` and its `.wasm`, so the three documents diff line for line.
         #[arg(long)]
         json: bool,
         /// With --json: add "maps_typed", every map whose key and value types the object's BTF
@@ -249,7 +251,7 @@ pub(crate) struct MapsArgs {
     /// An id from `duet ps`, an attachment directory, or a pinned map (or directory of them).
     target: Option<String>,
     /// Print {"<map>": {"<key hex>": "<value hex>" or ["<per-CPU hex>", ...]}}, the shape of
-    /// `duet run --json`'s "maps".
+    /// `duet run --json`'s "maps": maps by name (byte order), entries by key bytes.
     #[arg(long)]
     json: bool,
     /// Show keys and values as typed JSON (structs as objects, byte strings as text, enums by

@@ -305,3 +305,58 @@ fn maps_of_an_attachment_show_and_take_typed_values() {
     let err = duet.fails(&["maps", "set", "--typed", &id, "NOPE", "0", "1"]);
     assert!(err.contains("NOPE"), "{err}");
 }
+
+// === one map order ===
+
+/// The map names in the order a JSON document's text lists them, in its "ringbufs" and "maps".
+fn map_order(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for section in ["\"ringbufs\":{", "\"maps\":{"] {
+        let start = text.find(section).unwrap_or_else(|| panic!("no {section} in {text}")) + section.len();
+        let mut depth = 0;
+        let mut rest = &text[start..];
+        // The object's own keys: strings followed by ':' at depth 0.
+        while let Some(c) = rest.chars().next() {
+            match c {
+                '{' | '[' => depth += 1,
+                '}' | ']' if depth == 0 => break,
+                '}' | ']' => depth -= 1,
+                '"' => {
+                    let end = rest[1..].find('"').unwrap() + 1;
+                    if depth == 0 && rest[end + 1..].starts_with(':') {
+                        names.push(rest[1..end].to_owned());
+                    }
+                    rest = &rest[end..];
+                }
+                _ => {}
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    names
+}
+
+#[test]
+fn run_of_the_object_and_of_its_wasm_and_test_run_list_maps_in_one_order() {
+    // flowstats declares FLOWS, NEW_FLOWS, ENDED_FLOWS: its .wasm's manifest keeps that order,
+    // its .bpf.o (bpf-linker) lays them out by name. Every JSON document lists them by name.
+    let dir = root().join("examples/flowstats");
+    let out = Command::new(DUET).args(["build", "--quiet"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "duet build:\n{}", String::from_utf8_lossy(&out.stderr));
+    let duet = Duet::new();
+    let pcap = ratelimit_pcap(&duet);
+    let artifact = |ext: &str| dir.join(format!("target/duet/flowstats.{ext}")).to_str().unwrap().to_owned();
+    let (bpf, wasm) = (artifact("bpf.o"), artifact("wasm"));
+    let common = ["--program", "flowstats", "--pcap", &pcap, "--json"];
+    let mut runs = vec![("run .bpf.o", [&["run", &bpf][..], &common].concat())];
+    runs.push(("run .wasm", [&["run", &wasm][..], &common].concat()));
+    if duet_kernel::check_access().is_ok() {
+        runs.push(("test-run", [&["test-run", &bpf][..], &common].concat()));
+    } else {
+        skip("test-run needs BPF access; compared run of the .bpf.o and of the .wasm only");
+    }
+    let expected = ["ENDED_FLOWS", "NEW_FLOWS", "FLOWS"];
+    for (what, args) in runs {
+        assert_eq!(map_order(&duet.ok(&args)), expected, "{what}");
+    }
+}
