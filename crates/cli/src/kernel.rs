@@ -756,7 +756,11 @@ fn test_run(args: &TestRunArgs<'_>) -> Result<ExitCode> {
                 n_cpus: runner.n_cpus(),
             })
         };
-        for seed in objects::read_seeds(file, &types, shape)? {
+        for mut seed in objects::read_seeds(file, &types, shape)? {
+            // A shorter per-CPU list leaves the other CPUs the first value, as in `duet run`.
+            if let Some(first) = seed.values.first().filter(|_| seed.values.len() > 1).cloned() {
+                seed.values.resize(runner.n_cpus().max(seed.values.len()), first);
+            }
             runner
                 .seed(&seed.map, &seed.key, &seed.values)
                 .with_context(|| format!("map `{}`: cannot set key {}", seed.map, seed.at))?;

@@ -262,6 +262,39 @@ fn test_run_takes_typed_maps_in_and_shows_typed_maps_as_run_does() {
     assert!(err.contains("`STATS` is not a per-CPU map"), "{err}");
 }
 
+#[test]
+fn test_run_seeds_a_value_per_cpu_as_run_does() {
+    if !privileged() {
+        return;
+    }
+    let obj = root().join("target/bpf/maps.o");
+    if !obj.exists() {
+        skip(&format!("{} is missing; run `cargo xtask build-bpf`", obj.display()));
+        return;
+    }
+    let duet = Duet::new();
+    let (obj, pcap) = (obj.to_str().unwrap(), ratelimit_pcap(&duet));
+    // Different values per CPU (the kernel test run used to refuse them); a one-value list and
+    // a plain value mean every CPU.
+    let maps_in = duet.file(
+        "percpu.json",
+        r#"{"proto_pcpu": {"11000000": ["0100000000000000", "0200000000000000"]},
+            "port_pcpu": {"35000000": ["0500000000000000"], "36000000": "0700000000000000"}}"#,
+    );
+    let kernel = duet.json(&["test-run", obj, "--pcap", &pcap, "--json", "--maps-in", &maps_in]);
+    let vm = duet.json(&["run", obj, "--pcap", &pcap, "--json", "--maps-in", &maps_in]);
+    for map in ["proto_pcpu", "port_pcpu"] {
+        assert_eq!(kernel["maps"][map], vm["maps"][map], "{map}");
+    }
+    let n_cpus = duet_kernel::possible_cpus().unwrap();
+    let port = &kernel["maps"]["port_pcpu"]["36000000"];
+    assert_eq!(port.as_array().unwrap().len(), n_cpus, "{port}");
+    assert!(port.as_array().unwrap().iter().all(|v| v == "0700000000000000"), "{port}");
+    if n_cpus > 1 {
+        assert_eq!(kernel["maps"]["proto_pcpu"]["11000000"][1], "0200000000000000", "CPU 1 keeps its own value");
+    }
+}
+
 // === duet maps on an attachment ===
 
 #[test]
