@@ -52,6 +52,23 @@ Examples:
   duet attach mesh.o --cgroup /sys/fs/cgroup/app --connect4
   duet attach mesh.o --cgroup /sys/fs/cgroup/app --sock-ops";
 
+const MAPS_EXAMPLES: &str = "\
+Examples:
+  duet maps 7                                   every map, hex
+  duet maps 7 --typed                           typed where the object's BTF declared types
+  duet maps 7 --json --typed > maps.json        {\"maps\": ..., \"maps_typed\": ...}
+  duet maps set 7 BLOCKLIST 0a000001 01
+  duet maps set --typed 7 CONFIG 0 '{\"rate\": 1, \"burst\": 2}'
+  duet maps set --typed 7 BUCKETS '[10, 0, 0, 1]' '{\"tokens\": 5}'
+  duet maps delete 7 BLOCKLIST 0a000001";
+
+const TEST_RUN_EXAMPLES: &str = "\
+Examples:
+  duet test-run fw.bpf.o --pcap day.pcap
+  duet test-run fw.bpf.o --pcap day.pcap --json --typed --maps-in seeds.json
+  diff <(duet test-run fw.bpf.o --pcap day.pcap --json) <(duet run fw.bpf.o --pcap day.pcap --json)
+  seeds.json: {\"BLOCKLIST\": {\"0a000001\": \"01\"}, \"CONFIG\": [{\"key\": 0, \"value\": {\"rate\": 1}}]}";
+
 /// Commands that run programs in the Linux kernel. They need root (CAP_BPF and CAP_NET_ADMIN).
 ///
 /// Attachments are pinned under <root>/<id>/ (root: --root, else $DUET_PIN_ROOT, else
@@ -98,7 +115,7 @@ pub(crate) enum KernelCommand {
     },
     /// Dump the maps of an attachment (or of any pinned map or directory of pinned maps), or
     /// edit one entry with `set`/`delete`.
-    #[command(after_help = PIN_ROOT_HELP)]
+    #[command(after_help = format!("{MAPS_EXAMPLES}\n\n{PIN_ROOT_HELP}"))]
     Maps(MapsArgs),
     /// Stream ring-buffer records of an attachment as JSON lines until Ctrl-C (or --count).
     ///
@@ -119,7 +136,8 @@ pub(crate) enum KernelCommand {
     },
     /// Run a program over every frame of a pcap/pcapng capture in the kernel with
     /// BPF_PROG_TEST_RUN; `--json` prints the same shape as `duet run --json`, so the two diff.
-    #[command(after_help = NO_PINS_HELP)]
+    /// The capture is read and run one frame at a time: memory stays flat whatever its size.
+    #[command(after_help = format!("{TEST_RUN_EXAMPLES}\n\n{NO_PINS_HELP}"))]
     TestRun {
         /// The `.bpf.o` file.
         object: PathBuf,
