@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use duet_vm::Env;
+use duet_helpers::Env;
 use duet_wasm::{
     CacheStatus, MAX_TRACE_LINE_BYTES, MAX_TRACE_LINES_PER_CALL, ProgramKind, WasmError, WasmModule, WasmOptions,
 };

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use duet_helpers::http::{HttpExchange, HttpMd, HttpOutcome};
 use duet_maps::Map;
-use duet_vm::http::{HttpExchange, HttpMd, HttpOutcome};
 
 use crate::config::BpfEngine;
 use crate::error_chain;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use duet_helpers::http::{FilterVerdict, HttpError, HttpExchange, HttpField, HttpMd, HttpOutcome, RouteChoice};
 use duet_maps::Map;
-use duet_vm::http::{FilterVerdict, HttpError, HttpExchange, HttpField, HttpMd, HttpOutcome, RouteChoice};
 
 use crate::MeshError;
 use crate::config::{self, BpfEngine, OnError};

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use duet_app::{App, MemoryKv};
+use duet_helpers::Env;
 use duet_runner::{Artifact, Payload};
-use duet_vm::Env;
 use duet_wasm::{Precompiled, WasmModule};
 
 // The cli's capture reader, replay loop and report (`duet run`'s output), compiled from the

@@ -1563,6 +1563,7 @@ impl<'a> Checker<'a> {
             *st.reg_mut(0) = Reg::scalar(Scalar::UNKNOWN);
             return;
         };
+        let proto = &proto;
         if let Err(refusal) = proto.allowed_for(self.ctx.program_type) {
             let ty = self.ctx.program_type.name();
             let d = match refusal {

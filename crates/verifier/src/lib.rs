@@ -173,6 +173,24 @@ impl ProgramType {
     }
 }
 
+// duet's http program types are the ones duet-helpers' http rules know, so engines can decode a
+// verified program's type with `HttpProgram::from_type`.
+impl duet_helpers::http::HttpProgramType for ProgramType {
+    fn http_program(self) -> Option<duet_helpers::http::HttpProgram> {
+        use duet_helpers::http::HttpProgram;
+        match self {
+            ProgramType::HttpRequest => Some(HttpProgram::Request),
+            ProgramType::HttpResponse => Some(HttpProgram::Response),
+            ProgramType::Route => Some(HttpProgram::Route),
+            ProgramType::Xdp
+            | ProgramType::SocketFilter
+            | ProgramType::SchedCls
+            | ProgramType::CgroupSkb
+            | ProgramType::KProbe => None,
+        }
+    }
+}
+
 /// What a `struct __sk_buff` field reads as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SkbValue {

@@ -1,4 +1,6 @@
-//! Helper functions, registered by id, as the kernel numbers them.
+//! Helper functions, registered by id, as the kernel numbers them. Which ids exist, their names
+//! and prototypes are rows of duet-helpers' table; [`crate::Module`] registers the rows marked
+//! `vm`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -233,47 +235,10 @@ const XDP_FRAME_STRUCT: u64 = 40;
 /// Minimum packet length the kernel keeps (`ETH_HLEN`).
 const ETH_HLEN: u64 = 14;
 
-/// Names of the kernel's helpers by id, for messages about helpers duet does not provide.
-const KERNEL_HELPER_NAMES: &[(i64, &str)] = &[
-    (1, "map_lookup_elem"),
-    (2, "map_update_elem"),
-    (3, "map_delete_elem"),
-    (4, "probe_read"),
-    (5, "ktime_get_ns"),
-    (6, "trace_printk"),
-    (7, "get_prandom_u32"),
-    (8, "get_smp_processor_id"),
-    (9, "skb_store_bytes"),
-    (10, "l3_csum_replace"),
-    (11, "l4_csum_replace"),
-    (12, "tail_call"),
-    (13, "clone_redirect"),
-    (14, "get_current_pid_tgid"),
-    (15, "get_current_uid_gid"),
-    (16, "get_current_comm"),
-    (23, "redirect"),
-    (25, "perf_event_output"),
-    (26, "skb_load_bytes"),
-    (28, "csum_diff"),
-    (44, "xdp_adjust_head"),
-    (51, "redirect_map"),
-    (54, "xdp_adjust_meta"),
-    (65, "xdp_adjust_tail"),
-    (69, "fib_lookup"),
-    (105, "strtol"),
-    (106, "strtoul"),
-    (113, "probe_read_kernel"),
-    (125, "ktime_get_boot_ns"),
-    (130, "ringbuf_output"),
-    (131, "ringbuf_reserve"),
-    (132, "ringbuf_submit"),
-    (133, "ringbuf_discard"),
-    (181, "loop"),
-];
-
-/// The kernel's name for helper `id`, if duet knows it.
+/// The kernel's name for helper `id` (`map_lookup_elem`), if duet's helper table has it, for
+/// messages about helpers duet does not provide.
 pub fn kernel_helper_name(id: i64) -> Option<&'static str> {
-    KERNEL_HELPER_NAMES.iter().find(|(i, _)| *i == id).map(|(_, n)| *n)
+    duet_helpers::helper(id).filter(|h| !h.is_duet()).map(|h| h.kernel_name())
 }
 
 /// A helper: takes `r1..=r5`, returns what to do next.

@@ -13,13 +13,19 @@
 //! [`Jit::new_checked`], which checks every access and counts the budget) take unverified code.
 //! No I/O happens here.
 //!
+//! What the engines share with duet-wasm lives below both, in duet-helpers: the helper table
+//! (the VM registers exactly its rows marked `vm` and names the others when it refuses a
+//! program), [`Env`], the map budget [`DEFAULT_MAX_MAP_MEMORY`], [`SkbHook`] and the helpers'
+//! semantics over duet-maps; duet-vm re-exports the names its users import.
+//!
 //! Packet programs run on a frame as the kernel's `BPF_PROG_TEST_RUN` runs them: XDP
 //! ([`Interpreter::run_xdp`]) and the `struct __sk_buff` hooks — socket filters, TC classifiers
 //! and cgroup skb programs ([`Interpreter::run_skb`] with a [`SkbHook`]).
 //!
-//! [`http`] holds duet's userspace-only HTTP programs (docs/ABI.md version 2): the context, the
-//! [`http::HttpExchange`] a sidecar implements, and the one implementation of the http helpers'
-//! rules, shared with duet-wasm. A sidecar loads an object once ([`Module::load`], `Send + Sync`,
+//! [`http`] runs duet's userspace-only HTTP programs (docs/ABI.md version 2): it re-exports
+//! duet-helpers' context, [`http::HttpExchange`] (which a sidecar implements) and the one
+//! implementation of the http helpers' rules, shared with duet-wasm, and registers the helpers
+//! that apply them to guest memory. A sidecar loads an object once ([`Module::load`], `Send + Sync`,
 //! share it in an `Arc`) and makes one [`HttpRunner`] per worker thread
 //! ([`Module::http_runner`], interpreter or JIT); maps are the module's ([`Module::map`]).
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -43,6 +49,8 @@ pub use interp::{
 };
 pub use jit::{CompileStats, Jit, JitError};
 pub use memory::{MAX_REGIONS, Region, RegionKind};
-pub use module::{DEFAULT_MAX_MAP_MEMORY, Engine, Env, HttpRunner, LoadOptions, Module, ModuleError, csum_diff};
-pub use skb::SkbHook;
+// What the engines share lives in duet-helpers; these keep the paths duet-vm's users know.
+pub use duet_helpers::semantics::csum_diff;
+pub use duet_helpers::{DEFAULT_MAX_MAP_MEMORY, Env, SkbHook};
+pub use module::{Engine, HttpRunner, LoadOptions, Module, ModuleError};
 pub use trap::{Trap, TrapKind};

@@ -2,9 +2,10 @@
 //! kernel's helpers bound to them.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use duet_helpers::semantics::{NO_VALUES, csum_diff, format_printk, map_errno};
+use duet_helpers::{DEFAULT_MAX_MAP_MEMORY, Env};
 use duet_maps::{Map, MapError, MapSpec, MapType};
 use duet_object::{MapOrigin, Object, ObjectProgram, ProgramKind};
 
@@ -19,59 +20,6 @@ use crate::{Config, Interpreter, Jit, LoadError, Trap};
 /// in any region, so a program that dereferences one traps.
 const MAP_HANDLE_BASE: u64 = 0xffff_d0e7_0000_0000;
 
-/// The injectable parts of the world a program sees: time, randomness and the CPU it runs on.
-#[derive(Clone)]
-pub struct Env {
-    /// `bpf_ktime_get_ns` / `bpf_ktime_get_boot_ns`.
-    pub clock: Arc<dyn Fn() -> u64 + Send + Sync>,
-    /// `bpf_get_prandom_u32`.
-    pub random: Arc<dyn Fn() -> u32 + Send + Sync>,
-    /// `bpf_get_smp_processor_id`, and the slot of per-CPU maps the program uses.
-    pub cpu: u32,
-}
-
-impl fmt::Debug for Env {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Env").field("cpu", &self.cpu).finish_non_exhaustive()
-    }
-}
-
-impl Env {
-    /// Real time (monotonic nanoseconds) and non-repeating randomness, on CPU 0.
-    pub fn system() -> Self {
-        let start = std::time::Instant::now();
-        let seed =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-        let state = Arc::new(AtomicU64::new(seed | 1));
-        Env {
-            clock: Arc::new(move || start.elapsed().as_nanos() as u64 + 1_000_000_000),
-            random: Arc::new(move || xorshift(&state)),
-            cpu: 0,
-        }
-    }
-
-    /// Deterministic time and randomness for tests: the clock starts at 1 s and advances 1 µs per
-    /// read; the generator is a fixed-seed xorshift.
-    pub fn deterministic() -> Self {
-        let now = Arc::new(AtomicU64::new(1_000_000_000));
-        let state = Arc::new(AtomicU64::new(0x2545_f491_4f6c_dd1d));
-        Env {
-            clock: Arc::new(move || now.fetch_add(1_000, Ordering::Relaxed)),
-            random: Arc::new(move || xorshift(&state)),
-            cpu: 0,
-        }
-    }
-}
-
-fn xorshift(state: &AtomicU64) -> u32 {
-    let mut x = state.load(Ordering::Relaxed);
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    state.store(x, Ordering::Relaxed);
-    (x >> 32) as u32
-}
-
 /// How to load a module.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
@@ -83,12 +31,9 @@ pub struct LoadOptions {
     pub env: Env,
     /// Most bytes all of a module's maps may preallocate together (keys and values, every CPU's
     /// copy). duet preallocates map storage as the kernel does for most map types; this keeps a
-    /// corrupt or hostile object from asking for gigabytes.
+    /// corrupt or hostile object from asking for gigabytes. Default: [`DEFAULT_MAX_MAP_MEMORY`].
     pub max_map_memory: u64,
 }
-
-/// Default [`LoadOptions::max_map_memory`]: 1 GiB.
-pub const DEFAULT_MAX_MAP_MEMORY: u64 = 1 << 30;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -298,7 +243,7 @@ impl Module {
 
     fn interpreter_at(&self, entry: usize) -> Interpreter {
         Interpreter::from_code(Arc::clone(&self.code), entry)
-            .with_http_program(HttpProgram::from_kind(&self.programs[entry].kind))
+            .with_http_program(http_program(&self.programs[entry].kind))
     }
 
     /// A runner for http program `name` (`duet/http_request`, `duet/http_response` or
@@ -309,7 +254,7 @@ impl Module {
     pub fn http_runner(&self, name: &str, engine: Engine) -> Result<HttpRunner, ModuleError> {
         let entry = self.program_index(name)?;
         let kind = &self.programs[entry].kind;
-        let Some(program) = HttpProgram::from_kind(kind) else {
+        let Some(program) = http_program(kind) else {
             return Err(ModuleError::NotHttp { program: name.to_owned(), kind: format!("{kind:?}") });
         };
         let engine = match engine {
@@ -514,6 +459,11 @@ const _: () = {
     sync::<Module>();
 };
 
+/// The http program type of an object's program kind.
+fn http_program(kind: &ProgramKind) -> Option<HttpProgram> {
+    duet_verifier::ProgramType::from_kind(kind).and_then(HttpProgram::from_type)
+}
+
 /// Resolves an `lddw` pseudo source to the value the program sees.
 fn resolve(state: &State, pc: usize, insn: &duet_isa::Insn) -> Result<Option<u64>, LoadError> {
     let index = insn.imm as u32 as usize;
@@ -564,7 +514,7 @@ fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
     h.register(1, move |cx, a| {
         // bpf_map_lookup_elem(map, key) -> value pointer or NULL
         let map = s.map(a[0])?;
-        if matches!(map.map_type(), MapType::ProgArray | MapType::RingBuf) {
+        if NO_VALUES.contains(&map.map_type()) {
             return Err(HelperError::Failed(format!(
                 "map_lookup_elem is not allowed on {} maps",
                 map.map_type().name()
@@ -581,14 +531,14 @@ fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
         let spec = map.spec();
         let key = cx.slice(2, a[1], spec.key_size as usize)?;
         let value = cx.slice(3, a[2], spec.value_size as usize)?;
-        ret(map.update(key, value, a[3], Some(s.env.cpu as usize)).map_or_else(|e| e.errno(), |()| 0))
+        ret(map_errno(map.update(key, value, a[3], Some(s.env.cpu as usize))))
     });
     let s = Arc::clone(state);
     h.register(3, move |cx, a| {
         // bpf_map_delete_elem(map, key) -> 0 or -errno
         let map = s.map(a[0])?;
         let key = cx.slice(2, a[1], map.spec().key_size as usize)?;
-        ret(map.delete(key).map_or_else(|e| e.errno(), |()| 0))
+        ret(map_errno(map.delete(key)))
     });
     for id in [5, 125] {
         // bpf_ktime_get_ns, bpf_ktime_get_boot_ns
@@ -710,73 +660,33 @@ fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
     h
 }
 
-/// `bpf_csum_diff`: the 32-bit one's-complement sum of the negated `from` words, the `to` words
-/// and `seed`, as the kernel's `csum_partial` computes it.
-pub fn csum_diff(from: &[u8], to: &[u8], seed: u32) -> u64 {
-    let mut sum = u64::from(seed);
-    for w in from.chunks_exact(4) {
-        sum += u64::from(!u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    for w in to.chunks_exact(4) {
-        sum += u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    while sum >> 32 != 0 {
-        sum = (sum & 0xffff_ffff) + (sum >> 32);
-    }
-    sum
-}
-
-/// Formats a `bpf_trace_printk` line: `%d %i %u %x %X %p %c %%` with `l`/`ll` modifiers.
-fn format_printk(fmt: &[u8], args: &[u64; 3]) -> String {
-    let fmt = fmt.split(|b| *b == 0).next().unwrap_or(&[]);
-    let fmt = String::from_utf8_lossy(fmt);
-    let mut out = String::new();
-    let mut args = args.iter();
-    let mut chars = fmt.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let mut long = 0;
-        while chars.peek() == Some(&'l') {
-            chars.next();
-            long += 1;
-        }
-        let Some(conv) = chars.next() else { break };
-        let raw = if conv == '%' { 0 } else { *args.next().unwrap_or(&0) };
-        let v = if long == 0 { raw & 0xffff_ffff } else { raw };
-        match conv {
-            '%' => out.push('%'),
-            'd' | 'i' => out.push_str(&if long == 0 { (v as u32 as i32).to_string() } else { (v as i64).to_string() }),
-            'u' => out.push_str(&v.to_string()),
-            'x' => out.push_str(&format!("{v:x}")),
-            'X' => out.push_str(&format!("{v:X}")),
-            'p' => out.push_str(&format!("{raw:#x}")),
-            'c' => out.push(char::from(v as u8)),
-            other => {
-                out.push('%');
-                out.push(other);
-            }
-        }
-    }
-    out.trim_end_matches('\n').to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The helpers a module registers are exactly the helper table's rows marked `vm`, so the
+    /// verifier's prototypes, the VM's names and what the VM runs cannot drift apart.
     #[test]
-    fn csum_diff_of_identical_words_cancels() {
-        let words = [0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0x00];
-        assert_eq!(csum_diff(&words, &words, 0), 0xffff_ffff);
-        assert_eq!(csum_diff(&[], &[1, 0, 0, 0], 2), 3);
-    }
-
-    #[test]
-    fn printk_formats() {
-        assert_eq!(format_printk(b"n=%d u=%u x=%x %%\n\0", &[u64::MAX, 7, 255]), "n=-1 u=7 x=ff %");
-        assert_eq!(format_printk(b"%lld\0", &[u64::MAX, 0, 0]), "-1");
+    fn registered_helpers_are_the_tables() {
+        let state = Arc::new(State {
+            maps: Vec::new(),
+            redirect: Vec::new(),
+            env: Env::deterministic(),
+            log: Mutex::default(),
+        });
+        let registered: Vec<u32> = kernel_helpers(&state, &[]).ids().collect();
+        let provided: Vec<u32> = duet_helpers::HELPERS.iter().filter(|h| h.vm).map(|h| h.id).collect();
+        for id in &registered {
+            let row = duet_helpers::helper(i64::from(*id));
+            assert!(
+                row.is_some_and(|h| h.vm),
+                "helper {id} is registered but its table row is missing or not marked vm"
+            );
+        }
+        assert_eq!(registered, provided, "the table marks as provided a helper the VM does not register");
+        // Those the VM refuses are named in its load errors.
+        for h in duet_helpers::HELPERS.iter().filter(|h| !h.vm) {
+            assert_eq!(crate::kernel_helper_name(i64::from(h.id)), Some(h.kernel_name()));
+        }
     }
 }

@@ -9,39 +9,10 @@
 //! context; the helpers that read and change the packet (`bpf_skb_load_bytes`,
 //! `bpf_skb_store_bytes`, `bpf_l3_csum_replace`, `bpf_l4_csum_replace`) are here too.
 
+use duet_helpers::ETH_HLEN;
+pub(crate) use duet_helpers::SkbHook;
+
 use crate::memory::Region;
-
-/// The skb program types duet runs, by where they sit in the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SkbHook {
-    /// A socket filter (`BPF_PROG_TYPE_SOCKET_FILTER`): `data` at the network header, packet
-    /// read-only, no direct packet access. Returns how many bytes to keep.
-    SocketFilter,
-    /// A TC classifier (`BPF_PROG_TYPE_SCHED_CLS`): `data` at the Ethernet header, packet
-    /// writable. Returns a TC action.
-    Classifier,
-    /// A cgroup skb program (`BPF_PROG_TYPE_CGROUP_SKB`): `data` at the network header, packet
-    /// read-only. Returns 0 (drop) or 1 (pass).
-    CgroupSkb,
-}
-
-impl SkbHook {
-    /// Where `data` starts in an Ethernet frame of `len` bytes.
-    pub fn data_offset(self, len: usize) -> usize {
-        match self {
-            SkbHook::Classifier => 0,
-            SkbHook::SocketFilter | SkbHook::CgroupSkb => len.min(ETH_HLEN),
-        }
-    }
-
-    /// Whether programs of this hook may change the packet.
-    pub fn packet_writable(self) -> bool {
-        self == SkbHook::Classifier
-    }
-}
-
-/// Length of an Ethernet header.
-pub(crate) const ETH_HLEN: usize = 14;
 
 /// Number of 32-bit `__sk_buff` fields before `data` (offsets 0..76).
 pub(crate) const SKB_SCALARS: usize = 19;

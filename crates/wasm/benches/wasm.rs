@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use duet_vm::Env;
+use duet_helpers::Env;
 use duet_wasm::{WasmModule, WasmOptions};
 
 fn firewall() -> (WasmModule, Vec<Vec<u8>>) {

@@ -11,7 +11,7 @@
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
-use duet_vm::http::{HttpExchange, HttpRunState};
+use duet_helpers::http::{HttpExchange, HttpRunState};
 use wasmtime::Store;
 
 use crate::host::Host;

@@ -4,18 +4,22 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use duet_helpers::Env;
+use duet_helpers::http::{change_result, fill_buffer};
+use duet_helpers::semantics::{NO_VALUES, map_errno};
 use duet_maps::{Map, MapType};
-use duet_vm::Env;
 use wasmtime::{Caller, Linker, Memory, StoreLimits};
 
 use crate::exchange::ExchangeSlot;
 use crate::value::ValueRef;
-use duet_vm::http::{HttpError, fill_buffer};
 
 /// The import module name.
 pub(crate) const IMPORT_MODULE: &str = "duet";
 
-/// Every import the host provides, by name (the linker checks their signatures).
+/// Every import the host provides, by name, in docs/ABI.md's order (the linker checks their
+/// signatures): the helper table's `wasm_import`s (`duet_helpers::table::HELPERS`) and
+/// `map_add_u64`, which has no helper (eBPF programs add to a value in place with an atomic
+/// instruction on the value pointer).
 pub(crate) const IMPORTS: [&str; 15] = [
     "map_lookup",
     "map_update",
@@ -34,9 +38,11 @@ pub(crate) const IMPORTS: [&str; 15] = [
     "http_respond",
 ];
 
-/// The imports of ABI version 2 (http programs only).
-pub(crate) const HTTP_IMPORTS: [&str; 6] =
-    ["http_field", "http_header_get", "http_header_set", "http_header_add", "http_header_remove", "http_respond"];
+/// Whether `name` is one of the imports of ABI version 2 (http programs only): the Wasm imports
+/// of duet's own helpers in the helper table.
+pub(crate) fn is_http_import(name: &str) -> bool {
+    duet_helpers::HELPERS.iter().any(|h| h.is_duet() && h.wasm_import == Some(name))
+}
 
 const ENOENT: i64 = -2;
 const EINVAL: i64 = -22;
@@ -185,13 +191,6 @@ fn map<'h>(host: &'h Host, id: i32, import: &'static str, refuse: &[MapType]) ->
     Ok(map)
 }
 
-/// Map types without values to look up or update from a program.
-const NO_VALUES: [MapType; 2] = [MapType::ProgArray, MapType::RingBuf];
-
-fn errno(res: std::result::Result<(), duet_maps::MapError>) -> i64 {
-    res.map_or_else(|e| e.errno(), |()| 0)
-}
-
 /// Defines every import of module `duet` in `linker`.
 pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
     linker.func_wrap(IMPORT_MODULE, "map_lookup", |mut caller: Caller<'_, Host>, id: i32, key: i32, out: i32| {
@@ -219,7 +218,7 @@ pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
             let spec = map.spec();
             let key = guest_range(mem.len(), key, spec.key_size as usize, IMPORT, "key")?;
             let value = guest_range(mem.len(), value, spec.value_size as usize, IMPORT, "value")?;
-            Ok(errno(map.update(&mem[key], &mem[value], flags as u64, Some(host.cpu))))
+            Ok(map_errno(map.update(&mem[key], &mem[value], flags as u64, Some(host.cpu))))
         },
     )?;
     linker.func_wrap(IMPORT_MODULE, "map_delete", |mut caller: Caller<'_, Host>, id: i32, key: i32| {
@@ -227,7 +226,7 @@ pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
         let (mem, host) = split(&mut caller, IMPORT)?;
         let map = map(host, id, IMPORT, &[MapType::RingBuf])?;
         let key = guest_range(mem.len(), key, map.spec().key_size as usize, IMPORT, "key")?;
-        Ok(errno(map.delete(&mem[key])))
+        Ok(map_errno(map.delete(&mem[key])))
     })?;
     linker.func_wrap(
         IMPORT_MODULE,
@@ -290,7 +289,7 @@ pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
             if flags & !RINGBUF_OUTPUT_FLAGS != 0 {
                 return Ok(EINVAL);
             }
-            Ok(errno(map.ringbuf_output(&mem[data])))
+            Ok(map_errno(map.ringbuf_output(&mem[data])))
         },
     )?;
     define_http(linker)
@@ -299,11 +298,7 @@ pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
 /// `-EPERM`: an `http_*` import called outside an http run.
 const NO_EXCHANGE: i64 = -1;
 
-fn http_errno(res: std::result::Result<(), HttpError>) -> i64 {
-    res.map_or_else(HttpError::errno, |()| 0)
-}
-
-/// The `http_*` imports (ABI version 2): guest pointers checked first, then `duet_vm::http`'s
+/// The `http_*` imports (ABI version 2): guest pointers checked first, then `duet_helpers::http`'s
 /// rules, exactly as the eBPF VM's helpers 10000..=10005.
 fn define_http(linker: &mut Linker<Host>) -> HostResult<()> {
     linker.func_wrap(IMPORT_MODULE, "http_field", |mut caller: Caller<'_, Host>, field: i32, buf: i32, len: i32| {
@@ -342,7 +337,11 @@ fn define_http(linker: &mut Linker<Host>) -> HostResult<()> {
                 let Some(slot) = host.http.as_mut() else { return Ok(NO_EXCHANGE) };
                 let (state, ex) = slot.parts();
                 let (name, value) = (&mem[name], &mem[value]);
-                Ok(http_errno(if add { state.header_add(ex, name, value) } else { state.header_set(ex, name, value) }))
+                Ok(change_result(if add {
+                    state.header_add(ex, name, value)
+                } else {
+                    state.header_set(ex, name, value)
+                }))
             },
         )?;
     }
@@ -352,7 +351,7 @@ fn define_http(linker: &mut Linker<Host>) -> HostResult<()> {
         let name = buffer_range(mem.len(), name, len, IMPORT, "name")?;
         let Some(slot) = host.http.as_mut() else { return Ok(NO_EXCHANGE) };
         let (state, ex) = slot.parts();
-        Ok(http_errno(state.header_remove(ex, &mem[name])))
+        Ok(change_result(state.header_remove(ex, &mem[name])))
     })?;
     linker.func_wrap(
         IMPORT_MODULE,
@@ -363,7 +362,7 @@ fn define_http(linker: &mut Linker<Host>) -> HostResult<()> {
             let body = buffer_range(mem.len(), body, len, IMPORT, "body")?;
             let Some(slot) = host.http.as_mut() else { return Ok(NO_EXCHANGE) };
             let (state, ex) = slot.parts();
-            Ok(http_errno(state.respond(ex, u64::from(status as u32), &mem[body])))
+            Ok(change_result(state.respond(ex, u64::from(status as u32), &mem[body])))
         },
     )?;
     Ok(())
@@ -371,4 +370,35 @@ fn define_http(linker: &mut Linker<Host>) -> HostResult<()> {
 
 fn import_name(add: bool) -> &'static str {
     if add { "http_header_add" } else { "http_header_set" }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Imports without an eBPF helper.
+    const WASM_ONLY_IMPORTS: [&str; 1] = ["map_add_u64"];
+
+    /// The host's imports are the helper table's, so a helper's Wasm counterpart is stated once.
+    #[test]
+    fn imports_are_the_helper_tables() {
+        let from_table: BTreeSet<&str> = duet_helpers::HELPERS.iter().filter_map(|h| h.wasm_import).collect();
+        let defined: BTreeSet<&str> = IMPORTS.into_iter().filter(|i| !WASM_ONLY_IMPORTS.contains(i)).collect();
+        assert_eq!(defined, from_table);
+        assert_eq!(IMPORTS.len(), defined.len() + WASM_ONLY_IMPORTS.len(), "no import twice");
+        let http: Vec<&str> = IMPORTS.into_iter().filter(|i| is_http_import(i)).collect();
+        assert_eq!(
+            http,
+            [
+                "http_field",
+                "http_header_get",
+                "http_header_set",
+                "http_header_add",
+                "http_header_remove",
+                "http_respond"
+            ]
+        );
+    }
 }

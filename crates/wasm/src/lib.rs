@@ -3,7 +3,7 @@
 //! **API boundary.** Loads a `.wasm` built against the duet program ABI (docs/ABI.md, versions 1
 //! and 2),
 //! creates its maps in duet-maps from the `duet.maps` manifest — or attaches to maps the caller
-//! already has, such as a [`duet_vm::Module`]'s, so an eBPF program and a Wasm program share
+//! already has, such as a `duet_vm::Module`'s, so an eBPF program and a Wasm program share
 //! them — and runs its programs with kernel semantics for every `duet` import.
 //!
 //! ```text
@@ -21,7 +21,7 @@
 //!
 //! HTTP programs (ABI version 2: `duet_prog_http_request_*`, `duet_prog_http_response_*`,
 //! `duet_prog_route_*`) run with [`Executor::run_http`] on an exchange the caller lends for the
-//! call; the `http_*` imports check guest pointers and then apply `duet_vm::http`'s rules, the
+//! call; the `http_*` imports check guest pointers and then apply `duet_helpers::http`'s rules, the
 //! same code the eBPF VM's helpers use, so both executors give identical results. Outside
 //! `run_http` those imports answer `-EPERM`.
 //!
@@ -46,9 +46,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use duet_helpers::http::{HttpExchange, HttpMd, HttpOutcome, HttpProgram, HttpRunState};
+use duet_helpers::{DEFAULT_MAX_MAP_MEMORY, Env, SkbHook};
 use duet_maps::{Map, MapError, MapSpec};
-use duet_vm::Env;
-use duet_vm::http::{HttpExchange, HttpMd, HttpOutcome, HttpProgram, HttpRunState};
 use wasmtime::{
     Config, Engine, ExternType, Instance, InstancePre, Linker, Memory, Module, Store, StoreLimitsBuilder, Trap,
     TypedFunc,
@@ -104,7 +104,8 @@ pub struct WasmOptions {
     pub cache_dir: Option<PathBuf>,
     /// Most bytes all of the manifest's maps may preallocate together, counted as
     /// [`MapSpec::storage_bytes`] counts them: the same budget as
-    /// [`duet_vm::LoadOptions::max_map_memory`] for the same maps in a `.bpf.o`.
+    /// `duet_vm::LoadOptions::max_map_memory` for the same maps in a `.bpf.o`. Default:
+    /// [`DEFAULT_MAX_MAP_MEMORY`].
     pub max_map_memory: u64,
 }
 
@@ -116,7 +117,7 @@ impl Default for WasmOptions {
             memory_limit: 64 << 20,
             deadline: Duration::from_millis(100),
             cache_dir: None,
-            max_map_memory: duet_vm::DEFAULT_MAX_MAP_MEMORY,
+            max_map_memory: DEFAULT_MAX_MAP_MEMORY,
         }
     }
 }
@@ -294,11 +295,11 @@ impl ProgramKind {
     }
 
     /// The skb hook, for skb programs (run them with [`Executor::run_skb`]).
-    pub fn skb_hook(self) -> Option<duet_vm::SkbHook> {
+    pub fn skb_hook(self) -> Option<SkbHook> {
         match self {
-            ProgramKind::Classifier => Some(duet_vm::SkbHook::Classifier),
-            ProgramKind::SocketFilter => Some(duet_vm::SkbHook::SocketFilter),
-            ProgramKind::CgroupSkb => Some(duet_vm::SkbHook::CgroupSkb),
+            ProgramKind::Classifier => Some(SkbHook::Classifier),
+            ProgramKind::SocketFilter => Some(SkbHook::SocketFilter),
+            ProgramKind::CgroupSkb => Some(SkbHook::CgroupSkb),
             _ => None,
         }
     }
@@ -382,7 +383,7 @@ impl WasmModule {
 
     /// As [`WasmModule::load`], but a manifest map whose name is in `shared` uses that map instead
     /// of a new one (it must have the same type, sizes, capacity and flags, and `n_cpus`). Pass a
-    /// [`duet_vm::Module`]'s maps, `vm.maps().map(|(n, m)| (n, Arc::clone(m)))`, to share them
+    /// `duet_vm::Module`'s maps, `vm.maps().map(|(n, m)| (n, Arc::clone(m)))`, to share them
     /// with its eBPF programs.
     pub fn load_with_maps<N: Into<String>>(
         wasm: &[u8],
@@ -478,7 +479,7 @@ impl WasmModule {
         }
         if version < 2 {
             // Version 1 is version 2 without http and skb programs and http imports.
-            let http_import = module.imports().find(|i| host::HTTP_IMPORTS.contains(&i.name())).map(|i| i.name());
+            let http_import = module.imports().find(|i| host::is_http_import(i.name())).map(|i| i.name());
             let http_program = programs.iter().find(|p| p.kind.http_program().is_some() || p.kind.skb_hook().is_some());
             if let Some(what) = http_import
                 .map(|i| format!("imports `{i}`"))
@@ -812,7 +813,7 @@ impl Executor {
     }
 
     /// Runs an http program (ABI version 2) on one exchange: `md` is copied to `duet_buffer`
-    /// and passed as `(ctx, 24)`; the `http_*` imports work on `ex` with `duet_vm::http`'s rules,
+    /// and passed as `(ctx, 24)`; the `http_*` imports work on `ex` with `duet_helpers::http`'s rules,
     /// as the eBPF VM's helpers do. Decode the outcome with [`HttpOutcome::filter_verdict`] or
     /// [`HttpOutcome::route_choice`]. Filters' `i32` results are sign-extended into
     /// [`HttpOutcome::ret`].

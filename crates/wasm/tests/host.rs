@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use duet_helpers::Env;
 use duet_maps::{BPF_EXIST, BPF_NOEXIST, MapValue};
-use duet_vm::Env;
 use duet_wasm::{CacheStatus, GuestFault, ProgramKind, WasmError, WasmModule, WasmOptions};
 
 const FIREWALL: &str = include_str!("wat/firewall.wat");

@@ -1,0 +1,768 @@
+//! The helper table: one row per helper id duet knows — its name, its prototype (the argument
+//! and return kinds the verifier checks, the program types that may call it), whether duet-vm
+//! provides it and which `duet` Wasm import does its work.
+//!
+//! This is to helpers what `duet_isa::table::OPS` is to instructions: the verifier reads the
+//! prototypes, duet-vm registers exactly the rows marked [`HelperSpec::vm`] and names the others
+//! in its messages, and duet-wasm's imports are the rows' [`HelperSpec::wasm_import`]s (plus the
+//! Wasm-only `map_add_u64`). Ids are the kernel's (`enum bpf_func_id`); duet's own http helpers
+//! start at [`DUET_HELPER_BASE`].
+//!
+//! Prototypes describe what the kernel allows, so that duet's verdict is the kernel's. duet-vm
+//! provides most of them; a program calling one it does not (bpf_fib_lookup, bpf_strtol,
+//! bpf_strtoul, bpf_loop) verifies, loads into the kernel, and is refused by the VM when it is
+//! loaded there, by name. Rows without a prototype are kernel helpers duet neither verifies nor
+//! runs, named only so that messages can say which helper a program asked for.
+
+use crate::http;
+
+/// What a helper argument must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// A map handle (`lddw rX, map_fd N`).
+    MapHandle,
+    /// A pointer to `key_size` initialised bytes of the map in argument 1.
+    Key,
+    /// A pointer to `value_size` initialised bytes of the map in argument 1.
+    Value,
+    /// The context pointer, unmodified.
+    Ctx,
+    /// Any number (pointers are refused: they would leak addresses).
+    Scalar,
+    /// A pointer to readable memory whose size is the next argument; NULL allowed when `nullable`
+    /// and the size is zero.
+    Mem {
+        /// Whether NULL with size zero is allowed.
+        nullable: bool,
+    },
+    /// A pointer to memory the helper fills (the kernel's `ARG_PTR_TO_UNINIT_MEM`): writable
+    /// stack or map memory of the size in the next argument, which need not be initialised and
+    /// is initialised after the call; NULL allowed when `nullable` and the size is zero.
+    OutMem {
+        /// Whether NULL with size zero is allowed.
+        nullable: bool,
+    },
+    /// A pointer to memory the helper reads and may write (the kernel's `ARG_PTR_TO_MEM` without
+    /// `MEM_RDONLY`), of the size in the next argument: initialised like a read (for an
+    /// unprivileged loader), writable, and untracked bytes after the call.
+    InOutMem,
+    /// A pointer to exactly `size` writable bytes aligned to `size`, which the helper always
+    /// fills (`ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE | MEM_ALIGNED`).
+    OutFixed {
+        /// The size in bytes.
+        size: u32,
+    },
+    /// The size of the preceding memory argument: a bounded number, zero allowed if `zero_ok`.
+    Size {
+        /// Whether zero is allowed.
+        zero_ok: bool,
+    },
+    /// A function of the program (`lddw rX, func`) the helper calls back (`ARG_PTR_TO_FUNC`).
+    Func,
+    /// A pointer into the stack, or NULL (`ARG_PTR_TO_STACK_OR_NULL`), handed to the callback.
+    StackOrNull,
+    /// An allocation size that must be a known constant.
+    AllocSize,
+    /// A ring buffer record from `bpf_ringbuf_reserve`, released by this call.
+    Release,
+}
+
+/// What a helper returns in r0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ret {
+    /// A number.
+    Scalar,
+    /// A number in `0..=max`.
+    Bounded(u64),
+    /// A map value pointer or NULL.
+    MapValueOrNull,
+    /// A ring buffer record or NULL (a reference the program must release).
+    RecordOrNull,
+    /// Nothing: r0 is uninitialised after the call.
+    Void,
+}
+
+/// Which program types may call a helper (the verifier maps its program types onto these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every program type (the kernel's base helpers).
+    Base,
+    /// XDP programs only.
+    Xdp,
+    /// XDP programs and TC classifiers.
+    XdpTc,
+    /// Programs with a `struct __sk_buff` context (socket filter, TC classifier, cgroup skb).
+    Skb,
+    /// TC classifiers only (the helpers that change the packet).
+    Tc,
+    /// duet's http programs (userspace only): reads of the exchange.
+    HttpRead,
+    /// duet's http request and response filters: changes to the exchange.
+    HttpChange,
+}
+
+/// A helper's prototype: what the verifier checks at a call.
+#[derive(Clone, Copy, Debug)]
+pub struct Proto {
+    /// The arguments, r1 first.
+    pub args: &'static [Arg],
+    /// What r0 holds after the call.
+    pub ret: Ret,
+    /// Map types the map argument may be (`None`: any ordinary map, see
+    /// [`HelperSpec::accepts_map`]).
+    pub map_types: Option<&'static [u32]>,
+    /// Which program types may call it.
+    pub scope: Scope,
+    /// Whether it moves packet data, invalidating every packet pointer.
+    pub changes_packet: bool,
+    /// Whether its memory arguments may point into the packet (the kernel's `pkt_access`);
+    /// the kernel refuses packet pointers to every other helper.
+    pub pkt_access: bool,
+}
+
+/// One row of the helper table.
+#[derive(Clone, Copy, Debug)]
+pub struct HelperSpec {
+    /// The id a program calls (`call imm`): the kernel's, or duet's from [`DUET_HELPER_BASE`].
+    pub id: u32,
+    /// The C name (`bpf_map_lookup_elem`, `http_field`).
+    pub name: &'static str,
+    /// The prototype, for helpers duet verifies; `None` for kernel helpers known only by name.
+    pub proto: Option<Proto>,
+    /// Whether duet's userspace VM (interpreter and JIT) provides it.
+    pub vm: bool,
+    /// The `duet` Wasm import that does its work for duet-ABI Wasm programs (docs/ABI.md), if any.
+    pub wasm_import: Option<&'static str>,
+}
+
+/// The first id of duet's own helpers (the http helpers); lower ids are the kernel's.
+pub const DUET_HELPER_BASE: u32 = 10_000;
+
+/// Map type numbers with special rules (`BPF_MAP_TYPE_*`).
+pub mod map_type {
+    /// `BPF_MAP_TYPE_ARRAY`.
+    pub const ARRAY: u32 = 2;
+    /// `BPF_MAP_TYPE_PROG_ARRAY`.
+    pub const PROG_ARRAY: u32 = 3;
+    /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
+    pub const PERF_EVENT_ARRAY: u32 = 4;
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+    pub const PERCPU_ARRAY: u32 = 6;
+    /// `BPF_MAP_TYPE_DEVMAP`.
+    pub const DEVMAP: u32 = 14;
+    /// `BPF_MAP_TYPE_CPUMAP`.
+    pub const CPUMAP: u32 = 16;
+    /// `BPF_MAP_TYPE_XSKMAP`.
+    pub const XSKMAP: u32 = 17;
+    /// `BPF_MAP_TYPE_DEVMAP_HASH`.
+    pub const DEVMAP_HASH: u32 = 25;
+    /// `BPF_MAP_TYPE_RINGBUF`.
+    pub const RINGBUF: u32 = 27;
+}
+
+/// The maps `bpf_redirect_map` takes: devmap, cpumap, xskmap, devmap_hash.
+pub const REDIRECT_MAPS: &[u32] = &[map_type::DEVMAP, map_type::CPUMAP, map_type::XSKMAP, map_type::DEVMAP_HASH];
+
+use Arg::*;
+
+/// Every helper duet knows, by ascending id.
+pub static HELPERS: &[HelperSpec] = &[
+    HelperSpec {
+        id: 1,
+        name: "bpf_map_lookup_elem",
+        proto: Some(Proto {
+            args: &[MapHandle, Key],
+            ret: Ret::MapValueOrNull,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: true,
+        }),
+        vm: true,
+        wasm_import: Some("map_lookup"),
+    },
+    HelperSpec {
+        id: 2,
+        name: "bpf_map_update_elem",
+        proto: Some(Proto {
+            args: &[MapHandle, Key, Value, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: true,
+        }),
+        vm: true,
+        wasm_import: Some("map_update"),
+    },
+    HelperSpec {
+        id: 3,
+        name: "bpf_map_delete_elem",
+        proto: Some(Proto {
+            args: &[MapHandle, Key],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: true,
+        }),
+        vm: true,
+        wasm_import: Some("map_delete"),
+    },
+    HelperSpec { id: 4, name: "bpf_probe_read", proto: None, vm: false, wasm_import: None },
+    HelperSpec {
+        id: 5,
+        name: "bpf_ktime_get_ns",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("ktime_get_ns"),
+    },
+    HelperSpec {
+        id: 6,
+        name: "bpf_trace_printk",
+        proto: Some(Proto {
+            // The kernel declares only the format and its size: `bpf_printk("...")` with no
+            // values leaves r3-r5 unset, and whatever they hold is only printed.
+            args: &[Mem { nullable: false }, Size { zero_ok: false }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("trace"),
+    },
+    HelperSpec {
+        id: 7,
+        name: "bpf_get_prandom_u32",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Bounded(u32::MAX as u64),
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("get_prandom_u32"),
+    },
+    HelperSpec {
+        id: 8,
+        name: "bpf_get_smp_processor_id",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Bounded(u32::MAX as u64),
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("get_smp_processor_id"),
+    },
+    HelperSpec {
+        id: 9,
+        name: "bpf_skb_store_bytes",
+        proto: Some(Proto {
+            args: &[Ctx, Scalar, Mem { nullable: false }, Size { zero_ok: false }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Tc,
+            changes_packet: true,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 10,
+        name: "bpf_l3_csum_replace",
+        proto: Some(Proto {
+            args: &[Ctx, Scalar, Scalar, Scalar, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Tc,
+            changes_packet: true,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 11,
+        name: "bpf_l4_csum_replace",
+        proto: Some(Proto {
+            args: &[Ctx, Scalar, Scalar, Scalar, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Tc,
+            changes_packet: true,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 12,
+        name: "bpf_tail_call",
+        proto: Some(Proto {
+            args: &[Ctx, MapHandle, Scalar],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::PROG_ARRAY]),
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec { id: 13, name: "bpf_clone_redirect", proto: None, vm: false, wasm_import: None },
+    HelperSpec { id: 14, name: "bpf_get_current_pid_tgid", proto: None, vm: false, wasm_import: None },
+    HelperSpec { id: 15, name: "bpf_get_current_uid_gid", proto: None, vm: false, wasm_import: None },
+    HelperSpec { id: 16, name: "bpf_get_current_comm", proto: None, vm: false, wasm_import: None },
+    HelperSpec {
+        id: 23,
+        name: "bpf_redirect",
+        proto: Some(Proto {
+            args: &[Scalar, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::XdpTc,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec { id: 25, name: "bpf_perf_event_output", proto: None, vm: false, wasm_import: None },
+    HelperSpec {
+        id: 26,
+        name: "bpf_skb_load_bytes",
+        proto: Some(Proto {
+            args: &[Ctx, Scalar, OutMem { nullable: false }, Size { zero_ok: false }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Skb,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 28,
+        name: "bpf_csum_diff",
+        proto: Some(Proto {
+            args: &[
+                Mem { nullable: true },
+                Size { zero_ok: true },
+                Mem { nullable: true },
+                Size { zero_ok: true },
+                Scalar,
+            ],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::XdpTc,
+            changes_packet: false,
+            pkt_access: true,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 44,
+        name: "bpf_xdp_adjust_head",
+        proto: Some(Proto {
+            args: &[Ctx, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Xdp,
+            changes_packet: true,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 51,
+        name: "bpf_redirect_map",
+        proto: Some(Proto {
+            args: &[MapHandle, Scalar, Scalar],
+            ret: Ret::Scalar,
+            map_types: Some(REDIRECT_MAPS),
+            scope: Scope::Xdp,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 54,
+        name: "bpf_xdp_adjust_meta",
+        proto: Some(Proto {
+            args: &[Ctx, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Xdp,
+            changes_packet: true,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 65,
+        name: "bpf_xdp_adjust_tail",
+        proto: Some(Proto {
+            args: &[Ctx, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Xdp,
+            changes_packet: true,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 69,
+        name: "bpf_fib_lookup",
+        proto: Some(Proto {
+            args: &[Ctx, InOutMem, Size { zero_ok: false }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::XdpTc,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 105,
+        name: "bpf_strtol",
+        proto: Some(Proto {
+            args: &[Mem { nullable: false }, Size { zero_ok: false }, Scalar, OutFixed { size: 8 }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 106,
+        name: "bpf_strtoul",
+        proto: Some(Proto {
+            args: &[Mem { nullable: false }, Size { zero_ok: false }, Scalar, OutFixed { size: 8 }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    HelperSpec { id: 113, name: "bpf_probe_read_kernel", proto: None, vm: false, wasm_import: None },
+    HelperSpec {
+        id: 125,
+        name: "bpf_ktime_get_boot_ns",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 130,
+        name: "bpf_ringbuf_output",
+        proto: Some(Proto {
+            args: &[MapHandle, Mem { nullable: false }, Size { zero_ok: true }, Scalar],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::RINGBUF]),
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("ringbuf_output"),
+    },
+    HelperSpec {
+        id: 131,
+        name: "bpf_ringbuf_reserve",
+        proto: Some(Proto {
+            args: &[MapHandle, AllocSize, Scalar],
+            ret: Ret::RecordOrNull,
+            map_types: Some(&[map_type::RINGBUF]),
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 132,
+        name: "bpf_ringbuf_submit",
+        proto: Some(Proto {
+            args: &[Release, Scalar],
+            ret: Ret::Void,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 133,
+        name: "bpf_ringbuf_discard",
+        proto: Some(Proto {
+            args: &[Release, Scalar],
+            ret: Ret::Void,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 181,
+        name: "bpf_loop",
+        proto: Some(Proto {
+            // bpf_loop(nr_loops, callback_fn, callback_ctx, flags): calls callback_fn(index,
+            // callback_ctx) up to nr_loops times while it returns 0.
+            args: &[Scalar, Func, StackOrNull, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // duet's http helpers (docs/ABI.md version 2), userspace only.
+    HelperSpec {
+        id: http::HTTP_FIELD,
+        name: "http_field",
+        proto: Some(Proto {
+            args: &[Ctx, Scalar, OutMem { nullable: true }, Size { zero_ok: true }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::HttpRead,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("http_field"),
+    },
+    HelperSpec {
+        id: http::HTTP_HEADER_GET,
+        name: "http_header_get",
+        proto: Some(Proto {
+            args: &[
+                Ctx,
+                Mem { nullable: false },
+                Size { zero_ok: true },
+                OutMem { nullable: true },
+                Size { zero_ok: true },
+            ],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::HttpRead,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("http_header_get"),
+    },
+    HelperSpec {
+        id: http::HTTP_HEADER_SET,
+        name: "http_header_set",
+        proto: Some(Proto {
+            args: &[
+                Ctx,
+                Mem { nullable: false },
+                Size { zero_ok: true },
+                Mem { nullable: true },
+                Size { zero_ok: true },
+            ],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::HttpChange,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("http_header_set"),
+    },
+    HelperSpec {
+        id: http::HTTP_HEADER_ADD,
+        name: "http_header_add",
+        proto: Some(Proto {
+            args: &[
+                Ctx,
+                Mem { nullable: false },
+                Size { zero_ok: true },
+                Mem { nullable: true },
+                Size { zero_ok: true },
+            ],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::HttpChange,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("http_header_add"),
+    },
+    HelperSpec {
+        id: http::HTTP_HEADER_REMOVE,
+        name: "http_header_remove",
+        proto: Some(Proto {
+            args: &[Ctx, Mem { nullable: false }, Size { zero_ok: true }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::HttpChange,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("http_header_remove"),
+    },
+    HelperSpec {
+        id: http::HTTP_RESPOND,
+        name: "http_respond",
+        proto: Some(Proto {
+            args: &[Ctx, Scalar, Mem { nullable: true }, Size { zero_ok: true }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::HttpChange,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: true,
+        wasm_import: Some("http_respond"),
+    },
+];
+
+/// The row of helper `id`.
+pub fn helper(id: i64) -> Option<&'static HelperSpec> {
+    HELPERS.iter().find(|h| i64::from(h.id) == id)
+}
+
+impl HelperSpec {
+    /// The kernel's name without the `bpf_` prefix (`map_lookup_elem`, as in `BPF_FUNC_*`).
+    pub fn kernel_name(&self) -> &'static str {
+        self.name.strip_prefix("bpf_").unwrap_or(self.name)
+    }
+
+    /// Whether this is one of duet's own helpers rather than a kernel helper.
+    pub fn is_duet(&self) -> bool {
+        self.id >= DUET_HELPER_BASE
+    }
+
+    /// Whether a map of type `map_type` may be passed to this helper.
+    pub fn accepts_map(&self, map_type: u32) -> bool {
+        if let Some(types) = self.proto.and_then(|p| p.map_types) {
+            return types.contains(&map_type);
+        }
+        match map_type {
+            map_type::RINGBUF | map_type::PROG_ARRAY | map_type::PERF_EVENT_ARRAY | map_type::CPUMAP => false,
+            // The kernel lets programs look up, but not change, device and socket maps.
+            map_type::DEVMAP | map_type::DEVMAP_HASH | map_type::XSKMAP => self.id == 1,
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_ascend_and_are_unique() {
+        for pair in HELPERS.windows(2) {
+            assert!(pair[0].id < pair[1].id, "{} then {}", pair[0].id, pair[1].id);
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_kernel_names_carry_the_prefix() {
+        for (i, h) in HELPERS.iter().enumerate() {
+            assert!(HELPERS[i + 1..].iter().all(|o| o.name != h.name), "{} twice", h.name);
+            assert_eq!(h.name.starts_with("bpf_"), !h.is_duet(), "{}", h.name);
+            if let Some(import) = h.wasm_import {
+                let others = HELPERS.iter().filter(|o| o.wasm_import == Some(import)).count();
+                assert_eq!(others, 1, "Wasm import {import} for more than one helper");
+            }
+        }
+    }
+
+    #[test]
+    fn what_duet_runs_has_a_prototype() {
+        for h in HELPERS {
+            if h.vm || h.wasm_import.is_some() {
+                assert!(h.proto.is_some(), "{} runs in duet without a prototype the verifier checks", h.name);
+            }
+        }
+        // The helpers the verifier accepts for the kernel and duet-vm refuses at load.
+        let not_in_vm: Vec<&str> = HELPERS.iter().filter(|h| h.proto.is_some() && !h.vm).map(|h| h.name).collect();
+        assert_eq!(not_in_vm, ["bpf_fib_lookup", "bpf_strtol", "bpf_strtoul", "bpf_loop"]);
+    }
+
+    #[test]
+    fn prototypes_are_well_formed() {
+        for h in HELPERS {
+            let Some(p) = h.proto else { continue };
+            assert!(p.args.len() <= 5, "{}", h.name);
+            for (i, arg) in p.args.iter().enumerate() {
+                let sized = matches!(arg, Mem { .. } | OutMem { .. } | InOutMem);
+                assert_eq!(sized, matches!(p.args.get(i + 1), Some(Size { .. })), "{} argument {}", h.name, i + 1);
+                if matches!(arg, Key | Value) {
+                    assert_eq!(p.args.first(), Some(&MapHandle), "{}: a key needs the map first", h.name);
+                }
+            }
+            let http = matches!(p.scope, Scope::HttpRead | Scope::HttpChange);
+            assert_eq!(http, h.is_duet(), "{}: duet's helpers are exactly the http helpers", h.name);
+        }
+    }
+
+    #[test]
+    fn http_helper_ids_name_their_rows() {
+        for (id, name) in [
+            (http::HTTP_FIELD, "http_field"),
+            (http::HTTP_HEADER_GET, "http_header_get"),
+            (http::HTTP_HEADER_SET, "http_header_set"),
+            (http::HTTP_HEADER_ADD, "http_header_add"),
+            (http::HTTP_HEADER_REMOVE, "http_header_remove"),
+            (http::HTTP_RESPOND, "http_respond"),
+        ] {
+            let row = helper(i64::from(id)).unwrap();
+            assert_eq!((row.name, row.wasm_import), (name, Some(name)));
+        }
+        assert_eq!(helper(1).map(HelperSpec::kernel_name), Some("map_lookup_elem"));
+        assert!(helper(-1).is_none() && helper(i64::from(u32::MAX) + 2).is_none());
+    }
+}
