@@ -177,6 +177,20 @@ impl<'a> MemoryMap<'a> {
         MemoryMap { regions: [Region::EMPTY; MAX_REGIONS], n: 0, shared, context: Context::None, xdp: None, skb: None }
     }
 
+    /// An empty table over the same shared regions.
+    pub(crate) fn fresh(&self) -> Self {
+        MemoryMap::new(self.shared)
+    }
+
+    /// Empties the per-run part (regions, context, packet state) for the next run; the shared
+    /// regions stay.
+    pub(crate) fn reset(&mut self) {
+        self.n = 0;
+        self.context = Context::None;
+        self.xdp = None;
+        self.skb = None;
+    }
+
     /// Adds a per-run region; returns its index, or `None` when the table is full.
     pub(crate) fn push(&mut self, region: Region) -> Option<usize> {
         if self.n == MAX_REGIONS {

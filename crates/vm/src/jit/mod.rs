@@ -110,48 +110,57 @@ pub struct Jit {
     shared: Arc<Shared>,
     entry: usize,
     stack: Box<[u8]>,
-    /// The XDP path without a region table, when the entry program can take it.
-    direct: Option<Direct>,
+    /// The run context and region table, kept between runs (see [`Parked`]).
+    parked: Box<Parked>,
+    /// The entry program's code when it is XDP code that calls the runtime only to trap (no
+    /// helpers, every access proven): `run_xdp` then needs no region table at all.
+    direct: Option<unsafe extern "C" fn(*mut RunCtx) -> u64>,
 }
 
-/// An XDP program whose code calls the runtime only to trap (no helpers, every access proven):
-/// its runs need neither the region table nor a fresh [`RunCtx`], so `run_xdp` keeps one context
-/// between runs and writes only what changes (the packet's pointers, the frame pointer). Small
-/// programs then pay a few nanoseconds per run instead of the table's set-up.
-struct Direct {
-    entry: unsafe extern "C" fn(*mut RunCtx) -> u64,
-    rt: Box<RunCtx>,
+/// What a run hands compiled code, kept between runs so that a run writes only what changes (the
+/// packet, the context, the registers) instead of building a [`RunCtx`] and a region table each
+/// time: small programs then pay a few nanoseconds per run.
+struct Parked {
+    rt: RunCtx,
+    /// The region table; `rt.memory` points here during a run.
+    memory: MemoryMap<'static>,
 }
 
-impl Direct {
-    fn new(shared: &Arc<Shared>, entry: usize) -> Option<Self> {
-        let compiled = shared.compiled.get(entry)?.as_ref()?;
-        if compiled.stats.runtime_calls > 0 || shared.types.get(entry).copied().flatten() != Some(ProgramType::Xdp) {
-            return None;
-        }
-        let mut rt = Box::new(RunCtx::new(Arc::as_ptr(shared), shared.code.config.max_insns.unwrap_or(u64::MAX)));
-        rt.current = entry;
-        Some(Direct { entry: compiled.entry, rt })
+impl Parked {
+    fn new(shared: &Arc<Shared>) -> Box<Self> {
+        // SAFETY: the shared regions live in `shared.code`, behind the `Arc` that every `Jit`
+        // holding this context also holds, and are never changed after the code is prepared;
+        // the `'static` table never outlives them (it is dropped with the `Jit`).
+        let regions: &'static [Region] = unsafe { &*std::ptr::from_ref(shared.code.regions.0.as_slice()) };
+        let max_insns = shared.code.config.max_insns.unwrap_or(u64::MAX);
+        Box::new(Parked { rt: RunCtx::new(Arc::as_ptr(shared), max_insns), memory: MemoryMap::new(regions) })
     }
 }
 
-impl Clone for Direct {
+impl Clone for Parked {
     fn clone(&self) -> Self {
-        // A fresh context: nothing of a run outlives it.
-        Direct { entry: self.entry, rt: Box::new(RunCtx::new(self.rt.shared, self.rt.max_insns)) }
+        // A fresh context over the same shared regions: nothing of a run outlives it.
+        Parked { rt: RunCtx::new(self.rt.shared, self.rt.max_insns), memory: self.memory.fresh() }
     }
 }
 
-impl std::fmt::Debug for Direct {
+impl std::fmt::Debug for Parked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Direct").finish_non_exhaustive()
+        f.debug_struct("Parked").finish_non_exhaustive()
     }
 }
 
 // SAFETY: the context's raw pointers are `shared` (the `Arc<Shared>` the same `Jit` holds, valid
-// on any thread) and pointers that `run_xdp` rewrites before each run and compiled code uses
-// only during it (the run is on the thread that holds `&mut Jit`); `memory` and `http` stay null.
-unsafe impl Send for Direct {}
+// on any thread) and pointers into the run's memory that each run rewrites before compiled code
+// uses them and that are used only during that run, on the thread holding `&mut Jit`.
+unsafe impl Send for Parked {}
+
+/// The entry program's code when `run_xdp` can take the direct path.
+fn direct_entry(shared: &Shared, entry: usize) -> Option<unsafe extern "C" fn(*mut RunCtx) -> u64> {
+    let compiled = shared.compiled.get(entry)?.as_ref()?;
+    (compiled.stats.runtime_calls == 0 && shared.types.get(entry).copied().flatten() == Some(ProgramType::Xdp))
+        .then_some(compiled.entry)
+}
 
 // Compile-time proof of what the doc comments promise: a runner per thread.
 const _: () = {
@@ -224,8 +233,9 @@ impl Jit {
         entry: usize,
     ) -> Self {
         let shared = Arc::new(Shared { code, compiled, types });
-        let direct = Direct::new(&shared, entry);
-        Jit { shared, entry, stack: vec![0; STACK_TOTAL].into_boxed_slice(), direct }
+        let direct = direct_entry(&shared, entry);
+        let parked = Parked::new(&shared);
+        Jit { shared, entry, stack: vec![0; STACK_TOTAL].into_boxed_slice(), parked, direct }
     }
 
     /// What compiling the entry program took.
@@ -241,22 +251,23 @@ impl Jit {
     /// Runs the program with `r1` pointing at `mem` and `r2 = mem.len()`, as the conformance
     /// suite and socket-filter style programs expect. Legacy packet loads read from `mem`.
     pub fn run(&mut self, mem: &mut [u8]) -> Result<u64, Trap> {
-        let Jit { shared, entry, stack, .. } = self;
-        let mut memory = MemoryMap::new(&shared.code.regions.0);
+        let Jit { shared, entry, stack, parked, .. } = self;
+        let memory = &mut parked.memory;
+        memory.reset();
         let stack = Region::writable(stack, RegionKind::Stack);
         memory.push(stack);
         let input = Region::writable(mem, RegionKind::Input);
         memory.push(input);
         // No memory: r1 = 0, as the interpreter (and ubpf and rbpf) pass it.
         let r1 = if mem.is_empty() { 0 } else { input.start() };
-        execute(shared, *entry, &mut memory, stack, [r1, input.len(), 0, 0, 0], input, RunKind::Memory, None)
+        execute(shared, *entry, parked, stack, [r1, input.len(), 0, 0, 0], input, RunKind::Memory, None)
     }
 
     /// Runs an XDP program on `packet`; returns the verdict (`r0`).
     pub fn run_xdp(&mut self, packet: &mut XdpPacket) -> Result<u64, Trap> {
-        if let Some(direct) = &mut self.direct {
+        if let Some(entry) = self.direct {
             let top = self.stack.as_mut_ptr() as u64 + self.stack.len() as u64;
-            let rt = &mut *direct.rt;
+            let rt = &mut self.parked.rt;
             let ctx = packet as *const XdpPacket as u64;
             let (data, data_end, data_meta) = (packet.data as u64, packet.data_end as u64, packet.data_meta as u64);
             rt.set_xdp_fields(
@@ -270,19 +281,20 @@ impl Jit {
             rt.regs[10] = top;
             rt.r10 = top;
             rt.status = runtime::STATUS_OK;
-            // SAFETY: `direct.entry` is the entry program's native code, kept mapped by
-            // `self.shared`; it was verified as XDP and calls no runtime function but `raise`
-            // (`Direct::new`), so it reads and writes only `rt`, the stack buffer below `top`,
-            // the packet buffer (borrowed mutably for the call) and map values, each access
-            // proven in bounds by the verifier.
-            let r0 = unsafe { (direct.entry)(rt) };
+            // SAFETY: `entry` is the entry program's native code, kept mapped by `self.shared`;
+            // it was verified as XDP and calls no runtime function but `raise` (`direct_entry`),
+            // so it reads and writes only `rt`, the stack buffer below `top`, the packet buffer
+            // (borrowed mutably for the call) and map values, each access proven in bounds by
+            // the verifier.
+            let r0 = unsafe { entry(rt) };
             return match rt.outcome.take() {
                 Some(outcome) => outcome,
                 None => Ok(r0),
             };
         }
-        let Jit { shared, entry, stack, .. } = self;
-        let mut memory = MemoryMap::new(&shared.code.regions.0);
+        let Jit { shared, entry, stack, parked, .. } = self;
+        let memory = &mut parked.memory;
+        memory.reset();
         let stack = Region::writable(stack, RegionKind::Stack);
         memory.push(stack);
         let buf = Region::writable(&mut packet.buf, RegionKind::Packet);
@@ -299,8 +311,8 @@ impl Jit {
         memory.context =
             Context::Xdp { addr: ctx, ingress_ifindex: packet.ingress_ifindex, rx_queue_index: packet.rx_queue_index };
         let legacy = memory.get(PACKET_REGION);
-        let result = execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], legacy, RunKind::Xdp, None);
-        if let Some(x) = memory.xdp {
+        let result = execute(shared, *entry, parked, stack, [ctx, 0, 0, 0, 0], legacy, RunKind::Xdp, None);
+        if let Some(x) = parked.memory.xdp {
             packet.data_meta = x.data_meta as usize;
             packet.data = x.data as usize;
             packet.data_end = x.data_end as usize;
@@ -316,12 +328,13 @@ impl Jit {
     /// Runs an skb program (socket filter, TC classifier, cgroup skb) on an Ethernet frame, as
     /// [`crate::Interpreter::run_skb`] does.
     pub fn run_skb(&mut self, hook: SkbHook, frame: &mut [u8]) -> Result<u64, Trap> {
-        let Jit { shared, entry, stack, .. } = self;
-        let mut memory = MemoryMap::new(&shared.code.regions.0);
+        let Jit { shared, entry, stack, parked, .. } = self;
+        let memory = &mut parked.memory;
+        memory.reset();
         let stack = Region::writable(stack, RegionKind::Stack);
         memory.push(stack);
-        let (ctx, packet) = crate::interp::setup_skb(&mut memory, hook, frame);
-        execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], packet, RunKind::Skb(hook), None)
+        let (ctx, packet) = crate::interp::setup_skb(memory, hook, frame);
+        execute(shared, *entry, parked, stack, [ctx, 0, 0, 0, 0], packet, RunKind::Skb(hook), None)
     }
 
     /// The http program type of the entry program (`None`: not an http program, or checked code
@@ -346,14 +359,15 @@ impl Jit {
         state: &mut HttpRunState,
         ex: &mut dyn HttpExchange,
     ) -> Result<u64, Trap> {
-        let Jit { shared, entry, stack, .. } = self;
-        let mut memory = MemoryMap::new(&shared.code.regions.0);
+        let Jit { shared, entry, stack, parked, .. } = self;
+        let memory = &mut parked.memory;
+        memory.reset();
         let stack = Region::writable(stack, RegionKind::Stack);
         memory.push(stack);
         let ctx = md as *const HttpMd as u64;
         memory.context = Context::Http { addr: ctx, fields: md.fields() };
         let mut run = HttpRun { state, exchange: ex };
-        execute(shared, *entry, &mut memory, stack, [ctx, 0, 0, 0, 0], Region::EMPTY, RunKind::Http, Some(&mut run))
+        execute(shared, *entry, parked, stack, [ctx, 0, 0, 0, 0], Region::EMPTY, RunKind::Http, Some(&mut run))
     }
 }
 
@@ -371,15 +385,16 @@ fn kind_matches(ty: Option<ProgramType>, kind: RunKind) -> bool {
     }
 }
 
-/// Runs compiled code until it returns, following tail calls. Inlined into each `run_*` so the
-/// values just written there reach the run context in registers: copying them back out of
-/// memory with wider loads than the stores that wrote them stalls store-to-load forwarding.
+/// Runs compiled code until it returns, following tail calls, with `parked.memory` set up for
+/// the run by the caller. Inlined into each `run_*` so the values just written there reach the
+/// run context in registers: copying them back out of memory with wider loads than the stores
+/// that wrote them stalls store-to-load forwarding.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, reason = "the run's parts, passed in registers to the inlined driver")]
 fn execute(
     shared: &Arc<Shared>,
     entry: usize,
-    memory: &mut MemoryMap<'_>,
+    parked: &mut Parked,
     stack: Region,
     args: [u64; 5],
     legacy: Region,
@@ -389,28 +404,24 @@ fn execute(
     let top = stack.start() + stack.len();
     let max_insns = shared.code.config.max_insns.unwrap_or(u64::MAX);
     let [a1, a2, a3, a4, a5] = args;
-    let regs = [0, a1, a2, a3, a4, a5, 0, 0, 0, 0, top];
-    let mut rt = RunCtx {
-        regs,
-        ctx_fields: [0; runtime::CTX_FIELDS],
-        ctx_addr: 0,
-        legacy_ptr: legacy.ptr as u64,
-        legacy_len: legacy.len(),
-        r10: top,
-        budget: max_insns,
-        status: 0,
-        tail_target: 0,
-        // The region table outlives the run; compiled code reaches it only during `execute`.
-        memory: (memory as *mut MemoryMap<'_>).cast(),
-        stack,
-        outcome: None,
-        tail_calls: 0,
-        current: entry,
-        shared: Arc::as_ptr(shared),
-        max_insns,
-        // The run outlives compiled code's use of it; `RunCtx::call` reborrows it per helper call.
-        http: http.map_or(std::ptr::null_mut(), |run| (run as *mut HttpRun<'_>).cast()),
-    };
+    let Parked { rt, memory } = parked;
+    rt.regs = [0, a1, a2, a3, a4, a5, 0, 0, 0, 0, top];
+    rt.legacy_ptr = legacy.ptr as u64;
+    rt.legacy_len = legacy.len();
+    rt.r10 = top;
+    rt.budget = max_insns;
+    rt.status = runtime::STATUS_OK;
+    rt.tail_target = 0;
+    // The region table outlives the run; compiled code reaches it only during `execute`.
+    rt.memory = std::ptr::from_mut(memory);
+    rt.stack = stack;
+    rt.outcome = None;
+    rt.tail_calls = 0;
+    rt.current = entry;
+    rt.shared = Arc::as_ptr(shared);
+    rt.max_insns = max_insns;
+    // The run outlives compiled code's use of it; `RunCtx::call` reborrows it per helper call.
+    rt.http = http.map_or(std::ptr::null_mut(), |run| (run as *mut HttpRun<'_>).cast());
     rt.refresh_context();
     let mut current = entry;
     loop {
@@ -431,7 +442,7 @@ fn execute(
         // which keeps it mapped while `compiled` (held by `shared`) lives. It reads and writes
         // only `rt`, the stack buffer, and guest memory the verifier proved in bounds or the region
         // table checked; `rt` points at live state for the whole call.
-        let r0 = unsafe { (compiled.entry)(&mut rt) };
+        let r0 = unsafe { (compiled.entry)(rt) };
         if let Some(outcome) = rt.outcome.take() {
             return outcome;
         }
