@@ -277,7 +277,7 @@ impl Module {
         for index in targets {
             let Some(program) = &verified[index] else { continue };
             if compiled[index].is_none() {
-                let c = Jit::compile_program(&self.code, index, program, &self.known_maps())
+                let c = Jit::compile_program(&self.code, index, program, &self.known_maps(), &self.state.env)
                     .map_err(|error| ModuleError::Jit { program: self.programs[index].name.clone(), error })?;
                 compiled[index] = Some(c);
             }
@@ -288,8 +288,7 @@ impl Module {
     }
 
     /// The maps compiled code may reach directly (see [`crate::jit::KnownMap`]): every map but
-    /// prog arrays, ring buffers and redirect maps, whose helpers do more than the map's own
-    /// methods. Arrays with 4-byte keys whose values sit at a fixed stride get inline lookups,
+    /// prog arrays and redirect maps, whose helpers do more than the map's own methods. Arrays with 4-byte keys whose values sit at a fixed stride get inline lookups,
     /// checked against `lookup_ptr` itself so the inline lookup returns exactly the pointer the
     /// helper would.
     fn known_maps(&self) -> Vec<crate::jit::KnownMap> {
@@ -297,7 +296,7 @@ impl Module {
         let mut out = Vec::new();
         for (index, map) in self.state.maps.iter().enumerate() {
             let spec = map.spec();
-            if matches!(spec.map_type, MapType::ProgArray | MapType::RingBuf) || self.state.redirect[index] {
+            if spec.map_type == MapType::ProgArray || self.state.redirect[index] {
                 continue;
             }
             let inline = (matches!(spec.map_type, MapType::Array | MapType::PerCpuArray)
@@ -499,7 +498,7 @@ fn resolve(state: &State, pc: usize, insn: &duet_isa::Insn) -> Result<Option<u64
 const REDIRECT_MAP_TYPES: [u32; 4] = [14, 16, 17, 25];
 
 const EINVAL: i64 = -22;
-const EAGAIN: i64 = -11;
+pub(crate) const EAGAIN: i64 = -11;
 const XDP_ABORTED: u64 = 0;
 const XDP_REDIRECT: u64 = 4;
 

@@ -663,3 +663,36 @@ fn context_loads_through_copies_and_moved_pointers_agree() {
         assert_eq!(jit.run_xdp(&mut packet()), want, "{len}-byte frame");
     }
 }
+
+/// The clock, random and CPU helpers call the module's environment directly (the CPU is a
+/// constant), and `bpf_ringbuf_output` writes into the ring buffer directly: the same results and
+/// records as the helper path, and no runtime call left (the program runs without a region table).
+#[test]
+fn environment_and_ring_buffer_helpers_are_direct_calls() {
+    let src = "
+        call 5
+        mov %r6, %r0
+        call 125
+        sub %r6, %r0
+        stxdw [%r10-8], %r6
+        call 7
+        stxdw [%r10-16], %r0
+        call 8
+        stxdw [%r10-24], %r0
+        lddw %r1, map_fd 0
+        mov %r2, %r10
+        add %r2, -24
+        mov %r3, 24
+        mov %r4, 0
+        call 130
+        mov %r7, %r0
+        ldxdw %r0, [%r10-16]
+        and %r0, 3
+        add %r0, %r7
+        exit";
+    let object = object(ProgramKind::Xdp, src, vec![map("events", 27, 0, 0, 4096)]);
+    let module = Module::load(&object, LoadOptions { env: Env::deterministic(), ..LoadOptions::default() }).unwrap();
+    let stats = module.jit("prog").unwrap().stats();
+    assert_eq!((stats.direct_env_calls, stats.direct_map_calls, stats.runtime_calls), (4, 1, 0), "{stats:?}");
+    same_in_both("environment helpers", &object);
+}

@@ -47,6 +47,8 @@ pub(crate) struct Compiled {
     pub(super) stats: super::CompileStats,
     /// The maps compiled code calls directly, kept alive with it.
     _maps: Vec<Arc<duet_maps::Map>>,
+    /// The environment compiled code calls directly (its address is in the code).
+    _env: Option<Box<crate::Env>>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -85,6 +87,9 @@ pub(super) struct Input<'a> {
     pub(super) helpers: &'a Helpers,
     /// Maps whose helpers may be direct calls or inline (verified code only).
     pub(super) maps: &'a [super::KnownMap],
+    /// The environment of the module whose helpers these are: its clock, random and CPU helpers
+    /// become direct calls (or a constant).
+    pub(super) env: Option<&'a crate::Env>,
 }
 
 fn isa() -> Result<OwnedTargetIsa, JitError> {
@@ -111,10 +116,11 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     ctx.func.signature.params.push(AbiParam::new(I64));
     ctx.func.signature.returns.push(AbiParam::new(I64));
     let mut fb_ctx = FunctionBuilderContext::new();
+    let env = input.env.map(|e| Box::new(e.clone()));
     let counts;
     {
         let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        counts = Translator::new(builder, input, &isa).translate()?;
+        counts = Translator::new(builder, input, env.as_deref(), &isa).translate()?;
     }
     let id = module
         .declare_function("bpf", Linkage::Local, &ctx.func.signature)
@@ -133,6 +139,7 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
         _code: code,
         entry,
         _maps: input.maps.iter().map(|m| Arc::clone(&m.map)).collect(),
+        _env: env,
         stats: super::CompileStats {
             n_insns,
             code_size,
@@ -141,6 +148,7 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
             checked_accesses: counts.checked_accesses,
             inline_lookups: counts.inline_lookups,
             direct_map_calls: counts.direct_map_calls,
+            direct_env_calls: counts.direct_env_calls,
             runtime_calls: counts.runtime_calls,
         },
     })
@@ -171,11 +179,13 @@ struct Counts {
     checked_accesses: usize,
     inline_lookups: usize,
     direct_map_calls: usize,
+    direct_env_calls: usize,
     /// Runtime calls other than `raise` and direct map calls (helpers, checked accesses).
     runtime_calls: usize,
 }
 
 struct Sigs {
+    map1: SigRef,
     map2: SigRef,
     map3: SigRef,
     map5: SigRef,
@@ -205,6 +215,8 @@ struct Translator<'a, 'b> {
     sigs: Sigs,
     terminated: bool,
     counts: Counts,
+    /// The module's environment (boxed by `compile`, alive as long as the code) and its CPU.
+    env: Option<(i64, u32)>,
     /// Registers known to hold the unmodified context pointer: r1 from the entry until the first
     /// block boundary (none when a branch can reach pc 0, or after that boundary). A context load
     /// through one reads its field's slot directly, as the kernel rewrites `ctx->field`.
@@ -227,7 +239,7 @@ fn guest() -> MemFlagsData {
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
-    fn new(mut b: FunctionBuilder<'b>, input: &'a Input<'a>, isa: &OwnedTargetIsa) -> Self {
+    fn new(mut b: FunctionBuilder<'b>, input: &'a Input<'a>, env: Option<&crate::Env>, isa: &OwnedTargetIsa) -> Self {
         let call_conv = isa.default_call_conv();
         let mut sig = |n: usize| {
             let mut s = Signature::new(call_conv);
@@ -236,6 +248,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             b.import_signature(s)
         };
         let sigs = Sigs {
+            map1: sig(1),
             map2: sig(2),
             map3: sig(3),
             map5: sig(5),
@@ -278,8 +291,15 @@ impl<'a, 'b> Translator<'a, 'b> {
             frames: None,
             sigs,
             terminated: false,
-            counts: Counts { checked_accesses: 0, inline_lookups: 0, direct_map_calls: 0, runtime_calls: 0 },
+            counts: Counts {
+                checked_accesses: 0,
+                inline_lookups: 0,
+                direct_map_calls: 0,
+                direct_env_calls: 0,
+                runtime_calls: 0,
+            },
             ctx_regs: 0,
+            env: env.filter(|_| input.verified.is_some()).map(|e| (std::ptr::from_ref(e) as i64, e.cpu)),
             frontend: isa.frontend_config(),
         }
     }
@@ -484,6 +504,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             runtime::map_lookup as *const () as usize,
             runtime::map_update as *const () as usize,
             runtime::map_delete as *const () as usize,
+            runtime::ringbuf_output as *const () as usize,
+            runtime::env_clock as *const () as usize,
+            runtime::env_random as *const () as usize,
         ];
         if !pure.contains(&f) {
             self.counts.runtime_calls += 1;
@@ -1190,9 +1213,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         Ok(())
     }
 
-    /// `bpf_map_lookup_elem`, `bpf_map_update_elem` or `bpf_map_delete_elem` on a known map: a
-    /// direct call into the map with the pointers the verifier proved (key in `r2`, value in
-    /// `r3`), giving what the helper gives.
+    /// `bpf_map_lookup_elem`, `bpf_map_update_elem` or `bpf_map_delete_elem` on a known map, or
+    /// `bpf_ringbuf_output` on a known ring buffer: a direct call into the map with the pointers
+    /// the verifier proved (key or data in `r2`, value in `r3`), giving what the helper gives.
     fn direct_map_call(&mut self, pc: usize, id: i64, map: &super::KnownMap) -> Result<(), JitError> {
         self.counts.direct_map_calls += 1;
         let handle = self.c64(Arc::as_ptr(&map.map) as i64);
@@ -1204,6 +1227,11 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let (value, flags) = (self.reg(3), self.reg(4));
                 self.call(self.sigs.map5, runtime::map_update as *const () as usize, &[handle, key, value, flags, cpu])
             }
+            130 => {
+                // bpf_ringbuf_output(ringbuf, data, size, flags): `key` is the data.
+                let size = self.reg(3);
+                self.call(self.sigs.map3, runtime::ringbuf_output as *const () as usize, &[handle, key, size])
+            }
             _ => self.call(self.sigs.map2, runtime::map_delete as *const () as usize, &[handle, key]),
         };
         self.set(0, v);
@@ -1213,15 +1241,40 @@ impl<'a, 'b> Translator<'a, 'b> {
         Ok(())
     }
 
+    /// A helper of the module's environment, called directly: the clock (`bpf_ktime_get_ns`,
+    /// `bpf_ktime_get_boot_ns`), the generator (`bpf_get_prandom_u32`), or the CPU
+    /// (`bpf_get_smp_processor_id`, a constant).
+    fn direct_env_call(&mut self, pc: usize, id: i64, (env, cpu): (i64, u32)) -> Result<(), JitError> {
+        self.counts.direct_env_calls += 1;
+        let v = if id == 8 {
+            self.c64(i64::from(cpu))
+        } else {
+            let env = self.c64(env);
+            let f = if id == 7 { runtime::env_random as *const () } else { runtime::env_clock as *const () };
+            self.call(self.sigs.map1, f as usize, &[env])
+        };
+        self.set(0, v);
+        let next = self.block_at(pc + 1)?;
+        self.b.ins().jump(next, &[]);
+        self.terminated = true;
+        Ok(())
+    }
+
     fn helper_call(&mut self, pc: usize, insn: &Insn) -> Result<(), JitError> {
-        if insn.op == Op::Call
-            && matches!(insn.imm, 1..=3)
-            && let Some(map) = self.map_at_call(pc)
-        {
-            return match map.inline {
-                Some(array) if insn.imm == 1 => self.inline_array_lookup(pc, array),
-                _ => self.direct_map_call(pc, insn.imm, map),
-            };
+        if insn.op == Op::Call {
+            let map = if matches!(insn.imm, 1..=3 | 130) { self.map_at_call(pc) } else { None };
+            let ring = map.is_some_and(|m| m.map.map_type() == duet_maps::MapType::RingBuf);
+            match (insn.imm, map, self.env) {
+                (1..=3, Some(map), _) if !ring => {
+                    return match map.inline {
+                        Some(array) if insn.imm == 1 => self.inline_array_lookup(pc, array),
+                        _ => self.direct_map_call(pc, insn.imm, map),
+                    };
+                }
+                (130, Some(map), _) if ring => return self.direct_map_call(pc, insn.imm, map),
+                (5 | 7 | 8 | 125, _, Some(env)) => return self.direct_env_call(pc, insn.imm, env),
+                _ => {}
+            }
         }
         let rt = self.rt();
         let mut args = vec![rt];

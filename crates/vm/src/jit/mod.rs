@@ -57,17 +57,22 @@ pub struct CompileStats {
     pub checked_accesses: usize,
     /// `bpf_map_lookup_elem` calls on array maps compiled inline.
     pub inline_lookups: usize,
-    /// Map lookups, updates and deletes compiled as direct calls into the map.
+    /// Map lookups, updates, deletes and ring-buffer outputs compiled as direct calls into the
+    /// map.
     pub direct_map_calls: usize,
+    /// Clock, random and CPU helpers compiled as direct calls into the module's environment (or
+    /// a constant).
+    pub direct_env_calls: usize,
     /// Call sites into duet's runtime other than traps (helpers, checked accesses). An XDP
     /// program with none runs without a region table (the fastest path).
     pub runtime_calls: usize,
 }
 
 /// A map that `lddw rX, map_fd N` loads as `handle` and that compiled code may reach without the
-/// helper path: `bpf_map_lookup_elem`, `bpf_map_update_elem` and `bpf_map_delete_elem` on it are
-/// direct calls into the map (as the kernel's JIT calls `map->ops`), and on an array whose values
-/// sit at a fixed stride the lookup is computed inline (the kernel's `map_gen_lookup`).
+/// helper path: `bpf_map_lookup_elem`, `bpf_map_update_elem` and `bpf_map_delete_elem` on it (or
+/// `bpf_ringbuf_output` on a ring buffer) are direct calls into the map (as the kernel's JIT
+/// calls `map->ops`), and on an array whose values sit at a fixed stride the lookup is computed
+/// inline (the kernel's `map_gen_lookup`).
 #[derive(Clone, Debug)]
 pub(crate) struct KnownMap {
     pub(crate) handle: u64,
@@ -191,6 +196,7 @@ impl Jit {
             verified: Some(program),
             helpers: &code.helpers,
             maps: &[],
+            env: None,
         })?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![Some(program.program_type())], 0))
     }
@@ -207,22 +213,27 @@ impl Jit {
             verified: None,
             helpers: &code.helpers,
             maps: &[],
+            env: None,
         })?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![None], 0))
     }
 
-    /// Compiles program `index` of a module's prepared code with its verification facts.
+    /// Compiles program `index` of a module's prepared code with its verification facts; `maps`
+    /// and `env` are the module's, which its helpers use (so compiled code may call them
+    /// directly).
     pub(crate) fn compile_program(
         code: &Arc<Code>,
         index: usize,
         program: &VerifiedProgram,
         maps: &[KnownMap],
+        env: &crate::Env,
     ) -> Result<Arc<Compiled>, JitError> {
         Ok(Arc::new(compile::compile(&compile::Input {
             insns: &code.programs[index],
             verified: Some(program),
             helpers: &code.helpers,
             maps,
+            env: Some(env),
         })?))
     }
 

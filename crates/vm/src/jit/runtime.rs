@@ -467,6 +467,37 @@ pub(super) unsafe extern "C" fn map_delete(map: *const Map, key: u64) -> u64 {
     map.delete(key).map_or_else(|e| e.errno(), |()| 0) as u64
 }
 
+/// `bpf_ringbuf_output` on a known ring buffer: 0, or `-EAGAIN` when the record does not fit.
+///
+/// # Safety
+/// `map` must point at a live map and `[data, data + size)` be readable (the verifier's proof for
+/// the helper's memory argument).
+pub(super) unsafe extern "C" fn ringbuf_output(map: *const Map, data: u64, size: u64) -> u64 {
+    // SAFETY: the caller's contract; the verifier bounds `size` to what `data` points at.
+    let (map, data) = unsafe { (&*map, std::slice::from_raw_parts(data as *const u8, size as usize)) };
+    map.ringbuf_output(data).map_or(crate::module::EAGAIN, |()| 0) as u64
+}
+
+/// `bpf_ktime_get_ns` / `bpf_ktime_get_boot_ns`: the module's clock.
+///
+/// # Safety
+/// `env` must point at a live environment.
+pub(super) unsafe extern "C" fn env_clock(env: *const crate::Env) -> u64 {
+    // SAFETY: the caller's contract.
+    let env = unsafe { &*env };
+    (env.clock)()
+}
+
+/// `bpf_get_prandom_u32`: the module's generator.
+///
+/// # Safety
+/// `env` must point at a live environment.
+pub(super) unsafe extern "C" fn env_random(env: *const crate::Env) -> u64 {
+    // SAFETY: the caller's contract.
+    let env = unsafe { &*env };
+    u64::from((env.random)())
+}
+
 /// `len` bytes at guest address `addr`, which compiled code proved readable.
 ///
 /// # Safety
