@@ -51,6 +51,52 @@ fn context() -> VerifyContext {
     ctx
 }
 
+/// A well-formed helper call the JIT may compile directly (map lookup, update and delete on the
+/// hash or the array map with a key on the stack, the clock, the generator, the CPU), chosen by
+/// `sel`; it leaves a number in r0 and clobbers r1..r5 as every call does.
+fn helper_call(sel: i16) -> Vec<Insn> {
+    let insn = |op, dst, src, off, imm| Insn { op, dst, src, off, imm };
+    let (kind, map, key) = (sel & 7, i64::from((sel >> 3) & 1), i64::from((sel >> 4) & 7));
+    let key_setup = [
+        insn(Op::StW, 10, 0, -8, key),
+        insn(Op::LdImm64, 1, 1, 0, map),
+        insn(Op::MovReg, 2, 10, 0, 0),
+        insn(Op::AddImm, 2, 0, 0, -8),
+    ];
+    match kind {
+        0 | 1 => {
+            // r0 = lookup(map, &key); r0 = r0 ? *(u64 *)r0 : 0
+            let mut v = key_setup.to_vec();
+            v.extend([
+                insn(Op::Call, 0, 0, 0, 1),
+                insn(Op::JeqImm, 0, 0, 1, 0),
+                insn(Op::LdxDw, 0, 0, 0, 0),
+            ]);
+            v
+        }
+        2 | 3 => {
+            // update(map, &key, &value, flags 0..=2)
+            let mut v = vec![insn(Op::StDw, 10, 0, -16, i64::from(sel >> 7))];
+            v.extend(key_setup);
+            v.extend([
+                insn(Op::MovReg, 3, 10, 0, 0),
+                insn(Op::AddImm, 3, 0, 0, -16),
+                insn(Op::MovImm, 4, 0, 0, i64::from(sel.rem_euclid(3))),
+                insn(Op::Call, 0, 0, 0, 2),
+            ]);
+            v
+        }
+        4 => {
+            let mut v = key_setup.to_vec();
+            v.push(insn(Op::Call, 0, 0, 0, 3));
+            v
+        }
+        5 => vec![insn(Op::Call, 0, 0, 0, 5)],
+        6 => vec![insn(Op::Call, 0, 0, 0, 7)],
+        _ => vec![insn(Op::Call, 0, 0, 0, 8)],
+    }
+}
+
 /// `r9 = ctx; r2 = data; r3 = data_end; if r2 + 14 > r3 goto out; r6 = array value or out`
 /// (and the packet pointers reloaded), then the body (forward jumps only, so every program terminates), then `r0 = 2; exit`.
 fn structured(body: &[(u8, u8, u8, i8, i16)]) -> Vec<Insn> {
@@ -66,7 +112,11 @@ fn structured(body: &[(u8, u8, u8, i8, i16)]) -> Vec<Insn> {
             duet_isa::table::Disc::Src(s) => i.src = s,
             duet_isa::table::Disc::None => {}
         }
-        if matches!(i.op, Op::Exit | Op::LdImm64 | Op::CallReg | Op::CallKfunc | Op::Call | Op::CallLocal | Op::Ja32) {
+        if i.op == Op::Call {
+            body_insns.extend(helper_call(imm));
+            continue;
+        }
+        if matches!(i.op, Op::Exit | Op::LdImm64 | Op::CallReg | Op::CallKfunc | Op::CallLocal | Op::Ja32) {
             continue;
         }
         if i.op.is_branch() {
