@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use duet_maps::{Map, MapType, MapValue};
-use duet_object::{Object, ProgramKind, TypeLayout};
+use duet_object::{Object, Parsed, ProgramKind, RefusedProgram, TypeLayout};
 use duet_vm::{Env, LoadOptions, Module, SkbHook, XdpPacket};
 use serde_json::{Map as JsonMap, Value as Json, json};
 
@@ -18,6 +18,22 @@ use crate::replay::StepError;
 pub fn load_object(path: &Path) -> Result<Object> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Object::parse(&bytes).with_context(|| format!("cannot load {}", path.display()))
+}
+
+/// Reads an object file and prepares its programs one by one: a program that cannot be prepared
+/// (unknown section name, bad code, failed relocation) is listed in [`Parsed::refused`] and the
+/// others stay usable.
+pub fn load_parsed(path: &Path) -> Result<Parsed> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Object::parse_each(&bytes).with_context(|| format!("cannot load {}", path.display()))
+}
+
+/// A refused program as JSON (`duet inspect --json` and `duet verify --json`).
+pub(crate) fn refused_json(r: &RefusedProgram) -> Json {
+    json!({
+        "name": r.name, "section": r.section, "kind": r.kind.as_ref().map(kind_name), "status": "refused",
+        "reason": r.reason,
+    })
 }
 
 /// Refuses ring buffers whose size the kernel would refuse (a power of two multiple of the page
@@ -43,7 +59,8 @@ pub fn check_ring_buffers(object: &Object) -> Result<()> {
 /// `duet inspect --json`: the object as one JSON document (programs with their section, kind,
 /// size, map references and, with `disassemble`, instructions with source lines; maps).
 pub fn inspect_json(path: &Path, program: Option<&str>, disassemble: bool) -> Result<()> {
-    let object = load_object(path)?;
+    let parsed = load_parsed(path)?;
+    let object = &parsed.object;
     let programs: Vec<Json> = object
         .programs
         .iter()
@@ -102,19 +119,27 @@ pub fn inspect_json(path: &Path, program: Option<&str>, disassemble: bool) -> Re
         .collect();
     let doc = serde_json::json!({
         "object": path.display().to_string(), "license": object.license, "programs": programs, "maps": maps,
+        "refused": parsed.refused.iter().map(refused_json).collect::<Vec<_>>(),
     });
     println!("{doc}");
     Ok(())
 }
 
 pub fn inspect(path: &Path, program: Option<&str>, disassemble: bool) -> Result<()> {
-    let object = load_object(path)?;
+    let parsed = load_parsed(path)?;
+    let object = &parsed.object;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: license {:?}", path.display(), object.license)?;
     writeln!(out, "\nprograms:")?;
     writeln!(out, "  {:<24} {:<24} {:<16} {:>6}", "name", "section", "kind", "insns")?;
     for p in &object.programs {
         writeln!(out, "  {:<24} {:<24} {:<16} {:>6}", p.name, p.section, kind_name(&p.kind), p.program.insns().len())?;
+    }
+    if !parsed.refused.is_empty() {
+        writeln!(out, "\nrefused programs (the others are unaffected):")?;
+        for r in &parsed.refused {
+            writeln!(out, "  {} ({}): {}", r.name, r.section, r.reason)?;
+        }
     }
     writeln!(out, "\nmaps:")?;
     writeln!(out, "  {:<24} {:<16} {:>5} {:>7} {:>11} {:>7}", "name", "type", "key", "value", "max_entries", "flags")?;
@@ -251,10 +276,11 @@ pub(crate) fn verdict_name(skb: Option<SkbHook>, v: u64) -> String {
 
 /// The program `duet run` runs: the one named, else the object's only program `duet run` can
 /// run (xdp, TC classifier, socket filter or cgroup skb).
-fn pick_program<'a>(object: &'a Object, path: &Path, name: Option<&str>) -> Result<&'a duet_object::ObjectProgram> {
+fn pick_program<'a>(parsed: &'a Parsed, path: &Path, name: Option<&str>) -> Result<&'a duet_object::ObjectProgram> {
     if let Some(name) = name {
-        return Ok(object.program(Some(name))?);
+        return Ok(parsed.program(Some(name))?);
     }
+    let object = &parsed.object;
     let runnable: Vec<_> = object.programs.iter().filter(|p| runnable(&p.kind)).collect();
     match runnable.as_slice() {
         [only] => Ok(only),
@@ -267,8 +293,10 @@ fn pick_program<'a>(object: &'a Object, path: &Path, name: Option<&str>) -> Resu
             } else {
                 ""
             };
+            let refused: String =
+                parsed.refused.iter().map(|r| format!("; `{}` was refused: {}", r.name, r.reason)).collect();
             bail!(
-                "{} has no program `duet run --pcap` can run (xdp, classifier, socket filter, cgroup_skb); it has: {}{kernel_only}",
+                "{} has no program `duet run --pcap` can run (xdp, classifier, socket filter, cgroup_skb); it has: {}{kernel_only}{refused}",
                 path.display(),
                 if all.is_empty() { "none".to_owned() } else { all.join(", ") }
             )
@@ -296,9 +324,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     // Verified programs run native code by default; `--no-verify` needs the checked interpreter.
     let engine = args.engine.as_deref().unwrap_or(if args.no_verify { "interp" } else { "jit" });
-    let object = load_object(&args.object)?;
-    check_ring_buffers(&object).with_context(|| format!("cannot load {}", args.object.display()))?;
-    let program = pick_program(&object, &args.object, args.program.as_deref())?;
+    let parsed = load_parsed(&args.object)?;
+    let object = &parsed.object;
+    check_ring_buffers(object).with_context(|| format!("cannot load {}", args.object.display()))?;
+    let program = pick_program(&parsed, &args.object, args.program.as_deref())?;
     let name = program.name.clone();
     let kind = program.kind.clone();
     if !runnable(&kind) {
@@ -316,8 +345,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let env = if args.deterministic { Env::deterministic() } else { Env::system() };
     let options = LoadOptions { n_cpus: args.cpus.unwrap_or_else(possible_cpus), env, ..LoadOptions::default() };
     let module =
-        Module::load(&object, options).with_context(|| format!("cannot load {} into the VM", args.object.display()))?;
-    let types = MapTypes::of(&object);
+        Module::load(object, options).with_context(|| format!("cannot load {} into the VM", args.object.display()))?;
+    let types = MapTypes::of(object);
     if let Some(path) = &args.maps_in {
         seed_maps(|n| module.map(n).ok().map(|m| &**m), &types, path)?;
     }

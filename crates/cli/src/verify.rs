@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use duet_isa::Program;
-use duet_object::Object;
 use duet_verifier::testfile::TestFile;
 use duet_verifier::{Config, Rejection, VerifiedProgram, VerifyContext};
 
@@ -63,18 +62,34 @@ pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
 
-    let bytes = std::fs::read(args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
-    let object = Object::parse(&bytes).with_context(|| format!("cannot load {}", args.input.display()))?;
-    crate::objects::check_ring_buffers(&object).with_context(|| format!("cannot load {}", args.input.display()))?;
-    let programs: Vec<&str> = match args.program {
-        Some(name) => vec![object.program(Some(name))?.name.as_str()],
-        None => object.programs.iter().map(|p| p.name.as_str()).collect(),
-    };
+    let parsed = crate::objects::load_parsed(args.input)?;
+    let object = &parsed.object;
+    crate::objects::check_ring_buffers(object).with_context(|| format!("cannot load {}", args.input.display()))?;
+    // Every program, prepared or refused, in name order; a refused one is reported on its own.
+    let mut programs: Vec<&str> = object.programs.iter().map(|p| p.name.as_str()).collect();
+    programs.extend(parsed.refused.iter().map(|r| r.name.as_str()));
+    programs.sort_unstable();
+    programs.dedup();
+    if let Some(name) = args.program {
+        if !programs.contains(&name) {
+            parsed.program(Some(name))?;
+        }
+        programs.retain(|p| *p == name);
+    }
     let mut all_ok = true;
     let mut json = Vec::new();
     for name in programs {
+        if let Some(refused) = parsed.refused.iter().find(|r| r.name == name) {
+            all_ok = false;
+            if args.json {
+                json.push(crate::objects::refused_json(refused));
+            } else {
+                writeln!(out, "{name}: refused (section `{}`): {}", refused.section, refused.reason)?;
+            }
+            continue;
+        }
         let program = object.program(Some(name))?;
-        let Some(mut ctx) = VerifyContext::for_object_program(&object, program) else {
+        let Some(mut ctx) = VerifyContext::for_object_program(object, program) else {
             // Nothing is wrong with a program duet does not verify: say so, and do not fail.
             let why = if program.kind.is_kernel_only() {
                 format!(
@@ -83,10 +98,17 @@ pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
                     crate::objects::kind_name(&program.kind)
                 )
             } else {
-                format!("duet's verifier does not support {:?} programs", program.kind)
+                format!(
+                    "duet does not verify {} programs (section `{}`); the kernel's verifier does: `duet load`",
+                    crate::objects::kind_name(&program.kind),
+                    program.section
+                )
             };
             if args.json {
-                json.push(serde_json::json!({ "name": name, "status": "skipped", "reason": why }));
+                json.push(serde_json::json!({
+                    "name": name, "section": program.section, "kind": crate::objects::kind_name(&program.kind),
+                    "status": "skipped", "reason": why,
+                }));
             } else {
                 writeln!(out, "{name}: skipped: {why}")?;
             }
@@ -108,7 +130,7 @@ pub fn run(args: &VerifyArgs<'_>) -> Result<ExitCode> {
 }
 
 fn print_json(out: &mut impl Write, input: &Path, programs: Vec<serde_json::Value>) -> Result<()> {
-    let ok = programs.iter().all(|p| p["status"] != "rejected");
+    let ok = programs.iter().all(|p| p["status"] != "rejected" && p["status"] != "refused");
     let doc = serde_json::json!({ "input": input.display().to_string(), "ok": ok, "programs": programs });
     writeln!(out, "{doc}")?;
     Ok(())

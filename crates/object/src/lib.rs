@@ -15,20 +15,23 @@
 //! map `N` of [`Object::maps`], and `lddw rX, map_value N, OFF` means byte `OFF` of map `N`'s
 //! single value (global data). No I/O happens here; callers read the file.
 //!
-//! duet's own userspace-only sections (`duet/http_request`, `duet/http_response`, `duet/route`,
-//! docs/ABI.md version 2), which aya-obj refuses, are parsed from a copy in which their names are
-//! rewritten to same-length names aya-obj accepts; programs keep their real section names and
-//! get their own [`ProgramKind`]s.
+//! A program's kind comes from its real section name: every name libbpf accepts
+//! ([`section_kind`], `sections.rs`) and duet's own userspace-only sections (`duet/http_request`,
+//! `duet/http_response`, `duet/route`, docs/ABI.md version 2). aya-obj parses a copy in which
+//! the names it refuses are rewritten to same-length names it accepts. Programs are prepared one
+//! by one ([`Object::parse_each`]): one with an unknown section name, undecodable code or a
+//! failed relocation is refused with its reason, and the others are unaffected.
 #![forbid(unsafe_code)]
 
 pub mod btf_types;
+mod sections;
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 pub use btf_types::{Bitfield, EnumVariant, Member, TypeLayout};
+pub use sections::section_kind;
 
 use aya_obj::btf::Btf;
 use aya_obj::{EbpfSectionKind, ProgramSection};
@@ -95,7 +98,9 @@ pub enum ProgramKind {
     HttpResponse,
     /// `duet/route`: a userspace-only route program (chooses a cluster and endpoint).
     Route,
-    /// Anything else aya recognises; the `Debug` name of its section kind.
+    /// Any other program type libbpf's section names give (`raw_tracepoint`, `perf_event`,
+    /// `lsm`, `tracing`, `sk_skb`, ...): the kernel's name of the type, `BPF_PROG_TYPE_*` in
+    /// lower case. duet neither verifies nor runs these.
     Other(String),
 }
 
@@ -121,10 +126,6 @@ const DUET_SECTIONS: [(&str, ProgramKind); 3] = [
     ("duet/http_response", ProgramKind::HttpResponse),
     ("duet/route", ProgramKind::Route),
 ];
-
-/// What the first bytes of a duet section name become in the copy aya-obj parses: a prefix of
-/// the same length (the length of `duet/ht`) that aya-obj reads as a socket filter section.
-const ALIAS_PREFIX: &[u8; 7] = b"socket/";
 
 /// The kind of duet's own section `name`, if it is one.
 fn duet_section_kind(name: &[u8]) -> Option<ProgramKind> {
@@ -273,6 +274,18 @@ pub enum ObjectError {
     /// The parser failed unexpectedly on this input (reported, never a crash).
     #[error("the object parser failed on this input ({0}); the file is probably corrupt")]
     ParserPanic(String),
+    /// The program exists, but could not be prepared (its section name means nothing to
+    /// libbpf, its code does not decode, a relocation failed); the object's other programs are
+    /// unaffected ([`Object::parse_each`]).
+    #[error("program `{program}` (section `{section}`): {reason}")]
+    Refused {
+        /// The program.
+        program: String,
+        /// Its section.
+        section: String,
+        /// Why it could not be prepared.
+        reason: String,
+    },
     /// No program of this name.
     #[error("no program named `{name}`; the object has: {available}")]
     NoSuchProgram {
@@ -283,22 +296,94 @@ pub enum ObjectError {
     },
 }
 
-impl Object {
-    /// Parses, links and relocates an ELF eBPF object.
-    pub fn parse(bytes: &[u8]) -> Result<Self, ObjectError> {
-        // aya-obj is not hardened against corrupt input everywhere; a panic there must become an
-        // error for the user, never a crash of the CLI or the sidecar.
-        match catch_unwind(AssertUnwindSafe(|| parse_inner(bytes))) {
-            Ok(result) => result,
-            Err(payload) => {
-                let msg = payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(ObjectError::ParserPanic(msg))
+/// A program of an object that could not be prepared, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedProgram {
+    /// The program's function name (the section name when the section defines no function).
+    pub name: String,
+    /// The ELF section it came from.
+    pub section: String,
+    /// What its section name means, when it means something.
+    pub kind: Option<ProgramKind>,
+    /// Why it could not be prepared, in one line.
+    pub reason: String,
+}
+
+/// An object parsed program by program ([`Object::parse_each`]): the programs that could be
+/// prepared, and the others with the reason for each.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// The object with the programs that could be prepared.
+    pub object: Object,
+    /// The programs that could not, sorted by name.
+    pub refused: Vec<RefusedProgram>,
+}
+
+impl Parsed {
+    /// The program called `name`, or the only program of the object (counting the refused
+    /// ones) when `name` is `None`; a refused program is an error saying why.
+    pub fn program(&self, name: Option<&str>) -> Result<&ObjectProgram, ObjectError> {
+        let wanted = match name {
+            Some(name) => Some(name),
+            None if self.object.programs.len() + self.refused.len() == 1 => {
+                self.object.programs.first().map(|p| p.name.as_str()).or(self.refused.first().map(|r| r.name.as_str()))
             }
+            None => None,
+        };
+        if let Some(r) = self.refused.iter().find(|r| Some(r.name.as_str()) == wanted) {
+            return Err(ObjectError::Refused {
+                program: r.name.clone(),
+                section: r.section.clone(),
+                reason: r.reason.clone(),
+            });
         }
+        self.object.program(wanted).map_err(|err| match err {
+            ObjectError::NoSuchProgram { name: asked, .. } => {
+                let mut all: Vec<&str> = self.object.programs.iter().map(|p| p.name.as_str()).collect();
+                all.extend(self.refused.iter().map(|r| r.name.as_str()));
+                all.sort_unstable();
+                ObjectError::NoSuchProgram { name: name.map_or(asked, str::to_owned), available: all.join(", ") }
+            }
+            other => other,
+        })
+    }
+}
+
+/// Runs `f`, turning a panic of the parser into an error.
+fn catch_parser_panic<T>(f: impl FnOnce() -> Result<T, ObjectError>) -> Result<T, ObjectError> {
+    // aya-obj is not hardened against corrupt input everywhere; a panic there must become an
+    // error for the user, never a crash of the CLI or the sidecar.
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ObjectError::ParserPanic(msg))
+        }
+    }
+}
+
+impl Object {
+    /// Parses, links and relocates an ELF eBPF object; any program that cannot be prepared
+    /// makes it an error ([`ObjectError::Refused`]). [`Object::parse_each`] keeps the others.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ObjectError> {
+        let parsed = Self::parse_each(bytes)?;
+        match parsed.refused.into_iter().next() {
+            Some(r) => Err(ObjectError::Refused { program: r.name, section: r.section, reason: r.reason }),
+            None => Ok(parsed.object),
+        }
+    }
+
+    /// Parses, links and relocates an ELF eBPF object program by program: a program whose
+    /// section name means nothing to libbpf, whose code does not decode, or whose section
+    /// aya-obj cannot parse or relocate is refused on its own, with the reason, and the other
+    /// programs are prepared as usual. An error only for what concerns the whole file (not an
+    /// ELF eBPF object, corrupt structure, maps, or every program failing the same way).
+    pub fn parse_each(bytes: &[u8]) -> Result<Parsed, ObjectError> {
+        catch_parser_panic(|| parse_inner(bytes))
     }
 
     /// The program called `name`, or the only program when `name` is `None`.
@@ -380,73 +465,6 @@ fn validate_elf(bytes: &[u8]) -> Result<(), ObjectError> {
     Ok(())
 }
 
-/// aya-obj refuses program sections it does not know, such as duet's `duet/http_request`. It
-/// parses a private copy instead, in which each such name is rewritten in place to a name of the
-/// same length that aya-obj reads as a socket filter (`duet/http_request` becomes
-/// `socket/tp_request`): in the ELF section-name table, and in the BTF string table, where
-/// `.BTF.ext` names the section its function and line info belong to. Same-length, in-place edits
-/// move no offset, so everything else in the file stays valid. [`ObjectProgram::section`] and
-/// [`ObjectProgram::kind`] come from the real names. Objects without duet sections are parsed as
-/// they are, without a copy.
-fn alias_duet_sections(bytes: &[u8]) -> Cow<'_, [u8]> {
-    use object::read::elf::{FileHeader as _, SectionHeader as _};
-    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(bytes) else { return Cow::Borrowed(bytes) };
-    let Ok(endian) = header.endian() else { return Cow::Borrowed(bytes) };
-    let (Ok(sections), Ok(shstrndx)) = (header.section_headers(endian, bytes), header.shstrndx(endian, bytes)) else {
-        return Cow::Borrowed(bytes);
-    };
-    let range = |index: usize| -> Option<std::ops::Range<usize>> {
-        let s = sections.get(index)?;
-        let start = usize::try_from(s.sh_offset(endian)).ok()?;
-        let end = start.checked_add(usize::try_from(s.sh_size(endian)).ok()?)?;
-        (end <= bytes.len()).then_some(start..end)
-    };
-    let Some(names) = range(shstrndx as usize) else { return Cow::Borrowed(bytes) };
-    let name_at = |offset: usize| -> Option<&[u8]> {
-        let table = bytes.get(names.clone())?;
-        let tail = table.get(offset..)?;
-        Some(&tail[..tail.iter().position(|b| *b == 0)?])
-    };
-    // File offsets of the duet section names, and the names themselves.
-    let mut found: Vec<(usize, &[u8])> = Vec::new();
-    for s in sections.iter().skip(1) {
-        let offset = s.sh_name(endian) as usize;
-        if let Some(name) = name_at(offset)
-            && duet_section_kind(name).is_some()
-            && !found.iter().any(|(o, _)| *o == names.start + offset)
-        {
-            found.push((names.start + offset, name));
-        }
-    }
-    if found.is_empty() {
-        return Cow::Borrowed(bytes);
-    }
-    let mut copy = bytes.to_vec();
-    for (at, _) in &found {
-        copy[*at..*at + ALIAS_PREFIX.len()].copy_from_slice(ALIAS_PREFIX);
-    }
-    // The BTF string table: every string equal to one of the names.
-    let btf = sections
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find_map(|(i, s)| (name_at(s.sh_name(endian) as usize)? == b".BTF").then(|| range(i)).flatten());
-    if let Some(btf) = btf
-        && let Some(strings) = btf_string_range(&bytes[btf.clone()])
-    {
-        let table = btf.start + strings.start..btf.start + strings.end;
-        let mut start = table.start;
-        while start < table.end {
-            let len = bytes[start..table.end].iter().position(|b| *b == 0).unwrap_or(table.end - start);
-            if found.iter().any(|(_, name)| *name == &bytes[start..start + len]) {
-                copy[start..start + ALIAS_PREFIX.len()].copy_from_slice(ALIAS_PREFIX);
-            }
-            start += len + 1;
-        }
-    }
-    Cow::Owned(copy)
-}
-
 /// The string table's byte range inside a `.BTF` section (from its header).
 fn btf_string_range(btf: &[u8]) -> Option<std::ops::Range<usize>> {
     let word =
@@ -459,9 +477,81 @@ fn btf_string_range(btf: &[u8]) -> Option<std::ops::Range<usize>> {
     (end <= btf.len()).then_some(start..end)
 }
 
-fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
+fn parse_inner(bytes: &[u8]) -> Result<Parsed, ObjectError> {
     validate_elf(bytes)?;
-    let aliased = alias_duet_sections(bytes);
+    let sections = sections::program_sections(bytes);
+    let mut refused = Vec::new();
+    let mut disabled = BTreeSet::new();
+    for s in sections.iter().filter(|s| s.kind.is_none()) {
+        let reason = format!(
+            "unknown section name `{}`: libbpf gives it no program type (see libbpf's \"Program Types and ELF \
+             Sections\"; e.g. `xdp`, `tc`, `socket`, `kprobe/<function>`, `tracepoint/<category>/<name>`)",
+            s.name
+        );
+        refuse_section(&mut refused, s, &reason);
+        disabled.insert(s.index);
+    }
+    let built = match catch_parser_panic(|| build(bytes, &sections, &disabled)) {
+        Ok(built) => built,
+        Err(whole) => {
+            // Find the program sections that fail on their own, refuse them, and build the rest.
+            let candidates: Vec<&sections::ProgramSection> =
+                sections.iter().filter(|s| !disabled.contains(&s.index)).collect();
+            let mut failing = Vec::new();
+            for s in &candidates {
+                let mut others = disabled.clone();
+                others.extend(candidates.iter().filter(|o| o.index != s.index).map(|o| o.index));
+                if let Err(err) = catch_parser_panic(|| build(bytes, &sections, &others)) {
+                    failing.push((*s, err));
+                }
+            }
+            // When every program fails alone, the fault is the file's, not a program's.
+            if failing.is_empty() || failing.len() == candidates.len() {
+                return Err(whole);
+            }
+            for (s, err) in failing {
+                refuse_section(&mut refused, s, &err.to_string());
+                disabled.insert(s.index);
+            }
+            catch_parser_panic(|| build(bytes, &sections, &disabled)).map_err(|_| whole)?
+        }
+    };
+    let (object, more) = built;
+    refused.extend(more);
+    refused.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Parsed { object, refused })
+}
+
+/// Refuses every program of a section (the section itself when it defines no function).
+fn refuse_section(refused: &mut Vec<RefusedProgram>, section: &sections::ProgramSection, reason: &str) {
+    let names = if section.functions.is_empty() { vec![section.name.clone()] } else { section.functions.clone() };
+    for name in names {
+        refused.push(RefusedProgram {
+            name,
+            section: section.name.clone(),
+            kind: section.kind.clone(),
+            reason: reason.to_owned(),
+        });
+    }
+}
+
+/// Parses and relocates the object with the program sections in `disabled` left out; programs
+/// whose code does not decode are returned as refused.
+fn build(
+    bytes: &[u8],
+    program_sections: &[sections::ProgramSection],
+    disabled: &BTreeSet<usize>,
+) -> Result<(Object, Vec<RefusedProgram>), ObjectError> {
+    let mut refused = Vec::new();
+    let (mut aliased, unnamed) = sections::aya_copy(bytes, program_sections, disabled);
+    if !unnamed.is_empty() {
+        let mut disabled = disabled.clone();
+        for s in program_sections.iter().filter(|s| unnamed.contains(&s.index)) {
+            refuse_section(&mut refused, s, "duet cannot parse this section name (too short to rename for aya-obj)");
+            disabled.insert(s.index);
+        }
+        aliased = sections::aya_copy(bytes, program_sections, &disabled).0;
+    }
     let mut obj = aya_obj::Object::parse(&aliased).map_err(|e| ObjectError::Parse(error_chain(&e)))?;
 
     // Maps, by name, in a stable order; program references become indices into this list.
@@ -555,7 +645,19 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
                 RawInsn::from_bytes(b)
             })
             .collect();
-        let program = Program::from_raw(&raw).map_err(|error| ObjectError::Decode { program: name.clone(), error })?;
+        let section = sections.get(&prog.section_index).cloned().unwrap_or_default();
+        let program = match Program::from_raw(&raw) {
+            Ok(program) => program,
+            Err(error) => {
+                refused.push(RefusedProgram {
+                    name: name.clone(),
+                    kind: sections::section_kind(&section),
+                    section,
+                    reason: format!("its code is not valid eBPF: {error}"),
+                });
+                continue;
+            }
+        };
         let map_refs = program
             .insns()
             .iter()
@@ -584,13 +686,12 @@ fn parse_inner(bytes: &[u8]) -> Result<Object, ObjectError> {
             })
             .collect();
         line_info.sort_by_key(|l| l.insn);
-        let section = sections.get(&prog.section_index).cloned().unwrap_or_default();
-        let kind = duet_section_kind(section.as_bytes()).unwrap_or_else(|| program_kind(&prog.section));
+        let kind = sections::section_kind(&section).unwrap_or_else(|| program_kind(&prog.section));
         programs.push(ObjectProgram { name: name.clone(), section, kind, program, map_refs, line_info });
     }
     programs.sort_by(|a, b| a.name.cmp(&b.name));
     let license = obj.license.to_string_lossy().into_owned();
-    Ok(Object { license, programs, maps })
+    Ok((Object { license, programs, maps }, refused))
 }
 
 fn program_kind(section: &ProgramSection) -> ProgramKind {

@@ -1,0 +1,230 @@
+//! Programs are prepared one by one, and every section name libbpf accepts has a kind: objects
+//! compiled with clang from C written here, with one good program beside bad ones (an unknown
+//! section name, a call to a function that does not exist, an invalid opcode) and with a range
+//! of libbpf's section names, through `duet inspect --json`, `duet verify --json` and
+//! `duet run --program`.
+//!
+//! Needs clang; without it each test says why it skipped (under `CI=true` it fails instead).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+
+/// A scratch directory unique to this test process and name, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("duet-sections-test-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, bytes).expect("write scratch file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn skip(reason: &str) {
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{reason} (CI=true makes this a failure)");
+    eprintln!("\n!!! SKIPPED: {reason} !!!\n");
+}
+
+/// Compiles `source` (C) to `<name>.o` in `dir`; `None` after a skip without clang.
+fn compile(dir: &Scratch, name: &str, source: &str) -> Option<PathBuf> {
+    let src = dir.file(&format!("{name}.c"), source.as_bytes());
+    let out = dir.0.join(format!("{name}.o"));
+    let multiarch = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    match Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", &multiarch, "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+    {
+        Ok(o) => {
+            assert!(o.status.success(), "clang failed:\n{}", String::from_utf8_lossy(&o.stderr));
+            Some(out)
+        }
+        Err(err) => {
+            skip(&format!("clang is needed to compile the test objects ({err}); apt-get install clang"));
+            None
+        }
+    }
+}
+
+fn duet(args: &[&str], object: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_duet")).args(args).arg(object).output().expect("run duet")
+}
+
+fn json(out: &Output) -> Json {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The entry of `name` in a JSON list of programs.
+fn entry<'a>(list: &'a Json, name: &str) -> &'a Json {
+    list.as_array()
+        .and_then(|l| l.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no program `{name}` in {list}"))
+}
+
+const PRELUDE: &str = "#include <linux/bpf.h>\n#define SEC(n) __attribute__((section(n), used))\n";
+
+/// One good XDP program and three bad ones, each bad in its own way.
+const MIXED: &str = r#"
+extern int missing_function(int x);
+SEC("xdp") int good(struct xdp_md *ctx) { return XDP_PASS; }
+SEC("bogus_section") int unknown_section(struct xdp_md *ctx) { return XDP_DROP; }
+SEC("xdp.frags") int bad_call(struct xdp_md *ctx) { return missing_function(ctx->ingress_ifindex); }
+SEC("tc") int bad_code(struct __sk_buff *skb) { asm volatile(".quad 0x00000000000000ff"); return 0; }
+char _license[] SEC("license") = "GPL";
+"#;
+
+#[test]
+fn one_bad_program_is_reported_alone_and_the_others_verify() {
+    let dir = Scratch::new("verify");
+    let Some(obj) = compile(&dir, "mixed", &format!("{PRELUDE}{MIXED}")) else { return };
+
+    let out = duet(&["verify", "--json"], &obj);
+    assert_eq!(out.status.code(), Some(1), "refused programs make verify fail");
+    let doc = json(&out);
+    assert_eq!(doc["ok"], false);
+    let programs = &doc["programs"];
+    assert_eq!(programs.as_array().map(Vec::len), Some(4), "{programs}");
+    assert_eq!(entry(programs, "good")["status"], "verified", "{programs}");
+    for (name, why) in [
+        ("unknown_section", "unknown section name `bogus_section`"),
+        ("bad_call", "relocation failed"),
+        ("bad_code", "unknown opcode 0xff"),
+    ] {
+        let p = entry(programs, name);
+        assert_eq!(p["status"], "refused", "{p}");
+        let reason = p["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(why), "{name}: {reason}");
+    }
+
+    // --program picks one program: the good one verifies, a bad one says why.
+    let out = duet(&["verify", "--json", "--program", "good"], &obj);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(json(&out)["ok"], true);
+    let out = duet(&["verify", "--program", "bad_code"], &obj);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bad_code: refused (section `tc`)"));
+
+    // inspect lists the good program with its kind, and the refused ones apart.
+    let doc = json(&duet(&["inspect", "--json"], &obj));
+    assert_eq!(doc["programs"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(entry(&doc["programs"], "good")["kind"], "xdp");
+    assert_eq!(entry(&doc["refused"], "bad_code")["kind"], "tc");
+    assert_eq!(entry(&doc["refused"], "unknown_section")["kind"], Json::Null);
+}
+
+#[test]
+fn run_program_works_beside_bad_programs() {
+    let dir = Scratch::new("run");
+    let Some(obj) = compile(&dir, "mixed", &format!("{PRELUDE}{MIXED}")) else { return };
+    let frames: Vec<Vec<u8>> = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).take(3).collect();
+    let mut pcap = Vec::new();
+    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
+    let pcap = dir.file("three.pcap", &pcap);
+    let pcap = pcap.to_str().expect("utf-8 path");
+
+    for engine in ["interp", "jit"] {
+        let out = duet(&["run", "--json", "--engine", engine, "--pcap", pcap, "--program", "good"], &obj);
+        assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out)["results"], serde_json::json!([2, 2, 2]), "{engine}");
+    }
+    // Without --program, the only runnable program that could be prepared is chosen.
+    let out = duet(&["run", "--json", "--pcap", pcap], &obj);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Asking for a refused program says why, in one line.
+    let out = duet(&["run", "--pcap", pcap, "--program", "bad_call"], &obj);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("program `bad_call` (section `xdp.frags`): relocation failed"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+/// libbpf's section names (current, `type+` with extras, and legacy prefixes), each with the
+/// kind `duet inspect` gives it and what `duet verify` does with it.
+const NAMES: &[(&str, &str, &str)] = &[
+    ("xdp", "xdp", "verified"),
+    ("xdp.frags", "xdp", "verified"),
+    ("xdp/devmap", "xdp", "verified"),
+    ("xdp.frags/cpumap", "xdp", "verified"),
+    ("xdp_legacy_name", "xdp", "verified"),
+    ("tc", "tc", "verified"),
+    ("tc/ingress", "tc", "verified"),
+    ("tcx/egress", "tc", "verified"),
+    ("netkit/primary", "tc", "verified"),
+    ("classifier", "tc", "verified"),
+    ("classifier_legacy", "tc", "verified"),
+    ("socket", "socket_filter", "verified"),
+    ("socket1", "socket_filter", "verified"),
+    ("cgroup_skb/ingress", "cgroup_skb", "verified"),
+    ("cgroup/skb", "cgroup_skb", "verified"),
+    ("kprobe/do_unlinkat", "kprobe", "verified"),
+    ("kretprobe/do_unlinkat", "kretprobe", "verified"),
+    ("ksyscall/openat", "kprobe", "verified"),
+    ("uprobe//bin/true:main", "kprobe", "verified"),
+    ("tp/syscalls/sys_enter_openat", "tracepoint", "skipped"),
+    ("tracepoint/sched/sched_switch", "tracepoint", "skipped"),
+    ("raw_tp/sys_enter", "raw_tracepoint", "skipped"),
+    ("raw_tracepoint.w/sys_enter", "raw_tracepoint_writable", "skipped"),
+    ("perf_event", "perf_event", "skipped"),
+    ("fentry/do_unlinkat", "tracing", "skipped"),
+    ("lsm/file_open", "lsm", "skipped"),
+    ("sk_skb/stream_verdict", "sk_skb", "skipped"),
+    ("sk_msg", "sk_msg", "skipped"),
+    ("sockops", "sock_ops", "skipped"),
+    ("cgroup/connect4", "cgroup_sock_addr", "skipped"),
+    ("cgroup/sock_create", "cgroup_sock", "skipped"),
+    ("flow_dissector", "flow_dissector", "skipped"),
+    ("lwt_in", "lwt_in", "skipped"),
+    ("sk_lookup", "sk_lookup", "skipped"),
+    ("struct_ops/test_1", "struct_ops", "skipped"),
+    ("syscall", "syscall", "skipped"),
+    ("duet/http_request", "http_request", "verified"),
+];
+
+#[test]
+fn every_libbpf_section_name_has_a_kind() {
+    let dir = Scratch::new("names");
+    let mut source = PRELUDE.to_owned();
+    for (i, (section, _, _)) in NAMES.iter().enumerate() {
+        // Programs return 1: a valid verdict for every packet and http program type.
+        source.push_str(&format!("SEC(\"{section}\") int prog{i}(void *ctx) {{ return 1; }}\n"));
+    }
+    source.push_str("char _license[] SEC(\"license\") = \"GPL\";\n");
+    let Some(obj) = compile(&dir, "names", &source) else { return };
+
+    let doc = json(&duet(&["inspect", "--json"], &obj));
+    assert_eq!(doc["refused"], serde_json::json!([]), "{doc}");
+    for (i, (section, kind, _)) in NAMES.iter().enumerate() {
+        let p = entry(&doc["programs"], &format!("prog{i}"));
+        assert_eq!((p["section"].as_str(), p["kind"].as_str()), (Some(*section), Some(*kind)), "{p}");
+    }
+
+    let out = duet(&["verify", "--json"], &obj);
+    let doc = json(&out);
+    assert!(out.status.success(), "{doc}");
+    for (i, (section, kind, status)) in NAMES.iter().enumerate() {
+        let p = entry(&doc["programs"], &format!("prog{i}"));
+        assert_eq!(p["status"], *status, "{section}: {p}");
+        if *status == "skipped" && !["sk_msg", "sock_ops", "cgroup_sock_addr"].contains(kind) {
+            let reason = p["reason"].as_str().unwrap_or_default();
+            assert!(reason.contains(&format!("duet does not verify {kind} programs")), "{section}: {reason}");
+        }
+    }
+}
