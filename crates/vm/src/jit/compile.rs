@@ -112,21 +112,33 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     let start = Instant::now();
     let isa = isa()?;
     let mut module = JITModule::new(JITBuilder::with_isa(Arc::clone(&isa), cranelift_module::default_libcall_names()));
-    let mut ctx = module.make_context();
+    // Cranelift's per-function state, reused by every compile on this thread (cleared after each)
+    // instead of allocated afresh.
+    thread_local! {
+        static CONTEXTS: std::cell::RefCell<Option<(cranelift_codegen::Context, FunctionBuilderContext)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let (mut ctx, mut fb_ctx) = CONTEXTS
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_else(|| (module.make_context(), FunctionBuilderContext::new()));
     ctx.func.signature.params.push(AbiParam::new(I64));
     ctx.func.signature.returns.push(AbiParam::new(I64));
-    let mut fb_ctx = FunctionBuilderContext::new();
     let env = input.env.map(|e| Box::new(e.clone()));
-    let counts;
-    {
-        let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-        counts = Translator::new(builder, input, env.as_deref(), &isa).translate()?;
-    }
-    let id = module
-        .declare_function("bpf", Linkage::Local, &ctx.func.signature)
-        .map_err(|e| JitError::Codegen(e.to_string()))?;
-    module.define_function(id, &mut ctx).map_err(|e| JitError::Codegen(format!("{e:?}")))?;
-    let code_size = ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+    let generated = (|| {
+        let counts = {
+            let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
+            Translator::new(builder, input, env.as_deref(), &isa).translate()?
+        };
+        let id = module
+            .declare_function("bpf", Linkage::Local, &ctx.func.signature)
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        module.define_function(id, &mut ctx).map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+        let code_size = ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+        Ok::<_, JitError>((counts, id, code_size))
+    })();
+    ctx.clear();
+    CONTEXTS.with(|c| *c.borrow_mut() = Some((ctx, fb_ctx)));
+    let (counts, id, code_size) = generated?;
     module.finalize_definitions().map_err(|e| JitError::Codegen(e.to_string()))?;
     let ptr = module.get_finalized_function(id);
     let code = ExecCode(Some(module));
@@ -396,13 +408,25 @@ impl<'a, 'b> Translator<'a, 'b> {
         // Entry loads are movable (and dropped when unused): each slot is read here once, and the
         // only later write to it (a tail call) stores the register it was loaded into.
         let entry_flags = trusted().with_readonly().with_can_move();
+        let zero = self.b.ins().iconst(I64, 0);
         for r in 0..11 {
-            let v = self.b.ins().load(I64, entry_flags, rt, regs_offset(r));
+            // Verified code reads only r1 (the context) and r10 before writing a register (the
+            // verifier refuses reads of uninitialised ones), also after a tail call; checked code
+            // may read any.
+            let v = if self.checked || r == 1 || r == 10 {
+                self.b.ins().load(I64, entry_flags, rt, regs_offset(r))
+            } else {
+                zero
+            };
             self.b.def_var(self.regs[r], v);
         }
-        let zero = self.b.ins().iconst(I64, 0);
         self.b.def_var(self.depth, zero);
-        let budget = self.b.ins().load(I64, entry_flags, rt, off(offset_of!(RunCtx, budget)));
+        // Only checked code counts the budget.
+        let budget = if self.checked {
+            self.b.ins().load(I64, entry_flags, rt, off(offset_of!(RunCtx, budget)))
+        } else {
+            self.b.ins().iconst(I64, -1)
+        };
         self.b.def_var(self.budget, budget);
         if !self.ret_sites.is_empty() {
             self.frames = Some(self.b.create_sized_stack_slot(StackSlotData::new(
