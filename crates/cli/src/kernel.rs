@@ -150,8 +150,9 @@ pub(crate) enum KernelCommand {
         /// Print one JSON object: {"results": [r0 per packet, null if the kernel refused it],
         /// "packets": ["<the packet as the program left it, hex>" or null, ...], "ringbufs":
         /// {"<map>": ["<record hex>", ...]}, "maps": {"<map>": {"<key hex>": "<value hex>"}}}.
-        /// Maps are listed by name (byte order), as `duet run --json` lists them for the
-        /// `.bpf.o` and its `.wasm`, so the three documents diff line for line.
+        /// Maps are listed in the order the program declared them (others by name), as `duet
+        /// run --json` lists them for the `.bpf.o` and its `.wasm`, so the three documents diff
+        /// line for line.
         #[arg(long)]
         json: bool,
         /// With --json: add "maps_typed", every map whose key and value types the object's BTF
@@ -269,7 +270,9 @@ pub(crate) struct MapsArgs {
     /// An id from `duet ps`, an attachment directory, or a pinned map (or directory of them).
     target: Option<String>,
     /// Print {"<map>": {"<key hex>": "<value hex>" or ["<per-CPU hex>", ...]}}, the shape of
-    /// `duet run --json`'s "maps": maps by name (byte order), entries by key bytes.
+    /// `duet run --json`'s "maps": maps in the order the program declared them (as `duet
+    /// attach` recorded it; by name for attachments made before duet recorded it), entries by
+    /// key bytes.
     #[arg(long)]
     json: bool,
     /// Show keys and values as typed JSON (structs as objects, byte strings as text, enums by
@@ -630,7 +633,8 @@ fn maps(args: MapsArgs) -> Result<ExitCode> {
                 bail!("name an attachment: `duet maps <id>` (ids from `duet ps`), or a pinned map path");
             };
             let maps = PinnedMaps::open(&root, &target)?;
-            let dump = maps.dump()?;
+            let dumped = maps.dump()?;
+            let dump = in_map_order(&dumped, &maps.names());
             let types = if args.typed { pinned_types(&maps) } else { objects::MapTypes::default() };
             let mut out = std::io::stdout().lock();
             if args.json && args.typed {
@@ -662,13 +666,9 @@ fn typed_arg(text: &str) -> Json {
 }
 
 /// The maps as text, one line per entry; a map with types shows them as typed JSON.
-fn print_maps(
-    out: &mut impl Write,
-    dump: &BTreeMap<String, MapEntries>,
-    types: &objects::MapTypes,
-) -> std::io::Result<()> {
+fn print_maps(out: &mut impl Write, dump: &[(&str, &MapEntries)], types: &objects::MapTypes) -> std::io::Result<()> {
     let typed = typed_maps_json(dump, types);
-    for (name, entries) in dump {
+    for &(name, entries) in dump {
         writeln!(out, "{name}: {} entries", entries.len())?;
         if let Some(typed) = typed.get(name).and_then(Json::as_array) {
             for entry in typed {
@@ -680,7 +680,7 @@ fn print_maps(
             }
             continue;
         }
-        for (key, value) in entries {
+        for (key, value) in entries.iter() {
             match value {
                 MapDump::Single(v) => writeln!(out, "  {} => {}", hex(key), hex(v))?,
                 MapDump::PerCpu(vs) => {
@@ -761,7 +761,10 @@ fn test_run(args: &TestRunArgs<'_>) -> Result<ExitCode> {
     let object = read_object(path)?;
     let name = pick_test_program(&object, path, args.program)?;
     let kind = duet_kernel::list_programs(&object)?.into_iter().find(|p| p.name == name).map(|p| p.kind);
-    let types = duet_object::Object::parse(&object).map(|o| objects::MapTypes::of(&o)).unwrap_or_default();
+    let parsed = duet_object::Object::parse(&object).ok();
+    let types = parsed.as_ref().map(objects::MapTypes::of).unwrap_or_default();
+    // Maps are listed in duet-object's order, as `duet run` lists them.
+    let order: Vec<String> = parsed.map(|o| o.maps.into_iter().map(|m| m.name).collect()).unwrap_or_default();
     let mut capture = Capture::open(pcap)?;
     let cannot = || format!("cannot test-run `{name}` of {}", path.display());
     let config = TestRunConfig { object: &object, program: &name, prog_arrays: &[], repeat: args.repeat.max(1) };
@@ -821,6 +824,7 @@ fn test_run(args: &TestRunArgs<'_>) -> Result<ExitCode> {
         n_packets += 1;
     }
     let (maps, ringbufs) = runner.finish().map_err(|err| kernel_error(err, &object, cannot()))?;
+    let (maps, ringbufs) = (in_map_order(&maps, &order), in_map_order(&ringbufs, &order));
     if let Some(writer) = pcap_out {
         writer.finish()?;
     }
@@ -829,7 +833,7 @@ fn test_run(args: &TestRunArgs<'_>) -> Result<ExitCode> {
     if let Some((results, packets)) = json {
         let ringbufs: JsonMap<String, Json> = ringbufs
             .iter()
-            .map(|(name, records)| (name.clone(), records.iter().map(|r| json!(hex(r))).collect()))
+            .map(|&(name, records)| (name.to_owned(), records.iter().map(|r| json!(hex(r))).collect()))
             .collect();
         out.write_all(b"{\"results\":[")?;
         results.copy_to(&mut out)?;
@@ -850,7 +854,7 @@ fn test_run(args: &TestRunArgs<'_>) -> Result<ExitCode> {
     for (label, n) in &counts {
         writeln!(out, "  {label:<24} {n:>8}")?;
     }
-    for (ring, records) in &ringbufs {
+    for (ring, records) in ringbufs {
         writeln!(out, "  ring buffer `{ring}`: {} records", records.len())?;
     }
     out.flush()?;
@@ -904,7 +908,7 @@ fn bench(path: &Path, pcap: &Path, program: Option<&str>, repeat: Option<u32>, j
 
 /// `maps_typed` of maps read from the kernel: the typed view `duet run` prints
 /// ([`objects::typed_view`]) of every map `types` describes.
-fn typed_maps_json(maps: &BTreeMap<String, MapEntries>, types: &objects::MapTypes) -> Json {
+fn typed_maps_json(maps: &[(&str, &MapEntries)], types: &objects::MapTypes) -> Json {
     let entries = |entries: &MapEntries| -> Vec<(Vec<u8>, MapValue)> {
         entries
             .iter()
@@ -917,15 +921,26 @@ fn typed_maps_json(maps: &BTreeMap<String, MapEntries>, types: &objects::MapType
             })
             .collect()
     };
-    objects::typed_view(maps.iter().map(|(name, e)| (name.as_str(), entries(e))), types)
+    objects::typed_view(maps.iter().map(|&(name, e)| (name, entries(e))), types)
 }
 
-/// Map contents in the JSON shape of `duet run --json`'s "maps".
-pub(crate) fn maps_json(maps: &BTreeMap<String, MapEntries>) -> Json {
+/// The maps of `maps` in `order` (an object's map order: declaration order for SDK objects),
+/// then any others by name, so every document lists maps as `duet run` does.
+pub(crate) fn in_map_order<'a, V>(maps: &'a BTreeMap<String, V>, order: &[String]) -> Vec<(&'a str, &'a V)> {
+    let mut out: Vec<(&str, &V)> = maps.iter().map(|(name, v)| (name.as_str(), v)).collect();
+    out.sort_by_key(|&(name, _)| (order.iter().position(|o| o == name).unwrap_or(usize::MAX), name));
+    out
+}
+
+/// Map contents in the JSON shape of `duet run --json`'s "maps": maps in the order given,
+/// entries by key bytes.
+pub(crate) fn maps_json(maps: &[(&str, &MapEntries)]) -> Json {
     let mut out = JsonMap::new();
-    for (name, entries) in maps {
+    for &(name, entries) in maps {
+        let mut entries: Vec<_> = entries.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         let entries: JsonMap<String, Json> = entries
-            .iter()
+            .into_iter()
             .map(|(key, value)| {
                 let value = match value {
                     MapDump::Single(v) => json!(hex(v)),
@@ -934,7 +949,7 @@ pub(crate) fn maps_json(maps: &BTreeMap<String, MapEntries>) -> Json {
                 (hex(key), value)
             })
             .collect();
-        out.insert(name.clone(), Json::Object(entries));
+        out.insert(name.to_owned(), Json::Object(entries));
     }
     Json::Object(out)
 }
@@ -986,6 +1001,24 @@ mod tests {
                 (vec![2, 0, 0, 0], MapDump::PerCpu(vec![vec![1], vec![2]])),
             ],
         );
-        assert_eq!(maps_json(&maps).to_string(), r#"{"m":{"01000000":"ab","02000000":["01","02"]}}"#);
+        assert_eq!(
+            maps_json(&in_map_order(&maps, &[])).to_string(),
+            r#"{"m":{"01000000":"ab","02000000":["01","02"]}}"#
+        );
+    }
+
+    #[test]
+    fn maps_are_listed_in_the_order_given_then_by_name() {
+        let maps: BTreeMap<String, MapEntries> = ["A", "B", "C", "D"]
+            .into_iter()
+            .map(|n| (n.to_owned(), vec![(vec![1], MapDump::Single(vec![2]))]))
+            .collect();
+        let order = ["C".to_owned(), "A".to_owned()];
+        let names: Vec<&str> = in_map_order(&maps, &order).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["C", "A", "B", "D"]);
+        assert_eq!(
+            maps_json(&in_map_order(&maps, &order)).to_string(),
+            r#"{"C":{"01":"02"},"A":{"01":"02"},"B":{"01":"02"},"D":{"01":"02"}}"#
+        );
     }
 }

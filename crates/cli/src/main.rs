@@ -150,7 +150,10 @@ enum Command {
         /// `duet test-run --json`, so the two diff. For a `.bpf.o` whose BTF declares map types
         /// (every SDK program), also "maps_typed": {"<map>": [{"key": K, "value": V}, ...]} with
         /// keys and values as typed JSON, as bpftool shows them (structs as objects, text byte
-        /// arrays as strings, enums by name); a `.wasm` has no types.
+        /// arrays as strings, enums by name); a `.wasm` has no types. Maps are listed in the
+        /// order the program declared them, for a `.bpf.o` built by `duet build` as for its
+        /// `.wasm` (and so are the ring-buffer lines of the text report); maps the object has
+        /// no declaration order for (global data, objects from clang) follow by name.
         #[arg(long)]
         json: bool,
         /// Write the packets as the program left them to this pcapng file, each with its verdict
@@ -220,8 +223,15 @@ enum Command {
         /// Print the verifier's state trace (every processed instruction with its registers).
         #[arg(long)]
         log: bool,
-        /// Print one JSON object: each program verified (with its cost), rejected (with every
-        /// diagnostic: code, instruction, source line, help) or skipped.
+        /// Print one JSON object: {"input", "ok", "programs": [...]}, one entry per program with
+        /// "name" and "status": "verified" (with "instructions" and "stack_depth", the bytes of
+        /// stack each function uses), "rejected" (with "diagnostics": code, pc, insn, message,
+        /// state, notes, help, source line), "skipped" (a type duet does not verify: "reason")
+        /// or "refused" (the program could not be prepared: "section", "reason"). Verified and
+        /// rejected programs have "stats", as in the kernel's log level 2 summary:
+        /// "insns_processed" (over all paths; "insn_limit" is the budget), "total_states"
+        /// (states stored at prune points), "peak_states" (most stored at once),
+        /// "max_states_per_insn", "pruned" (paths cut short by a stored state) and "time_us".
         #[arg(long)]
         json: bool,
         /// Verify as the kernel does for a loader without CAP_PERFMON: pointers may not be

@@ -220,7 +220,7 @@ fn run_kernel(bpf: &Path, example: &Example, frames: &[Vec<u8>]) -> Result<Row> 
     };
     let out = duet_kernel::test_run(&input)?;
     let results = out.packets.iter().map(|p| p.result.as_ref().ok().map(|v| u64::from(*v))).collect();
-    let maps = as_object(crate::kernel::maps_json(&out.maps));
+    let maps = as_object(crate::kernel::maps_json(&crate::kernel::in_map_order(&out.maps, &[])));
     let bench = duet_kernel::bench(&input)?;
     Ok(Row { executor: "Linux kernel", results, maps, ns_per_packet: bench.ns_per_packet })
 }

@@ -320,8 +320,9 @@ fn maps_of_an_attachment_show_and_take_typed_values() {
     assert_eq!(doc["maps_typed"]["BUCKETS"], json!([{"key": [10, 0, 0, 9], "value": {"tokens": 3, "last_ns": 0}}]));
     assert_eq!(doc["maps_typed"]["STATS"], json!([{"key": 0, "value": 0}, {"key": 1, "value": 0}]));
     let text = duet.ok(&["maps", &id, "--typed"]);
-    assert!(text.contains(r#"0 => {"burst":7,"rate":5}"#), "{text}");
-    assert!(text.contains(r#"[10,0,0,9] => {"last_ns":0,"tokens":3}"#), "{text}");
+    // Struct fields in declaration order, as bpftool shows them.
+    assert!(text.contains(r#"0 => {"rate":5,"burst":7}"#), "{text}");
+    assert!(text.contains(r#"[10,0,0,9] => {"tokens":3,"last_ns":0}"#), "{text}");
     // Hex still works beside --typed, and without it.
     duet.ok(&["maps", "set", &id, "STATS", "01000000", "2a00000000000000"]);
     duet.ok(&["maps", "set", "--typed", &id, "STATS", "\"00000000\"", "41"]);
@@ -369,10 +370,20 @@ fn map_order(text: &str) -> Vec<String> {
     names
 }
 
+/// The ring buffers a text report names, in its order.
+fn ring_order(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("ring buffer `"))
+        .filter_map(|rest| rest.split_once('`').map(|(name, _)| name.to_owned()))
+        .collect()
+}
+
 #[test]
 fn run_of_the_object_and_of_its_wasm_and_test_run_list_maps_in_one_order() {
-    // flowstats declares FLOWS, NEW_FLOWS, ENDED_FLOWS: its .wasm's manifest keeps that order,
-    // its .bpf.o (bpf-linker) lays them out by name. Every JSON document lists them by name.
+    // flowstats declares FLOWS, NEW_FLOWS, ENDED_FLOWS: its .wasm's manifest keeps that order
+    // through the map ids, its .bpf.o (bpf-linker lays `.maps` out by name) through the
+    // `duet.map_order.<id>` records #[duet::map] leaves. Every output lists them in that order:
+    // JSON documents and the text reports' ring-buffer lines.
     let dir = root().join("examples/flowstats");
     let out = Command::new(DUET).args(["build", "--quiet"]).arg(&dir).output().unwrap();
     assert!(out.status.success(), "duet build:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -388,8 +399,24 @@ fn run_of_the_object_and_of_its_wasm_and_test_run_list_maps_in_one_order() {
     } else {
         skip("test-run needs BPF access; compared run of the .bpf.o and of the .wasm only");
     }
-    let expected = ["ENDED_FLOWS", "NEW_FLOWS", "FLOWS"];
+    // "ringbufs" first, then "maps" (which leaves ring buffers out).
+    let expected = ["NEW_FLOWS", "ENDED_FLOWS", "FLOWS"];
     for (what, args) in runs {
-        assert_eq!(map_order(&duet.ok(&args)), expected, "{what}");
+        assert_eq!(map_order(&duet.ok(&args)), expected, "{what} --json");
+        let text_args: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+        assert_eq!(ring_order(&duet.ok(&text_args)), ["NEW_FLOWS", "ENDED_FLOWS"], "{what}");
     }
+
+    // duet maps of an attachment: in the order `duet attach` recorded.
+    if !privileged() {
+        return;
+    }
+    let Some(ns) = Netns::new() else { return };
+    let id = duet.ok(&["attach", &bpf, "--program", "flowstats", "--xdp", "lo", "--skb", "--netns", &ns.0]);
+    let id = id.trim();
+    let text = duet.ok(&["maps", id]);
+    let listed: Vec<&str> = text.lines().filter_map(|l| l.split_once(": ").map(|(name, _)| name)).collect();
+    assert_eq!(listed, ["FLOWS"], "{text}");
+    let ps = duet.json(&["ps", "--json"]);
+    assert_eq!(ps[0]["maps"], json!(["FLOWS", "NEW_FLOWS", "ENDED_FLOWS"]), "{ps}");
 }

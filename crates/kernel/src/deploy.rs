@@ -203,7 +203,9 @@ pub struct Metadata {
     pub kernel_program_id: u32,
     /// The kernel's id of the link.
     pub kernel_link_id: u32,
-    /// The names of the object's maps, pinned under `maps/`.
+    /// The names of the object's maps, pinned under `maps/`, in the object's map order (the
+    /// order its program declared them in where the object records it, as `duet run` lists
+    /// them; by name in attachments made before duet recorded that order).
     pub maps: Vec<String>,
     /// The key and value types the object's BTF declares, by map name (BTF-defined maps with
     /// types only), so `duet maps` shows and takes typed values after the object is gone.
@@ -233,6 +235,18 @@ pub(crate) fn map_layouts(object: &[u8]) -> BTreeMap<String, MapLayouts> {
         .filter(|m| m.key_type.is_some() || m.value_type.is_some())
         .map(|m| (m.name, MapLayouts { key: m.key_type.as_deref().cloned(), value: m.value_type.as_deref().cloned() }))
         .collect()
+}
+
+/// The names of an object's maps in duet-object's order (declaration order where the object
+/// records it, else by name); none when duet cannot read the object.
+pub(crate) fn map_order(object: &[u8]) -> Vec<String> {
+    duet_object::Object::parse(object).map(|o| o.maps.into_iter().map(|m| m.name).collect()).unwrap_or_default()
+}
+
+/// `names` in the order of `order`; names it does not list come after them, by name.
+pub(crate) fn in_map_order(mut names: Vec<String>, order: &[String]) -> Vec<String> {
+    names.sort_by_cached_key(|name| (order.iter().position(|o| o == name).unwrap_or(usize::MAX), name.clone()));
+    names
 }
 
 /// An attachment as found under the pin root.
@@ -400,7 +414,7 @@ fn attach_contained(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> 
         attached_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         kernel_program_id: program_id,
         kernel_link_id: link_id,
-        maps: map_names,
+        maps: in_map_order(map_names, &map_order(req.object)),
         map_types: map_layouts(req.object),
     };
     write_metadata(&dir.path, &metadata)?;

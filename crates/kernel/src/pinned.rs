@@ -26,9 +26,13 @@ impl PinnedMaps {
     /// or any bpffs path: a pinned map (named after its file) or a directory of pinned maps.
     pub fn open(pin_root: &Path, target: &str) -> Result<Self, KernelError> {
         let mut recorded = BTreeMap::new();
+        let mut order = Vec::new();
         let dir: PathBuf = match deploy::find(pin_root, target) {
             Ok(Attachment { dir, metadata, .. }) => {
-                recorded = metadata.map(|m| m.map_types).unwrap_or_default();
+                if let Ok(metadata) = metadata {
+                    recorded = metadata.map_types;
+                    order = metadata.maps;
+                }
                 dir.join("maps")
             }
             Err(err) => {
@@ -71,6 +75,9 @@ impl PinnedMaps {
             })?;
             maps.push((name, map));
         }
+        // The order `attach` recorded (the object's map order), the others by name.
+        let ranked = deploy::in_map_order(maps.iter().map(|(name, _)| name.clone()).collect(), &order);
+        maps.sort_by_key(|(name, _)| ranked.iter().position(|n| n == name));
         let types = checked_types(recorded, &maps);
         Ok(Self { maps, n_cpus: possible_cpus()?, types })
     }
@@ -87,7 +94,8 @@ impl PinnedMaps {
         self.find(name).map(maps::kind_of)
     }
 
-    /// The map names, sorted.
+    /// The map names, in the order `duet attach` recorded (the object's map order: declaration
+    /// order for SDK objects), else by name.
     pub fn names(&self) -> Vec<String> {
         self.maps.iter().map(|(name, _)| name.clone()).collect()
     }

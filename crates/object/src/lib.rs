@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod btf_types;
+pub mod map_order;
 mod sections;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -250,7 +251,8 @@ pub struct Object {
     pub license: String,
     /// Programs, sorted by name.
     pub programs: Vec<ObjectProgram>,
-    /// Maps, sorted by name; program map references index this list.
+    /// Maps in the order the program declared them where the object records it (SDK objects,
+    /// [`map_order`]), then the others by name; program map references index this list.
     pub maps: Vec<MapDef>,
 }
 
@@ -554,9 +556,10 @@ fn build(
     }
     let mut obj = aya_obj::Object::parse(&aliased).map_err(|e| ObjectError::Parse(error_chain(&e)))?;
 
-    // Maps, by name, in a stable order; program references become indices into this list.
+    // Maps in declaration order where the object records it, else by name (map_order.rs);
+    // program references become indices into this list.
     let mut names: Vec<String> = obj.maps.keys().cloned().collect();
-    names.sort();
+    map_order::sort(&mut names, bytes);
     let mut btf_types = btf_types::map_types(bytes);
     let maps: Vec<MapDef> = names
         .iter()

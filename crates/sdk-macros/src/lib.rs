@@ -17,7 +17,9 @@
 //! Map ids are handed out in expansion order (which is declaration order for maps in one
 //! file), by a counter in this process: rustc compiles one crate per process, so the ids of a
 //! crate are 0, 1, 2, ... The id is written both into the code that uses the map and into the
-//! map's record, so code and manifest agree whatever the order.
+//! map's record, so code and manifest agree whatever the order. The BPF build records the same
+//! ids (a line `<id> <name>` in the ELF section `duet.map_order.<id>`), so every executor lists a
+//! crate's maps in one order, the order of their ids.
 //!
 //! The parser is hand-written over `proc_macro` tokens (no syn), for build time.
 
@@ -27,6 +29,11 @@ use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenSt
 
 /// The next map id of the crate being compiled.
 static NEXT_MAP_ID: AtomicU32 = AtomicU32::new(0);
+
+/// The prefix of the ELF sections where the BPF build records each map's id: section
+/// `duet.map_order.<id>` holds the line `<id> <name>\n` (docs/ABI.md, map order); duet-object
+/// reads them under the same name.
+const MAP_ORDER_SECTION: &str = "duet.map_order";
 
 /// Declares a map: `#[duet::map] static NAME: HashMap<K, V> = HashMap::with_max_entries(N, FLAGS);`
 ///
@@ -426,6 +433,8 @@ fn expand_map(item: TokenStream) -> Result<TokenStream, Error> {
     let record_len = name_str.len() + 32;
     let record_name = Ident::new(&format!("__DUET_MAP_RECORD_{name_str}"), name.span());
     let name_lit = Literal::string(&name_str);
+    let order_record = format!("{id} {name_str}\n");
+    let order_lit = Literal::byte_string(order_record.as_bytes());
 
     Ok(concat_streams([
         attrs,
@@ -449,6 +458,17 @@ fn expand_map(item: TokenStream) -> Result<TokenStream, Error> {
         )),
         full_ty,
         parse(&format!(", {record_len}>({id}, {name_lit});")),
+        // BPF: the same id in a record of duet's own, because bpf-linker lays `.maps`, BTF and
+        // debug info out by name; duet-object lists the maps by these ids. `#[used]` gives each
+        // record a section of its own, and the BTF a DATASEC named after it, which the kernel
+        // accepts only if the record is all of its section: hence one section name per map.
+        parse(&format!(
+            "#[cfg(target_arch = \"bpf\")] const _: () = {{ \
+                #[used] #[unsafe(link_section = \"{MAP_ORDER_SECTION}.{id}\")] \
+                static RECORD: [u8; {}] = *{order_lit}; \
+            }};",
+            order_record.len()
+        )),
     ]))
 }
 
