@@ -139,6 +139,10 @@ fn print_json(out: &mut impl Write, input: &Path, programs: Vec<serde_json::Valu
 /// One program's outcome as JSON: the proof's cost, or every diagnostic with its instruction,
 /// source line and help.
 fn program_json(name: &str, result: &Result<VerifiedProgram, Rejection>, with_log: bool) -> serde_json::Value {
+    let stats = match result {
+        Ok(v) => v.stats(),
+        Err(r) => &r.stats,
+    };
     let mut v = match result {
         Ok(v) => {
             let s = v.stats();
@@ -146,6 +150,7 @@ fn program_json(name: &str, result: &Result<VerifiedProgram, Rejection>, with_lo
                 "name": name, "status": "verified", "instructions": v.program().insns().len(),
                 "processed": s.insns_processed, "states": s.states, "peak_states": s.peak_states,
                 "ms": s.time.as_secs_f64() * 1e3,
+                "stack_depth": v.stack_depths().iter().map(|(_, d)| d).collect::<Vec<_>>(),
             })
         }
         Err(r) => {
@@ -165,6 +170,7 @@ fn program_json(name: &str, result: &Result<VerifiedProgram, Rejection>, with_lo
             serde_json::json!({ "name": name, "status": "rejected", "diagnostics": diagnostics })
         }
     };
+    v["stats"] = stats_json(stats);
     let log = match result {
         Ok(p) => p.log(),
         Err(r) => r.log.as_deref(),
@@ -173,6 +179,21 @@ fn program_json(name: &str, result: &Result<VerifiedProgram, Rejection>, with_lo
         v["log"] = serde_json::Value::from(log);
     }
     v
+}
+
+/// The verification statistics of one program, as the kernel's log level 2 summary gives them
+/// ("processed N insns (limit 1000000) max_states_per_insn M total_states T peak_states P",
+/// "verification time U usec"), and the states duet pruned.
+fn stats_json(s: &duet_verifier::Stats) -> serde_json::Value {
+    serde_json::json!({
+        "insns_processed": s.insns_processed,
+        "insn_limit": duet_verifier::Config::default().max_insns,
+        "max_states_per_insn": s.max_states_per_insn,
+        "total_states": s.states,
+        "peak_states": s.peak_states,
+        "pruned": s.pruned,
+        "time_us": s.time.as_micros() as u64,
+    })
 }
 
 /// Prints one program's outcome.

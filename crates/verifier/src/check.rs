@@ -98,6 +98,7 @@ pub(crate) struct Outcome {
     pub(crate) processed: u64,
     pub(crate) states: u64,
     pub(crate) peak_states: u64,
+    pub(crate) max_states_per_insn: u64,
     pub(crate) pruned: u64,
     pub(crate) facts: Vec<InsnFacts>,
     pub(crate) stack_depths: Vec<(usize, u32)>,
@@ -124,6 +125,7 @@ pub(crate) struct Checker<'a> {
     states: u64,
     live_states: u64,
     peak_states: u64,
+    max_states_per_insn: u64,
     pruned: u64,
     backedges: BTreeMap<usize, u64>,
     diags: Vec<Diagnostic>,
@@ -156,6 +158,7 @@ impl<'a> Checker<'a> {
             states: 0,
             live_states: 0,
             peak_states: 0,
+            max_states_per_insn: 0,
             pruned: 0,
             backedges: BTreeMap::new(),
             seen: diags.iter().filter_map(|d| d.pc.map(|pc| (pc, d.code))).collect(),
@@ -189,6 +192,7 @@ impl<'a> Checker<'a> {
             processed: self.processed,
             states: self.states,
             peak_states: self.peak_states,
+            max_states_per_insn: self.max_states_per_insn,
             pruned: self.pruned,
             facts: self.facts,
             stack_depths,
@@ -373,6 +377,7 @@ impl<'a> Checker<'a> {
             }
         }
         self.at_pc[pc].push(idx);
+        self.max_states_per_insn = self.max_states_per_insn.max(self.at_pc[pc].len() as u64);
         if let Some(hash) = hash {
             self.open.entry((pc as u32, hash)).or_default().push(idx);
         }

@@ -421,6 +421,8 @@ pub struct Stats {
     pub states: u64,
     /// Most states stored at once.
     pub peak_states: u64,
+    /// Most states stored at one instruction (the kernel's `max_states_per_insn`).
+    pub max_states_per_insn: u64,
     /// Paths cut short because a verified state covered them.
     pub pruned: u64,
     /// Wall time of the analysis.
@@ -572,8 +574,8 @@ pub enum VerifyError {
     Rejected {
         /// The program.
         program: String,
-        /// The problems.
-        rejection: Rejection,
+        /// The problems (boxed: a rejection is large and errors travel by value).
+        rejection: Box<Rejection>,
     },
 }
 
@@ -594,6 +596,7 @@ pub fn verify(program: &Program, ctx: &VerifyContext) -> Result<VerifiedProgram,
         insns_processed: out.processed,
         states: out.states,
         peak_states: out.peak_states,
+        max_states_per_insn: out.max_states_per_insn,
         pruned: out.pruned,
         time: start.elapsed(),
     };
@@ -659,7 +662,7 @@ pub fn verify_object_program_with(
         .ok_or_else(|| VerifyError::UnsupportedType { program: program.name.clone(), kind: program.kind.clone() })?;
     ctx.config = config;
     verify(&program.program, &ctx)
-        .map_err(|rejection| VerifyError::Rejected { program: program.name.clone(), rejection })
+        .map_err(|rejection| VerifyError::Rejected { program: program.name.clone(), rejection: Box::new(rejection) })
 }
 
 fn fill_location(d: &mut Diagnostic, program: &Program, line_info: &[LineInfo]) {
