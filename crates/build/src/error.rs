@@ -29,6 +29,15 @@ pub enum BuildError {
         /// The rendered errors when the build was quiet (starting with a newline), else empty.
         messages: String,
     },
+    /// cargo could not reach the network (to update the crates.io index or download a crate);
+    /// `offline` says why building offline from its local cache did not work either.
+    #[error("{}", network_message(cause, offline.as_deref()))]
+    Network {
+        /// What cargo said about the network (curl's message).
+        cause: String,
+        /// Why the offline build failed, once one was tried.
+        offline: Option<String>,
+    },
     /// A command could not be started.
     #[error("cannot start `{command}`: {source}{hint}")]
     Spawn {
@@ -76,6 +85,17 @@ pub enum BuildError {
         /// What is wrong.
         message: String,
     },
+}
+
+fn network_message(cause: &str, offline: Option<&str>) -> String {
+    let mut text = format!("cargo could not reach the network ({cause})");
+    if let Some(offline) = offline {
+        text.push_str(&format!(
+            ", and the offline build from its local cache failed too (connect once, or run `cargo fetch` in \
+             the crate while online, and builds work offline after that): {offline}"
+        ));
+    }
+    text
 }
 
 impl BuildError {

@@ -285,6 +285,54 @@ fn cargo_build(
     tools_bin: Option<&Path>,
     progress: Progress,
 ) -> Result<PathBuf, BuildError> {
+    // Shown only when the linker failed: the compiler's own errors, cargo's and the network's
+    // have their own messages.
+    let linker_hint = if target == BPF_TARGET {
+        "linking failed: see bpf-linker's messages above (`function ... not found while relocating` names a \
+         call the BPF target cannot make, e.g. `memset`: zero with `duet::zeroed`); if bpf-linker itself \
+         crashed, delete it from the tools directory and build again"
+    } else {
+        "linking failed: see the messages above; a program must be `#![no_std]` and depend on the `duet` SDK"
+    };
+    let build = |offline: bool| {
+        let mut cmd = cargo_rustc(krate, target, rustc_args, tools_bin, offline);
+        process::run_cargo_build(progress, &mut cmd, &krate.lib_name, target, linker_hint)
+    };
+    // Online first, so a new crate's lock gets the versions cargo would pick; when cargo cannot
+    // reach the network (a new crate's lock needs the index), once more from its local cache,
+    // which has what the SDK needs once any duet crate was built on this machine.
+    let stdout = match build(false) {
+        Err(BuildError::Network { cause, offline: None }) => {
+            progress.note(&format!(
+                "cargo could not reach the network ({cause}); building offline from its local cache (--offline)"
+            ));
+            match build(true) {
+                Ok(stdout) => stdout,
+                Err(err @ BuildError::Compile { .. }) => return Err(err),
+                Err(err) => {
+                    // The command line was shown above; what went wrong is enough here.
+                    let why = match err {
+                        BuildError::Command { hint, .. } => hint.trim_start_matches("; ").to_owned(),
+                        other => other.to_string(),
+                    };
+                    return Err(BuildError::Network { cause, offline: Some(why) });
+                }
+            }
+        }
+        other => other?,
+    };
+    artifact(&stdout, &krate.lib_name, target)
+}
+
+/// The `cargo rustc` command that builds `krate` for `target` (`offline`: from cargo's local
+/// cache only, `--offline`).
+fn cargo_rustc(
+    krate: &CrateInfo,
+    target: &str,
+    rustc_args: &[&str],
+    tools_bin: Option<&Path>,
+    offline: bool,
+) -> Command {
     let mut cmd = Command::new(process::cargo_program());
     // `-Z build-std` needs it on stable; set for both targets so the host-side proc macros of
     // the two builds are the same compilation.
@@ -299,6 +347,9 @@ fn cargo_build(
         cmd.env("PATH", path);
     }
     cmd.arg("rustc").arg("--manifest-path").arg(&krate.manifest);
+    if offline {
+        cmd.arg("--offline");
+    }
     cmd.args(["--lib", "--crate-type", "cdylib", "--target", target, "--profile", PROFILE]);
     if target == BPF_TARGET {
         cmd.args(["-Z", "build-std=core"]);
@@ -314,17 +365,7 @@ fn cargo_build(
         cmd.args(["-C", "link-arg=--btf"]);
     }
     cmd.args(rustc_args);
-    // Reached only when the compiler itself reported no error: the linker or the toolchain failed.
-    let hint = if target == BPF_TARGET {
-        "the compiler reported no error, so linking failed: see bpf-linker's messages above (`function ... not \
-         found while relocating` names a call the BPF target cannot make, e.g. `memset`: zero with \
-         `duet::zeroed`); if bpf-linker itself crashed, delete it from the tools directory and build again"
-    } else {
-        "the compiler reported no error, so linking failed: see the messages above; a program must be \
-         `#![no_std]` and depend on the `duet` SDK"
-    };
-    let stdout = process::run_cargo_build(progress, &mut cmd, &krate.lib_name, target, hint)?;
-    artifact(&stdout, &krate.lib_name, target)
+    cmd
 }
 
 /// The linked library of `lib_name` in cargo's JSON messages.

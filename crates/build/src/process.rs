@@ -63,16 +63,17 @@ fn output_tail(stderr: &[u8]) -> String {
 }
 
 /// Runs a `cargo ... --message-format=json-render-diagnostics` build and returns its stdout (the
-/// JSON messages). Its stderr is passed on as it comes (unless quiet) and kept: when the compiler
-/// reported errors in the program's own code, the error says so briefly
-/// ([`BuildError::Compile`]); otherwise (a linker or tool failure) it carries `hint` and the
-/// command line.
+/// JSON messages). Its stderr is passed on as it comes (unless quiet) and kept for the verdict:
+/// errors the compiler reported in a crate's code are [`BuildError::Compile`]; cargo failing to
+/// reach the network (to update the index or download a crate) is [`BuildError::Network`]; a
+/// failure in the linker carries `linker_hint`; anything else points at cargo's messages. The
+/// last two carry the command line.
 pub(crate) fn run_cargo_build(
     progress: Progress,
     cmd: &mut Command,
     krate: &str,
     target: &str,
-    hint: &str,
+    linker_hint: &str,
 ) -> Result<String, BuildError> {
     use std::io::{BufRead, Read};
     let line = shell_line(cmd);
@@ -127,12 +128,49 @@ pub(crate) fn run_cargo_build(
         };
         return Err(BuildError::Compile { krate, target: target.into(), errors, messages });
     }
-    let mut hint = format!("; {hint}");
+    if !linker && let Some(cause) = network_failure(&err_lines) {
+        return Err(BuildError::Network { cause, offline: None });
+    }
+    let mut hint = if linker {
+        format!("; {linker_hint}")
+    } else {
+        let first = err_lines.iter().find(|l| l.starts_with("error:")).map(|l| l.trim_start_matches("error: "));
+        match first {
+            Some(first) => format!("; cargo failed before compiling: {first} (see its messages above)"),
+            None => "; see cargo's messages above".to_owned(),
+        }
+    };
     if quiet {
         let tail = &err_lines[err_lines.len().saturating_sub(40)..];
         hint.push_str(&format!("\n--- output of the command (last {} lines) ---\n{}", tail.len(), tail.join("\n")));
     }
     Err(BuildError::Command { command: line, status: status.to_string(), hint })
+}
+
+/// What cargo prints when it cannot reach the network (curl's messages, and cargo's own around
+/// them), in its stderr.
+const NETWORK_ERRORS: &[&str] = &[
+    "Could not resolve host",
+    "Couldn't resolve host",
+    "Couldn't connect to server",
+    "Failed to connect",
+    "Connection refused",
+    "Network is unreachable",
+    "Timeout was reached",
+    "network failure seems to have happened",
+    "spurious network error",
+    "failed to download from",
+];
+
+/// The most specific line saying cargo could not reach the network, if one does: the last
+/// `Caused by` of its error (curl's message) when there is one.
+pub(crate) fn network_failure(stderr: &[String]) -> Option<String> {
+    let is_network = |l: &String| NETWORK_ERRORS.iter().any(|e| l.contains(e));
+    // Only cargo's error counts; its warnings about retries come before it.
+    let error_at = stderr.iter().position(|l| l.starts_with("error:"))?;
+    let errors = &stderr[error_at..];
+    let line = errors.iter().rev().find(|l| is_network(l))?;
+    Some(line.trim().trim_start_matches("error: ").to_owned())
 }
 
 /// Runs a query such as `rustc -vV` quietly and returns its stdout.
@@ -191,4 +229,42 @@ pub fn shell_line(cmd: &Command) -> String {
 /// The cargo to run: the one that started us (`$CARGO`) when there is one, else `cargo`.
 pub(crate) fn cargo_program() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_network_failure_is_told_apart_by_cargos_error() {
+        // What `cargo rustc` says in a new crate under `unshare -n`.
+        let offline = lines(
+            "warning: spurious network error (2 tries remaining): [6] Could not resolve hostname (Could not resolve host: index.crates.io)
+error: failed to get `foldhash` as a dependency of package `duet-maps v0.1.0 (/d/crates/maps)`
+
+Caused by:
+  download of config.json failed
+
+Caused by:
+  failed to download from `https://index.crates.io/config.json`
+
+Caused by:
+  [6] Could not resolve hostname (Could not resolve host: index.crates.io)",
+        );
+        assert_eq!(
+            network_failure(&offline).as_deref(),
+            Some("[6] Could not resolve hostname (Could not resolve host: index.crates.io)")
+        );
+        // Retry warnings alone, then a failure of another kind: not the network's.
+        let other = lines(
+            "warning: spurious network error (1 try remaining): [7] Couldn't connect to server
+error: linking with `bpf-linker` failed: exit status: 1",
+        );
+        assert_eq!(network_failure(&other), None);
+        assert_eq!(network_failure(&lines("error: failed to parse manifest at `/x/Cargo.toml`")), None);
+    }
 }
