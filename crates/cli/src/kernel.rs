@@ -761,7 +761,8 @@ fn test_run(args: &TestRunArgs<'_>) -> Result<ExitCode> {
     let object = read_object(path)?;
     let name = pick_test_program(&object, path, args.program)?;
     let kind = duet_kernel::list_programs(&object)?.into_iter().find(|p| p.name == name).map(|p| p.kind);
-    let parsed = duet_object::Object::parse(&object).ok();
+    // Programs duet-object refuses are left out of the kernel's copy too; the others' maps stay.
+    let parsed = duet_object::Object::parse_each(&object).ok().map(|p| p.object);
     let types = parsed.as_ref().map(objects::MapTypes::of).unwrap_or_default();
     // Maps are listed in duet-object's order, as `duet run` lists them.
     let order: Vec<String> = parsed.map(|o| o.maps.into_iter().map(|m| m.name).collect()).unwrap_or_default();

@@ -4,7 +4,13 @@
 //! of libbpf's section names, through `duet inspect --json`, `duet verify --json` and
 //! `duet run --program`.
 //!
-//! Needs clang; without it each test says why it skipped (under `CI=true` it fails instead).
+//! The kernel half loads the same objects with `duet load` and `duet test-run`: programs whose
+//! section names aya does not know load under a name of the same type, programs no loader
+//! knows or that duet refuses are listed as skipped, and a program the kernel rejects does not
+//! stop another from test-running.
+//!
+//! Needs clang, and root (BPF access) for the kernel half; without them each test says why it
+//! skipped (under `CI=true` it fails instead).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -227,4 +233,110 @@ fn every_libbpf_section_name_has_a_kind() {
             assert!(reason.contains(&format!("duet does not verify {kind} programs")), "{section}: {reason}");
         }
     }
+}
+
+/// Root with BPF access; otherwise says why the kernel half is skipped.
+fn kernel_available() -> bool {
+    match duet_kernel::check_access() {
+        Ok(()) => true,
+        Err(err) => {
+            skip(&format!("the kernel half needs BPF access: {err}"));
+            false
+        }
+    }
+}
+
+#[test]
+fn kernel_loads_each_program_on_its_own() {
+    if !kernel_available() {
+        return;
+    }
+    let dir = Scratch::new("kernel-load");
+    let Some(obj) = compile(&dir, "mixed", &format!("{PRELUDE}{MIXED}")) else { return };
+    let out = duet(&["load", "--json"], &obj);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = json(&out);
+    let good = entry(&doc["programs"], "good");
+    assert!(good["verified_insns"].as_u64().is_some_and(|n| n > 0) && good["skipped"].is_null(), "{good}");
+    for (name, why) in [
+        ("unknown_section", "unknown section name `bogus_section`"),
+        ("bad_call", "relocation failed"),
+        ("bad_code", "unknown opcode 0xff"),
+    ] {
+        let p = entry(&doc["programs"], name);
+        assert!(p["skipped"].as_str().is_some_and(|r| r.contains(why)), "{name}: {p}");
+    }
+
+    // libbpf's names: each loads as its type, or is skipped with the reason.
+    let mut source = PRELUDE.to_owned();
+    let kernel_names: Vec<&str> = NAMES.iter().map(|(s, _, _)| *s).filter(|s| !s.starts_with("duet/")).collect();
+    for (i, section) in kernel_names.iter().enumerate() {
+        source.push_str(&format!("SEC(\"{section}\") int prog{i}(void *ctx) {{ return 1; }}\n"));
+    }
+    source.push_str("char _license[] SEC(\"license\") = \"GPL\";\n");
+    let Some(obj) = compile(&dir, "names", &source) else { return };
+    let out = duet(&["load", "--json"], &obj);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = json(&out);
+    let expect = |section: &str| -> (&str, Option<&str>) {
+        match section {
+            "tc" | "tc/ingress" | "tcx/egress" | "netkit/primary" | "classifier" | "classifier_legacy" => {
+                ("SchedClassifier", None)
+            }
+            "xdp" | "xdp.frags" | "xdp/devmap" | "xdp.frags/cpumap" => ("Xdp", None),
+            // The object has a section `xdp` already, the only name aya loads a legacy name as.
+            "xdp_legacy_name" => ("Xdp", Some("aya loads it only as section `xdp`")),
+            "socket" | "socket1" => ("SocketFilter", None),
+            "raw_tp/sys_enter" => ("RawTracePoint", None),
+            "tp/syscalls/sys_enter_openat" | "tracepoint/sched/sched_switch" => ("TracePoint", None),
+            "raw_tracepoint.w/sys_enter" => ("raw_tracepoint_writable", Some("aya has no section name")),
+            "lwt_in" => ("lwt_in", Some("aya has no section name")),
+            "struct_ops/test_1" => ("struct_ops", Some("aya has no section name")),
+            "syscall" => ("syscall", Some("aya has no section name")),
+            "fentry/do_unlinkat" | "lsm/file_open" => ("", Some("needs an attach target")),
+            _ => ("", None),
+        }
+    };
+    for (i, section) in kernel_names.iter().enumerate() {
+        let p = entry(&doc["programs"], &format!("prog{i}"));
+        let (kind, skipped) = expect(section);
+        if !kind.is_empty() {
+            assert_eq!(p["type"], kind, "{section}: {p}");
+        }
+        match skipped {
+            Some(why) => assert!(p["skipped"].as_str().is_some_and(|r| r.contains(why)), "{section}: {p}"),
+            None => assert!(p["skipped"].is_null() && p["verified_insns"].as_u64().is_some(), "{section}: {p}"),
+        }
+    }
+}
+
+#[test]
+fn kernel_test_runs_a_program_beside_one_the_kernel_rejects() {
+    if !kernel_available() {
+        return;
+    }
+    let dir = Scratch::new("kernel-run");
+    // `unchecked` reads the packet without checking its length: both verifiers refuse it.
+    let source = format!(
+        "{PRELUDE}{MIXED}\nSEC(\"tcx/ingress\") int unchecked(struct __sk_buff *skb) {{ \
+         return *(unsigned char *)(long)skb->data; }}\nSEC(\"tc/egress\") int tc_pass(struct __sk_buff *skb) {{ return 0; }}\n"
+    );
+    let Some(obj) = compile(&dir, "mixed", &source) else { return };
+    let frames: Vec<Vec<u8>> = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).take(2).collect();
+    let mut pcap = Vec::new();
+    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
+    let pcap = dir.file("two.pcap", &pcap);
+    let pcap = pcap.to_str().expect("utf-8 path");
+
+    for (program, verdict) in [("good", 2), ("tc_pass", 0)] {
+        let out = duet(&["test-run", "--json", "--pcap", pcap, "--program", program], &obj);
+        assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out)["results"], serde_json::json!([verdict, verdict]), "{program}");
+    }
+    // The rejected program itself fails with the kernel's reason; a refused one with duet's.
+    let out = duet(&["test-run", "--pcap", pcap, "--program", "unchecked"], &obj);
+    assert!(!out.status.success());
+    let out = duet(&["test-run", "--pcap", pcap, "--program", "bad_call"], &obj);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("relocation failed"), "{stderr}");
 }

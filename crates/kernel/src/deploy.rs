@@ -301,6 +301,9 @@ pub fn bpf_stats_enabled() -> Option<bool> {
 
 /// Loads every program of the object into the kernel (the kernel verifier runs on each) and
 /// unloads them again. On the first rejection, [`KernelError::Rejected`] carries the log.
+/// Programs the loader leaves out ([`duet_object::kernel_object`]: a section name no loader
+/// knows, a type aya cannot load, a program duet-object refuses) are listed as skipped, with
+/// the reason.
 pub fn load_check(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError> {
     boundary::contain("loading the object", || load_check_contained(object))
 }
@@ -311,6 +314,8 @@ fn load_check_contained(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError
     loader.allow_unsupported_maps();
     // Maps pinned by name would otherwise land in /sys/fs/bpf and outlive the check; they get a
     // private bpffs directory, removed after the fds close (`_pins` is dropped after `ebpf`).
+    let prepared = run::prepare(object, None)?;
+    let object: &[u8] = &prepared.bytes;
     let obj = run::parse_object(object, None)?;
     let wants_pins = obj.maps.values().any(|map| map.pinning() == aya_obj::maps::PinningType::ByName);
     drop(obj);
@@ -324,7 +329,22 @@ fn load_check_contained(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError
     let mut ebpf = loader.load(object).map_err(run::object_error)?;
     let mut names: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
     names.sort();
-    let mut out = Vec::new();
+    // Programs the loader left out are listed as skipped, with the reason.
+    let mut out: Vec<LoadedProgram> = prepared
+        .refused
+        .iter()
+        .map(|r| LoadedProgram {
+            name: r.name.clone(),
+            kind: match &r.kind {
+                None => "unknown".to_owned(),
+                Some(duet_object::ProgramKind::Other(name)) => name.clone(),
+                Some(kind) => format!("{kind:?}"),
+            },
+            verified_insns: None,
+            jited_bytes: 0,
+            skipped: Some(r.reason.clone()),
+        })
+        .collect();
     for name in names {
         let Some(program) = ebpf.program_mut(&name) else { continue };
         let kind = format!("{:?}", program.prog_type());
@@ -348,6 +368,7 @@ fn load_check_contained(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError
             skipped: None,
         });
     }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
@@ -361,7 +382,9 @@ pub fn attach(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> {
 
 fn attach_contained(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> {
     access::check_access()?;
-    let (name, section) = pick_program(req.object, req.program, &req.hook)?;
+    let prepared = run::prepare(req.object, req.program)?;
+    let object: &[u8] = &prepared.bytes;
+    let (name, section) = pick_program(object, req.program, &req.hook)?;
     bpffs::ensure_for_pinning(req.pin_root)?;
     // Best effort: what killed attaches left behind is in nobody's way (it has no id), but its
     // pins hold kernel memory.
@@ -381,7 +404,7 @@ fn attach_contained(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> 
     let mut loader = EbpfLoader::new();
     loader.allow_unsupported_maps();
     loader.default_map_pin_directory(&maps_dir);
-    let mut ebpf = loader.load(req.object).map_err(run::object_error)?;
+    let mut ebpf = loader.load(object).map_err(run::object_error)?;
     let program = ebpf
         .program_mut(&name)
         .ok_or_else(|| KernelError::ProgramNotFound { program: name.clone(), available: vec![] })?;

@@ -132,6 +132,16 @@ pub enum KernelError {
         source: Box<aya::programs::ProgramError>,
     },
 
+    /// The program is in the object, but duet's kernel loader leaves it out: its section name
+    /// means nothing to libbpf, or aya cannot load its type ([`duet_object::kernel_object`]).
+    #[error("program `{program}` cannot be loaded: {reason}")]
+    ProgramRefused {
+        /// The program name.
+        program: String,
+        /// Why.
+        reason: String,
+    },
+
     /// The object has no program with this name.
     #[error("the object has no program `{program}`; it has: {}", .available.join(", "))]
     ProgramNotFound {

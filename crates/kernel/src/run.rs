@@ -87,7 +87,8 @@ pub struct ProgramSummary {
 /// The programs of an object, sorted by name, without touching the kernel.
 pub fn list_programs(object: &[u8]) -> Result<Vec<ProgramSummary>, KernelError> {
     boundary::contain("reading the object", || {
-        let obj = parse_object(object, None)?;
+        let prepared = prepare(object, None)?;
+        let obj = parse_object(&prepared.bytes, None)?;
         let mut programs: Vec<_> = obj
             .programs
             .iter()
@@ -96,6 +97,20 @@ pub fn list_programs(object: &[u8]) -> Result<Vec<ProgramSummary>, KernelError> 
         programs.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(programs)
     })
+}
+
+/// The object as duet's kernel loader hands it to aya ([`duet_object::kernel_object`]: section
+/// names libbpf accepts and aya does not are renamed, programs no loader knows are left out); an
+/// error if `wanted` is one of those left out.
+pub(crate) fn prepare<'a>(
+    object: &'a [u8],
+    wanted: Option<&str>,
+) -> Result<duet_object::KernelObject<'a>, KernelError> {
+    let prepared = duet_object::kernel_object(object);
+    if let Some(r) = prepared.refused.iter().find(|r| Some(r.name.as_str()) == wanted) {
+        return Err(KernelError::ProgramRefused { program: r.name.clone(), reason: r.reason.clone() });
+    }
+    Ok(prepared)
 }
 
 /// Parses the object with aya-obj, after the checks aya cannot survive without
@@ -114,7 +129,8 @@ pub(crate) fn parse_object(object: &[u8], wanted: Option<&str>) -> Result<aya_ob
 ///
 /// All programs of the object are loaded (tail calls may reach any of them), except those that
 /// need an attach target (fentry, fexit, lsm, tp_btf, iter, extension), which are skipped unless
-/// they are the one to run or a tail-call target. Everything is released when this returns.
+/// they are the one to run or a tail-call target; any other program the kernel rejects, or that
+/// [`duet_object::kernel_object`] leaves out, is left out too unless the run needs it. Everything is released when this returns.
 /// [`TestRunner`] does the same packet by packet, for captures too large to hold.
 pub fn test_run(input: &TestRunInput<'_>) -> Result<TestRunOutput, KernelError> {
     let mut runner = TestRunner::load(&TestRunConfig {
@@ -186,7 +202,9 @@ impl TestRunner {
         // Maps that ask to be pinned by name (LIBBPF_PIN_BY_NAME) would otherwise be pinned in
         // /sys/fs/bpf, outlive this runner, and be reused by the next one. They get a private
         // directory instead, removed with everything else when the runner is dropped.
-        let obj = parse_object(config.object, Some(config.program))?;
+        let prepared = prepare(config.object, Some(config.program))?;
+        let object: &[u8] = &prepared.bytes;
+        let obj = parse_object(object, Some(config.program))?;
         let wants_pins = obj.maps.values().any(|map| map.pinning() == PinningType::ByName);
         drop(obj);
         let mut loader = EbpfLoader::new();
@@ -198,7 +216,7 @@ impl TestRunner {
         } else {
             None
         };
-        let mut ebpf = loader.load(config.object).map_err(object_error)?;
+        let mut ebpf = loader.load(object).map_err(object_error)?;
 
         let names = load_programs(&mut ebpf, config)?;
         let program = ebpf.program(config.program).ok_or_else(|| KernelError::ProgramNotFound {
@@ -265,17 +283,24 @@ impl TestRunner {
 }
 
 /// Loads every program of the object, in name order so that, of several bad programs, the same
-/// one is always reported. Returns the sorted names.
+/// one is always reported. A program the run needs (the one to run, a tail-call target) must
+/// load; any other that the kernel refuses is left out, as a program that was never there: one
+/// bad program does not cost the others. Returns the sorted names of the loaded programs.
 fn load_programs(ebpf: &mut Ebpf, input: &TestRunConfig<'_>) -> Result<Vec<String>, KernelError> {
     let mut names: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
     names.sort();
     let required = |name: &str| name == input.program || input.prog_arrays.iter().any(|(_, _, p)| p == name);
-    for name in &names {
-        if let Some(program) = ebpf.program_mut(name) {
-            load(name, program, required(name))?;
+    let mut loaded = Vec::new();
+    for name in names {
+        if let Some(program) = ebpf.program_mut(&name) {
+            match load(&name, program, required(&name)) {
+                Ok(()) => loaded.push(name),
+                Err(err) if required(&name) => return Err(err),
+                Err(_) => {}
+            }
         }
     }
-    Ok(names)
+    Ok(loaded)
 }
 
 /// Puts the tail-call targets of `input.prog_arrays` in place; the returned arrays must stay

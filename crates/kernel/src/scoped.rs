@@ -126,9 +126,14 @@ fn attach_contained(req: &ScopedRequest<'_>) -> Result<ScopedAttachment, KernelE
     // From here on, a failure drops `cleanup`, which removes the directory again.
     let cleanup = RemoveOnError(req.pin_dir);
 
+    let prepared = run::prepare(req.object, None)?;
+    let object: &[u8] = &prepared.bytes;
     let mut picked = Vec::new();
     for (name, hook) in &req.programs {
-        let (name, section) = deploy::pick_program(req.object, Some(name), hook)?;
+        if let Some(r) = prepared.refused.iter().find(|r| r.name == *name) {
+            return Err(KernelError::ProgramRefused { program: r.name.clone(), reason: r.reason.clone() });
+        }
+        let (name, section) = deploy::pick_program(object, Some(name), hook)?;
         let cgroup = match hook {
             Hook::CgroupConnect4 { cgroup } | Hook::SockOps { cgroup } => Some(deploy::open_cgroup(cgroup)?),
             _ => None,
@@ -138,7 +143,7 @@ fn attach_contained(req: &ScopedRequest<'_>) -> Result<ScopedAttachment, KernelE
 
     let mut loader = EbpfLoader::new();
     loader.allow_unsupported_maps();
-    let mut ebpf = loader.load(req.object).map_err(run::object_error)?;
+    let mut ebpf = loader.load(object).map_err(run::object_error)?;
     for (map, key, value) in &req.seed {
         let found = ebpf.map(map).ok_or_else(|| KernelError::NoSuchMap {
             what: format!("no map `{map}` to seed"),

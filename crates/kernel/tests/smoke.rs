@@ -188,24 +188,33 @@ fn mistakes_get_errors_that_name_the_culprit() {
 }
 
 #[test]
-fn unknown_sections_are_named() {
+fn unknown_sections_refuse_only_their_programs() {
     let Some(object) = common::compile_fixture("smoke", &["BOGUS_SECTION"]) else { return };
-    let err = list_programs(&object).unwrap_err();
-    assert!(matches!(&err, KernelError::UnsupportedSection { section } if section == "bogus"), "{err}");
+    // The program in the bogus section is left out; the others are listed and run.
+    let programs = list_programs(&object).expect("the other programs are listed");
+    assert!(programs.iter().any(|p| p.name == "smoke"), "{programs:?}");
+    assert!(!programs.iter().any(|p| p.name == "in_bogus_section"), "{programs:?}");
     if !common::kernel_access() {
         return;
     }
-    let err = test_run(&input(&object, "smoke", &[])).unwrap_err();
-    assert!(matches!(&err, KernelError::UnsupportedSection { section } if section == "bogus"), "{err}");
+    test_run(&input(&object, "smoke", &[])).expect("a bogus section costs only its own program");
+    let err = test_run(&input(&object, "in_bogus_section", &[])).unwrap_err();
+    assert!(
+        matches!(&err, KernelError::ProgramRefused { program, reason }
+            if program == "in_bogus_section" && reason.contains("unknown section name `bogus`")),
+        "{err}"
+    );
 }
 
 #[test]
-fn verifier_rejections_carry_the_log() {
+fn verifier_rejections_carry_the_log_and_cost_only_their_program() {
     let Some(object) = common::compile_fixture("smoke", &["UNCHECKED_READ"]) else { return };
     if !common::kernel_access() {
         return;
     }
-    let err = test_run(&input(&object, "smoke", &[])).unwrap_err();
+    // A program the kernel rejects is left out when the run does not need it.
+    test_run(&input(&object, "smoke", &[])).expect("the rejected program is not the one to run");
+    let err = test_run(&input(&object, "unchecked", &[])).unwrap_err();
     let KernelError::Rejected { program, log, .. } = &err else { panic!("expected a rejection, got {err}") };
     assert_eq!(program, "unchecked");
     assert!(log.contains("invalid access to packet"), "{log}");

@@ -32,7 +32,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 pub use btf_types::{Bitfield, EnumVariant, Member, TypeLayout};
-pub use sections::section_kind;
+pub use sections::{KernelObject, kernel_object, section_kind};
 
 use aya_obj::btf::Btf;
 use aya_obj::{EbpfSectionKind, ProgramSection};

@@ -284,23 +284,9 @@ pub(crate) fn aya_copy<'a>(
     };
 
     let mut copy = bytes.to_vec();
-    // Disabled sections: clear SHF_EXECINSTR (bit 2 of the 64-bit sh_flags at offset 8 of an
-    // Elf64_Shdr) in the copy's section header.
-    let shoff = header.e_shoff.get(endian) as usize;
-    let shentsize = usize::from(header.e_shentsize.get(endian));
+    let headers_at = HeaderTable::of(header, endian);
     for &index in disabled {
-        let Some(at) = index.checked_mul(shentsize).and_then(|o| o.checked_add(shoff + 8)) else { continue };
-        let Some(flags) = copy.get_mut(at..at + 8) else { continue };
-        let mut word = [0u8; 8];
-        word.copy_from_slice(flags);
-        let value = match endian {
-            object::Endianness::Little => u64::from_le_bytes(word),
-            object::Endianness::Big => u64::from_be_bytes(word),
-        } & !u64::from(object::elf::SHF_EXECINSTR);
-        flags.copy_from_slice(&match endian {
-            object::Endianness::Little => value.to_le_bytes(),
-            object::Endianness::Big => value.to_be_bytes(),
-        });
+        headers_at.clear_exec(&mut copy, index);
     }
 
     // Renamed sections: original name -> alias.
@@ -361,4 +347,192 @@ fn unique_alias(name: &str, taken: &BTreeSet<String>) -> Option<String> {
     let first = tail.map(|t| format!("tp/{t}"));
     let counters = (0u32..1000).map(|n| format!("tp/{n:_>width$}", width = len - 3)).filter(|a| a.len() == len);
     first.into_iter().chain(counters).find(|a| !taken.contains(a) && aya_accepts(a))
+}
+
+/// Where the section headers are in the file, to edit them in a copy.
+struct HeaderTable {
+    offset: usize,
+    entry_size: usize,
+    endian: object::Endianness,
+}
+
+impl HeaderTable {
+    fn of(header: &object::elf::FileHeader64<object::Endianness>, endian: object::Endianness) -> HeaderTable {
+        HeaderTable {
+            offset: header.e_shoff.get(endian) as usize,
+            entry_size: usize::from(header.e_shentsize.get(endian)),
+            endian,
+        }
+    }
+
+    /// The file range of a field of header `index` (`Elf64_Shdr`: sh_name at 0 (4 bytes),
+    /// sh_flags at 8, sh_offset at 24, sh_size at 32 (8 bytes each)).
+    fn field(&self, index: usize, at: usize, len: usize) -> Option<std::ops::Range<usize>> {
+        let start = index.checked_mul(self.entry_size)?.checked_add(self.offset)?.checked_add(at)?;
+        Some(start..start.checked_add(len)?)
+    }
+
+    fn read(&self, copy: &[u8], index: usize, at: usize, len: usize) -> Option<u64> {
+        let bytes = copy.get(self.field(index, at, len)?)?;
+        let mut word = [0u8; 8];
+        match self.endian {
+            object::Endianness::Little => {
+                word[..len].copy_from_slice(bytes);
+                Some(u64::from_le_bytes(word))
+            }
+            object::Endianness::Big => {
+                word[8 - len..].copy_from_slice(bytes);
+                Some(u64::from_be_bytes(word))
+            }
+        }
+    }
+
+    fn write(&self, copy: &mut [u8], index: usize, at: usize, len: usize, value: u64) {
+        let Some(dst) = self.field(index, at, len).and_then(|r| copy.get_mut(r)) else { return };
+        match self.endian {
+            object::Endianness::Little => dst.copy_from_slice(&value.to_le_bytes()[..len]),
+            object::Endianness::Big => dst.copy_from_slice(&value.to_be_bytes()[8 - len..]),
+        }
+    }
+
+    /// Clears SHF_EXECINSTR of section `index`: loaders no longer read it as a program.
+    fn clear_exec(&self, copy: &mut [u8], index: usize) {
+        if let Some(flags) = self.read(copy, index, 8, 8) {
+            self.write(copy, index, 8, 8, flags & !u64::from(object::elf::SHF_EXECINSTR));
+        }
+    }
+}
+
+/// An object prepared for duet's kernel loader (aya), from [`kernel_object`].
+#[derive(Clone, Debug)]
+pub struct KernelObject<'a> {
+    /// The bytes to hand to aya: the object itself when nothing had to change.
+    pub bytes: Cow<'a, [u8]>,
+    /// The programs left out, and why.
+    pub refused: Vec<crate::RefusedProgram>,
+}
+
+/// Prepares an object for duet's kernel loader, aya 0.14, which knows fewer section names than
+/// libbpf and refuses a whole object on the first name it does not know. In the copy it gets,
+/// each program section whose name libbpf accepts but aya does not is renamed to a name aya
+/// loads as the same program type (`tc` becomes `classifier/tc`, a legacy `xdp_foo` becomes
+/// `xdp`); a section whose name no loader knows, or whose type aya cannot load under any name,
+/// is left out (no longer executable) and its programs are returned as refused. The new names
+/// are appended to the file in a new section-name table, so nothing else moves. BTF function and
+/// line info stay attached to the old names: renamed programs load without them. duet's own
+/// userspace-only sections are left as they are (the kernel loader refuses them by name).
+pub fn kernel_object(bytes: &[u8]) -> KernelObject<'_> {
+    use object::read::elf::{FileHeader as _, SectionHeader as _};
+    let unchanged = || KernelObject { bytes: Cow::Borrowed(bytes), refused: Vec::new() };
+    let sections = program_sections(bytes);
+    // What duet-object refuses (unknown name, invalid code, a failed relocation) is left out
+    // of the kernel's copy too, so that aya does not fail the whole object on it.
+    let duet_refused: Vec<crate::RefusedProgram> =
+        crate::Object::parse_each(bytes).map(|parsed| parsed.refused).unwrap_or_default();
+    let mut taken: BTreeSet<String> = sections.iter().map(|s| s.name.clone()).collect();
+    let mut refused = Vec::new();
+    let mut disabled = Vec::new();
+    let mut renames: Vec<(usize, String)> = Vec::new();
+    for s in &sections {
+        let reason = if let Some(r) = duet_refused.iter().find(|r| r.section == s.name) {
+            if s.functions.len() > 1 { format!("`{}` of its section: {}", r.name, r.reason) } else { r.reason.clone() }
+        } else if aya_accepts(&s.name) {
+            continue;
+        } else {
+            match &s.kind {
+                None => format!("unknown section name `{}`: libbpf gives it no program type", s.name),
+                Some(kind) if kind.is_userspace_only() => continue,
+                Some(kind) => match kernel_alias(kind, &s.name, &taken) {
+                    Ok(alias) => {
+                        taken.insert(alias.clone());
+                        renames.push((s.index, alias));
+                        continue;
+                    }
+                    Err(why) => format!(
+                        "duet's kernel loader (aya 0.14) cannot load this {} program from section `{}`: {why}",
+                        kind_label(kind),
+                        s.name
+                    ),
+                },
+            }
+        };
+        crate::refuse_section(&mut refused, s, &reason);
+        disabled.push(s.index);
+    }
+    if renames.is_empty() && disabled.is_empty() {
+        return unchanged();
+    }
+    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(bytes) else { return unchanged() };
+    let Ok(endian) = header.endian() else { return unchanged() };
+    let (Ok(headers), Ok(shstrndx)) = (header.section_headers(endian, bytes), header.shstrndx(endian, bytes)) else {
+        return unchanged();
+    };
+    let Some(names) = headers.get(shstrndx as usize).and_then(|h| {
+        let start = usize::try_from(h.sh_offset(endian)).ok()?;
+        bytes.get(start..start.checked_add(usize::try_from(h.sh_size(endian)).ok()?)?)
+    }) else {
+        return unchanged();
+    };
+    let table = HeaderTable::of(header, endian);
+    let mut copy = bytes.to_vec();
+    for index in disabled {
+        table.clear_exec(&mut copy, index);
+    }
+    if !renames.is_empty() {
+        // The new section-name table: the old one, then the new names, at the end of the file.
+        let mut strings = names.to_vec();
+        for (index, alias) in &renames {
+            table.write(&mut copy, *index, 0, 4, strings.len() as u64);
+            strings.extend_from_slice(alias.as_bytes());
+            strings.push(0);
+        }
+        let at = copy.len() as u64;
+        copy.extend_from_slice(&strings);
+        table.write(&mut copy, shstrndx as usize, 24, 8, at);
+        table.write(&mut copy, shstrndx as usize, 32, 8, strings.len() as u64);
+    }
+    refused.sort_by(|a, b| a.name.cmp(&b.name));
+    KernelObject { bytes: Cow::Owned(copy), refused }
+}
+
+/// A kind's name in messages (the kernel's program type where duet has no kind of its own).
+fn kind_label(kind: &ProgramKind) -> String {
+    match kind {
+        ProgramKind::Other(name) => name.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A section name aya loads as the same program type as `name`, that no other section has; or
+/// why there is none.
+fn kernel_alias(kind: &ProgramKind, name: &str, taken: &BTreeSet<String>) -> Result<String, String> {
+    let candidate = match kind {
+        ProgramKind::SchedClassifier => format!("classifier/{name}"),
+        ProgramKind::SocketFilter => format!("socket/{name}"),
+        ProgramKind::KProbe => format!("kprobe/{name}"),
+        ProgramKind::KRetProbe => format!("kretprobe/{name}"),
+        ProgramKind::TracePoint => format!("tracepoint/{name}"),
+        ProgramKind::SockOps => format!("sockops/{name}"),
+        ProgramKind::SkMsg => format!("sk_msg/{name}"),
+        // aya knows no suffix for these: one section per object can have the plain name.
+        ProgramKind::Xdp if name.starts_with("xdp.frags") => "xdp.frags".to_owned(),
+        ProgramKind::Xdp => "xdp".to_owned(),
+        ProgramKind::CgroupSkb => "cgroup/skb".to_owned(),
+        ProgramKind::Other(other) => match other.as_str() {
+            "raw_tracepoint" => format!("raw_tp/{name}"),
+            "perf_event" | "flow_dissector" | "lirc_mode2" | "sk_lookup" => other.clone(),
+            _ => return Err("aya has no section name for this program type (or attach type)".to_owned()),
+        },
+        _ => return Err("aya has no section name for this attach type".to_owned()),
+    };
+    if taken.contains(&candidate) {
+        return Err(format!(
+            "aya loads it only as section `{candidate}`, which the object already has; put it in that section \
+             (SEC(\"{candidate}\"), libbpf 1.x: several programs may share a section)"
+        ));
+    }
+    if !aya_accepts(&candidate) {
+        return Err("aya has no section name for it".to_owned());
+    }
+    Ok(candidate)
 }
