@@ -844,15 +844,25 @@ impl<'a> Checker<'a> {
                     *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
                     return;
                 }
-                let val = match insn.op {
-                    Op::Mov32Reg => src.val.zext32(),
-                    Op::MovSx8 => src.val.sign_extend(1, false),
-                    Op::MovSx16 => src.val.sign_extend(2, false),
-                    Op::MovSx32 => src.val.sign_extend(4, false),
-                    Op::MovSx8To32 => src.val.sign_extend(1, true),
-                    _ => src.val.sign_extend(2, true),
+                let (val, width) = match insn.op {
+                    Op::Mov32Reg => (src.val.zext32(), 32),
+                    Op::MovSx8 => (src.val.sign_extend(1, false), 8),
+                    Op::MovSx16 => (src.val.sign_extend(2, false), 16),
+                    Op::MovSx32 => (src.val.sign_extend(4, false), 32),
+                    Op::MovSx8To32 => (src.val.sign_extend(1, true), 8),
+                    _ => (src.val.sign_extend(2, true), 16),
                 };
-                *st.reg_mut(dst) = Reg::scalar(val);
+                let mut copy = Reg::scalar(val);
+                // As the kernel's scalar ids: when the source surely fits the copy's width (32
+                // bits for `w3 = w2`, below the sign bit for a sign-extending move), the copy is
+                // the same number, and a bound learned on either applies to both.
+                let limit = if insn.op == Op::Mov32Reg { u64::from(u32::MAX) } else { (1u64 << (width - 1)) - 1 };
+                if src.is_scalar() && src.val.umax <= limit && src.val.as_const().is_none() {
+                    let id = if src.id == 0 { self.new_id() } else { src.id };
+                    st.reg_mut(insn.src).id = id;
+                    copy.id = id;
+                }
+                *st.reg_mut(dst) = copy;
             }
             op => {
                 let Some(aop) = alu_op(op) else { return };
