@@ -196,8 +196,16 @@ async fn max_concurrency_answers_503_when_saturated() {
 
 #[test]
 fn load_errors_are_clear() {
-    let dir = std::env::temp_dir().join(format!("duet-app-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    /// Removed on drop, also when an assertion fails.
+    struct Dir(std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let guard = Dir(std::env::temp_dir().join(format!("duet-app-load-{}", std::process::id())));
+    let dir = &guard.0;
+    std::fs::create_dir_all(dir).unwrap();
     let load = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
@@ -242,7 +250,7 @@ fn load_errors_are_clear() {
     let mut bad = AppConfig::new(hello_wasm());
     bad.allowed_outbound = vec!["http://not an authority".into()];
     assert!(matches!(App::load(&bad, None), Err(AppError::Config(_))));
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

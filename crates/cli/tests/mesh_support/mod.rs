@@ -28,11 +28,34 @@ pub fn filters(target: &str) -> PathBuf {
     duet_testdata::proxy_filters::build_proxy_filters(target).expect("building the Proxy-Wasm test filters")
 }
 
-pub fn temp_dir(name: &str) -> PathBuf {
+/// A test's temporary directory, removed on drop (also when the test fails).
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("duet-mesh-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 pub fn free_port() -> u16 {
