@@ -66,12 +66,23 @@ pub(crate) fn contain<T>(during: &'static str, f: impl FnOnce() -> Result<T, Ker
     })
 }
 
-/// Checks what aya cannot survive before it sees the object: today, that every string of the
-/// `.BTF` string table is UTF-8. Anything else wrong with the ELF or BTF is left to aya, which
-/// reports it as an error.
+/// Checks what aya cannot survive before it sees the object: that no global data section claims
+/// more than a map value may hold (aya allocates all of it, and a failed allocation aborts), and
+/// that every string of the `.BTF` string table is UTF-8. Anything else wrong with the ELF or BTF
+/// is left to aya, which reports it as an error.
 pub(crate) fn check_object(object: &[u8]) -> Result<(), KernelError> {
     use object::{Object as _, ObjectSection as _};
     let Ok(file) = object::File::parse(object) else { return Ok(()) };
+    for section in file.sections() {
+        let name = section.name().unwrap_or("");
+        if duet_object::is_global_data_section(name) && section.size() > duet_object::MAX_GLOBAL_DATA {
+            return Err(KernelError::GlobalDataTooLarge {
+                section: name.to_owned(),
+                size: section.size(),
+                max: duet_object::MAX_GLOBAL_DATA,
+            });
+        }
+    }
     let Some(btf) = file.section_by_name(".BTF") else { return Ok(()) };
     let Ok(data) = btf.data() else { return Ok(()) };
     match btf_strings(data) {

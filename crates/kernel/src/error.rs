@@ -82,6 +82,20 @@ pub enum KernelError {
         location: String,
     },
 
+    /// A global data section larger than a map value may be (aya would allocate all of it, and
+    /// a failed allocation aborts the process).
+    #[error(
+        "global data section `{section}` claims {size} bytes; a map value (and so a global data section) is at most {max} bytes"
+    )]
+    GlobalDataTooLarge {
+        /// The section's name.
+        section: String,
+        /// The size its header claims.
+        size: u64,
+        /// The limit, [`duet_object::MAX_GLOBAL_DATA`].
+        max: u64,
+    },
+
     /// aya could not parse or prepare the object (bad ELF, BTF, relocations, ...).
     #[error("aya could not load the object")]
     Object {

@@ -146,3 +146,43 @@ fn duet_userspace_only_programs_are_refused_by_name() {
     };
     refused("attach", duet_kernel::attach(&req).map(drop), "on_request");
 }
+
+/// `object` with the size in section `name`'s header replaced by `size`.
+fn claim_section_size(object: &[u8], name: &str, size: u64) -> Vec<u8> {
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes(object[at..at + 2].try_into().unwrap()));
+    let u32_at = |at: usize| u32::from_le_bytes(object[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(object[at..at + 8].try_into().unwrap()) as usize;
+    let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + i * shentsize;
+    let names = u64_at(header(shstrndx) + 24);
+    let needle = format!("{name}\0");
+    let h = (0..shnum)
+        .map(header)
+        .find(|&h| object[names + u32_at(h)..].starts_with(needle.as_bytes()))
+        .unwrap_or_else(|| panic!("the object has a {name} section"));
+    let mut out = object.to_vec();
+    out[h + 32..h + 40].copy_from_slice(&size.to_le_bytes());
+    out
+}
+
+/// A `.bss` that claims 2^60 bytes made `duet load` abort ("memory allocation of ... failed"):
+/// aya-obj allocates a global data section whole. Found by the `kernel_prepare` fuzz target.
+#[test]
+fn a_global_data_section_larger_than_a_map_value_is_refused_before_aya() {
+    if !common::kernel_access() {
+        return;
+    }
+    let Some(object) = common::compile_fixture("smoke", &[]) else { return };
+    let bad = claim_section_size(&object, ".bss", 1 << 60);
+    let refused = |what: &str, res: Result<(), KernelError>| match res {
+        Err(KernelError::GlobalDataTooLarge { section, size, max }) => {
+            assert_eq!((section.as_str(), size, max), (".bss", 1 << 60, duet_object::MAX_GLOBAL_DATA), "{what}");
+        }
+        other => panic!("{what}: expected GlobalDataTooLarge, got {other:?}"),
+    };
+    refused("load_check", duet_kernel::load_check(&bad).map(drop));
+    refused("list_programs", duet_kernel::list_programs(&bad).map(drop));
+    // At the limit the object still reaches aya (which then loads or refuses it as usual).
+    let at_limit = claim_section_size(&object, ".bss", duet_object::MAX_GLOBAL_DATA);
+    assert!(!matches!(duet_kernel::list_programs(&at_limit), Err(KernelError::GlobalDataTooLarge { .. })));
+}

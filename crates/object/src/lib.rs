@@ -410,6 +410,16 @@ impl Object {
 /// Structural checks aya-obj relies on but does not make itself (it would index out of bounds):
 /// every defined symbol lies inside its section, and every code relocation inside the section it
 /// patches.
+/// The largest global data section (`.bss*`, `.data*`, `.rodata*`) an object may have. Global
+/// data becomes one map value, which the kernel caps at KMALLOC_MAX_SIZE (4 MiB on x86_64); a
+/// larger (possibly only claimed, `.bss`) section would also make aya-obj allocate all of it.
+pub const MAX_GLOBAL_DATA: u64 = 4 << 20;
+
+/// Whether a section of this name holds global data (see [`MAX_GLOBAL_DATA`]).
+pub fn is_global_data_section(name: &str) -> bool {
+    [".bss", ".data", ".rodata"].iter().any(|p| name.starts_with(p))
+}
+
 fn validate_elf(bytes: &[u8]) -> Result<(), ObjectError> {
     use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SectionIndex, SymbolSection};
     let file = object::File::parse(bytes).map_err(|e| ObjectError::Parse(format!("not an ELF file: {e}")))?;
@@ -421,12 +431,9 @@ fn validate_elf(bytes: &[u8]) -> Result<(), ObjectError> {
             s.address()
         )));
     }
-    // Global data becomes one map value, which the kernel caps at KMALLOC_MAX_SIZE (4 MiB on
-    // x86_64); a larger (possibly only claimed, `.bss`) section would also make aya-obj allocate it.
-    const MAX_GLOBAL_DATA: u64 = 4 << 20;
     for s in file.sections() {
         let name = s.name().unwrap_or("");
-        if [".bss", ".data", ".rodata"].iter().any(|p| name.starts_with(p)) && s.size() > MAX_GLOBAL_DATA {
+        if is_global_data_section(name) && s.size() > MAX_GLOBAL_DATA {
             return Err(ObjectError::Parse(format!(
                 "global data section {name:?} is {} bytes; a map value (and so a global data section) is at most {MAX_GLOBAL_DATA} bytes",
                 s.size()
