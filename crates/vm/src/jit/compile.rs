@@ -1219,6 +1219,16 @@ impl<'a, 'b> Translator<'a, 'b> {
             || runtime::atomic_index(op) != usize::MAX as u64
     }
 
+    /// Ends a helper call compiled without the runtime: `r0 = v`, then on to the next
+    /// instruction (a call always ends its block).
+    fn return_from_call(&mut self, pc: usize, v: Value) -> Result<(), JitError> {
+        self.set(0, v);
+        let next = self.block_at(pc + 1)?;
+        self.b.ins().jump(next, &[]);
+        self.terminated = true;
+        Ok(())
+    }
+
     /// `bpf_map_lookup_elem` on an array, inline: the verifier proved `r2` points at the 4-byte
     /// key; an index in range gives `base + index * stride`, as the helper would, else NULL.
     fn inline_array_lookup(&mut self, pc: usize, array: super::InlineArray) -> Result<(), JitError> {
@@ -1230,11 +1240,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let value = self.b.ins().iadd_imm_s(offset, array.base as i64);
         let null = self.c64(0);
         let r0 = self.b.ins().select(inside, value, null);
-        self.set(0, r0);
-        let next = self.block_at(pc + 1)?;
-        self.b.ins().jump(next, &[]);
-        self.terminated = true;
-        Ok(())
+        self.return_from_call(pc, r0)
     }
 
     /// `bpf_map_lookup_elem`, `bpf_map_update_elem` or `bpf_map_delete_elem` on a known map, or
@@ -1258,11 +1264,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             _ => self.call(self.sigs.map2, runtime::map_delete as *const () as usize, &[handle, key]),
         };
-        self.set(0, v);
-        let next = self.block_at(pc + 1)?;
-        self.b.ins().jump(next, &[]);
-        self.terminated = true;
-        Ok(())
+        self.return_from_call(pc, v)
     }
 
     /// A helper of the module's environment, called directly: the clock (`bpf_ktime_get_ns`,
@@ -1277,11 +1279,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             let f = if id == 7 { runtime::env_random as *const () } else { runtime::env_clock as *const () };
             self.call(self.sigs.map1, f as usize, &[env])
         };
-        self.set(0, v);
-        let next = self.block_at(pc + 1)?;
-        self.b.ins().jump(next, &[]);
-        self.terminated = true;
-        Ok(())
+        self.return_from_call(pc, v)
     }
 
     fn helper_call(&mut self, pc: usize, insn: &Insn) -> Result<(), JitError> {

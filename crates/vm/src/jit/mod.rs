@@ -413,14 +413,15 @@ fn execute(
     http: Option<&mut HttpRun<'_>>,
 ) -> Result<u64, Trap> {
     let top = stack.start() + stack.len();
-    let max_insns = shared.code.config.max_insns.unwrap_or(u64::MAX);
     let [a1, a2, a3, a4, a5] = args;
+    // `rt.shared` and `rt.max_insns` were set when the context was made (`Parked::new`) and do
+    // not change; `rt.current`, `rt.r10` and `rt.regs[10]` are set per program below.
     let Parked { rt, memory } = parked;
+    debug_assert!(std::ptr::eq(rt.shared, Arc::as_ptr(shared)));
     rt.regs = [0, a1, a2, a3, a4, a5, 0, 0, 0, 0, top];
     rt.legacy_ptr = legacy.ptr as u64;
     rt.legacy_len = legacy.len();
-    rt.r10 = top;
-    rt.budget = max_insns;
+    rt.budget = rt.max_insns;
     rt.status = runtime::STATUS_OK;
     rt.tail_target = 0;
     // The region table outlives the run; compiled code reaches it only during `execute`.
@@ -428,9 +429,6 @@ fn execute(
     rt.stack = stack;
     rt.outcome = None;
     rt.tail_calls = 0;
-    rt.current = entry;
-    rt.shared = Arc::as_ptr(shared);
-    rt.max_insns = max_insns;
     // The run outlives compiled code's use of it; `RunCtx::call` reborrows it per helper call.
     rt.http = http.map_or(std::ptr::null_mut(), |run| (run as *mut HttpRun<'_>).cast());
     rt.refresh_context();

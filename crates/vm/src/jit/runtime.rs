@@ -442,7 +442,7 @@ pub(super) fn atomic_size(op: Op) -> u64 {
 /// for the helper's key argument).
 pub(super) unsafe extern "C" fn map_lookup(map: *const Map, key: u64, cpu: u64) -> u64 {
     // SAFETY: the caller's contract.
-    let (map, key) = unsafe { (&*map, map_bytes(key, (*map).spec().key_size)) };
+    let (map, key) = unsafe { (&*map, map_bytes(key, (*map).spec().key_size as usize)) };
     map.lookup_ptr(key, cpu as usize).map_or(0, |p| p.as_ptr() as u64)
 }
 
@@ -452,8 +452,9 @@ pub(super) unsafe extern "C" fn map_lookup(map: *const Map, key: u64, cpu: u64) 
 /// As [`map_lookup`], and `value` must point at `value_size` readable bytes.
 pub(super) unsafe extern "C" fn map_update(map: *const Map, key: u64, value: u64, flags: u64, cpu: u64) -> u64 {
     // SAFETY: the caller's contract.
-    let (map, key, value) =
-        unsafe { (&*map, map_bytes(key, (*map).spec().key_size), map_bytes(value, (*map).spec().value_size)) };
+    let (map, key, value) = unsafe {
+        (&*map, map_bytes(key, (*map).spec().key_size as usize), map_bytes(value, (*map).spec().value_size as usize))
+    };
     map.update(key, value, flags, Some(cpu as usize)).map_or_else(|e| e.errno(), |()| 0) as u64
 }
 
@@ -463,7 +464,7 @@ pub(super) unsafe extern "C" fn map_update(map: *const Map, key: u64, value: u64
 /// As [`map_lookup`].
 pub(super) unsafe extern "C" fn map_delete(map: *const Map, key: u64) -> u64 {
     // SAFETY: the caller's contract.
-    let (map, key) = unsafe { (&*map, map_bytes(key, (*map).spec().key_size)) };
+    let (map, key) = unsafe { (&*map, map_bytes(key, (*map).spec().key_size as usize)) };
     map.delete(key).map_or_else(|e| e.errno(), |()| 0) as u64
 }
 
@@ -474,7 +475,7 @@ pub(super) unsafe extern "C" fn map_delete(map: *const Map, key: u64) -> u64 {
 /// the helper's memory argument).
 pub(super) unsafe extern "C" fn ringbuf_output(map: *const Map, data: u64, size: u64) -> u64 {
     // SAFETY: the caller's contract; the verifier bounds `size` to what `data` points at.
-    let (map, data) = unsafe { (&*map, std::slice::from_raw_parts(data as *const u8, size as usize)) };
+    let (map, data) = unsafe { (&*map, map_bytes(data, size as usize)) };
     map.ringbuf_output(data).map_or(crate::module::EAGAIN, |()| 0) as u64
 }
 
@@ -502,9 +503,9 @@ pub(super) unsafe extern "C" fn env_random(env: *const crate::Env) -> u64 {
 ///
 /// # Safety
 /// `[addr, addr + len)` must be readable for the call's duration.
-unsafe fn map_bytes<'a>(addr: u64, len: u32) -> &'a [u8] {
+unsafe fn map_bytes<'a>(addr: u64, len: usize) -> &'a [u8] {
     // SAFETY: the caller's contract.
-    unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) }
+    unsafe { std::slice::from_raw_parts(addr as *const u8, len) }
 }
 
 /// Ends the run with a trap compiled code detected itself.
