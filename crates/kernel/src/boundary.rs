@@ -73,15 +73,12 @@ pub(crate) fn contain<T>(during: &'static str, f: impl FnOnce() -> Result<T, Ker
 pub(crate) fn check_object(object: &[u8]) -> Result<(), KernelError> {
     use object::{Object as _, ObjectSection as _};
     let Ok(file) = object::File::parse(object) else { return Ok(()) };
-    for section in file.sections() {
-        let name = section.name().unwrap_or("");
-        if duet_object::is_global_data_section(name) && section.size() > duet_object::MAX_GLOBAL_DATA {
-            return Err(KernelError::GlobalDataTooLarge {
-                section: name.to_owned(),
-                size: section.size(),
-                max: duet_object::MAX_GLOBAL_DATA,
-            });
-        }
+    if let Some((name, size)) = duet_object::oversized_global_data(&file) {
+        return Err(KernelError::GlobalDataTooLarge {
+            section: name.to_owned(),
+            size,
+            max: duet_object::MAX_GLOBAL_DATA,
+        });
     }
     let Some(btf) = file.section_by_name(".BTF") else { return Ok(()) };
     let Ok(data) = btf.data() else { return Ok(()) };

@@ -33,18 +33,8 @@ impl Drop for PinRoot {
 /// 0xff, `ÿ` in the kernel's Latin-1 ctype table) not an identifier character either, so the
 /// kernel rejects the BTF of a struct of that name and quotes the name in its log.
 fn corrupt_btf_string(object: &[u8], name: &str) -> Vec<u8> {
-    let u16_at = |at: usize| usize::from(u16::from_le_bytes(object[at..at + 2].try_into().unwrap()));
-    let u32_at = |at: usize| u32::from_le_bytes(object[at..at + 4].try_into().unwrap()) as usize;
-    let u64_at = |at: usize| u64::from_le_bytes(object[at..at + 8].try_into().unwrap()) as usize;
-    // ELF64 little endian: section headers, and the table of their names.
-    let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
-    let header = |i: usize| shoff + i * shentsize;
-    let names = u64_at(header(shstrndx) + 24);
-    let btf = (0..shnum)
-        .map(header)
-        .find(|&h| object[names + u32_at(h)..].starts_with(b".BTF\0"))
-        .map(|h| u64_at(h + 24))
-        .expect("the object has a .BTF section");
+    let u32_at = |at: usize| u32_at(object, at);
+    let btf = u64_at(object, section_header(object, ".BTF") + 24);
     // BTF header: hdr_len at 4, str_off at 16, str_len at 20.
     let strings = btf + u32_at(btf + 4) + u32_at(btf + 16);
     let table = &object[strings..strings + u32_at(btf + 20)];
@@ -147,19 +137,30 @@ fn duet_userspace_only_programs_are_refused_by_name() {
     refused("attach", duet_kernel::attach(&req).map(drop), "on_request");
 }
 
+fn u32_at(object: &[u8], at: usize) -> usize {
+    u32::from_le_bytes(object[at..at + 4].try_into().unwrap()) as usize
+}
+
+fn u64_at(object: &[u8], at: usize) -> usize {
+    u64::from_le_bytes(object[at..at + 8].try_into().unwrap()) as usize
+}
+
+/// The file offset of section `name`'s header (ELF64 little endian).
+fn section_header(object: &[u8], name: &str) -> usize {
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes(object[at..at + 2].try_into().unwrap()));
+    let (shoff, shentsize, shnum, shstrndx) = (u64_at(object, 0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + i * shentsize;
+    let names = u64_at(object, header(shstrndx) + 24);
+    let needle = format!("{name}\0");
+    (0..shnum)
+        .map(header)
+        .find(|&h| object[names + u32_at(object, h)..].starts_with(needle.as_bytes()))
+        .unwrap_or_else(|| panic!("the object has a {name} section"))
+}
+
 /// `object` with the size in section `name`'s header replaced by `size`.
 fn claim_section_size(object: &[u8], name: &str, size: u64) -> Vec<u8> {
-    let u16_at = |at: usize| usize::from(u16::from_le_bytes(object[at..at + 2].try_into().unwrap()));
-    let u32_at = |at: usize| u32::from_le_bytes(object[at..at + 4].try_into().unwrap()) as usize;
-    let u64_at = |at: usize| u64::from_le_bytes(object[at..at + 8].try_into().unwrap()) as usize;
-    let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
-    let header = |i: usize| shoff + i * shentsize;
-    let names = u64_at(header(shstrndx) + 24);
-    let needle = format!("{name}\0");
-    let h = (0..shnum)
-        .map(header)
-        .find(|&h| object[names + u32_at(h)..].starts_with(needle.as_bytes()))
-        .unwrap_or_else(|| panic!("the object has a {name} section"));
+    let h = section_header(object, name);
     let mut out = object.to_vec();
     out[h + 32..h + 40].copy_from_slice(&size.to_le_bytes());
     out

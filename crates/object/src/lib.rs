@@ -407,19 +407,25 @@ impl Object {
     }
 }
 
-/// Structural checks aya-obj relies on but does not make itself (it would index out of bounds):
-/// every defined symbol lies inside its section, and every code relocation inside the section it
-/// patches.
 /// The largest global data section (`.bss*`, `.data*`, `.rodata*`) an object may have. Global
 /// data becomes one map value, which the kernel caps at KMALLOC_MAX_SIZE (4 MiB on x86_64); a
 /// larger (possibly only claimed, `.bss`) section would also make aya-obj allocate all of it.
 pub const MAX_GLOBAL_DATA: u64 = 4 << 20;
 
-/// Whether a section of this name holds global data (see [`MAX_GLOBAL_DATA`]).
-pub fn is_global_data_section(name: &str) -> bool {
-    [".bss", ".data", ".rodata"].iter().any(|p| name.starts_with(p))
+/// The first global data section larger than [`MAX_GLOBAL_DATA`], with the size its header
+/// claims (duet-kernel refuses it before aya sees the object, as [`Object::parse`] does).
+pub fn oversized_global_data<'a>(file: &object::File<'a>) -> Option<(&'a str, u64)> {
+    use object::{Object as _, ObjectSection as _};
+    file.sections().find_map(|s| {
+        let name = s.name().unwrap_or("");
+        let global = [".bss", ".data", ".rodata"].iter().any(|p| name.starts_with(p));
+        (global && s.size() > MAX_GLOBAL_DATA).then_some((name, s.size()))
+    })
 }
 
+/// Structural checks aya-obj relies on but does not make itself (it would index out of bounds):
+/// every defined symbol lies inside its section, and every code relocation inside the section it
+/// patches.
 fn validate_elf(bytes: &[u8]) -> Result<(), ObjectError> {
     use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SectionIndex, SymbolSection};
     let file = object::File::parse(bytes).map_err(|e| ObjectError::Parse(format!("not an ELF file: {e}")))?;
@@ -431,14 +437,10 @@ fn validate_elf(bytes: &[u8]) -> Result<(), ObjectError> {
             s.address()
         )));
     }
-    for s in file.sections() {
-        let name = s.name().unwrap_or("");
-        if is_global_data_section(name) && s.size() > MAX_GLOBAL_DATA {
-            return Err(ObjectError::Parse(format!(
-                "global data section {name:?} is {} bytes; a map value (and so a global data section) is at most {MAX_GLOBAL_DATA} bytes",
-                s.size()
-            )));
-        }
+    if let Some((name, size)) = oversized_global_data(&file) {
+        return Err(ObjectError::Parse(format!(
+            "global data section {name:?} is {size} bytes; a map value (and so a global data section) is at most {MAX_GLOBAL_DATA} bytes"
+        )));
     }
     let section_size = |index: SectionIndex| file.section_by_index(index).map(|s| s.size()).ok();
     for sym in file.symbols() {
