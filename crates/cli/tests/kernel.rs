@@ -16,34 +16,18 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use duet_kernel::NetnsGuard;
 use serde_json::Value as Json;
 
+mod gate;
+use gate::{skip, unique};
+
 const A_ADDR: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const B_ADDR: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 /// 10.99.0.1 as the firewall's BLOCKLIST key (network byte order).
 const A_KEY: &str = "0a630001";
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(tag: &str) -> String {
-    format!("duet{tag}{}x{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-// === skipping ===
-
-fn mandatory() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Says why the test cannot run, or fails it under CI.
-fn skip(reason: &str) {
-    assert!(!mandatory(), "CI=true makes this test mandatory, but: {reason}");
-    eprintln!("SKIPPED (set CI=true to make this a failure): {reason}");
-}
 
 /// Root with BPF access, and iproute2. Otherwise skips and returns false.
 fn privileged() -> bool {

@@ -13,30 +13,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use duet::testing::udp_frame;
 use serde_json::{Value as Json, json};
 
+mod gate;
+use gate::{skip, unique};
+
 const DUET: &str = env!("CARGO_BIN_EXE_duet");
 const PASS: u64 = 2;
 const DROP: u64 = 1;
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(tag: &str) -> String {
-    format!("duet{tag}{}x{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-fn mandatory() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Says why the test cannot run, or fails it under CI.
-fn skip(reason: &str) {
-    assert!(!mandatory(), "CI=true makes this test mandatory, but: {reason}");
-    eprintln!("SKIPPED (set CI=true to make this a failure): {reason}");
-}
 
 fn privileged() -> bool {
     if let Err(err) = duet_kernel::check_access() {

@@ -11,15 +11,8 @@ use std::time::{Duration, Instant};
 mod mesh_support;
 use mesh_support::*;
 
-fn mandatory() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Says why the test cannot run, or fails it under CI.
-fn skip(reason: &str) {
-    assert!(!mandatory(), "CI=true makes this test mandatory, but: {reason}");
-    eprintln!("SKIPPED (set CI=true to make this a failure): {reason}");
-}
+mod gate;
+use gate::skip;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
