@@ -251,7 +251,12 @@ fn events(admin: SocketAddr, kind: Option<&str>, count: Option<u64>) -> Result<E
         let text = String::from_utf8_lossy(&data[..n]);
         for event in text.lines() {
             let v: serde_json::Value = serde_json::from_str(event).unwrap_or_default();
-            if v["type"] == "subscribed" || kind.is_some_and(|k| v["type"] != k) {
+            if v["type"] == "subscribed" {
+                // On stderr, so that stdout stays JSON lines: from here on no event is missed.
+                eprintln!("subscribed to {admin}'s events");
+                continue;
+            }
+            if kind.is_some_and(|k| v["type"] != k) {
                 continue;
             }
             let mut out = stdout.lock();

@@ -135,7 +135,26 @@ fn config(admin: u16, proxy: u16, stable: SocketAddr, canary: SocketAddr, filter
     let clusters = format!(
         "  - {{ name: stable, endpoints: [\"{stable}\"] }}\n  - {{ name: canary, endpoints: [\"{canary}\"] }}\n"
     );
-    mesh_config(admin, &listener("main", proxy, &filters, &routes), &clusters)
+    // The programs' clock and generator are deterministic, so that every build of the apikey
+    // filter fills its token buckets (BUCKETS) alike.
+    let config = mesh_config(admin, &listener("main", proxy, &filters, &routes), &clusters);
+    format!("program_clock: deterministic\n{config}")
+}
+
+/// `duet mesh events --type access --count n`, started and subscribed.
+fn events_cli(admin: SocketAddr, n: usize) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = duet()
+        .args(["mesh", "events", "--admin", &admin.to_string(), "--type", "access", "--count", &n.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("subscribed"), "duet mesh events said: {line}");
+    child
 }
 
 /// One build's run of the recorded sequence: what every request saw, and the final maps.
@@ -208,6 +227,7 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     assert_eq!(admin(&mesh, "GET", "/maps/apikey/KEYS", "").1["entries"].as_array().unwrap().len(), 2);
 
     let events = subscribe(mesh.admin);
+    let cli = events_cli(mesh.admin, 11);
     let mut seen = Vec::new();
     seen.push(request(proxy, &[]).await);
     seen.push(request(proxy, &[("x-api-key", "nobody")]).await);
@@ -226,11 +246,18 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     seen.push(request(proxy, &[("x-api-key", "alice-key")]).await);
 
     // Every request was an access event on the stream, with its status and upstream cluster.
+    assert_eq!(seen.len(), 11, "the `duet mesh events` child waits for 11");
     let access = events.wait_for(seen.len(), "access");
     let statuses: Vec<u64> = access.iter().map(|e| e["status"].as_u64().unwrap_or(0)).collect();
     assert_eq!(statuses, seen.iter().map(|s| u64::from(s.status)).collect::<Vec<_>>(), "{name}: {access:#?}");
     assert_eq!(access[5]["cluster"], "canary", "{name}: {:#}", access[5]);
     assert_eq!(access[3]["cluster"], "stable");
+    // `duet mesh events` printed the same access events, one JSON line each, and exited.
+    let out = cli.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let printed: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(printed, access, "{name}");
 
     // And the filter's own ring-buffer record of every decision (status, 0 when forwarded).
     let records = events.wait_for(seen.len(), "ringbuf");
@@ -270,7 +297,7 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
         assert!(served > 0 && metrics.contains(&want), "{name}: {want} in\n{metrics}");
     }
     let mut maps = serde_json::Map::new();
-    for m in ["apikey/KEYS", "apikey/STATS", "route:main/api/STATS", "route:main/api/CONFIG"] {
+    for m in ["apikey/KEYS", "apikey/STATS", "apikey/BUCKETS", "route:main/api/STATS", "route:main/api/CONFIG"] {
         let (status, mut v) = admin(&mesh, "GET", &format!("/maps/{m}"), "");
         assert_eq!(status, 200, "{m}");
         let mut entries = v["entries"].as_array().cloned().unwrap_or_default();

@@ -30,6 +30,9 @@ pub struct Config {
     /// compiling modules seen before [default: true].
     #[serde(default = "default_true")]
     pub compile_cache: bool,
+    /// The time and randomness eBPF and duet-ABI programs see [default: host].
+    #[serde(default)]
+    pub program_clock: ProgramClock,
     /// Listeners, each with its filter chain and routes.
     pub listeners: Vec<Listener>,
     /// Upstream clusters the routes name.
@@ -38,6 +41,20 @@ pub struct Config {
     /// Transparent capture of a cgroup's outbound connections (privileged; docs/MESH.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<Capture>,
+}
+
+/// What `bpf_ktime_get_ns` and `bpf_get_prandom_u32` (and their Wasm imports) give the
+/// sidecar's eBPF and duet-ABI programs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgramClock {
+    /// The host's monotonic clock and a random generator.
+    #[default]
+    Host,
+    /// A clock that starts at 1 s and advances 1 µs per read and a fixed pseudo-random
+    /// sequence, shared by every program of the configuration: the same requests, sent one at a
+    /// time, get the same decisions every run (replaying recorded traffic, comparing builds).
+    Deterministic,
 }
 
 /// Transparent capture: the connect4 and sock_ops programs of `bpf` (duet's `capture` program,
@@ -762,6 +779,15 @@ clusters:
         let bad = text.replace("clusters: [backend, backend]", "clusters: [backend, nowhere]");
         let e = Config::parse(&bad, Path::new("m.yaml")).unwrap_err();
         assert!(e.message.contains("route.clusters names `nowhere`"), "{e}");
+    }
+
+    #[test]
+    fn the_program_clock_is_host_unless_asked() {
+        assert_eq!(Config::parse(GOOD, Path::new("m.yaml")).unwrap().program_clock, ProgramClock::Host);
+        let det = format!("program_clock: deterministic\n{GOOD}");
+        assert_eq!(Config::parse(&det, Path::new("m.yaml")).unwrap().program_clock, ProgramClock::Deterministic);
+        let e = Config::parse(&format!("program_clock: fake\n{GOOD}"), Path::new("m.yaml")).unwrap_err();
+        assert!(e.to_string().contains("m.yaml:1") && e.message.contains("expected `host` or `deterministic`"), "{e}");
     }
 
     #[test]

@@ -26,14 +26,15 @@ pub(crate) struct Loaded {
 
 /// Loads an eBPF object and verifies every http program in it now, so an unsafe program is
 /// refused when the sidecar loads it (with the verifier's explanation), not on a request.
-pub(crate) fn load_bpf(bytes: &[u8], engine: BpfEngine) -> Result<Loaded, String> {
+pub(crate) fn load_bpf(bytes: &[u8], engine: BpfEngine, limits: &crate::programs::Limits) -> Result<Loaded, String> {
     let object = duet_object::Object::parse(bytes).map_err(|e| error_chain(&e))?;
     let map_types = object
         .maps
         .iter()
         .map(|m| (m.name.clone(), MapTypes { key: m.key_type.clone(), value: m.value_type.clone() }))
         .collect();
-    let module = duet_vm::Module::load(&object, duet_vm::LoadOptions::default()).map_err(|e| error_chain(&e))?;
+    let module = duet_vm::Module::load(&object, duet_vm::LoadOptions { env: limits.env.clone(), ..Default::default() })
+        .map_err(|e| error_chain(&e))?;
     let module = Arc::new(module);
     let mut programs = Vec::new();
     for p in module.programs() {
@@ -84,6 +85,7 @@ pub(crate) fn load_wasm(bytes: &[u8], limits: &crate::programs::Limits) -> Resul
         cache_dir: limits.cache_dir.clone(),
         memory_limit: limits.memory_limit,
         deadline: limits.deadline,
+        env: limits.env.clone(),
         ..Default::default()
     };
     let module = Arc::new(duet_wasm::WasmModule::load(bytes, &options).map_err(|e| error_chain(&e))?);

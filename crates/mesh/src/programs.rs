@@ -42,15 +42,18 @@ pub struct Limits {
     pub deadline: std::time::Duration,
     /// The compile cache, when on.
     pub cache_dir: Option<PathBuf>,
+    /// The time and randomness the programs see (eBPF objects too).
+    pub env: duet_helpers::Env,
 }
 
 impl Limits {
     /// A filter's limits.
-    pub fn of_filter(cfg: &config::Filter, cache_dir: Option<PathBuf>) -> Limits {
+    pub fn of_filter(cfg: &config::Filter, cache_dir: Option<PathBuf>, env: &duet_helpers::Env) -> Limits {
         Limits {
             memory_limit: cfg.memory_limit_mb << 20,
             deadline: std::time::Duration::from_millis(cfg.deadline_ms),
             cache_dir,
+            env: env.clone(),
         }
     }
 }
@@ -127,7 +130,7 @@ impl ProgramFile {
         workers: usize,
     ) -> Result<ProgramFile, String> {
         let loaded = match kind {
-            FileKind::Bpf(engine) => crate::engines::load_bpf(bytes, engine)?,
+            FileKind::Bpf(engine) => crate::engines::load_bpf(bytes, engine, limits)?,
             FileKind::Wasm => crate::engines::load_wasm(bytes, limits)?,
         };
         Ok(ProgramFile {

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use duet_proxywasm::SharedState;
 
 use crate::MeshError;
-use crate::config::{self, Config};
+use crate::config::{self, Config, ProgramClock};
 use crate::filter::HttpFilter;
 use crate::maps_api::NamedMap;
 use crate::metrics::Metrics;
@@ -179,6 +179,10 @@ impl Snapshot {
         let workers = config.workers.unwrap_or_else(default_workers);
         let cache_dir = if config.compile_cache { duet_wasm::default_cache_dir() } else { None };
         let app_cache = if config.compile_cache { duet_app::default_cache_dir() } else { None };
+        let env = match config.program_clock {
+            ProgramClock::Host => duet_helpers::Env::system(),
+            ProgramClock::Deterministic => duet_helpers::Env::deterministic(),
+        };
         let clusters: Vec<Arc<Cluster>> = config
             .clusters
             .iter()
@@ -215,6 +219,7 @@ impl Snapshot {
                             memory_limit: 64 << 20,
                             deadline: Duration::from_millis(100),
                             cache_dir: cache_dir.clone(),
+                            env: env.clone(),
                         };
                         Some(Arc::new(RouteProgramRt::load(p, &l.name, &name, choices, &limits, metrics, workers)?))
                     }
@@ -243,7 +248,7 @@ impl Snapshot {
                         f,
                         &l.name,
                         FileKind::Bpf(f.engine),
-                        &Limits::of_filter(f, cache_dir.clone()),
+                        &Limits::of_filter(f, cache_dir.clone(), &env),
                         metrics,
                         workers,
                     )?),
@@ -253,7 +258,7 @@ impl Snapshot {
                             message: format!("cannot read {}: {e}", path.display()),
                         })?;
                         if crate::programs::is_duet_abi(&wasm) {
-                            let limits = Limits::of_filter(f, cache_dir.clone());
+                            let limits = Limits::of_filter(f, cache_dir.clone(), &env);
                             Arc::new(DuetFilter::load(f, &l.name, FileKind::Wasm, &limits, metrics, workers)?)
                         } else {
                             Arc::new(WasmFilter::load(
