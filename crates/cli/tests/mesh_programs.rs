@@ -442,3 +442,86 @@ async fn bad_programs_are_refused_and_the_sidecar_keeps_serving() {
     assert_eq!(request(proxy, &[("x-api-key", "k")]).await.status, 200);
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+/// A routing program that names the endpoint (ABI: cluster index in bits 32..63, endpoint index
+/// in bits 0..31, `0xffff_ffff` for "the balancer chooses", negative to decline), written in C
+/// for clang: the `x-ep` header's first byte picks endpoint 0-9 of cluster 0, `c` cluster 1 with
+/// its balancer; no header declines.
+const PICK_C: &str = r#"
+static long (*http_header_get)(void *ctx, const char *name, unsigned name_len, char *buf, unsigned buf_len) = (void *)10001;
+__attribute__((section("duet/route"), used)) long pick(void *ctx) {
+    char name[4] = {'x', '-', 'e', 'p'};
+    char v[1] = {0};
+    if (http_header_get(ctx, name, 4, v, 1) < 1)
+        return -1;
+    if (v[0] == 'c')
+        return (1L << 32) | 0xffffffffL;
+    if (v[0] >= '0' && v[0] <= '9')
+        return v[0] - '0';
+    return -1;
+}
+char _license[] __attribute__((section("license"), used)) = "GPL";
+"#;
+
+/// A route program's choice of endpoint is honoured (the balancer would alternate); a choice
+/// of "the balancer chooses" picks the cluster only; an endpoint that does not exist is counted
+/// as failed and the route's own cluster serves, as does a declined request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_programs_pick_endpoints_and_bad_choices_fall_back() {
+    let dir = temp_dir("programs-endpoints");
+    let (src, obj) = (dir.join("pick.c"), dir.join("pick.o"));
+    std::fs::write(&src, PICK_C).unwrap();
+    let status = Command::new("clang").args(["-O2", "-target", "bpf", "-c"]).arg(&src).arg("-o").arg(&obj).status();
+    assert!(status.is_ok_and(|s| s.success()), "clang -target bpf (installed by `cargo xtask setup`)");
+
+    let a = duet_mesh::backend::spawn(addr(0), "a").await.unwrap();
+    let b = duet_mesh::backend::spawn(addr(0), "b").await.unwrap();
+    let other = duet_mesh::backend::spawn(addr(0), "other").await.unwrap();
+    let fallback = duet_mesh::backend::spawn(addr(0), "fallback").await.unwrap();
+    for engine in ["jit", "interpreter"] {
+        let (admin_port, proxy_port) = (free_port(), free_port());
+        let config = mesh_config(
+            admin_port,
+            &listener(
+                "main",
+                proxy_port,
+                "",
+                &format!(
+                    "      - name: api\n        prefix: /\n        cluster: fallback\n        route: {{ bpf: \"{}\", engine: {engine}, clusters: [pair, other] }}\n",
+                    obj.display()
+                ),
+            ),
+            &format!(
+                "  - {{ name: pair, endpoints: [\"{a}\", \"{b}\"] }}\n  - {{ name: other, endpoints: [\"{other}\"] }}\n  - {{ name: fallback, endpoints: [\"{fallback}\"] }}\n"
+            ),
+        );
+        // Its own directory: dropping the sidecar removes it.
+        let mesh_dir = dir.join(engine);
+        std::fs::create_dir_all(&mesh_dir).unwrap();
+        let mesh = Mesh::start(&mesh_dir, &config, admin_port);
+        let proxy = addr(proxy_port);
+        let backends = |ep: Option<&'static str>, n: usize| async move {
+            let mut got = Vec::new();
+            for _ in 0..n {
+                let headers: Vec<(&str, &str)> = ep.map(|v| ("x-ep", v)).into_iter().collect();
+                let seen = request(proxy, &headers).await;
+                assert_eq!(seen.status, 200, "{engine}: {seen:?}");
+                got.push(seen.backend);
+            }
+            got
+        };
+        assert_eq!(backends(Some("1"), 4).await, ["b"; 4], "{engine}: endpoint 1, every time");
+        assert_eq!(backends(Some("0"), 4).await, ["a"; 4], "{engine}: endpoint 0, every time");
+        assert_eq!(backends(Some("c"), 2).await, ["other"; 2], "{engine}: cluster 1, its balancer");
+        assert_eq!(backends(Some("9"), 1).await, ["fallback"], "{engine}: endpoint 9 does not exist");
+        assert_eq!(backends(None, 1).await, ["fallback"], "{engine}: declined");
+        let metrics = mesh.admin_get("/metrics");
+        for (decision, n) in [("chosen", 10), ("failed", 1), ("declined", 1)] {
+            let want = format!(
+                "duet_mesh_route_decisions_total{{listener=\"main\",route=\"api\",decision=\"{decision}\"}} {n}"
+            );
+            assert!(metrics.contains(&want), "{engine}: {want} in\n{metrics}");
+        }
+        drop(mesh);
+    }
+}
