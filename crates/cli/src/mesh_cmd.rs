@@ -664,7 +664,8 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
 
     let mut targets: Vec<(String, u16, Option<Reaped>)> =
         vec![("direct".into(), backend.port(), None), ("nginx".into(), nginx_port, None)];
-    let apikey = |lines: String| BenchFilters::ApiKey(lines);
+    // Only the request program: the Proxy-Wasm filter it is compared with has no response part.
+    let apikey = |lines: String| BenchFilters::ApiKey(format!("{lines}        programs: [apikey]\n"));
     let setups: Vec<(String, BenchFilters<'_>)> = vec![
         ("duet mesh, 0 filters".into(), BenchFilters::Headers(0, &wasm)),
         ("duet mesh, 1 filter".into(), BenchFilters::Headers(1, &wasm)),

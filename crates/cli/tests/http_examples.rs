@@ -55,17 +55,21 @@ fn build(example: &str) -> (PathBuf, PathBuf) {
     (bpf, wasm)
 }
 
-/// Checks the object's one program (kind, section) and that every call is a helper call: a
+/// Checks the object's programs (name, kind, section) and that every call is a helper call: a
 /// `call -1` is an unresolved function (`memset`, `memcpy` beyond LLVM's inline limit), which
 /// the SDK must never produce.
-fn check_object(path: &Path, name: &str, kind: ProgramKind, section: &str) -> Vec<String> {
+fn check_object(path: &Path, programs: &[(&str, ProgramKind, &str)]) -> Vec<String> {
     let object = Object::parse(&std::fs::read(path).unwrap()).unwrap();
-    let [program] = &object.programs[..] else { panic!("{}: expected one program", path.display()) };
-    assert_eq!((program.name.as_str(), &program.kind, program.section.as_str()), (name, &kind, section));
+    let got: Vec<(&str, &ProgramKind, &str)> =
+        object.programs.iter().map(|p| (p.name.as_str(), &p.kind, p.section.as_str())).collect();
+    let want: Vec<(&str, &ProgramKind, &str)> = programs.iter().map(|(n, k, s)| (*n, k, *s)).collect();
+    assert_eq!(got, want, "{}", path.display());
     let disasm = duet(&["inspect", path.to_str().unwrap()]);
     assert!(!disasm.contains("call -1"), "{}: a call of an unresolved function:\n{disasm}", path.display());
     let verified = duet(&["verify", path.to_str().unwrap()]);
-    assert!(verified.contains(&format!("{name}: verified")), "{verified}");
+    for (name, _, _) in programs {
+        assert!(verified.contains(&format!("{name}: verified")), "{verified}");
+    }
     let mut maps: Vec<String> =
         object.maps.iter().filter(|m| !m.name.starts_with('.')).map(|m| m.name.clone()).collect();
     maps.sort();
@@ -94,10 +98,10 @@ fn abi_imports() -> Vec<(&'static str, Vec<ValType>, Vec<ValType>)> {
     ]
 }
 
-/// Validates the module and checks its ABI surface: `program` exported with `(i32, i32) ->
-/// result`, every import from `duet` with its ABI signature. Returns the import names and the
-/// manifest.
-fn check_wasm(path: &Path, program: &str, result: ValType) -> (Vec<String>, Json) {
+/// Validates the module and checks its ABI surface: exactly `programs` exported, each with
+/// `(i32, i32) -> result`, every import from `duet` with its ABI signature. Returns the import
+/// names and the manifest.
+fn check_wasm(path: &Path, programs: &[(&str, ValType)]) -> (Vec<String>, Json) {
     let bytes = std::fs::read(path).unwrap();
     wasmparser::Validator::new().validate_all(&bytes).unwrap_or_else(|e| panic!("{}: invalid: {e}", path.display()));
     let mut types = Vec::new();
@@ -156,10 +160,12 @@ fn check_wasm(path: &Path, program: &str, result: ValType) -> (Vec<String>, Json
     use ValType::I32;
     assert_eq!(export_type("duet_abi_version"), (vec![], vec![I32]));
     assert_eq!(export_type("duet_buffer"), (vec![I32], vec![I32]));
-    assert_eq!(export_type(program), (vec![I32, I32], vec![result]), "signature of {program}");
-    let programs: Vec<&str> =
+    for (program, result) in programs {
+        assert_eq!(export_type(program), (vec![I32, I32], vec![*result]), "signature of {program}");
+    }
+    let exported: Vec<&str> =
         exports.iter().map(|(n, _, _)| n.as_str()).filter(|n| n.starts_with("duet_prog_")).collect();
-    assert_eq!(programs, [program]);
+    assert_eq!(exported, programs.iter().map(|(p, _)| *p).collect::<Vec<_>>());
     (imports, manifest.unwrap_or_else(|| panic!("{}: no duet.maps section", path.display())))
 }
 
@@ -171,9 +177,18 @@ fn map_entry(name: &str, map_type: u32, key_size: u32, value_size: u32, max_entr
 #[test]
 fn apikey_builds_verifies_and_speaks_the_abi() {
     let (bpf, wasm) = build("apikey");
-    let maps = check_object(&bpf, "apikey", ProgramKind::HttpRequest, "duet/http_request");
+    let maps = check_object(
+        &bpf,
+        &[
+            ("apikey", ProgramKind::HttpRequest, "duet/http_request"),
+            ("apikey_errors", ProgramKind::HttpResponse, "duet/http_response"),
+        ],
+    );
     assert_eq!(maps, ["BUCKETS", "DECISIONS", "KEYS", "STATS"]);
-    let (imports, manifest) = check_wasm(&wasm, "duet_prog_http_request_apikey", ValType::I32);
+    let (imports, manifest) = check_wasm(
+        &wasm,
+        &[("duet_prog_http_request_apikey", ValType::I32), ("duet_prog_http_response_apikey_errors", ValType::I32)],
+    );
     for import in ["http_header_get", "http_header_set", "http_header_remove", "http_respond", "ringbuf_output"] {
         assert!(imports.iter().any(|i| i == import), "apikey does not import {import}: {imports:?}");
     }
@@ -191,9 +206,9 @@ fn apikey_builds_verifies_and_speaks_the_abi() {
 #[test]
 fn canary_builds_verifies_and_speaks_the_abi() {
     let (bpf, wasm) = build("canary");
-    let maps = check_object(&bpf, "canary", ProgramKind::Route, "duet/route");
+    let maps = check_object(&bpf, &[("canary", ProgramKind::Route, "duet/route")]);
     assert_eq!(maps, ["CONFIG", "STATS"]);
-    let (imports, manifest) = check_wasm(&wasm, "duet_prog_route_canary", ValType::I64);
+    let (imports, manifest) = check_wasm(&wasm, &[("duet_prog_route_canary", ValType::I64)]);
     assert!(
         imports.iter().all(|i| !matches!(i.as_str(), "http_header_set" | "http_header_add" | "http_respond")),
         "a route program imports nothing that changes the exchange: {imports:?}"
@@ -365,6 +380,43 @@ fn apikey_runs_alike_in_every_executor() {
 
     for (which, seen, maps) in &all[1..] {
         assert_eq!((seen, maps), (&all[0].1, &all[0].2), "{which} differs from {}", all[0].0);
+    }
+}
+
+#[test]
+fn apikey_errors_runs_alike_in_every_executor() {
+    let (bpf, wasm) = build("apikey");
+    let responses: [(u32, &[(&str, &str)]); 4] = [
+        (503, &[("server", "backend/1.2"), ("content-type", "text/html")]),
+        (500, &[]),
+        (200, &[("server", "backend/1.2"), ("content-type", "application/json")]),
+        (404, &[("content-type", "text/plain")]),
+    ];
+    let mut all = Vec::new();
+    for which in EXECUTORS {
+        let mut runner = Runner::new(which, &bpf, &wasm, "apikey_errors");
+        let outcomes: Vec<Seen> = responses
+            .iter()
+            .map(|(status, headers)| {
+                let (mut md, mut ex) = request([10, 0, 0, 1], headers);
+                (md.phase, md.status) = (1, *status);
+                let outcome = runner.run(&md, &mut ex);
+                seen(outcome, &ex)
+            })
+            .collect();
+        all.push((which, outcomes));
+    }
+    let (_, seen) = &all[0];
+    let masked = Some((502, "upstream error".to_owned()));
+    assert_eq!((seen[0].0, seen[0].1, &seen[0].2), (1, true, &masked));
+    assert_eq!((seen[1].0, seen[1].1, &seen[1].2), (1, true, &masked));
+    let passed = |headers: &[(&str, &str)]| {
+        (0, false, None, headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>())
+    };
+    assert_eq!(seen[2], passed(&[("content-type", "application/json")]), "`server` removed");
+    assert_eq!(seen[3], passed(&[("content-type", "text/plain")]));
+    for (which, seen) in &all[1..] {
+        assert_eq!(seen, &all[0].1, "{which} differs from {}", all[0].0);
     }
 }
 

@@ -63,7 +63,11 @@ struct Seen {
 }
 
 async fn request(proxy: SocketAddr, headers: &[(&str, &str)]) -> Seen {
-    let mut req = http::Request::get(format!("http://{proxy}/headers")).header("host", "svc.local");
+    request_to(proxy, "/headers", headers).await
+}
+
+async fn request_to(proxy: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Seen {
+    let mut req = http::Request::get(format!("http://{proxy}{path}")).header("host", "svc.local");
     for (n, v) in headers {
         req = req.header(*n, *v);
     }
@@ -227,7 +231,7 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     assert_eq!(admin(&mesh, "GET", "/maps/apikey/KEYS", "").1["entries"].as_array().unwrap().len(), 2);
 
     let events = subscribe(mesh.admin);
-    let cli = events_cli(mesh.admin, 11);
+    let cli = events_cli(mesh.admin, 13);
     let mut seen = Vec::new();
     seen.push(request(proxy, &[]).await);
     seen.push(request(proxy, &[("x-api-key", "nobody")]).await);
@@ -235,6 +239,9 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     seen.push(request(proxy, &[("x-api-key", "alice-key")]).await);
     seen.push(request(proxy, &[("x-api-key", "alice-key"), ("x-duet-client", "mallory")]).await);
     seen.push(request(proxy, &[("x-api-key", "alice-key"), ("x-canary", "1")]).await);
+    // The response program: an upstream's 5xx is masked, other statuses pass.
+    seen.push(request_to(proxy, "/status/503", &[("x-api-key", "alice-key")]).await);
+    seen.push(request_to(proxy, "/status/404", &[("x-api-key", "alice-key")]).await);
     for _ in 0..3 {
         seen.push(request(proxy, &[("x-api-key", "bob-key")]).await);
     }
@@ -246,7 +253,7 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     seen.push(request(proxy, &[("x-api-key", "alice-key")]).await);
 
     // Every request was an access event on the stream, with its status and upstream cluster.
-    assert_eq!(seen.len(), 11, "the `duet mesh events` child waits for 11");
+    assert_eq!(seen.len(), 13, "the `duet mesh events` child waits for 13");
     let access = events.wait_for(seen.len(), "access");
     let statuses: Vec<u64> = access.iter().map(|e| e["status"].as_u64().unwrap_or(0)).collect();
     assert_eq!(statuses, seen.iter().map(|s| u64::from(s.status)).collect::<Vec<_>>(), "{name}: {access:#?}");
@@ -271,7 +278,9 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
             })))
         })
         .collect();
-    let expected: Vec<u64> = seen.iter().map(|s| if s.status == 200 { 0 } else { u64::from(s.status) }).collect();
+    // The request filter's own answers; 0 for what it forwarded, whatever the upstream said.
+    let expected: Vec<u64> =
+        seen.iter().map(|s| if matches!(s.status, 401 | 429) { u64::from(s.status) } else { 0 }).collect();
     assert_eq!(decided, expected, "{name}");
 
     // `duet mesh maps` reads the same maps.
@@ -282,9 +291,11 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     // Verdicts are counted per filter, decisions per route.
     let metrics = mesh.admin_get("/metrics");
     for want in [
-        "duet_mesh_filter_verdicts_total{filter=\"apikey\",verdict=\"respond\"} 5",
-        "duet_mesh_filter_verdicts_total{filter=\"apikey\",verdict=\"continue\"} 6",
-        "duet_mesh_route_decisions_total{listener=\"main\",route=\"api\",decision=\"chosen\"} 6",
+        // Requests: 5 answered, 8 forwarded; their responses: 1 masked, 7 passed (local
+        // answers do not go through the response program).
+        "duet_mesh_filter_verdicts_total{filter=\"apikey\",verdict=\"respond\"} 6",
+        "duet_mesh_filter_verdicts_total{filter=\"apikey\",verdict=\"continue\"} 15",
+        "duet_mesh_route_decisions_total{listener=\"main\",route=\"api\",decision=\"chosen\"} 8",
     ] {
         assert!(metrics.contains(want), "{name}: {want} in\n{metrics}");
     }
@@ -349,10 +360,12 @@ async fn one_source_as_ebpf_and_wasm_gives_the_same_decisions_in_the_sidecar() {
     assert_eq!(seen[3].upstream_api_key, None, "the key stays at the edge");
     assert_eq!(seen[4].upstream_client.as_deref(), Some("alice"), "a client cannot pose as another");
     assert_eq!((seen[5].status, seen[5].backend.as_str()), (200, "canary"));
-    assert_eq!([seen[6].status, seen[7].status, seen[8].status], [200, 200, 429]);
-    assert_eq!(seen[8].body, "rate limit exceeded");
-    assert_eq!((seen[9].status, seen[9].backend.as_str()), (200, "canary"));
-    assert!(unauthorized(&seen[10]));
+    assert_eq!((seen[6].status, seen[6].body.as_str()), (502, "upstream error"), "the upstream said 503");
+    assert_eq!((seen[7].status, seen[7].body.as_str()), (404, ""), "a 404 passes");
+    assert_eq!([seen[8].status, seen[9].status, seen[10].status], [200, 200, 429]);
+    assert_eq!(seen[10].body, "rate limit exceeded");
+    assert_eq!((seen[11].status, seen[11].backend.as_str()), (200, "canary"));
+    assert!(unauthorized(&seen[12]));
 
     for (name, r) in &results[1..] {
         assert_eq!(r.0, results[0].1.0, "requests: {name} differs from {}", results[0].0);

@@ -12,6 +12,12 @@
 //!   count it in the key's [`Client::requests`]. If the header cannot be set (an id with CR, LF
 //!   or NUL) the filter fails closed with `500`.
 //!
+//! On each response, a second program ([`apikey_errors`], `#[duet::http_response]`) replaces an
+//! upstream's `5xx` answer with `502` and the body `upstream error`, so that backends' error pages
+//! (stack traces, internal names) never reach API clients, and removes the upstream's `server`
+//! header from every other response. Local answers (the `401`, `429` and `500` above) are the
+//! sidecar's own and do not pass through it.
+//!
 //! Maps:
 //! - `KEYS`: hash, key [`ApiKey`] (the key's bytes, zero-padded to 32), value [`Client`] (64
 //!   bytes: counters, limits, id), 1024 entries. Seed it with `--maps-in` or the sidecar's map
@@ -49,6 +55,9 @@ pub const STAT_LIMITED: u32 = 2;
 pub const UNAUTHORIZED_BODY: &[u8] = b"missing or unknown api key";
 /// The body of a 429 answer.
 pub const LIMITED_BODY: &[u8] = b"rate limit exceeded";
+
+/// The body of the `502` that replaces an upstream's `5xx` answer.
+pub const UPSTREAM_ERROR_BODY: &[u8] = b"upstream error";
 
 /// An API key as a map key: its bytes, then zeros up to [`KEY_LEN`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, duet::Pod)]
@@ -169,6 +178,19 @@ fn apikey(req: HttpContext) -> HttpAction {
     HttpAction::Continue
 }
 
+/// The response program: an upstream's `5xx` becomes `502 upstream error`; every other response
+/// loses its `server` header.
+#[duet::http_response]
+fn apikey_errors(resp: HttpContext) -> HttpAction {
+    match resp.status() {
+        Some(status) if status >= 500 => resp.respond(502, UPSTREAM_ERROR_BODY),
+        _ => {
+            let _ = resp.remove_header("server");
+            HttpAction::Continue
+        }
+    }
+}
+
 /// Refills `key`'s bucket and takes a token; whether there was one.
 #[inline(always)]
 fn take_token(key: &ApiKey, client: &Client) -> bool {
@@ -198,7 +220,7 @@ fn take_token(key: &ApiKey, client: &Client) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use duet::testing::{HttpExchange, LocalResponse, run_http_request, set_clock};
+    use duet::testing::{HttpExchange, LocalResponse, run_http_request, run_http_response, set_clock};
 
     use super::*;
 
@@ -289,6 +311,26 @@ mod tests {
         set_clock(1_000_000_000, 0);
         assert_eq!((0..12).filter(|_| status(&request("k-ten")).is_none()).count(), 10);
         assert!((0..100).all(|_| status(&request("k-free")).is_none()));
+    }
+
+    #[test]
+    fn upstream_errors_are_masked_and_the_server_header_removed() {
+        let mut failed = HttpExchange::get("/orders").with_status(503).with_response_header("server", "backend/1.2");
+        assert_eq!(run_http_response(apikey_errors, &mut failed), HttpAction::Respond);
+        assert_eq!(
+            failed.local_response().cloned(),
+            Some(LocalResponse { status: 502, body: UPSTREAM_ERROR_BODY.to_vec() })
+        );
+        for status in [200, 404, 499] {
+            let mut ok = HttpExchange::get("/orders")
+                .with_status(status)
+                .with_response_header("server", "backend/1.2")
+                .with_response_header("content-type", "application/json");
+            assert_eq!(run_http_response(apikey_errors, &mut ok), HttpAction::Continue, "{status}");
+            assert_eq!(ok.local_response(), None);
+            assert_eq!(ok.response_header("server"), None, "{status}");
+            assert_eq!(ok.response_header("content-type"), Some(&b"application/json"[..]));
+        }
     }
 
     #[test]
