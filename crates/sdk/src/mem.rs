@@ -13,10 +13,16 @@
 //! unbounded loop. Byte accesses need no alignment proof (the kernel refuses misaligned stack
 //! accesses), and the stores are volatile so that LLVM cannot recognise the loops as the very
 //! functions they implement and call them recursively.
+//!
+//! `memset`, `memcpy` and `memmove` return a null pointer, not `dst` as C's do: `dst` is usually
+//! the caller's stack, and the kernel refuses any BPF function that returns a stack pointer
+//! ("cannot return stack pointer to the caller"). Nothing reads the result: LLVM emits these
+//! calls for its `llvm.memset`/`llvm.memcpy`/`llvm.memmove` intrinsics, which return nothing, and
+//! Rust code reaches them only through those intrinsics (`ptr::write_bytes`, `ptr::copy`).
 
 use core::ffi::c_int;
 
-/// Fills `n` bytes at `dst` with `c`.
+/// Fills `n` bytes at `dst` with `c`; returns null (see the module documentation).
 ///
 /// # Safety
 ///
@@ -29,10 +35,10 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: c_int, n: usize) -> *mut u8 {
         unsafe { dst.add(i).write_volatile(c as u8) };
         i += 1;
     }
-    dst
+    core::ptr::null_mut()
 }
 
-/// Copies `n` bytes from `src` to `dst`, which do not overlap.
+/// Copies `n` bytes from `src` to `dst`, which do not overlap; returns null.
 ///
 /// # Safety
 ///
@@ -45,10 +51,10 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
         unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
         i += 1;
     }
-    dst
+    core::ptr::null_mut()
 }
 
-/// Copies `n` bytes from `src` to `dst`, which may overlap.
+/// Copies `n` bytes from `src` to `dst`, which may overlap; returns null.
 ///
 /// # Safety
 ///
@@ -66,7 +72,7 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
             // SAFETY: `i < n`, inside both buffers; copying backwards is safe for `dst > src`.
             unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
         }
-        dst
+        core::ptr::null_mut()
     }
 }
 

@@ -61,8 +61,12 @@ mod ops_field {
     pub(super) const SRTT_US: usize = 80;
     pub(super) const CB_FLAGS: usize = 84;
     pub(super) const STATE: usize = 88;
+    pub(super) const ARGS: usize = 4;
+    pub(super) const TOTAL_RETRANS: usize = 136;
+    pub(super) const BYTES_RECEIVED: usize = 168;
+    pub(super) const BYTES_ACKED: usize = 176;
     #[cfg(not(target_arch = "bpf"))]
-    pub(super) const HOST_COOKIE: usize = 96;
+    pub(super) const HOST_COOKIE: usize = 192;
 }
 
 /// Reads the `u32` context field at `offset`.
@@ -75,6 +79,17 @@ unsafe fn read_u32(ctx: *mut c_void, offset: usize) -> u32 {
     // SAFETY: forwarded contract. Volatile keeps each read one aligned 4-byte load, which the
     // kernel's context rewriting needs (LLVM must not merge or narrow them).
     unsafe { ctx.cast::<u8>().add(offset).cast::<u32>().read_volatile() }
+}
+
+/// Reads the `u64` context field at `offset`.
+///
+/// # Safety
+///
+/// `ctx` points at a context with a readable, aligned `u64` at `offset`.
+#[inline(always)]
+unsafe fn read_u64(ctx: *mut c_void, offset: usize) -> u64 {
+    // SAFETY: forwarded contract; volatile keeps it one aligned 8-byte load, as for `read_u32`.
+    unsafe { ctx.cast::<u8>().add(offset).cast::<u64>().read_volatile() }
 }
 
 /// Writes the `u32` context field at `offset`.
@@ -201,6 +216,16 @@ pub mod op {
     pub const RTT_CB: u32 = 12;
 }
 
+/// TCP states (`BPF_TCP_*`), as [`SockOpsContext::state`] and the arguments of
+/// [`op::STATE_CB`] give them.
+pub mod tcp_state {
+    /// `BPF_TCP_ESTABLISHED`.
+    pub const ESTABLISHED: u32 = 1;
+    /// `BPF_TCP_CLOSE`: the socket is done (every TCP socket ends here, also after `TIME_WAIT`
+    /// was entered).
+    pub const CLOSE: u32 = 7;
+}
+
 /// `BPF_SOCK_OPS_*_CB_FLAG`s for [`SockOpsContext::set_callback_flags`]: which further callbacks
 /// the socket gets.
 pub mod cb_flags {
@@ -284,6 +309,34 @@ impl SockOpsContext<'_> {
     #[inline(always)]
     pub fn state(&self) -> u32 {
         self.field(ops_field::STATE)
+    }
+
+    /// Argument `I` (0..=3) of the callback: for [`op::STATE_CB`], 0 is the old state and 1 the
+    /// new one ([`tcp_state`]).
+    #[inline(always)]
+    pub fn arg<const I: usize>(&self) -> u32 {
+        const { assert!(I < 4, "sock_ops callbacks have four arguments") };
+        self.field(ops_field::ARGS + 4 * I)
+    }
+
+    /// Segments retransmitted on this connection so far (`total_retrans`).
+    #[inline(always)]
+    pub fn total_retrans(&self) -> u32 {
+        self.field(ops_field::TOTAL_RETRANS)
+    }
+
+    /// Bytes received on this connection so far (`bytes_received`; 0 on a request socket).
+    #[inline(always)]
+    pub fn bytes_received(&self) -> u64 {
+        // SAFETY: as for `field`: an aligned `u64` field of `bpf_sock_ops`.
+        unsafe { read_u64(self.ctx, ops_field::BYTES_RECEIVED) }
+    }
+
+    /// Bytes sent and acknowledged by the peer so far (`bytes_acked`).
+    #[inline(always)]
+    pub fn bytes_acked(&self) -> u64 {
+        // SAFETY: as for `field`.
+        unsafe { read_u64(self.ctx, ops_field::BYTES_ACKED) }
     }
 
     /// The callback flags set on the socket.
@@ -413,7 +466,7 @@ impl HostSockAddr {
     }
 }
 
-/// A `struct bpf_sock_ops` (up to `state`) for host tests ([`crate::testing::run_sock_ops`]),
+/// A `struct bpf_sock_ops` (up to `sk`) for host tests ([`crate::testing::run_sock_ops`]),
 /// followed by what `bpf_get_socket_cookie` returns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
@@ -446,8 +499,50 @@ pub struct HostSockOps {
     pub cb_flags: u32,
     /// `state`.
     pub state: u32,
-    /// Padding to the cookie.
-    pub pad: u32,
+    /// `rtt_min`.
+    pub rtt_min: u32,
+    /// `snd_ssthresh`.
+    pub snd_ssthresh: u32,
+    /// `rcv_nxt`.
+    pub rcv_nxt: u32,
+    /// `snd_nxt`.
+    pub snd_nxt: u32,
+    /// `snd_una`.
+    pub snd_una: u32,
+    /// `mss_cache`.
+    pub mss_cache: u32,
+    /// `ecn_flags`.
+    pub ecn_flags: u32,
+    /// `rate_delivered`.
+    pub rate_delivered: u32,
+    /// `rate_interval_us`.
+    pub rate_interval_us: u32,
+    /// `packets_out`.
+    pub packets_out: u32,
+    /// `retrans_out`.
+    pub retrans_out: u32,
+    /// `total_retrans`.
+    pub total_retrans: u32,
+    /// `segs_in`.
+    pub segs_in: u32,
+    /// `data_segs_in`.
+    pub data_segs_in: u32,
+    /// `segs_out`.
+    pub segs_out: u32,
+    /// `data_segs_out`.
+    pub data_segs_out: u32,
+    /// `lost_out`.
+    pub lost_out: u32,
+    /// `sacked_out`.
+    pub sacked_out: u32,
+    /// `sk_txhash`.
+    pub sk_txhash: u32,
+    /// `bytes_received`.
+    pub bytes_received: u64,
+    /// `bytes_acked`.
+    pub bytes_acked: u64,
+    /// `sk` (a pointer in the kernel; unused here).
+    pub sk: u64,
     /// What `bpf_get_socket_cookie` returns.
     pub cookie: u64,
 }
@@ -478,6 +573,11 @@ const _: () = {
     assert!(core::mem::offset_of!(HostSockOps, srtt_us) == ops_field::SRTT_US);
     assert!(core::mem::offset_of!(HostSockOps, cb_flags) == ops_field::CB_FLAGS);
     assert!(core::mem::offset_of!(HostSockOps, state) == ops_field::STATE);
+    assert!(core::mem::offset_of!(HostSockOps, args) == ops_field::ARGS);
+    assert!(core::mem::offset_of!(HostSockOps, total_retrans) == ops_field::TOTAL_RETRANS);
+    assert!(core::mem::offset_of!(HostSockOps, bytes_received) == ops_field::BYTES_RECEIVED);
+    assert!(core::mem::offset_of!(HostSockOps, bytes_acked) == ops_field::BYTES_ACKED);
+    assert!(core::mem::offset_of!(HostSockOps, sk) == 184);
     assert!(core::mem::offset_of!(HostSockOps, remote_ip4) == ops_field::REMOTE_IP4);
     assert!(core::mem::offset_of!(HostSockOps, local_ip4) == ops_field::LOCAL_IP4);
     assert!(core::mem::offset_of!(HostSockOps, family) == ops_field::FAMILY);

@@ -17,10 +17,26 @@
 //!    entries of connections it never saw age out.
 //!
 //! Nothing is done when `CONFIG` is unset (`enabled` 0): connections go where they were meant to.
+//!
+//! TCP monitoring (when `Config::monitor` is 1), by the same `record` program, for every IPv4
+//! TCP connection of the cgroup (captured or not, opened or accepted):
+//! - when a connection is established it asks for the RTT, state-change and retransmit callbacks
+//!   (`set_callback_flags`), files a [`Conn`] under the socket's cookie in `CONNS`, counts it in
+//!   `TCP_STATS` and writes a [`ConnEvent`] (`OPENED`) to `TCP_EVENTS`;
+//! - each RTT sample updates the connection's smoothed RTT (`srtt_us`) in `CONNS`; each
+//!   retransmitted segment is counted there and in `TCP_STATS`;
+//! - when it reaches `TCP_CLOSE` (every TCP socket does) the connection's record leaves `CONNS`
+//!   and a `CLOSED` event carries its RTT, retransmits, bytes both ways and duration; the bytes
+//!   are added to `TCP_STATS`.
+//!
+//! Retransmits come from the sock_ops retransmit callback rather than the `tcp_retransmit_skb`
+//! tracepoint: the callback is scoped to the cgroup's sockets, as everything else here is, while
+//! a tracepoint sees the whole machine. The sidecar reads `TCP_STATS` and `TCP_EVENTS` into its
+//! `/metrics` and `GET /events` (docs/MESH.md).
 #![no_std]
 
-use duet::sock::{AF_INET, SOCK_STREAM, op};
-use duet::{Array, HashMap, LruHashMap, SockAddrAction, SockAddrContext, SockOpsContext};
+use duet::sock::{AF_INET, SOCK_STREAM, cb_flags, op, tcp_state};
+use duet::{Array, HashMap, LruHashMap, RingBuf, SockAddrAction, SockAddrContext, SockOpsContext, ktime_get_ns};
 
 /// What the sidecar sets before attaching.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
@@ -37,7 +53,77 @@ pub struct Config {
     /// The sidecar's process id: its own connections (to the original destinations) are never
     /// captured, whichever cgroup it runs in.
     pub sidecar_pid: u32,
+    /// 1: monitor the cgroup's TCP connections (`CONNS`, `TCP_STATS`, `TCP_EVENTS`).
+    pub monitor: u32,
 }
+
+/// A monitored connection while it is open (`CONNS`, by socket cookie).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
+#[repr(C)]
+pub struct Conn {
+    /// `ktime_get_ns` when it was established.
+    pub opened_ns: u64,
+    /// Retransmitted segments so far.
+    pub retransmits: u64,
+    /// RTT samples taken so far.
+    pub rtt_samples: u64,
+    /// The latest smoothed RTT, in microseconds (the kernel's `srtt_us` / 8).
+    pub srtt_us: u32,
+    /// Local address, network order.
+    pub local_ip: [u8; 4],
+    /// Remote address, network order.
+    pub remote_ip: [u8; 4],
+    /// Local port.
+    pub local_port: u16,
+    /// Remote port.
+    pub remote_port: u16,
+}
+
+/// A connection event (`TCP_EVENTS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
+#[repr(C)]
+pub struct ConnEvent {
+    /// [`OPENED`] or [`CLOSED`].
+    pub kind: u32,
+    /// The smoothed RTT in microseconds (0 before a sample).
+    pub srtt_us: u32,
+    /// Local address, network order.
+    pub local_ip: [u8; 4],
+    /// Remote address, network order.
+    pub remote_ip: [u8; 4],
+    /// Local port.
+    pub local_port: u16,
+    /// Remote port.
+    pub remote_port: u16,
+    /// Segments retransmitted (the kernel's `total_retrans`); 0 when opened.
+    pub retransmits: u32,
+    /// How long the connection was open, in nanoseconds; 0 when opened.
+    pub duration_ns: u64,
+    /// Bytes received; 0 when opened.
+    pub bytes_received: u64,
+    /// Bytes sent and acknowledged; 0 when opened.
+    pub bytes_acked: u64,
+    /// RTT samples taken; 0 when opened.
+    pub rtt_samples: u64,
+}
+
+/// [`ConnEvent::kind`] of an established connection.
+pub const OPENED: u32 = 1;
+/// [`ConnEvent::kind`] of a connection that reached `TCP_CLOSE`.
+pub const CLOSED: u32 = 2;
+
+/// `TCP_STATS` indices: connections established.
+pub const STAT_OPENED: u32 = 0;
+/// Connections closed.
+pub const STAT_CLOSED: u32 = 1;
+/// Segments retransmitted.
+pub const STAT_RETRANSMITS: u32 = 2;
+/// Bytes received by closed connections.
+pub const STAT_BYTES_RECEIVED: u32 = 3;
+/// Bytes sent and acknowledged by closed connections.
+pub const STAT_BYTES_ACKED: u32 = 4;
+/// RTT samples.
+pub const STAT_RTT_SAMPLES: u32 = 5;
 
 /// An original destination.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
@@ -66,6 +152,18 @@ static BY_COOKIE: LruHashMap<u64, OrigDst> = LruHashMap::with_max_entries(16384,
 #[duet::map]
 static BY_PORT: LruHashMap<u16, OrigDst> = LruHashMap::with_max_entries(16384, 0);
 
+/// The cgroup's open TCP connections, by socket cookie (monitoring).
+#[duet::map]
+static CONNS: LruHashMap<u64, Conn> = LruHashMap::with_max_entries(16384, 0);
+
+/// Totals for the sidecar's `/metrics`, indexed by the `STAT_*` constants.
+#[duet::map]
+static TCP_STATS: Array<u64> = Array::with_max_entries(6, 0);
+
+/// Connection events for the sidecar's `GET /events`.
+#[duet::map]
+static TCP_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
 #[duet::connect4]
 fn redirect(ctx: SockAddrContext) -> SockAddrAction {
     let Some(config) = CONFIG.get(0) else { return SockAddrAction::Allow };
@@ -91,15 +189,103 @@ fn redirect(ctx: SockAddrContext) -> SockAddrAction {
 
 #[duet::sock_ops]
 fn record(ctx: SockOpsContext) {
-    let op = ctx.op();
-    if (op != op::TCP_CONNECT_CB && op != op::ACTIVE_ESTABLISHED_CB) || ctx.family() != AF_INET {
+    if ctx.family() != AF_INET {
         return;
     }
+    let op = ctx.op();
+    if op == op::TCP_CONNECT_CB || op == op::ACTIVE_ESTABLISHED_CB {
+        file_destination(&ctx, op);
+    }
+    let Some(config) = CONFIG.get(0) else { return };
+    if config.monitor == 0 {
+        return;
+    }
+    match op {
+        op::ACTIVE_ESTABLISHED_CB | op::PASSIVE_ESTABLISHED_CB => opened(&ctx),
+        op::RTT_CB => rtt_sample(&ctx),
+        op::RETRANS_CB => retransmitted(&ctx),
+        op::STATE_CB if ctx.arg::<1>() == tcp_state::CLOSE => closed(&ctx),
+        _ => {}
+    }
+}
+
+/// Moves a captured connection's original destination from its cookie to its local port.
+#[inline(always)]
+fn file_destination(ctx: &SockOpsContext, op: u32) {
     let cookie = ctx.cookie();
     let Some(orig) = BY_COOKIE.get(&cookie) else { return };
     if BY_PORT.insert(&ctx.local_port(), &orig, duet::BPF_ANY).is_ok() && op == op::ACTIVE_ESTABLISHED_CB {
         let _ = BY_COOKIE.remove(&cookie);
     }
+}
+
+#[inline(always)]
+fn opened(ctx: &SockOpsContext) {
+    let flags = ctx.callback_flags() | cb_flags::RTT | cb_flags::STATE | cb_flags::RETRANS;
+    if ctx.set_callback_flags(flags).is_err() {
+        return;
+    }
+    let conn = Conn {
+        opened_ns: ktime_get_ns(),
+        local_ip: ctx.local_ip4(),
+        remote_ip: ctx.remote_ip4(),
+        local_port: ctx.local_port(),
+        remote_port: ctx.remote_port(),
+        ..Conn::default()
+    };
+    let _ = CONNS.insert(&ctx.cookie(), &conn, duet::BPF_ANY);
+    let _ = TCP_STATS.add_u64(STAT_OPENED, 1);
+    let _ = TCP_EVENTS.output(&ConnEvent {
+        kind: OPENED,
+        srtt_us: ctx.srtt_us() >> 3,
+        local_ip: conn.local_ip,
+        remote_ip: conn.remote_ip,
+        local_port: conn.local_port,
+        remote_port: conn.remote_port,
+        ..ConnEvent::default()
+    });
+}
+
+#[inline(always)]
+fn rtt_sample(ctx: &SockOpsContext) {
+    let cookie = ctx.cookie();
+    if let Some(mut conn) = CONNS.get(&cookie) {
+        conn.srtt_us = ctx.srtt_us() >> 3;
+        conn.rtt_samples += 1;
+        let _ = CONNS.insert(&cookie, &conn, duet::BPF_EXIST);
+    }
+    let _ = TCP_STATS.add_u64(STAT_RTT_SAMPLES, 1);
+}
+
+#[inline(always)]
+fn retransmitted(ctx: &SockOpsContext) {
+    let _ = CONNS.add_u64_at(&ctx.cookie(), core::mem::offset_of!(Conn, retransmits), 1);
+    let _ = TCP_STATS.add_u64(STAT_RETRANSMITS, 1);
+}
+
+#[inline(always)]
+fn closed(ctx: &SockOpsContext) {
+    let cookie = ctx.cookie();
+    // A connection established before monitoring began has no record: it is not counted.
+    let Some(conn) = CONNS.get(&cookie) else { return };
+    let _ = CONNS.remove(&cookie);
+    let (received, acked) = (ctx.bytes_received(), ctx.bytes_acked());
+    let _ = TCP_STATS.add_u64(STAT_CLOSED, 1);
+    let _ = TCP_STATS.add_u64(STAT_BYTES_RECEIVED, received);
+    let _ = TCP_STATS.add_u64(STAT_BYTES_ACKED, acked);
+    let _ = TCP_EVENTS.output(&ConnEvent {
+        kind: CLOSED,
+        srtt_us: ctx.srtt_us() >> 3,
+        local_ip: conn.local_ip,
+        remote_ip: conn.remote_ip,
+        local_port: conn.local_port,
+        remote_port: conn.remote_port,
+        retransmits: ctx.total_retrans(),
+        duration_ns: ktime_get_ns().saturating_sub(conn.opened_ns),
+        bytes_received: received,
+        bytes_acked: acked,
+        rtt_samples: conn.rtt_samples,
+    });
 }
 
 #[cfg(test)]
@@ -114,8 +300,14 @@ mod tests {
 
     fn configure(only_listed_ports: u8) {
         duet::testing::reset();
-        let config =
-            Config { listener_ip: LISTENER, listener_port: 15001, only_listed_ports, enabled: 1, sidecar_pid: 7 };
+        let config = Config {
+            listener_ip: LISTENER,
+            listener_port: 15001,
+            only_listed_ports,
+            enabled: 1,
+            sidecar_pid: 7,
+            monitor: 1,
+        };
         CONFIG.set(0, &config).unwrap();
     }
 
@@ -151,6 +343,84 @@ mod tests {
         run_connect4(redirect, &mut udp);
         assert_eq!(udp.dst(), ([10, 1, 2, 3], 8080));
         assert_eq!(BY_COOKIE.get(&1), None);
+    }
+
+    fn event(record: &[u8]) -> ConnEvent {
+        assert_eq!(record.len(), core::mem::size_of::<ConnEvent>());
+        // SAFETY: `ConnEvent` is plain data of this size.
+        unsafe { record.as_ptr().cast::<ConnEvent>().read_unaligned() }
+    }
+
+    #[test]
+    fn connections_are_monitored_from_established_to_close() {
+        configure(0);
+        duet::testing::set_clock(5_000, 0);
+        let (local, remote) = (([10, 0, 0, 2], 40000), ([10, 0, 0, 9], 443));
+        let mut ev = HostSockOps::tcp(op::ACTIVE_ESTABLISHED_CB, local, remote, 77);
+        run_sock_ops(record, &mut ev);
+        assert_eq!(ev.cb_flags, cb_flags::RTT | cb_flags::STATE | cb_flags::RETRANS, "callbacks asked for");
+        let opened = event(&duet::testing::drain(&TCP_EVENTS)[0]);
+        assert_eq!((opened.kind, opened.local_port, opened.remote_port), (OPENED, 40000, 443));
+        assert_eq!((opened.local_ip, opened.remote_ip), ([10, 0, 0, 2], [10, 0, 0, 9]));
+
+        for srtt in [800, 1600] {
+            let mut sample = HostSockOps::tcp(op::RTT_CB, local, remote, 77);
+            sample.srtt_us = srtt; // the kernel's value: microseconds times 8
+            run_sock_ops(record, &mut sample);
+        }
+        run_sock_ops(record, &mut HostSockOps::tcp(op::RETRANS_CB, local, remote, 77));
+        let conn = CONNS.get(&77).unwrap();
+        assert_eq!((conn.srtt_us, conn.rtt_samples, conn.retransmits), (200, 2, 1));
+
+        // A state change that is not the close does nothing.
+        let mut fin = HostSockOps::tcp(op::STATE_CB, local, remote, 77);
+        fin.args = [tcp_state::ESTABLISHED, 4, 0, 0];
+        run_sock_ops(record, &mut fin);
+        assert!(CONNS.get(&77).is_some());
+
+        duet::testing::set_clock(2_000_005_000, 0);
+        let mut close = HostSockOps::tcp(op::STATE_CB, local, remote, 77);
+        close.args = [4, tcp_state::CLOSE, 0, 0];
+        (close.srtt_us, close.total_retrans, close.bytes_received, close.bytes_acked) = (1600, 1, 5000, 120);
+        run_sock_ops(record, &mut close);
+        let closed = event(&duet::testing::drain(&TCP_EVENTS)[0]);
+        assert_eq!(
+            closed,
+            ConnEvent {
+                kind: CLOSED,
+                srtt_us: 200,
+                local_ip: [10, 0, 0, 2],
+                remote_ip: [10, 0, 0, 9],
+                local_port: 40000,
+                remote_port: 443,
+                retransmits: 1,
+                duration_ns: 2_000_000_000,
+                bytes_received: 5000,
+                bytes_acked: 120,
+                rtt_samples: 2,
+            }
+        );
+        assert_eq!(CONNS.get(&77), None, "the record is gone");
+        let stats: [u64; 6] = core::array::from_fn(|i| TCP_STATS.get(i as u32).unwrap());
+        assert_eq!(stats, [1, 1, 1, 5000, 120, 2]);
+
+        // A close of a connection established before monitoring began is not counted.
+        run_sock_ops(record, &mut close);
+        assert_eq!(TCP_STATS.get(STAT_CLOSED), Some(1));
+        assert!(duet::testing::drain(&TCP_EVENTS).is_empty());
+    }
+
+    #[test]
+    fn without_monitor_nothing_is_recorded() {
+        configure(0);
+        let mut config = CONFIG.get(0).unwrap();
+        config.monitor = 0;
+        CONFIG.set(0, &config).unwrap();
+        let mut ev = HostSockOps::tcp(op::PASSIVE_ESTABLISHED_CB, ([10, 0, 0, 2], 80), ([10, 0, 0, 3], 5555), 9);
+        run_sock_ops(record, &mut ev);
+        assert_eq!(ev.cb_flags, 0);
+        assert_eq!(CONNS.get(&9), None);
+        assert!(duet::testing::drain(&TCP_EVENTS).is_empty());
     }
 
     #[test]
