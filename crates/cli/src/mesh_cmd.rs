@@ -50,7 +50,7 @@ pub enum MeshCommand {
         /// The sidecar's admin address.
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: SocketAddr,
-        /// Only events of this type (`access`, `ringbuf`).
+        /// Only events of this type (`access`, `ringbuf`, `tcp`).
         #[arg(long = "type")]
         kind: Option<String>,
         /// Stop after this many events.

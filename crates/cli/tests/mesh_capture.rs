@@ -1,8 +1,11 @@
 //! Transparent capture end to end (`capture:` in docs/MESH.md; needs root, BPF and cgroup v2):
 //! a client process placed in a test-owned cgroup connects to a backend on loopback; with
 //! `duet mesh run` capturing that cgroup the request goes through the sidecar (the backend sees
-//! the `x-request-id` the sidecar adds), without it the request goes direct. Afterwards nothing
-//! is left: no pins, no programs on the cgroup, no cgroup.
+//! the `x-request-id` the sidecar adds), without it the request goes direct. The sidecar's TCP
+//! monitoring shows the client's connection on /metrics (opened, closed, bytes, RTT) and as
+//! `duet mesh events`. A sidecar killed with SIGKILL leaves the cgroup uncaptured, and the next
+//! one starts over its pins. Afterwards nothing is left: no pins, no programs on the cgroup, no
+//! cgroup.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -86,6 +89,21 @@ fn seen_headers(body: &str) -> serde_json::Value {
     doc["headers"].clone()
 }
 
+/// `duet mesh events --type tcp --count 2` (one connection opened and closed), subscribed.
+fn tcp_events(admin: std::net::SocketAddr) -> Child {
+    use std::io::BufRead;
+    let mut child = duet()
+        .args(["mesh", "events", "--admin", &admin.to_string(), "--type", "tcp", "--count", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("subscribed"), "duet mesh events said: {line}");
+    child
+}
+
 fn wait_for_port(port: u16) {
     let start = Instant::now();
     while std::net::TcpStream::connect(addr(port)).is_err() {
@@ -133,24 +151,78 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
     let direct = seen_headers(&curl_in(&cgroup.0, &url));
     assert!(direct.get("x-request-id").is_none(), "went through a proxy: {direct}");
 
+    let config = |capture_port: u16, admin: u16| {
+        format!(
+            "admin: {{ address: \"127.0.0.1:{admin}\" }}\nworkers: 1\n\
+             capture:\n  cgroup: {}\n  listener: outbound\n  bpf: {}\n  ports: [{backend_port}]\n  pin_dir: {}\n\
+             listeners:\n{}clusters:\n  - name: passthrough\n    original_destination: true\n",
+            cgroup.0.display(),
+            object.display(),
+            pins.0.display(),
+            listener("outbound", capture_port, "", "      - { prefix: \"/\", cluster: passthrough }\n"),
+        )
+    };
+
+    // A sidecar killed with SIGKILL: its links die with it, so the cgroup goes direct again; the
+    // map pins stay until the next sidecar with that directory starts.
+    let (port, admin) = (free_port(), free_port());
+    let killed_dir = temp_dir("capture-killed");
+    let mut killed = Mesh::start(&killed_dir, &config(port, admin), admin);
+    let via = seen_headers(&curl_in(&cgroup.0, &url));
+    assert!(via.get("x-request-id").is_some(), "captured: {via}");
+    killed.signal("-KILL");
+    let _ = killed.child.take().unwrap().wait();
+    let after_kill = seen_headers(&curl_in(&cgroup.0, &url));
+    assert!(after_kill.get("x-request-id").is_none(), "still captured after SIGKILL: {after_kill}");
+    assert!(pins.0.join("maps/BY_PORT").exists(), "a killed sidecar cannot remove its pins");
+    drop(killed);
+
     let (capture_port, admin) = (free_port(), free_port());
-    let yaml = format!(
-        "admin: {{ address: \"127.0.0.1:{admin}\" }}\nworkers: 1\n\
-         capture:\n  cgroup: {}\n  listener: outbound\n  bpf: {}\n  ports: [{backend_port}]\n  pin_dir: {}\n\
-         listeners:\n{}clusters:\n  - name: passthrough\n    original_destination: true\n",
-        cgroup.0.display(),
-        object.display(),
-        pins.0.display(),
-        listener("outbound", capture_port, "", "      - { prefix: \"/\", cluster: passthrough }\n"),
-    );
     let mesh_dir = temp_dir("capture");
-    let mut mesh = Mesh::start(&mesh_dir, &yaml, admin);
+    let mut mesh = Mesh::start(&mesh_dir, &config(capture_port, admin), admin);
     assert!(pins.0.join("maps/BY_PORT").exists(), "maps pinned under the sidecar's directory");
+    assert!(pins.0.join("maps/TCP_EVENTS").exists(), "the monitoring maps too");
+    let events = tcp_events(mesh.admin);
 
     // Through the sidecar: it answers for the backend, which sees the sidecar's headers.
     let via = seen_headers(&curl_in(&cgroup.0, &url));
     assert!(via.get("x-request-id").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())), "{via}");
     assert_eq!(via["x-forwarded-for"], "127.0.0.1", "{via}");
+
+    // TCP monitoring: curl's connection (to the capture listener, where connect4 sent it) was
+    // opened and closed, with its RTT and bytes, on /metrics and as events.
+    let out = events.wait_with_output().unwrap();
+    assert!(out.status.success(), "duet mesh events: {}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.iter().map(|e| e["event"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["opened", "closed"]);
+    let closed = &events[1];
+    assert_eq!(closed["remote"], format!("127.0.0.1:{capture_port}"), "{closed}");
+    assert_eq!(closed["local"], events[0]["local"]);
+    assert!(closed["srtt_us"].as_u64().is_some_and(|us| us > 0), "{closed}");
+    assert!(closed["rtt_samples"].as_u64().is_some_and(|n| n > 0), "{closed}");
+    let (received, acked) = (closed["bytes_received"].as_u64().unwrap(), closed["bytes_acked"].as_u64().unwrap());
+    assert!(received > 100 && acked > 50, "a request out and a JSON answer in: {closed}");
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let start = Instant::now();
+    let metrics = loop {
+        let text = mesh.admin_get("/metrics");
+        if metric(&text, "duet_mesh_tcp_connections_closed_total") >= 1.0 || start.elapsed() > Duration::from_secs(5) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(metric(&metrics, "duet_mesh_tcp_connections_opened_total"), 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, "duet_mesh_tcp_connections_closed_total"), 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, "duet_mesh_tcp_received_bytes_total"), received as f64, "{metrics}");
+    assert_eq!(metric(&metrics, "duet_mesh_tcp_acked_bytes_total"), acked as f64, "{metrics}");
+    assert!(metric(&metrics, "duet_mesh_tcp_rtt_samples_total") >= 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, "duet_mesh_tcp_srtt_seconds_count"), 1.0, "{metrics}");
     // A process outside the cgroup (this test) still goes direct.
     let (_, _, outside) = raw_get(addr(backend_port), "/headers").unwrap();
     assert!(seen_headers(&outside).get("x-request-id").is_none(), "{outside}");

@@ -8,6 +8,11 @@
 //! fixed listener address, so the peer's port alone names it. The entry is removed when the
 //! connection closes ([`Capture::forget`]).
 //!
+//! With `monitor` on (the default), the same `sock_ops` program watches every IPv4 TCP connection
+//! of the cgroup (RTT samples, retransmits, state changes) and a thread of the sidecar
+//! ([`Capture::start`]'s monitor) turns its `TCP_STATS` totals and `TCP_EVENTS` records into
+//! `duet_mesh_tcp_*` metrics and `{"type":"tcp",...}` events.
+//!
 //! The programs are attached through links only this process holds (duet-kernel's
 //! `ScopedAttachment`): when the sidecar stops, or dies, the kernel detaches them, so a dead
 //! sidecar never leaves the cgroup's connections pointed at a closed listener. The maps are pinned
@@ -15,19 +20,24 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use duet_kernel::{Hook, ScopedAttachment, ScopedRequest};
+use duet_kernel::{Hook, PinnedMaps, ScopedAttachment, ScopedRequest};
 
 use crate::MeshError;
 use crate::config;
+use crate::runtime::Shared;
 
 /// The capture programs of one sidecar, attached.
 #[derive(Debug)]
 pub struct Capture {
     /// The capture listener's name.
     pub listener: String,
-    attachment: Mutex<Option<ScopedAttachment>>,
+    attachment: Arc<Mutex<Option<ScopedAttachment>>>,
+    monitor: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stopping: Arc<AtomicBool>,
 }
 
 /// Where the maps are pinned when the config does not say.
@@ -36,8 +46,10 @@ const PIN_BASE: &str = "/sys/fs/bpf/duet-mesh";
 impl Capture {
     /// Loads `config.bpf` and attaches its `redirect` (connect4) and `record` (sock_ops)
     /// programs to `config.cgroup`, sending captured connections to `listener` (the bound
-    /// address of the capture listener). Blocking: the kernel verifies the programs.
-    pub fn start(config: &config::Capture, listener: SocketAddrV4) -> Result<Capture, MeshError> {
+    /// address of the capture listener); with `config.monitor`, starts the thread that reads the
+    /// TCP monitoring maps into `shared`'s metrics and events. Blocking: the kernel verifies the
+    /// programs.
+    pub fn start(config: &config::Capture, listener: SocketAddrV4, shared: Weak<Shared>) -> Result<Capture, MeshError> {
         let fail = |what: &str, e: &dyn std::error::Error| {
             MeshError::Invalid(format!("capture: {what}: {}", crate::error_chain(e)))
         };
@@ -47,12 +59,13 @@ impl Capture {
             .pin_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(PIN_BASE).join(format!("{}_{}", listener.ip(), listener.port())));
-        let mut settings = Vec::with_capacity(12);
+        let mut settings = Vec::with_capacity(16);
         settings.extend_from_slice(&listener.ip().octets());
         settings.extend_from_slice(&listener.port().to_le_bytes());
         settings.push(u8::from(!config.ports.is_empty()));
         settings.push(1);
         settings.extend_from_slice(&std::process::id().to_le_bytes());
+        settings.extend_from_slice(&u32::from(config.monitor).to_le_bytes());
         let mut seed = vec![("CONFIG", 0u32.to_le_bytes().to_vec(), settings)];
         for port in &config.ports {
             seed.push(("PORTS", port.to_le_bytes().to_vec(), vec![1]));
@@ -72,7 +85,22 @@ impl Capture {
             cgroup = %config.cgroup.display(), listener = %listener, pins = %pin_dir.display(),
             "capture attached"
         );
-        Ok(Capture { listener: config.listener.clone(), attachment: Mutex::new(Some(attachment)) })
+        let attachment = Arc::new(Mutex::new(Some(attachment)));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let monitor = if config.monitor {
+            let reader = PinnedMaps::open(&pin_dir, &pin_dir.join("maps").to_string_lossy())
+                .and_then(|maps| maps.ring_buf(Some("TCP_EVENTS")))
+                .map_err(|e| fail(&format!("{} has no TCP monitoring ring (TCP_EVENTS)", config.bpf.display()), &e))?;
+            let (attachment, stopping) = (Arc::clone(&attachment), Arc::clone(&stopping));
+            let thread = std::thread::Builder::new()
+                .name("duet-tcp-monitor".into())
+                .spawn(move || monitor(reader, &attachment, &stopping, &shared))
+                .map_err(|e| fail("cannot start the TCP monitor", &e))?;
+            Some(thread)
+        } else {
+            None
+        };
+        Ok(Capture { listener: config.listener.clone(), attachment, monitor: Mutex::new(monitor), stopping })
     }
 
     /// The original destination of the connection from `peer`, if capture redirected it.
@@ -93,8 +121,13 @@ impl Capture {
         }
     }
 
-    /// Detaches the programs and removes the pins.
+    /// Stops the monitor, detaches the programs and removes the pins.
     pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let thread = self.monitor.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
         let taken = self.attachment.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(a) = taken {
             match a.detach() {
@@ -102,5 +135,157 @@ impl Capture {
                 Err(e) => tracing::warn!(error = %crate::error_chain(&e), "capture: detaching left pins behind"),
             }
         }
+    }
+}
+
+/// How long the monitor waits for ring records before it reads the totals again.
+const MONITOR_PERIOD: Duration = Duration::from_millis(200);
+
+/// `TCP_STATS` indices (`examples/capture`): opened, closed, retransmits, bytes received, bytes
+/// acknowledged, RTT samples.
+const TCP_STATS: usize = 6;
+
+/// The monitor thread: until `stopping`, publishes `TCP_EVENTS` records as events (and closed
+/// connections' RTT in the histogram) and moves the metrics' counters up to `TCP_STATS`' totals.
+fn monitor(
+    mut reader: duet_kernel::RingBufReader,
+    attachment: &Mutex<Option<ScopedAttachment>>,
+    stopping: &AtomicBool,
+    shared: &Weak<Shared>,
+) {
+    let mut seen = [0u64; TCP_STATS];
+    while !stopping.load(Ordering::Relaxed) {
+        let records = match reader.next_batch(MONITOR_PERIOD) {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "TCP monitor: reading TCP_EVENTS failed; monitoring stops");
+                return;
+            }
+        };
+        let Some(shared) = shared.upgrade() else { return };
+        let tcp = &shared.metrics.tcp;
+        for record in &records {
+            let Some(event) = ConnEvent::parse(record) else {
+                tracing::warn!(len = record.len(), "TCP monitor: a TCP_EVENTS record of an unknown size");
+                continue;
+            };
+            if event.closed {
+                tcp.srtt_seconds.observe(f64::from(event.srtt_us) / 1e6);
+            }
+            if shared.events.has_subscribers() {
+                shared.events.publish(event.json().to_string());
+            }
+        }
+        let totals = {
+            let guard = attachment.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(a) = guard.as_ref() else { return };
+            let mut totals = seen;
+            for (i, total) in totals.iter_mut().enumerate() {
+                if let Ok(Some(v)) = a.lookup("TCP_STATS", &(i as u32).to_le_bytes())
+                    && let Ok(bytes) = <[u8; 8]>::try_from(v.as_slice())
+                {
+                    *total = u64::from_le_bytes(bytes);
+                }
+            }
+            totals
+        };
+        let counters =
+            [&tcp.opened, &tcp.closed, &tcp.retransmits, &tcp.received_bytes, &tcp.acked_bytes, &tcp.rtt_samples];
+        for ((counter, total), seen) in counters.iter().zip(totals).zip(seen.iter_mut()) {
+            counter.inc_by(total.saturating_sub(*seen));
+            *seen = total.max(*seen);
+        }
+    }
+}
+
+/// A `ConnEvent` of `examples/capture` (56 bytes, little-endian).
+#[derive(Debug, PartialEq)]
+struct ConnEvent {
+    closed: bool,
+    srtt_us: u32,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    retransmits: u32,
+    duration_ns: u64,
+    bytes_received: u64,
+    bytes_acked: u64,
+    rtt_samples: u64,
+}
+
+impl ConnEvent {
+    fn parse(r: &[u8]) -> Option<ConnEvent> {
+        if r.len() != 56 {
+            return None;
+        }
+        let u32_at = |at: usize| u32::from_le_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]]);
+        let u16_at = |at: usize| u16::from_le_bytes([r[at], r[at + 1]]);
+        let u64_at = |at: usize| u64::from_le_bytes(std::array::from_fn(|i| r[at + i]));
+        let ip = |at: usize| Ipv4Addr::new(r[at], r[at + 1], r[at + 2], r[at + 3]);
+        Some(ConnEvent {
+            closed: u32_at(0) == 2,
+            srtt_us: u32_at(4),
+            local: SocketAddrV4::new(ip(8), u16_at(16)),
+            remote: SocketAddrV4::new(ip(12), u16_at(18)),
+            retransmits: u32_at(20),
+            duration_ns: u64_at(24),
+            bytes_received: u64_at(32),
+            bytes_acked: u64_at(40),
+            rtt_samples: u64_at(48),
+        })
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "type": "tcp",
+            "event": if self.closed { "closed" } else { "opened" },
+            "local": self.local.to_string(),
+            "remote": self.remote.to_string(),
+            "srtt_us": self.srtt_us,
+        });
+        if self.closed {
+            v["retransmits"] = self.retransmits.into();
+            v["bytes_received"] = self.bytes_received.into();
+            v["bytes_acked"] = self.bytes_acked.into();
+            v["duration_ms"] = (self.duration_ns as f64 / 1e6).into();
+            v["rtt_samples"] = self.rtt_samples.into();
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conn_events_parse_as_the_capture_program_writes_them() {
+        let mut r = Vec::new();
+        r.extend(2u32.to_le_bytes());
+        r.extend(250u32.to_le_bytes());
+        r.extend([127, 0, 0, 1, 10, 0, 0, 9]);
+        r.extend(40000u16.to_le_bytes());
+        r.extend(443u16.to_le_bytes());
+        r.extend(3u32.to_le_bytes());
+        for v in [1_500_000u64, 5000, 120, 4] {
+            r.extend(v.to_le_bytes());
+        }
+        let e = ConnEvent::parse(&r).unwrap();
+        assert_eq!(
+            e,
+            ConnEvent {
+                closed: true,
+                srtt_us: 250,
+                local: "127.0.0.1:40000".parse().unwrap(),
+                remote: "10.0.0.9:443".parse().unwrap(),
+                retransmits: 3,
+                duration_ns: 1_500_000,
+                bytes_received: 5000,
+                bytes_acked: 120,
+                rtt_samples: 4,
+            }
+        );
+        assert_eq!(e.json()["duration_ms"], 1.5);
+        assert_eq!(e.json()["event"], "closed");
+        assert!(ConnEvent::parse(&r[..55]).is_none());
     }
 }

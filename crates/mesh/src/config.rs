@@ -77,6 +77,10 @@ pub struct Capture {
     /// `/sys/fs/bpf/duet-mesh/<listener address>`]; the next start empties it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_dir: Option<PathBuf>,
+    /// Monitor the cgroup's TCP connections (RTT, retransmits, opens and closes, bytes) on
+    /// `/metrics` and `GET /events` [default: true].
+    #[serde(default = "default_true")]
+    pub monitor: bool,
 }
 
 /// The admin endpoint.

@@ -152,6 +152,60 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     filter_verdicts: Family<VerdictLabels, Counter>,
     route_decisions: Family<DecisionLabels, Counter>,
+    /// TCP monitoring of the captured cgroup (`capture:`).
+    pub tcp: TcpMetrics,
+}
+
+/// TCP monitoring of the captured cgroup: totals from the capture programs' `TCP_STATS` map and
+/// the smoothed RTT of every connection that closed, from their `TCP_EVENTS` ring.
+#[derive(Clone, Debug)]
+pub struct TcpMetrics {
+    /// Connections established.
+    pub opened: Counter,
+    /// Connections closed.
+    pub closed: Counter,
+    /// Segments retransmitted.
+    pub retransmits: Counter,
+    /// Bytes received by closed connections.
+    pub received_bytes: Counter,
+    /// Bytes sent and acknowledged by closed connections.
+    pub acked_bytes: Counter,
+    /// RTT samples taken.
+    pub rtt_samples: Counter,
+    /// Smoothed RTT of each connection when it closed.
+    pub srtt_seconds: Histogram,
+}
+
+impl TcpMetrics {
+    fn register(r: &mut Registry) -> TcpMetrics {
+        let mut counter = |name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let tcp = TcpMetrics {
+            opened: counter("tcp_connections_opened", "TCP connections of the captured cgroup established"),
+            closed: counter("tcp_connections_closed", "TCP connections of the captured cgroup closed"),
+            retransmits: counter("tcp_retransmits", "TCP segments the captured cgroup retransmitted"),
+            received_bytes: counter(
+                "tcp_received_bytes",
+                "Bytes received by closed TCP connections of the captured cgroup",
+            ),
+            acked_bytes: counter(
+                "tcp_acked_bytes",
+                "Bytes sent and acknowledged on closed TCP connections of the captured cgroup",
+            ),
+            rtt_samples: counter("tcp_rtt_samples", "RTT samples the kernel took on the captured cgroup's connections"),
+            // 10 µs to about 5 s.
+            srtt_seconds: Histogram::new(exponential_buckets(0.00001, 2.0, 20)),
+        };
+        r.register(
+            "tcp_srtt_seconds",
+            "Smoothed RTT of the captured cgroup's TCP connections when they closed",
+            tcp.srtt_seconds.clone(),
+        );
+        tcp
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -203,6 +257,7 @@ impl Metrics {
             reloads: registered(r, "reloads", "Configuration reloads by result"),
             filter_verdicts: registered(r, "filter_verdicts", "Verdicts of eBPF and duet-ABI Wasm filters"),
             route_decisions: registered(r, "route_decisions", "Decisions of routing programs"),
+            tcp: TcpMetrics::register(r),
             registry,
             requests,
             request_seconds,

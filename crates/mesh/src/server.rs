@@ -149,7 +149,8 @@ impl Server {
                 return Err(MeshError::Invalid(format!("capture.listener `{}` is not bound to IPv4", c.listener)));
             };
             let c = c.clone();
-            let capture = tokio::task::spawn_blocking(move || crate::capture::Capture::start(&c, local))
+            let weak = Arc::downgrade(&shared);
+            let capture = tokio::task::spawn_blocking(move || crate::capture::Capture::start(&c, local, weak))
                 .await
                 .map_err(|e| MeshError::Invalid(format!("capture: attaching failed: {e}")))??;
             let _ = server.capture.set(Arc::new(capture));
