@@ -308,7 +308,11 @@ impl App {
 
     fn new_store(&self, deadline: Instant) -> Store<AppState> {
         let state = AppState {
-            wasi: host::wasi_ctx(&self.env, LogSink::new(Arc::clone(&self.name), self.config.stderr_limit_bytes)),
+            wasi: host::wasi_ctx(
+                &self.env,
+                &self.config.dirs,
+                LogSink::new(Arc::clone(&self.name), self.config.stderr_limit_bytes),
+            ),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: OutboundHooks {

@@ -43,6 +43,23 @@ pub struct AppConfig {
     /// Bytes of stderr logged per request (default 4096); the rest is dropped, with one note.
     #[serde(default = "defaults::stderr_limit_bytes")]
     pub stderr_limit_bytes: usize,
+    /// Host directories the app sees (WASI preopens), read-only unless `writable`; nothing else
+    /// of the filesystem. Default: none.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+}
+
+/// One host directory granted to an app.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The directory on the host (relative paths are relative to the sidecar's config file).
+    pub host: PathBuf,
+    /// Where the app sees it: an absolute path such as `/data`.
+    pub guest: String,
+    /// Whether the app may create, write and remove files there (default false: read-only).
+    #[serde(default)]
+    pub writable: bool,
 }
 
 mod defaults {
@@ -72,6 +89,7 @@ impl AppConfig {
             env: BTreeMap::new(),
             allowed_outbound: Vec::new(),
             stderr_limit_bytes: defaults::stderr_limit_bytes(),
+            dirs: Vec::new(),
         }
     }
 
@@ -98,6 +116,18 @@ impl AppConfig {
         for entry in &self.allowed_outbound {
             if entry != "*" && entry.parse::<http::uri::Authority>().is_err() {
                 return bad(format!("allowed_outbound entry {entry:?} is not `host`, `host:port` or `*`"));
+            }
+        }
+        for (i, dir) in self.dirs.iter().enumerate() {
+            let guest = dir.guest.as_str();
+            if !guest.starts_with('/') || guest.contains('\0') || guest.split('/').any(|c| c == "..") {
+                return bad(format!("dirs[{i}].guest {guest:?} must be an absolute path without `..`"));
+            }
+            if self.dirs[..i].iter().any(|d| d.guest == dir.guest) {
+                return bad(format!("dirs[{i}].guest {guest:?} is granted twice"));
+            }
+            if !dir.host.is_dir() {
+                return bad(format!("dirs[{i}].host {} is not a directory", dir.host.display()));
             }
         }
         Ok(())

@@ -37,12 +37,19 @@ impl WasiHttpView for AppState {
     }
 }
 
-/// Builds a WASI context that grants only `env` and a capped stderr: no arguments, no
-/// preopened directories, no network (TCP, UDP and name lookup refused), stdin closed,
-/// stdout discarded.
-pub(crate) fn wasi_ctx(env: &[(String, String)], stderr: LogSink) -> WasiCtx {
+/// Builds a WASI context that grants only `env`, the directories of `dirs` and a capped stderr:
+/// no arguments, no other files, no network (TCP, UDP and name lookup refused), stdin closed,
+/// stdout discarded. A granted directory that cannot be opened now (removed since the app was
+/// loaded) is left out and logged; the app sees no such directory.
+pub(crate) fn wasi_ctx(env: &[(String, String)], dirs: &[crate::config::DirGrant], stderr: LogSink) -> WasiCtx {
     let mut builder = WasiCtx::builder();
     builder.envs(env).stderr(stderr).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    for dir in dirs {
+        let perms = if dir.writable { wasmtime_wasi::FsPerms::ReadWrite } else { wasmtime_wasi::FsPerms::ReadOnly };
+        if let Err(e) = builder.preopened_dir(&dir.host, &dir.guest, perms) {
+            tracing::warn!(host = %dir.host.display(), guest = %dir.guest, error = %e, "app: a granted directory cannot be opened");
+        }
+    }
     builder.build()
 }
 

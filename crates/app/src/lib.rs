@@ -41,7 +41,7 @@ mod stats;
 
 pub use app::{App, AppBody, BUFFERED_BODY_LIMIT, BoxError, ERROR_HEADER};
 pub use cache::{CacheStatus, default_cache_dir};
-pub use config::AppConfig;
+pub use config::{AppConfig, DirGrant};
 pub use kv::{KvError, KvStore, MemoryKv};
 pub use outbound::{BoxFuture, Outbound, OutboundError};
 pub use stats::{AppStats, AppStatsSnapshot};

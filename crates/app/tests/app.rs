@@ -85,6 +85,54 @@ async fn env_is_only_what_is_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filesystem_is_only_the_directories_granted() {
+    let host = std::env::temp_dir().join(format!("duet-app-dirs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&host);
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("greeting.txt"), "hello from the host").unwrap();
+    let cleanup = support::RemoveDir(host.clone());
+
+    // Nothing granted: no file at all, not even ones that exist on the host.
+    let (_app, addr) = serve_app(App::load(&config(), None).unwrap()).await;
+    let denied = get(addr, "/file/greeting.txt").await;
+    assert_ne!(denied.status, 200, "{:?}", String::from_utf8_lossy(&denied.body));
+    assert_ne!(request(addr, "PUT", "/file/new.txt", b"x").await.status, 200);
+
+    // Read-only: files can be read, not written; nothing outside the directory.
+    let mut read_only = config();
+    read_only.dirs = vec![duet_app::DirGrant { host: host.clone(), guest: "/data".into(), writable: false }];
+    let (_app, addr) = serve_app(App::load(&read_only, None).unwrap()).await;
+    let got = get(addr, "/file/greeting.txt").await;
+    assert_eq!((got.status, &got.body[..]), (200, &b"hello from the host"[..]));
+    assert_eq!(get(addr, "/file/missing.txt").await.status, 404);
+    assert_eq!(get(addr, "/file/..%2F..%2Fetc%2Fpasswd").await.status, 404, "no such name under /data");
+    let refused = request(addr, "PUT", "/file/new.txt", b"x").await;
+    assert_eq!(refused.status, 403, "{:?}", String::from_utf8_lossy(&refused.body));
+    assert!(!host.join("new.txt").exists());
+
+    // Writable: the app's writes land in the host directory.
+    let mut writable = read_only.clone();
+    writable.dirs[0].writable = true;
+    let (_app, addr) = serve_app(App::load(&writable, None).unwrap()).await;
+    let put = request(addr, "PUT", "/file/new.txt", b"written by the app").await;
+    assert_eq!(put.status, 200, "{:?}", String::from_utf8_lossy(&put.body));
+    assert_eq!(std::fs::read_to_string(host.join("new.txt")).unwrap(), "written by the app");
+
+    // Grants are checked when the app loads.
+    for (guest, host_dir, want) in [
+        ("data", host.clone(), "must be an absolute path"),
+        ("/data/../etc", host.clone(), "must be an absolute path"),
+        ("/data", host.join("greeting.txt"), "is not a directory"),
+    ] {
+        let mut bad = config();
+        bad.dirs = vec![duet_app::DirGrant { host: host_dir, guest: guest.into(), writable: false }];
+        let err = App::load(&bad, None).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(want), "{guest}: {err}");
+    }
+    drop(cleanup);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_only_to_allowed_authorities() {
     let allowed = support::backend().await;
     let other = support::backend().await;

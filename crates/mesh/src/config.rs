@@ -476,6 +476,9 @@ impl Config {
         for c in &mut self.clusters {
             if let Some(app) = &mut c.app {
                 fix(&mut app.wasm);
+                for dir in &mut app.dirs {
+                    fix(&mut dir.host);
+                }
             }
             if let Some(t) = &mut c.tls {
                 fix(&mut t.ca);
@@ -724,6 +727,25 @@ clusters:
         assert_eq!(c.listeners[0].filters[0].on_error, OnError::FailClosed);
         assert_eq!(c.clusters[0].lb, LbPolicy::RoundRobin);
         assert_eq!(c.listeners[0].routes[0].prefix, "/");
+    }
+
+    #[test]
+    fn an_apps_granted_directories_are_relative_to_the_file_and_must_exist() {
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let with_app = |host: &str| {
+            GOOD.replace(
+                "    endpoints: [\"127.0.0.1:18080\"]\n",
+                &format!("    app: {{ wasm: hello.wasm, dirs: [{{ host: {host}, guest: /data }}] }}\n"),
+            )
+        };
+        let c = Config::parse(&with_app("src"), &crate_dir.join("mesh.yaml")).unwrap();
+        let dirs = &c.clusters[0].app.as_ref().unwrap().dirs;
+        assert_eq!(
+            (dirs[0].host.clone(), dirs[0].guest.as_str(), dirs[0].writable),
+            (crate_dir.join("src"), "/data", false)
+        );
+        let e = Config::parse(&with_app("no-such-dir"), &crate_dir.join("mesh.yaml")).unwrap_err();
+        assert!(e.message.contains("dirs[0].host") && e.message.contains("is not a directory"), "{e}");
     }
 
     #[test]

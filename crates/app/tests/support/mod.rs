@@ -123,3 +123,12 @@ impl Outbound for DirectOutbound {
         })
     }
 }
+
+/// A directory removed when dropped, also when a test fails.
+pub struct RemoveDir(pub std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -7,6 +7,8 @@
 //! | `PUT /kv/<key>` | stores the request body under `<key>` |
 //! | `DELETE /kv/<key>` | removes `<key>` |
 //! | `GET /env/<name>` | the environment variable the host configured, or 404 |
+//! | `GET /file/<name>` | the file `/data/<name>` (a directory the host must grant), or 404 when it does not exist, 403 for any other error (nothing granted, no permission) |
+//! | `PUT /file/<name>` | writes the request body to `/data/<name>` (403 unless the host granted `/data` writable) |
 //! | `GET /fetch?url=http://host:port/path` | makes that outbound request (`wasi:http/outgoing-handler`) and reports status and body, or the error code the host gave |
 //! | `POST /echo` | the request body |
 //! | `GET /stderr?kb=N` | writes `N` KiB to stderr |
@@ -98,6 +100,17 @@ fn route(method: &Method, path: &str, query: &str, request: IncomingRequest) -> 
             Ok(value) => json(200, serde_json::json!({"name": name, "value": value})),
             Err(_) => json(404, serde_json::json!({"error": "not set", "name": name})),
         },
+        (Method::Get, ["file", name]) => match std::fs::read(format!("/data/{name}")) {
+            Ok(bytes) => (200, bytes),
+            Err(e) => file_error(&e, name),
+        },
+        (Method::Put, ["file", name]) => match read_body(request) {
+            Ok(body) => match std::fs::write(format!("/data/{name}"), &body) {
+                Ok(()) => json(200, serde_json::json!({"written": name, "bytes": body.len()})),
+                Err(e) => file_error(&e, name),
+            },
+            Err(e) => json(400, serde_json::json!({"error": e})),
+        },
         (Method::Get, ["fetch"]) => match query.strip_prefix("url=") {
             Some(url) => fetch(url),
             None => json(400, serde_json::json!({"error": "want ?url=http://host:port/path"})),
@@ -132,6 +145,13 @@ fn route(method: &Method, path: &str, query: &str, request: IncomingRequest) -> 
         }
         _ => json(404, serde_json::json!({"error": "no such route", "path": path})),
     }
+}
+
+/// A filesystem error: 404 for a missing file, 403 for everything else (the host granted no
+/// such directory, or not for writing).
+fn file_error(e: &std::io::Error, name: &str) -> (u16, Vec<u8>) {
+    let status = if e.kind() == std::io::ErrorKind::NotFound { 404 } else { 403 };
+    json(status, serde_json::json!({"error": e.to_string(), "file": name}))
 }
 
 /// `GET url` through the host's outgoing handler: the host decides whether the app may reach it.
