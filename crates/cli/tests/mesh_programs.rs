@@ -538,3 +538,35 @@ async fn route_programs_pick_endpoints_and_bad_choices_fall_back() {
         drop(mesh);
     }
 }
+
+/// `programs:` picks a file's programs: with only apikey's request program the chain has no
+/// response phase, so the proxy passes the upstream's response head untouched (a 503 stays a
+/// 503), while the request program still decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_without_response_programs_leaves_responses_alone() {
+    let (apikey_bpf, _) = build("apikey");
+    let dir = temp_dir("programs-request-only");
+    let stable = duet_mesh::backend::spawn(addr(0), "stable").await.unwrap();
+    let (admin_port, proxy_port) = (free_port(), free_port());
+    let config = mesh_config(
+        admin_port,
+        &listener(
+            "main",
+            proxy_port,
+            &format!("      - name: apikey\n        bpf: \"{}\"\n        programs: [apikey]\n", apikey_bpf.display()),
+            "      - { prefix: /, cluster: stable }\n",
+        ),
+        &format!("  - {{ name: stable, endpoints: [\"{stable}\"] }}\n"),
+    );
+    let mesh = Mesh::start(&dir, &config, admin_port);
+    let proxy = addr(proxy_port);
+    let key = format!("{{\"key\": {{\"utf8\": \"k\"}}, \"value\": \"{}\"}}", client("c", 0, 0));
+    assert_eq!(admin(&mesh, "PUT", "/maps/apikey/KEYS", &key).0, 200);
+    assert_eq!(request(proxy, &[]).await.status, 401, "the request program decides");
+    let ok = request(proxy, &[("x-api-key", "k")]).await;
+    assert_eq!((ok.status, ok.backend.as_str(), ok.upstream_client.as_deref()), (200, "stable", Some("c")));
+    let failed = request_to(proxy, "/status/503", &[("x-api-key", "k")]).await;
+    assert_eq!(failed.status, 503, "no response program was picked: {failed:?}");
+    let (_, filters) = admin(&mesh, "GET", "/filters", "");
+    assert!(filters.to_string().contains("\"response_programs\":[]"), "{filters}");
+}

@@ -124,6 +124,11 @@ pub trait HttpFilter: Send + Sync {
     fn reads_bodies(&self) -> bool {
         true
     }
+    /// Whether the filter has a response-headers phase. When no filter of a chain has one (and
+    /// none reads bodies), the proxy passes the upstream's response head through untouched.
+    fn reads_response_headers(&self) -> bool {
+        true
+    }
 }
 
 /// One filter working on one request.

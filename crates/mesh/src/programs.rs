@@ -468,6 +468,10 @@ impl HttpFilter for DuetFilter {
         // duet's http programs see headers only (docs/ABI.md).
         false
     }
+
+    fn reads_response_headers(&self) -> bool {
+        !self.inner.response.is_empty()
+    }
 }
 
 struct DuetStream {

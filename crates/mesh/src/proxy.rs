@@ -243,7 +243,7 @@ pub async fn handle(
     let rbody_empty = rbody.is_end_stream();
     let response_limit = l.config.max_response_body_bytes;
     let rflag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut out_body: DownBody = match &flow {
+    let mut out_body: DownBody = match flow.as_ref().filter(|_| l.filters_read_responses) {
         None => Limit { inner: rbody, left: response_limit, flag: Arc::clone(&rflag) }.boxed_unsync(),
         Some(flow) => {
             {

@@ -94,6 +94,9 @@ pub struct ListenerRt {
     pub filters: Vec<Arc<dyn HttpFilter>>,
     /// Whether any filter of the chain has body phases (else bodies stream straight through).
     pub filters_read_bodies: bool,
+    /// Whether any filter of the chain has a response phase (else the response head passes
+    /// untouched, without converting it for the chain).
+    pub filters_read_responses: bool,
     /// TLS, when configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -283,12 +286,14 @@ impl Snapshot {
             }
             let tls = l.tls.as_ref().map(crate::tls::server_config).transpose()?;
             let filters_read_bodies = filters.iter().any(|f| f.reads_bodies());
+            let filters_read_responses = filters_read_bodies || filters.iter().any(|f| f.reads_response_headers());
             listeners.push(Arc::new(ListenerRt {
                 name: l.name.clone(),
                 config: l.clone(),
                 routes,
                 filters,
                 filters_read_bodies,
+                filters_read_responses,
                 tls,
             }));
         }
