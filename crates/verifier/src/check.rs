@@ -563,6 +563,28 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Reports `d` (as [`Self::fail`], with the registers `regs` as they were), then makes
+    /// register `dst` an unknown number, so that the path goes on without the refused value.
+    fn fail_unknown(&mut self, st: &mut State, pc: usize, regs: &[u8], dst: u8, d: Diagnostic) {
+        self.fail(st, pc, regs, d);
+        *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
+    }
+
+    /// Reports `d` about a call that cannot be checked, then ends the call as any call ends:
+    /// r1-r5 clobbered and r0 an unknown number.
+    fn fail_call(&mut self, st: &mut State, pc: usize, d: Diagnostic) {
+        self.fail(st, pc, &[], d);
+        self.clobber_call(st, pc);
+        *st.reg_mut(0) = Reg::scalar(Scalar::UNKNOWN);
+    }
+
+    /// Reports `d` about a memory access through register `r`, which then yields no value (a
+    /// load gives an unknown number of its size instead).
+    fn fail_access<T>(&mut self, st: &State, pc: usize, r: u8, d: Diagnostic) -> Option<T> {
+        self.fail(st, pc, &[r], d);
+        None
+    }
+
     fn too_complex(&mut self, pc: usize) {
         self.stop = true;
         let hottest = self.backedges.iter().max_by_key(|(_, n)| **n).map(|(pc, n)| (*pc, *n));
@@ -655,10 +677,8 @@ impl<'a> Checker<'a> {
                     None => Diagnostic::new(Code::UninitRegister, Some(pc), format!("R{r} is read before it is written"))
                         .help("every register must be written before it is read; only r1 (the context) and r10 (the frame pointer) are set when the program starts"),
                 };
-                self.fail(st, pc, &[], d);
-                let fixed = Reg::scalar(Scalar::UNKNOWN);
-                *st.reg_mut(r) = fixed;
-                fixed
+                self.fail_unknown(st, pc, &[], r, d);
+                *st.reg(r)
             }
             RegType::Stale { at, was } => {
                 let d = match was {
@@ -675,10 +695,8 @@ impl<'a> Checker<'a> {
                     )
                     .help("a record belongs to the ring buffer once submitted or discarded; fill it completely before submitting"),
                 };
-                self.fail(st, pc, &[], d);
-                let fixed = Reg::scalar(Scalar::UNKNOWN);
-                *st.reg_mut(r) = fixed;
-                fixed
+                self.fail_unknown(st, pc, &[], r, d);
+                *st.reg(r)
             }
             _ => reg,
         }
@@ -721,9 +739,7 @@ impl<'a> Checker<'a> {
                 } else {
                     "`callx` (helper id in a register) cannot be verified: the kernel rejects it and duet's verifier cannot tell which helper runs"
                 };
-                self.fail(st, pc, &[], Diagnostic::new(Code::Unsupported, Some(pc), what));
-                self.clobber_call(st, pc);
-                *st.reg_mut(0) = Reg::scalar(Scalar::UNKNOWN);
+                self.fail_call(st, pc, Diagnostic::new(Code::Unsupported, Some(pc), what));
                 Flow::Next(next)
             }
             Form::Exit => self.exit(st, pc),
@@ -801,7 +817,7 @@ impl<'a> Checker<'a> {
                 if reg.ty.is_pointer() {
                     // Privileged, the kernel lets the address become a number.
                     if !self.allow_ptr_leaks() {
-                        self.pointer_op_error(st, pc, dst, &reg, "negation");
+                        self.fail(st, pc, &[dst], Self::pointer_op_diag(pc, dst, &reg, "negation"));
                     }
                     *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
                     return;
@@ -826,10 +842,11 @@ impl<'a> Checker<'a> {
                     return;
                 }
                 if src.ty.is_pointer() {
-                    self.fail(
+                    self.fail_unknown(
                         st,
                         pc,
                         &[insn.src],
+                        dst,
                         Diagnostic::new(
                             Code::PointerLeak,
                             Some(pc),
@@ -841,7 +858,6 @@ impl<'a> Checker<'a> {
                         )
                         .help("use a 64-bit move (`r1 = r2`) for pointers"),
                     );
-                    *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
                     return;
                 }
                 let (val, width) = match insn.op {
@@ -922,10 +938,11 @@ impl<'a> Checker<'a> {
                     _ => {
                         let (r, reg) = if d.ty.is_pointer() { (dst, d) } else { (insn.src, src) };
                         if alu32 {
-                            self.fail(
+                            self.fail_unknown(
                                 st,
                                 pc,
                                 &[dst, insn.src],
+                                dst,
                                 Diagnostic::new(
                                     Code::PointerArithmetic,
                                     Some(pc),
@@ -934,17 +951,17 @@ impl<'a> Checker<'a> {
                                 .help("pointer arithmetic must use 64-bit instructions; a 32-bit result would cut the address"),
                             );
                         } else {
-                            self.pointer_op_error(st, pc, r, &reg, op_name(aop));
+                            self.fail_unknown(st, pc, &[r], dst, Self::pointer_op_diag(pc, r, &reg, op_name(aop)));
                         }
-                        *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
                     }
                 }
             }
         }
     }
 
-    fn pointer_op_error(&mut self, st: &State, pc: usize, r: u8, reg: &Reg, what: &str) {
-        let d = if matches!(reg.ty, RegType::MapHandle { .. }) {
+    /// The diagnostic for an operation `what` that pointers do not allow, on register `r`.
+    fn pointer_op_diag(pc: usize, r: u8, reg: &Reg, what: &str) -> Diagnostic {
+        if matches!(reg.ty, RegType::MapHandle { .. }) {
             Diagnostic::new(
                 Code::PointerArithmetic,
                 Some(pc),
@@ -954,8 +971,7 @@ impl<'a> Checker<'a> {
         } else {
             Diagnostic::new(Code::PointerArithmetic, Some(pc), format!("{what} on R{r}, which is {}", reg.ty.describe()))
                 .help("pointers allow only adding or subtracting a number (and subtracting two pointers into the same memory)")
-        };
-        self.fail(st, pc, &[r], d);
+        }
     }
 
     #[allow(clippy::too_many_arguments, reason = "one call site per operand order")]
@@ -973,17 +989,17 @@ impl<'a> Checker<'a> {
                 ),
             )
             .help("add a negative offset instead: `r1 = r10; r1 += -8` (what compilers emit), not `r1 -= 8`");
-            self.fail(st, pc, &[ptr_r], d);
-            *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
+            self.fail_unknown(st, pc, &[ptr_r], dst, d);
             return;
         }
         let forbidden = match ptr.ty {
             RegType::MapHandle { .. } | RegType::Func { .. } => !s.val.is_const(0) || sub,
             RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
-                self.fail(
+                self.fail_unknown(
                     st,
                     pc,
                     &[ptr_r],
+                    dst,
                     Diagnostic::new(
                         Code::NullCheck,
                         Some(pc),
@@ -991,15 +1007,14 @@ impl<'a> Checker<'a> {
                     )
                     .help("check the lookup result against NULL (`if (!value) return ...;`) before offsetting it"),
                 );
-                *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
                 return;
             }
             RegType::PacketEnd => true,
             _ => false,
         };
         if forbidden {
-            self.pointer_op_error(st, pc, ptr_r, &ptr, if sub { "subtraction" } else { "addition" });
-            *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
+            let d = Self::pointer_op_diag(pc, ptr_r, &ptr, if sub { "subtraction" } else { "addition" });
+            self.fail_unknown(st, pc, &[ptr_r], dst, d);
             return;
         }
         let mut out = ptr;
@@ -1011,10 +1026,11 @@ impl<'a> Checker<'a> {
                     out.off = off as i32;
                 }
                 _ => {
-                    self.fail(
+                    self.fail_unknown(
                         st,
                         pc,
                         &[dst, insn.src],
+                        dst,
                         Diagnostic::new(
                             Code::PointerArithmetic,
                             Some(pc),
@@ -1022,16 +1038,16 @@ impl<'a> Checker<'a> {
                         )
                         .help("pointer offsets must stay within 2^29 of the pointer's base"),
                     );
-                    *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
                     return;
                 }
             }
         } else {
             if s.val.smin <= -MAX_VAR_OFF || s.val.smin == i64::MIN {
-                self.fail(
+                self.fail_unknown(
                     st,
                     pc,
                     &[dst, insn.src],
+                    dst,
                     Diagnostic::new(
                         Code::PointerArithmetic,
                         Some(pc),
@@ -1039,7 +1055,6 @@ impl<'a> Checker<'a> {
                     )
                     .help("bound the offset first, e.g. `if (off > MAX) return ...;` with an unsigned type, or `off &= MASK`"),
                 );
-                *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
                 return;
             }
             out.val = ptr.val.alu(if sub { AluOp::Sub } else { AluOp::Add }, &s.val, false);
@@ -1099,8 +1114,7 @@ impl<'a> Checker<'a> {
                 )
                 .help("subtract only pointers into the same memory (two packet pointers, two stack pointers), and only as a privileged loader")
             };
-            self.fail(st, pc, &[insn.dst, insn.src], d);
-            *st.reg_mut(insn.dst) = Reg::scalar(Scalar::UNKNOWN);
+            self.fail_unknown(st, pc, &[insn.dst, insn.src], insn.dst, d);
             return;
         }
         let exact = a.ty == b.ty
@@ -1349,10 +1363,9 @@ impl<'a> Checker<'a> {
         let next = pc + 1;
         let target = insn.branch_target(pc).and_then(|t| usize::try_from(t).ok()).unwrap_or(next);
         if st.frames.len() >= MAX_CALL_FRAMES {
-            self.fail(
+            self.fail_call(
                 st,
                 pc,
-                &[],
                 Diagnostic::new(
                     Code::StackLimit,
                     Some(pc),
@@ -1363,8 +1376,6 @@ impl<'a> Checker<'a> {
                 )
                 .help("mark small helpers `static __always_inline` (or `#[inline(always)]`) to flatten the call chain"),
             );
-            self.clobber_call(st, pc);
-            *st.reg_mut(0) = Reg::scalar(Scalar::UNKNOWN);
             return Flow::Next(next);
         }
         let subprog = self.cfg.subprog_at(target).unwrap_or(0);
@@ -1565,17 +1576,14 @@ impl<'a> Checker<'a> {
     fn call_helper(&mut self, st: &mut State, pc: usize, insn: &Insn) {
         let id = insn.imm;
         let Some(proto) = helpers::proto(id) else {
-            self.fail(
+            self.fail_call(
                 st,
                 pc,
-                &[],
                 Diagnostic::new(Code::UnknownHelper, Some(pc), format!("call to unknown helper #{id}")).help(format!(
                     "duet verifies the kernel helpers {} and, in http programs, duet's 10000-10005",
                     helpers::kernel_ids()
                 )),
             );
-            self.clobber_call(st, pc);
-            *st.reg_mut(0) = Reg::scalar(Scalar::UNKNOWN);
             return;
         };
         let proto = &proto;
@@ -2146,8 +2154,8 @@ impl<'a> Checker<'a> {
         let dst = insn.dst;
         let index = insn.imm as u32;
         let unbound = self.ctx.unbound_map_loads.iter().find(|(slot, _)| *slot == pc).map(|(_, fd)| *fd);
-        let reg = match insn.pseudo_src() {
-            Some(PseudoSrc::Imm64) | None => Reg::scalar(Scalar::constant(insn.imm as u64)),
+        let loaded = match insn.pseudo_src() {
+            Some(PseudoSrc::Imm64) | None => Ok(Reg::scalar(Scalar::constant(insn.imm as u64))),
             Some(_) if let Some(fd) = unbound => {
                 let d = Diagnostic::new(
                     Code::BadMap,
@@ -2157,24 +2165,19 @@ impl<'a> Checker<'a> {
                     ),
                 )
                 .help("refer to the map by its symbol (`&my_map` in C) so that the compiler emits a relocation and the loader binds the load to that map; a file descriptor written into the bytecode names no map of the object");
-                self.fail(st, pc, &[], d);
-                Reg::scalar(Scalar::UNKNOWN)
+                Err(d)
             }
             Some(PseudoSrc::MapFd | PseudoSrc::MapIdx) => {
                 if (index as usize) < self.ctx.maps.len() {
-                    Reg::pointer(RegType::MapHandle { map: index })
+                    Ok(Reg::pointer(RegType::MapHandle { map: index }))
                 } else {
-                    self.bad_map_ref(st, pc, index);
-                    Reg::scalar(Scalar::UNKNOWN)
+                    Err(self.bad_map_ref(pc, index))
                 }
             }
             Some(PseudoSrc::MapValue | PseudoSrc::MapIdxValue) => {
                 let off = (insn.imm as u64 >> 32) as u32;
                 match self.ctx.maps.get(index as usize) {
-                    None => {
-                        self.bad_map_ref(st, pc, index);
-                        Reg::scalar(Scalar::UNKNOWN)
-                    }
+                    None => Err(self.bad_map_ref(pc, index)),
                     Some(info)
                         if info.max_entries != 1
                             || info.map_type != helpers::map_type::ARRAY
@@ -2188,16 +2191,15 @@ impl<'a> Checker<'a> {
                         .help(
                             "only single-entry array maps (global data) can be addressed directly, within their value",
                         );
-                        self.fail(st, pc, &[], d);
-                        Reg::scalar(Scalar::UNKNOWN)
+                        Err(d)
                     }
-                    Some(_) => Reg { off: off as i32, ..Reg::pointer(RegType::MapValue { map: index }) },
+                    Some(_) => Ok(Reg { off: off as i32, ..Reg::pointer(RegType::MapValue { map: index }) }),
                 }
             }
             Some(PseudoSrc::Func) => {
                 let target = usize::try_from(crate::cfg::func_target(pc, insn)).ok();
                 match target.and_then(|t| self.cfg.subprog_at(t)) {
-                    Some(subprog) => Reg::pointer(RegType::Func { subprog: subprog as u32 }),
+                    Some(subprog) => Ok(Reg::pointer(RegType::Func { subprog: subprog as u32 })),
                     // The static pass made every function target a subprogram entry.
                     None => {
                         let d = Diagnostic::new(
@@ -2205,8 +2207,7 @@ impl<'a> Checker<'a> {
                             Some(pc),
                             "the loaded function is not a function of the program",
                         );
-                        self.fail(st, pc, &[], d);
-                        Reg::scalar(Scalar::UNKNOWN)
+                        Err(d)
                     }
                 }
             }
@@ -2217,22 +2218,24 @@ impl<'a> Checker<'a> {
                     format!("lddw of a {other:?} reference is not supported by duet"),
                 )
                 .help("duet supports map references (map_fd, map_value), functions for bpf_loop and 64-bit constants; BTF ids are not available");
-                self.fail(st, pc, &[], d);
-                Reg::scalar(Scalar::UNKNOWN)
+                Err(d)
             }
         };
-        *st.reg_mut(dst) = reg;
+        match loaded {
+            Ok(reg) => *st.reg_mut(dst) = reg,
+            Err(d) => self.fail_unknown(st, pc, &[], dst, d),
+        }
     }
 
-    fn bad_map_ref(&mut self, st: &State, pc: usize, index: u32) {
+    /// The diagnostic for a reference to map `index`, which the program does not have.
+    fn bad_map_ref(&self, pc: usize, index: u32) -> Diagnostic {
         let n = self.ctx.maps.len();
-        let d = Diagnostic::new(
+        Diagnostic::new(
             Code::BadMap,
             Some(pc),
             format!("the instruction refers to map {index}, but the program has {n} map(s)"),
         )
-        .help("map references must come from the object's relocations (duet-object resolves them); check that the map is defined in the same object");
-        self.fail(st, pc, &[], d);
+        .help("map references must come from the object's relocations (duet-object resolves them); check that the map is defined in the same object")
     }
 
     fn ld_abs(&mut self, st: &mut State, pc: usize, insn: &Insn) {
@@ -2515,8 +2518,7 @@ impl<'a> Checker<'a> {
                 format!("context access through R{r} with a variable offset ({})", ptr.val),
             )
             .help("context fields must be read at constant offsets (`ctx->field`)");
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         let off = i64::from(ptr.off) + i64::from(insn_off);
         let ctx_name = ty.context_name();
@@ -2531,8 +2533,7 @@ impl<'a> Checker<'a> {
                 ),
             )
             .help("copy the field into a local variable and change that instead");
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         let field = match ty {
             ProgramType::Xdp => match off {
@@ -2618,8 +2619,7 @@ impl<'a> Checker<'a> {
         if kind == Access::Atomic {
             let d = Diagnostic::new(Code::InvalidPointer, Some(pc), "atomic operations are not allowed on packet data")
                 .help("keep counters in map values");
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         if kind != Access::Read && self.ctx.program_type == ProgramType::CgroupSkb {
             let d = Diagnostic::new(
@@ -2628,8 +2628,7 @@ impl<'a> Checker<'a> {
                 format!("{} of packet data in a cgroup_skb program, which may only read the packet", kind.verb()),
             )
             .help("cgroup_skb programs pass (1) or drop (0) packets; change packets in a TC classifier");
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         let off = i64::from(ptr.off) + i64::from(insn_off);
         let end = off + i64::from(size);
@@ -2643,8 +2642,7 @@ impl<'a> Checker<'a> {
                 format!("{what} {} through R{r}, whose variable offset may be negative ({})", kind.verb(), ptr.val),
             )
             .help("use an unsigned offset, or check `if (off < 0) return ...;` before adding it to the pointer");
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         if off < 0 || end > i64::from(ptr.range) {
             let variable = !ptr.val.is_const(0);
@@ -2683,8 +2681,7 @@ impl<'a> Checker<'a> {
             if variable && ptr.range == 0 {
                 d = d.note("adding a variable to a packet pointer forgets earlier checks; compare the new pointer with data_end again");
             }
-            self.fail(st, pc, &[r], d.help(help));
-            return None;
+            return self.fail_access(st, pc, r, d.help(help));
         }
         Some(Reg::scalar(Scalar::unknown_of_size(size)))
     }
@@ -2718,8 +2715,7 @@ impl<'a> Checker<'a> {
                 format!("{} of the {name} through R{r} with an unbounded offset ({})", kind.verb(), ptr.val),
             )
             .help(format!("bound the index first: `if (i >= N) return ...;` with an unsigned type, so that every offset lies within the {limit}-byte value"));
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         let lo = off + ptr.val.smin.min(ptr.val.umax as i64);
         let hi = off + ptr.val.umax as i64 + i64::from(size);
@@ -2742,8 +2738,7 @@ impl<'a> Checker<'a> {
                     (i64::from(limit) - off - i64::from(size) + 1).max(0)
                 )
             });
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         if let Bounds::Map(m) = bounds
             && let Some(info) = self.ctx.maps.get(m as usize)
@@ -2755,8 +2750,7 @@ impl<'a> Checker<'a> {
                     format!("{} to map `{}`, which is read-only for programs", kind.verb(), info.name),
                 )
                 .help("`const` globals (.rodata) and maps created with BPF_F_RDONLY_PROG cannot be written by the program; drop `const` or the flag");
-                self.fail(st, pc, &[r], d);
-                return None;
+                return self.fail_access(st, pc, r, d);
             }
             if kind != Access::Write && !info.prog_can_read() {
                 // An atomic update reads the old value too, so it is refused as well.
@@ -2770,8 +2764,7 @@ impl<'a> Checker<'a> {
                     ),
                 )
                 .help("a map created with BPF_F_WRONLY_PROG can only be written by the program (plain stores); drop the flag to read it");
-                self.fail(st, pc, &[r], d);
-                return None;
+                return self.fail_access(st, pc, r, d);
             }
             if kind == Access::Read
                 && size <= 8
@@ -2814,8 +2807,7 @@ impl<'a> Checker<'a> {
                 format!("stack {} through R{r} with an unbounded offset ({})", kind.verb(), ptr.val),
             )
             .help("bound the index before adding it to a stack pointer");
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         let lo = off + vlo;
         let hi = off + vhi + i64::from(size);
@@ -2830,8 +2822,7 @@ impl<'a> Checker<'a> {
             } else {
                 "the stack lies below the frame pointer: use negative offsets from r10"
             });
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         if aligned && ptr.val.as_const().is_some() && lo.rem_euclid(i64::from(size)) != 0 {
             let d = Diagnostic::new(
@@ -2840,8 +2831,7 @@ impl<'a> Checker<'a> {
                 format!("misaligned {size}-byte stack {} at fp{lo}", kind.verb()),
             )
             .help(format!("stack accesses must be aligned to their size ({size} bytes)"));
-            self.fail(st, pc, &[r], d);
-            return None;
+            return self.fail_access(st, pc, r, d);
         }
         if let RegType::Stack { frame } = ptr.ty
             && let Some(f) = st.frames.get(usize::from(frame))
@@ -2981,8 +2971,7 @@ impl<'a> Checker<'a> {
                         format!("variable-offset stack write over fp{lo}..fp{hi} may leave fp{addr} unwritten"),
                     )
                     .help("initialise the whole buffer with constant offsets before writing at variable offsets");
-                    self.fail(st, pc, &[r], d);
-                    return None;
+                    return self.fail_access(st, pc, r, d);
                 }
             }
             for addr in lo..hi {
@@ -2994,8 +2983,7 @@ impl<'a> Checker<'a> {
                         Some(pc),
                         "variable-offset stack write may overwrite part of a spilled pointer",
                     );
-                    self.fail(st, pc, &[r], d);
-                    return None;
+                    return self.fail_access(st, pc, r, d);
                 }
                 scrub_spill(slot);
                 slot.bytes[b] = ByteKind::Misc;
