@@ -1,0 +1,402 @@
+//! ALU instructions: arithmetic on numbers (known bits and bounds), moves (with the ids that
+//! keep copies of one number in step), byte swaps, and the pointer arithmetic the kernel allows.
+
+use duet_isa::{Form, Insn, Op};
+
+use super::Checker;
+use crate::diag::{Code, Diagnostic};
+use crate::scalar::{AluOp, Scalar};
+use crate::state::{MAX_VAR_OFF, Reg, RegType, State};
+
+impl Checker<'_> {
+    pub(super) fn alu(&mut self, st: &mut State, pc: usize, insn: &Insn) {
+        let class = insn.op.spec().code & 0x07;
+        let alu32 = class == 0x04;
+        let dst = insn.dst;
+        match insn.op {
+            Op::Le16
+            | Op::Le32
+            | Op::Le64
+            | Op::Be16
+            | Op::Be32
+            | Op::Be64
+            | Op::Bswap16
+            | Op::Bswap32
+            | Op::Bswap64 => {
+                let reg = self.read(st, pc, dst);
+                if reg.ty.is_pointer() && !self.allow_ptr_leaks() {
+                    self.fail(
+                        st,
+                        pc,
+                        &[dst],
+                        Diagnostic::new(
+                            Code::PointerArithmetic,
+                            Some(pc),
+                            format!("byte swap of R{dst}, which is {}", reg.ty.describe()),
+                        )
+                        .help("byte order applies to numbers read from memory, not to pointers"),
+                    );
+                }
+                let val = match insn.op {
+                    Op::Le16 => reg.val.truncate(2),
+                    Op::Le32 => reg.val.truncate(4),
+                    Op::Le64 => reg.val,
+                    Op::Be16 | Op::Bswap16 => reg.val.bswap(2),
+                    Op::Be32 | Op::Bswap32 => reg.val.bswap(4),
+                    _ => reg.val.bswap(8),
+                };
+                *st.reg_mut(dst) = Reg::scalar(if reg.ty.is_pointer() { Scalar::UNKNOWN } else { val });
+            }
+            Op::Neg | Op::Neg32 => {
+                let reg = self.read(st, pc, dst);
+                if reg.ty.is_pointer() {
+                    // Privileged, the kernel lets the address become a number.
+                    if !self.allow_ptr_leaks() {
+                        self.fail(st, pc, &[dst], Self::pointer_op_diag(pc, dst, &reg, "negation"));
+                    }
+                    *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
+                    return;
+                }
+                *st.reg_mut(dst) = Reg::scalar(reg.val.neg(alu32));
+            }
+            Op::MovImm => *st.reg_mut(dst) = Reg::scalar(Scalar::constant(insn.imm as u64)),
+            Op::Mov32Imm => *st.reg_mut(dst) = Reg::scalar(Scalar::constant(u64::from(insn.imm as u32))),
+            Op::MovReg => {
+                let mut src = self.read(st, pc, insn.src);
+                if src.is_scalar() && src.val.as_const().is_none() && src.id == 0 {
+                    src.id = self.new_id();
+                    st.reg_mut(insn.src).id = src.id;
+                }
+                *st.reg_mut(dst) = src;
+            }
+            Op::Mov32Reg | Op::MovSx8 | Op::MovSx16 | Op::MovSx32 | Op::MovSx8To32 | Op::MovSx16To32 => {
+                let src = self.read(st, pc, insn.src);
+                if src.ty.is_pointer() && self.allow_ptr_leaks() {
+                    // A privileged loader may copy part of an address: it becomes a number.
+                    *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
+                    return;
+                }
+                if src.ty.is_pointer() {
+                    self.fail_unknown(
+                        st,
+                        pc,
+                        &[insn.src],
+                        dst,
+                        Diagnostic::new(
+                            Code::PointerLeak,
+                            Some(pc),
+                            format!(
+                                "R{} is {}; copying part of it would turn an address into a number",
+                                insn.src,
+                                src.ty.describe()
+                            ),
+                        )
+                        .help("use a 64-bit move (`r1 = r2`) for pointers"),
+                    );
+                    return;
+                }
+                let (val, width) = match insn.op {
+                    Op::Mov32Reg => (src.val.zext32(), 32),
+                    Op::MovSx8 => (src.val.sign_extend(1, false), 8),
+                    Op::MovSx16 => (src.val.sign_extend(2, false), 16),
+                    Op::MovSx32 => (src.val.sign_extend(4, false), 32),
+                    Op::MovSx8To32 => (src.val.sign_extend(1, true), 8),
+                    _ => (src.val.sign_extend(2, true), 16),
+                };
+                let mut copy = Reg::scalar(val);
+                // As the kernel's scalar ids: when the source surely fits the copy's width (32
+                // bits for `w3 = w2`, below the sign bit for a sign-extending move), the copy is
+                // the same number, and a bound learned on either applies to both.
+                let limit = if insn.op == Op::Mov32Reg { u64::from(u32::MAX) } else { (1u64 << (width - 1)) - 1 };
+                if src.is_scalar() && src.val.umax <= limit && src.val.as_const().is_none() {
+                    let id = if src.id == 0 { self.new_id() } else { src.id };
+                    st.reg_mut(insn.src).id = id;
+                    copy.id = id;
+                }
+                *st.reg_mut(dst) = copy;
+            }
+            op => {
+                let Some(aop) = alu_op(op) else { return };
+                let src = if insn.op.form() == Form::AluImm {
+                    let v = if alu32 { u64::from(insn.imm as u32) } else { insn.imm as u64 };
+                    Reg::scalar(Scalar::constant(v))
+                } else {
+                    self.read(st, pc, insn.src)
+                };
+                let d = self.read(st, pc, dst);
+                if insn.op.form() == Form::AluImm
+                    && matches!(aop, AluOp::Div | AluOp::Mod | AluOp::SDiv | AluOp::SMod)
+                    && insn.imm == 0
+                {
+                    self.fail(
+                        st,
+                        pc,
+                        &[],
+                        Diagnostic::new(Code::DivisionByZero, Some(pc), "division by the constant zero")
+                            .help("eBPF defines x / 0 as 0 and x % 0 as x at run time, but the kernel rejects a constant zero divisor as a certain bug"),
+                    );
+                }
+                if insn.op.form() == Form::AluImm && matches!(aop, AluOp::Lsh | AluOp::Rsh | AluOp::Arsh) {
+                    let bits = if alu32 { 32 } else { 64 };
+                    if insn.imm < 0 || insn.imm >= bits {
+                        self.fail(
+                            st,
+                            pc,
+                            &[],
+                            Diagnostic::new(
+                                Code::BadShift,
+                                Some(pc),
+                                format!("shift by {} on a {bits}-bit value", insn.imm),
+                            )
+                            .help(format!(
+                                "shift amounts must be in 0..{bits}; the kernel rejects larger constant shifts"
+                            )),
+                        );
+                    }
+                }
+                match (d.ty.is_pointer(), src.ty.is_pointer()) {
+                    (false, false) => {
+                        *st.reg_mut(dst) = Reg::scalar(d.val.alu(aop, &src.val, alu32));
+                    }
+                    (true, false) if !alu32 && matches!(aop, AluOp::Add | AluOp::Sub) => {
+                        self.ptr_arith(st, pc, insn, dst, d, src, aop == AluOp::Sub);
+                    }
+                    (false, true) if !alu32 && aop == AluOp::Add => {
+                        self.ptr_arith(st, pc, insn, insn.src, src, d, false);
+                    }
+                    (true, true) if !alu32 && aop == AluOp::Sub => self.ptr_diff(st, pc, insn, d, src),
+                    // The kernel lets a privileged loader subtract with 32-bit instructions
+                    // whatever the operands are: the result is a meaningless number.
+                    _ if alu32 && aop == AluOp::Sub && self.allow_ptr_leaks() => {
+                        *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
+                    }
+                    _ => {
+                        let (r, reg) = if d.ty.is_pointer() { (dst, d) } else { (insn.src, src) };
+                        if alu32 {
+                            self.fail_unknown(
+                                st,
+                                pc,
+                                &[dst, insn.src],
+                                dst,
+                                Diagnostic::new(
+                                    Code::PointerArithmetic,
+                                    Some(pc),
+                                    format!("32-bit arithmetic on R{r}, which is {}", reg.ty.describe()),
+                                )
+                                .help("pointer arithmetic must use 64-bit instructions; a 32-bit result would cut the address"),
+                            );
+                        } else {
+                            self.fail_unknown(st, pc, &[r], dst, Self::pointer_op_diag(pc, r, &reg, op_name(aop)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The diagnostic for an operation `what` that pointers do not allow, on register `r`.
+    fn pointer_op_diag(pc: usize, r: u8, reg: &Reg, what: &str) -> Diagnostic {
+        if matches!(reg.ty, RegType::MapHandle { .. }) {
+            Diagnostic::new(
+                Code::PointerArithmetic,
+                Some(pc),
+                format!("{what} on R{r}, a map handle: map handles are not memory and cannot be changed"),
+            )
+            .help("pass the handle unchanged to a helper; to reach a value, call bpf_map_lookup_elem and check the result for NULL")
+        } else {
+            Diagnostic::new(Code::PointerArithmetic, Some(pc), format!("{what} on R{r}, which is {}", reg.ty.describe()))
+                .help("pointers allow only adding or subtracting a number (and subtracting two pointers into the same memory)")
+        }
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one call site per operand order")]
+    fn ptr_arith(&mut self, st: &mut State, pc: usize, insn: &Insn, ptr_r: u8, ptr: Reg, s: Reg, sub: bool) {
+        let dst = insn.dst;
+        if sub && matches!(ptr.ty, RegType::Stack { .. }) {
+            // The kernel refuses every subtraction from a stack pointer, constant or not
+            // (`r1 -= 8`), because JITs may not handle it; adding a negative number is the
+            // accepted spelling.
+            let d = Diagnostic::new(
+                Code::PointerArithmetic,
+                Some(pc),
+                format!(
+                    "subtraction from R{ptr_r}, a stack pointer: the kernel prohibits subtracting from stack pointers"
+                ),
+            )
+            .help("add a negative offset instead: `r1 = r10; r1 += -8` (what compilers emit), not `r1 -= 8`");
+            self.fail_unknown(st, pc, &[ptr_r], dst, d);
+            return;
+        }
+        let forbidden = match ptr.ty {
+            RegType::MapHandle { .. } | RegType::Func { .. } => !s.val.is_const(0) || sub,
+            RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
+                self.fail_unknown(
+                    st,
+                    pc,
+                    &[ptr_r],
+                    dst,
+                    Diagnostic::new(
+                        Code::NullCheck,
+                        Some(pc),
+                        format!("arithmetic on R{ptr_r}, which may be NULL ({})", ptr.ty.name()),
+                    )
+                    .help("check the lookup result against NULL (`if (!value) return ...;`) before offsetting it"),
+                );
+                return;
+            }
+            RegType::PacketEnd => true,
+            _ => false,
+        };
+        if forbidden {
+            let d = Self::pointer_op_diag(pc, ptr_r, &ptr, if sub { "subtraction" } else { "addition" });
+            self.fail_unknown(st, pc, &[ptr_r], dst, d);
+            return;
+        }
+        let mut out = ptr;
+        if let Some(c) = s.val.as_const() {
+            let c = c as i64;
+            let new_off = if sub { i64::from(ptr.off).checked_sub(c) } else { i64::from(ptr.off).checked_add(c) };
+            match new_off {
+                Some(off) if c.unsigned_abs() < MAX_VAR_OFF as u64 && off.unsigned_abs() < MAX_VAR_OFF as u64 => {
+                    out.off = off as i32;
+                }
+                _ => {
+                    self.fail_unknown(
+                        st,
+                        pc,
+                        &[dst, insn.src],
+                        dst,
+                        Diagnostic::new(
+                            Code::PointerArithmetic,
+                            Some(pc),
+                            format!("adding {c} moves {} far out of any memory", ptr.ty.describe()),
+                        )
+                        .help("pointer offsets must stay within 2^29 of the pointer's base"),
+                    );
+                    return;
+                }
+            }
+        } else {
+            if s.val.smin <= -MAX_VAR_OFF || s.val.smin == i64::MIN {
+                self.fail_unknown(
+                    st,
+                    pc,
+                    &[dst, insn.src],
+                    dst,
+                    Diagnostic::new(
+                        Code::PointerArithmetic,
+                        Some(pc),
+                        format!("adding a number with no lower bound to {}", ptr.ty.describe()),
+                    )
+                    .help("bound the offset first, e.g. `if (off > MAX) return ...;` with an unsigned type, or `off &= MASK`"),
+                );
+                return;
+            }
+            out.val = ptr.val.alu(if sub { AluOp::Sub } else { AluOp::Add }, &s.val, false);
+            if ptr.ty.is_packet() {
+                out.id = self.new_id();
+                out.range = 0;
+                out.range_pc = u32::MAX;
+            }
+        }
+        *st.reg_mut(dst) = out;
+    }
+
+    fn ptr_diff(&mut self, st: &mut State, pc: usize, insn: &Insn, a: Reg, b: Reg) {
+        let same_region = match (a.ty, b.ty) {
+            (x, y) if x == y => true,
+            (x, y) => {
+                let pkt = |t: RegType| matches!(t, RegType::Packet | RegType::PacketEnd | RegType::PacketMeta);
+                pkt(x) && pkt(y)
+            }
+        };
+        let ok = same_region
+            && !matches!(
+                a.ty,
+                RegType::MapHandle { .. }
+                    | RegType::MapValueOrNull { .. }
+                    | RegType::RecordOrNull { .. }
+                    | RegType::Ctx
+            );
+        if !ok && self.allow_ptr_leaks() {
+            // Privileged, any two pointers may be subtracted; the difference is a number.
+            *st.reg_mut(insn.dst) = Reg::scalar(Scalar::UNKNOWN);
+            return;
+        }
+        if !self.allow_ptr_leaks() {
+            // Without CAP_PERFMON the kernel refuses every pointer subtraction, even of two
+            // pointers into the same packet ("pointer -= pointer prohibited").
+            let d = if ok {
+                Diagnostic::new(
+                    Code::PointerLeak,
+                    Some(pc),
+                    format!(
+                        "subtracting {} from {}: pointer -= pointer is prohibited for an unprivileged loader",
+                        b.ty.describe(),
+                        a.ty.describe()
+                    ),
+                )
+                .help("keep offsets as numbers and compare pointers instead, or load with CAP_PERFMON (duet's default rules)")
+            } else {
+                Diagnostic::new(
+                    Code::PointerLeak,
+                    Some(pc),
+                    format!(
+                        "subtracting {} from {} gives a number that reveals addresses",
+                        b.ty.describe(),
+                        a.ty.describe()
+                    ),
+                )
+                .help("subtract only pointers into the same memory (two packet pointers, two stack pointers), and only as a privileged loader")
+            };
+            self.fail_unknown(st, pc, &[insn.dst, insn.src], insn.dst, d);
+            return;
+        }
+        let exact = a.ty == b.ty
+            && a.val.as_const().is_some()
+            && b.val.as_const().is_some()
+            && (matches!(a.ty, RegType::Stack { .. }) || (a.ty.is_packet() && a.id == b.id));
+        let val = if exact {
+            let d = (i64::from(a.off) + a.val.var.value as i64) - (i64::from(b.off) + b.val.var.value as i64);
+            Scalar::constant(d as u64)
+        } else {
+            Scalar::UNKNOWN
+        };
+        *st.reg_mut(insn.dst) = Reg::scalar(val);
+    }
+}
+
+fn alu_op(op: Op) -> Option<AluOp> {
+    Some(match op {
+        Op::AddImm | Op::AddReg | Op::Add32Imm | Op::Add32Reg => AluOp::Add,
+        Op::SubImm | Op::SubReg | Op::Sub32Imm | Op::Sub32Reg => AluOp::Sub,
+        Op::MulImm | Op::MulReg | Op::Mul32Imm | Op::Mul32Reg => AluOp::Mul,
+        Op::DivImm | Op::DivReg | Op::Div32Imm | Op::Div32Reg => AluOp::Div,
+        Op::SDivImm | Op::SDivReg | Op::SDiv32Imm | Op::SDiv32Reg => AluOp::SDiv,
+        Op::ModImm | Op::ModReg | Op::Mod32Imm | Op::Mod32Reg => AluOp::Mod,
+        Op::SModImm | Op::SModReg | Op::SMod32Imm | Op::SMod32Reg => AluOp::SMod,
+        Op::OrImm | Op::OrReg | Op::Or32Imm | Op::Or32Reg => AluOp::Or,
+        Op::AndImm | Op::AndReg | Op::And32Imm | Op::And32Reg => AluOp::And,
+        Op::XorImm | Op::XorReg | Op::Xor32Imm | Op::Xor32Reg => AluOp::Xor,
+        Op::LshImm | Op::LshReg | Op::Lsh32Imm | Op::Lsh32Reg => AluOp::Lsh,
+        Op::RshImm | Op::RshReg | Op::Rsh32Imm | Op::Rsh32Reg => AluOp::Rsh,
+        Op::ArshImm | Op::ArshReg | Op::Arsh32Imm | Op::Arsh32Reg => AluOp::Arsh,
+        _ => return None,
+    })
+}
+
+fn op_name(op: AluOp) -> &'static str {
+    match op {
+        AluOp::Add => "addition",
+        AluOp::Sub => "subtraction",
+        AluOp::Mul => "multiplication",
+        AluOp::Div | AluOp::SDiv => "division",
+        AluOp::Mod | AluOp::SMod => "modulo",
+        AluOp::Or => "bitwise or",
+        AluOp::And => "bitwise and",
+        AluOp::Xor => "bitwise xor",
+        AluOp::Lsh => "left shift",
+        AluOp::Rsh => "right shift",
+        AluOp::Arsh => "arithmetic right shift",
+    }
+}
