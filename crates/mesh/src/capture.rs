@@ -138,6 +138,13 @@ impl Capture {
     }
 }
 
+impl Drop for Capture {
+    fn drop(&mut self) {
+        // The monitor thread holds the attachment too: stop it, so the links go with the value.
+        self.stop();
+    }
+}
+
 /// How long the monitor waits for ring records before it reads the totals again.
 const MONITOR_PERIOD: Duration = Duration::from_millis(200);
 
