@@ -233,6 +233,7 @@ fn firewall_builds_and_runs_everywhere() {
         manifest,
         json!([
             map_entry("BLOCKED", 1, 4, 1, 1024),
+            json!({"name": "BLOCKED_NETS", "type": 11, "key_size": 8, "value_size": 1, "max_entries": 256, "flags": 1}),
             map_entry("PORT_RULES", 1, 4, 1, 256),
             map_entry("VERDICTS", 2, 4, 16, 5)
         ])
@@ -245,25 +246,33 @@ fn firewall_builds_and_runs_everywhere() {
     let mut truncated = tcp_frame([1, 1, 1, 1], [2, 2, 2, 2], 5, 6, 0);
     truncated.truncate(40);
     let frames = vec![
-        udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53, 10), // pass
-        tcp_frame([10, 0, 0, 9], [10, 0, 0, 2], 1000, 80, 0),  // blocked source: drop
-        tcp_frame([1, 1, 1, 1], [2, 2, 2, 2], 5, 22, 0),       // TCP port 22 rule: drop
-        udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 5, 22, 0),       // UDP port 22, no rule: pass
-        arp,                                                   // not IPv4: pass
-        bad_ihl,                                               // malformed IPv4: drop
-        truncated,                                             // TCP header cut short: pass
-        vec![0; 14],                                           // Ethernet type 0: pass
+        udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53, 10),  // pass
+        tcp_frame([10, 0, 0, 9], [10, 0, 0, 2], 1000, 80, 0),   // blocked source: drop
+        tcp_frame([1, 1, 1, 1], [2, 2, 2, 2], 5, 22, 0),        // TCP port 22 rule: drop
+        udp_frame([1, 1, 1, 1], [2, 2, 2, 2], 5, 22, 0),        // UDP port 22, no rule: pass
+        arp,                                                    // not IPv4: pass
+        bad_ihl,                                                // malformed IPv4: drop
+        truncated,                                              // TCP header cut short: pass
+        vec![0; 14],                                            // Ethernet type 0: pass
+        tcp_frame([172, 16, 5, 9], [10, 0, 0, 2], 1000, 80, 0), // in 172.16.0.0/12: drop
+        tcp_frame([172, 32, 0, 1], [10, 0, 0, 2], 1000, 80, 0), // just outside it: pass
     ];
     let total: usize = frames.iter().map(Vec::len).sum();
     let pcap = write_pcap("firewall", &frames);
-    let maps_in =
-        write_json("firewall-maps.json", &json!({"BLOCKED": {"0a000009": "01"}, "PORT_RULES": {"06000016": "01"}}));
+    let maps_in = write_json(
+        "firewall-maps.json",
+        &json!({
+            "BLOCKED": {"0a000009": "01"},
+            "BLOCKED_NETS": {"0c000000ac100000": "01"},
+            "PORT_RULES": {"06000016": "01"}
+        }),
+    );
     let vm = check_everywhere(
         &bpf,
         &wasm,
         &pcap,
         Some(&maps_in),
-        &[PASS, DROP, DROP, PASS, PASS, DROP, PASS, PASS],
+        &[PASS, DROP, DROP, PASS, PASS, DROP, PASS, PASS, DROP, PASS],
         &[],
         None,
     );
@@ -275,7 +284,7 @@ fn firewall_builds_and_runs_everywhere() {
         let bytes = unhex(&hex);
         (u64::from_le_bytes(bytes[..8].try_into().unwrap()), u64::from_le_bytes(bytes[8..].try_into().unwrap()))
     };
-    assert_eq!((counter(ABORTED as u32).0, counter(DROP as u32).0, counter(PASS as u32).0), (0, 3, 5));
+    assert_eq!((counter(ABORTED as u32).0, counter(DROP as u32).0, counter(PASS as u32).0), (0, 4, 6));
     assert_eq!(counter(DROP as u32).1 + counter(PASS as u32).1, total as u64);
 
     // The object is what `duet inspect` and the kernel's loaders expect.

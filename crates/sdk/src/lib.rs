@@ -112,7 +112,7 @@ pub use duet_macros::{
 pub use error::Errno;
 pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
 pub use http::{HttpAction, HttpContext, HttpField, Route, RouteContext, Text};
-pub use maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
+pub use maps::{Array, HashMap, LpmKey, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
 pub use pod::{Pod, zeroed};
 pub use probe::ProbeContext;
 pub use skb::{CgroupSkbAction, SkbContext, TcAction, TcContext};
@@ -125,6 +125,8 @@ pub const BPF_ANY: u64 = 0;
 pub const BPF_NOEXIST: u64 = 1;
 /// Update flag: overwrite an existing entry only (else [`Errno::ENOENT`]).
 pub const BPF_EXIST: u64 = 2;
+/// Map flag `BPF_F_NO_PREALLOC`: allocate entries when inserted (required for an [`LpmTrie`]).
+pub const BPF_F_NO_PREALLOC: u32 = 1;
 
 /// Writes a log line: `bpf_trace_printk` in the kernel (read it from
 /// `/sys/kernel/tracing/trace_pipe`), the `trace` import in Wasm, the executor's log in the

@@ -32,6 +32,7 @@ mod map_type {
     pub(super) const PERCPU_ARRAY: u32 = 6;
     pub(super) const LRU_HASH: u32 = 9;
     pub(super) const LRU_PERCPU_HASH: u32 = 10;
+    pub(super) const LPM_TRIE: u32 = 11;
     pub(super) const RINGBUF: u32 = 27;
 }
 
@@ -307,6 +308,85 @@ define_map! {
     LruPerCpuHashMap[K, V], key: K, value: V, type: map_type::LRU_PERCPU_HASH
 }
 hash_methods!(LruPerCpuHashMap);
+
+// === longest-prefix match ===
+
+/// A key of an [`LpmTrie`]: the first `prefix_len` bits of `data`, read from the top bit of
+/// `data`'s first byte (network order: an IPv4 address is `[10, 0, 0, 0]`), as the kernel's
+/// `struct bpf_lpm_trie_key` lays it out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct LpmKey<K> {
+    /// How many leading bits of `data` count: `0..=8 * size_of::<K>()`.
+    pub prefix_len: u32,
+    /// The bits, most significant first.
+    pub data: K,
+}
+
+impl<K: Pod> LpmKey<K> {
+    /// The key for `data`'s first `prefix_len` bits (a prefix when inserting, the full length
+    /// of an address when looking one up).
+    #[inline(always)]
+    pub const fn new(prefix_len: u32, data: K) -> Self {
+        LpmKey { prefix_len, data }
+    }
+}
+
+// SAFETY: `prefix_len` and a `K` with no padding between or after them: `LpmTrie` accepts only
+// data whose alignment is at most 4 and whose size is a multiple of 4 (`LPM_DATA_OK`), so the
+// struct is exactly its fields' bytes, and every bit pattern is valid for both.
+unsafe impl<K: Pod> Pod for LpmKey<K> {}
+
+define_map! {
+    /// A longest-prefix-match trie (`BPF_MAP_TYPE_LPM_TRIE`): a lookup of an address finds the
+    /// entry with the longest prefix that contains it (CIDR blocks, routing tables). The data
+    /// `K` is bytes in network order with a size that is a multiple of 4 (`[u8; 4]` for IPv4,
+    /// `[u8; 16]` for IPv6). The kernel requires the [`BPF_F_NO_PREALLOC`](crate::BPF_F_NO_PREALLOC)
+    /// flag: `LpmTrie::with_max_entries(1024, BPF_F_NO_PREALLOC)` (a build without it fails with
+    /// a message saying so).
+    LpmTrie[K, V], key: LpmKey<K>, value: V, type: map_type::LPM_TRIE
+}
+
+impl<K: Pod, V: Pod, const MAX_ENTRIES: usize, const FLAGS: usize> LpmTrie<K, V, MAX_ENTRIES, FLAGS> {
+    /// Whether `K` can be LPM data and the flags carry `BPF_F_NO_PREALLOC` (checked at compile
+    /// time by every method).
+    const LPM_DATA_OK: () = {
+        assert!(
+            align_of::<K>() <= 4 && size_of::<K>().is_multiple_of(4) && size_of::<K>() > 0 && size_of::<K>() <= 256,
+            "LpmTrie data must be 4 to 256 bytes, a multiple of 4, aligned to at most 4 (a byte array)"
+        );
+        assert!(
+            FLAGS & crate::BPF_F_NO_PREALLOC as usize != 0,
+            "the kernel creates an LpmTrie only with BPF_F_NO_PREALLOC: LpmTrie::with_max_entries(n, BPF_F_NO_PREALLOC)"
+        );
+    };
+
+    /// The value of the entry with the longest prefix that contains `key`'s first
+    /// `key.prefix_len` bits, if any.
+    #[inline(always)]
+    pub fn get(&self, key: &LpmKey<K>) -> Option<V> {
+        let () = Self::LPM_DATA_OK;
+        // SAFETY: `key` is an `LpmKey<K>` and `V` is this map's value type.
+        unsafe { sys::map_get::<V>(self.handle(), ptr(key)) }
+    }
+
+    /// Sets the value of the prefix `key` (`flags` as for [`HashMap::insert`]);
+    /// [`Errno::EINVAL`] for a `prefix_len` longer than the data.
+    #[inline(always)]
+    pub fn insert(&self, key: &LpmKey<K>, value: &V, flags: u64) -> Result<(), Errno> {
+        let () = Self::LPM_DATA_OK;
+        // SAFETY: `key` is an `LpmKey<K>` and `value` a `V`.
+        Errno::from_ret(unsafe { sys::map_update(self.handle(), ptr(key), ptr(value), flags) })
+    }
+
+    /// Removes the prefix `key` (an exact prefix, not a lookup); [`Errno::ENOENT`] if absent.
+    #[inline(always)]
+    pub fn remove(&self, key: &LpmKey<K>) -> Result<(), Errno> {
+        let () = Self::LPM_DATA_OK;
+        // SAFETY: `key` is an `LpmKey<K>`.
+        Errno::from_ret(unsafe { sys::map_delete(self.handle(), ptr(key)) })
+    }
+}
 
 // === arrays ===
 

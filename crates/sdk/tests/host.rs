@@ -8,8 +8,8 @@ use core::mem::offset_of;
 use duet::net::{ETH_HLEN, Ipv4Hdr, Ports, UdpHdr};
 use duet::testing::{self, bytes_of, drain, from_bytes, run_probe, run_xdp, tcp_frame, udp_frame};
 use duet::{
-    Array, BPF_ANY, BPF_EXIST, BPF_NOEXIST, Errno, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProbeContext,
-    RingBuf, XdpAction, XdpContext,
+    Array, BPF_ANY, BPF_EXIST, BPF_F_NO_PREALLOC, BPF_NOEXIST, Errno, HashMap, LpmKey, LpmTrie, LruHashMap,
+    PerCpuArray, PerCpuHashMap, ProbeContext, RingBuf, XdpAction, XdpContext,
 };
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
@@ -45,6 +45,31 @@ static SMALL: HashMap<u8, u8> = HashMap::with_max_entries(MAX_SMALL * 2, 0);
 
 #[duet::map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(4096, 0);
+
+#[duet::map]
+static NETS: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(64, BPF_F_NO_PREALLOC);
+
+#[test]
+fn lpm_tries_find_the_longest_matching_prefix() {
+    let net = |a: [u8; 4], len: u32| LpmKey::new(len, a);
+    NETS.insert(&net([10, 0, 0, 0], 8), &1, BPF_ANY).unwrap();
+    NETS.insert(&net([10, 1, 0, 0], 16), &2, BPF_ANY).unwrap();
+    NETS.insert(&net([10, 1, 2, 3], 32), &3, BPF_ANY).unwrap();
+    let addr = |a: [u8; 4]| NETS.get(&LpmKey::new(32, a));
+    assert_eq!(addr([10, 9, 9, 9]), Some(1));
+    assert_eq!(addr([10, 1, 9, 9]), Some(2));
+    assert_eq!(addr([10, 1, 2, 3]), Some(3));
+    assert_eq!(addr([11, 0, 0, 1]), None);
+    // A lookup key's own prefix length bounds the match.
+    assert_eq!(NETS.get(&net([10, 1, 2, 3], 16)), Some(2));
+    // Bits past a prefix never count; a prefix longer than the data does not exist.
+    assert_eq!(NETS.insert(&net([10, 1, 0, 0], 16), &4, BPF_NOEXIST), Err(Errno::EEXIST));
+    assert_eq!(NETS.insert(&net([10, 0, 0, 0], 33), &5, BPF_ANY), Err(Errno::EINVAL));
+    // Removing is by exact prefix.
+    assert_eq!(NETS.remove(&net([10, 1, 0, 0], 16)), Ok(()));
+    assert_eq!(addr([10, 1, 9, 9]), Some(1));
+    assert_eq!(NETS.remove(&net([10, 1, 0, 0], 16)), Err(Errno::ENOENT));
+}
 
 #[test]
 fn hash_maps_have_kernel_semantics() {

@@ -6,7 +6,8 @@
 //! - `XDP_PASS`: anything that is not IPv4 (ARP, IPv6, ...).
 //! - `XDP_DROP`: IPv4 that is malformed (version not 4, header shorter than 20 bytes or cut
 //!   short by the frame end).
-//! - `XDP_DROP`: IPv4 whose source address is a key of `BLOCKED`.
+//! - `XDP_DROP`: IPv4 whose source address is a key of `BLOCKED`, or lies in a network of
+//!   `BLOCKED_NETS` (longest-prefix match: `10.0.0.0/8`).
 //! - for TCP and UDP (first fragments, with a complete header), the rule of
 //!   `PORT_RULES[(protocol, destination port)]` when there is one: 1 drops, 2 passes;
 //! - `XDP_PASS` otherwise.
@@ -16,6 +17,8 @@
 //! Maps (seed them with `duet run --maps-in`, keys and values in hex):
 //! - `BLOCKED`: hash, key the IPv4 source address in packet order (`0a000001` is 10.0.0.1),
 //!   value `u8` (ignored), 1024 entries.
+//! - `BLOCKED_NETS`: LPM trie, key a prefix length (`u32`, little-endian) then the network in
+//!   packet order (`0c000000ac100000` is 172.16.0.0/12), value `u8` (ignored), 256 entries.
 //! - `PORT_RULES`: hash, key [`PortKey`] (protocol, a zero byte, the port big-endian:
 //!   `06000016` is TCP port 22), value `u8` action (1 drop, 2 pass), 256 entries.
 //! - `VERDICTS`: array of 5 [`Counter`]s (packets, bytes), one per XDP verdict.
@@ -27,7 +30,7 @@
 use core::mem::offset_of;
 
 use duet::net::{ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP, Ports};
-use duet::{Array, HashMap, XdpAction, XdpContext};
+use duet::{Array, BPF_F_NO_PREALLOC, HashMap, LpmKey, LpmTrie, XdpAction, XdpContext};
 
 /// A port rule's key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, duet::Pod)]
@@ -60,6 +63,10 @@ pub const RULE_PASS: u8 = 2;
 #[duet::map]
 static BLOCKED: HashMap<[u8; 4], u8> = HashMap::with_max_entries(1024, 0);
 
+/// IPv4 source networks to drop.
+#[duet::map]
+static BLOCKED_NETS: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(256, BPF_F_NO_PREALLOC);
+
 /// Actions by (protocol, destination port).
 #[duet::map]
 static PORT_RULES: HashMap<PortKey, u8> = HashMap::with_max_entries(256, 0);
@@ -89,7 +96,7 @@ fn decide(ctx: &XdpContext) -> XdpAction {
     if ctx.len() < l4 {
         return XdpAction::Drop;
     }
-    if BLOCKED.contains_key(&ip.src) {
+    if BLOCKED.contains_key(&ip.src) || BLOCKED_NETS.get(&LpmKey::new(32, ip.src)).is_some() {
         return XdpAction::Drop;
     }
     let l4_len = match ip.protocol {
@@ -133,6 +140,19 @@ mod tests {
         assert_eq!(run_xdp(firewall, &mut blocked), XdpAction::Drop);
         assert_eq!(run_xdp(firewall, &mut other), XdpAction::Pass);
         assert_eq!(VERDICTS.get(XdpAction::Drop as u32).unwrap().packets, 1);
+    }
+
+    #[test]
+    fn drops_sources_in_blocked_networks() {
+        BLOCKED_NETS.insert(&LpmKey::new(12, [172, 16, 0, 0]), &1, BPF_ANY).unwrap();
+        for (src, verdict) in [
+            ([172, 16, 0, 1], XdpAction::Drop),
+            ([172, 31, 255, 255], XdpAction::Drop),
+            ([172, 32, 0, 1], XdpAction::Pass),
+            ([10, 0, 0, 1], XdpAction::Pass),
+        ] {
+            assert_eq!(run_xdp(firewall, &mut tcp_frame(src, [10, 0, 0, 2], 1234, 80, 0)), verdict, "{src:?}");
+        }
     }
 
     #[test]
