@@ -366,6 +366,33 @@ fn flowstats_builds_and_runs_everywhere() {
     assert_eq!(records.len(), 2);
     assert_eq!((&records[0][..16], &records[1][..16]), (&key_a[..], &key_b[..]));
     assert!(records.iter().all(|r| r.len() == 24));
+
+    // `flow_end` reads its record as the call's arguments in every executor: in the VM it is a
+    // kprobe, whose two first argument registers (x86-64 `rdi`, `rsi` in `struct pt_regs`) hold
+    // the key's two 8-byte halves; the Wasm host gets the same 16 bytes as its record. Both end
+    // flow a (removed from FLOWS, its final counts in ENDED_FLOWS) and leave b.
+    let mut regs = [0u8; 168];
+    regs[112..120].copy_from_slice(&key_a[..8]);
+    regs[104..112].copy_from_slice(&key_a[8..]);
+    let mut probe = module.interpreter("flow_end").unwrap();
+    probe.run(&mut regs).unwrap();
+    let wasm_options = duet_wasm::WasmOptions { env: duet_helpers::Env::deterministic(), ..Default::default() };
+    let wasm_module =
+        std::sync::Arc::new(duet_wasm::WasmModule::load(&std::fs::read(&wasm).unwrap(), &wasm_options).unwrap());
+    let mut xdp = wasm_module.executor("flowstats").unwrap();
+    for frame in &frames {
+        assert_eq!(xdp.run_xdp(&mut frame.clone()).unwrap(), PASS as u32);
+    }
+    wasm_module.executor("flow_end").unwrap().run_probe(&key_a).unwrap();
+    let ended_vm = module.map("ENDED_FLOWS").unwrap().ringbuf_drain();
+    let ended_wasm = wasm_module.map("ENDED_FLOWS").unwrap().ringbuf_drain();
+    assert_eq!(ended_vm.len(), 1);
+    assert_eq!(&ended_vm[0][..16], &key_a[..]);
+    assert_eq!(ended_vm, ended_wasm, "the kprobe's registers and the Wasm record mean the same");
+    for m in [module.map("FLOWS").unwrap(), wasm_module.map("FLOWS").unwrap()] {
+        let keys: Vec<Vec<u8>> = m.entries().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![key_b.to_vec()]);
+    }
 }
 
 /// flowstats' `FlowKey`, built here byte for byte so the test does not depend on the example.

@@ -114,7 +114,7 @@ pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
 pub use http::{HttpAction, HttpContext, HttpField, Route, RouteContext, Text};
 pub use maps::{Array, HashMap, LpmKey, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
 pub use pod::{Pod, zeroed};
-pub use probe::ProbeContext;
+pub use probe::{PROBE_RECORD_LEN, ProbeContext};
 pub use skb::{CgroupSkbAction, SkbContext, TcAction, TcContext};
 pub use sock::{SockAddrAction, SockAddrContext, SockOpsContext};
 pub use xdp::{XdpAction, XdpContext};

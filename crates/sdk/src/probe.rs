@@ -5,14 +5,27 @@ use core::mem::size_of;
 
 use crate::pod::Pod;
 
-/// The record an event program (`#[duet::probe]`) sees.
+/// Bytes of a probe's record: six 64-bit arguments, argument `i` at bytes `8 * i..8 * i + 8`
+/// (little-endian).
+pub const PROBE_RECORD_LEN: usize = 48;
+
+/// Where x86-64's `struct pt_regs` keeps a function's six integer arguments (`rdi`, `rsi`,
+/// `rdx`, `rcx`, `r8`, `r9`), the registers of the x86-64 calling convention.
+#[cfg(target_arch = "bpf")]
+const PT_REGS_ARGS: [usize; 6] = [112, 104, 96, 88, 72, 64];
+
+/// The record an event program (`#[duet::probe]`) sees: the arguments of a call, six 64-bit
+/// words ([`PROBE_RECORD_LEN`] bytes), the same on every target.
 ///
-/// - In Wasm and in host tests it is the event record the executor passes (for the sidecar: a
-///   request or connection event), `len` bytes.
 /// - In the kernel the program is a kprobe (ELF section `kprobe`; attach it to a kernel
-///   function) and the record is the probed function's `struct pt_regs`. The kernel verifier
-///   allows only constant offsets into it, so on BPF `load` offsets must be constants; an
-///   offset past the record makes the kernel reject the program rather than return `None`.
+///   function) and the record is the probed function's arguments, taken from its registers
+///   (x86-64: `rdi`, `rsi`, `rdx`, `rcx`, `r8`, `r9`).
+/// - In Wasm and in host tests it is the record the executor passes (for the sidecar: a request
+///   or connection event), laid out as those six words; bytes past [`PROBE_RECORD_LEN`] are not
+///   part of it, and a shorter record has fewer arguments.
+///
+/// So a program reads the same thing everywhere: `arg(0)` is the first argument, and
+/// `read::<T>()` a `T` packed into the first arguments.
 #[derive(Clone, Copy)]
 pub struct ProbeContext<'a> {
     data: usize,
@@ -28,24 +41,51 @@ impl core::fmt::Debug for ProbeContext<'_> {
 }
 
 impl ProbeContext<'_> {
-    /// Reads a `T` at byte `offset` of the record; `None` if the record is too short.
+    /// Argument `i` (0..=5), or `None` past the sixth or past the end of a shorter record.
     #[inline(always)]
-    pub fn load<T: Pod>(&self, offset: usize) -> Option<T> {
-        #[cfg(not(target_arch = "bpf"))]
-        if offset.checked_add(size_of::<T>())? > self.len {
+    pub fn arg(&self, i: usize) -> Option<u64> {
+        if i >= 6 {
             return None;
         }
-        #[cfg(target_arch = "bpf")]
-        if offset > u16::MAX as usize - size_of::<T>() {
-            return None;
-        }
-        // SAFETY: the bytes lie inside the record: checked above, or on BPF proved by the
-        // kernel verifier, which rejects context reads outside the record. Every bit pattern is
-        // a valid `T` (`Pod`).
-        Some(unsafe { ((self.data + offset) as *const T).read_unaligned() })
+        self.load::<u64>(8 * i)
     }
 
-    /// Reads the whole record as a `T` (`load(0)`).
+    /// Reads a `T` at byte `offset` of the record; `None` if it does not lie inside the record
+    /// (its first [`PROBE_RECORD_LEN`] bytes, or fewer when the executor passed fewer).
+    #[inline(always)]
+    pub fn load<T: Pod>(&self, offset: usize) -> Option<T> {
+        let end = offset.checked_add(size_of::<T>())?;
+        if end > PROBE_RECORD_LEN {
+            return None;
+        }
+        #[cfg(not(target_arch = "bpf"))]
+        {
+            if end > self.len {
+                return None;
+            }
+            // SAFETY: `offset..end` lies inside the record (checked above). Every bit pattern is
+            // a valid `T` (`Pod`).
+            Some(unsafe { ((self.data + offset) as *const T).read_unaligned() })
+        }
+        #[cfg(target_arch = "bpf")]
+        {
+            // The arguments, gathered from their registers at constant offsets (the only
+            // context reads the kernel allows a kprobe), then read like a record.
+            let mut words = [0u64; 6];
+            let mut i = 0;
+            while i < 6 {
+                // SAFETY: `data` is the kprobe's `struct pt_regs`; each offset is one of its
+                // 8-byte register fields, which the kernel lets a kprobe read.
+                words[i] = unsafe { ((self.data + PT_REGS_ARGS[i]) as *const u64).read_volatile() };
+                i += 1;
+            }
+            // SAFETY: `offset..end` lies inside the 48 bytes of `words` (checked above). Every
+            // bit pattern is a valid `T` (`Pod`).
+            Some(unsafe { words.as_ptr().cast::<u8>().add(offset).cast::<T>().read_unaligned() })
+        }
+    }
+
+    /// Reads the record's start as a `T` (`load(0)`).
     #[inline(always)]
     pub fn read<T: Pod>(&self) -> Option<T> {
         self.load(0)

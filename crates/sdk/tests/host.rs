@@ -249,6 +249,21 @@ fn probes_read_their_record() {
         },
         &[0, 0, 5],
     );
+    // The record is six 64-bit arguments, as a kprobe's registers give them: nothing past them.
+    let mut args = Vec::new();
+    for a in [7u64, 8, 9, 10, 11, 12, 13] {
+        args.extend(a.to_le_bytes());
+    }
+    run_probe(
+        |ctx| {
+            assert_eq!((ctx.arg(0), ctx.arg(5)), (Some(7), Some(12)));
+            assert_eq!(ctx.arg(6), None, "a seventh word is not an argument");
+            assert_eq!(ctx.load::<u64>(duet::PROBE_RECORD_LEN), None);
+            assert_eq!(ctx.load::<u32>(44), Some(0));
+        },
+        &args,
+    );
+    run_probe(|ctx| assert_eq!((ctx.arg(0), ctx.arg(1)), (Some(1), None)), &1u64.to_le_bytes());
 }
 
 #[test]

@@ -13,11 +13,12 @@
 //!
 //! Programs:
 //! - `flowstats` (XDP): counts the packet in its flow.
-//! - `flow_end` (event): given a [`FlowKey`] record (the sidecar's "connection closed" event),
-//!   removes the flow from `FLOWS` and writes its final counts to `ENDED_FLOWS`. In the kernel
-//!   it is a kprobe, where the record is the probed function's registers, so it is useful there
-//!   only when attached to a function whose first 16 register bytes form a flow key; its home is
-//!   the userspace executors.
+//! - `flow_end` (event): given a [`FlowKey`] in its record's first two argument words (the
+//!   sidecar's "connection closed" event), removes the flow from `FLOWS` and writes its final
+//!   counts to `ENDED_FLOWS`. A probe's record means the same everywhere: a call's arguments.
+//!   In the kernel it is a kprobe and the words are the probed function's first two arguments,
+//!   so it fits a function that takes a flow key packed into two 64-bit arguments; its home is
+//!   the userspace executors, which pass the key as the record.
 //!
 //! Maps depend only on the packets; the events carry `ktime_get_ns` timestamps, which only
 //! executors with an injected clock reproduce.
