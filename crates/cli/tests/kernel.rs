@@ -23,6 +23,8 @@ use serde_json::Value as Json;
 
 mod gate;
 use gate::{skip, unique};
+mod netns;
+use netns::{Netns, veth_pair};
 
 const A_ADDR: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const B_ADDR: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
@@ -142,36 +144,6 @@ impl Drop for Duet {
     }
 }
 
-/// A network namespace, deleted (with its interfaces) on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = unique(tag);
-        sh("ip", &["netns", "add", &name]);
-        let ns = Self(name);
-        sh("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
-        ns
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-/// Namespaces A (va, 10.99.0.1) and B (vb, 10.99.0.2) joined by a veth pair.
-fn veth_pair() -> (Netns, Netns) {
-    let (a, b) = (Netns::new("a"), Netns::new("b"));
-    sh("ip", &["link", "add", "va", "netns", &a.0, "type", "veth", "peer", "name", "vb", "netns", &b.0]);
-    sh("ip", &["-n", &a.0, "addr", "add", "10.99.0.1/24", "dev", "va"]);
-    sh("ip", &["-n", &b.0, "addr", "add", "10.99.0.2/24", "dev", "vb"]);
-    sh("ip", &["-n", &a.0, "link", "set", "va", "up"]);
-    sh("ip", &["-n", &b.0, "link", "set", "vb", "up"]);
-    (a, b)
-}
-
 /// A cgroup v2 directory, removed on drop (after its processes exited).
 struct Cgroup(PathBuf);
 
@@ -233,11 +205,6 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn sh(program: &str, args: &[&str]) {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Runs `f` on a thread inside network namespace `ns`: sockets it creates live there.

@@ -4,8 +4,10 @@
 //! the `x-request-id` the sidecar adds), without it the request goes direct. The sidecar's TCP
 //! monitoring shows the client's connection on /metrics (opened, closed, bytes, RTT) and as
 //! `duet mesh events`. A sidecar killed with SIGKILL leaves the cgroup uncaptured, and the next
-//! one starts over its pins. Afterwards nothing is left: no pins, no programs on the cgroup, no
-//! cgroup.
+//! one starts over its pins. A second test runs the same in network namespaces (application and
+//! sidecar in one, the backend in another behind a veth pair), with a Proxy-Wasm filter on the
+//! captured path. Afterwards nothing is left: no pins, no programs on the cgroup, no cgroup, no
+//! namespace.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +18,8 @@ use mesh_support::*;
 
 mod gate;
 use gate::skip;
+mod netns;
+use netns::{Netns, veth_pair};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -112,24 +116,45 @@ fn wait_for_port(port: u16) {
     }
 }
 
-#[test]
-fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
+/// The cgroup v2 root when this process may attach BPF programs to cgroups and run curl;
+/// `None` after saying why not (a failure under `CI=true`).
+fn preconditions() -> Option<PathBuf> {
     if let Err(err) = duet_kernel::check_access() {
-        return skip(&format!("capture needs BPF access: {err}"));
+        skip(&format!("capture needs BPF access: {err}"));
+        return None;
     }
     let Some(cgroup_root) = cgroup2_root() else {
-        return skip("capture needs cgroup v2 mounted (no cgroup2 in /proc/self/mounts)");
+        skip("capture needs cgroup v2 mounted (no cgroup2 in /proc/self/mounts)");
+        return None;
     };
     if Command::new("curl").arg("--version").output().is_err() {
-        return skip("the client is curl; apt-get install curl");
+        skip("the client is curl; apt-get install curl");
+        return None;
     }
+    Some(cgroup_root)
+}
 
-    // The capture programs, built as the user builds them.
+/// The capture programs, built as the user builds them.
+fn capture_object() -> PathBuf {
     let dir = root().join("examples/capture");
     let out = duet().args(["build", "--quiet"]).arg(&dir).output().unwrap();
     assert!(out.status.success(), "duet build capture:\n{}", String::from_utf8_lossy(&out.stderr));
-    let object = dir.join("target/duet/capture.bpf.o");
     assert!(!dir.join("target/duet/capture.wasm").exists(), "a kernel-only crate gets no .wasm");
+    dir.join("target/duet/capture.bpf.o")
+}
+
+/// A value of `/metrics` text (`-1` when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1.0)
+}
+
+#[test]
+fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
+    let Some(cgroup_root) = preconditions() else { return };
+    let object = capture_object();
 
     let tag = format!("duet-test-capture-{}", std::process::id());
     let cgroup = Cgroup::create(&cgroup_root, &tag);
@@ -203,12 +228,6 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
     assert!(closed["rtt_samples"].as_u64().is_some_and(|n| n > 0), "{closed}");
     let (received, acked) = (closed["bytes_received"].as_u64().unwrap(), closed["bytes_acked"].as_u64().unwrap());
     assert!(received > 100 && acked > 50, "a request out and a JSON answer in: {closed}");
-    let metric = |text: &str, name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(-1.0)
-    };
     let start = Instant::now();
     let metrics = loop {
         let text = mesh.admin_get("/metrics");
@@ -250,4 +269,137 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
     let path = cgroup.0.clone();
     drop(cgroup);
     assert!(!path.exists(), "cgroup {} left behind", path.display());
+}
+
+/// `curl -sS` inside network namespace `ns`, as a process of `cgroup` when one is given; the body
+/// (`None` when curl failed).
+fn curl_ns(ns: &Netns, cgroup: Option<&Path>, url: &str) -> Option<String> {
+    let join = cgroup.map(|c| format!("echo $$ > {}/cgroup.procs && ", c.display())).unwrap_or_default();
+    let script = format!("{join}exec curl -sS --max-time 10 {url}");
+    let out = ns.command("sh").args(["-c", &script]).output().unwrap();
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The issue's setup: the application (a curl in a test cgroup) and its sidecar in network
+/// namespace A, the backend in namespace B behind a veth pair. Captured, the request crosses the
+/// sidecar, whose Proxy-Wasm filter's header the backend sees, and the sidecar's /metrics show
+/// the application's connection (opened, closed, RTT, bytes); after SIGTERM the application goes
+/// direct again, and the namespaces, cgroup and pins are gone at the end.
+#[test]
+fn in_network_namespaces_the_captured_path_crosses_the_sidecars_filter_and_shows_on_metrics() {
+    let Some(cgroup_root) = preconditions() else { return };
+    let object = capture_object();
+    let filter = filters("wasm32-wasip1").join("http_headers.wasm");
+    let (a, b) = veth_pair();
+    let (a_name, b_name) = (a.0.clone(), b.0.clone());
+    let tag = format!("duet-test-capture-ns-{}", std::process::id());
+    let cgroup = Cgroup::create(&cgroup_root, &tag);
+    let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
+
+    let backend_port = free_port();
+    let _backend = Reap(
+        b.command(DUET)
+            .args(["mesh", "backend", "--address", &format!("10.99.0.2:{backend_port}"), "--name", "b1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://10.99.0.2:{backend_port}/headers");
+    let start = Instant::now();
+    let direct = loop {
+        if let Some(body) = curl_ns(&a, Some(&cgroup.0), &url) {
+            break seen_headers(&body);
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the backend in {b_name} never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(direct.get("x-request-tag").is_none(), "went through a proxy: {direct}");
+
+    let dir = temp_dir("capture-ns");
+    let (capture_port, admin_port) = (free_port(), free_port());
+    let config = dir.join("mesh.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "admin: {{ address: \"127.0.0.1:{admin_port}\" }}\nworkers: 1\n\
+             capture:\n  cgroup: {}\n  listener: outbound\n  bpf: {}\n  ports: [{backend_port}]\n  pin_dir: {}\n\
+             listeners:\n{}clusters:\n  - name: passthrough\n    original_destination: true\n",
+            cgroup.0.display(),
+            object.display(),
+            pins.0.display(),
+            listener(
+                "outbound",
+                capture_port,
+                &format!(
+                    "      - name: tagger\n        wasm: \"{}\"\n        config: through-the-sidecar\n",
+                    filter.display()
+                ),
+                "      - { prefix: \"/\", cluster: passthrough }\n",
+            ),
+        ),
+    )
+    .unwrap();
+    let log = dir.join("mesh.log");
+    let mut sidecar = Reap(
+        a.command(DUET)
+            .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"))
+            .args(["mesh", "run", "--config"])
+            .arg(&config)
+            .args(["--log", "info"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let admin = |path: &str| curl_ns(&a, None, &format!("http://127.0.0.1:{admin_port}{path}"));
+    let start = Instant::now();
+    while admin("/ready").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60) && sidecar.0.try_wait().unwrap().is_none(),
+            "duet mesh not ready in {a_name}:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Captured: through the sidecar's filter, to the backend across the veth.
+    let via = seen_headers(&curl_ns(&a, Some(&cgroup.0), &url).expect("the captured request"));
+    assert_eq!(via["x-request-tag"], "through-the-sidecar", "{via}");
+    assert!(via.get("x-request-id").is_some(), "{via}");
+    let start = Instant::now();
+    let metrics = loop {
+        let text = admin("/metrics").unwrap_or_default();
+        if metric(&text, "duet_mesh_tcp_connections_closed_total") >= 1.0 || start.elapsed() > Duration::from_secs(5) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(metric(&metrics, "duet_mesh_tcp_connections_opened_total"), 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, "duet_mesh_tcp_connections_closed_total"), 1.0, "{metrics}");
+    assert!(metric(&metrics, "duet_mesh_tcp_received_bytes_total") > 100.0, "{metrics}");
+    assert!(metric(&metrics, "duet_mesh_tcp_acked_bytes_total") > 50.0, "{metrics}");
+    assert_eq!(metric(&metrics, "duet_mesh_tcp_srtt_seconds_count"), 1.0, "{metrics}");
+    assert!(metric(&metrics, "duet_mesh_tcp_srtt_seconds_sum") > 0.0, "an RTT was measured: {metrics}");
+
+    // SIGTERM: the programs go with the sidecar, and the application goes direct again.
+    assert!(Command::new("kill").args(["-TERM", &sidecar.0.id().to_string()]).status().unwrap().success());
+    let start = Instant::now();
+    while sidecar.0.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "duet mesh did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());
+    let after = seen_headers(&curl_ns(&a, Some(&cgroup.0), &url).expect("the direct request"));
+    assert!(after.get("x-request-tag").is_none(), "still captured after the sidecar stopped: {after}");
+
+    drop(sidecar);
+    drop(_backend);
+    let path = cgroup.0.clone();
+    drop(cgroup);
+    drop((a, b));
+    assert!(!path.exists(), "cgroup {} left behind", path.display());
+    let left =
+        String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
+    assert!(!left.contains(&a_name) && !left.contains(&b_name), "namespaces left behind: {left}");
 }
