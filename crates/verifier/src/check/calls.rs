@@ -42,11 +42,11 @@ impl Checker<'_> {
     }
 
     pub(super) fn exit(&mut self, st: &mut State, pc: usize) -> Flow {
-        let r0 = self.read(st, pc, 0);
-        if st.frames.len() > 1 && st.cur().callback {
-            return self.callback_exit(st, pc, r0);
-        }
-        if st.frames.len() > 1 {
+        if st.frames.len() > 1 && !st.cur().callback {
+            // As the kernel, a bpf-to-bpf call returns whatever R0 holds, set or not (clang
+            // leaves it unset when every path returns the same constant and the caller sets
+            // r0 itself): an unset R0 stays unreadable in the caller until it is written.
+            let r0 = *st.reg(0);
             let depth = st.frames.len() - 1;
             if r0.ty == (RegType::Stack { frame: depth as u8 }) {
                 self.fail(
@@ -63,11 +63,15 @@ impl Checker<'_> {
             }
             let Some(callee) = st.frames.pop() else { return Flow::Done };
             let caller = st.cur_mut();
-            caller.regs[0] = r0;
+            caller.regs[0] = if r0.ty == RegType::NotInit { Reg::clobbered(callee.callsite) } else { r0 };
             for r in 1..=5 {
                 caller.regs[r] = Reg::clobbered(callee.callsite);
             }
             return Flow::Next(callee.callsite + 1);
+        }
+        let r0 = self.read(st, pc, 0);
+        if st.frames.len() > 1 {
+            return self.callback_exit(st, pc, r0);
         }
         // Program types whose return value the kernel range-checks need a number; for the
         // others a privileged loader may return an address as a number.

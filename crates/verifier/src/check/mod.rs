@@ -480,6 +480,14 @@ impl<'a> Checker<'a> {
         match reg.ty {
             RegType::NotInit => {
                 let d = match reg.clobbered_by() {
+                    Some(call) if r == 0 && self.cfg.insn_at[call].is_some_and(|i| i.op == Op::CallLocal) => {
+                        Diagnostic::new(
+                            Code::UninitRegister,
+                            Some(pc),
+                            format!("R0 is read, but the function called at insn {call} returned without setting it"),
+                        )
+                        .help("set r0 in the called function on every path to its exit (`return` a value), or set r0 after the call before reading it")
+                    }
                     Some(call) => Diagnostic::new(
                         Code::UninitRegister,
                         Some(pc),
