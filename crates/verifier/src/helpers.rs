@@ -58,6 +58,17 @@ pub(crate) fn proto(id: i64) -> Option<Proto> {
     })
 }
 
+/// The kernel helpers it gives only to a loader with CAP_PERFMON (or CAP_SYS_ADMIN), whatever
+/// the program type: they print to the trace pipe or read kernel and user memory and tasks.
+/// For a CAP_BPF-only loader the kernel has no prototype for them ("program of this type cannot
+/// use helper"). By id: bpf_probe_read (4), bpf_trace_printk (6), bpf_perf_event_read (22),
+/// bpf_get_current_task (35), bpf_probe_read_str (45), bpf_perf_event_read_value (55),
+/// bpf_probe_read_user/_kernel/_user_str/_kernel_str (112..=115), bpf_snprintf_btf (149),
+/// bpf_get_current_task_btf (158), bpf_snprintf (165), bpf_task_pt_regs (175) and
+/// bpf_trace_vprintk (177). Only those with a prototype in duet's table are reachable here; the
+/// others are unknown helpers to duet in every mode.
+const PERFMON_ONLY: &[u32] = &[4, 6, 22, 35, 45, 55, 112, 113, 114, 115, 149, 158, 165, 175, 177];
+
 /// Whether helper `id` calls a function of the program back (bpf_loop).
 pub(crate) fn calls_callback(id: i64) -> bool {
     id == 181
@@ -88,6 +99,11 @@ impl Proto {
             Scope::Tc if ty == ProgramType::SchedCls => Ok(()),
             Scope::Xdp | Scope::XdpTc | Scope::Skb | Scope::Tc => Err(Refusal::NotForType),
         }
+    }
+
+    /// Whether the kernel gives this helper only to a loader with CAP_PERFMON.
+    pub(crate) fn needs_perfmon(&self) -> bool {
+        PERFMON_ONLY.contains(&self.id)
     }
 
     /// Whether a map of type `map_type` may be passed to this helper.

@@ -269,6 +269,17 @@ impl Checker<'_> {
                 .help("route programs may call http_field and http_header_get; change headers or respond in a duet/http_request or duet/http_response filter"),
             };
             self.fail(st, pc, &[], d);
+        } else if proto.needs_perfmon() && self.ctx.config.unprivileged {
+            let d = Diagnostic::new(
+                Code::UnknownHelper,
+                Some(pc),
+                format!(
+                    "{} needs CAP_PERFMON: the kernel does not give it to a loader with CAP_BPF alone",
+                    proto.name
+                ),
+            )
+            .help("load the program as root (or with CAP_PERFMON), duet's default rules; or remove the call (e.g. debug printing)");
+            self.fail(st, pc, &[], d);
         }
         self.last_const_key = None;
         let mut map: Option<u32> = None;
