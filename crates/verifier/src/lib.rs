@@ -356,8 +356,11 @@ pub struct Config {
     /// Stop after this many diagnostics.
     pub max_diagnostics: usize,
     /// Apply the kernel's rules for a loader without CAP_PERFMON (the kernel's
-    /// `allow_ptr_leaks` and `allow_uninit_stack` both off): no pointer may become a number a
-    /// program can return, store or compare, and no uninitialised stack byte may be read.
+    /// `allow_ptr_leaks` and `allow_uninit_stack` both off, Spectre v1 not bypassed): no
+    /// pointer may become a number a program can return, store or compare, no uninitialised
+    /// stack byte may be read, registers may be added only to stack and map value pointers
+    /// (whose results must stay inside the frame, at a constant offset, or inside the value),
+    /// and the helpers reserved to CAP_PERFMON (bpf_trace_printk) are refused.
     ///
     /// Off by default: programs are verified as root (or CAP_BPF + CAP_PERFMON) loads them,
     /// which is how `duet load` loads them into the kernel. Memory safety is the same either

@@ -1,7 +1,7 @@
 # bpf_strtoul's result slot runs past the frame.
 # type: xdp
 # privileged: reject outside the 512-byte frame
-# unprivileged: reject outside the 512-byte frame
+# unprivileged: reject outside the frame (-512..=-1)
     stdw [%r10-8], 0x3234
     mov %r1, %r10
     add %r1, -8

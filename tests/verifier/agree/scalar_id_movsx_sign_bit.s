@@ -3,7 +3,7 @@
 # type: xdp
 # map: array key=4 value=16 entries=1
 # privileged: reject may touch bytes from 0 up to 256
-# unprivileged: reject may touch bytes from 0 up to 256
+# unprivileged: reject would point outside the map `map0` value (0..=255 of 16 bytes)
     stw [%r10-4], 0
     mov %r2, %r10
     add %r2, -4

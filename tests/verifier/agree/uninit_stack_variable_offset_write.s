@@ -1,7 +1,8 @@
 # A variable-offset stack write over bytes never written.
+# (Without CAP_PERFMON the kernel already refuses the variable offset on the stack pointer.)
 # type: xdp
 # privileged: accept
-# unprivileged: reject may leave
+# unprivileged: reject stack pointer with a variable offset
     ldxw %r3, [%r1+16]
     and %r3, 7
     mov %r2, %r10

@@ -6,7 +6,7 @@ use duet_isa::{Form, Insn, Op};
 use super::Checker;
 use crate::diag::{Code, Diagnostic};
 use crate::scalar::{AluOp, Scalar};
-use crate::state::{MAX_VAR_OFF, Reg, RegType, State};
+use crate::state::{MAX_STACK, MAX_VAR_OFF, Reg, RegType, State};
 
 impl Checker<'_> {
     pub(super) fn alu(&mut self, st: &mut State, pc: usize, insn: &Insn) {
@@ -252,6 +252,30 @@ impl Checker<'_> {
             self.fail_unknown(st, pc, &[ptr_r], dst, d);
             return;
         }
+        if s.val.as_const().is_none() && (s.val.smin <= -MAX_VAR_OFF || s.val.smin == i64::MIN) {
+            self.fail_unknown(
+                st,
+                pc,
+                &[dst, insn.src],
+                dst,
+                Diagnostic::new(
+                    Code::PointerArithmetic,
+                    Some(pc),
+                    format!("adding a number with no lower bound to {}", ptr.ty.describe()),
+                )
+                .help(
+                    "bound the offset first, e.g. `if (off > MAX) return ...;` with an unsigned type, or `off &= MASK`",
+                ),
+            );
+            return;
+        }
+        if !self.allow_ptr_leaks() && insn.op.form() == Form::AluReg {
+            let off_r = if ptr_r == dst { insn.src } else { dst };
+            if let Some(d) = Self::unprivileged_offset_register(pc, ptr_r, &ptr, off_r, &s) {
+                self.fail_unknown(st, pc, &[ptr_r, off_r], dst, d);
+                return;
+            }
+        }
         let mut out = ptr;
         if let Some(c) = s.val.as_const() {
             let c = c as i64;
@@ -277,21 +301,6 @@ impl Checker<'_> {
                 }
             }
         } else {
-            if s.val.smin <= -MAX_VAR_OFF || s.val.smin == i64::MIN {
-                self.fail_unknown(
-                    st,
-                    pc,
-                    &[dst, insn.src],
-                    dst,
-                    Diagnostic::new(
-                        Code::PointerArithmetic,
-                        Some(pc),
-                        format!("adding a number with no lower bound to {}", ptr.ty.describe()),
-                    )
-                    .help("bound the offset first, e.g. `if (off > MAX) return ...;` with an unsigned type, or `off &= MASK`"),
-                );
-                return;
-            }
             out.val = ptr.val.alu(if sub { AluOp::Sub } else { AluOp::Add }, &s.val, false);
             if ptr.ty.is_packet() {
                 out.id = self.new_id();
@@ -299,7 +308,108 @@ impl Checker<'_> {
                 out.range_pc = u32::MAX;
             }
         }
+        if !self.allow_ptr_leaks()
+            && let Some(d) = self.unprivileged_result(pc, dst, &out)
+        {
+            self.fail_unknown(st, pc, &[dst], dst, d);
+            return;
+        }
         *st.reg_mut(dst) = out;
+    }
+
+    /// The kernel's rule, without CAP_PERFMON, for adding a register `off_r` (holding `off`) to
+    /// pointer `ptr` in `ptr_r`: it must mask the offset against speculative execution, which it
+    /// can only do for stack and map value pointers and for offsets of one sign. Other pointers
+    /// (packet, context, records) may only move by constants in the instruction, even when the
+    /// register holds a known constant.
+    fn unprivileged_offset_register(pc: usize, ptr_r: u8, ptr: &Reg, off_r: u8, off: &Reg) -> Option<Diagnostic> {
+        if off.val.as_const().is_none() && (off.val.smin < 0) != (off.val.smax < 0) {
+            return Some(
+                Diagnostic::new(
+                    Code::PointerArithmetic,
+                    Some(pc),
+                    format!(
+                        "R{off_r} may be negative or positive ({}..={}): adding it to {} is prohibited for an unprivileged loader",
+                        off.val.smin,
+                        off.val.smax,
+                        ptr.ty.describe()
+                    ),
+                )
+                .help("bound the offset to one sign first, e.g. with an unsigned type and `if (off > MAX) return ...;`, or `off &= MASK`"),
+            );
+        }
+        if matches!(ptr.ty, RegType::Stack { .. } | RegType::MapValue { .. }) {
+            return None;
+        }
+        Some(
+            Diagnostic::new(
+                Code::PointerArithmetic,
+                Some(pc),
+                format!(
+                    "adding register R{off_r} to R{ptr_r}, which is {}: an unprivileged loader may add registers only to stack and map value pointers",
+                    ptr.ty.describe()
+                ),
+            )
+            .help("without CAP_PERFMON the kernel refuses `ptr += reg` on packet and context pointers, even when the register holds a known number; use constant offsets (`r2 += 14`), or load with CAP_PERFMON (duet's default rules)"),
+        )
+    }
+
+    /// The kernel's rule, without CAP_PERFMON, for the result `out` of pointer arithmetic: a
+    /// stack pointer stays at a constant offset inside the frame, and a map value pointer
+    /// inside the value, so that every later access can be masked.
+    fn unprivileged_result(&self, pc: usize, dst: u8, out: &Reg) -> Option<Diagnostic> {
+        match out.ty {
+            RegType::Stack { .. } => {
+                let Some(var) = out.val.as_const() else {
+                    return Some(
+                        Diagnostic::new(
+                            Code::PointerArithmetic,
+                            Some(pc),
+                            format!(
+                                "R{dst} would be a stack pointer with a variable offset ({}..={}), which the kernel prohibits for an unprivileged loader",
+                                i64::from(out.off).saturating_add(out.val.smin),
+                                i64::from(out.off).saturating_add(out.val.smax)
+                            ),
+                        )
+                        .help("index a map value (bpf_map_lookup_elem on an array) instead of the stack, or load with CAP_PERFMON (duet's default rules)"),
+                    );
+                };
+                let off = i64::from(out.off).wrapping_add(var as i64);
+                (!(-MAX_STACK..0).contains(&off)).then(|| {
+                    Diagnostic::new(
+                        Code::PointerArithmetic,
+                        Some(pc),
+                        format!(
+                            "R{dst} would point at stack offset {off}, outside the frame ({}..=-1), which the kernel prohibits for an unprivileged loader",
+                            -MAX_STACK
+                        ),
+                    )
+                    .help("keep stack pointers inside the frame: r10 plus an offset in -512..=-1")
+                })
+            }
+            RegType::MapValue { map } => {
+                let info = self.ctx.maps.get(map as usize)?;
+                let lo = i64::from(out.off).saturating_add(out.val.smin);
+                let hi = if out.val.umax >= MAX_VAR_OFF as u64 {
+                    i64::MAX
+                } else {
+                    i64::from(out.off).saturating_add(out.val.umax as i64)
+                };
+                (lo < 0 || hi >= i64::from(info.value_size)).then(|| {
+                    let range = if hi == i64::MAX { format!("from {lo}, unbounded") } else { format!("{lo}..={hi}") };
+                    Diagnostic::new(
+                        Code::PointerArithmetic,
+                        Some(pc),
+                        format!(
+                            "R{dst} would point outside the map `{}` value ({range} of {} bytes), which the kernel prohibits for an unprivileged loader",
+                            info.name, info.value_size
+                        ),
+                    )
+                    .help("bound the index so that the pointer stays inside the value (`idx &= SIZE - 1`, or `if (idx >= SIZE) return ...;`) before adding it")
+                })
+            }
+            _ => None,
+        }
     }
 
     fn ptr_diff(&mut self, st: &mut State, pc: usize, insn: &Insn, a: Reg, b: Reg) {
