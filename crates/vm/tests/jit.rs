@@ -624,7 +624,8 @@ fn map_helpers_are_direct_calls_with_the_helpers_results() {
 
 /// Context loads through the entry's unmodified `r1` (and copies of it) read their field's slot
 /// directly; through a moved pointer (`r6 = r1 + 4`) or after the first block they take the
-/// general path: all give the interpreter's values.
+/// general path: all give the interpreter's values. The verifier refuses the moved pointer (as
+/// the kernel does), so that program runs as checked code, against the unverified interpreter.
 #[test]
 fn context_loads_through_copies_and_moved_pointers_agree() {
     let src = "
@@ -646,9 +647,10 @@ fn context_loads_through_copies_and_moved_pointers_agree() {
         add %r0, %r8
     done:
         exit";
-    let p = verified(src, ProgramType::Xdp);
-    let mut jit = Jit::new(&p, Helpers::new(), Config::default()).unwrap();
-    let mut interp = Interpreter::new(&p, Helpers::new(), Config::default()).unwrap();
+    let refused = duet_verifier::verify(&program(src), &VerifyContext::new(ProgramType::Xdp)).err().unwrap();
+    assert!(refused.to_string().contains("dereference of modified ctx ptr R6 off=4"), "{refused}");
+    let mut jit = Jit::new_checked(&program(src), Helpers::new(), Config::default()).unwrap();
+    let mut interp = Interpreter::new_unverified(&program(src), Helpers::new(), Config::default()).unwrap();
     for len in [0usize, 1, 60, 1500] {
         let frame = vec![3u8; len];
         let packet = || {
@@ -661,6 +663,31 @@ fn context_loads_through_copies_and_moved_pointers_agree() {
         // (data_end - data) + ifindex + rx_queue_index + (data_end - data)
         assert_eq!(want, Ok(2 * len as u64 + 7 + 2), "{len}");
         assert_eq!(jit.run_xdp(&mut packet()), want, "{len}-byte frame");
+    }
+
+    // Verified: loads through a copy of `r1` and through `r1` itself.
+    let copies = "
+        mov %r7, %r1
+        ldxw %r2, [%r7+0]
+        ldxw %r3, [%r1+4]
+        ldxw %r4, [%r7+12]
+        mov %r0, %r3
+        sub %r0, %r2
+        add %r0, %r4
+        exit";
+    let p = verified(copies, ProgramType::Xdp);
+    let mut jit = Jit::new(&p, Helpers::new(), Config::default()).unwrap();
+    let mut interp = Interpreter::new(&p, Helpers::new(), Config::default()).unwrap();
+    for len in [0usize, 60] {
+        let frame = vec![3u8; len];
+        let packet = || {
+            let mut p = XdpPacket::new(&frame);
+            p.ingress_ifindex = 7;
+            p
+        };
+        let want = interp.run_xdp(&mut packet());
+        assert_eq!(want, Ok(len as u64 + 7), "{len}");
+        assert_eq!(jit.run_xdp(&mut packet()), want, "{len}-byte frame, verified");
     }
 }
 

@@ -385,7 +385,19 @@ impl Checker<'_> {
             .help("context fields must be read at constant offsets (`ctx->field`)");
             return self.fail_access(st, pc, r, d);
         }
-        let off = i64::from(ptr.off) + i64::from(insn_off);
+        // As the kernel: the context is read through the pointer the program got, the field
+        // named by the instruction's offset alone; a moved pointer is never dereferenced (the
+        // kernel rewrites context accesses by that offset).
+        if ptr.off != 0 {
+            let d = Diagnostic::new(
+                Code::ContextAccess,
+                Some(pc),
+                format!("dereference of modified ctx ptr R{r} off={} disallowed", ptr.off),
+            )
+            .help("read the field as `*(ctx + offset)` from the context pointer itself, not from a moved copy");
+            return self.fail_access(st, pc, r, d);
+        }
+        let off = i64::from(insn_off);
         let ctx_name = ty.context_name();
         if kind != Access::Read {
             let d = Diagnostic::new(
