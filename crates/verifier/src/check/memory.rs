@@ -315,8 +315,7 @@ impl Checker<'_> {
                     format!("{} through R{r}, which may be NULL ({})", kind.verb(), ptr.ty.name()),
                 )
                 .help(format!("{what}: check `if (!ptr) return ...;` before using the pointer"));
-                self.fail(st, pc, &[r], d);
-                None
+                self.fail_access(st, pc, r, d)
             }
             RegType::PacketEnd => {
                 let d = Diagnostic::new(
@@ -325,8 +324,7 @@ impl Checker<'_> {
                     format!("{} through R{r}, which is data_end", kind.verb()),
                 )
                 .help("data_end marks the first byte after the packet; it may only be compared with packet pointers");
-                self.fail(st, pc, &[r], d);
-                None
+                self.fail_access(st, pc, r, d)
             }
             RegType::MapHandle { .. } => {
                 let d = Diagnostic::new(
@@ -335,8 +333,7 @@ impl Checker<'_> {
                     format!("{} through R{r}, which is a map handle, not a map value", kind.verb()),
                 )
                 .help("call bpf_map_lookup_elem(map, &key) and check the result for NULL to get a value pointer");
-                self.fail(st, pc, &[r], d);
-                None
+                self.fail_access(st, pc, r, d)
             }
             RegType::Scalar => {
                 let extra = if ptr.val.is_const(0) { ", here NULL" } else { "" };
@@ -346,8 +343,7 @@ impl Checker<'_> {
                     format!("{} through R{r}, which is a number{extra} ({}), not a pointer", kind.verb(), ptr.val),
                 )
                 .help("memory can be accessed only through pointers the verifier knows: the context, the stack, packet data after a bounds check, map values and ring buffer records");
-                self.fail(st, pc, &[r], d);
-                None
+                self.fail_access(st, pc, r, d)
             }
             RegType::Func { .. } => {
                 let d = Diagnostic::new(
@@ -356,8 +352,7 @@ impl Checker<'_> {
                     format!("{} through R{r}, which is a function pointer", kind.verb()),
                 )
                 .help("a function loaded with `lddw rX, func` may only be passed to a helper that calls it (bpf_loop)");
-                self.fail(st, pc, &[r], d);
-                None
+                self.fail_access(st, pc, r, d)
             }
             RegType::NotInit | RegType::Stale { .. } => None,
         }
@@ -452,8 +447,7 @@ impl Checker<'_> {
                     format!("{size}-byte read of {ctx_name}.{name}, a 4-byte field"),
                 )
                 .help(format!("read {ctx_name} fields with 32-bit loads (`__u32 v = ctx->{name};`)"));
-                self.fail(st, pc, &[r], d);
-                None
+                self.fail_access(st, pc, r, d)
             }
             None => {
                 let why = match (ty, off) {
@@ -474,8 +468,7 @@ impl Checker<'_> {
                     format!("invalid context read at offset {off}: {why}"),
                 )
                 .help(format!("{} programs may read: {}", ty.name(), ty.context_fields()));
-                self.fail(st, pc, &[r], d);
-                None
+                self.fail_access(st, pc, r, d)
             }
         }
     }
