@@ -93,21 +93,6 @@ fn seen_headers(body: &str) -> serde_json::Value {
     doc["headers"].clone()
 }
 
-/// `duet mesh events --type tcp --count 2` (one connection opened and closed), subscribed.
-fn tcp_events(admin: std::net::SocketAddr) -> Child {
-    use std::io::BufRead;
-    let mut child = duet()
-        .args(["mesh", "events", "--admin", &admin.to_string(), "--type", "tcp", "--count", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.contains("subscribed"), "duet mesh events said: {line}");
-    child
-}
-
 fn wait_for_port(port: u16) {
     let start = Instant::now();
     while std::net::TcpStream::connect(addr(port)).is_err() {
@@ -207,7 +192,7 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
     let mut mesh = Mesh::start(&mesh_dir, &config(capture_port, admin), admin);
     assert!(pins.0.join("maps/BY_PORT").exists(), "maps pinned under the sidecar's directory");
     assert!(pins.0.join("maps/TCP_EVENTS").exists(), "the monitoring maps too");
-    let events = tcp_events(mesh.admin);
+    let events = events_cli(mesh.admin, "tcp", 2); // one connection opened and closed
 
     // Through the sidecar: it answers for the backend, which sees the sidecar's headers.
     let via = seen_headers(&curl_in(&cgroup.0, &url));

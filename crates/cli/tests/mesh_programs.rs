@@ -145,22 +145,6 @@ fn config(admin: u16, proxy: u16, stable: SocketAddr, canary: SocketAddr, filter
     format!("program_clock: deterministic\n{config}")
 }
 
-/// `duet mesh events --type access --count n`, started and subscribed.
-fn events_cli(admin: SocketAddr, n: usize) -> std::process::Child {
-    use std::io::BufRead;
-    let mut child = duet()
-        .args(["mesh", "events", "--admin", &admin.to_string(), "--type", "access", "--count", &n.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("subscribed"), "duet mesh events said: {line}");
-    child
-}
-
 /// One build's run of the recorded sequence: what every request saw, and the final maps.
 async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_json::Value) {
     let stable = duet_mesh::backend::spawn(addr(0), "stable").await.unwrap();
@@ -231,7 +215,7 @@ async fn scenario(name: &str, filter: &str, route: &str) -> (Vec<Seen>, serde_js
     assert_eq!(admin(&mesh, "GET", "/maps/apikey/KEYS", "").1["entries"].as_array().unwrap().len(), 2);
 
     let events = subscribe(mesh.admin);
-    let cli = events_cli(mesh.admin, 13);
+    let cli = events_cli(mesh.admin, "access", 13);
     let mut seen = Vec::new();
     seen.push(request(proxy, &[]).await);
     seen.push(request(proxy, &[("x-api-key", "nobody")]).await);

@@ -267,3 +267,19 @@ pub fn filter(name: &str, wasm: &Path, extra: &str) -> String {
 }
 
 pub const TO_BACKEND: &str = "      - { prefix: \"/\", cluster: backend }\n";
+
+/// `duet mesh events --type <kind> --count <n>` against the sidecar at `admin`, returned once it
+/// said on stderr that it is subscribed (so no later event is missed); its stdout is piped.
+pub fn events_cli(admin: SocketAddr, kind: &str, n: usize) -> Child {
+    use std::io::BufRead;
+    let mut child = duet()
+        .args(["mesh", "events", "--admin", &admin.to_string(), "--type", kind, "--count", &n.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("subscribed"), "duet mesh events said: {line}");
+    child
+}
