@@ -128,6 +128,29 @@ fn capture_object() -> PathBuf {
     dir.join("target/duet/capture.bpf.o")
 }
 
+/// A sidecar config capturing `cgroup`'s connections to `backend_port` into listener `outbound`
+/// (with `filters`, YAML lines of its filter list, possibly none), which forwards each to its
+/// original destination.
+fn capture_config(
+    cgroup: &Path,
+    object: &Path,
+    pins: &Path,
+    backend_port: u16,
+    capture_port: u16,
+    admin: u16,
+    filters: &str,
+) -> String {
+    format!(
+        "admin: {{ address: \"127.0.0.1:{admin}\" }}\nworkers: 1\n\
+         capture:\n  cgroup: {}\n  listener: outbound\n  bpf: {}\n  ports: [{backend_port}]\n  pin_dir: {}\n\
+         listeners:\n{}clusters:\n  - name: passthrough\n    original_destination: true\n",
+        cgroup.display(),
+        object.display(),
+        pins.display(),
+        listener("outbound", capture_port, filters, "      - { prefix: \"/\", cluster: passthrough }\n"),
+    )
+}
+
 /// A value of `/metrics` text (`-1` when absent).
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -162,15 +185,7 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
     assert!(direct.get("x-request-id").is_none(), "went through a proxy: {direct}");
 
     let config = |capture_port: u16, admin: u16| {
-        format!(
-            "admin: {{ address: \"127.0.0.1:{admin}\" }}\nworkers: 1\n\
-             capture:\n  cgroup: {}\n  listener: outbound\n  bpf: {}\n  ports: [{backend_port}]\n  pin_dir: {}\n\
-             listeners:\n{}clusters:\n  - name: passthrough\n    original_destination: true\n",
-            cgroup.0.display(),
-            object.display(),
-            pins.0.display(),
-            listener("outbound", capture_port, "", "      - { prefix: \"/\", cluster: passthrough }\n"),
-        )
+        capture_config(&cgroup.0, &object, &pins.0, backend_port, capture_port, admin, "")
     };
 
     // A sidecar killed with SIGKILL: its links die with it, so the cgroup goes direct again; the
@@ -304,27 +319,10 @@ fn in_network_namespaces_the_captured_path_crosses_the_sidecars_filter_and_shows
     let dir = temp_dir("capture-ns");
     let (capture_port, admin_port) = (free_port(), free_port());
     let config = dir.join("mesh.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "admin: {{ address: \"127.0.0.1:{admin_port}\" }}\nworkers: 1\n\
-             capture:\n  cgroup: {}\n  listener: outbound\n  bpf: {}\n  ports: [{backend_port}]\n  pin_dir: {}\n\
-             listeners:\n{}clusters:\n  - name: passthrough\n    original_destination: true\n",
-            cgroup.0.display(),
-            object.display(),
-            pins.0.display(),
-            listener(
-                "outbound",
-                capture_port,
-                &format!(
-                    "      - name: tagger\n        wasm: \"{}\"\n        config: through-the-sidecar\n",
-                    filter.display()
-                ),
-                "      - { prefix: \"/\", cluster: passthrough }\n",
-            ),
-        ),
-    )
-    .unwrap();
+    let tagger =
+        format!("      - name: tagger\n        wasm: \"{}\"\n        config: through-the-sidecar\n", filter.display());
+    let yaml = capture_config(&cgroup.0, &object, &pins.0, backend_port, capture_port, admin_port, &tagger);
+    std::fs::write(&config, yaml).unwrap();
     let log = dir.join("mesh.log");
     let mut sidecar = Reap(
         a.command(DUET)
