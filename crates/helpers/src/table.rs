@@ -10,8 +10,9 @@
 //!
 //! Prototypes describe what the kernel allows, so that duet's verdict is the kernel's. duet-vm
 //! provides most of them; a program calling one it does not (bpf_fib_lookup, bpf_strtol,
-//! bpf_strtoul, bpf_loop) verifies, loads into the kernel, and is refused by the VM when it is
-//! loaded there, by name. Rows without a prototype are kernel helpers duet neither verifies nor
+//! bpf_strtoul, bpf_loop, and the tracing helpers: bpf_probe_read*, bpf_get_current_*,
+//! bpf_perf_event_output, bpf_trace_vprintk) verifies, loads into the kernel, and is refused by
+//! the VM when it is loaded there, by name. Rows without a prototype are kernel helpers duet neither verifies nor
 //! runs, named only so that messages can say which helper a program asked for.
 
 use crate::http;
@@ -95,6 +96,12 @@ pub enum Scope {
     Skb,
     /// TC classifiers only (the helpers that change the packet).
     Tc,
+    /// Every kernel program type (not duet's userspace-only http programs): helpers that reach
+    /// into the kernel (reading kernel or user memory, perf events, the trace pipe with values).
+    Kernel,
+    /// Tracing programs only (kprobe, tracepoint, raw tracepoint, perf_event): the kernel's
+    /// `bpf_tracing_func_proto`.
+    Tracing,
     /// duet's http programs (userspace only): reads of the exchange.
     HttpRead,
     /// duet's http request and response filters: changes to the exchange.
@@ -209,7 +216,22 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: true,
         wasm_import: Some("map_delete"),
     },
-    HelperSpec { id: 4, name: "bpf_probe_read", proto: None, vm: false, wasm_import: None },
+    // bpf_probe_read(dst, size, unsafe_ptr): the kernel's compat prototype (x86-64 has
+    // non-overlapping address spaces), for tracing programs only.
+    HelperSpec {
+        id: 4,
+        name: "bpf_probe_read",
+        proto: Some(Proto {
+            args: &[OutMem { nullable: false }, Size { zero_ok: true }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Tracing,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 5,
         name: "bpf_ktime_get_ns",
@@ -325,9 +347,49 @@ pub static HELPERS: &[HelperSpec] = &[
         wasm_import: None,
     },
     HelperSpec { id: 13, name: "bpf_clone_redirect", proto: None, vm: false, wasm_import: None },
-    HelperSpec { id: 14, name: "bpf_get_current_pid_tgid", proto: None, vm: false, wasm_import: None },
-    HelperSpec { id: 15, name: "bpf_get_current_uid_gid", proto: None, vm: false, wasm_import: None },
-    HelperSpec { id: 16, name: "bpf_get_current_comm", proto: None, vm: false, wasm_import: None },
+    HelperSpec {
+        id: 14,
+        name: "bpf_get_current_pid_tgid",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 15,
+        name: "bpf_get_current_uid_gid",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_get_current_comm(buf, size): fills the buffer (ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE).
+    HelperSpec {
+        id: 16,
+        name: "bpf_get_current_comm",
+        proto: Some(Proto {
+            args: &[OutMem { nullable: false }, Size { zero_ok: false }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 23,
         name: "bpf_redirect",
@@ -342,7 +404,21 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: true,
         wasm_import: None,
     },
-    HelperSpec { id: 25, name: "bpf_perf_event_output", proto: None, vm: false, wasm_import: None },
+    // bpf_perf_event_output(ctx, map, flags, data, size): a sample into a perf event array.
+    HelperSpec {
+        id: 25,
+        name: "bpf_perf_event_output",
+        proto: Some(Proto {
+            args: &[Ctx, MapHandle, Scalar, Mem { nullable: false }, Size { zero_ok: true }],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::PERF_EVENT_ARRAY]),
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 26,
         name: "bpf_skb_load_bytes",
@@ -475,7 +551,64 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: false,
         wasm_import: None,
     },
-    HelperSpec { id: 113, name: "bpf_probe_read_kernel", proto: None, vm: false, wasm_import: None },
+    // bpf_probe_read_{user,kernel}[_str](dst, size, unsafe_ptr): every kernel program type may
+    // call them, a loader with CAP_PERFMON only (the verifier's PERFMON_ONLY list).
+    HelperSpec {
+        id: 112,
+        name: "bpf_probe_read_user",
+        proto: Some(Proto {
+            args: &[OutMem { nullable: false }, Size { zero_ok: true }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 113,
+        name: "bpf_probe_read_kernel",
+        proto: Some(Proto {
+            args: &[OutMem { nullable: false }, Size { zero_ok: true }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 114,
+        name: "bpf_probe_read_user_str",
+        proto: Some(Proto {
+            args: &[OutMem { nullable: false }, Size { zero_ok: true }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    HelperSpec {
+        id: 115,
+        name: "bpf_probe_read_kernel_str",
+        proto: Some(Proto {
+            args: &[OutMem { nullable: false }, Size { zero_ok: true }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 125,
         name: "bpf_ktime_get_boot_ns",
@@ -544,6 +677,21 @@ pub static HELPERS: &[HelperSpec] = &[
             pkt_access: false,
         }),
         vm: true,
+        wasm_import: None,
+    },
+    // bpf_trace_vprintk(fmt, fmt_size, data, data_len): bpf_printk with more than three values.
+    HelperSpec {
+        id: 177,
+        name: "bpf_trace_vprintk",
+        proto: Some(Proto {
+            args: &[Mem { nullable: false }, Size { zero_ok: false }, Mem { nullable: true }, Size { zero_ok: true }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
         wasm_import: None,
     },
     HelperSpec {
@@ -729,7 +877,25 @@ mod tests {
         }
         // The helpers the verifier accepts for the kernel and duet-vm refuses at load.
         let not_in_vm: Vec<&str> = HELPERS.iter().filter(|h| h.proto.is_some() && !h.vm).map(|h| h.name).collect();
-        assert_eq!(not_in_vm, ["bpf_fib_lookup", "bpf_strtol", "bpf_strtoul", "bpf_loop"]);
+        assert_eq!(
+            not_in_vm,
+            [
+                "bpf_probe_read",
+                "bpf_get_current_pid_tgid",
+                "bpf_get_current_uid_gid",
+                "bpf_get_current_comm",
+                "bpf_perf_event_output",
+                "bpf_fib_lookup",
+                "bpf_strtol",
+                "bpf_strtoul",
+                "bpf_probe_read_user",
+                "bpf_probe_read_kernel",
+                "bpf_probe_read_user_str",
+                "bpf_probe_read_kernel_str",
+                "bpf_trace_vprintk",
+                "bpf_loop"
+            ]
+        );
     }
 
     #[test]

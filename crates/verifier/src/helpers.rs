@@ -61,13 +61,14 @@ pub(crate) fn proto(id: i64) -> Option<Proto> {
 /// The kernel helpers it gives only to a loader with CAP_PERFMON (or CAP_SYS_ADMIN), whatever
 /// the program type: they print to the trace pipe or read kernel and user memory and tasks.
 /// For a CAP_BPF-only loader the kernel has no prototype for them ("program of this type cannot
-/// use helper"). By id: bpf_probe_read (4), bpf_trace_printk (6), bpf_perf_event_read (22),
-/// bpf_get_current_task (35), bpf_probe_read_str (45), bpf_perf_event_read_value (55),
+/// use helper"). By id: bpf_probe_read (4), bpf_trace_printk (6), bpf_get_current_comm (16),
+/// bpf_perf_event_read (22), bpf_get_current_task (35), bpf_probe_read_str (45),
+/// bpf_perf_event_read_value (55),
 /// bpf_probe_read_user/_kernel/_user_str/_kernel_str (112..=115), bpf_snprintf_btf (149),
 /// bpf_get_current_task_btf (158), bpf_snprintf (165), bpf_task_pt_regs (175) and
 /// bpf_trace_vprintk (177). Only those with a prototype in duet's table are reachable here; the
 /// others are unknown helpers to duet in every mode.
-const PERFMON_ONLY: &[u32] = &[4, 6, 22, 35, 45, 55, 112, 113, 114, 115, 149, 158, 165, 175, 177];
+const PERFMON_ONLY: &[u32] = &[4, 6, 16, 22, 35, 45, 55, 112, 113, 114, 115, 149, 158, 165, 175, 177];
 
 /// Whether helper `id` calls a function of the program back (bpf_loop).
 pub(crate) fn calls_callback(id: i64) -> bool {
@@ -93,11 +94,15 @@ impl Proto {
             // side of an http program has no equivalent.
             Scope::Base if http && self.id == 12 => Err(Refusal::NotForType),
             Scope::Base => Ok(()),
+            Scope::Kernel if !http => Ok(()),
+            Scope::Tracing if ty.is_tracing() => Ok(()),
             Scope::Xdp if ty == ProgramType::Xdp => Ok(()),
             Scope::XdpTc if matches!(ty, ProgramType::Xdp | ProgramType::SchedCls) => Ok(()),
             Scope::Skb if ty.is_skb() => Ok(()),
             Scope::Tc if ty == ProgramType::SchedCls => Ok(()),
-            Scope::Xdp | Scope::XdpTc | Scope::Skb | Scope::Tc => Err(Refusal::NotForType),
+            Scope::Xdp | Scope::XdpTc | Scope::Skb | Scope::Tc | Scope::Kernel | Scope::Tracing => {
+                Err(Refusal::NotForType)
+            }
         }
     }
 

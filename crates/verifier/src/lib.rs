@@ -73,6 +73,19 @@ pub enum ProgramType {
     CgroupSkb,
     /// kprobe/kretprobe: `struct pt_regs` context (x86-64 layout, 168 bytes), read-only.
     KProbe,
+    /// Tracepoint (`BPF_PROG_TYPE_TRACEPOINT`, `tracepoint/...`, `tp/...`): the tracepoint's
+    /// record as context, read-only, any aligned read from offset 8 (the first 8 bytes are the
+    /// kernel's own) to the kernel's `PERF_MAX_TRACE_SIZE` (8192 bytes). Verified only: duet's
+    /// VM does not run it.
+    TracePoint,
+    /// Raw tracepoint (`BPF_PROG_TYPE_RAW_TRACEPOINT`, `raw_tp/...`, `raw_tracepoint/...`): the
+    /// tracepoint's arguments as an array of at most 12 u64s (96 bytes), read-only, aligned
+    /// reads. Verified only.
+    RawTracePoint,
+    /// perf_event (`BPF_PROG_TYPE_PERF_EVENT`): `struct bpf_perf_event_data` context (x86-64
+    /// `pt_regs`, then `sample_period` and `addr`; 184 bytes), read-only, 8-byte reads of the
+    /// registers and reads of any size of the two u64 fields. Verified only.
+    PerfEvent,
     /// duet's HTTP request filter (`duet/http_request`, userspace only): `struct duet_http_md`
     /// context (24 bytes, read-only), the http helpers 10000..=10005, returns 0 or 1.
     HttpRequest,
@@ -98,6 +111,9 @@ impl ProgramType {
             ProgramType::KProbe => Some(2),
             ProgramType::SchedCls => Some(3),
             ProgramType::CgroupSkb => Some(8),
+            ProgramType::TracePoint => Some(5),
+            ProgramType::PerfEvent => Some(7),
+            ProgramType::RawTracePoint => Some(17),
             ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => None,
         }
     }
@@ -105,6 +121,16 @@ impl ProgramType {
     /// Whether the context is a `struct __sk_buff` (socket filter, TC classifier, cgroup skb).
     pub fn is_skb(self) -> bool {
         matches!(self, ProgramType::SocketFilter | ProgramType::SchedCls | ProgramType::CgroupSkb)
+    }
+
+    /// Whether this is a tracing program type (kprobe, tracepoint, raw tracepoint, perf_event):
+    /// the kernel loads these only for a loader with CAP_PERFMON, and gives them its tracing
+    /// helpers (`bpf_tracing_func_proto`).
+    pub fn is_tracing(self) -> bool {
+        matches!(
+            self,
+            ProgramType::KProbe | ProgramType::TracePoint | ProgramType::RawTracePoint | ProgramType::PerfEvent
+        )
     }
 
     /// Whether this is one of duet's http program types (userspace only, docs/ABI.md version 2).
@@ -120,6 +146,9 @@ impl ProgramType {
             ProgramType::KProbe => "kprobe",
             ProgramType::SchedCls => "TC classifier",
             ProgramType::CgroupSkb => "cgroup_skb",
+            ProgramType::TracePoint => "tracepoint",
+            ProgramType::RawTracePoint => "raw tracepoint",
+            ProgramType::PerfEvent => "perf_event",
             ProgramType::HttpRequest => "http_request",
             ProgramType::HttpResponse => "http_response",
             ProgramType::Route => "route",
@@ -132,6 +161,9 @@ impl ProgramType {
             ProgramType::Xdp => "struct xdp_md",
             ProgramType::SocketFilter | ProgramType::SchedCls | ProgramType::CgroupSkb => "struct __sk_buff",
             ProgramType::KProbe => "struct pt_regs",
+            ProgramType::TracePoint => "the tracepoint record",
+            ProgramType::RawTracePoint => "struct bpf_raw_tracepoint_args",
+            ProgramType::PerfEvent => "struct bpf_perf_event_data",
             ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => "struct duet_http_md",
         }
     }
@@ -151,6 +183,13 @@ impl ProgramType {
                 "the socket filter's fields, data (76) and data_end (80), as 32-bit loads, read-only"
             }
             ProgramType::KProbe => "any aligned field within its 168 bytes (x86-64), read-only",
+            ProgramType::TracePoint => {
+                "the record's fields from offset 8 (the common fields before are the kernel's) to 8192, aligned to their size, read-only"
+            }
+            ProgramType::RawTracePoint => "args[0..12] (offsets 0..96), aligned to the read's size, read-only",
+            ProgramType::PerfEvent => {
+                "regs (0..168) with 8-byte reads, sample_period (168) and addr (176) with aligned reads of any size, read-only"
+            }
             ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => {
                 "phase (0), status (4), remote_ip4 (8), remote_port (12), local_port (16), http_version (20), as 32-bit loads, read-only"
             }
@@ -165,6 +204,9 @@ impl ProgramType {
             ProgramKind::SchedClassifier => Some(ProgramType::SchedCls),
             ProgramKind::CgroupSkb => Some(ProgramType::CgroupSkb),
             ProgramKind::KProbe | ProgramKind::KRetProbe => Some(ProgramType::KProbe),
+            ProgramKind::TracePoint => Some(ProgramType::TracePoint),
+            ProgramKind::Other(name) if name == "raw_tracepoint" => Some(ProgramType::RawTracePoint),
+            ProgramKind::Other(name) if name == "perf_event" => Some(ProgramType::PerfEvent),
             ProgramKind::HttpRequest => Some(ProgramType::HttpRequest),
             ProgramKind::HttpResponse => Some(ProgramType::HttpResponse),
             ProgramKind::Route => Some(ProgramType::Route),
@@ -186,7 +228,10 @@ impl duet_helpers::http::HttpProgramType for ProgramType {
             | ProgramType::SocketFilter
             | ProgramType::SchedCls
             | ProgramType::CgroupSkb
-            | ProgramType::KProbe => None,
+            | ProgramType::KProbe
+            | ProgramType::TracePoint
+            | ProgramType::RawTracePoint
+            | ProgramType::PerfEvent => None,
         }
     }
 }
@@ -564,7 +609,7 @@ pub enum VerifyError {
     Object(#[from] ObjectError),
     /// duet does not verify this program type.
     #[error(
-        "program `{program}` is of type {kind:?}, which duet's verifier does not support (supported: xdp, socket filter, kprobe, duet/http_request, duet/http_response, duet/route)"
+        "program `{program}` is of type {kind:?}, which duet's verifier does not support (supported: xdp, socket filter, TC classifier, cgroup_skb, kprobe, tracepoint, raw tracepoint, perf_event, duet/http_request, duet/http_response, duet/route)"
     )]
     UnsupportedType {
         /// The program.
@@ -586,6 +631,24 @@ pub enum VerifyError {
 pub fn verify(program: &Program, ctx: &VerifyContext) -> Result<VerifiedProgram, Rejection> {
     let start = Instant::now();
     let mut diags = Vec::new();
+    if ctx.config.unprivileged && ctx.program_type.is_tracing() {
+        // The kernel refuses to load the tracing program types (`is_perfmon_prog_type`) for a
+        // loader without CAP_PERFMON, before verifying anything (EPERM).
+        let d = Diagnostic::new(
+            Code::Unsupported,
+            None,
+            format!(
+                "{} programs need CAP_PERFMON: the kernel does not load them for a loader with CAP_BPF alone",
+                ctx.program_type.name()
+            ),
+        )
+        .help("load tracing programs as root (or with CAP_PERFMON), duet's default rules");
+        return Err(Rejection {
+            diagnostics: vec![d],
+            stats: Stats { time: start.elapsed(), ..Stats::default() },
+            log: None,
+        });
+    }
     let Some(cfg) = cfg::analyze(program, &mut diags) else {
         let mut rejection = Rejection { diagnostics: diags, stats: Stats::default(), log: None };
         rejection.stats.time = start.elapsed();

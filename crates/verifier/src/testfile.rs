@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! # Reading past the checked packet bound.
-//! # type: xdp                      (xdp | socket_filter | kprobe | http_request | http_response | route; default xdp)
+//! # type: xdp                      (xdp | socket_filter | tc | cgroup_skb | kprobe | tracepoint |
+//!                                    raw_tracepoint | perf_event | http_request | http_response | route; default xdp)
 //! # map: hash key=4 value=8 entries=16 name=counts
 //! # expect: not proven to lie before data_end
 //! # kernel: reject                 (reject | accept; what Linux does with it)
@@ -85,6 +86,9 @@ pub fn map_type_by_name(name: &str) -> Option<u32> {
         "xskmap" => 17,
         "devmap_hash" => 25,
         "ringbuf" => 27,
+        "perf_event_array" => 4,
+        "array_of_maps" => 12,
+        "hash_of_maps" => 13,
         _ => return None,
     })
 }
@@ -131,6 +135,9 @@ impl TestFile {
                         "classifier" | "tc" | "sched_cls" => ProgramType::SchedCls,
                         "cgroup_skb" => ProgramType::CgroupSkb,
                         "kprobe" => ProgramType::KProbe,
+                        "tracepoint" | "tp" => ProgramType::TracePoint,
+                        "raw_tracepoint" | "raw_tp" => ProgramType::RawTracePoint,
+                        "perf_event" => ProgramType::PerfEvent,
                         "http_request" => ProgramType::HttpRequest,
                         "http_response" => ProgramType::HttpResponse,
                         "route" => ProgramType::Route,

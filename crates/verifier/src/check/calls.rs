@@ -367,10 +367,9 @@ impl Checker<'_> {
                 Arg::Mem { nullable } | Arg::OutMem { nullable } => {
                     let reg = self.read(st, pc, r);
                     let size = sizes.get(usize::from(r) + 1).copied().flatten().unwrap_or(Scalar::constant(0));
+                    // NULL only where the prototype allows it, and then only for nothing (the
+                    // kernel: any other number is not memory, whatever the size).
                     if reg.is_scalar() && reg.val.is_const(0) && *nullable && size.is_const(0) {
-                        continue;
-                    }
-                    if size.umax == 0 && reg.is_scalar() && *nullable {
                         continue;
                     }
                     if matches!(arg, Arg::OutMem { .. }) {
@@ -614,7 +613,9 @@ impl Checker<'_> {
             self.fail(st, pc, &[r], d);
             return;
         }
-        if size == 0 {
+        // The pointer's kind is checked whatever the size: a zero size excuses the bytes, not a
+        // number or a context pointer where memory is expected.
+        if size == 0 && points_to_memory(reg) {
             return;
         }
         let size32 = u32::try_from(size).unwrap_or(u32::MAX);
@@ -742,7 +743,7 @@ impl Checker<'_> {
     /// kernel's raw-mode memory arguments), and records the stack bytes it certainly writes as
     /// initialised. The helpers write the whole buffer (their value, then zeros).
     fn out_mem_arg(&mut self, st: &mut State, pc: usize, proto: &Proto, r: u8, reg: &Reg, size: Scalar) {
-        if size.umax == 0 {
+        if size.umax == 0 && points_to_memory(reg) {
             return;
         }
         let size32 = u32::try_from(size.umax).unwrap_or(u32::MAX);
@@ -818,6 +819,19 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Whether `reg` is a pointer a helper may be given as memory (the kernel's `mem_types`, as far
+/// as duet tracks them): stack, packet, map value, ring buffer record.
+fn points_to_memory(reg: &Reg) -> bool {
+    matches!(
+        reg.ty,
+        RegType::Stack { .. }
+            | RegType::Packet
+            | RegType::PacketMeta
+            | RegType::MapValue { .. }
+            | RegType::Record { .. }
+    )
 }
 
 fn map_help(proto: &Proto, map_type: u32) -> String {

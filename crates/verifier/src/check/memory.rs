@@ -13,6 +13,12 @@ use crate::{HTTP_MD_FIELDS, MemRegion, ProgramType};
 
 /// Size of `struct pt_regs` on x86-64, the kprobe context.
 const PT_REGS_SIZE: i64 = 168;
+/// The kernel's `PERF_MAX_TRACE_SIZE`: tracepoint programs read their record below it.
+const TRACE_RECORD_MAX: i64 = 8192;
+/// `MAX_BPF_FUNC_ARGS` u64s: the raw tracepoint context (`struct bpf_raw_tracepoint_args`).
+const RAW_TP_ARGS_SIZE: i64 = 12 * 8;
+/// `struct bpf_perf_event_data` on x86-64: `pt_regs`, then `sample_period` and `addr`.
+const PERF_EVENT_DATA_SIZE: i64 = PT_REGS_SIZE + 16;
 
 impl Checker<'_> {
     pub(super) fn ld_imm64(&mut self, st: &mut State, pc: usize, insn: &Insn) {
@@ -429,11 +435,9 @@ impl Checker<'_> {
                 let name = usize::try_from(off).ok().filter(|o| o % 4 == 0).and_then(|o| HTTP_MD_FIELDS.get(o / 4));
                 name.map(|n| (*n, Reg::scalar(Scalar::unknown_of_size(4))))
             }
-            ProgramType::KProbe => {
-                // The kernel's kprobe_prog_is_valid_access: any aligned read inside pt_regs.
-                let size = i64::from(size);
-                if off >= 0 && off % size == 0 && off + size <= PT_REGS_SIZE {
-                    return Some(Reg::scalar(Scalar::unknown_of_size(size as u32)));
+            ProgramType::KProbe | ProgramType::TracePoint | ProgramType::RawTracePoint | ProgramType::PerfEvent => {
+                if tracing_ctx_readable(ty, off, i64::from(size)) {
+                    return Some(Reg::scalar(Scalar::unknown_of_size(size)));
                 }
                 None
             }
@@ -459,6 +463,19 @@ impl Checker<'_> {
                     }
                     (ProgramType::KProbe, _) => format!(
                         "a {size}-byte read at offset {off} is misaligned or runs past the end of struct pt_regs ({PT_REGS_SIZE} bytes)"
+                    ),
+                    (ProgramType::TracePoint, ..8) => "the tracepoint record's first 8 bytes are not readable (the kernel keeps them); fields start at offset 8".to_owned(),
+                    (ProgramType::TracePoint, _) => format!(
+                        "a {size}-byte read at offset {off} is misaligned or past the kernel's limit of {TRACE_RECORD_MAX} bytes"
+                    ),
+                    (ProgramType::RawTracePoint, _) => format!(
+                        "a {size}-byte read at offset {off} is misaligned or past the 12 u64 arguments ({RAW_TP_ARGS_SIZE} bytes)"
+                    ),
+                    (ProgramType::PerfEvent, 0..PT_REGS_SIZE) if off % i64::from(size) == 0 => {
+                        format!("the registers in struct bpf_perf_event_data are read 8 bytes at a time, not {size}")
+                    }
+                    (ProgramType::PerfEvent, _) => format!(
+                        "a {size}-byte read at offset {off} is misaligned or runs past the end of struct bpf_perf_event_data ({PERF_EVENT_DATA_SIZE} bytes)"
                     ),
                     _ => format!("{ctx_name} has no field at offset {off}"),
                 };
@@ -951,5 +968,24 @@ pub(super) fn merge_region(old: Option<MemRegion>, new: MemRegion) -> Option<Mem
         None => Some(new),
         Some(o) if o == new => Some(o),
         Some(_) => Some(MemRegion::Mixed),
+    }
+}
+
+/// Whether a tracing program of type `ty` may read `size` bytes of its context at `off`, as the
+/// kernel's `kprobe_prog_is_valid_access`, `tp_prog_is_valid_access`,
+/// `raw_tp_prog_is_valid_access` (`bpf_tracing_ctx_access`) and `pe_prog_is_valid_access` allow
+/// on x86-64: reads only, aligned to their size, inside the context; a tracepoint's first 8
+/// bytes are not readable; perf_event registers are read whole (8 bytes), its two u64 fields
+/// in any size.
+fn tracing_ctx_readable(ty: ProgramType, off: i64, size: i64) -> bool {
+    if off < 0 || size <= 0 || off % size != 0 {
+        return false;
+    }
+    match ty {
+        ProgramType::KProbe => off + size <= PT_REGS_SIZE,
+        ProgramType::TracePoint => (8..TRACE_RECORD_MAX).contains(&off),
+        ProgramType::RawTracePoint => off < RAW_TP_ARGS_SIZE,
+        ProgramType::PerfEvent => off < PERF_EVENT_DATA_SIZE && (off >= PT_REGS_SIZE || size == 8),
+        _ => false,
     }
 }
