@@ -271,6 +271,83 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
     assert!(!path.exists(), "cgroup {} left behind", path.display());
 }
 
+/// With `short_circuit: true` the sidecar links the `sk_msg` program to the capture's sockhash:
+/// the client's requests on one kept-alive connection still go through the sidecar (the backend
+/// sees its header on every one), and the sends between the client's socket and the sidecar's
+/// are passed socket to socket, counted on /metrics.
+#[test]
+fn with_short_circuit_the_local_hop_is_passed_socket_to_socket() {
+    let Some(cgroup_root) = preconditions() else { return };
+    let object = capture_object();
+    let tag = format!("duet-test-shortcut-{}", std::process::id());
+    let cgroup = Cgroup::create(&cgroup_root, &tag);
+    let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
+    let backend_port = free_port();
+    let backend = Reap(
+        duet()
+            .args(["mesh", "backend", "--address", &format!("127.0.0.1:{backend_port}"), "--name", "b1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(backend_port);
+
+    let (capture_port, admin) = (free_port(), free_port());
+    let config = capture_config(&cgroup.0, &object, &pins.0, backend_port, capture_port, admin, "")
+        .replace("  pin_dir:", "  short_circuit: true\n  pin_dir:");
+    let mesh_dir = temp_dir("capture-shortcut");
+    let mut mesh = Mesh::start(&mesh_dir, &config, admin);
+
+    // Three requests on one connection (curl reuses it), each answered through the sidecar.
+    let url = format!("http://127.0.0.1:{backend_port}/headers");
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec curl -sS --max-time 10 {url} -o /dev/stdout {url} -o /dev/stdout {url}",
+        cgroup.0.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    let bodies = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<serde_json::Value> =
+        serde_json::Deserializer::from_str(&bodies).into_iter().map(|d| d.unwrap()).collect();
+    assert_eq!(docs.len(), 3, "{bodies}");
+    for doc in &docs {
+        assert!(doc["headers"].get("x-request-id").is_some(), "not through the sidecar: {doc}");
+    }
+
+    let start = Instant::now();
+    let metrics = loop {
+        let text = mesh.admin_get("/metrics");
+        if metric(&text, "duet_mesh_tcp_connections_closed_total") >= 1.0 || start.elapsed() > Duration::from_secs(5) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // At least the three answers went from the sidecar's socket straight to curl's.
+    let messages = metric(&metrics, "duet_mesh_tcp_short_circuit_messages_total");
+    assert!(messages >= 3.0, "{metrics}\n{}", mesh.log_text());
+    let bytes = metric(&metrics, "duet_mesh_tcp_short_circuit_bytes_total");
+    assert!(bytes > 3.0 * 100.0, "three JSON answers: {metrics}");
+    assert!(pins.0.join("maps/SOCKETS").exists(), "the sockhash is pinned with the other maps");
+
+    mesh.signal("-TERM");
+    let child = mesh.child.as_mut().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "duet mesh did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    mesh.child = None;
+    assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());
+    let after = seen_headers(&curl_in(&cgroup.0, &url));
+    assert!(after.get("x-request-id").is_none(), "still captured after the sidecar stopped: {after}");
+    drop(mesh);
+    drop(backend);
+    let path = cgroup.0.clone();
+    drop(cgroup);
+    assert!(!path.exists(), "cgroup {} left behind", path.display());
+}
+
 /// `curl -sS` inside network namespace `ns`, as a process of `cgroup` when one is given; the body
 /// (`None` when curl failed).
 fn curl_ns(ns: &Netns, cgroup: Option<&Path>, url: &str) -> Option<String> {

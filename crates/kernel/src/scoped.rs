@@ -10,10 +10,15 @@
 //! cgroup redirected to a listener that is gone. Only the map pins can outlive a crash, and the
 //! next `attach` with the same directory removes them first. Dropping the value (or
 //! [`ScopedAttachment::detach`]) detaches every program and removes the directory.
+//!
+//! `sk_msg` programs attach to a sockhash or sockmap of the object rather than to a cgroup
+//! ([`ScopedRequest::sk_msg`]), through a `BPF_LINK_CREATE` link (Linux 6.10+) held the same
+//! way, so they too go with the process.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use aya::programs::ProgramError;
 use aya::programs::links::FdLink;
 use aya::{Ebpf, EbpfLoader};
 
@@ -28,6 +33,8 @@ pub struct ScopedRequest<'a> {
     pub object: &'a [u8],
     /// Each program to attach and its hook ([`Hook::CgroupConnect4`] or [`Hook::SockOps`]).
     pub programs: Vec<(&'a str, Hook)>,
+    /// Each `sk_msg` program to attach and the sockhash (or sockmap) of the object it runs for.
+    pub sk_msg: Vec<(&'a str, &'a str)>,
     /// The directory (in bpffs) that holds the map pins; emptied first.
     pub pin_dir: &'a Path,
     /// Entries written before any program is attached: `(map, key, value)`.
@@ -38,6 +45,7 @@ pub struct ScopedRequest<'a> {
 pub struct ScopedAttachment {
     // Field order is drop order: the links go first (detaching the programs), then the object.
     links: Vec<FdLink>,
+    msg_links: Vec<OwnedFd>,
     ebpf: Ebpf,
     pin_dir: PathBuf,
 }
@@ -46,6 +54,7 @@ impl std::fmt::Debug for ScopedAttachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScopedAttachment")
             .field("links", &self.links.len())
+            .field("sk_msg_links", &self.msg_links.len())
             .field("pin_dir", &self.pin_dir)
             .finish_non_exhaustive()
     }
@@ -67,6 +76,14 @@ impl ScopedAttachment {
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(err) => Err(KernelError::MapAccess { map: map.to_owned(), errno: Errno::of(&err) }),
         }
+    }
+
+    /// Sets `key` to `value` in map `map` (`BPF_ANY`). For a sockhash the value is a socket's
+    /// file descriptor (4 bytes, native order), which files that socket.
+    pub fn update(&self, map: &str, key: &[u8], value: &[u8]) -> Result<(), KernelError> {
+        let (data, _) = self.map_data(map)?;
+        sys::map_update(data.fd().as_fd(), key, value)
+            .map_err(|err| KernelError::MapAccess { map: map.to_owned(), errno: Errno::of(&err) })
     }
 
     /// Removes `key` from map `map`; an absent key is not an error.
@@ -159,9 +176,47 @@ fn attach_contained(req: &ScopedRequest<'_>) -> Result<ScopedAttachment, KernelE
         run::load(name, program, true)?;
         links.push(deploy::attach_link(name, program, section, hook, None, cgroup.as_ref())?);
     }
+    let mut msg_links = Vec::new();
+    for (name, map) in &req.sk_msg {
+        msg_links.push(attach_sk_msg(&mut ebpf, name, map)?);
+    }
     deploy::pin_maps(&ebpf, &maps_dir)?;
     std::mem::forget(cleanup);
-    Ok(ScopedAttachment { links, ebpf, pin_dir: req.pin_dir.to_owned() })
+    Ok(ScopedAttachment { links, msg_links, ebpf, pin_dir: req.pin_dir.to_owned() })
+}
+
+/// Loads the `sk_msg` program `name` and links it to the sockhash (or sockmap) `map`.
+fn attach_sk_msg(ebpf: &mut Ebpf, name: &str, map: &str) -> Result<OwnedFd, KernelError> {
+    let hook = format!("sk_msg on map {map}");
+    let program = ebpf
+        .program_mut(name)
+        .ok_or_else(|| KernelError::ProgramNotFound { program: name.to_owned(), available: vec![] })?;
+    if !matches!(program, aya::programs::Program::SkMsg(_)) {
+        return Err(KernelError::HookMismatch {
+            program: name.to_owned(),
+            kind: format!("{:?}", program.prog_type()).to_lowercase(),
+            hook,
+            hint: "an sk_msg program is in section `sk_msg` (`#[duet::sk_msg]`)".to_owned(),
+        });
+    }
+    run::load(name, program, true)?;
+    let prog_fd =
+        program.fd().and_then(|fd| fd.as_fd().try_clone_to_owned().map_err(ProgramError::from)).map_err(|source| {
+            KernelError::AttachOther { program: name.to_owned(), hook: hook.clone(), source: Box::new(source) }
+        })?;
+    let found = ebpf.map(map).ok_or_else(|| KernelError::NoSuchMap {
+        what: format!("no map `{map}` for sk_msg program `{name}`"),
+        available: ebpf.maps().map(|(n, _)| n.to_owned()).collect(),
+    })?;
+    let (data, _) = maps::data_and_kind(found);
+    sys::link_create(prog_fd.as_fd(), data.fd().as_fd(), sys::BPF_SK_MSG_VERDICT).map_err(|err| {
+        let errno = Errno::of(&err);
+        let hint = match err.raw_os_error() {
+            Some(libc::EINVAL) => format!("; `{map}` must be a sockhash or sockmap, and sk_msg links need Linux 6.10+"),
+            _ => String::new(),
+        };
+        KernelError::Attach { program: name.to_owned(), hook, errno, hint }
+    })
 }
 
 /// Removes a directory when dropped (on the error paths of [`attach_contained`]).

@@ -28,6 +28,7 @@ pub(crate) enum Cmd {
     ProgLoad = 5,
     ObjPin = 6,
     ObjGet = 7,
+    LinkCreate = 28,
 }
 
 /// The prefix of `union bpf_attr` used by the `BPF_MAP_*_ELEM` and `BPF_MAP_GET_NEXT_KEY` commands.
@@ -83,6 +84,16 @@ pub(crate) struct ObjAttr {
     file_flags: u32,
 }
 
+/// The prefix of `union bpf_attr` used by `BPF_LINK_CREATE`, up to `flags`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct LinkCreateAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+}
+
 /// An attribute block for [`sys_bpf`]; each variant is a prefix of the kernel's `union bpf_attr`.
 #[derive(Debug)]
 pub(crate) enum Attr<'a> {
@@ -90,6 +101,7 @@ pub(crate) enum Attr<'a> {
     ProgLoad(&'a mut ProgLoadAttr),
     MapCreate(&'a mut MapCreateAttr),
     Obj(&'a mut ObjAttr),
+    LinkCreate(&'a mut LinkCreateAttr),
 }
 
 /// Calls `bpf(cmd, attr, size_of(attr))`. Returns the syscall's non-negative result or the errno.
@@ -105,6 +117,7 @@ pub(crate) fn sys_bpf(cmd: Cmd, attr: Attr<'_>) -> io::Result<i64> {
         Attr::ProgLoad(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<ProgLoadAttr>()),
         Attr::MapCreate(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<MapCreateAttr>()),
         Attr::Obj(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<ObjAttr>()),
+        Attr::LinkCreate(a) => (std::ptr::from_mut(a).cast::<libc::c_void>(), size_of::<LinkCreateAttr>()),
     };
     // SAFETY: `ptr` points to a live, initialised `#[repr(C)]` attribute block of `size` bytes
     // that is a prefix of `union bpf_attr` for `cmd`; the kernel reads and writes only within
@@ -138,6 +151,17 @@ pub(crate) fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::R
         ..MapElemAttr::default()
     };
     sys_bpf(Cmd::MapUpdateElem, Attr::MapElem(&mut attr)).map(drop)
+}
+
+/// `BPF_SK_MSG_VERDICT` (`enum bpf_attach_type`).
+pub(crate) const BPF_SK_MSG_VERDICT: u32 = 7;
+
+/// `BPF_LINK_CREATE`: attaches `prog` to `target` (a cgroup, or a sockmap/sockhash for
+/// [`BPF_SK_MSG_VERDICT`], Linux 6.10+) through a link that lives as long as the returned fd.
+pub(crate) fn link_create(prog: BorrowedFd<'_>, target: BorrowedFd<'_>, attach_type: u32) -> io::Result<OwnedFd> {
+    let mut attr =
+        LinkCreateAttr { prog_fd: fd_u32(prog), target_fd: fd_u32(target), attach_type, ..LinkCreateAttr::default() };
+    owned_fd(sys_bpf(Cmd::LinkCreate, Attr::LinkCreate(&mut attr))?)
 }
 
 /// `BPF_MAP_DELETE_ELEM`.

@@ -8,6 +8,12 @@
 //! fixed listener address, so the peer's port alone names it. The entry is removed when the
 //! connection closes ([`Capture::forget`]).
 //!
+//! With `short_circuit` on, the `sock_ops` program also files each captured connection's
+//! application socket in the `SOCKETS` sockhash, the sidecar files its accepted socket there
+//! ([`Capture::file_socket`]), and the `sk_msg` program `short_circuit`, linked to that map, hands
+//! each side's sends straight to the other socket's receive queue: the loopback hop between the
+//! application and the sidecar skips TCP/IP.
+//!
 //! With `monitor` on (the default), the same `sock_ops` program watches every IPv4 TCP connection
 //! of the cgroup (RTT samples, retransmits, state changes) and a thread of the sidecar
 //! ([`Capture::start`]'s monitor) turns its `TCP_STATS` totals and `TCP_EVENTS` records into
@@ -19,6 +25,7 @@
 //! under a directory of this sidecar's for inspection, which the next start empties.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -35,6 +42,7 @@ use crate::runtime::Shared;
 pub struct Capture {
     /// The capture listener's name.
     pub listener: String,
+    short_circuit: bool,
     attachment: Arc<Mutex<Option<ScopedAttachment>>>,
     monitor: Mutex<Option<std::thread::JoinHandle<()>>>,
     stopping: Arc<AtomicBool>,
@@ -66,6 +74,7 @@ impl Capture {
         settings.push(1);
         settings.extend_from_slice(&std::process::id().to_le_bytes());
         settings.extend_from_slice(&u32::from(config.monitor).to_le_bytes());
+        settings.extend_from_slice(&u32::from(config.short_circuit).to_le_bytes());
         let mut seed = vec![("CONFIG", 0u32.to_le_bytes().to_vec(), settings)];
         for port in &config.ports {
             seed.push(("PORTS", port.to_le_bytes().to_vec(), vec![1]));
@@ -76,6 +85,7 @@ impl Capture {
                 ("redirect", Hook::CgroupConnect4 { cgroup: config.cgroup.clone() }),
                 ("record", Hook::SockOps { cgroup: config.cgroup.clone() }),
             ],
+            sk_msg: if config.short_circuit { vec![("short_circuit", "SOCKETS")] } else { Vec::new() },
             pin_dir: &pin_dir,
             seed,
         };
@@ -100,7 +110,38 @@ impl Capture {
         } else {
             None
         };
-        Ok(Capture { listener: config.listener.clone(), attachment, monitor: Mutex::new(monitor), stopping })
+        Ok(Capture {
+            listener: config.listener.clone(),
+            short_circuit: config.short_circuit,
+            attachment,
+            monitor: Mutex::new(monitor),
+            stopping,
+        })
+    }
+
+    /// With `short_circuit`, files the sidecar's accepted socket of a captured connection
+    /// (`local` is the capture listener's address, `peer` the application's end) in `SOCKETS`,
+    /// where the application's socket already is: from then on the `short_circuit` program
+    /// passes each side's sends straight onto the other's receive queue. Data the application
+    /// sent before this stays in the socket's TCP receive queue and is read first. A failure
+    /// only means the connection takes the usual path.
+    pub fn file_socket(&self, socket: BorrowedFd<'_>, local: SocketAddr, peer: SocketAddr) {
+        if !self.short_circuit {
+            return;
+        }
+        let (SocketAddr::V4(local), SocketAddr::V4(peer)) = (local, peer) else { return };
+        // `SockKey`: this socket's address, the peer's, this socket's port, the peer's.
+        let mut key = Vec::with_capacity(12);
+        key.extend_from_slice(&local.ip().octets());
+        key.extend_from_slice(&peer.ip().octets());
+        key.extend_from_slice(&local.port().to_le_bytes());
+        key.extend_from_slice(&peer.port().to_le_bytes());
+        let guard = self.attachment.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = guard.as_ref()
+            && let Err(e) = a.update("SOCKETS", &key, &socket.as_raw_fd().to_ne_bytes())
+        {
+            tracing::debug!(%peer, error = %crate::error_chain(&e), "capture: short circuit not set up for a connection");
+        }
     }
 
     /// The original destination of the connection from `peer`, if capture redirected it.
@@ -149,8 +190,8 @@ impl Drop for Capture {
 const MONITOR_PERIOD: Duration = Duration::from_millis(200);
 
 /// `TCP_STATS` indices (`examples/capture`): opened, closed, retransmits, bytes received, bytes
-/// acknowledged, RTT samples.
-const TCP_STATS: usize = 6;
+/// acknowledged, RTT samples, short-circuited sends and their bytes.
+const TCP_STATS: usize = 8;
 
 /// The monitor thread: until `stopping`, publishes `TCP_EVENTS` records as events (and closed
 /// connections' RTT in the histogram) and moves the metrics' counters up to `TCP_STATS`' totals.
@@ -196,8 +237,16 @@ fn monitor(
             }
             totals
         };
-        let counters =
-            [&tcp.opened, &tcp.closed, &tcp.retransmits, &tcp.received_bytes, &tcp.acked_bytes, &tcp.rtt_samples];
+        let counters = [
+            &tcp.opened,
+            &tcp.closed,
+            &tcp.retransmits,
+            &tcp.received_bytes,
+            &tcp.acked_bytes,
+            &tcp.rtt_samples,
+            &tcp.short_circuit_messages,
+            &tcp.short_circuit_bytes,
+        ];
         for ((counter, total), seen) in counters.iter().zip(totals).zip(seen.iter_mut()) {
             counter.inc_by(total.saturating_sub(*seen));
             *seen = total.max(*seen);

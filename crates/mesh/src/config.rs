@@ -81,6 +81,11 @@ pub struct Capture {
     /// `/metrics` and `GET /events` [default: true].
     #[serde(default = "default_true")]
     pub monitor: bool,
+    /// Pass data between the application's captured sockets and the sidecar's socket to socket
+    /// (sock_ops + sk_msg over a sockhash) instead of through loopback TCP/IP [default: false;
+    /// needs Linux 6.10+]. See docs/MESH.md for what it saves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub short_circuit: bool,
 }
 
 /// The admin endpoint.

@@ -172,6 +172,10 @@ pub struct TcpMetrics {
     pub acked_bytes: Counter,
     /// RTT samples taken.
     pub rtt_samples: Counter,
+    /// `sendmsg(2)` calls the `short_circuit` program passed straight to the peer socket.
+    pub short_circuit_messages: Counter,
+    /// Their bytes.
+    pub short_circuit_bytes: Counter,
     /// Smoothed RTT of each connection when it closed.
     pub srtt_seconds: Histogram,
 }
@@ -196,6 +200,14 @@ impl TcpMetrics {
                 "Bytes sent and acknowledged on closed TCP connections of the captured cgroup",
             ),
             rtt_samples: counter("tcp_rtt_samples", "RTT samples the kernel took on the captured cgroup's connections"),
+            short_circuit_messages: counter(
+                "tcp_short_circuit_messages",
+                "Sends between captured sockets and the sidecar's passed socket to socket (capture.short_circuit)",
+            ),
+            short_circuit_bytes: counter(
+                "tcp_short_circuit_bytes",
+                "Bytes passed socket to socket between captured sockets and the sidecar (capture.short_circuit)",
+            ),
             // 10 µs to about 5 s.
             srtt_seconds: Histogram::new(exponential_buckets(0.00001, 2.0, 20)),
         };

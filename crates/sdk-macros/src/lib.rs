@@ -6,11 +6,11 @@
 //!
 //! - `bpf`: the program as an `extern "C"` function in the ELF section the kernel's loaders
 //!   recognise (`xdp`, `classifier`, `socket`, `cgroup_skb/ingress`, `kprobe`, `cgroup/connect4`,
-//!   `sockops`) or, for the userspace-only HTTP programs, duet's own
+//!   `sockops`, `sk_msg`) or, for the userspace-only HTTP programs, duet's own
 //!   (`duet/http_request`, `duet/http_response`, `duet/route`), maps as BTF definitions in `.maps`;
 //! - `wasm32`: the program as the export `duet_prog_<kind>_<name>` of docs/ABI.md, maps as
 //!   records in the `duet.maps.v1` custom section that `duet build` turns into the `duet.maps`
-//!   manifest; a kernel-only program (`connect4`, `sock_ops`) as a record in `duet.kernel_only`
+//!   manifest; a kernel-only program (`connect4`, `sock_ops`, `sk_msg`) as a record in `duet.kernel_only`
 //!   instead, which makes `duet build` refuse the module;
 //! - the host: the program as the plain function unit tests call.
 //!
@@ -151,6 +151,21 @@ pub fn sock_ops(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_program(item, Kind::SockOps).unwrap_or_else(|(span, msg)| error(span, &msg))
 }
 
+/// Declares an sk_msg program (kernel only):
+/// `#[duet::sk_msg] fn name(msg: SkMsgContext) -> SkMsgAction { ... }`, run on every
+/// `sendmsg(2)` of the sockets in the `SockHash` it is attached to; it may redirect the data to
+/// another socket of the map (`SockHash::redirect_msg`).
+///
+/// BPF: an `extern "C"` function `name` in section `sk_msg`. Wasm: no export, as for
+/// `#[duet::connect4]`. Host: the function itself, for `duet::testing::run_sk_msg`.
+#[proc_macro_attribute]
+pub fn sk_msg(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::sk_msg] takes no arguments");
+    }
+    expand_program(item, Kind::SkMsg).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
 /// Declares an HTTP request filter:
 /// `#[duet::http_request] fn name(req: HttpContext) -> HttpAction { ... }`.
 ///
@@ -211,6 +226,7 @@ enum Kind {
     Probe,
     Connect4,
     SockOps,
+    SkMsg,
     HttpRequest,
     HttpResponse,
     Route,
@@ -241,6 +257,7 @@ impl Kind {
             Kind::Probe => ("kprobe", "probe_entry", "duet_prog_probe_", false),
             Kind::Connect4 => ("cgroup/connect4", "connect4_entry", "", false),
             Kind::SockOps => ("sockops", "sock_ops_entry", "", false),
+            Kind::SkMsg => ("sk_msg", "sk_msg_entry", "", false),
             Kind::HttpRequest => ("duet/http_request", "http_entry", "duet_prog_http_request_", false),
             Kind::HttpResponse => ("duet/http_response", "http_entry", "duet_prog_http_response_", false),
             Kind::Route => ("duet/route", "route_entry", "duet_prog_route_", true),
@@ -251,7 +268,7 @@ impl Kind {
             Kind::SocketFilter => "socket_filter_entry_wasm",
             Kind::CgroupSkbIngress | Kind::CgroupSkbEgress => "cgroup_skb_entry_wasm",
             Kind::Probe => "probe_entry_wasm",
-            Kind::Connect4 | Kind::SockOps => "",
+            Kind::Connect4 | Kind::SockOps | Kind::SkMsg => "",
             Kind::HttpRequest | Kind::HttpResponse => "http_entry_wasm",
             Kind::Route => "route_entry_wasm",
         };
@@ -273,7 +290,7 @@ impl Kind {
 impl Kind {
     /// Whether the hook exists only in the kernel: no Wasm export, a `duet.kernel_only` record.
     fn is_kernel_only(self) -> bool {
-        matches!(self, Kind::Connect4 | Kind::SockOps)
+        matches!(self, Kind::Connect4 | Kind::SockOps | Kind::SkMsg)
     }
 }
 

@@ -44,6 +44,7 @@
 //! | `#[duet::probe]` | `fn(ProbeContext)` | `kprobe` | `duet_prog_probe_<name>` | kernel, VM, Wasm |
 //! | `#[duet::connect4]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect4` | none | kernel only |
 //! | `#[duet::sock_ops]` | `fn(SockOpsContext)` | `sockops` | none | kernel only |
+//! | `#[duet::sk_msg]` | `fn(SkMsgContext) -> SkMsgAction` | `sk_msg` | none | kernel only |
 //! | `#[duet::http_request]` | `fn(HttpContext) -> HttpAction` | `duet/http_request` | `duet_prog_http_request_<name>` | sidecar (VM, Wasm) |
 //! | `#[duet::http_response]` | `fn(HttpContext) -> HttpAction` | `duet/http_response` | `duet_prog_http_response_<name>` | sidecar (VM, Wasm) |
 //! | `#[duet::route]` | `fn(RouteContext) -> Route` | `duet/route` | `duet_prog_route_<name>` | sidecar (VM, Wasm) |
@@ -107,16 +108,19 @@ pub mod testing;
 mod xdp;
 
 pub use duet_macros::{
-    Pod, cgroup_skb, classifier, connect4, http_request, http_response, map, probe, route, sock_ops, socket_filter, xdp,
+    Pod, cgroup_skb, classifier, connect4, http_request, http_response, map, probe, route, sk_msg, sock_ops,
+    socket_filter, xdp,
 };
 pub use error::Errno;
 pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
 pub use http::{HttpAction, HttpContext, HttpField, Route, RouteContext, Text};
-pub use maps::{Array, HashMap, LpmKey, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf};
+pub use maps::{
+    Array, HashMap, LpmKey, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf, SockHash,
+};
 pub use pod::{Pod, zeroed};
 pub use probe::{PROBE_RECORD_LEN, ProbeContext};
 pub use skb::{CgroupSkbAction, SkbContext, TcAction, TcContext};
-pub use sock::{SockAddrAction, SockAddrContext, SockOpsContext};
+pub use sock::{SkMsgAction, SkMsgContext, SockAddrAction, SockAddrContext, SockOpsContext};
 pub use xdp::{XdpAction, XdpContext};
 
 /// Update flag: create the entry or overwrite it.
@@ -152,7 +156,7 @@ pub mod __private {
     pub use crate::{
         http::{http_entry, route_entry},
         skb::{cgroup_skb_entry, classifier_entry, socket_filter_entry},
-        sock::{connect4_entry, sock_ops_entry},
+        sock::{connect4_entry, sk_msg_entry, sock_ops_entry},
         xdp::xdp_entry,
     };
     #[cfg(target_arch = "wasm32")]

@@ -33,6 +33,7 @@ mod map_type {
     pub(super) const LRU_HASH: u32 = 9;
     pub(super) const LRU_PERCPU_HASH: u32 = 10;
     pub(super) const LPM_TRIE: u32 = 11;
+    pub(super) const SOCKHASH: u32 = 18;
     pub(super) const RINGBUF: u32 = 27;
 }
 
@@ -195,7 +196,9 @@ fn handle<M: MapInfo>(map: &M, id: u32, name: &'static str) -> sys::Handle {
         addr: core::ptr::from_ref(map) as usize,
         name,
         spec: sys::host::RawSpec {
-            map_type: M::TYPE,
+            // A sockhash holds sockets, which host tests do not have: there it is a hash map
+            // of socket numbers (`SockHash`).
+            map_type: if M::TYPE == map_type::SOCKHASH { map_type::HASH } else { M::TYPE },
             key_size: M::KEY_SIZE,
             value_size: M::VALUE_SIZE,
             max_entries: M::MAX_ENTRIES,
@@ -451,6 +454,87 @@ define_map! {
     PerCpuArray[V], key: u32, value: V, type: map_type::PERCPU_ARRAY
 }
 array_methods!(PerCpuArray);
+
+// === sockets ===
+
+define_map! {
+    /// TCP sockets by key (`BPF_MAP_TYPE_SOCKHASH`). A `#[duet::sock_ops]` program files its
+    /// socket with [`SockHash::insert_from_sock_ops`] (user space files one by writing its file
+    /// descriptor as the value); a `#[duet::sk_msg]` program attached to the map then runs on
+    /// every `sendmsg(2)` of those sockets and may hand the data straight to another socket of
+    /// the map with [`SockHash::redirect_msg`], skipping the TCP/IP stack between them.
+    ///
+    /// On the host (`duet::testing`), where there are no sockets, the map is a hash map from
+    /// key to the low 32 bits of the filed socket's cookie.
+    SockHash[K], key: K, value: u32, type: map_type::SOCKHASH
+}
+
+impl<K: Pod, const MAX_ENTRIES: usize, const FLAGS: usize> SockHash<K, MAX_ENTRIES, FLAGS> {
+    /// Files the socket of this sock_ops event under `key` (`bpf_sock_hash_update`); `flags`:
+    /// [`BPF_ANY`](crate::BPF_ANY), [`BPF_NOEXIST`](crate::BPF_NOEXIST) or
+    /// [`BPF_EXIST`](crate::BPF_EXIST). The kernel takes only established TCP sockets
+    /// ([`Errno::EINVAL`] otherwise, e.g. from `TCP_CONNECT_CB`); the socket leaves the map by
+    /// itself when it closes.
+    #[inline(always)]
+    pub fn insert_from_sock_ops(&self, ctx: &crate::SockOpsContext<'_>, key: &K, flags: u64) -> Result<(), Errno> {
+        #[cfg(target_arch = "bpf")]
+        // SAFETY: `ctx` is this program's sock_ops context, the handle a sockhash, `key` a `K`.
+        return Errno::from_ret(unsafe { sys::sock_hash_update(ctx.raw(), self.handle(), ptr(key), flags) });
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (ctx, key, flags);
+            return Err(Errno::EINVAL);
+        }
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        {
+            let socket = ctx.cookie() as u32;
+            // SAFETY: `key` is a `K`; on the host the value is a `u32`.
+            Errno::from_ret(unsafe { sys::map_update(self.handle(), ptr(key), ptr(&socket), flags) })
+        }
+    }
+
+    /// Sends the data of this `sendmsg(2)` to the socket filed under `key` instead
+    /// (`bpf_msg_redirect_hash`): with [`BPF_F_INGRESS`](crate::sock::BPF_F_INGRESS) onto its
+    /// receive queue, as if it had arrived on its connection; without, out of it. Returns
+    /// whether the map has a socket under `key`; if so, the program returns
+    /// [`SkMsgAction::Pass`](crate::SkMsgAction::Pass) for the redirection to happen. If not,
+    /// nothing changed and `Pass` sends the data on its own connection as usual.
+    #[inline(always)]
+    pub fn redirect_msg(&self, msg: &crate::SkMsgContext<'_>, key: &K, flags: u64) -> bool {
+        #[cfg(target_arch = "bpf")]
+        // SAFETY: `msg` is this program's sk_msg context, the handle a sockhash, `key` a `K`.
+        return unsafe { sys::msg_redirect_hash(msg.raw(), self.handle(), ptr(key), flags) } == 1;
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (msg, key, flags);
+            return false;
+        }
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        {
+            // SAFETY: `key` is a `K`; on the host the value is a `u32`.
+            let Some(socket) = (unsafe { sys::map_get::<u32>(self.handle(), ptr(key)) }) else {
+                return false;
+            };
+            msg.host_redirect(socket, flags);
+            true
+        }
+    }
+
+    /// Removes the socket filed under `key`; [`Errno::ENOENT`] if there is none.
+    #[inline(always)]
+    pub fn remove(&self, key: &K) -> Result<(), Errno> {
+        // SAFETY: `key` is a `K`.
+        Errno::from_ret(unsafe { sys::map_delete(self.handle(), ptr(key)) })
+    }
+
+    /// Host tests: files host socket number `socket` under `key`, as user space files a socket
+    /// by its descriptor ([`crate::testing::file_socket`]).
+    #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+    pub(crate) fn host_file(&self, key: &K, socket: u32) -> Result<(), Errno> {
+        // SAFETY: `key` is a `K`; on the host the value is a `u32`.
+        Errno::from_ret(unsafe { sys::map_update(self.handle(), ptr(key), ptr(&socket), crate::BPF_ANY) })
+    }
+}
 
 // === ring buffer ===
 

@@ -1,16 +1,20 @@
 //! Kernel-only socket programs: `#[duet::connect4]` (cgroup sock_addr, `connect(2)` of an IPv4
-//! socket) and `#[duet::sock_ops]` (TCP socket events of a cgroup).
+//! socket), `#[duet::sock_ops]` (TCP socket events of a cgroup) and `#[duet::sk_msg]` (data sent
+//! on a socket of a [`SockHash`](crate::SockHash), which may be handed straight to another
+//! socket of the map).
 //!
 //! These hooks have no meaning outside the kernel: there is no packet to replay, only a socket
 //! in the middle of a system call. `duet build` builds them for BPF only and says so instead of
 //! producing a `.wasm` (a Wasm build of a crate with such a program is refused). On the host,
-//! [`crate::testing::run_connect4`] and [`crate::testing::run_sock_ops`] run them on plain
-//! structs laid out as the kernel's contexts, so their logic is unit-testable.
+//! [`crate::testing::run_connect4`], [`crate::testing::run_sock_ops`] and
+//! [`crate::testing::run_sk_msg`] run them on plain structs laid out as the kernel's contexts, so
+//! their logic is unit-testable.
 //!
 //! | attribute | signature | eBPF section | kernel context |
 //! |---|---|---|---|
 //! | `#[duet::connect4]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect4` | `struct bpf_sock_addr` |
 //! | `#[duet::sock_ops]` | `fn(SockOpsContext)` (the program returns 1) | `sockops` | `struct bpf_sock_ops` |
+//! | `#[duet::sk_msg]` | `fn(SkMsgContext) -> SkMsgAction` | `sk_msg` | `struct sk_msg_md` |
 //!
 //! Addresses are `[u8; 4]` in network order (as written, `[127, 0, 0, 1]`) and ports are
 //! numbers in host order; the SDK converts from the kernel's field encodings.
@@ -67,6 +71,19 @@ mod ops_field {
     pub(super) const BYTES_ACKED: usize = 176;
     #[cfg(not(target_arch = "bpf"))]
     pub(super) const HOST_COOKIE: usize = 192;
+}
+
+/// `struct sk_msg_md` offsets.
+mod msg_field {
+    pub(super) const FAMILY: usize = 16;
+    pub(super) const REMOTE_IP4: usize = 20;
+    pub(super) const LOCAL_IP4: usize = 24;
+    pub(super) const REMOTE_PORT: usize = 60;
+    pub(super) const LOCAL_PORT: usize = 64;
+    pub(super) const SIZE: usize = 68;
+    /// Past the kernel's struct: where the host test struct records a redirection.
+    #[cfg(not(target_arch = "bpf"))]
+    pub(super) const HOST_REDIRECT: usize = 80;
 }
 
 /// Reads the `u32` context field at `offset`.
@@ -373,6 +390,116 @@ impl SockOpsContext<'_> {
     }
 }
 
+impl SockOpsContext<'_> {
+    /// The raw context, for helpers that take it (`bpf_sock_hash_update`).
+    #[cfg(target_arch = "bpf")]
+    #[inline(always)]
+    pub(crate) fn raw(&self) -> *mut c_void {
+        self.ctx
+    }
+}
+
+// === sk_msg ===
+
+/// What an `sk_msg` program decides for the data being sent (`SK_DROP`, `SK_PASS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum SkMsgAction {
+    /// Drop the data: the `sendmsg(2)` fails with `EACCES`.
+    Drop = 0,
+    /// Send it: to the socket a successful [`SockHash::redirect_msg`](crate::SockHash::redirect_msg)
+    /// chose, or on its own connection as usual.
+    Pass = 1,
+}
+
+/// `BPF_F_INGRESS`: [`SockHash::redirect_msg`](crate::SockHash::redirect_msg) puts the data on
+/// the receive queue of the chosen socket (as if it had arrived on that socket's connection)
+/// rather than sending it out of that socket.
+pub const BPF_F_INGRESS: u64 = 1;
+
+/// Data being sent on a TCP socket of a [`SockHash`](crate::SockHash) the program is attached
+/// to, as a `#[duet::sk_msg]` program sees it.
+#[derive(Clone, Copy)]
+pub struct SkMsgContext<'a> {
+    ctx: *mut c_void,
+    _call: core::marker::PhantomData<&'a mut ()>,
+}
+
+impl core::fmt::Debug for SkMsgContext<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SkMsgContext").field("size", &self.size()).finish_non_exhaustive()
+    }
+}
+
+impl SkMsgContext<'_> {
+    #[inline(always)]
+    fn field(&self, offset: usize) -> u32 {
+        // SAFETY: `ctx` is the `sk_msg_md` of this call (or the host test struct with the same
+        // layout); the offsets are fields every sk_msg program may read.
+        unsafe { read_u32(self.ctx, offset) }
+    }
+
+    /// The socket's address family ([`AF_INET`] for IPv4).
+    #[inline(always)]
+    pub fn family(&self) -> u32 {
+        self.field(msg_field::FAMILY)
+    }
+
+    /// The sending socket's local address, in network order.
+    #[inline(always)]
+    pub fn local_ip4(&self) -> [u8; 4] {
+        self.field(msg_field::LOCAL_IP4).to_ne_bytes()
+    }
+
+    /// The sending socket's remote address, in network order.
+    #[inline(always)]
+    pub fn remote_ip4(&self) -> [u8; 4] {
+        self.field(msg_field::REMOTE_IP4).to_ne_bytes()
+    }
+
+    /// The local port, in host order.
+    #[inline(always)]
+    pub fn local_port(&self) -> u16 {
+        // As in `bpf_sock_ops`: `local_port` is in host order...
+        self.field(msg_field::LOCAL_PORT) as u16
+    }
+
+    /// The remote port, in host order.
+    #[inline(always)]
+    pub fn remote_port(&self) -> u16 {
+        // ...and `remote_port` is the 32-bit network-order encoding of the port.
+        u32::from_be(self.field(msg_field::REMOTE_PORT)) as u16
+    }
+
+    /// How many bytes this `sendmsg(2)` sends.
+    #[inline(always)]
+    pub fn size(&self) -> u32 {
+        self.field(msg_field::SIZE)
+    }
+
+    /// The raw context, for helpers that take it (`bpf_msg_redirect_hash`).
+    #[cfg(target_arch = "bpf")]
+    #[inline(always)]
+    pub(crate) fn raw(&self) -> *mut c_void {
+        self.ctx
+    }
+
+    /// Host tests: records that the data goes to the socket `target` with `flags` (what
+    /// `bpf_msg_redirect_hash` sets in the kernel).
+    #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+    pub(crate) fn host_redirect(&self, target: u32, flags: u64) {
+        // SAFETY: outside BPF the context is the host test struct, writable for the run; the
+        // offset is its `redirect` field (checked below).
+        unsafe {
+            self.ctx.cast::<u8>().add(msg_field::HOST_REDIRECT).cast::<HostRedirect>().write(HostRedirect {
+                target,
+                redirected: 1,
+                flags,
+            });
+        }
+    }
+}
+
 // === entry points ===
 
 /// Runs a connect4 program on the context the kernel passed.
@@ -399,6 +526,24 @@ pub unsafe fn connect4_entry(ctx: *mut c_void, prog: impl FnOnce(SockAddrContext
 pub unsafe fn sock_ops_entry<R>(ctx: *mut c_void, prog: impl FnOnce(SockOpsContext<'_>) -> R) -> u32 {
     let _ = prog(SockOpsContext { ctx, _call: core::marker::PhantomData });
     1
+}
+
+/// Runs an sk_msg program on the context the kernel passed.
+///
+/// # Safety
+///
+/// `ctx` is the program's `struct sk_msg_md *`.
+#[doc(hidden)]
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+pub unsafe fn sk_msg_entry(ctx: *mut c_void, prog: impl FnOnce(SkMsgContext<'_>) -> SkMsgAction) -> u32 {
+    prog(SkMsgContext { ctx, _call: core::marker::PhantomData }) as u32
+}
+
+/// An sk_msg context over a host struct, for [`crate::testing::run_sk_msg`].
+#[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+pub(crate) fn host_msg_context(msg: &mut HostSkMsg) -> SkMsgContext<'_> {
+    SkMsgContext { ctx: core::ptr::from_mut(msg).cast(), _call: core::marker::PhantomData }
 }
 
 /// A connect4 context over a host struct, for [`crate::testing::run_connect4`].
@@ -563,6 +708,84 @@ impl HostSockOps {
         }
     }
 }
+
+/// A `struct sk_msg_md` for host tests ([`crate::testing::run_sk_msg`]), followed by the
+/// redirection the program asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct HostSkMsg {
+    /// `data` (a pointer in the kernel; unused here).
+    pub data: u64,
+    /// `data_end` (a pointer in the kernel; unused here).
+    pub data_end: u64,
+    /// `family`.
+    pub family: u32,
+    /// `remote_ip4`, as stored (`u32::from_ne_bytes(ip)`).
+    pub remote_ip4: u32,
+    /// `local_ip4`, as stored.
+    pub local_ip4: u32,
+    /// `remote_ip6`.
+    pub remote_ip6: [u32; 4],
+    /// `local_ip6`.
+    pub local_ip6: [u32; 4],
+    /// `remote_port`, as stored (`u32::from(port).to_be()`).
+    pub remote_port: u32,
+    /// `local_port`, in host order.
+    pub local_port: u32,
+    /// `size`.
+    pub size: u32,
+    /// `sk` (a pointer in the kernel; unused here).
+    pub sk: u64,
+    /// The redirection a successful `SockHash::redirect_msg` recorded.
+    pub redirect: HostRedirect,
+}
+
+/// Where a host test's `sk_msg` program sent the data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct HostRedirect {
+    /// The value stored under the key in the host's `SockHash`: the low 32 bits of the cookie
+    /// of the socket that `SockHash::insert_from_sock_ops` filed.
+    pub target: u32,
+    /// 1 when a redirection was recorded.
+    pub redirected: u32,
+    /// The flags passed ([`BPF_F_INGRESS`]).
+    pub flags: u64,
+}
+
+impl HostSkMsg {
+    /// `size` bytes sent on an IPv4 TCP socket `local -> remote`.
+    pub fn tcp(local: ([u8; 4], u16), remote: ([u8; 4], u16), size: u32) -> Self {
+        HostSkMsg {
+            family: AF_INET,
+            local_ip4: u32::from_ne_bytes(local.0),
+            local_port: u32::from(local.1),
+            remote_ip4: u32::from_ne_bytes(remote.0),
+            remote_port: u32::from(remote.1).to_be(),
+            size,
+            ..HostSkMsg::default()
+        }
+    }
+
+    /// The socket the data was redirected to (see [`HostRedirect::target`]) and the flags, if
+    /// the program redirected it.
+    pub fn redirected(&self) -> Option<(u32, u64)> {
+        (self.redirect.redirected == 1).then_some((self.redirect.target, self.redirect.flags))
+    }
+}
+
+const _: () = {
+    assert!(core::mem::offset_of!(HostSkMsg, family) == msg_field::FAMILY);
+    assert!(core::mem::offset_of!(HostSkMsg, remote_ip4) == msg_field::REMOTE_IP4);
+    assert!(core::mem::offset_of!(HostSkMsg, local_ip4) == msg_field::LOCAL_IP4);
+    assert!(core::mem::offset_of!(HostSkMsg, remote_port) == msg_field::REMOTE_PORT);
+    assert!(core::mem::offset_of!(HostSkMsg, local_port) == msg_field::LOCAL_PORT);
+    assert!(core::mem::offset_of!(HostSkMsg, size) == msg_field::SIZE);
+    assert!(core::mem::offset_of!(HostSkMsg, sk) == 72);
+};
+
+#[cfg(not(target_arch = "bpf"))]
+const _: () = assert!(core::mem::offset_of!(HostSkMsg, redirect) == msg_field::HOST_REDIRECT);
 
 const _: () = {
     assert!(core::mem::offset_of!(HostSockAddr, user_port) == addr_field::USER_PORT);

@@ -39,7 +39,7 @@ pub(crate) mod http;
 
 pub use http::{HttpExchange, LocalResponse, run_http_request, run_http_response, run_route};
 
-pub use crate::sock::{HostSockAddr, HostSockOps};
+pub use crate::sock::{HostRedirect, HostSkMsg, HostSockAddr, HostSockOps};
 
 use crate::sys::host::{CLOCK_START_NS, CLOCK_STEP_NS, RANDOM_SEED, STATE};
 use crate::{CgroupSkbAction, ProbeContext, RingBuf, SkbContext, TcAction, TcContext, XdpAction, XdpContext};
@@ -85,6 +85,27 @@ pub fn run_connect4(
 /// callback flags.
 pub fn run_sock_ops<R>(prog: impl FnOnce(crate::SockOpsContext<'_>) -> R, event: &mut HostSockOps) -> R {
     prog(crate::sock::host_ops_context(event))
+}
+
+/// Runs an sk_msg program on `msg` (see [`HostSkMsg::tcp`]); a successful
+/// `SockHash::redirect_msg` is recorded in it ([`HostSkMsg::redirected`]).
+pub fn run_sk_msg(
+    prog: impl FnOnce(crate::SkMsgContext<'_>) -> crate::SkMsgAction,
+    msg: &mut HostSkMsg,
+) -> crate::SkMsgAction {
+    prog(crate::sock::host_msg_context(msg))
+}
+
+/// Files host socket number `socket` under `key` in `map`, as the process at the other end of a
+/// connection files its socket by file descriptor; a `SockHash::redirect_msg` that finds it
+/// records `socket` in its [`HostSkMsg`]. Sockets a sock_ops program files get the low 32 bits
+/// of their cookie.
+pub fn file_socket<K: crate::Pod, const MAX_ENTRIES: usize, const FLAGS: usize>(
+    map: &crate::SockHash<K, MAX_ENTRIES, FLAGS>,
+    key: &K,
+    socket: u32,
+) -> Result<(), crate::Errno> {
+    map.host_file(key, socket)
 }
 
 /// Sets the clock: the next `ktime_get_ns()` returns `now_ns`, and each read advances it by

@@ -35,8 +35,11 @@
 //! `/metrics` and `GET /events` (docs/MESH.md).
 #![no_std]
 
-use duet::sock::{AF_INET, SOCK_STREAM, cb_flags, op, tcp_state};
-use duet::{Array, HashMap, LruHashMap, RingBuf, SockAddrAction, SockAddrContext, SockOpsContext, ktime_get_ns};
+use duet::sock::{AF_INET, BPF_F_INGRESS, SOCK_STREAM, cb_flags, op, tcp_state};
+use duet::{
+    Array, HashMap, LruHashMap, RingBuf, SkMsgAction, SkMsgContext, SockAddrAction, SockAddrContext, SockHash,
+    SockOpsContext, ktime_get_ns,
+};
 
 /// What the sidecar sets before attaching.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
@@ -55,6 +58,9 @@ pub struct Config {
     pub sidecar_pid: u32,
     /// 1: monitor the cgroup's TCP connections (`CONNS`, `TCP_STATS`, `TCP_EVENTS`).
     pub monitor: u32,
+    /// 1: file captured connections' sockets in `SOCKETS`, so that `short_circuit` (attached to
+    /// that map by the sidecar) hands data between them and the sidecar's sockets directly.
+    pub short_circuit: u32,
 }
 
 /// A monitored connection while it is open (`CONNS`, by socket cookie).
@@ -124,6 +130,36 @@ pub const STAT_BYTES_RECEIVED: u32 = 3;
 pub const STAT_BYTES_ACKED: u32 = 4;
 /// RTT samples.
 pub const STAT_RTT_SAMPLES: u32 = 5;
+/// `sendmsg(2)` calls `short_circuit` handed straight to the peer socket.
+pub const STAT_SHORT_CIRCUIT_MSGS: u32 = 6;
+/// The bytes of those calls.
+pub const STAT_SHORT_CIRCUIT_BYTES: u32 = 7;
+
+/// A TCP connection's end, as seen from one of its sockets: `SOCKETS`' key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
+#[repr(C)]
+pub struct SockKey {
+    /// This socket's address, network order.
+    pub local_ip: [u8; 4],
+    /// The peer's address, network order.
+    pub remote_ip: [u8; 4],
+    /// This socket's port.
+    pub local_port: u16,
+    /// The peer's port.
+    pub remote_port: u16,
+}
+
+impl SockKey {
+    /// The key of the socket at the other end of the same connection.
+    pub const fn peer(self) -> SockKey {
+        SockKey {
+            local_ip: self.remote_ip,
+            remote_ip: self.local_ip,
+            local_port: self.remote_port,
+            remote_port: self.local_port,
+        }
+    }
+}
 
 /// An original destination.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
@@ -158,7 +194,14 @@ static CONNS: LruHashMap<u64, Conn> = LruHashMap::with_max_entries(16384, 0);
 
 /// Totals for the sidecar's `/metrics`, indexed by the `STAT_*` constants.
 #[duet::map]
-static TCP_STATS: Array<u64> = Array::with_max_entries(6, 0);
+static TCP_STATS: Array<u64> = Array::with_max_entries(8, 0);
+
+/// The two sockets of each captured connection while `Config::short_circuit` is on: the
+/// application's (filed by `record` when it is established) and the sidecar's accepted one
+/// (filed by the sidecar, by file descriptor, when it accepts it). `short_circuit` runs on every
+/// send of either and passes the data to the other.
+#[duet::map]
+static SOCKETS: SockHash<SockKey> = SockHash::with_max_entries(16384, 0);
 
 /// Connection events for the sidecar's `GET /events`.
 #[duet::map]
@@ -197,6 +240,9 @@ fn record(ctx: SockOpsContext) {
         file_destination(&ctx, op);
     }
     let Some(config) = CONFIG.get(0) else { return };
+    if op == op::ACTIVE_ESTABLISHED_CB && config.short_circuit == 1 {
+        file_socket(&ctx, &config);
+    }
     if config.monitor == 0 {
         return;
     }
@@ -217,6 +263,39 @@ fn file_destination(ctx: &SockOpsContext, op: u32) {
     if BY_PORT.insert(&ctx.local_port(), &orig, duet::BPF_ANY).is_ok() && op == op::ACTIVE_ESTABLISHED_CB {
         let _ = BY_COOKIE.remove(&cookie);
     }
+}
+
+/// Files a captured connection's socket (one whose peer is the capture listener) in `SOCKETS`.
+#[inline(always)]
+fn file_socket(ctx: &SockOpsContext, config: &Config) {
+    let key = SockKey {
+        local_ip: ctx.local_ip4(),
+        remote_ip: ctx.remote_ip4(),
+        local_port: ctx.local_port(),
+        remote_port: ctx.remote_port(),
+    };
+    if key.remote_ip == config.listener_ip && key.remote_port == config.listener_port {
+        // Failing to file it only means its data takes the usual path.
+        let _ = SOCKETS.insert_from_sock_ops(ctx, &key, duet::BPF_ANY);
+    }
+}
+
+/// Runs on every `sendmsg(2)` of a socket in `SOCKETS`: when the socket at the other end of the
+/// connection is filed too, the data goes straight onto its receive queue, skipping TCP/IP on
+/// loopback; otherwise (the sidecar has not filed its end yet, or it closed) the usual way.
+#[duet::sk_msg]
+fn short_circuit(msg: SkMsgContext) -> SkMsgAction {
+    let this = SockKey {
+        local_ip: msg.local_ip4(),
+        remote_ip: msg.remote_ip4(),
+        local_port: msg.local_port(),
+        remote_port: msg.remote_port(),
+    };
+    if SOCKETS.redirect_msg(&msg, &this.peer(), BPF_F_INGRESS) {
+        let _ = TCP_STATS.add_u64(STAT_SHORT_CIRCUIT_MSGS, 1);
+        let _ = TCP_STATS.add_u64(STAT_SHORT_CIRCUIT_BYTES, u64::from(msg.size()));
+    }
+    SkMsgAction::Pass
 }
 
 #[inline(always)]
@@ -292,7 +371,7 @@ fn closed(ctx: &SockOpsContext) {
 mod tests {
     extern crate std;
 
-    use duet::testing::{HostSockAddr, HostSockOps, run_connect4, run_sock_ops};
+    use duet::testing::{HostSkMsg, HostSockAddr, HostSockOps, run_connect4, run_sk_msg, run_sock_ops};
 
     use super::*;
 
@@ -307,8 +386,44 @@ mod tests {
             enabled: 1,
             sidecar_pid: 7,
             monitor: 1,
+            short_circuit: 1,
         };
         CONFIG.set(0, &config).unwrap();
+    }
+
+    #[test]
+    fn captured_sockets_are_filed_and_their_data_goes_to_the_peer_socket() {
+        configure(0);
+        let app = ([127, 0, 0, 1], 40000);
+        let listener = (LISTENER, 15001);
+        // The application's end of a captured connection is filed when established...
+        run_sock_ops(record, &mut HostSockOps::tcp(op::ACTIVE_ESTABLISHED_CB, app, listener, 0x1_0000_0042));
+        let app_key = SockKey { local_ip: app.0, remote_ip: LISTENER, local_port: 40000, remote_port: 15001 };
+        assert_eq!(SOCKETS.remove(&app_key), Ok(()), "filed under its own end");
+        // ...an uncaptured one, or a passive one, is not.
+        let elsewhere = ([10, 0, 0, 9], 443);
+        run_sock_ops(record, &mut HostSockOps::tcp(op::ACTIVE_ESTABLISHED_CB, app, elsewhere, 1));
+        run_sock_ops(record, &mut HostSockOps::tcp(op::PASSIVE_ESTABLISHED_CB, listener, app, 2));
+        assert_eq!(SOCKETS.remove(&app_key), Err(duet::Errno::ENOENT));
+
+        // Before the sidecar files its end, the application's data takes the usual path.
+        run_sock_ops(record, &mut HostSockOps::tcp(op::ACTIVE_ESTABLISHED_CB, app, listener, 0x1_0000_0042));
+        let mut request = HostSkMsg::tcp(app, listener, 120);
+        assert_eq!(run_sk_msg(short_circuit, &mut request), SkMsgAction::Pass);
+        assert_eq!(request.redirected(), None);
+        assert_eq!(TCP_STATS.get(STAT_SHORT_CIRCUIT_MSGS), Some(0));
+
+        // The sidecar files its accepted socket (here, as a host "socket" number 9); then each
+        // side's sends go onto the other's receive queue.
+        duet::testing::file_socket(&SOCKETS, &app_key.peer(), 9).unwrap();
+        let mut request = HostSkMsg::tcp(app, listener, 120);
+        assert_eq!(run_sk_msg(short_circuit, &mut request), SkMsgAction::Pass);
+        assert_eq!(request.redirected(), Some((9, BPF_F_INGRESS)));
+        let mut response = HostSkMsg::tcp(listener, app, 300);
+        assert_eq!(run_sk_msg(short_circuit, &mut response), SkMsgAction::Pass);
+        assert_eq!(response.redirected(), Some((0x42, BPF_F_INGRESS)), "the application's socket");
+        assert_eq!(TCP_STATS.get(STAT_SHORT_CIRCUIT_MSGS), Some(2));
+        assert_eq!(TCP_STATS.get(STAT_SHORT_CIRCUIT_BYTES), Some(420));
     }
 
     #[test]

@@ -20,6 +20,8 @@ mod id {
     pub(super) const GET_CURRENT_PID_TGID: usize = 14;
     pub(super) const GET_SOCKET_COOKIE: usize = 46;
     pub(super) const SOCK_OPS_CB_FLAGS_SET: usize = 59;
+    pub(super) const SOCK_HASH_UPDATE: usize = 70;
+    pub(super) const MSG_REDIRECT_HASH: usize = 71;
     pub(super) const SKB_STORE_BYTES: usize = 9;
     pub(super) const L3_CSUM_REPLACE: usize = 10;
     pub(super) const L4_CSUM_REPLACE: usize = 11;
@@ -242,6 +244,32 @@ pub(crate) fn sock_ops_cb_flags_set(ctx: *mut c_void, flags: u32) -> i64 {
     let f = helper!(id::SOCK_OPS_CB_FLAGS_SET, fn(*mut c_void, u32) -> i64);
     // SAFETY: the helper takes the sock_ops context and a number.
     unsafe { f(ctx, flags) }
+}
+
+/// `bpf_sock_hash_update(ctx, map, key, flags)`: files the sock_ops program's socket in a
+/// sockhash under `key`; 0 or -errno.
+///
+/// # Safety
+///
+/// `ctx` is the sock_ops context, `map` a sockhash and `key` points at its `key_size` bytes.
+#[inline(always)]
+pub(crate) unsafe fn sock_hash_update(ctx: *mut c_void, map: Handle, key: *const u8, flags: u64) -> i64 {
+    let f = helper!(id::SOCK_HASH_UPDATE, fn(*mut c_void, *mut c_void, *const c_void, u64) -> i64);
+    // SAFETY: the caller's contract; the kernel checks the context and the map's type.
+    unsafe { f(ctx, map.0, key.cast(), flags) }
+}
+
+/// `bpf_msg_redirect_hash(ctx, map, key, flags)`: `SK_PASS` (1) when the sockhash has a socket
+/// under `key` (the data will go there if the program returns `SK_PASS`), else `SK_DROP` (0).
+///
+/// # Safety
+///
+/// `ctx` is the sk_msg context, `map` a sockhash and `key` points at its `key_size` bytes.
+#[inline(always)]
+pub(crate) unsafe fn msg_redirect_hash(ctx: *mut c_void, map: Handle, key: *const u8, flags: u64) -> i64 {
+    let f = helper!(id::MSG_REDIRECT_HASH, fn(*mut c_void, *mut c_void, *const c_void, u64) -> i64);
+    // SAFETY: as for `sock_hash_update`.
+    unsafe { f(ctx, map.0, key.cast(), flags) }
 }
 
 // === HTTP programs ===
