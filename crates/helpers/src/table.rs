@@ -155,6 +155,10 @@ pub mod map_type {
     pub const PERF_EVENT_ARRAY: u32 = 4;
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     pub const PERCPU_ARRAY: u32 = 6;
+    /// `BPF_MAP_TYPE_ARRAY_OF_MAPS`.
+    pub const ARRAY_OF_MAPS: u32 = 12;
+    /// `BPF_MAP_TYPE_HASH_OF_MAPS`.
+    pub const HASH_OF_MAPS: u32 = 13;
     /// `BPF_MAP_TYPE_DEVMAP`.
     pub const DEVMAP: u32 = 14;
     /// `BPF_MAP_TYPE_CPUMAP`.
@@ -838,8 +842,13 @@ impl HelperSpec {
         }
         match map_type {
             map_type::RINGBUF | map_type::PROG_ARRAY | map_type::PERF_EVENT_ARRAY | map_type::CPUMAP => false,
-            // The kernel lets programs look up, but not change, device and socket maps.
-            map_type::DEVMAP | map_type::DEVMAP_HASH | map_type::XSKMAP => self.id == 1,
+            // The kernel lets programs look up, but not change, device and socket maps, and maps
+            // of maps (whose lookups yield an inner map).
+            map_type::DEVMAP
+            | map_type::DEVMAP_HASH
+            | map_type::XSKMAP
+            | map_type::ARRAY_OF_MAPS
+            | map_type::HASH_OF_MAPS => self.id == 1,
             _ => true,
         }
     }

@@ -335,12 +335,25 @@ pub struct MapInfo {
     /// The single value's contents when they are frozen at load (`.rodata`): reads at constant
     /// offsets are then known constants, as in the kernel.
     pub frozen_data: Option<Vec<u8>>,
+    /// For a map of maps (`BPF_MAP_TYPE_ARRAY_OF_MAPS`, `HASH_OF_MAPS`): the inner map template
+    /// (the kernel's `inner_map_meta`, what every map stored in it must match). A lookup in the
+    /// outer map yields, after its NULL check, a map handle with this definition, which
+    /// `bpf_map_lookup_elem`/`update_elem`/`delete_elem` (and any helper taking a map of its
+    /// type) accept. `None` where the template is unknown: duet-object does not read it from an
+    /// object's BTF yet (`__array(values, struct inner)`), so [`From<&MapDef>`] leaves it unset;
+    /// the inner handle is then refused by every helper (a conservative verdict: without the
+    /// template the key and value sizes the kernel would check against are unknown).
+    pub inner: Option<Box<MapInfo>>,
 }
 
 /// `BPF_F_RDONLY_PROG`: programs may only read the map's values.
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 /// `BPF_F_WRONLY_PROG`: programs may only write the map's values.
 const BPF_F_WRONLY_PROG: u32 = 1 << 8;
+/// `BPF_MAP_TYPE_ARRAY_OF_MAPS`.
+const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
+/// `BPF_MAP_TYPE_HASH_OF_MAPS`.
+const BPF_MAP_TYPE_HASH_OF_MAPS: u32 = 13;
 
 impl MapInfo {
     /// Whether programs may read the values (not `BPF_F_WRONLY_PROG`).
@@ -364,7 +377,13 @@ impl MapInfo {
             flags: 0,
             read_only: false,
             frozen_data: None,
+            inner: None,
         }
+    }
+
+    /// Whether this is a map of maps (array of maps or hash of maps).
+    pub fn is_map_of_maps(&self) -> bool {
+        matches!(self.map_type, BPF_MAP_TYPE_ARRAY_OF_MAPS | BPF_MAP_TYPE_HASH_OF_MAPS)
     }
 }
 
@@ -387,6 +406,7 @@ impl From<&MapDef> for MapInfo {
             } else {
                 None
             },
+            inner: None,
         }
     }
 }

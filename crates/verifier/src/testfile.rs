@@ -93,6 +93,33 @@ pub fn map_type_by_name(name: &str) -> Option<u32> {
     })
 }
 
+/// A map as a `# map:` header describes it (`hash key=4 value=8 entries=16 name=counts
+/// flags=0x80 readonly`), named `default_name` unless it has a `name=`.
+pub fn parse_map(value: &str, default_name: String) -> Result<MapInfo, String> {
+    let mut words = value.split_whitespace();
+    let kind = words.next().ok_or("a map needs a map type")?;
+    let map_type = map_type_by_name(kind).ok_or_else(|| format!("unknown map type `{kind}`"))?;
+    let mut info = MapInfo::new(default_name, map_type, 0, 0, 1);
+    for w in words {
+        if let Some(v) = field(w, "key") {
+            info.key_size = number(v)?;
+        } else if let Some(v) = field(w, "value") {
+            info.value_size = number(v)?;
+        } else if let Some(v) = field(w, "entries") {
+            info.max_entries = number(v)?;
+        } else if let Some(v) = field(w, "flags") {
+            info.flags = number(v)?;
+        } else if let Some(v) = field(w, "name") {
+            info.name = v.to_owned();
+        } else if w == "readonly" {
+            info.read_only = true;
+        } else {
+            return Err(format!("unknown map attribute `{w}`"));
+        }
+    }
+    Ok(info)
+}
+
 impl TestFile {
     /// The instructions encoded as the kernel takes them (`lddw` in two slots), valid or not.
     pub fn raw_insns(&self) -> Vec<u64> {
@@ -145,27 +172,7 @@ impl TestFile {
                     }
                 }
                 "map" => {
-                    let mut words = value.split_whitespace();
-                    let kind = words.next().ok_or("`# map:` needs a map type")?;
-                    let map_type = map_type_by_name(kind).ok_or_else(|| format!("unknown map type `{kind}`"))?;
-                    let mut info = MapInfo::new(format!("map{}", file.maps.len()), map_type, 0, 0, 1);
-                    for w in words {
-                        if let Some(v) = field(w, "key") {
-                            info.key_size = number(v)?;
-                        } else if let Some(v) = field(w, "value") {
-                            info.value_size = number(v)?;
-                        } else if let Some(v) = field(w, "entries") {
-                            info.max_entries = number(v)?;
-                        } else if let Some(v) = field(w, "flags") {
-                            info.flags = number(v)?;
-                        } else if let Some(v) = field(w, "name") {
-                            info.name = v.to_owned();
-                        } else if w == "readonly" {
-                            info.read_only = true;
-                        } else {
-                            return Err(format!("unknown map attribute `{w}`"));
-                        }
-                    }
+                    let info = parse_map(value, format!("map{}", file.maps.len()))?;
                     file.maps.push(info);
                 }
                 "expect" => file.expect.push(value.to_owned()),

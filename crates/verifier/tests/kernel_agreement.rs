@@ -25,6 +25,11 @@
 //! as the BPF corpus is and loaded by the kernel as objects (`duet_kernel::load_check`, root's
 //! privileges: only the privileged verdict is compared with the kernel).
 //!
+//! A C file with a map of maps names its inner map template for duet in a header, as its
+//! `struct` declares it for the kernel (`inner-map: outer array key=4 value=8 entries=4`, the
+//! `# map:` syntax): duet-object does not read the template from the object's BTF yet, and
+//! without it duet refuses every use of the inner map (see `MapInfo::inner`).
+//!
 //! The negative corpus (`tests/verifier/*.s`) is checked against the kernel by
 //! `crates/cli/tests/verifier.rs`; its duet half is repeated here so that a change to the
 //! verifier's rules shows up in this crate's own tests.
@@ -294,13 +299,25 @@ fn duet_and_the_kernel_agree_on_c_programs_with_btf() {
         assert!(status.success(), "clang failed on {name}");
         let bytes = std::fs::read(&obj).expect("read object");
         let object = duet_object::Object::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let program = object.program(None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut ctx = duet_verifier::VerifyContext::for_object_program(&object, program)
+            .unwrap_or_else(|| panic!("{name}: duet does not verify {:?} programs", program.kind));
+        for line in text.lines() {
+            let Some(value) = line.trim_start_matches([' ', '*']).strip_prefix("inner-map:") else { continue };
+            let (outer, def) = value.trim().split_once(' ').unwrap_or_else(|| panic!("{name}: `inner-map: outer def`"));
+            let inner = duet_verifier::testfile::parse_map(def, format!("{outer}.inner"))
+                .unwrap_or_else(|e| panic!("{name}: inner-map: {e}"));
+            let map =
+                ctx.maps.iter_mut().find(|m| m.name == outer).unwrap_or_else(|| panic!("{name}: no map `{outer}`"));
+            map.inner = Some(Box::new(inner));
+        }
         for (mode, unprivileged, want) in [("privileged", false, &privileged), ("unprivileged", true, &unprivileged)] {
             if *want == Expect::Skip {
                 continue;
             }
-            let config = duet_verifier::Config { unprivileged, ..duet_verifier::Config::default() };
-            let ours =
-                duet_verifier::verify_object_program_with(&object, None, config).map(drop).map_err(|e| e.to_string());
+            let mut ctx = ctx.clone();
+            ctx.config = duet_verifier::Config { unprivileged, ..duet_verifier::Config::default() };
+            let ours = duet_verifier::verify(&program.program, &ctx).map(drop).map_err(|e| e.to_string());
             check_duet(&name, mode, &ours, want, &mut failures);
         }
         if kernel && privileged != Expect::Skip {

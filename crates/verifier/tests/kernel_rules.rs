@@ -99,3 +99,35 @@ fn unbound_map_loads_are_rejected_not_bound_to_the_first_map() {
     let msg = duet_verifier::verify(&program, &ctx).map(drop).expect_err("no map has the unbound index").to_string();
     assert!(msg.contains("but the program has 1 map(s)"), "{msg}");
 }
+
+/// A map of maps: the outer lookup, once checked, is a handle of the inner map; its template
+/// decides the key and value sizes. Without the template (duet-object does not read it from an
+/// object yet) duet refuses the inner map's use rather than guess sizes, and a lookup in an
+/// inner map of an object's map of maps says why. The kernel's verdicts on the same shapes are
+/// in `tests/verifier/agree/c/mim_*.c`.
+#[test]
+fn map_of_maps_lookups_yield_the_inner_map_by_its_template() {
+    let src = "stw [%r10-4], 0\nlddw %r1, map_fd 0\nmov %r2, %r10\nadd %r2, -4\ncall 1\njeq %r0, 0, out\n\
+               mov %r1, %r0\nmov %r2, %r10\nadd %r2, -4\ncall 1\njeq %r0, 0, out\nldxdw %r0, [%r0+OFF]\nexit\n\
+               out:\nmov %r0, 2\nexit";
+    for (outer_type, name) in [(12, "array of maps"), (13, "hash of maps")] {
+        let mut ctx = VerifyContext::new(ProgramType::Xdp);
+        let mut outer = MapInfo::new("outer", outer_type, 4, 4, 2);
+        ctx.maps = vec![outer.clone()];
+        let unknown = verify(&src.replace("OFF", "0"), &ctx).expect_err("no template");
+        assert!(unknown.contains("whose definition (the inner map template) duet does not know"), "{name}: {unknown}");
+
+        outer.inner = Some(Box::new(MapInfo::new("inner", 2, 4, 16, 4)));
+        ctx.maps = vec![outer.clone()];
+        for (off, ok) in [(0, true), (8, true), (12, false)] {
+            let verdict = verify(&src.replace("OFF", &off.to_string()), &ctx);
+            assert_eq!(verdict.is_ok(), ok, "{name}, 8 bytes at {off} of a 16-byte inner value: {verdict:?}");
+        }
+        // The inner handle is not the outer map: its type rules apply (a hash key of 8 bytes
+        // read from a 4-byte stack slot at fp-4 runs past the frame).
+        outer.inner = Some(Box::new(MapInfo::new("inner", 1, 8, 8, 4)));
+        ctx.maps = vec![outer];
+        let msg = verify(&src.replace("OFF", "0"), &ctx).expect_err("8-byte key at fp-4");
+        assert!(msg.contains("8-byte stack read at fp-4"), "{name}: {msg}");
+    }
+}

@@ -388,7 +388,7 @@ impl Checker<'_> {
                 })
             }
             RegType::MapValue { map } => {
-                let info = self.ctx.maps.get(map as usize)?;
+                let info = self.maps.get(map as usize)?;
                 let lo = i64::from(out.off).saturating_add(out.val.smin);
                 let hi = if out.val.umax >= MAX_VAR_OFF as u64 {
                     i64::MAX

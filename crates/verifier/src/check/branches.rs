@@ -135,7 +135,7 @@ impl Checker<'_> {
                 let mut equal = st.clone();
                 let reg = equal.reg_mut(r);
                 reg.ty = match reg.ty {
-                    RegType::MapValueOrNull { map } => RegType::MapValue { map },
+                    RegType::MapValueOrNull { map } => self.non_null_lookup(map),
                     RegType::RecordOrNull { size } => RegType::Record { size },
                     other => other,
                 };
@@ -221,7 +221,7 @@ impl Checker<'_> {
                     *r = Reg::scalar(Scalar::constant(0));
                 } else {
                     r.ty = match r.ty {
-                        RegType::MapValueOrNull { map } => RegType::MapValue { map },
+                        RegType::MapValueOrNull { map } => self.non_null_lookup(map),
                         RegType::RecordOrNull { size } => RegType::Record { size },
                         other => other,
                     };

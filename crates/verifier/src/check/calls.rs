@@ -301,9 +301,22 @@ impl Checker<'_> {
                 Arg::MapHandle => {
                     let reg = self.read(st, pc, r);
                     match reg.ty {
+                        RegType::MapHandle { map: m } if reg.off == 0 && self.unknown_inner_map(m) => {
+                            let name = self.maps.get(m as usize).map_or("", |i| i.name.as_str()).to_owned();
+                            let d = Diagnostic::new(
+                                Code::Unsupported,
+                                Some(pc),
+                                format!(
+                                    "{} is passed R{r}, {name}, whose definition (the inner map template) duet does not know",
+                                    proto.name
+                                ),
+                            )
+                            .help("duet-object does not read a map of maps' inner map definition from the object yet, so the key and value sizes the kernel checks are unknown here; the kernel's verifier checks this program at load (`duet load`)");
+                            self.fail(st, pc, &[r], d);
+                        }
                         RegType::MapHandle { map: m } if reg.off == 0 => {
                             map = Some(m);
-                            if let Some(info) = self.ctx.maps.get(m as usize)
+                            if let Some(info) = self.maps.get(m as usize)
                                 && !proto.accepts_map(info.map_type)
                             {
                                 let d = Diagnostic::new(
@@ -335,7 +348,7 @@ impl Checker<'_> {
                 }
                 Arg::Key | Arg::Value => {
                     let reg = self.read(st, pc, r);
-                    let Some(info) = map.and_then(|m| self.ctx.maps.get(m as usize)) else { continue };
+                    let Some(info) = map.and_then(|m| self.maps.get(m as usize)) else { continue };
                     let (size, what) =
                         if *arg == Arg::Key { (info.key_size, "key") } else { (info.value_size, "value") };
                     self.mem_arg(st, pc, proto, r, &reg, u64::from(size), what, true);
@@ -543,7 +556,7 @@ impl Checker<'_> {
     /// Whether the lookup in the call at hand cannot fail: an array and a constant key in range
     /// on the stack (the kernel elides the NULL check in the same case).
     fn lookup_never_null(&self, map: u32) -> bool {
-        let Some(info) = self.ctx.maps.get(map as usize) else { return false };
+        let Some(info) = self.maps.get(map as usize) else { return false };
         if !helpers::lookup_never_null(info.map_type) || info.key_size != 4 {
             return false;
         }

@@ -39,7 +39,7 @@ impl Checker<'_> {
                 Err(d)
             }
             Some(PseudoSrc::MapFd | PseudoSrc::MapIdx) => {
-                if (index as usize) < self.ctx.maps.len() {
+                if (index as usize) < self.program_maps {
                     Ok(Reg::pointer(RegType::MapHandle { map: index }))
                 } else {
                     Err(self.bad_map_ref(pc, index))
@@ -47,7 +47,7 @@ impl Checker<'_> {
             }
             Some(PseudoSrc::MapValue | PseudoSrc::MapIdxValue) => {
                 let off = (insn.imm as u64 >> 32) as u32;
-                match self.ctx.maps.get(index as usize) {
+                match self.maps[..self.program_maps].get(index as usize) {
                     None => Err(self.bad_map_ref(pc, index)),
                     Some(info)
                         if info.max_entries != 1
@@ -100,7 +100,7 @@ impl Checker<'_> {
 
     /// The diagnostic for a reference to map `index`, which the program does not have.
     fn bad_map_ref(&self, pc: usize, index: u32) -> Diagnostic {
-        let n = self.ctx.maps.len();
+        let n = self.program_maps;
         Diagnostic::new(
             Code::BadMap,
             Some(pc),
@@ -587,7 +587,7 @@ impl Checker<'_> {
     ) -> Option<Reg> {
         let (limit, name, region) = match bounds {
             Bounds::Map(m) => {
-                let info = self.ctx.maps.get(m as usize)?;
+                let info = self.maps.get(m as usize)?;
                 (info.value_size, format!("map `{}` value", info.name), MemRegion::MapValue { map: m })
             }
             Bounds::Record(s) => (s, "ring buffer record".to_owned(), MemRegion::Record),
@@ -628,7 +628,7 @@ impl Checker<'_> {
             return self.fail_access(st, pc, r, d);
         }
         if let Bounds::Map(m) = bounds
-            && let Some(info) = self.ctx.maps.get(m as usize)
+            && let Some(info) = self.maps.get(m as usize)
         {
             if kind != Access::Read && !info.prog_can_write() {
                 let d = Diagnostic::new(

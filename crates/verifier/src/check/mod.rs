@@ -13,6 +13,7 @@
 //! - `memory.rs`: loads, stores and atomics (context, packet, stack, map values, ring buffer
 //!   records), `lddw` and legacy packet loads.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 
@@ -23,7 +24,7 @@ use crate::diag::{Code, Diagnostic, SourceLine};
 use crate::helpers;
 use crate::scalar::Scalar;
 use crate::state::{Frame, IdMap, MAX_STACK, Reg, RegType, StaleKind, State};
-use crate::{InsnFacts, VerifyContext};
+use crate::{InsnFacts, MapInfo, VerifyContext};
 
 mod alu;
 mod branches;
@@ -120,6 +121,14 @@ pub(crate) struct Outcome {
 pub(crate) struct Checker<'a> {
     cfg: &'a Cfg,
     ctx: &'a VerifyContext,
+    /// The map table map pointers index: the program's maps (`lddw rX, map_fd N`), then the
+    /// inner map template of each map of maps, in order (a placeholder where it is unknown).
+    maps: Cow<'a, [MapInfo]>,
+    /// How many of [`Checker::maps`] are the program's own (the rest are inner templates).
+    program_maps: usize,
+    /// For each of the program's maps that is a map of maps: its inner template's index in
+    /// [`Checker::maps`], and whether the template is known.
+    inner_of: Vec<Option<(u32, bool)>>,
     nodes: Vec<Node>,
     /// Stored states with their contents, per instruction.
     at_pc: Vec<Vec<u32>>,
@@ -153,9 +162,29 @@ pub(crate) struct Checker<'a> {
 impl<'a> Checker<'a> {
     pub(crate) fn new(cfg: &'a Cfg, ctx: &'a VerifyContext, diags: Vec<Diagnostic>) -> Self {
         let n = cfg.insn_at.len();
+        let program_maps = ctx.maps.len();
+        let mut inner_of = vec![None; program_maps];
+        let maps = if ctx.maps.iter().any(MapInfo::is_map_of_maps) {
+            let mut maps = ctx.maps.clone();
+            for (i, outer) in ctx.maps.iter().enumerate().filter(|(_, m)| m.is_map_of_maps()) {
+                let index = u32::try_from(maps.len()).unwrap_or(u32::MAX);
+                let template = match &outer.inner {
+                    Some(inner) => (**inner).clone(),
+                    None => MapInfo::new(format!("{}'s inner map", outer.name), 0, 0, 0, 0),
+                };
+                inner_of[i] = Some((index, outer.inner.is_some()));
+                maps.push(MapInfo { inner: None, ..template });
+            }
+            Cow::Owned(maps)
+        } else {
+            Cow::Borrowed(ctx.maps.as_slice())
+        };
         Checker {
             cfg,
             ctx,
+            maps,
+            program_maps,
+            inner_of,
             nodes: Vec::new(),
             at_pc: vec![Vec::new(); n],
             open: HashMap::default(),
@@ -467,6 +496,21 @@ impl<'a> Checker<'a> {
     /// never written, which read as an unknown number (never a pointer).
     fn allow_uninit_stack(&self) -> bool {
         !self.ctx.config.unprivileged
+    }
+
+    /// What a map lookup's result becomes once it is known not to be NULL: a pointer into the
+    /// value, or, for a map of maps, a handle of the inner map (the kernel's `CONST_PTR_TO_MAP`
+    /// with the outer map's `inner_map_meta`).
+    fn non_null_lookup(&self, map: u32) -> RegType {
+        match self.inner_of.get(map as usize).copied().flatten() {
+            Some((inner, _)) => RegType::MapHandle { map: inner },
+            None => RegType::MapValue { map },
+        }
+    }
+
+    /// Whether map `map` is the placeholder of a map of maps' unknown inner template.
+    fn unknown_inner_map(&self, map: u32) -> bool {
+        self.inner_of.iter().flatten().any(|&(inner, known)| inner == map && !known)
     }
 
     fn new_id(&mut self) -> u32 {
