@@ -224,12 +224,15 @@ pub(crate) struct AttachArgs {
     /// A tracepoint, as <category>/<name> (see /sys/kernel/tracing/events).
     #[arg(long, value_name = "CATEGORY/NAME")]
     tracepoint: Option<String>,
-    /// A cgroup v2 directory, with --connect4 or --sock-ops.
+    /// A cgroup v2 directory, with --connect4, --connect6 or --sock-ops.
     #[arg(long, value_name = "PATH")]
     cgroup: Option<PathBuf>,
     /// Attach a cgroup/connect4 (sock_addr) program to --cgroup.
-    #[arg(long, requires = "cgroup", conflicts_with = "sock_ops")]
+    #[arg(long, requires = "cgroup", conflicts_with_all = ["sock_ops", "connect6"])]
     connect4: bool,
+    /// Attach a cgroup/connect6 (sock_addr) program to --cgroup.
+    #[arg(long, requires = "cgroup", conflicts_with = "sock_ops")]
+    connect6: bool,
     /// Attach a sockops program to --cgroup.
     #[arg(long, requires = "cgroup")]
     sock_ops: bool,
@@ -459,10 +462,12 @@ fn attach(args: AttachArgs) -> Result<ExitCode> {
     } else if let Some(cgroup) = args.cgroup {
         if args.connect4 {
             Hook::CgroupConnect4 { cgroup }
+        } else if args.connect6 {
+            Hook::CgroupConnect6 { cgroup }
         } else if args.sock_ops {
             Hook::SockOps { cgroup }
         } else {
-            bail!("--cgroup needs --connect4 or --sock-ops to say which hook");
+            bail!("--cgroup needs --connect4, --connect6 or --sock-ops to say which hook");
         }
     } else {
         bail!("choose a hook: --xdp, --tc, --kprobe, --tracepoint or --cgroup");

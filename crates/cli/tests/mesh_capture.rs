@@ -274,7 +274,8 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
 /// With `short_circuit: true` the sidecar links the `sk_msg` program to the capture's sockhash:
 /// the client's requests on one kept-alive connection still go through the sidecar (the backend
 /// sees its header on every one), and the sends between the client's socket and the sidecar's
-/// are passed socket to socket, counted on /metrics.
+/// are passed socket to socket, counted on /metrics. An IPv6 client socket dialling a mapped
+/// IPv4 address is captured as well (connect6).
 #[test]
 fn with_short_circuit_the_local_hop_is_passed_socket_to_socket() {
     let Some(cgroup_root) = preconditions() else { return };
@@ -329,6 +330,15 @@ fn with_short_circuit_the_local_hop_is_passed_socket_to_socket() {
     let bytes = metric(&metrics, "duet_mesh_tcp_short_circuit_bytes_total");
     assert!(bytes > 3.0 * 100.0, "three JSON answers: {metrics}");
     assert!(pins.0.join("maps/SOCKETS").exists(), "the sockhash is pinned with the other maps");
+
+    // An IPv6 socket dialling the backend's IPv4 address (mapped, as dual-stack runtimes do) is
+    // captured too, by the connect6 program.
+    let mapped = format!("http://[::ffff:127.0.0.1]:{backend_port}/headers");
+    let script = format!("echo $$ > {}/cgroup.procs && exec curl -gsS --max-time 10 {mapped}", cgroup.0.display());
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "curl {mapped}: {}", String::from_utf8_lossy(&out.stderr));
+    let via6 = seen_headers(&String::from_utf8_lossy(&out.stdout));
+    assert!(via6.get("x-request-id").is_some(), "an IPv6 socket to a mapped address went direct: {via6}");
 
     mesh.signal("-TERM");
     let child = mesh.child.as_mut().unwrap();

@@ -122,6 +122,11 @@ pub enum Hook {
         /// The cgroup directory.
         cgroup: PathBuf,
     },
+    /// `cgroup/connect6` (sock_addr) on a cgroup v2 directory.
+    CgroupConnect6 {
+        /// The cgroup directory.
+        cgroup: PathBuf,
+    },
     /// `sockops` on a cgroup v2 directory.
     SockOps {
         /// The cgroup directory.
@@ -140,6 +145,7 @@ impl Hook {
             Self::Kprobe { .. } => "kprobe".to_owned(),
             Self::Tracepoint { .. } => "tracepoint".to_owned(),
             Self::CgroupConnect4 { .. } => "cgroup/connect4".to_owned(),
+            Self::CgroupConnect6 { .. } => "cgroup/connect6".to_owned(),
             Self::SockOps { .. } => "sockops".to_owned(),
         }
     }
@@ -150,7 +156,9 @@ impl Hook {
             Self::Xdp { interface, .. } | Self::Tc { interface, .. } => interface.clone(),
             Self::Kprobe { function } => function.clone(),
             Self::Tracepoint { category, name } => format!("{category}/{name}"),
-            Self::CgroupConnect4 { cgroup } | Self::SockOps { cgroup } => cgroup.display().to_string(),
+            Self::CgroupConnect4 { cgroup } | Self::CgroupConnect6 { cgroup } | Self::SockOps { cgroup } => {
+                cgroup.display().to_string()
+            }
         }
     }
 }
@@ -393,7 +401,9 @@ fn attach_contained(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> 
         ensure_tracefs()?;
     }
     let cgroup = match &req.hook {
-        Hook::CgroupConnect4 { cgroup } | Hook::SockOps { cgroup } => Some(open_cgroup(cgroup)?),
+        Hook::CgroupConnect4 { cgroup } | Hook::CgroupConnect6 { cgroup } | Hook::SockOps { cgroup } => {
+            Some(open_cgroup(cgroup)?)
+        }
         _ => None,
     };
 
@@ -564,6 +574,9 @@ fn fits(section: &ProgramSection, hook: &Hook) -> bool {
         Hook::CgroupConnect4 { .. } => {
             matches!(section, ProgramSection::CgroupSockAddr { attach_type: CgroupSockAddrAttachType::Connect4 })
         }
+        Hook::CgroupConnect6 { .. } => {
+            matches!(section, ProgramSection::CgroupSockAddr { attach_type: CgroupSockAddrAttachType::Connect6 })
+        }
         Hook::SockOps { .. } => matches!(section, ProgramSection::SockOps),
     }
 }
@@ -577,9 +590,12 @@ fn hook_hint(section: &ProgramSection) -> String {
         ProgramSection::CgroupSockAddr { attach_type: CgroupSockAddrAttachType::Connect4 } => {
             "attach it with --cgroup <path> --connect4".to_owned()
         }
+        ProgramSection::CgroupSockAddr { attach_type: CgroupSockAddrAttachType::Connect6 } => {
+            "attach it with --cgroup <path> --connect6".to_owned()
+        }
         ProgramSection::SockOps => "attach it with --cgroup <path> --sock-ops".to_owned(),
-        _ => "duet attaches xdp, tc (classifier), kprobe/kretprobe, tracepoint, cgroup/connect4 and sockops \
-              programs"
+        _ => "duet attaches xdp, tc (classifier), kprobe/kretprobe, tracepoint, cgroup/connect4, cgroup/connect6 \
+              and sockops programs"
             .to_owned(),
     }
 }
@@ -729,7 +745,7 @@ pub(crate) fn attach_link(
             let link = tp.take_link(id).map_err(|err| attach_err(err, &|_| String::new()))?;
             FdLink::try_from(link).map_err(|_| not_a_link("5.15 (perf_event links)"))
         }
-        Hook::CgroupConnect4 { .. } => {
+        Hook::CgroupConnect4 { .. } | Hook::CgroupConnect6 { .. } => {
             let cgroup = cgroup.ok_or_else(wrong_type)?;
             if !KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(5, 7, 0)) {
                 return Err(not_a_link("5.7"));
@@ -905,7 +921,7 @@ fn target_gone(metadata: &Metadata) -> Option<String> {
             };
             sys::if_index(interface).is_none().then(|| format!("interface {interface} is gone"))
         }
-        Hook::CgroupConnect4 { cgroup } | Hook::SockOps { cgroup } => {
+        Hook::CgroupConnect4 { cgroup } | Hook::CgroupConnect6 { cgroup } | Hook::SockOps { cgroup } => {
             (!cgroup.exists()).then(|| format!("cgroup {} is gone", cgroup.display()))
         }
         Hook::Kprobe { .. } | Hook::Tracepoint { .. } => None,

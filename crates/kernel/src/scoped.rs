@@ -31,7 +31,7 @@ use crate::{access, boundary, bpffs, maps, run, sys};
 pub struct ScopedRequest<'a> {
     /// The ELF `.bpf.o` bytes.
     pub object: &'a [u8],
-    /// Each program to attach and its hook ([`Hook::CgroupConnect4`] or [`Hook::SockOps`]).
+    /// Each program to attach and its hook ([`Hook::CgroupConnect4`], [`Hook::CgroupConnect6`] or [`Hook::SockOps`]).
     pub programs: Vec<(&'a str, Hook)>,
     /// Each `sk_msg` program to attach and the sockhash (or sockmap) of the object it runs for.
     pub sk_msg: Vec<(&'a str, &'a str)>,
@@ -152,7 +152,9 @@ fn attach_contained(req: &ScopedRequest<'_>) -> Result<ScopedAttachment, KernelE
         }
         let (name, section) = deploy::pick_program(object, Some(name), hook)?;
         let cgroup = match hook {
-            Hook::CgroupConnect4 { cgroup } | Hook::SockOps { cgroup } => Some(deploy::open_cgroup(cgroup)?),
+            Hook::CgroupConnect4 { cgroup } | Hook::CgroupConnect6 { cgroup } | Hook::SockOps { cgroup } => {
+                Some(deploy::open_cgroup(cgroup)?)
+            }
             _ => None,
         };
         picked.push((name, section, hook, cgroup));

@@ -2,7 +2,8 @@
 //! attached to the application's cgroup for as long as the sidecar runs.
 //!
 //! The `connect4` program sends the cgroup's outbound TCP connections to the capture listener and
-//! records each original destination; the `sock_ops` program files it under the client's local
+//! records each original destination (the `connect6` program does the same for IPv4 addresses
+//! dialled through IPv6 sockets, `::ffff:a.b.c.d`); the `sock_ops` program files it under the client's local
 //! port in `BY_PORT`. On accepting a connection on the capture listener, the sidecar looks the
 //! peer's port up there ([`Capture::original_destination`]): the connection is on loopback to a
 //! fixed listener address, so the peer's port alone names it. The entry is removed when the
@@ -52,8 +53,8 @@ pub struct Capture {
 const PIN_BASE: &str = "/sys/fs/bpf/duet-mesh";
 
 impl Capture {
-    /// Loads `config.bpf` and attaches its `redirect` (connect4) and `record` (sock_ops)
-    /// programs to `config.cgroup`, sending captured connections to `listener` (the bound
+    /// Loads `config.bpf` and attaches its `redirect` (connect4), `redirect6` (connect6) and
+    /// `record` (sock_ops) programs to `config.cgroup`, sending captured connections to `listener` (the bound
     /// address of the capture listener); with `config.monitor`, starts the thread that reads the
     /// TCP monitoring maps into `shared`'s metrics and events. Blocking: the kernel verifies the
     /// programs.
@@ -83,6 +84,7 @@ impl Capture {
             object: &object,
             programs: vec![
                 ("redirect", Hook::CgroupConnect4 { cgroup: config.cgroup.clone() }),
+                ("redirect6", Hook::CgroupConnect6 { cgroup: config.cgroup.clone() }),
                 ("record", Hook::SockOps { cgroup: config.cgroup.clone() }),
             ],
             sk_msg: if config.short_circuit { vec![("short_circuit", "SOCKETS")] } else { Vec::new() },

@@ -6,11 +6,11 @@
 //!
 //! - `bpf`: the program as an `extern "C"` function in the ELF section the kernel's loaders
 //!   recognise (`xdp`, `classifier`, `socket`, `cgroup_skb/ingress`, `kprobe`, `cgroup/connect4`,
-//!   `sockops`, `sk_msg`) or, for the userspace-only HTTP programs, duet's own
+//!   `cgroup/connect6`, `sockops`, `sk_msg`) or, for the userspace-only HTTP programs, duet's own
 //!   (`duet/http_request`, `duet/http_response`, `duet/route`), maps as BTF definitions in `.maps`;
 //! - `wasm32`: the program as the export `duet_prog_<kind>_<name>` of docs/ABI.md, maps as
 //!   records in the `duet.maps.v1` custom section that `duet build` turns into the `duet.maps`
-//!   manifest; a kernel-only program (`connect4`, `sock_ops`, `sk_msg`) as a record in `duet.kernel_only`
+//!   manifest; a kernel-only program (`connect4`, `connect6`, `sock_ops`, `sk_msg`) as a record in `duet.kernel_only`
 //!   instead, which makes `duet build` refuse the module;
 //! - the host: the program as the plain function unit tests call.
 //!
@@ -138,6 +138,20 @@ pub fn connect4(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_program(item, Kind::Connect4).unwrap_or_else(|(span, msg)| error(span, &msg))
 }
 
+/// Declares a cgroup connect6 program (kernel only):
+/// `#[duet::connect6] fn name(ctx: SockAddrContext) -> SockAddrAction { ... }`, the IPv6
+/// counterpart of `#[duet::connect4]` (`dst_ip6`, `set_dst_ip6`).
+///
+/// BPF: an `extern "C"` function `name` in section `cgroup/connect6`. Wasm: no export, as for
+/// `#[duet::connect4]`. Host: the function itself, for `duet::testing::run_connect4`.
+#[proc_macro_attribute]
+pub fn connect6(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::connect6] takes no arguments");
+    }
+    expand_program(item, Kind::Connect6).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
 /// Declares a sock_ops program (kernel only): `#[duet::sock_ops] fn name(ctx: SockOpsContext) { ... }`,
 /// called on TCP socket events of the cgroup it is attached to; the BPF function returns 1.
 ///
@@ -225,6 +239,7 @@ enum Kind {
     CgroupSkbEgress,
     Probe,
     Connect4,
+    Connect6,
     SockOps,
     SkMsg,
     HttpRequest,
@@ -256,6 +271,7 @@ impl Kind {
             Kind::CgroupSkbEgress => ("cgroup_skb/egress", "cgroup_skb_entry", "duet_prog_cgroup_skb_", false),
             Kind::Probe => ("kprobe", "probe_entry", "duet_prog_probe_", false),
             Kind::Connect4 => ("cgroup/connect4", "connect4_entry", "", false),
+            Kind::Connect6 => ("cgroup/connect6", "connect4_entry", "", false),
             Kind::SockOps => ("sockops", "sock_ops_entry", "", false),
             Kind::SkMsg => ("sk_msg", "sk_msg_entry", "", false),
             Kind::HttpRequest => ("duet/http_request", "http_entry", "duet_prog_http_request_", false),
@@ -268,7 +284,7 @@ impl Kind {
             Kind::SocketFilter => "socket_filter_entry_wasm",
             Kind::CgroupSkbIngress | Kind::CgroupSkbEgress => "cgroup_skb_entry_wasm",
             Kind::Probe => "probe_entry_wasm",
-            Kind::Connect4 | Kind::SockOps | Kind::SkMsg => "",
+            Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg => "",
             Kind::HttpRequest | Kind::HttpResponse => "http_entry_wasm",
             Kind::Route => "route_entry_wasm",
         };
@@ -290,7 +306,7 @@ impl Kind {
 impl Kind {
     /// Whether the hook exists only in the kernel: no Wasm export, a `duet.kernel_only` record.
     fn is_kernel_only(self) -> bool {
-        matches!(self, Kind::Connect4 | Kind::SockOps | Kind::SkMsg)
+        matches!(self, Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg)
     }
 }
 

@@ -43,6 +43,7 @@
 //! | `#[duet::cgroup_skb(ingress)]`, `(egress)` | `fn(SkbContext) -> CgroupSkbAction` | `cgroup_skb/ingress`, `cgroup_skb/egress` | `duet_prog_cgroup_skb_<name>` | kernel, VM, Wasm |
 //! | `#[duet::probe]` | `fn(ProbeContext)` | `kprobe` | `duet_prog_probe_<name>` | kernel, VM, Wasm |
 //! | `#[duet::connect4]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect4` | none | kernel only |
+//! | `#[duet::connect6]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect6` | none | kernel only |
 //! | `#[duet::sock_ops]` | `fn(SockOpsContext)` | `sockops` | none | kernel only |
 //! | `#[duet::sk_msg]` | `fn(SkMsgContext) -> SkMsgAction` | `sk_msg` | none | kernel only |
 //! | `#[duet::http_request]` | `fn(HttpContext) -> HttpAction` | `duet/http_request` | `duet_prog_http_request_<name>` | sidecar (VM, Wasm) |
@@ -108,7 +109,7 @@ pub mod testing;
 mod xdp;
 
 pub use duet_macros::{
-    Pod, cgroup_skb, classifier, connect4, http_request, http_response, map, probe, route, sk_msg, sock_ops,
+    Pod, cgroup_skb, classifier, connect4, connect6, http_request, http_response, map, probe, route, sk_msg, sock_ops,
     socket_filter, xdp,
 };
 pub use error::Errno;

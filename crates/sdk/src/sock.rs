@@ -1,5 +1,5 @@
-//! Kernel-only socket programs: `#[duet::connect4]` (cgroup sock_addr, `connect(2)` of an IPv4
-//! socket), `#[duet::sock_ops]` (TCP socket events of a cgroup) and `#[duet::sk_msg]` (data sent
+//! Kernel-only socket programs: `#[duet::connect4]` and `#[duet::connect6]` (cgroup sock_addr,
+//! `connect(2)` of an IPv4 or IPv6 socket), `#[duet::sock_ops]` (TCP socket events of a cgroup) and `#[duet::sk_msg]` (data sent
 //! on a socket of a [`SockHash`](crate::SockHash), which may be handed straight to another
 //! socket of the map).
 //!
@@ -13,11 +13,13 @@
 //! | attribute | signature | eBPF section | kernel context |
 //! |---|---|---|---|
 //! | `#[duet::connect4]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect4` | `struct bpf_sock_addr` |
+//! | `#[duet::connect6]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect6` | `struct bpf_sock_addr` |
 //! | `#[duet::sock_ops]` | `fn(SockOpsContext)` (the program returns 1) | `sockops` | `struct bpf_sock_ops` |
 //! | `#[duet::sk_msg]` | `fn(SkMsgContext) -> SkMsgAction` | `sk_msg` | `struct sk_msg_md` |
 //!
-//! Addresses are `[u8; 4]` in network order (as written, `[127, 0, 0, 1]`) and ports are
-//! numbers in host order; the SDK converts from the kernel's field encodings.
+//! Addresses are `[u8; 4]` (IPv4) and `[u8; 16]` (IPv6) in network order (as written,
+//! `[127, 0, 0, 1]`) and ports are numbers in host order; the SDK converts from the kernel's field
+//! encodings.
 
 use core::ffi::c_void;
 
@@ -25,6 +27,8 @@ use crate::Errno;
 
 /// `AF_INET`.
 pub const AF_INET: u32 = 2;
+/// `AF_INET6`.
+pub const AF_INET6: u32 = 10;
 /// `SOCK_STREAM`: a TCP socket.
 pub const SOCK_STREAM: u32 = 1;
 /// `SOCK_DGRAM`: a UDP socket.
@@ -44,6 +48,7 @@ pub enum SockAddrAction {
 mod addr_field {
     pub(super) const USER_FAMILY: usize = 0;
     pub(super) const USER_IP4: usize = 4;
+    pub(super) const USER_IP6: usize = 8;
     pub(super) const USER_PORT: usize = 24;
     pub(super) const TYPE: usize = 32;
     pub(super) const PROTOCOL: usize = 36;
@@ -166,6 +171,34 @@ impl SockAddrContext<'_> {
     #[inline(always)]
     pub fn dst_ip4(&self) -> [u8; 4] {
         self.field(addr_field::USER_IP4).to_ne_bytes()
+    }
+
+    /// The destination address of an IPv6 `connect(2)` (`#[duet::connect6]`), in network order
+    /// (`::1` is `[0, .., 0, 1]`; an IPv4 address reached through an IPv6 socket is mapped,
+    /// `::ffff:a.b.c.d`).
+    #[inline(always)]
+    pub fn dst_ip6(&self) -> [u8; 16] {
+        let mut ip = [0u8; 16];
+        let mut i = 0;
+        while i < 4 {
+            // The kernel allows 4-byte reads of `user_ip6[i]`; each holds 4 bytes of the address.
+            let word = self.field(addr_field::USER_IP6 + 4 * i).to_ne_bytes();
+            ip[4 * i..4 * i + 4].copy_from_slice(&word);
+            i += 1;
+        }
+        ip
+    }
+
+    /// Sends an IPv6 connection to `ip` (network order) instead (`#[duet::connect6]`).
+    #[inline(always)]
+    pub fn set_dst_ip6(&self, ip: [u8; 16]) {
+        let mut i = 0;
+        while i < 4 {
+            let word = u32::from_ne_bytes([ip[4 * i], ip[4 * i + 1], ip[4 * i + 2], ip[4 * i + 3]]);
+            // SAFETY: `user_ip6` is writable in connect6 programs (4-byte stores).
+            unsafe { write_u32(self.ctx, addr_field::USER_IP6 + 4 * i, word) };
+            i += 1;
+        }
     }
 
     /// The destination port, in host order.
@@ -590,6 +623,31 @@ pub struct HostSockAddr {
 }
 
 impl HostSockAddr {
+    /// A TCP `connect(2)` of an IPv6 socket of process `pid` to `[ip]:port`, with this cookie.
+    pub fn tcp6(ip: [u8; 16], port: u16, cookie: u64, pid: u32) -> Self {
+        let word = |i: usize| u32::from_ne_bytes([ip[4 * i], ip[4 * i + 1], ip[4 * i + 2], ip[4 * i + 3]]);
+        HostSockAddr {
+            user_family: AF_INET6,
+            user_ip6: [word(0), word(1), word(2), word(3)],
+            user_port: u32::from(port.to_be()),
+            family: AF_INET6,
+            sock_type: SOCK_STREAM,
+            protocol: 6,
+            cookie,
+            pid_tgid: (u64::from(pid) << 32) | u64::from(pid),
+            ..HostSockAddr::default()
+        }
+    }
+
+    /// The IPv6 destination as the program left it.
+    pub fn dst6(&self) -> ([u8; 16], u16) {
+        let mut ip = [0u8; 16];
+        for (i, word) in self.user_ip6.iter().enumerate() {
+            ip[4 * i..4 * i + 4].copy_from_slice(&word.to_ne_bytes());
+        }
+        (ip, u16::from_be(self.user_port as u16))
+    }
+
     /// A TCP `connect(2)` of process `pid` to `ip:port`, on a socket with this cookie.
     pub fn tcp(ip: [u8; 4], port: u16, cookie: u64, pid: u32) -> Self {
         HostSockAddr {
@@ -805,6 +863,7 @@ const _: () = {
     assert!(core::mem::offset_of!(HostSockOps, local_ip4) == ops_field::LOCAL_IP4);
     assert!(core::mem::offset_of!(HostSockOps, family) == ops_field::FAMILY);
     assert!(core::mem::offset_of!(HostSockAddr, user_ip4) == addr_field::USER_IP4);
+    assert!(core::mem::offset_of!(HostSockAddr, user_ip6) == addr_field::USER_IP6);
 };
 
 #[cfg(not(target_arch = "bpf"))]

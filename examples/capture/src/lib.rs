@@ -3,7 +3,8 @@
 //! hooks. The sidecar loads the object and attaches both programs to the application's cgroup
 //! (`capture:` in docs/MESH.md).
 //!
-//! 1. `redirect` (`#[duet::connect4]`), on every IPv4 `connect(2)` in the cgroup: a TCP
+//! 1. `redirect` (`#[duet::connect4]`), on every IPv4 `connect(2)` in the cgroup (and `redirect6`,
+//!    `#[duet::connect6]`, on IPv6 ones to mapped IPv4 addresses, `::ffff:a.b.c.d`): a TCP
 //!    connection whose destination is captured (every port, or those in `PORTS`) and that is not
 //!    the sidecar's own (its process id is in `CONFIG`) is sent to the sidecar's capture listener
 //!    instead. Its original destination goes into `BY_COOKIE` under the socket's cookie.
@@ -35,7 +36,7 @@
 //! `/metrics` and `GET /events` (docs/MESH.md).
 #![no_std]
 
-use duet::sock::{AF_INET, BPF_F_INGRESS, SOCK_STREAM, cb_flags, op, tcp_state};
+use duet::sock::{AF_INET, AF_INET6, BPF_F_INGRESS, SOCK_STREAM, cb_flags, op, tcp_state};
 use duet::{
     Array, HashMap, LruHashMap, RingBuf, SkMsgAction, SkMsgContext, SockAddrAction, SockAddrContext, SockHash,
     SockOpsContext, ktime_get_ns,
@@ -210,19 +211,7 @@ static TCP_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[duet::connect4]
 fn redirect(ctx: SockAddrContext) -> SockAddrAction {
     let Some(config) = CONFIG.get(0) else { return SockAddrAction::Allow };
-    if config.enabled == 0 || ctx.family() != AF_INET || ctx.sock_type() != SOCK_STREAM {
-        return SockAddrAction::Allow;
-    }
-    let (ip, port) = (ctx.dst_ip4(), ctx.dst_port());
-    let to_listener = ip == config.listener_ip && port == config.listener_port;
-    let own = ctx.process_id() == config.sidecar_pid;
-    let listed = config.only_listed_ports == 0 || PORTS.contains_key(&port);
-    if to_listener || own || !listed {
-        return SockAddrAction::Allow;
-    }
-    let orig = OrigDst { ip, port, pad: 0 };
-    // Without a record the sidecar could not forward the connection: leave it alone then.
-    if BY_COOKIE.insert(&ctx.cookie(), &orig, duet::BPF_ANY).is_err() {
+    if ctx.family() != AF_INET || !captures(&ctx, &config, ctx.dst_ip4()) {
         return SockAddrAction::Allow;
     }
     ctx.set_dst_ip4(config.listener_ip);
@@ -230,14 +219,52 @@ fn redirect(ctx: SockAddrContext) -> SockAddrAction {
     SockAddrAction::Allow
 }
 
+/// The IPv6 side of `redirect`: an IPv4 destination dialled through an IPv6 socket (the mapped
+/// address `::ffff:a.b.c.d`, as dual-stack runtimes such as Java's dial every IPv4 address) is
+/// captured the same way, to the listener's mapped address. Native IPv6 destinations are left
+/// alone: the capture listener is IPv4.
+#[duet::connect6]
+fn redirect6(ctx: SockAddrContext) -> SockAddrAction {
+    let Some(config) = CONFIG.get(0) else { return SockAddrAction::Allow };
+    let ip6 = ctx.dst_ip6();
+    let word = |i: usize| u32::from_ne_bytes([ip6[i], ip6[i + 1], ip6[i + 2], ip6[i + 3]]);
+    let mapped = word(0) == 0 && word(4) == 0 && word(8) == u32::from_ne_bytes([0, 0, 0xff, 0xff]);
+    if ctx.family() != AF_INET6 || !mapped || !captures(&ctx, &config, [ip6[12], ip6[13], ip6[14], ip6[15]]) {
+        return SockAddrAction::Allow;
+    }
+    let l = config.listener_ip;
+    ctx.set_dst_ip6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, l[0], l[1], l[2], l[3]]);
+    ctx.set_dst_port(config.listener_port);
+    SockAddrAction::Allow
+}
+
+/// Whether a TCP `connect(2)` to IPv4 `ip` and `ctx.dst_port()` is captured; if so its original
+/// destination is recorded under the socket's cookie.
+#[inline(always)]
+fn captures(ctx: &SockAddrContext, config: &Config, ip: [u8; 4]) -> bool {
+    if config.enabled == 0 || ctx.sock_type() != SOCK_STREAM {
+        return false;
+    }
+    let port = ctx.dst_port();
+    let to_listener = ip == config.listener_ip && port == config.listener_port;
+    let own = ctx.process_id() == config.sidecar_pid;
+    let listed = config.only_listed_ports == 0 || PORTS.contains_key(&port);
+    if to_listener || own || !listed {
+        return false;
+    }
+    // Without a record the sidecar could not forward the connection: leave it alone then.
+    BY_COOKIE.insert(&ctx.cookie(), &OrigDst { ip, port, pad: 0 }, duet::BPF_ANY).is_ok()
+}
+
 #[duet::sock_ops]
 fn record(ctx: SockOpsContext) {
-    if ctx.family() != AF_INET {
-        return;
-    }
     let op = ctx.op();
+    // Captured IPv6 sockets (IPv4 dialled as `::ffff:a.b.c.d`) are filed by port like IPv4 ones.
     if op == op::TCP_CONNECT_CB || op == op::ACTIVE_ESTABLISHED_CB {
         file_destination(&ctx, op);
+    }
+    if ctx.family() != AF_INET {
+        return;
     }
     let Some(config) = CONFIG.get(0) else { return };
     if op == op::ACTIVE_ESTABLISHED_CB && config.short_circuit == 1 {
@@ -442,6 +469,28 @@ mod tests {
         run_sock_ops(record, &mut established);
         assert_eq!(BY_PORT.get(&40000), Some(orig));
         assert_eq!(BY_COOKIE.get(&42), None);
+    }
+
+    #[test]
+    fn an_ipv6_socket_dialling_a_mapped_ipv4_address_is_captured_and_native_ipv6_is_not() {
+        configure(0);
+        let mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3];
+        let mut call = HostSockAddr::tcp6(mapped, 8080, 43, 100);
+        assert_eq!(run_connect4(redirect6, &mut call), SockAddrAction::Allow);
+        let listener6 = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1];
+        assert_eq!(call.dst6(), (listener6, 15001));
+        assert_eq!(BY_COOKIE.get(&43), Some(OrigDst { ip: [10, 1, 2, 3], port: 8080, pad: 0 }));
+        // The sock_ops side files it by port whatever the socket's family.
+        let mut connect = HostSockOps::tcp(op::TCP_CONNECT_CB, (LISTENER, 40001), (LISTENER, 15001), 43);
+        connect.family = duet::sock::AF_INET6;
+        run_sock_ops(record, &mut connect);
+        assert_eq!(BY_PORT.get(&40001), Some(OrigDst { ip: [10, 1, 2, 3], port: 8080, pad: 0 }));
+
+        let native = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let mut call = HostSockAddr::tcp6(native, 8080, 44, 100);
+        run_connect4(redirect6, &mut call);
+        assert_eq!(call.dst6(), (native, 8080));
+        assert_eq!(BY_COOKIE.get(&44), None);
     }
 
     #[test]
