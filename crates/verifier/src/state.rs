@@ -484,20 +484,25 @@ pub(crate) enum Compare {
     Subsumes,
     /// `old` and `cur` are the same abstract state (loop detection).
     Exact,
+    /// As [`Compare::Subsumes`], but numbers must be exactly the old ones: the kernel's
+    /// `explore_alu_limits`, once an unprivileged `ptr += reg` with an unknown offset was seen,
+    /// so that every path with other bounds reaches the instruction and has its masking checked.
+    SubsumesExactScalars,
 }
 
 fn reg_covers(old: &Reg, cur: &Reg, ids: &mut IdMap, mode: Compare) -> bool {
     match old.ty {
         // The old path never read it, or failed when it did (and was reported).
         RegType::NotInit => return true,
-        RegType::Stale { .. } => return mode == Compare::Subsumes || old == cur,
+        RegType::Stale { .. } => return mode != Compare::Exact || old == cur,
         _ => {}
     }
     if old.ty != cur.ty {
         return false;
     }
     let vals = match mode {
-        Compare::Subsumes => old.val.includes(&cur.val),
+        Compare::SubsumesExactScalars if old.ty == RegType::Scalar => old.val == cur.val,
+        Compare::Subsumes | Compare::SubsumesExactScalars => old.val.includes(&cur.val),
         Compare::Exact => old.val == cur.val,
     };
     if !vals {
@@ -508,7 +513,7 @@ fn reg_covers(old: &Reg, cur: &Reg, ids: &mut IdMap, mode: Compare) -> bool {
         _ => {
             old.off == cur.off
                 && match mode {
-                    Compare::Subsumes => cur.range >= old.range,
+                    Compare::Subsumes | Compare::SubsumesExactScalars => cur.range >= old.range,
                     Compare::Exact => cur.range == old.range,
                 }
                 && ids.check(old.id, cur.id)

@@ -314,7 +314,69 @@ impl Checker<'_> {
             self.fail_unknown(st, pc, &[dst], dst, d);
             return;
         }
+        if !self.allow_ptr_leaks() && insn.op.form() == Form::AluReg {
+            let off_r = if ptr_r == dst { insn.src } else { dst };
+            if let Some(d) = self.sanitation_paths(pc, sub, (ptr_r, &ptr), (off_r, &s.val), dst, &out) {
+                self.fail_unknown(st, pc, &[ptr_r, off_r], dst, d);
+                return;
+            }
+        }
         *st.reg_mut(dst) = out;
+    }
+
+    /// The kernel's masking of `ptr += reg` against speculation, without CAP_PERFMON
+    /// (`sanitize_ptr_alu`): the instruction is patched once, with one masking state (the
+    /// offset's sign, whether it is a known number, which operand is the pointer) and one limit
+    /// (how far the pointer moves toward the masked side), so every path reaching it must agree
+    /// on both. A path that disagrees with an earlier one is refused ("from different maps,
+    /// paths or scalars").
+    fn sanitation_paths(
+        &mut self,
+        pc: usize,
+        sub: bool,
+        (ptr_r, ptr): (u8, &Reg),
+        (off_r, off): (u8, &Scalar),
+        dst: u8,
+        out: &Reg,
+    ) -> Option<Diagnostic> {
+        let negative = off.smin < 0;
+        let mask_to_left = if sub { !negative } else { negative };
+        // How far below (masking to the left) or above the pointer may go, as the kernel's
+        // `retrieve_ptr_limit` measures it (u32 arithmetic).
+        let limit = |r: &Reg| -> u32 {
+            match r.ty {
+                RegType::Stack { .. } => (r.val.var.value as i64).wrapping_add(i64::from(r.off)).wrapping_neg() as u32,
+                _ => {
+                    let base = if mask_to_left { r.val.smin } else { r.val.umax as i64 };
+                    base.wrapping_add(i64::from(r.off)) as u32
+                }
+            }
+        };
+        let moved = (i64::from(limit(ptr)) - i64::from(limit(out))).unsigned_abs() as u32;
+        let state = u8::from(negative) | u8::from(off.as_const().is_some()) << 1 | u8::from(ptr_r == dst) << 2;
+        if off.as_const().is_none() {
+            self.explore_alu_limits = true;
+        }
+        let slot = self.alu_sanitation.get_mut(pc)?;
+        match *slot {
+            None => {
+                *slot = Some((state, moved));
+                None
+            }
+            Some(seen) if seen == (state, moved) => None,
+            Some(_) => Some(
+                Diagnostic::new(
+                    Code::PointerArithmetic,
+                    Some(pc),
+                    format!(
+                        "R{dst} tried to {} from different maps, paths or scalars: another path reached this instruction with R{ptr_r} ({}) and R{off_r} ({off}) masking differently, which the kernel prohibits for an unprivileged loader",
+                        if sub { "sub" } else { "add" },
+                        ptr.ty.describe()
+                    ),
+                )
+                .help("give the offset the same sign and bounds (and the pointer the same offset) on every path to this instruction, e.g. by doing the arithmetic in each branch; or load with CAP_PERFMON (duet's default rules)"),
+            ),
+        }
     }
 
     /// The kernel's rule, without CAP_PERFMON, for adding a register `off_r` (holding `off`) to

@@ -157,6 +157,12 @@ pub(crate) struct Checker<'a> {
     stop: bool,
     /// The key of the map argument of the helper call being checked, when it is a constant.
     last_const_key: Option<u64>,
+    /// Per instruction, for `ptr += reg` without CAP_PERFMON: the masking state and limit the
+    /// first path gave it (the kernel's `alu_state`/`alu_limit`), which every path must share.
+    alu_sanitation: Vec<Option<(u8, u32)>>,
+    /// Whether an unprivileged `ptr += reg` with an unknown offset was checked: pruning then
+    /// compares numbers exactly (the kernel's `explore_alu_limits`).
+    explore_alu_limits: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -209,6 +215,8 @@ impl<'a> Checker<'a> {
             log: ctx.config.log.then(String::new),
             stop: false,
             last_const_key: None,
+            alu_sanitation: vec![None; n],
+            explore_alu_limits: false,
         }
     }
 

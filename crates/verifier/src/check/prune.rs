@@ -14,6 +14,7 @@ const MAX_STATES_PER_INSN: usize = 64;
 impl Checker<'_> {
     pub(super) fn visit(&mut self, pc: usize, st: &State, parent: &mut Option<u32>) -> Visit {
         // Prune against states whose every path was verified.
+        let mode = self.prune_mode();
         let mut i = 0;
         while i < self.at_pc[pc].len() {
             let idx = self.at_pc[pc][i] as usize;
@@ -23,7 +24,7 @@ impl Checker<'_> {
                 continue;
             };
             if node.branches == 0 {
-                if old.covers(st, &mut self.ids, Compare::Subsumes) {
+                if old.covers(st, &mut self.ids, mode) {
                     self.nodes[idx].hits += 1;
                     return Visit::Prune;
                 }
@@ -115,6 +116,13 @@ impl Checker<'_> {
 
     /// A hash of the parts of `st` that matter at `pc` (live registers and stack slots), equal
     /// for states that compare equal after dead parts are forgotten.
+    /// How stored states must cover new ones to prune them: numbers compared exactly once an
+    /// unprivileged `ptr += reg` with an unknown offset was seen (the kernel's
+    /// `explore_alu_limits`), else by inclusion.
+    fn prune_mode(&self) -> Compare {
+        if self.explore_alu_limits { Compare::SubsumesExactScalars } else { Compare::Subsumes }
+    }
+
     fn live_hash(&self, st: &State, pc: usize) -> u64 {
         let mut h = FastHasher::default();
         let n = st.frames.len();
