@@ -10,8 +10,9 @@
 //! # unprivileged: reject <a substring of duet's rejection>
 //! ```
 //!
-//! `skip` (with a reason) instead of a verdict leaves a mode out, for program types the kernel loads only with
-//! CAP_PERFMON (kprobes). duet must give exactly these verdicts. When this process may load BPF programs (root), the
+//! `skip` (with a reason) instead of a verdict leaves a mode out (no file needs it now: the
+//! tracing program types, which the kernel loads only with CAP_PERFMON, are refused in both).
+//! duet must give exactly these verdicts. When this process may load BPF programs (root), the
 //! kernel loads every file both ways (`duet_kernel::load_raw` with `Privileges::Inherit` and
 //! `Privileges::BpfOnly`) and must agree; elsewhere the kernel half says loudly that it skipped,
 //! and under `CI=true` it fails instead. `DUET_SHOW_KERNEL_LOG=1` prints the kernel's reason for
@@ -22,8 +23,10 @@
 //! `# kernel-raw: <text of the kernel's refusal>`: the raw load must fail for that reason, and
 //! duet's verdicts stand on their own. Their kernel comparison is made by C files in
 //! `tests/verifier/agree/c/`, with the same headers in their first comment, compiled with clang
-//! as the BPF corpus is and loaded by the kernel as objects (`duet_kernel::load_check`, root's
-//! privileges: only the privileged verdict is compared with the kernel).
+//! as the BPF corpus is and loaded by the kernel as objects (`duet_kernel::load_check`): with
+//! root's privileges for the privileged verdict, and for the unprivileged one by this test
+//! binary run again under `setpriv` without CAP_PERFMON and CAP_SYS_ADMIN (as
+//! `Privileges::BpfOnly` loads raw bytecode).
 //!
 //! A C file with a map of maps names its inner map template for duet in a header, as its
 //! `struct` declares it for the kernel (`inner-map: outer array key=4 value=8 entries=4`, the
@@ -254,7 +257,8 @@ fn negative_corpus_is_rejected_by_duet() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// The C half: programs with callbacks (bpf_loop), which the kernel loads only with BTF.
+/// The C half: programs with callbacks (bpf_loop), which the kernel loads only with BTF, and
+/// programs modelled on real ones; both verdicts compared with the kernel's.
 #[test]
 fn duet_and_the_kernel_agree_on_c_programs_with_btf() {
     let dir = root().join("tests/verifier/agree/c");
@@ -320,18 +324,32 @@ fn duet_and_the_kernel_agree_on_c_programs_with_btf() {
             let ours = duet_verifier::verify(&program.program, &ctx).map(drop).map_err(|e| e.to_string());
             check_duet(&name, mode, &ours, want, &mut failures);
         }
-        if kernel && privileged != Expect::Skip {
-            let theirs = duet_kernel::load_check(&bytes).map(drop).map_err(|e| e.to_string());
+        for (mode, want) in [("privileged", &privileged), ("unprivileged", &unprivileged)] {
+            if !kernel || *want == Expect::Skip {
+                continue;
+            }
+            let theirs = if mode == "privileged" {
+                duet_kernel::load_check(&bytes).map(drop).map_err(|e| e.to_string())
+            } else {
+                match load_without_perfmon(&obj) {
+                    Ok(verdict) => verdict,
+                    Err(why) => {
+                        assert!(!ci(), "{name}: {why} (CI=true makes this a failure)");
+                        eprintln!("\n!!! {name}: SKIPPED the unprivileged kernel load: {why} !!!\n");
+                        continue;
+                    }
+                }
+            };
             if show {
                 let said = theirs
                     .as_ref()
                     .err()
                     .map_or_else(|| "accepts".to_owned(), |log| format!("rejects: {}", kernel_reason(log)));
-                eprintln!("{name:<44} privileged   kernel {said}");
+                eprintln!("{name:<44} {mode:<12} kernel {said}");
             }
-            if theirs.is_ok() != privileged.accepts() {
+            if theirs.is_ok() != want.accepts() {
                 failures.push(format!(
-                    "{name} (privileged): the kernel {} it, the file expects {privileged:?}{}",
+                    "{name} ({mode}): the kernel {} it, the file expects {want:?}{}",
                     if theirs.is_ok() { "ACCEPTS" } else { "REJECTS" },
                     theirs.err().map(|log| format!(":\n{log}")).unwrap_or_default()
                 ));
@@ -340,4 +358,54 @@ fn duet_and_the_kernel_agree_on_c_programs_with_btf() {
     }
     let _ = std::fs::remove_dir_all(&out_dir);
     assert!(failures.is_empty(), "{} problem(s):\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// The environment variable naming the object [`load_in_child_without_perfmon`] loads.
+const CHILD_OBJECT: &str = "DUET_AGREEMENT_CHILD_OBJECT";
+/// How the child reports the kernel's verdict on its stdout.
+const CHILD_VERDICT: &str = "duet-agreement-verdict: ";
+
+/// The kernel's verdict on an object loaded as a CAP_BPF-only loader would: this test binary
+/// runs again under `setpriv` with CAP_PERFMON and CAP_SYS_ADMIN dropped from its bounding set
+/// (so root's exec does not get them back), and the child loads the object with
+/// `duet_kernel::load_check`. `Err` when the child could not run.
+fn load_without_perfmon(obj: &Path) -> Result<Result<(), String>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
+    let out = Command::new("setpriv")
+        .args(["--bounding-set=-perfmon,-sys_admin", "--inh-caps=-perfmon,-sys_admin"])
+        .arg(exe)
+        .args(["--exact", "load_in_child_without_perfmon", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_OBJECT, obj)
+        .output()
+        .map_err(|e| format!("cannot run setpriv (util-linux) to drop CAP_PERFMON: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find_map(|l| l.split_once(CHILD_VERDICT).map(|(_, v)| v)).ok_or_else(|| {
+        format!("the child load reported no verdict:\n{stdout}{}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    match line.split_once(' ').unwrap_or((line, "")) {
+        ("accept", _) => Ok(Ok(())),
+        ("reject", why) => Ok(Err(why.replace("\\n", "\n"))),
+        (_, why) => Err(format!("the child load failed: {why}")),
+    }
+}
+
+/// The child half of [`load_without_perfmon`]: not a test on its own (it does nothing unless
+/// the parent names an object), run with the capabilities the parent left it.
+#[test]
+#[ignore = "run by duet_and_the_kernel_agree_on_c_programs_with_btf, without CAP_PERFMON"]
+fn load_in_child_without_perfmon() {
+    let Some(path) = std::env::var_os(CHILD_OBJECT) else { return };
+    // CAP_PERFMON is bit 38, CAP_SYS_ADMIN bit 21: the parent's setpriv must have removed both.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).map(str::trim).unwrap_or("");
+    let caps = u64::from_str_radix(eff, 16).unwrap_or(u64::MAX);
+    if caps & (1 << 38 | 1 << 21) != 0 {
+        println!("{CHILD_VERDICT}error the child still has CAP_PERFMON or CAP_SYS_ADMIN (CapEff {eff})");
+        return;
+    }
+    let bytes = std::fs::read(&path).expect("read object");
+    match duet_kernel::load_check(&bytes) {
+        Ok(_) => println!("{CHILD_VERDICT}accept"),
+        Err(e) => println!("{CHILD_VERDICT}reject {}", e.to_string().replace('\n', "\\n")),
+    }
 }

@@ -1,7 +1,7 @@
 # bpf_strtoul from a kprobe.
 # type: kprobe
 # privileged: accept
-# unprivileged: skip (the kernel loads kprobes only with CAP_PERFMON)
+# unprivileged: reject kprobe programs need CAP_PERFMON
     stdw [%r10-8], 0x3234
     mov %r1, %r10
     add %r1, -8

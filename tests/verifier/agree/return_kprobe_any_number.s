@@ -1,6 +1,6 @@
 # A kprobe returning 42.
 # type: kprobe
 # privileged: accept
-# unprivileged: skip (the kernel loads kprobes only with CAP_PERFMON)
+# unprivileged: reject kprobe programs need CAP_PERFMON
     mov %r0, 42
     exit

@@ -3,7 +3,7 @@
  * ring buffer record (reserve, write, submit; discarded for filtered flags) and counts
  * events per CPU. Kprobes load only with CAP_PERFMON.
  * privileged: accept
- * unprivileged: skip (the kernel loads kprobes only with CAP_PERFMON)
+ * unprivileged: reject kprobe programs need CAP_PERFMON
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
