@@ -2,10 +2,12 @@
 //! and return kinds, map types, which program types may call each), and the rules that need the
 //! verifier's [`ProgramType`].
 //!
-//! The table describes what the kernel allows, so that duet's verdict is the kernel's. duet-vm
+//! The table describes what the kernel allows, so that duet's verdict is the kernel's (its
+//! scopes were checked against Linux 6.18 by `tests/verifier/agree/helper_*`). duet-vm
 //! provides most of these helpers; a program calling one it does not (bpf_fib_lookup,
-//! bpf_strtol, bpf_strtoul, bpf_loop) verifies, loads into the kernel, and is refused by the
-//! VM when it is loaded there (`duet_vm::LoadError::UnknownHelper`, which names the helper).
+//! bpf_strtol, bpf_strtoul, bpf_loop, the tracing helpers) verifies, loads into the kernel, and
+//! is refused by the VM when it is loaded there (`duet_vm::LoadError::UnknownHelper`, which
+//! names the helper).
 
 use duet_helpers::table::{self, HELPERS, HelperSpec, Scope};
 

@@ -17,11 +17,17 @@
 //!   stack, packet with proven range, packet end, map value, map value or NULL, map handle, ring
 //!   buffer record) through spills to the stack;
 //! - memory: every access proven inside its region for its size; context fields as the program
-//!   type allows; no writes to read-only memory;
+//!   type allows (XDP, socket filter, TC classifier, cgroup skb, and the tracing types, which
+//!   duet verifies for the kernel but does not run: kprobe `pt_regs`, the tracepoint record,
+//!   raw tracepoint arguments, perf_event `bpf_perf_event_data`, all read-only); no writes to
+//!   read-only memory;
 //! - helpers: arguments against each helper's prototype (the kernel's, including helpers
 //!   duet-vm does not run, which it refuses at load); ring buffer records released on every
 //!   path; bpf_loop callbacks (`lddw rX, func`) verified as subprograms called any number of
-//!   times, with r1 the index and r2 the context, returning 0 or 1;
+//!   times, with r1 the index and r2 the context, returning 0 or 1; the tracing helpers
+//!   (bpf_probe_read*, bpf_get_current_*, bpf_perf_event_output, bpf_trace_vprintk) for the
+//!   program types the kernel gives them to; maps of maps, whose lookups yield (after the NULL
+//!   check) the inner map by its template ([`MapInfo::inner`]);
 //! - return values: as the kernel checks them, for cgroup skb programs 0 or 1 (the kernel
 //!   checks no range for XDP, socket filters, TC classifiers or kprobes), and for duet's http
 //!   filters 0 or 1, on every path;
@@ -30,7 +36,8 @@
 //!   compared, passed as a helper's number, subtracted from another) and uninitialised stack
 //!   reads as an unknown number. Such a number is never dereferenced again, so memory safety
 //!   does not depend on the mode. [`Config::unprivileged`] applies the rules for a loader
-//!   without CAP_PERFMON instead.
+//!   without CAP_PERFMON instead (including the kernel's refusal of the tracing program types,
+//!   and of a `ptr += reg` that different paths would need masked differently).
 //! - duet's userspace-only http programs (docs/ABI.md version 2): their 24-byte read-only
 //!   context, the http helpers (10000..=10005) only in them, and no changes from route programs.
 //!
