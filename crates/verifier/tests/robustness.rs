@@ -6,8 +6,23 @@ use duet_isa::{Form, Insn, OPS, Program, RawInsn};
 use duet_verifier::{Config, MapInfo, ProgramType, VerifyContext};
 use proptest::prelude::*;
 
-fn context(socket: bool) -> VerifyContext {
-    let mut ctx = VerifyContext::new(if socket { ProgramType::SocketFilter } else { ProgramType::Xdp });
+/// Every kernel program type duet verifies; contexts past the list use the first ones with the
+/// unprivileged rules.
+const TYPES: [ProgramType; 8] = [
+    ProgramType::Xdp,
+    ProgramType::SocketFilter,
+    ProgramType::SchedCls,
+    ProgramType::CgroupSkb,
+    ProgramType::KProbe,
+    ProgramType::TracePoint,
+    ProgramType::RawTracePoint,
+    ProgramType::PerfEvent,
+];
+
+fn context(ty: u8) -> VerifyContext {
+    let mut ctx = VerifyContext::new(TYPES[usize::from(ty) % TYPES.len()]);
+    let mut array_of_maps = MapInfo::new("outer", 12, 4, 4, 2);
+    array_of_maps.inner = Some(Box::new(MapInfo::new("inner", 2, 4, 8, 4)));
     ctx.maps = vec![
         MapInfo::new("hash", 1, 4, 8, 16),
         MapInfo::new("array", 2, 4, 16, 1),
@@ -20,8 +35,13 @@ fn context(socket: bool) -> VerifyContext {
             frozen_data: Some(b"%d packets from %pI4 on queue %u\n\0\0\0\0\0\0\0".to_vec()),
             ..MapInfo::new(".rodata", 2, 4, 40, 1)
         },
+        MapInfo::new("perf", 4, 4, 4, 1),
+        // Maps of maps (6, 7): lookups yield inner map handles, by template or unknown.
+        array_of_maps,
+        MapInfo::new("hash_of_maps", 13, 4, 4, 2),
     ];
-    ctx.config = Config { max_insns: 20_000, ..Config::default() };
+    let unprivileged = usize::from(ty) >= TYPES.len();
+    ctx.config = Config { max_insns: 20_000, unprivileged, ..Config::default() };
     ctx
 }
 
@@ -50,12 +70,15 @@ fn insn() -> impl Strategy<Value = Insn> {
             Form::Ja => insn.off = jump,
             Form::Ja32 => insn.imm = i64::from(jump),
             Form::CallHelper => {
-                insn.imm = [1, 2, 3, 5, 6, 7, 8, 12, 23, 28, 44, 51, 54, 65, 125, 130, 131, 132, 133, 9999]
-                    [small.unsigned_abs() as usize % 20]
+                const IDS: [i64; 30] = [
+                    1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 15, 16, 23, 25, 28, 44, 51, 54, 65, 112, 113, 114, 115, 125, 130,
+                    131, 132, 133, 177, 9999,
+                ];
+                insn.imm = IDS[small.unsigned_abs() as usize % IDS.len()]
             }
             Form::CallLocal => insn.imm = i64::from(jump.abs()),
             Form::CallKfunc | Form::CallReg | Form::Exit => {}
-            Form::LdImm64 => (insn.dst, insn.src, insn.imm) = (dst, src % 7, small.rem_euclid(5)),
+            Form::LdImm64 => (insn.dst, insn.src, insn.imm) = (dst, src % 7, small.rem_euclid(8)),
             Form::LdAbs => insn.imm = small.abs(),
             Form::LdInd => (insn.src, insn.imm) = (src, small.abs()),
             Form::Ldx => (insn.dst, insn.src, insn.off) = (dst, src, mem_off),
@@ -72,18 +95,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
     #[test]
-    fn random_bytes_never_panic(words in prop::collection::vec(any::<u64>(), 1..24), socket: bool) {
+    fn random_bytes_never_panic(words in prop::collection::vec(any::<u64>(), 1..24), ty in 0u8..10) {
         let raw: Vec<RawInsn> = words.iter().map(|w| RawInsn::from_u64(*w)).collect();
-        let _ = duet_verifier::verify_raw(&raw, &context(socket));
+        let _ = duet_verifier::verify_raw(&raw, &context(ty));
     }
 
     #[test]
-    fn random_programs_never_panic(body in prop::collection::vec(insn(), 1..48), socket: bool) {
+    fn random_programs_never_panic(body in prop::collection::vec(insn(), 1..48), ty in 0u8..10) {
         let mut insns = body;
         insns.push(Insn { imm: 2, ..Insn::new(duet_isa::Op::MovImm) });
         insns.push(Insn::new(duet_isa::Op::Exit));
         if let Ok(program) = Program::from_insns(&insns) {
-            let ctx = context(socket);
+            let ctx = context(ty);
             let first = duet_verifier::verify(&program, &ctx);
             // Deterministic: the same program gets the same answer.
             let second = duet_verifier::verify(&program, &ctx);
@@ -116,7 +139,7 @@ fn random_programs_reach_the_checker() {
         insns.push(Insn::new(duet_isa::Op::Exit));
         let Ok(program) = Program::from_insns(&insns) else { continue };
         decoded += 1;
-        match duet_verifier::verify(&program, &context(false)) {
+        match duet_verifier::verify(&program, &context(0)) {
             Ok(v) => {
                 accepted += 1;
                 processed += v.stats().insns_processed;
