@@ -457,6 +457,21 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: true,
         wasm_import: None,
     },
+    // bpf_get_current_task(): the current task_struct's address, as a number (CAP_PERFMON only).
+    HelperSpec {
+        id: 35,
+        name: "bpf_get_current_task",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 44,
         name: "bpf_xdp_adjust_head",
@@ -894,6 +909,7 @@ mod tests {
                 "bpf_get_current_uid_gid",
                 "bpf_get_current_comm",
                 "bpf_perf_event_output",
+                "bpf_get_current_task",
                 "bpf_fib_lookup",
                 "bpf_strtol",
                 "bpf_strtoul",
