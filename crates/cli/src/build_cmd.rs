@@ -60,8 +60,8 @@ pub fn build(args: &BuildArgs) -> Result<()> {
         }
         if !out.kernel_only.is_empty() {
             eprintln!(
-                "  no .wasm: {} run only in the kernel (their hooks have no userspace meaning; duet's verifier \
-                 does not know them either: the kernel verifies them when they are attached)",
+                "  no .wasm: {} run only in the kernel (their hooks have no userspace meaning; `duet verify` \
+                 checks tracepoints, the kernel verifies every one when it is attached)",
                 out.kernel_only.join(", ")
             );
         }

@@ -567,6 +567,45 @@ fn tracepoint_counts_tcp_state_changes_and_kprobes_work_or_say_why_not() {
     assert_eq!(duet.json(&["ps", "--json"]), serde_json::json!([]));
 }
 
+/// `examples/tcpstates`, an SDK crate of two `#[duet::tracepoint]` programs: attached to the
+/// kernel's tracepoints, its `states` program counts a loopback connection's state changes on a
+/// watched port (the kernel verified its typed record reads), and `retransmits` attaches to
+/// `tcp/tcp_retransmit_skb` (loopback does not retransmit: its counting is unit-tested).
+#[test]
+fn sdk_tracepoint_programs_count_a_connections_state_changes() {
+    if !privileged() {
+        return;
+    }
+    let duet = Duet::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tcpstates");
+    duet.ok(&["build", "--quiet", dir.to_str().unwrap()]);
+    assert!(!dir.join("target/duet/tcpstates.wasm").exists(), "tracepoint crates are kernel only");
+    let object = dir.join("target/duet/tcpstates.bpf.o");
+    let object = object.to_str().unwrap();
+    let states = duet.attach(&[object, "--program", "states", "--tracepoint", "sock/inet_sock_set_state"]);
+    let retransmits = duet.attach(&[object, "--program", "retransmits", "--tracepoint", "tcp/tcp_retransmit_skb"]);
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    duet.ok(&["maps", "set", &states, "PORTS", &port_key(port), "01"]);
+    let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    let (accepted, _) = accept_within(&listener, Duration::from_secs(2)).expect("connection");
+    drop(stream);
+    drop(accepted);
+    let counts = duet.map(&states, "STATES");
+    let state = |n: u32| u64_of(&counts[u64_hex(u64::from(n))[..8].to_owned()]);
+    // The client's socket: CLOSE -> SYN_SENT -> ESTABLISHED; the accepted one: SYN_RECV ->
+    // ESTABLISHED. Both then start closing.
+    assert_eq!(state(2), 1, "SYN_SENT: {counts}");
+    assert_eq!(state(1), 2, "ESTABLISHED, both ends: {counts}");
+    assert!(state(4) >= 1, "FIN_WAIT1: {counts}");
+    // Each attachment loads the object on its own; the kernel accepted the retransmit program.
+    let ps = duet.json(&["ps", "--json"]);
+    let retransmit_row = ps.as_array().unwrap().iter().find(|a| a["id"].as_str() == Some(retransmits.as_str()));
+    assert_eq!(retransmit_row.map(|a| a["target"].clone()), Some("tcp/tcp_retransmit_skb".into()), "{ps}");
+    duet.ok(&["detach", "all"]);
+    assert_eq!(duet.json(&["ps", "--json"]), serde_json::json!([]));
+}
+
 // === test-run, bench, load ===
 
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {

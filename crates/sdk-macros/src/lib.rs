@@ -6,11 +6,11 @@
 //!
 //! - `bpf`: the program as an `extern "C"` function in the ELF section the kernel's loaders
 //!   recognise (`xdp`, `classifier`, `socket`, `cgroup_skb/ingress`, `kprobe`, `cgroup/connect4`,
-//!   `cgroup/connect6`, `sockops`, `sk_msg`) or, for the userspace-only HTTP programs, duet's own
+//!   `cgroup/connect6`, `sockops`, `sk_msg`, `tracepoint/<category>/<name>`) or, for the userspace-only HTTP programs, duet's own
 //!   (`duet/http_request`, `duet/http_response`, `duet/route`), maps as BTF definitions in `.maps`;
 //! - `wasm32`: the program as the export `duet_prog_<kind>_<name>` of docs/ABI.md, maps as
 //!   records in the `duet.maps.v1` custom section that `duet build` turns into the `duet.maps`
-//!   manifest; a kernel-only program (`connect4`, `connect6`, `sock_ops`, `sk_msg`) as a record in `duet.kernel_only`
+//!   manifest; a kernel-only program (`connect4`, `connect6`, `sock_ops`, `sk_msg`, `tracepoint`) as a record in `duet.kernel_only`
 //!   instead, which makes `duet build` refuse the module;
 //! - the host: the program as the plain function unit tests call.
 //!
@@ -180,6 +180,35 @@ pub fn sk_msg(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_program(item, Kind::SkMsg).unwrap_or_else(|(span, msg)| error(span, &msg))
 }
 
+/// Declares a tracepoint program (kernel only):
+/// `#[duet::tracepoint("sock/inet_sock_set_state")] fn name(ctx: TracepointContext) { ... }`,
+/// run with the record of the tracepoint `<category>/<name>` (see
+/// `/sys/kernel/tracing/events`); the BPF function returns 0.
+///
+/// BPF: an `extern "C"` function `name` in section `tracepoint/<category>/<name>`. Wasm: no
+/// export, as for `#[duet::connect4]`. Host: the function itself, for
+/// `duet::testing::run_tracepoint`.
+#[proc_macro_attribute]
+pub fn tracepoint(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let usage = "#[duet::tracepoint] takes the tracepoint as \"<category>/<name>\", e.g. \
+                 #[duet::tracepoint(\"sock/inet_sock_set_state\")]";
+    let mut tokens = attr.into_iter();
+    let (Some(TokenTree::Literal(lit)), None) = (tokens.next(), tokens.next()) else {
+        return error(Span::call_site(), usage);
+    };
+    let text = lit.to_string();
+    let Some(path) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return error(lit.span(), usage);
+    };
+    let valid = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match path.split_once('/') {
+        Some((category, name)) if valid(category) && valid(name) => {}
+        _ => return error(lit.span(), usage),
+    }
+    expand_program_in(item, Kind::Tracepoint, Some(format!("tracepoint/{path}")))
+        .unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
 /// Declares an HTTP request filter:
 /// `#[duet::http_request] fn name(req: HttpContext) -> HttpAction { ... }`.
 ///
@@ -242,6 +271,7 @@ enum Kind {
     Connect6,
     SockOps,
     SkMsg,
+    Tracepoint,
     HttpRequest,
     HttpResponse,
     Route,
@@ -274,6 +304,8 @@ impl Kind {
             Kind::Connect6 => ("cgroup/connect6", "connect4_entry", "", false),
             Kind::SockOps => ("sockops", "sock_ops_entry", "", false),
             Kind::SkMsg => ("sk_msg", "sk_msg_entry", "", false),
+            // The section names the tracepoint: `expand_program_in` is given it.
+            Kind::Tracepoint => ("tracepoint", "tracepoint_entry", "", false),
             Kind::HttpRequest => ("duet/http_request", "http_entry", "duet_prog_http_request_", false),
             Kind::HttpResponse => ("duet/http_response", "http_entry", "duet_prog_http_response_", false),
             Kind::Route => ("duet/route", "route_entry", "duet_prog_route_", true),
@@ -284,7 +316,7 @@ impl Kind {
             Kind::SocketFilter => "socket_filter_entry_wasm",
             Kind::CgroupSkbIngress | Kind::CgroupSkbEgress => "cgroup_skb_entry_wasm",
             Kind::Probe => "probe_entry_wasm",
-            Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg => "",
+            Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg | Kind::Tracepoint => "",
             Kind::HttpRequest | Kind::HttpResponse => "http_entry_wasm",
             Kind::Route => "route_entry_wasm",
         };
@@ -306,17 +338,23 @@ impl Kind {
 impl Kind {
     /// Whether the hook exists only in the kernel: no Wasm export, a `duet.kernel_only` record.
     fn is_kernel_only(self) -> bool {
-        matches!(self, Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg)
+        matches!(self, Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg | Kind::Tracepoint)
     }
 }
 
 type Error = (Span, String);
 
 fn expand_program(item: TokenStream, kind: Kind) -> Result<TokenStream, Error> {
+    expand_program_in(item, kind, None)
+}
+
+/// [`expand_program`], with the ELF section given rather than the kind's (tracepoints).
+fn expand_program_in(item: TokenStream, kind: Kind, section: Option<String>) -> Result<TokenStream, Error> {
     let tokens: Vec<TokenTree> = item.clone().into_iter().collect();
     let (name, vis) = fn_name_and_vis(&tokens)?;
     let name_str = name.to_string();
-    let Shape { section, entry, wasm_entry, wasm_prefix, bpf_ret, wasm_ret } = kind.shape();
+    let Shape { section: kind_section, entry, wasm_entry, wasm_prefix, bpf_ret, wasm_ret } = kind.shape();
+    let section = section.as_deref().unwrap_or(kind_section);
 
     // BPF: the exported function carries the program's name (ELF symbol, BTF and DWARF agree),
     // and the user's function lives inside it under the same name.

@@ -108,6 +108,17 @@ pub fn file_socket<K: crate::Pod, const MAX_ENTRIES: usize, const FLAGS: usize>(
     map.host_file(key, socket)
 }
 
+/// Runs a tracepoint program on `record`, the bytes of the record as the kernel lays them out
+/// (`InetSockSetState::to_record`, ...; at most [`crate::tracepoint::MAX_RECORD`] bytes, the rest
+/// reads as zeros).
+pub fn run_tracepoint<R>(prog: impl FnOnce(crate::TracepointContext<'_>) -> R, record: &[u8]) -> R {
+    let mut buffer = std::boxed::Box::new([0u64; crate::tracepoint::MAX_RECORD / 8]);
+    let n = record.len().min(crate::tracepoint::MAX_RECORD);
+    // SAFETY: `n` bytes fit in both: `record` has at least `n`, the buffer `MAX_RECORD`.
+    unsafe { core::ptr::copy_nonoverlapping(record.as_ptr(), buffer.as_mut_ptr().cast::<u8>(), n) };
+    prog(crate::tracepoint::host_context(&mut buffer))
+}
+
 /// Sets the clock: the next `ktime_get_ns()` returns `now_ns`, and each read advances it by
 /// `step_ns` (0 freezes it).
 pub fn set_clock(now_ns: u64, step_ns: u64) {

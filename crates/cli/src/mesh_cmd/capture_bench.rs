@@ -203,6 +203,18 @@ pub fn run(args: CaptureBenchArgs) -> Result<ExitCode> {
                 .map_or(0.0, |i| metric(sidecars[i].1, "duet_mesh_tcp_short_circuit_messages_total")),
         })
         .collect();
+    if rows.iter().any(|r| r.errors > 0) {
+        for i in 0..sidecars.len() {
+            let log = std::fs::read_to_string(dir.join(format!("mesh-{i}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            if !tail.is_empty() {
+                eprintln!("the last lines of sidecar {i}'s log:");
+                for line in tail.iter().rev() {
+                    eprintln!("  {line}");
+                }
+            }
+        }
+    }
     drop(sidecars);
     report(&rows, &args, rounds)
 }
