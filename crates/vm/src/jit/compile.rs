@@ -2,9 +2,13 @@
 //!
 //! The eBPF registers are Cranelift variables, so they live in machine registers; every jump
 //! target, call return site and instruction after a branch starts a block. Local calls do not
-//! become native calls: the callee's code is part of the same function, a call pushes the return
-//! site and r6..r9 onto a frame array in the native stack frame, and `exit` pops them and
-//! dispatches through a jump table — the interpreter's exact frame rules, without a native call.
+//! become native calls: each call translates the callee's code again at the call site (inlined,
+//! with its own blocks), r10 moves down one frame, the caller's r6..r9 and r10 stay SSA values
+//! across it, and the callee's `exit` jumps back — the interpreter's exact frame rules, with
+//! neither a native call nor a return dispatch. When the copies would grow too large (a callee
+//! called from many places, recursion in unverified code), a call instead pushes the return site
+//! and r6..r9 onto a frame array in the native stack frame, and `exit` pops them and dispatches
+//! through a jump table.
 //!
 //! Two modes:
 //! - verified: the verifier's per-instruction facts decide each access. A proven access to the
@@ -234,7 +238,31 @@ struct Translator<'a, 'b> {
     /// through one reads its field's slot directly, as the kernel rewrites `ctx->field`.
     ctx_regs: u16,
     frontend: cranelift_codegen::isa::TargetFrontendConfig,
+    /// Whether local calls are inlined (see [`Translator::plan_inlining`]); else they go through
+    /// the frame array and the return jump table.
+    inline: bool,
+    /// The inlined call being translated: its call depth, and the block its `exit` jumps to
+    /// (`None`: the program's own frame, whose `exit` returns).
+    inst_depth: usize,
+    inst_ret: Option<Block>,
+    /// Inlined calls still to translate.
+    pending: Vec<Instance>,
 }
+
+/// One inlined local call: the callee's code reachable from `entry`, translated with its own
+/// blocks, starting in `block`, at call depth `depth`; its `exit` jumps to `ret`.
+struct Instance {
+    entry: usize,
+    depth: usize,
+    block: Block,
+    ret: Option<Block>,
+}
+
+/// At most this many eBPF instructions are translated in all (counting each inlined copy of a
+/// callee) beyond twice the program's size before calls fall back to the frame array.
+const INLINE_EXTRA: usize = 4096;
+/// At most this many inlined calls.
+const INLINE_CALLS: usize = 512;
 
 /// Slots of the run's context field table, as an `i32` for offset arithmetic.
 const CTX_SLOTS: i32 = runtime::CTX_FIELDS as i32;
@@ -313,6 +341,10 @@ impl<'a, 'b> Translator<'a, 'b> {
             ctx_regs: 0,
             env: env.filter(|_| input.verified.is_some()).map(|e| (std::ptr::from_ref(e) as i64, e.cpu)),
             frontend: isa.frontend_config(),
+            inline: false,
+            inst_depth: 0,
+            inst_ret: None,
+            pending: Vec::new(),
         }
     }
 
@@ -347,14 +379,18 @@ impl<'a, 'b> Translator<'a, 'b> {
             || runtime::atomic_index(insn.op) != usize::MAX as u64
     }
 
-    /// Finds the blocks: the entry, jump and call targets, and whatever follows a branch, call
-    /// or exit (and, in checked mode, anything that may end the run).
-    fn find_blocks(&mut self) {
+    /// Finds the blocks among `pcs` (ascending instruction starts; `entry` is the pc control
+    /// enters at and, when it exists already, its block): the entry, jump and call targets, and
+    /// whatever follows a branch, call or exit (and, in checked mode, anything that may end the
+    /// run); and the budget's segment lengths.
+    fn find_blocks(&mut self, pcs: &[usize], (entry_pc, entry): (usize, Option<Block>)) {
         let n = self.insns.len();
         let mut starts = vec![false; n + 1];
-        starts[0] = true;
-        let mut pc = 0;
-        while pc < n {
+        starts[entry_pc] = true;
+        if let Some(&first) = pcs.first() {
+            starts[first] = true;
+        }
+        for &pc in pcs {
             let insn = self.insns[pc];
             let next = pc + insn.slots();
             if let Some(target) = insn.branch_target(pc) {
@@ -362,7 +398,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                     *s = true;
                 }
                 starts[next.min(n)] = true;
-                if insn.op == Op::CallLocal && next < n {
+                if insn.op == Op::CallLocal && next < n && !self.inline {
                     self.ret_sites.push(next);
                 }
             }
@@ -371,22 +407,81 @@ impl<'a, 'b> Translator<'a, 'b> {
             {
                 starts[next.min(n)] = true;
             }
-            pc = next;
         }
-        let entry_is_target = self.insns.iter().enumerate().any(|(pc, insn)| insn.branch_target(pc) == Some(0));
-        self.ctx_regs = if entry_is_target { 0 } else { 1 << 1 };
-        self.blocks = starts[..n].iter().map(|&s| s.then(|| self.b.create_block())).collect();
-        // Segment lengths for the budget: instructions from each block start to the next.
-        self.seg_len = vec![0; n];
-        let mut pc = 0;
         let mut current = 0;
-        while pc < n {
+        for &pc in pcs {
             if starts[pc] {
+                self.blocks[pc] = Some(match entry {
+                    Some(block) if pc == entry_pc => block,
+                    _ => self.b.create_block(),
+                });
+                // Segment lengths for the budget: instructions from each block start to the next.
                 current = pc;
+                self.seg_len[pc] = 0;
             }
             self.seg_len[current] += 1;
-            pc += self.insns[pc].slots();
         }
+    }
+
+    /// The instruction starts reachable from `entry` without entering a local call (a call
+    /// continues after itself), ascending: the code of one frame.
+    fn reach(&self, entry: usize) -> Vec<usize> {
+        let n = self.insns.len();
+        let mut seen = vec![false; n];
+        let mut todo = vec![entry];
+        let mut out = Vec::new();
+        while let Some(pc) = todo.pop() {
+            if pc >= n || seen[pc] {
+                continue;
+            }
+            seen[pc] = true;
+            out.push(pc);
+            let insn = self.insns[pc];
+            let next = pc + insn.slots();
+            let target = insn.branch_target(pc).and_then(|t| usize::try_from(t).ok());
+            match insn.op {
+                Op::Exit | Op::CallKfunc => {}
+                Op::LdImm64 if insn.src != 0 => {}
+                Op::Ja | Op::Ja32 => todo.extend(target),
+                Op::CallLocal => todo.push(next),
+                _ => {
+                    todo.push(next);
+                    todo.extend(target);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Whether every local call can be inlined: each call translates the callee's code again,
+    /// with its own blocks, so `exit` becomes a jump back to the call site and the caller's r6..r9
+    /// and r10 are SSA values kept across the callee (the interpreter's frame rules, with no
+    /// frame array and no return dispatch). Calls nested deeper than the interpreter allows
+    /// compile to its trap. Refused when the copies would exceed the size limits (recursion in
+    /// unverified code, a callee called from many places).
+    fn plan_inlining(&self) -> bool {
+        let limit = 2 * self.insns.len() + INLINE_EXTRA;
+        let (mut total, mut calls) = (0, 0);
+        let mut todo = vec![(0usize, 0usize)];
+        while let Some((entry, depth)) = todo.pop() {
+            let pcs = self.reach(entry);
+            total += pcs.len();
+            calls += 1;
+            if total > limit || calls > INLINE_CALLS {
+                return false;
+            }
+            for pc in pcs {
+                let insn = self.insns[pc];
+                if insn.op == Op::CallLocal && depth + 1 < MAX_CALL_DEPTH {
+                    match insn.branch_target(pc).and_then(|t| usize::try_from(t).ok()) {
+                        Some(target) if target < self.insns.len() => todo.push((target, depth + 1)),
+                        _ => return false,
+                    }
+                }
+            }
+        }
+        true
     }
 
     fn block_at(&self, pc: usize) -> Result<Block, JitError> {
@@ -399,7 +494,24 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// Emits the function; returns what it counted.
     fn translate(mut self) -> Result<Counts, JitError> {
-        self.find_blocks();
+        let n = self.insns.len();
+        self.blocks = vec![None; n];
+        self.seg_len = vec![0; n];
+        self.inline = self.plan_inlining();
+        let entry_is_target = self.insns.iter().enumerate().any(|(pc, insn)| insn.branch_target(pc) == Some(0));
+        self.ctx_regs = if entry_is_target { 0 } else { 1 << 1 };
+        let all: Vec<usize> = if self.inline {
+            Vec::new()
+        } else {
+            let mut all = Vec::with_capacity(n);
+            let mut pc = 0;
+            while pc < n {
+                all.push(pc);
+                pc += self.insns[pc].slots();
+            }
+            self.find_blocks(&all, (0, None));
+            all
+        };
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
@@ -436,13 +548,45 @@ impl<'a, 'b> Translator<'a, 'b> {
             )));
             self.pop_block = Some(self.b.create_block());
         }
-        let first = self.block_at(0)?;
-        self.b.ins().jump(first, &[]);
+        if self.inline {
+            let first = self.b.create_block();
+            self.b.ins().jump(first, &[]);
+            self.pending.push(Instance { entry: 0, depth: 0, block: first, ret: None });
+            while let Some(inst) = self.pending.pop() {
+                self.inst_depth = inst.depth;
+                self.inst_ret = inst.ret;
+                if inst.depth > 0 {
+                    self.ctx_regs = 0;
+                }
+                let pcs = self.reach(inst.entry);
+                self.find_blocks(&pcs, (inst.entry, Some(inst.block)));
+                self.translate_pcs(&pcs)?;
+                for pc in pcs {
+                    self.blocks[pc] = None;
+                }
+            }
+        } else {
+            let first = self.block_at(0)?;
+            self.b.ins().jump(first, &[]);
+            self.translate_pcs(&all)?;
+        }
 
-        let n = self.insns.len();
-        let mut pc = 0;
+        self.b.switch_to_block(self.stop_block);
+        let zero = self.b.ins().iconst(I64, 0);
+        self.b.ins().return_(&[zero]);
+        if let Some(pop) = self.pop_block {
+            self.emit_pop(pop)?;
+        }
+        self.b.seal_all_blocks();
+        self.b.finalize(self.frontend);
+        Ok(self.counts)
+    }
+
+    /// Translates the instructions at `pcs` (ascending; an instruction that does not end its
+    /// block is followed by the next one), whose blocks [`Translator::find_blocks`] made.
+    fn translate_pcs(&mut self, pcs: &[usize]) -> Result<(), JitError> {
         self.terminated = true;
-        while pc < n {
+        for &pc in pcs {
             let insn = self.insns[pc];
             if let Some(block) = self.blocks[pc] {
                 if pc != 0 {
@@ -463,22 +607,12 @@ impl<'a, 'b> Translator<'a, 'b> {
             if self.ctx_regs != 0 {
                 self.track_ctx(&insn);
             }
-            pc += insn.slots();
         }
         if !self.terminated {
             // The decoder rejects programs that fall off the end; keep the IR well-formed anyway.
             self.b.ins().jump(self.stop_block, &[]);
         }
-
-        self.b.switch_to_block(self.stop_block);
-        let zero = self.b.ins().iconst(I64, 0);
-        self.b.ins().return_(&[zero]);
-        if let Some(pop) = self.pop_block {
-            self.emit_pop(pop)?;
-        }
-        self.b.seal_all_blocks();
-        self.b.finalize(self.frontend);
-        Ok(self.counts)
+        Ok(())
     }
 
     // === helpers for emitting code ===
@@ -933,6 +1067,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.emit_raise(runtime::RAISE_KFUNC, pc, a, zero);
                 self.terminated = true;
             }
+            Op::CallLocal if self.inline => self.inline_call(pc, insn)?,
             Op::CallLocal => self.local_call(pc, insn)?,
             Op::Exit => self.exit(),
         }
@@ -1379,8 +1514,51 @@ impl<'a, 'b> Translator<'a, 'b> {
         Ok(())
     }
 
+    /// A local call, inlined: the callee's frame is translated later (an [`Instance`]), entered
+    /// here with r10 moved down one frame; its `exit` jumps to a block that restores r6..r9 and
+    /// r10 and continues after the call.
+    fn inline_call(&mut self, pc: usize, insn: &Insn) -> Result<(), JitError> {
+        let target = insn
+            .branch_target(pc)
+            .and_then(|t| usize::try_from(t).ok())
+            .filter(|&t| t < self.insns.len())
+            .ok_or_else(|| JitError::Codegen(format!("instruction {pc}: call target out of range")))?;
+        let next = self.block_at(pc + 1)?;
+        self.terminated = true;
+        if self.inst_depth + 1 >= MAX_CALL_DEPTH {
+            let zero = self.c64(0);
+            self.emit_raise(runtime::RAISE_CALL_DEPTH, pc, zero, zero);
+            return Ok(());
+        }
+        let saved: [Value; 4] = std::array::from_fn(|i| self.reg(6 + i as u8));
+        let r10 = self.reg(10);
+        let callee_r10 = self.b.ins().iadd_imm_s(r10, -(STACK_SIZE as i64));
+        self.set(10, callee_r10);
+        self.store_rt(offset_of!(RunCtx, r10), callee_r10);
+        let entry = self.b.create_block();
+        let ret = self.b.create_block();
+        self.b.ins().jump(entry, &[]);
+        self.pending.push(Instance { entry: target, depth: self.inst_depth + 1, block: entry, ret: Some(ret) });
+        self.b.switch_to_block(ret);
+        for (i, v) in saved.into_iter().enumerate() {
+            self.set(6 + i as u8, v);
+        }
+        self.set(10, r10);
+        self.store_rt(offset_of!(RunCtx, r10), r10);
+        self.b.ins().jump(next, &[]);
+        Ok(())
+    }
+
     fn exit(&mut self) {
         let r0 = self.reg(0);
+        if self.inline {
+            match self.inst_ret {
+                Some(ret) => self.b.ins().jump(ret, &[]),
+                None => self.b.ins().return_(&[r0]),
+            };
+            self.terminated = true;
+            return;
+        }
         match self.pop_block {
             None => {
                 self.b.ins().return_(&[r0]);
