@@ -119,6 +119,7 @@ pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
 pub use http::{HttpAction, HttpContext, HttpField, Route, RouteContext, Text};
 pub use maps::{
     Array, HashMap, LpmKey, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf, SockHash,
+    SockMap,
 };
 pub use pod::{Pod, zeroed};
 pub use probe::{PROBE_RECORD_LEN, ProbeContext};

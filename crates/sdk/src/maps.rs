@@ -33,6 +33,7 @@ mod map_type {
     pub(super) const LRU_HASH: u32 = 9;
     pub(super) const LRU_PERCPU_HASH: u32 = 10;
     pub(super) const LPM_TRIE: u32 = 11;
+    pub(super) const SOCKMAP: u32 = 15;
     pub(super) const SOCKHASH: u32 = 18;
     pub(super) const RINGBUF: u32 = 27;
 }
@@ -196,9 +197,13 @@ fn handle<M: MapInfo>(map: &M, id: u32, name: &'static str) -> sys::Handle {
         addr: core::ptr::from_ref(map) as usize,
         name,
         spec: sys::host::RawSpec {
-            // A sockhash holds sockets, which host tests do not have: there it is a hash map
-            // of socket numbers (`SockHash`).
-            map_type: if M::TYPE == map_type::SOCKHASH { map_type::HASH } else { M::TYPE },
+            // Socket maps hold sockets, which host tests do not have: there they are a hash map
+            // or an array of socket numbers (`SockHash`, `SockMap`).
+            map_type: match M::TYPE {
+                map_type::SOCKHASH => map_type::HASH,
+                map_type::SOCKMAP => map_type::ARRAY,
+                other => other,
+            },
             key_size: M::KEY_SIZE,
             value_size: M::VALUE_SIZE,
             max_entries: M::MAX_ENTRIES,
@@ -533,6 +538,71 @@ impl<K: Pod, const MAX_ENTRIES: usize, const FLAGS: usize> SockHash<K, MAX_ENTRI
     pub(crate) fn host_file(&self, key: &K, socket: u32) -> Result<(), Errno> {
         // SAFETY: `key` is a `K`; on the host the value is a `u32`.
         Errno::from_ret(unsafe { sys::map_update(self.handle(), ptr(key), ptr(&socket), crate::BPF_ANY) })
+    }
+}
+
+define_map! {
+    /// TCP sockets by index `0..MAX_ENTRIES` (`BPF_MAP_TYPE_SOCKMAP`): [`SockHash`] with array
+    /// slots instead of keys. On the host, an array of socket numbers (0: empty).
+    SockMap[], key: u32, value: u32, type: map_type::SOCKMAP
+}
+
+impl<const MAX_ENTRIES: usize, const FLAGS: usize> SockMap<MAX_ENTRIES, FLAGS> {
+    /// Files the socket of this sock_ops event in slot `index` (`bpf_sock_map_update`); as
+    /// [`SockHash::insert_from_sock_ops`], [`Errno::E2BIG`] past the last slot.
+    #[inline(always)]
+    pub fn insert_from_sock_ops(&self, ctx: &crate::SockOpsContext<'_>, index: u32, flags: u64) -> Result<(), Errno> {
+        #[cfg(target_arch = "bpf")]
+        // SAFETY: `ctx` is this program's sock_ops context, the handle a sockmap, `index` a u32.
+        return Errno::from_ret(unsafe { sys::sock_map_update(ctx.raw(), self.handle(), ptr(&index), flags) });
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (ctx, index, flags);
+            return Err(Errno::EINVAL);
+        }
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        {
+            let socket = ctx.cookie() as u32;
+            // SAFETY: `index` is the key; on the host the value is a `u32`.
+            Errno::from_ret(unsafe { sys::map_update(self.handle(), ptr(&index), ptr(&socket), flags) })
+        }
+    }
+
+    /// Sends the data of this `sendmsg(2)` to the socket in slot `index` instead
+    /// (`bpf_msg_redirect_map`); as [`SockHash::redirect_msg`].
+    #[inline(always)]
+    pub fn redirect_msg(&self, msg: &crate::SkMsgContext<'_>, index: u32, flags: u64) -> bool {
+        #[cfg(target_arch = "bpf")]
+        // SAFETY: `msg` is this program's sk_msg context and the handle a sockmap.
+        return unsafe { sys::msg_redirect_map(msg.raw(), self.handle(), index, flags) } == 1;
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (msg, index, flags);
+            return false;
+        }
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        {
+            // SAFETY: `index` is the key; on the host the value is a `u32`.
+            match unsafe { sys::map_get::<u32>(self.handle(), ptr(&index)) } {
+                Some(socket) if socket != 0 => {
+                    msg.host_redirect(socket, flags);
+                    true
+                }
+                _ => false,
+            }
+        }
+    }
+
+    /// Empties slot `index`.
+    #[inline(always)]
+    pub fn remove(&self, index: u32) -> Result<(), Errno> {
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        // On the host the slots are an array's, which cannot lose entries: 0 is empty.
+        // SAFETY: `index` is the key; the value is a `u32`.
+        return Errno::from_ret(unsafe { sys::map_update(self.handle(), ptr(&index), ptr(&0u32), crate::BPF_ANY) });
+        #[cfg(any(target_arch = "bpf", target_arch = "wasm32"))]
+        // SAFETY: `index` is the key.
+        Errno::from_ret(unsafe { sys::map_delete(self.handle(), ptr(&index)) })
     }
 }
 

@@ -289,3 +289,39 @@ fn map_records_encode_the_manifest_entry() {
     assert_eq!(words, [36, 5, 1, 4, 16, 2, 0]);
     assert_eq!(&record[32..], b"HASH");
 }
+
+#[duet::map]
+static SOCKS: duet::SockMap = duet::SockMap::with_max_entries(2, 0);
+
+#[duet::sock_ops]
+fn file_in_slot(ctx: duet::SockOpsContext) {
+    if ctx.op() == duet::sock::op::ACTIVE_ESTABLISHED_CB {
+        let _ = SOCKS.insert_from_sock_ops(&ctx, u32::from(ctx.local_port() % 2), BPF_ANY);
+    }
+}
+
+#[duet::sk_msg]
+fn to_slot_one(msg: duet::SkMsgContext) -> duet::SkMsgAction {
+    SOCKS.redirect_msg(&msg, 1, duet::sock::BPF_F_INGRESS);
+    duet::SkMsgAction::Pass
+}
+
+#[test]
+fn sock_maps_file_sockets_by_slot_and_redirect_to_them() {
+    testing::reset();
+    let (a, b) = (([127, 0, 0, 1], 40000), ([127, 0, 0, 1], 8080));
+    let mut msg = testing::HostSkMsg::tcp(a, b, 10);
+    testing::run_sk_msg(to_slot_one, &mut msg);
+    assert_eq!(msg.redirected(), None, "slot 1 is empty");
+    // Port 40001 is odd: slot 1; the socket number is its cookie's low 32 bits.
+    let mut established =
+        testing::HostSockOps::tcp(duet::sock::op::ACTIVE_ESTABLISHED_CB, (a.0, 40001), b, 0x5_0000_0007);
+    testing::run_sock_ops(file_in_slot, &mut established);
+    let mut msg = testing::HostSkMsg::tcp(a, b, 10);
+    testing::run_sk_msg(to_slot_one, &mut msg);
+    assert_eq!(msg.redirected(), Some((7, duet::sock::BPF_F_INGRESS)));
+    SOCKS.remove(1).unwrap();
+    let mut msg = testing::HostSkMsg::tcp(a, b, 10);
+    testing::run_sk_msg(to_slot_one, &mut msg);
+    assert_eq!(msg.redirected(), None, "emptied");
+}

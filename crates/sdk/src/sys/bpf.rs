@@ -20,6 +20,8 @@ mod id {
     pub(super) const GET_CURRENT_PID_TGID: usize = 14;
     pub(super) const GET_SOCKET_COOKIE: usize = 46;
     pub(super) const SOCK_OPS_CB_FLAGS_SET: usize = 59;
+    pub(super) const SOCK_MAP_UPDATE: usize = 53;
+    pub(super) const MSG_REDIRECT_MAP: usize = 60;
     pub(super) const SOCK_HASH_UPDATE: usize = 70;
     pub(super) const MSG_REDIRECT_HASH: usize = 71;
     pub(super) const SKB_STORE_BYTES: usize = 9;
@@ -257,6 +259,32 @@ pub(crate) unsafe fn sock_hash_update(ctx: *mut c_void, map: Handle, key: *const
     let f = helper!(id::SOCK_HASH_UPDATE, fn(*mut c_void, *mut c_void, *const c_void, u64) -> i64);
     // SAFETY: the caller's contract; the kernel checks the context and the map's type.
     unsafe { f(ctx, map.0, key.cast(), flags) }
+}
+
+/// `bpf_sock_map_update(ctx, map, key, flags)`: files the sock_ops program's socket in a sockmap
+/// slot; 0 or -errno.
+///
+/// # Safety
+///
+/// As [`sock_hash_update`], with `map` a sockmap and `key` a `u32` index.
+#[inline(always)]
+pub(crate) unsafe fn sock_map_update(ctx: *mut c_void, map: Handle, key: *const u8, flags: u64) -> i64 {
+    let f = helper!(id::SOCK_MAP_UPDATE, fn(*mut c_void, *mut c_void, *const c_void, u64) -> i64);
+    // SAFETY: the caller's contract; the kernel checks the context and the map's type.
+    unsafe { f(ctx, map.0, key.cast(), flags) }
+}
+
+/// `bpf_msg_redirect_map(ctx, map, index, flags)`: `SK_PASS` (1) when slot `index` holds a
+/// socket, else `SK_DROP` (0).
+///
+/// # Safety
+///
+/// `ctx` is the sk_msg context and `map` a sockmap.
+#[inline(always)]
+pub(crate) unsafe fn msg_redirect_map(ctx: *mut c_void, map: Handle, index: u32, flags: u64) -> i64 {
+    let f = helper!(id::MSG_REDIRECT_MAP, fn(*mut c_void, *mut c_void, u32, u64) -> i64);
+    // SAFETY: the caller's contract; the kernel checks the context and the map's type.
+    unsafe { f(ctx, map.0, index, flags) }
 }
 
 /// `bpf_msg_redirect_hash(ctx, map, key, flags)`: `SK_PASS` (1) when the sockhash has a socket
