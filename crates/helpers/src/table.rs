@@ -155,6 +155,8 @@ pub mod map_type {
     pub const PERF_EVENT_ARRAY: u32 = 4;
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     pub const PERCPU_ARRAY: u32 = 6;
+    /// `BPF_MAP_TYPE_STACK_TRACE`.
+    pub const STACK_TRACE: u32 = 7;
     /// `BPF_MAP_TYPE_ARRAY_OF_MAPS`.
     pub const ARRAY_OF_MAPS: u32 = 12;
     /// `BPF_MAP_TYPE_HASH_OF_MAPS`.
@@ -437,6 +439,22 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: true,
         wasm_import: None,
     },
+    // bpf_get_stackid(ctx, map, flags): the current stack's id in a stack trace map (tracing
+    // programs only).
+    HelperSpec {
+        id: 27,
+        name: "bpf_get_stackid",
+        proto: Some(Proto {
+            args: &[Ctx, MapHandle, Scalar],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::STACK_TRACE]),
+            scope: Scope::Tracing,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 28,
         name: "bpf_csum_diff",
@@ -526,6 +544,21 @@ pub static HELPERS: &[HelperSpec] = &[
             pkt_access: false,
         }),
         vm: true,
+        wasm_import: None,
+    },
+    // bpf_get_stack(ctx, buf, size, flags): the current stack's addresses into a buffer.
+    HelperSpec {
+        id: 67,
+        name: "bpf_get_stack",
+        proto: Some(Proto {
+            args: &[Ctx, OutMem { nullable: false }, Size { zero_ok: true }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Tracing,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
         wasm_import: None,
     },
     HelperSpec {
@@ -856,7 +889,11 @@ impl HelperSpec {
             return types.contains(&map_type);
         }
         match map_type {
-            map_type::RINGBUF | map_type::PROG_ARRAY | map_type::PERF_EVENT_ARRAY | map_type::CPUMAP => false,
+            map_type::RINGBUF
+            | map_type::PROG_ARRAY
+            | map_type::PERF_EVENT_ARRAY
+            | map_type::CPUMAP
+            | map_type::STACK_TRACE => false,
             // The kernel lets programs look up, but not change, device and socket maps, and maps
             // of maps (whose lookups yield an inner map).
             map_type::DEVMAP
@@ -909,7 +946,9 @@ mod tests {
                 "bpf_get_current_uid_gid",
                 "bpf_get_current_comm",
                 "bpf_perf_event_output",
+                "bpf_get_stackid",
                 "bpf_get_current_task",
+                "bpf_get_stack",
                 "bpf_fib_lookup",
                 "bpf_strtol",
                 "bpf_strtoul",

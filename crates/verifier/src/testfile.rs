@@ -87,6 +87,7 @@ pub fn map_type_by_name(name: &str) -> Option<u32> {
         "devmap_hash" => 25,
         "ringbuf" => 27,
         "perf_event_array" => 4,
+        "stack_trace" => 7,
         "array_of_maps" => 12,
         "hash_of_maps" => 13,
         _ => return None,
