@@ -147,16 +147,26 @@ pub const DUET_HELPER_BASE: u32 = 10_000;
 
 /// Map type numbers with special rules (`BPF_MAP_TYPE_*`).
 pub mod map_type {
+    /// `BPF_MAP_TYPE_HASH`.
+    pub const HASH: u32 = 1;
     /// `BPF_MAP_TYPE_ARRAY`.
     pub const ARRAY: u32 = 2;
     /// `BPF_MAP_TYPE_PROG_ARRAY`.
     pub const PROG_ARRAY: u32 = 3;
     /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
     pub const PERF_EVENT_ARRAY: u32 = 4;
+    /// `BPF_MAP_TYPE_PERCPU_HASH`.
+    pub const PERCPU_HASH: u32 = 5;
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     pub const PERCPU_ARRAY: u32 = 6;
     /// `BPF_MAP_TYPE_STACK_TRACE`.
     pub const STACK_TRACE: u32 = 7;
+    /// `BPF_MAP_TYPE_LRU_HASH`.
+    pub const LRU_HASH: u32 = 9;
+    /// `BPF_MAP_TYPE_LRU_PERCPU_HASH`.
+    pub const LRU_PERCPU_HASH: u32 = 10;
+    /// `BPF_MAP_TYPE_LPM_TRIE`.
+    pub const LPM_TRIE: u32 = 11;
     /// `BPF_MAP_TYPE_ARRAY_OF_MAPS`.
     pub const ARRAY_OF_MAPS: u32 = 12;
     /// `BPF_MAP_TYPE_HASH_OF_MAPS`.
@@ -901,7 +911,18 @@ impl HelperSpec {
             | map_type::XSKMAP
             | map_type::ARRAY_OF_MAPS
             | map_type::HASH_OF_MAPS => self.id == 1,
-            _ => true,
+            // Maps whose values are plain memory: lookup, update and delete.
+            map_type::HASH
+            | map_type::ARRAY
+            | map_type::PERCPU_HASH
+            | map_type::PERCPU_ARRAY
+            | map_type::LRU_HASH
+            | map_type::LRU_PERCPU_HASH
+            | map_type::LPM_TRIE => true,
+            // Every other type has its own helpers (queues and stacks: push/pop/peek; bloom
+            // filters; cgroup arrays; local storage) or yields what duet does not model (socket
+            // maps return socket references): refused, never guessed to hold plain values.
+            _ => false,
         }
     }
 }

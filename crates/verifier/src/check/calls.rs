@@ -856,6 +856,9 @@ fn map_help(proto: &Proto, map_type: u32) -> String {
             "ring buffers have no keys: use bpf_ringbuf_reserve/submit or bpf_ringbuf_output".to_owned()
         }
         _ if map_type == helpers::map_type::PROG_ARRAY => "prog_array maps are only for bpf_tail_call".to_owned(),
+        _ if matches!(map_type, 15 | 18) => {
+            "a sockmap or sockhash lookup yields a socket reference, which duet's verifier does not model (the kernel's verifier does, at `duet load`)".to_owned()
+        }
         _ => "this map type does not support the helper from a program".to_owned(),
     }
 }
