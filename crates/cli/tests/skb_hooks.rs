@@ -169,6 +169,12 @@ fn classifier_agrees_everywhere() {
     let rewritten = hex_bytes(vm["packets"][n - 6].as_str().unwrap());
     assert_eq!(rewritten[22], 63, "the TTL is lowered");
     assert_eq!(ip_checksum(&rewritten[14..34]), 0, "the IPv4 header checksum stays valid");
+    // bpf_csum_diff checked each IPv4 header as it came: the one frame with a right checksum
+    // and at least the added ones without (check_everywhere compared the counts everywhere).
+    let checksums = &vm["maps"]["CHECKSUMS"];
+    let count = |k: &str| u64::from_le_bytes(hex_bytes(checksums[k].as_str().unwrap()).try_into().unwrap());
+    assert!(count("01000000") >= 1, "{checksums}");
+    assert!(count("00000000") >= 5, "{checksums}");
 }
 
 #[test]

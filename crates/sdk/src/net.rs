@@ -181,3 +181,53 @@ unsafe impl Pod for Ports {}
 unsafe impl Pod for UdpHdr {}
 // SAFETY: as above.
 unsafe impl Pod for TcpHdr {}
+
+// === checksums ===
+
+/// `bpf_csum_diff`: the 32-bit one's-complement sum of `seed`, the negated 32-bit words of
+/// `from` and the words of `to` (words as they lie in memory, e.g. in a packet), as the kernel's
+/// `csum_partial` computes it. With `from` empty it is the sum of `to`: [`csum_fold`] of the sum
+/// of a whole IPv4 header is 0 when its checksum is right. Sizes must be multiples of 4, together
+/// at most 512 bytes (checked at compile time). BPF: the helper (28); elsewhere the same sum.
+#[inline(always)]
+pub fn csum_diff<const F: usize, const T: usize>(from: &[u8; F], to: &[u8; T], seed: u32) -> u32 {
+    const {
+        assert!(F.is_multiple_of(4) && T.is_multiple_of(4), "csum_diff works on 32-bit words");
+        assert!(F + T <= 512, "bpf_csum_diff takes at most 512 bytes");
+    };
+    #[cfg(target_arch = "bpf")]
+    {
+        // An empty side is NULL: the helper takes "no memory" only as a null pointer.
+        let from_ptr = if F == 0 { core::ptr::null() } else { from.as_ptr() };
+        let to_ptr = if T == 0 { core::ptr::null() } else { to.as_ptr() };
+        // SAFETY: each pointer is null with size 0 or points at that many initialised bytes.
+        return unsafe { crate::sys::csum_diff(from_ptr, F as u32, to_ptr, T as u32, seed) } as u32;
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    {
+        let mut sum = u64::from(seed);
+        let mut i = 0;
+        while i < F {
+            sum += u64::from(!u32::from_le_bytes([from[i], from[i + 1], from[i + 2], from[i + 3]]));
+            i += 4;
+        }
+        let mut i = 0;
+        while i < T {
+            sum += u64::from(u32::from_le_bytes([to[i], to[i + 1], to[i + 2], to[i + 3]]));
+            i += 4;
+        }
+        while sum >> 32 != 0 {
+            sum = (sum & 0xffff_ffff) + (sum >> 32);
+        }
+        sum as u32
+    }
+}
+
+/// Folds a 32-bit one's-complement sum ([`csum_diff`]) to the 16-bit checksum a header holds
+/// (`csum_fold`: the complement of the folded sum, in memory order).
+#[inline(always)]
+pub const fn csum_fold(sum: u32) -> u16 {
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}

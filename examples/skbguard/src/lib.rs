@@ -4,7 +4,9 @@
 //! - `tc_ttl` (`#[duet::classifier]`, the packet from its Ethernet header): counts packets by
 //!   protocol in `PROTOCOLS`; for IPv4, drops (`TC_ACT_SHOT`) TCP to port 23 and packets whose
 //!   TTL is 1 or less, otherwise lowers the TTL by one and fixes the header checksum with
-//!   `bpf_l3_csum_replace` (`TC_ACT_OK`); anything that is not IPv4 gets `TC_ACT_UNSPEC`.
+//!   `bpf_l3_csum_replace` (`TC_ACT_OK`); anything that is not IPv4 gets `TC_ACT_UNSPEC`. It
+//!   also checks each IPv4 header's checksum as it arrives (`bpf_csum_diff` over the first 20
+//!   bytes) and counts right and wrong ones in `CHECKSUMS`.
 //! - `udp_only` (`#[duet::socket_filter]`, the packet from its IP header): keeps the first 64
 //!   bytes of IPv4 UDP packets and drops everything else.
 //! - `egress_guard` (`#[duet::cgroup_skb(egress)]`): drops IPv4 packets to a destination in
@@ -13,7 +15,7 @@
 //! No time, no randomness: every executor gives the same verdicts, packets and maps.
 #![no_std]
 
-use duet::net::{IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr, Ports};
+use duet::net::{IPPROTO_TCP, IPPROTO_UDP, Ipv4Hdr, Ports, csum_diff, csum_fold};
 use duet::{Array, CgroupSkbAction, HashMap, SkbContext, TcAction, TcContext};
 
 /// Packets by protocol: 0 other, 1 IPv4, 2 IPv6, 3 ARP.
@@ -23,6 +25,10 @@ static PROTOCOLS: Array<u64> = Array::with_max_entries(4, 0);
 /// IPv4 destinations (packet order) `egress_guard` drops.
 #[duet::map]
 static BLOCKED: HashMap<[u8; 4], u8> = HashMap::with_max_entries(64, 0);
+
+/// IPv4 headers (their first 20 bytes) whose checksum was 0 wrong, 1 right, as `tc_ttl` saw them.
+#[duet::map]
+static CHECKSUMS: Array<u64> = Array::with_max_entries(2, 0);
 
 /// `egress_guard`'s decisions: 0 dropped, 1 passed.
 #[duet::map]
@@ -44,6 +50,10 @@ fn tc_ttl(ctx: TcContext) -> TcAction {
     let _ = PROTOCOLS.add_u64(slot, 1);
     let Some(ip) = ctx.ipv4() else { return TcAction::Unspec };
     let net = ctx.network_offset();
+    if let Some(header) = ctx.load::<[u8; 20]>(net) {
+        let right = csum_fold(csum_diff(&[], &header, 0)) == 0;
+        let _ = CHECKSUMS.add_u64(u32::from(right), 1);
+    }
     if ip.protocol == IPPROTO_TCP
         && let Some(ports) = ctx.load::<Ports>(net + ip.header_len())
         && ports.dst_port() == 23
@@ -101,6 +111,22 @@ mod tests {
         let mut telnet = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1000, 23, 0);
         assert_eq!(run_classifier(tc_ttl, &mut telnet), TcAction::Shot);
         assert_eq!(PROTOCOLS.get(1), Some(2));
+        assert_eq!((CHECKSUMS.get(0), CHECKSUMS.get(1)), (Some(1), Some(1)), "the telnet frame's is zero");
+    }
+
+    #[test]
+    fn csum_diff_sums_words_as_the_header_check_needs() {
+        let mut frame = udp_frame([192, 168, 1, 1], [192, 168, 1, 2], 5353, 53, 12);
+        let header: [u8; 20] = frame[14..34].try_into().unwrap();
+        let sum = ip_checksum(&header);
+        assert_ne!(csum_fold(csum_diff(&[], &header, 0)), 0, "no checksum yet");
+        frame[24..26].copy_from_slice(&sum.to_be_bytes());
+        let header: [u8; 20] = frame[14..34].try_into().unwrap();
+        assert_eq!(csum_fold(csum_diff(&[], &header, 0)), 0);
+        // Taking words out and putting them back leaves the sum as it was.
+        let ttl_word: [u8; 4] = header[8..12].try_into().unwrap();
+        let base = csum_diff(&[], &header, 0);
+        assert_eq!(csum_fold(csum_diff(&ttl_word, &ttl_word, base)), csum_fold(base));
     }
 
     #[test]

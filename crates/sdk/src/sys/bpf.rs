@@ -20,6 +20,7 @@ mod id {
     pub(super) const GET_CURRENT_PID_TGID: usize = 14;
     pub(super) const GET_SOCKET_COOKIE: usize = 46;
     pub(super) const SOCK_OPS_CB_FLAGS_SET: usize = 59;
+    pub(super) const CSUM_DIFF: usize = 28;
     pub(super) const SOCK_MAP_UPDATE: usize = 53;
     pub(super) const MSG_REDIRECT_MAP: usize = 60;
     pub(super) const SOCK_HASH_UPDATE: usize = 70;
@@ -259,6 +260,18 @@ pub(crate) unsafe fn sock_hash_update(ctx: *mut c_void, map: Handle, key: *const
     let f = helper!(id::SOCK_HASH_UPDATE, fn(*mut c_void, *mut c_void, *const c_void, u64) -> i64);
     // SAFETY: the caller's contract; the kernel checks the context and the map's type.
     unsafe { f(ctx, map.0, key.cast(), flags) }
+}
+
+/// `bpf_csum_diff(from, from_size, to, to_size, seed)`: the checksum difference, or -errno.
+///
+/// # Safety
+///
+/// Each pointer is null with size 0 or points at that many readable bytes.
+#[inline(always)]
+pub(crate) unsafe fn csum_diff(from: *const u8, from_size: u32, to: *const u8, to_size: u32, seed: u32) -> i64 {
+    let f = helper!(id::CSUM_DIFF, fn(*const c_void, u32, *const c_void, u32, u32) -> i64);
+    // SAFETY: the caller's contract; the kernel checks sizes (multiples of 4, at most 512).
+    unsafe { f(from.cast(), from_size, to.cast(), to_size, seed) }
 }
 
 /// `bpf_sock_map_update(ctx, map, key, flags)`: files the sock_ops program's socket in a sockmap
