@@ -331,6 +331,22 @@ impl Checker<'_> {
                                 )
                                 .help(map_help(proto, info.map_type));
                                 self.fail(st, pc, &[r], d);
+                            } else if let Some(info) = self.maps.get(m as usize)
+                                && matches!(proto.id, 2 | 3)
+                                && !info.prog_can_write()
+                            {
+                                // As the kernel's record_func_map: a map programs may only read
+                                // (BPF_F_RDONLY_PROG, `.rodata`) is not updated or deleted from.
+                                let d = Diagnostic::new(
+                                    Code::ReadOnly,
+                                    Some(pc),
+                                    format!(
+                                        "{} on map `{}`, which programs may only read: write into map forbidden",
+                                        proto.name, info.name
+                                    ),
+                                )
+                                .help("the map was created with BPF_F_RDONLY_PROG (or is `.rodata`); change it from userspace, or drop the flag");
+                                self.fail(st, pc, &[r], d);
                             }
                         }
                         _ => {

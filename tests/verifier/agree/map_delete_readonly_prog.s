@@ -1,0 +1,12 @@
+# bpf_map_delete_elem on a map created with BPF_F_RDONLY_PROG.
+# type: xdp
+# map: hash key=4 value=8 entries=4 flags=0x80
+# privileged: reject write into map forbidden
+# unprivileged: reject write into map forbidden
+    stw [%r10-4], 0
+    lddw %r1, map_fd 0
+    mov %r2, %r10
+    add %r2, -4
+    call 3
+    mov %r0, 2
+    exit
