@@ -1,6 +1,7 @@
-# One bpf_tail_call instruction reached with a different prog_array on each path. The kernel refuses this
-# ("tail_call abusing map_ptr") only when the maps were created without CAP_PERFMON; this harness creates
-# maps as root and drops CAP_PERFMON for the program load alone, so both modes accept, as duet does.
+# One bpf_tail_call instruction reached with a different prog_array on each path. The kernel has a
+# refusal for this ("tail_call abusing map_ptr", for maps it masks against speculation) that this harness
+# does not trigger: with maps created by root and CAP_PERFMON dropped for the program load only, both
+# modes accept, as duet does.
 # type: xdp
 # map: prog_array key=4 value=4 entries=4
 # map: prog_array key=4 value=4 entries=4
