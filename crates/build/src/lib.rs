@@ -114,7 +114,8 @@ pub struct BuildOutput {
     /// The `.wasm`'s program exports (`duet_prog_xdp_firewall`, ...).
     pub wasm_programs: Vec<String>,
     /// `name (section)` of the crate's kernel-only programs (`#[duet::connect4]`,
-    /// `connect6`, `sock_ops`, `sk_msg`). When there are any, no `.wasm` is written: a module without them
+    /// `connect6`, `sock_ops`, `sk_msg`, `tracepoint`), and `map name (type)` of its kernel-only
+    /// maps (`PerfEventArray`). When there are any, no `.wasm` is written: a module without them
     /// would not be the same program.
     pub kernel_only: Vec<String>,
 }
@@ -198,8 +199,14 @@ fn build_into(config: &BuildConfig, krate: &CrateInfo, out_dir: &Path) -> Result
         let kernel_only = manifest::kernel_only_programs(&bytes)
             .map_err(|message| BuildError::Wasm { path: built.clone(), message })?;
         if !kernel_only.is_empty() {
-            let programs: Vec<String> =
-                kernel_only.iter().map(|(section, name)| format!("{name} ({section})")).collect();
+            // Programs are `<section> <name>`, kernel-only maps `map:<type> <name>`.
+            let programs: Vec<String> = kernel_only
+                .iter()
+                .map(|(section, name)| match section.strip_prefix("map:") {
+                    Some(kind) => format!("map {name} ({kind})"),
+                    None => format!("{name} ({section})"),
+                })
+                .collect();
             if !config.targets.bpf {
                 return Err(BuildError::KernelOnly { krate: krate.name.clone(), programs });
             }

@@ -60,8 +60,8 @@ pub fn build(args: &BuildArgs) -> Result<()> {
         }
         if !out.kernel_only.is_empty() {
             eprintln!(
-                "  no .wasm: {} run only in the kernel (their hooks have no userspace meaning; `duet verify` \
-                 checks tracepoints, the kernel verifies every one when it is attached)",
+                "  no .wasm: {} exist only in the kernel (hooks or maps with no userspace meaning; `duet verify` \
+                 checks tracepoints, the kernel verifies every program when it is attached)",
                 out.kernel_only.join(", ")
             );
         }

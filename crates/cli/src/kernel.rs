@@ -117,15 +117,22 @@ pub(crate) enum KernelCommand {
     /// edit one entry with `set`/`delete`.
     #[command(after_help = format!("{MAPS_EXAMPLES}\n\n{PIN_ROOT_HELP}"))]
     Maps(MapsArgs),
-    /// Stream ring-buffer records of an attachment as JSON lines until Ctrl-C (or --count).
+    /// Stream the records of an attachment's ring buffer or perf event array as JSON lines until
+    /// Ctrl-C (or --count).
     ///
     /// Each line: {"map": "<name>", "ts_ns": <receive time, ns since the Unix epoch>,
-    /// "len": <bytes>, "data": "<hex>"}. The timestamp is when duet read the record.
+    /// "len": <bytes>, "data": "<hex>"}. The timestamp is when duet read the record. A perf event
+    /// array's samples end with the kernel's padding (the record plus its 4-byte size is a
+    /// multiple of 8); samples the kernel dropped because a CPU's buffer was full are counted on
+    /// stderr when the stream ends.
+    ///
+    /// Example: `sudo duet events 3 --map EVENTS --count 10`
     #[command(after_help = PIN_ROOT_HELP)]
     Events {
-        /// An id from `duet ps`, an attachment directory, or a pinned ring buffer.
+        /// An id from `duet ps`, an attachment directory, or a pinned ring buffer or perf event
+        /// array.
         target: String,
-        /// The ring buffer map [default: the attachment's only ring buffer].
+        /// The ring buffer or perf event array [default: the attachment's only one].
         #[arg(long)]
         map: Option<String>,
         /// Stop after this many records.
@@ -700,9 +707,10 @@ fn print_maps(out: &mut impl Write, dump: &[(&str, &MapEntries)], types: &object
 
 fn events(target: &str, map: Option<&str>, count: Option<u64>, root: &Path) -> Result<ExitCode> {
     let attachment_dir = duet_kernel::find(root, target).ok().map(|a| a.dir);
-    let mut reader = PinnedMaps::open(root, target)?.ring_buf(map)?;
+    let mut reader = PinnedMaps::open(root, target)?.events(map)?;
     let name = reader.name().to_owned();
-    eprintln!("streaming ring buffer `{name}` of {target}; Ctrl-C stops");
+    let kind = if reader.is_perf() { "perf event array" } else { "ring buffer" };
+    eprintln!("streaming {kind} `{name}` of {target}; Ctrl-C stops");
     let mut seen = 0u64;
     let mut out = std::io::stdout().lock();
     while count.is_none_or(|n| seen < n) {
@@ -721,6 +729,9 @@ fn events(target: &str, map: Option<&str>, count: Option<u64>, root: &Path) -> R
             eprintln!("attachment {target} was detached; stopping");
             break;
         }
+    }
+    if reader.lost() > 0 {
+        eprintln!("the kernel dropped {} samples of `{name}`: a CPU's perf buffer was full", reader.lost());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -419,7 +419,7 @@ fn ring_buffer_events_stream_as_json_lines() {
     // Global data is pinned too (bpffs refuses the dot in `.bss`; duet maps it back).
     assert_eq!(duet.map(&id, ".bss")["00000000"], u64_hex(3));
     let err = duet.fails(&["events", &id, "--map", "ports"]);
-    assert!(err.contains("no ring buffer map `ports`"), "{err}");
+    assert!(err.contains("no ring buffer or perf event array map `ports`"), "{err}");
 }
 
 // === TC ===
@@ -569,7 +569,8 @@ fn tracepoint_counts_tcp_state_changes_and_kprobes_work_or_say_why_not() {
 
 /// `examples/tcpstates`, an SDK crate of two `#[duet::tracepoint]` programs: attached to the
 /// kernel's tracepoints, its `states` program counts a loopback connection's state changes on a
-/// watched port (the kernel verified its typed record reads), and `retransmits` attaches to
+/// watched port (the kernel verified its typed record reads) and sends each to a perf event
+/// array that `duet events` streams, and `retransmits` attaches to
 /// `tcp/tcp_retransmit_skb` (loopback does not retransmit: its counting is unit-tested).
 #[test]
 fn sdk_tracepoint_programs_count_a_connections_state_changes() {
@@ -587,10 +588,37 @@ fn sdk_tracepoint_programs_count_a_connections_state_changes() {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     duet.ok(&["maps", "set", &states, "PORTS", &port_key(port), "01"]);
+    // `duet events` opens a perf buffer per CPU on the EVENTS perf event array, then streams.
+    let mut events = duet
+        .command(&["events", &states, "--count", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    // Kept open until duet events ends: it may still write to stderr.
+    let mut stderr = BufReader::new(events.stderr.take().unwrap());
+    stderr.read_line(&mut banner).unwrap();
+    assert!(banner.contains("perf event array `EVENTS`"), "{banner}");
     let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
     let (accepted, _) = accept_within(&listener, Duration::from_secs(2)).expect("connection");
     drop(stream);
     drop(accepted);
+    let events = ChildGuard(events).wait_output(Duration::from_secs(10));
+    drop(stderr);
+    assert!(events.0, "duet events: {}", events.1);
+    let lines: Vec<Json> = events.1.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{}", events.1);
+    for line in &lines {
+        // A `Transition` (24 bytes) and the kernel's 4 bytes of padding.
+        assert_eq!(line["len"], 28, "{line}");
+        let data = line["data"].as_str().unwrap();
+        let bytes: Vec<u8> =
+            (0..data.len()).step_by(2).map(|i| u8::from_str_radix(&data[i..i + 2], 16).unwrap()).collect();
+        let (sport, dport) = (u16::from_le_bytes([bytes[16], bytes[17]]), u16::from_le_bytes([bytes[18], bytes[19]]));
+        assert!(sport == port || dport == port, "{line}");
+        assert_eq!(u32::from_le_bytes(bytes[20..24].try_into().unwrap()), 2, "AF_INET: {line}");
+    }
     let counts = duet.map(&states, "STATES");
     let state = |n: u32| u64_of(&counts[u64_hex(u64::from(n))[..8].to_owned()]);
     // The client's socket: CLOSE -> SYN_SENT -> ESTABLISHED; the accepted one: SYN_RECV ->

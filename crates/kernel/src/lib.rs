@@ -61,7 +61,7 @@ pub use deploy::{
 pub use error::{Errno, KernelError};
 pub use maps::MapKind;
 pub use netns::NetnsGuard;
-pub use pinned::{PinnedMaps, RingBufReader};
+pub use pinned::{EventReader, PerfReader, PinnedMaps, RingBufReader};
 pub use raw_load::{Privileges, RawLoadError, RawMap, RawProgram, load_raw};
 pub use run::{MapsAndRings, ProgramKind, ProgramSummary, TestRunConfig, TestRunner, list_programs, test_run};
 pub use scoped::{ScopedAttachment, ScopedRequest};

@@ -1,11 +1,13 @@
-//! Maps of running programs, opened from their bpffs pins: dump, edit, and read ring buffers.
+//! Maps of running programs, opened from their bpffs pins: dump, edit, and read ring buffers and
+//! perf event arrays.
 
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
+use aya::maps::{Map, MapData, PerfEventArray, RingBuf};
 use duet_object::TypeLayout;
 
 use crate::deploy::{self, Attachment, MapLayouts};
@@ -148,6 +150,52 @@ impl PinnedMaps {
         Ok(RingBufReader { name: chosen, ring })
     }
 
+    /// The reader of an event map: the ring buffer or perf event array called `name`, or the only
+    /// one there is.
+    pub fn events(mut self, name: Option<&str>) -> Result<EventReader, KernelError> {
+        let streams: Vec<&str> = self
+            .maps
+            .iter()
+            .filter(|(_, m)| matches!(m, Map::RingBuf(_) | Map::PerfEventArray(_)))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let chosen = match (name, streams.as_slice()) {
+            (Some(name), _) if streams.contains(&name) => name.to_owned(),
+            (None, [only]) => (*only).to_owned(),
+            _ => {
+                let what = match name {
+                    Some(name) => format!("no ring buffer or perf event array map `{name}`"),
+                    None if streams.is_empty() => "no ring buffer or perf event array map".to_owned(),
+                    None => {
+                        format!("{} event maps (ring buffers, perf event arrays); choose one with --map", streams.len())
+                    }
+                };
+                return Err(KernelError::NoSuchMap { what, available: self.names() });
+            }
+        };
+        if matches!(self.find(&chosen)?, Map::RingBuf(_)) {
+            return Ok(EventReader::Ring(self.ring_buf(Some(&chosen))?));
+        }
+        let n_cpus = self.n_cpus;
+        let index = self.maps.iter().position(|(n, _)| *n == chosen).unwrap_or_default();
+        let (_, map) = self.maps.swap_remove(index);
+        let perf_err = |what: String| KernelError::MapRead { map: what, errno: Errno(libc::EINVAL) };
+        let mut array = PerfEventArray::<MapData>::try_from(map).map_err(|_| perf_err(chosen.clone()))?;
+        let mut buffers = Vec::with_capacity(n_cpus);
+        for cpu in 0..n_cpus {
+            let cpu = u32::try_from(cpu).unwrap_or(u32::MAX);
+            // 16 pages (64 KiB) per CPU; the kernel drops samples and counts them when it is full.
+            let buffer = array.open(cpu, Some(16)).map_err(|err| match err {
+                aya::maps::perf::PerfBufferError::OpenError { io_error } => {
+                    KernelError::MapRead { map: chosen.clone(), errno: Errno::of(&io_error) }
+                }
+                _ => perf_err(chosen.clone()),
+            })?;
+            buffers.push(buffer);
+        }
+        Ok(EventReader::Perf(PerfReader { name: chosen, buffers, lost: 0 }))
+    }
+
     fn find(&self, name: &str) -> Result<&Map, KernelError> {
         self.maps
             .iter()
@@ -192,6 +240,96 @@ impl RingBufReader {
         while let Some(item) = self.ring.next() {
             records.push(item.to_vec());
         }
+        records
+    }
+}
+
+/// Records from a pinned ring buffer or perf event array.
+#[derive(Debug)]
+pub enum EventReader {
+    /// A ring buffer's records.
+    Ring(RingBufReader),
+    /// A perf event array's samples, from every CPU's buffer.
+    Perf(PerfReader),
+}
+
+impl EventReader {
+    /// The map's name.
+    pub fn name(&self) -> &str {
+        match self {
+            EventReader::Ring(r) => r.name(),
+            EventReader::Perf(p) => &p.name,
+        }
+    }
+
+    /// Whether the map is a perf event array (its samples carry the kernel's padding).
+    pub fn is_perf(&self) -> bool {
+        matches!(self, EventReader::Perf(_))
+    }
+
+    /// Waits up to `timeout` for records and returns all that are ready (possibly none).
+    pub fn next_batch(&mut self, timeout: Duration) -> Result<Vec<Vec<u8>>, KernelError> {
+        match self {
+            EventReader::Ring(r) => r.next_batch(timeout),
+            EventReader::Perf(p) => p.next_batch(timeout),
+        }
+    }
+
+    /// Samples the kernel dropped because a perf buffer was full (0 for a ring buffer, whose
+    /// writer sees the failure instead).
+    pub fn lost(&self) -> u64 {
+        match self {
+            EventReader::Ring(_) => 0,
+            EventReader::Perf(p) => p.lost,
+        }
+    }
+}
+
+/// Samples of a pinned perf event array: one perf buffer per CPU, opened by this reader (which
+/// puts their descriptors in the array; a program's `bpf_perf_event_output` with
+/// `BPF_F_CURRENT_CPU` then writes to its CPU's buffer). A sample's bytes are what the program
+/// wrote, followed by the kernel's padding up to 4 bytes short of a multiple of 8.
+pub struct PerfReader {
+    name: String,
+    buffers: Vec<PerfEventArrayBuffer<MapData>>,
+    lost: u64,
+}
+
+impl std::fmt::Debug for PerfReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerfReader").field("name", &self.name).field("cpus", &self.buffers.len()).finish()
+    }
+}
+
+impl PerfReader {
+    /// Waits up to `timeout` for samples and returns all that are ready (possibly none).
+    pub fn next_batch(&mut self, timeout: Duration) -> Result<Vec<Vec<u8>>, KernelError> {
+        let mut records = self.drain();
+        if records.is_empty() {
+            let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+            let fds: Vec<_> = self.buffers.iter().map(AsFd::as_fd).collect();
+            sys::poll_any_readable(&fds, ms)
+                .map_err(|err| KernelError::MapRead { map: self.name.clone(), errno: Errno::of(&err) })?;
+            records = self.drain();
+        }
+        Ok(records)
+    }
+
+    fn drain(&mut self) -> Vec<Vec<u8>> {
+        let mut records = Vec::new();
+        let mut lost = 0;
+        for buffer in &mut self.buffers {
+            buffer.for_each(|event| match event {
+                PerfEvent::Sample { head, tail } => {
+                    let mut record = Vec::with_capacity(head.len() + tail.len());
+                    record.extend_from_slice(head);
+                    record.extend_from_slice(tail);
+                    records.push(record);
+                }
+                PerfEvent::Lost { count } => lost += count,
+            });
+        }
+        self.lost += lost;
         records
     }
 }

@@ -306,6 +306,23 @@ pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<b
     Ok(ret > 0)
 }
 
+/// Waits up to `timeout_ms` until one of `fds` is readable; `Ok(false)` on timeout or EINTR.
+pub(crate) fn poll_any_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<bool> {
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let n = libc::nfds_t::try_from(pfds.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `pfds` holds `n` valid, writable pollfds for the duration of the call.
+    let ret = unsafe { libc::poll(pfds.as_mut_ptr(), n, timeout_ms) };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EINTR) {
+            return Ok(false);
+        }
+        return Err(err);
+    }
+    Ok(ret > 0)
+}
+
 // === CPU affinity ===
 
 /// Pins the calling thread to one CPU and restores its previous CPU set when dropped.

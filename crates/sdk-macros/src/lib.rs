@@ -497,6 +497,7 @@ fn expand_map(item: TokenStream) -> Result<TokenStream, Error> {
         }
     };
     let qualified = concat_streams([punct('<'), full_ty.clone(), punct('>')]);
+    let full_ty_text = full_ty.to_string();
 
     let id = NEXT_MAP_ID.fetch_add(1, Ordering::Relaxed);
     let attrs: TokenStream = tokens[..attrs_end].iter().cloned().collect();
@@ -529,6 +530,17 @@ fn expand_map(item: TokenStream) -> Result<TokenStream, Error> {
         )),
         full_ty,
         parse(&format!(", {record_len}>({id}, {name_lit});")),
+        // Wasm: a kernel-only map type (a perf event array) leaves a `duet.kernel_only` record,
+        // so `duet build` refuses the module; other maps leave an empty one.
+        parse(&format!(
+            "#[cfg(target_arch = \"wasm32\")] const _: () = {{ \
+                const LEN: usize = ::duet::__private::kernel_only_map_len::<{ty}>({name_len}); \
+                #[used] #[unsafe(link_section = \"duet.kernel_only\")] \
+                static RECORD: [u8; LEN] = ::duet::__private::kernel_only_map_record::<{ty}, LEN>({name_lit}); \
+            }};",
+            ty = full_ty_text,
+            name_len = name_str.len(),
+        )),
         // BPF: the same id in a record of duet's own, because bpf-linker lays `.maps`, BTF and
         // debug info out by name; duet-object lists the maps by these ids. `#[used]` gives each
         // record a section of its own, and the BTF a DATASEC named after it, which the kernel

@@ -118,8 +118,8 @@ pub use error::Errno;
 pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
 pub use http::{HttpAction, HttpContext, HttpField, Route, RouteContext, Text};
 pub use maps::{
-    Array, HashMap, LpmKey, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf, SockHash,
-    SockMap,
+    Array, HashMap, LpmKey, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, PerfEventArray, RingBuf,
+    SockHash, SockMap,
 };
 pub use pod::{Pod, zeroed};
 pub use probe::{PROBE_RECORD_LEN, ProbeContext};
@@ -155,7 +155,7 @@ macro_rules! trace {
 pub mod __private {
     pub use crate::helpers::trace;
     pub use crate::maps::map_record_len;
-    pub use crate::maps::{MapInfo, map_record};
+    pub use crate::maps::{MapInfo, kernel_only_map_len, kernel_only_map_record, map_record};
     pub use crate::probe::probe_entry;
     #[cfg(target_arch = "bpf")]
     pub use crate::{

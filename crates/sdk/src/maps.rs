@@ -28,6 +28,7 @@ use crate::{Errno, sys};
 mod map_type {
     pub(super) const HASH: u32 = 1;
     pub(super) const ARRAY: u32 = 2;
+    pub(super) const PERF_EVENT_ARRAY: u32 = 4;
     pub(super) const PERCPU_HASH: u32 = 5;
     pub(super) const PERCPU_ARRAY: u32 = 6;
     pub(super) const LRU_HASH: u32 = 9;
@@ -51,6 +52,42 @@ pub trait MapInfo {
     const MAX_ENTRIES: u32;
     /// `BPF_F_*` flags.
     const FLAGS: u32;
+    /// Whether only the kernel has this map type: a Wasm build of a crate declaring one is
+    /// refused (`duet.kernel_only`), as for a kernel-only program.
+    const KERNEL_ONLY: bool = false;
+}
+
+/// The length of the `duet.kernel_only` record of map `name_len` bytes long of type `M`: 0
+/// unless the map type is kernel only.
+#[doc(hidden)]
+pub const fn kernel_only_map_len<M: MapInfo>(name_len: usize) -> usize {
+    if M::KERNEL_ONLY { KERNEL_ONLY_MAP.len() + 1 + name_len + 1 } else { 0 }
+}
+
+const KERNEL_ONLY_MAP: &str = "map:perf_event_array";
+
+/// The `duet.kernel_only` record of a kernel-only map: `map:<type> <name>\n` (`N` is
+/// [`kernel_only_map_len`]); empty for the others.
+#[doc(hidden)]
+pub const fn kernel_only_map_record<M: MapInfo, const N: usize>(name: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    if N == 0 {
+        return out;
+    }
+    let (kind, name) = (KERNEL_ONLY_MAP.as_bytes(), name.as_bytes());
+    let mut i = 0;
+    while i < kind.len() {
+        out[i] = kind[i];
+        i += 1;
+    }
+    out[i] = b' ';
+    let mut j = 0;
+    while j < name.len() {
+        out[i + 1 + j] = name[j];
+        j += 1;
+    }
+    out[N - 1] = b'\n';
+    out
 }
 
 /// The length of a map record in the `duet.maps.v1` section of an unprocessed `.wasm` for a
@@ -196,18 +233,29 @@ fn handle<M: MapInfo>(map: &M, id: u32, name: &'static str) -> sys::Handle {
     return sys::Handle {
         addr: core::ptr::from_ref(map) as usize,
         name,
-        spec: sys::host::RawSpec {
-            // Socket maps hold sockets, which host tests do not have: there they are a hash map
-            // or an array of socket numbers (`SockHash`, `SockMap`).
-            map_type: match M::TYPE {
-                map_type::SOCKHASH => map_type::HASH,
-                map_type::SOCKMAP => map_type::ARRAY,
-                other => other,
-            },
-            key_size: M::KEY_SIZE,
-            value_size: M::VALUE_SIZE,
-            max_entries: M::MAX_ENTRIES,
-            flags: M::FLAGS,
+        spec: if M::TYPE == map_type::PERF_EVENT_ARRAY {
+            // Samples on the host go to a ring buffer that `duet::testing::drain_perf` reads.
+            sys::host::RawSpec {
+                map_type: map_type::RINGBUF,
+                key_size: 0,
+                value_size: 0,
+                max_entries: 256 * 1024,
+                flags: 0,
+            }
+        } else {
+            sys::host::RawSpec {
+                // Socket maps hold sockets, which host tests do not have: there they are a hash map
+                // or an array of socket numbers (`SockHash`, `SockMap`).
+                map_type: match M::TYPE {
+                    map_type::SOCKHASH => map_type::HASH,
+                    map_type::SOCKMAP => map_type::ARRAY,
+                    other => other,
+                },
+                key_size: M::KEY_SIZE,
+                value_size: M::VALUE_SIZE,
+                max_entries: M::MAX_ENTRIES,
+                flags: M::FLAGS,
+            }
         },
     };
 }
@@ -603,6 +651,110 @@ impl<const MAX_ENTRIES: usize, const FLAGS: usize> SockMap<MAX_ENTRIES, FLAGS> {
         #[cfg(any(target_arch = "bpf", target_arch = "wasm32"))]
         // SAFETY: `index` is the key.
         Errno::from_ret(unsafe { sys::map_delete(self.handle(), ptr(&index)) })
+    }
+}
+
+// === perf event array ===
+
+/// A perf event array (`BPF_MAP_TYPE_PERF_EVENT_ARRAY`): records a kernel program sends to user
+/// space through one perf buffer per CPU (`duet events` reads them), the older cousin of
+/// [`RingBuf`]. Kernel only: a crate that declares one gets no `.wasm` (`duet build` says so).
+/// `max_entries` 0 means one slot per CPU, as loaders fill in. On the host, samples go to a
+/// buffer that [`crate::testing::drain_perf`] reads.
+#[repr(C)]
+pub struct PerfEventArray<const MAX_ENTRIES: usize = 0, const FLAGS: usize = 0> {
+    #[cfg(target_arch = "bpf")]
+    r#type: *const [i32; map_type::PERF_EVENT_ARRAY as usize],
+    #[cfg(target_arch = "bpf")]
+    key_size: *const [i32; 4],
+    #[cfg(target_arch = "bpf")]
+    value_size: *const [i32; 4],
+    #[cfg(target_arch = "bpf")]
+    max_entries: *const [i32; MAX_ENTRIES],
+    #[cfg(target_arch = "bpf")]
+    map_flags: *const [i32; FLAGS],
+    #[cfg(not(target_arch = "bpf"))]
+    id: u32,
+    #[cfg(not(target_arch = "bpf"))]
+    name: &'static str,
+}
+
+// SAFETY: as for the other maps: never written, accessed through the executor only.
+unsafe impl<const MAX_ENTRIES: usize, const FLAGS: usize> Sync for PerfEventArray<MAX_ENTRIES, FLAGS> {}
+
+impl<const MAX_ENTRIES: usize, const FLAGS: usize> core::fmt::Debug for PerfEventArray<MAX_ENTRIES, FLAGS> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PerfEventArray").field("max_entries", &MAX_ENTRIES).finish_non_exhaustive()
+    }
+}
+
+impl<const MAX_ENTRIES: usize, const FLAGS: usize> MapInfo for PerfEventArray<MAX_ENTRIES, FLAGS> {
+    const TYPE: u32 = map_type::PERF_EVENT_ARRAY;
+    const KEY_SIZE: u32 = 4;
+    const VALUE_SIZE: u32 = 4;
+    const MAX_ENTRIES: u32 = MAX_ENTRIES as u32;
+    const FLAGS: u32 = FLAGS as u32;
+    const KERNEL_ONLY: bool = true;
+}
+
+/// `BPF_F_CURRENT_CPU`: the perf buffer of the CPU the program runs on.
+const BPF_F_CURRENT_CPU: u64 = 0xffff_ffff;
+
+impl<const MAX_ENTRIES: usize, const FLAGS: usize> PerfEventArray<MAX_ENTRIES, FLAGS> {
+    /// Declares a perf event array with `max_entries` slots (0: one per CPU). Use it in a
+    /// `#[duet::map]` static.
+    pub const fn with_max_entries(max_entries: u32, flags: u32) -> Self {
+        let _ = (max_entries, flags);
+        Self::__new(u32::MAX, "")
+    }
+
+    #[doc(hidden)]
+    pub const fn __new(id: u32, name: &'static str) -> Self {
+        #[cfg(target_arch = "bpf")]
+        {
+            let _ = (id, name);
+            Self {
+                r#type: core::ptr::null(),
+                key_size: core::ptr::null(),
+                value_size: core::ptr::null(),
+                max_entries: core::ptr::null(),
+                map_flags: core::ptr::null(),
+            }
+        }
+        #[cfg(not(target_arch = "bpf"))]
+        Self { id, name }
+    }
+
+    #[inline(always)]
+    pub(crate) fn handle(&self) -> sys::Handle {
+        #[cfg(target_arch = "bpf")]
+        return handle::<Self>(self, 0, "");
+        #[cfg(not(target_arch = "bpf"))]
+        return handle::<Self>(self, self.id, self.name);
+    }
+
+    /// Sends `record` (its bytes) to the perf buffer of the current CPU
+    /// (`bpf_perf_event_output` with `BPF_F_CURRENT_CPU`): [`Errno::ENOENT`] when user space has
+    /// no buffer open for that CPU (nobody reads), [`Errno::ENOSPC`] when it is full.
+    #[inline(always)]
+    pub fn output<T: Pod>(&self, ctx: &crate::TracepointContext<'_>, record: &T) -> Result<(), Errno> {
+        #[cfg(target_arch = "bpf")]
+        // SAFETY: `ctx` is this program's context, the handle a perf event array and `record`
+        // `size_of::<T>()` initialised bytes (`Pod`).
+        return Errno::from_ret(unsafe {
+            sys::perf_event_output(ctx.raw(), self.handle(), BPF_F_CURRENT_CPU, ptr(record), size_of::<T>())
+        });
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (ctx, record, BPF_F_CURRENT_CPU);
+            return Err(Errno::EINVAL);
+        }
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        {
+            let _ = (ctx, BPF_F_CURRENT_CPU);
+            // SAFETY: `record` is `size_of::<T>()` initialized bytes.
+            Errno::from_ret(unsafe { sys::ringbuf_output(self.handle(), ptr(record), size_of::<T>(), 0) })
+        }
     }
 }
 

@@ -143,6 +143,14 @@ pub fn drain<const MAX_ENTRIES: usize, const FLAGS: usize>(ring: &RingBuf<MAX_EN
     crate::sys::host::map(ring.handle()).ringbuf_drain()
 }
 
+/// The samples sent to `perf` (a perf event array) not yet drained, oldest first; drains them.
+/// On the host a sample is exactly the record's bytes (the kernel pads them).
+pub fn drain_perf<const MAX_ENTRIES: usize, const FLAGS: usize>(
+    perf: &crate::PerfEventArray<MAX_ENTRIES, FLAGS>,
+) -> Vec<Vec<u8>> {
+    crate::sys::host::map(perf.handle()).ringbuf_drain()
+}
+
 /// Forgets this thread's maps (they are created empty again on next use), and resets the
 /// clock, the random generator and the trace log.
 pub fn reset() {

@@ -54,6 +54,13 @@ macro_rules! reader {
 }
 
 impl TracepointContext<'_> {
+    /// The raw context, for helpers that take it (`bpf_perf_event_output`).
+    #[cfg(target_arch = "bpf")]
+    #[inline(always)]
+    pub(crate) fn raw(&self) -> *mut c_void {
+        self.ctx
+    }
+
     reader!(
         /// The byte at `OFFSET` of the record.
         read_u8, u8

@@ -11,7 +11,8 @@
 //!
 //! - `states` (`sock/inet_sock_set_state`): every TCP state change of a socket whose local or
 //!   remote port is in `PORTS` (every TCP socket when `CONFIG[0]` is 1) is counted in `STATES`
-//!   under its new state and written to `EVENTS` as a [`Transition`].
+//!   under its new state and sent to `EVENTS`, a perf event array, as a [`Transition`]
+//!   (`duet events <id>` streams them; each sample carries 4 bytes of the kernel's padding).
 //! - `retransmits` (`tcp/tcp_retransmit_skb`): each retransmitted segment of such a socket is
 //!   counted in `RETRANSMITS[0]`.
 //!
@@ -19,7 +20,7 @@
 //! sockets, tracepoints see the whole machine; the port filter keeps it to what is asked.
 #![no_std]
 
-use duet::{Array, HashMap, RingBuf, TracepointContext};
+use duet::{Array, HashMap, PerfEventArray, TracepointContext};
 
 /// `IPPROTO_TCP`.
 const TCP: u16 = 6;
@@ -62,9 +63,10 @@ static STATES: Array<u64> = Array::with_max_entries(STATES_LEN, 0);
 #[duet::map]
 static RETRANSMITS: Array<u64> = Array::with_max_entries(1, 0);
 
-/// Every counted transition.
+/// Every counted transition, through a perf event array (one buffer per CPU, as tracing tools
+/// have long used; `duet events <id>` reads them).
 #[duet::map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+static EVENTS: PerfEventArray = PerfEventArray::with_max_entries(0, 0);
 
 #[inline(always)]
 fn watched(sport: u16, dport: u16) -> bool {
@@ -81,15 +83,18 @@ fn states(ctx: TracepointContext) {
     if newstate < STATES_LEN {
         let _ = STATES.add_u64(newstate, 1);
     }
-    let _ = EVENTS.output(&Transition {
-        oldstate: r.oldstate as u32,
-        newstate,
-        saddr: r.saddr,
-        daddr: r.daddr,
-        sport: r.sport,
-        dport: r.dport,
-        family: u32::from(r.family),
-    });
+    let _ = EVENTS.output(
+        &ctx,
+        &Transition {
+            oldstate: r.oldstate as u32,
+            newstate,
+            saddr: r.saddr,
+            daddr: r.daddr,
+            sport: r.sport,
+            dport: r.dport,
+            family: u32::from(r.family),
+        },
+    );
 }
 
 #[duet::tracepoint("tcp/tcp_retransmit_skb")]
@@ -132,7 +137,7 @@ mod tests {
         run_tracepoint(states, &change(2, 1, 40000, 8080)); // SYN_SENT -> ESTABLISHED
         run_tracepoint(states, &change(2, 1, 40000, 9090)); // another port: ignored
         assert_eq!((STATES.get(2), STATES.get(1)), (Some(1), Some(1)));
-        let events = duet::testing::drain(&EVENTS);
+        let events = duet::testing::drain_perf(&EVENTS);
         assert_eq!(events.len(), 2);
         // SAFETY: `Transition` is plain data of this size.
         let last = unsafe { events[1].as_ptr().cast::<Transition>().read_unaligned() };

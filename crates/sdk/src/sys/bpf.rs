@@ -20,6 +20,7 @@ mod id {
     pub(super) const GET_CURRENT_PID_TGID: usize = 14;
     pub(super) const GET_SOCKET_COOKIE: usize = 46;
     pub(super) const SOCK_OPS_CB_FLAGS_SET: usize = 59;
+    pub(super) const PERF_EVENT_OUTPUT: usize = 25;
     pub(super) const CSUM_DIFF: usize = 28;
     pub(super) const SOCK_MAP_UPDATE: usize = 53;
     pub(super) const MSG_REDIRECT_MAP: usize = 60;
@@ -260,6 +261,18 @@ pub(crate) unsafe fn sock_hash_update(ctx: *mut c_void, map: Handle, key: *const
     let f = helper!(id::SOCK_HASH_UPDATE, fn(*mut c_void, *mut c_void, *const c_void, u64) -> i64);
     // SAFETY: the caller's contract; the kernel checks the context and the map's type.
     unsafe { f(ctx, map.0, key.cast(), flags) }
+}
+
+/// `bpf_perf_event_output(ctx, map, flags, data, size)`: 0 or -errno.
+///
+/// # Safety
+///
+/// `ctx` is the program's context, `map` a perf event array, `data` `size` readable bytes.
+#[inline(always)]
+pub(crate) unsafe fn perf_event_output(ctx: *mut c_void, map: Handle, flags: u64, data: *const u8, size: usize) -> i64 {
+    let f = helper!(id::PERF_EVENT_OUTPUT, fn(*mut c_void, *mut c_void, u64, *const c_void, u64) -> i64);
+    // SAFETY: the caller's contract; the kernel checks the rest.
+    unsafe { f(ctx, map.0, flags, data.cast(), size as u64) }
 }
 
 /// `bpf_csum_diff(from, from_size, to, to_size, seed)`: the checksum difference, or -errno.
