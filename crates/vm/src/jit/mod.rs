@@ -275,6 +275,11 @@ impl Jit {
     }
 
     /// Runs an XDP program on `packet`; returns the verdict (`r0`).
+    ///
+    /// Inlined into callers: the direct path (code that calls the runtime only to trap) is a
+    /// few stores and the call; every other run goes through the region table, out of line, so
+    /// the direct path saves no registers for it.
+    #[inline]
     pub fn run_xdp(&mut self, packet: &mut XdpPacket) -> Result<u64, Trap> {
         if let Some(entry) = self.direct {
             let top = self.stack.as_mut_ptr() as u64 + self.stack.len() as u64;
@@ -298,11 +303,15 @@ impl Jit {
             // (borrowed mutably for the call) and map values, each access proven in bounds by
             // the verifier.
             let r0 = unsafe { entry(rt) };
-            return match rt.outcome.take() {
-                Some(outcome) => outcome,
-                None => Ok(r0),
-            };
+            // Only a trap (`raise`) stops the run early here, and it sets the status.
+            return if rt.status == runtime::STATUS_OK { Ok(r0) } else { rt.outcome.take().unwrap_or(Ok(r0)) };
         }
+        self.run_xdp_with_regions(packet)
+    }
+
+    /// [`Jit::run_xdp`] with the region table, for code that calls the runtime.
+    #[inline(never)]
+    fn run_xdp_with_regions(&mut self, packet: &mut XdpPacket) -> Result<u64, Trap> {
         let Jit { shared, entry, stack, parked, .. } = self;
         let memory = &mut parked.memory;
         memory.reset();
