@@ -179,6 +179,10 @@ pub(crate) enum KernelCommand {
         /// for every CPU or a list of one per CPU.
         #[arg(long)]
         maps_in: Option<PathBuf>,
+        /// Fill a prog array slot for tail calls, as MAP:SLOT=PROGRAM (as `duet run`); the
+        /// programs named are loaded with the one that runs.
+        #[arg(long = "tail-call", value_name = "MAP:SLOT=PROGRAM", value_parser = objects::parse_tail_call)]
+        tail_calls: Vec<objects::TailCall>,
     },
     /// Measure a program's time per packet in the kernel (BPF_PROG_TEST_RUN, JIT if enabled),
     /// repeating each packet often enough to be far above the clock's resolution.
@@ -340,7 +344,7 @@ pub(crate) fn run(command: KernelCommand) -> Result<ExitCode> {
         KernelCommand::Detach { target, root } => detach(&target, &root.path()),
         KernelCommand::Maps(args) => maps(args),
         KernelCommand::Events { target, map, count, root } => events(&target, map.as_deref(), count, &root.path()),
-        KernelCommand::TestRun { object, pcap, program, json, typed, pcap_out, repeat, maps_in } => {
+        KernelCommand::TestRun { object, pcap, program, json, typed, pcap_out, repeat, maps_in, tail_calls } => {
             test_run(&TestRunArgs {
                 path: &object,
                 pcap: &pcap,
@@ -350,6 +354,7 @@ pub(crate) fn run(command: KernelCommand) -> Result<ExitCode> {
                 pcap_out: pcap_out.as_deref(),
                 repeat,
                 maps_in: maps_in.as_deref(),
+                tail_calls: &tail_calls,
             })
         }
         KernelCommand::BenchKernel { object, pcap, program, repeat, json } => {
@@ -767,6 +772,7 @@ struct TestRunArgs<'a> {
     pcap_out: Option<&'a Path>,
     repeat: u32,
     maps_in: Option<&'a Path>,
+    tail_calls: &'a [objects::TailCall],
 }
 
 /// `duet test-run`: the capture is read, run and reported one frame at a time (the per-packet
@@ -784,7 +790,10 @@ fn test_run(args: &TestRunArgs<'_>) -> Result<ExitCode> {
     let order: Vec<String> = parsed.map(|o| o.maps.into_iter().map(|m| m.name).collect()).unwrap_or_default();
     let mut capture = Capture::open(pcap)?;
     let cannot = || format!("cannot test-run `{name}` of {}", path.display());
-    let config = TestRunConfig { object: &object, program: &name, prog_arrays: &[], repeat: args.repeat.max(1) };
+    let prog_arrays: Vec<(String, u32, String)> =
+        args.tail_calls.iter().map(|t| (t.map.clone(), t.slot, t.program.clone())).collect();
+    let config =
+        TestRunConfig { object: &object, program: &name, prog_arrays: &prog_arrays, repeat: args.repeat.max(1) };
     let mut runner = TestRunner::load(&config).map_err(|err| kernel_error(err, &object, cannot()))?;
     if let Some(file) = args.maps_in {
         let shape = |map: &str| {

@@ -184,6 +184,11 @@ enum Command {
         /// equal.
         #[arg(long, requires = "json")]
         typed: bool,
+        /// Fill a prog array slot for tail calls, as MAP:SLOT=PROGRAM (e.g.
+        /// `--tail-call BY_PROTOCOL:0=count_tcp`); repeat for more slots. The program named must
+        /// be one of the same object's (or module's) XDP programs.
+        #[arg(long = "tail-call", value_name = "MAP:SLOT=PROGRAM", value_parser = objects::parse_tail_call)]
+        tail_calls: Vec<objects::TailCall>,
     },
     /// Build a program crate (written with the duet SDK) into target/duet/<name>.bpf.o and
     /// target/duet/<name>.wasm, setting up the toolchain it needs (rust-src, the wasm32 target,
@@ -381,6 +386,7 @@ fn run(command: Command) -> Result<ExitCode> {
             deterministic,
             no_verify,
             typed,
+            tail_calls,
         } => objects::run(&objects::RunArgs {
             object,
             pcap,
@@ -393,6 +399,7 @@ fn run(command: Command) -> Result<ExitCode> {
             deterministic,
             no_verify,
             typed,
+            tail_calls,
         }),
         Command::Build { dir, bpf_only, wasm_only, quiet } => {
             build_cmd::build(&build_cmd::BuildArgs { dir, bpf_only, wasm_only, quiet })?;

@@ -219,6 +219,31 @@ pub struct RunArgs {
     pub no_verify: bool,
     /// With `json`: add `maps_typed`, the maps as typed JSON from the object's BTF.
     pub typed: bool,
+    /// Prog array slots to fill before the run (`--tail-call MAP:SLOT=PROGRAM`).
+    pub tail_calls: Vec<TailCall>,
+}
+
+/// A prog array slot to fill: `MAP:SLOT=PROGRAM`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TailCall {
+    /// The prog array map.
+    pub map: String,
+    /// The slot.
+    pub slot: u32,
+    /// The program to put there.
+    pub program: String,
+}
+
+/// Parses `MAP:SLOT=PROGRAM` (`--tail-call`).
+pub fn parse_tail_call(s: &str) -> Result<TailCall, String> {
+    let usage = || format!("`{s}`: expected MAP:SLOT=PROGRAM, e.g. BY_PROTOCOL:0=count_tcp");
+    let (map, rest) = s.split_once(':').ok_or_else(usage)?;
+    let (slot, program) = rest.split_once('=').ok_or_else(usage)?;
+    let slot = slot.trim().parse::<u32>().map_err(|_| format!("`{s}`: the slot `{slot}` is not a number"))?;
+    if map.is_empty() || program.is_empty() {
+        return Err(usage());
+    }
+    Ok(TailCall { map: map.to_owned(), slot, program: program.to_owned() })
 }
 
 /// Reads every frame of a pcap or pcapng file with an Ethernet link type.
@@ -349,6 +374,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let types = MapTypes::of(object);
     if let Some(path) = &args.maps_in {
         seed_maps(|n| module.map(n).ok().map(|m| &**m), &types, path)?;
+    }
+    for t in &args.tail_calls {
+        module
+            .set_prog_array(&t.map, t.slot, &t.program)
+            .with_context(|| format!("--tail-call {}:{}={}", t.map, t.slot, t.program))?;
     }
     let mut vm = if engine == "jit" {
         Engine::Jit(module.jit(&name)?)

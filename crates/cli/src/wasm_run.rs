@@ -66,6 +66,11 @@ pub(crate) fn replay_program(module: &WasmModule, name: &str, args: &RunArgs, en
         // A Wasm module's maps have no types: only the hex encodings.
         seed_maps(|n| module.map(n).ok().map(|m| &**m), &MapTypes::default(), maps_in)?;
     }
+    for t in &args.tail_calls {
+        module
+            .set_prog_array(&t.map, t.slot, &t.program)
+            .with_context(|| format!("--tail-call {}:{}={}", t.map, t.slot, t.program))?;
+    }
     let mut executor = module.executor(name)?;
 
     let label = |v: u64| verdict_name(skb, v);

@@ -360,7 +360,7 @@ pub static HELPERS: &[HelperSpec] = &[
             pkt_access: false,
         }),
         vm: true,
-        wasm_import: None,
+        wasm_import: Some("tail_call"),
     },
     HelperSpec { id: 13, name: "bpf_clone_redirect", proto: None, vm: false, wasm_import: None },
     HelperSpec {

@@ -182,6 +182,7 @@ fn run_program(
         deterministic: args.deterministic,
         no_verify: false,
         typed: false,
+        tail_calls: Vec::new(),
     };
     let env = if run_args.deterministic { Env::deterministic() } else { Env::system() };
     let options = duet_wasm::WasmOptions {

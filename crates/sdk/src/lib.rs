@@ -118,8 +118,8 @@ pub use error::Errno;
 pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
 pub use http::{HttpAction, HttpContext, HttpField, Route, RouteContext, Text};
 pub use maps::{
-    Array, HashMap, LpmKey, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, PerfEventArray, RingBuf,
-    SockHash, SockMap,
+    Array, HashMap, LpmKey, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, PerfEventArray,
+    ProgramArray, RingBuf, SockHash, SockMap,
 };
 pub use pod::{Pod, zeroed};
 pub use probe::{PROBE_RECORD_LEN, ProbeContext};

@@ -28,6 +28,7 @@ use crate::{Errno, sys};
 mod map_type {
     pub(super) const HASH: u32 = 1;
     pub(super) const ARRAY: u32 = 2;
+    pub(super) const PROG_ARRAY: u32 = 3;
     pub(super) const PERF_EVENT_ARRAY: u32 = 4;
     pub(super) const PERCPU_HASH: u32 = 5;
     pub(super) const PERCPU_ARRAY: u32 = 6;
@@ -651,6 +652,53 @@ impl<const MAX_ENTRIES: usize, const FLAGS: usize> SockMap<MAX_ENTRIES, FLAGS> {
         #[cfg(any(target_arch = "bpf", target_arch = "wasm32"))]
         // SAFETY: `index` is the key.
         Errno::from_ret(unsafe { sys::map_delete(self.handle(), ptr(&index)) })
+    }
+}
+
+// === tail calls ===
+
+define_map! {
+    /// Programs by slot, for tail calls (`BPF_MAP_TYPE_PROG_ARRAY`): an XDP program hands its
+    /// packet to the program in a slot with [`ProgramArray::tail_call`]. The slots are filled from
+    /// outside: `duet run --tail-call MAP:SLOT=PROGRAM` (every engine), `duet test-run
+    /// --tail-call` (the kernel), `duet::testing::set_tail_call` in unit tests.
+    ProgramArray[], key: u32, value: u32, type: map_type::PROG_ARRAY
+}
+
+impl<const MAX_ENTRIES: usize, const FLAGS: usize> ProgramArray<MAX_ENTRIES, FLAGS> {
+    /// Hands the packet to the XDP program in slot `index`, which decides its verdict: on BPF
+    /// `bpf_tail_call`, which does not come back; in Wasm and on the host the other program runs
+    /// and its verdict comes back as `Some`, which the caller must return at once:
+    ///
+    /// ```ignore
+    /// if let Some(verdict) = BY_PROTOCOL.tail_call(&ctx, slot) {
+    ///     return verdict;
+    /// }
+    /// // The slot is empty (or the chain of tail calls is over 33 long): carry on.
+    /// ```
+    ///
+    /// `None` when the slot is empty or the chain is too long; the program then goes on. A program
+    /// reached through a tail call sees the packet as the caller left it.
+    #[inline(always)]
+    #[must_use = "return the verdict: the other program decided it"]
+    pub fn tail_call(&self, ctx: &crate::XdpContext<'_>, index: u32) -> Option<crate::XdpAction> {
+        #[cfg(target_arch = "bpf")]
+        {
+            // SAFETY: `ctx` is this program's context and the handle a prog array.
+            let _ = unsafe { sys::tail_call(ctx.raw(), self.handle(), index) };
+            None
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = ctx;
+            let verdict = sys::tail_call(self.handle(), index);
+            u32::try_from(verdict).ok().and_then(crate::XdpAction::from_raw)
+        }
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        {
+            let handle = self.handle();
+            crate::testing::host_tail_call(handle.addr, index, ctx)
+        }
     }
 }
 

@@ -49,6 +49,43 @@ pub fn run_xdp(prog: impl FnOnce(XdpContext<'_>) -> XdpAction, packet: &mut [u8]
     prog(crate::xdp::host_context(packet))
 }
 
+/// Fills slot `index` of `map` with `program` for [`crate::ProgramArray::tail_call`] on this
+/// thread (as `duet run --tail-call MAP:SLOT=PROGRAM` does for the executors).
+pub fn set_tail_call<const MAX_ENTRIES: usize, const FLAGS: usize>(
+    map: &crate::ProgramArray<MAX_ENTRIES, FLAGS>,
+    index: u32,
+    program: XdpProgram,
+) {
+    let addr = core::ptr::from_ref(map) as usize;
+    TAIL_CALLS.with_borrow_mut(|slots| slots.insert((addr, index), program));
+}
+
+/// An XDP program a prog array slot holds on the host.
+type XdpProgram = fn(XdpContext<'_>) -> XdpAction;
+
+std::thread_local! {
+    /// Host prog array slots: (the map's address, slot) to program.
+    static TAIL_CALLS: core::cell::RefCell<std::collections::BTreeMap<(usize, u32), XdpProgram>> =
+        const { core::cell::RefCell::new(std::collections::BTreeMap::new()) };
+    static TAIL_DEPTH: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+
+/// The kernel's limit on a chain of tail calls (`MAX_TAIL_CALL_CNT`).
+const MAX_TAIL_CALLS: u32 = 33;
+
+/// A tail call on the host: the program `set_tail_call` put in the slot, on the same packet.
+pub(crate) fn host_tail_call(map_addr: usize, index: u32, ctx: &XdpContext<'_>) -> Option<XdpAction> {
+    let program = TAIL_CALLS.with_borrow(|slots| slots.get(&(map_addr, index)).copied())?;
+    let depth = TAIL_DEPTH.get();
+    if depth >= MAX_TAIL_CALLS {
+        return None;
+    }
+    TAIL_DEPTH.set(depth + 1);
+    let verdict = program(crate::xdp::host_context_again(ctx));
+    TAIL_DEPTH.set(depth);
+    Some(verdict)
+}
+
 /// Runs a TC classifier on the Ethernet `frame` (which it may modify) and returns its action.
 /// The packet is the frame from its Ethernet header, as in the kernel.
 pub fn run_classifier(prog: impl FnOnce(TcContext<'_>) -> TcAction, frame: &mut [u8]) -> TcAction {
@@ -151,8 +188,8 @@ pub fn drain_perf<const MAX_ENTRIES: usize, const FLAGS: usize>(
     crate::sys::host::map(perf.handle()).ringbuf_drain()
 }
 
-/// Forgets this thread's maps (they are created empty again on next use), and resets the
-/// clock, the random generator and the trace log.
+/// Forgets this thread's maps (they are created empty again on next use) and tail-call slots,
+/// and resets the clock, the random generator and the trace log.
 pub fn reset() {
     STATE.with_borrow_mut(|state| {
         state.maps.clear();
@@ -161,6 +198,7 @@ pub fn reset() {
         state.random = RANDOM_SEED;
         state.log.clear();
     });
+    TAIL_CALLS.with_borrow_mut(std::collections::BTreeMap::clear);
 }
 
 /// An Ethernet + IPv4 + UDP frame from `src:src_port` to `dst:dst_port` with `payload` zero

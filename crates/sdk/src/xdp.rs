@@ -91,6 +91,19 @@ impl<'a> XdpContext<'a> {
         (self.data, self.data_end)
     }
 
+    /// The raw context, for helpers that take it (`bpf_tail_call`).
+    #[cfg(target_arch = "bpf")]
+    #[inline(always)]
+    pub(crate) fn raw(&self) -> *mut core::ffi::c_void {
+        self.ctx.cast_mut().cast()
+    }
+
+    /// The packet's bounds on the host, for a tail call there.
+    #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+    pub(crate) fn host_bounds(&self) -> (usize, usize) {
+        (self.data, self.data_end)
+    }
+
     /// The packet's length in bytes.
     #[inline(always)]
     pub fn len(&self) -> usize {
@@ -175,6 +188,13 @@ pub fn xdp_entry_wasm(data: i32, len: i32, prog: impl FnOnce(XdpContext<'_>) -> 
     let data = data as u32 as usize;
     let ctx = XdpContext { data, data_end: data + len.max(0) as usize, _packet: PhantomData };
     prog(ctx) as i32
+}
+
+/// A context over the same packet as `ctx`, for a tail call on the host.
+#[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+pub(crate) fn host_context_again<'a>(ctx: &XdpContext<'a>) -> XdpContext<'a> {
+    let (data, data_end) = ctx.host_bounds();
+    XdpContext { data, data_end, _packet: PhantomData }
 }
 
 /// A context over a host buffer, for [`crate::testing::run_xdp`].

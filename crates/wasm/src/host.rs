@@ -20,7 +20,7 @@ pub(crate) const IMPORT_MODULE: &str = "duet";
 /// signatures): the helper table's `wasm_import`s (`duet_helpers::table::HELPERS`) and
 /// `map_add_u64`, which has no helper (eBPF programs add to a value in place with an atomic
 /// instruction on the value pointer).
-pub(crate) const IMPORTS: [&str; 15] = [
+pub(crate) const IMPORTS: [&str; 16] = [
     "map_lookup",
     "map_update",
     "map_delete",
@@ -30,6 +30,7 @@ pub(crate) const IMPORTS: [&str; 15] = [
     "get_smp_processor_id",
     "trace",
     "ringbuf_output",
+    "tail_call",
     "http_field",
     "http_header_get",
     "http_header_set",
@@ -63,6 +64,9 @@ pub const MAX_TRACE_LINE_BYTES: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) maps: Vec<Arc<Map>>,
+    /// The module's programs (export, kind) in the order of `WasmModule::programs`: what a prog
+    /// array slot's number names.
+    pub(crate) programs: Vec<(String, crate::ProgramKind)>,
     pub(crate) env: Env,
     pub(crate) log: Mutex<TraceLog>,
 }
@@ -89,12 +93,36 @@ pub(crate) struct Host {
     /// The exchange of the http run in progress; `None` in every other run, where the `http_*`
     /// imports answer `-EPERM`.
     pub(crate) http: Option<ExchangeSlot>,
+    /// The XDP run in progress (its packet, and how many tail calls deep it is); `None` in every
+    /// other run, where `tail_call` answers `-EINVAL`.
+    pub(crate) xdp: Option<XdpRun>,
 }
+
+/// An XDP run's packet in guest memory and its depth of tail calls.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct XdpRun {
+    pub(crate) data: i32,
+    pub(crate) len: i32,
+    pub(crate) depth: u32,
+}
+
+/// The kernel's limit on a chain of tail calls (`MAX_TAIL_CALL_CNT`).
+const MAX_TAIL_CALLS: u32 = 33;
+/// `-E2BIG`: what `tail_call` answers past [`MAX_TAIL_CALLS`].
+const E2BIG: i64 = -7;
 
 /// A fault the host found in a call from the guest: the call traps with it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GuestFault {
+    /// A prog array slot names a program the module does not export.
+    #[error("`{import}`: the module has no program `{export}`")]
+    NoSuchProgram {
+        /// The import.
+        import: &'static str,
+        /// The export looked for.
+        export: String,
+    },
     /// A guest pointer and length do not lie inside linear memory.
     #[error("`{import}`: {what} at {ptr:#x}..+{len} is outside linear memory ({memory_size} bytes)")]
     OutOfBounds {
@@ -249,6 +277,37 @@ pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
             })
         },
     )?;
+    linker.func_wrap(IMPORT_MODULE, "tail_call", |mut caller: Caller<'_, Host>, id: i32, index: i32| {
+        const IMPORT: &str = "tail_call";
+        let Some(run) = caller.data().xdp else { return Ok(EINVAL) };
+        let target = {
+            let host = caller.data();
+            let map = map(host, id, IMPORT, &[])?;
+            if map.map_type() != MapType::ProgArray {
+                let fault =
+                    GuestFault::WrongMapType { import: IMPORT, map: map.spec().name.clone(), map_type: map.map_type() };
+                return Err(fault.trap());
+            }
+            let slot = map.prog_at(index as u32).and_then(|p| host.shared.programs.get(p as usize));
+            match slot {
+                None => return Ok(ENOENT),
+                Some((_, kind)) if *kind != crate::ProgramKind::Xdp => return Ok(EINVAL),
+                Some(_) if run.depth >= MAX_TAIL_CALLS => return Ok(E2BIG),
+                Some((export, _)) => export.clone(),
+            }
+        };
+        let func = caller
+            .get_export(&target)
+            .and_then(wasmtime::Extern::into_func)
+            .ok_or_else(|| GuestFault::NoSuchProgram { import: IMPORT, export: target.clone() }.trap())?
+            .typed::<(i32, i32), i32>(&caller)?;
+        // The program in the slot runs on the same packet, one tail call deeper; its verdict is
+        // the caller's (the SDK returns it at once).
+        caller.data_mut().xdp = Some(XdpRun { depth: run.depth + 1, ..run });
+        let verdict = func.call(&mut caller, (run.data, run.len));
+        caller.data_mut().xdp = Some(run);
+        Ok(i64::from(verdict?))
+    })?;
     linker.func_wrap(IMPORT_MODULE, "ktime_get_ns", |caller: Caller<'_, Host>| {
         (caller.data().shared.env.clock)() as i64
     })?;

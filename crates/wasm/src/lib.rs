@@ -64,7 +64,7 @@ use crate::host::{Host, Shared};
 
 /// The newest ABI version this host implements; `duet_abi_version` may return it or any earlier
 /// version down to [`MIN_ABI_VERSION`].
-pub const ABI_VERSION: i32 = 2;
+pub const ABI_VERSION: i32 = 3;
 /// The oldest ABI version this host accepts (version 1: no http programs or imports).
 pub const MIN_ABI_VERSION: i32 = 1;
 /// Export name prefix of XDP programs.
@@ -456,7 +456,12 @@ impl WasmModule {
         let deadline_ticks = options.deadline.as_nanos().div_ceil(tick.as_nanos()) as u64 + 1;
         let inner = Arc::new(Inner {
             pre,
-            shared: Arc::new(Shared { maps, env: options.env.clone(), log: Mutex::new(TraceLog::default()) }),
+            shared: Arc::new(Shared {
+                maps,
+                programs: programs.iter().map(|p| (p.export.clone(), p.kind)).collect(),
+                env: options.env.clone(),
+                log: Mutex::new(TraceLog::default()),
+            }),
             n_cpus,
             memory_limit: options.memory_limit,
             deadline: options.deadline,
@@ -474,6 +479,16 @@ impl WasmModule {
             return Err(WasmError::Abi {
                 reason: format!(
                     "`duet_abi_version` returned {version}; this host implements versions {MIN_ABI_VERSION} to {ABI_VERSION}"
+                ),
+            });
+        }
+        if version < 3
+            && let Some(import) = module.imports().find(|i| i.module() == "duet" && i.name() == "tail_call")
+        {
+            return Err(WasmError::Abi {
+                reason: format!(
+                    "`duet_abi_version` returned {version} but the module imports `{}`, which needs version 3",
+                    import.name()
                 ),
             });
         }
@@ -520,6 +535,20 @@ impl WasmModule {
             what: "map",
             name: name.to_owned(),
             available: list(self.map_names.iter().map(String::as_str)),
+        })
+    }
+
+    /// Points slot `index` of prog array `map` at XDP program `program`, for the `tail_call`
+    /// import (`duet run --tail-call MAP:SLOT=PROGRAM`).
+    pub fn set_prog_array(&self, map: &str, index: u32, program: &str) -> Result<(), WasmError> {
+        let target = self.programs.iter().position(|p| p.name == program).ok_or_else(|| WasmError::NotFound {
+            what: "program",
+            name: program.to_owned(),
+            available: list(self.programs.iter().map(|p| p.name.as_str())),
+        })?;
+        let prog_array = self.map(map)?;
+        prog_array.update(&index.to_le_bytes(), &(target as u32).to_le_bytes(), 0, None).map_err(|error| {
+            WasmError::Abi { reason: format!("cannot put program `{program}` in slot {index} of `{map}`: {error}") }
         })
     }
 
@@ -738,6 +767,7 @@ impl Live {
             traced: 0,
             cpu,
             http: None,
+            xdp: None,
         };
         let mut store = Store::new(inner.pre.module().engine(), host);
         store.limiter(|host| &mut host.limits);
@@ -873,6 +903,8 @@ impl Executor {
                 .map_err(|source| WasmError::Fault { program: name.clone(), source })?;
             mem[range.clone()].copy_from_slice(input);
             let entry = live.entry.as_ref().ok_or_else(|| WasmError::Abi { reason: "no entry point".into() })?;
+            live.store.data_mut().xdp =
+                (self.program.kind == ProgramKind::Xdp).then_some(host::XdpRun { data: ptr, len: len32, depth: 0 });
             let call = |store: &mut Store<Host>| match entry {
                 Entry::I32(f) => f.call(store, (ptr, len32)).map(i64::from),
                 Entry::I64(f) => f.call(store, (ptr, len32)),

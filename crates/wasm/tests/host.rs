@@ -255,12 +255,19 @@ fn programs_of_the_wrong_kind_or_name_are_refused() {
 #[test]
 fn modules_off_the_abi_are_rejected_clearly() {
     let prog_sig = "(func (export \"duet_prog_xdp_firewall\") (param $data i32) (param $len i32)";
-    let cases: [(String, &str); 7] = [
+    let cases: [(String, &str); 8] = [
         (
             FIREWALL.replace("(func (export \"duet_abi_version\") (result i32) (i32.const 1))", ""),
             "no `duet_abi_version`",
         ),
-        (FIREWALL.replace("(result i32) (i32.const 1))", "(result i32) (i32.const 3))"), "returned 3"),
+        (FIREWALL.replace("(result i32) (i32.const 1))", "(result i32) (i32.const 4))"), "returned 4"),
+        (
+            FIREWALL.replace(
+                "(import \"duet\" \"map_lookup\"",
+                "(import \"duet\" \"tail_call\" (func (param i32 i32) (result i64)))\n(import \"duet\" \"map_lookup\"",
+            ),
+            "which needs version 3",
+        ),
         (FIREWALL.replace("\"duet\" \"map_lookup\"", "\"env\" \"map_lookup\""), "imports `env.map_lookup`"),
         (FIREWALL.replace("\"duet\" \"map_lookup\"", "\"duet\" \"map_find\""), "imports `duet.map_find`"),
         (FIREWALL.replace(prog_sig, &format!("{prog_sig} (param i64)")), "duet_prog_xdp_firewall"),

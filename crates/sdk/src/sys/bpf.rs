@@ -20,6 +20,7 @@ mod id {
     pub(super) const GET_CURRENT_PID_TGID: usize = 14;
     pub(super) const GET_SOCKET_COOKIE: usize = 46;
     pub(super) const SOCK_OPS_CB_FLAGS_SET: usize = 59;
+    pub(super) const TAIL_CALL: usize = 12;
     pub(super) const PERF_EVENT_OUTPUT: usize = 25;
     pub(super) const CSUM_DIFF: usize = 28;
     pub(super) const SOCK_MAP_UPDATE: usize = 53;
@@ -261,6 +262,20 @@ pub(crate) unsafe fn sock_hash_update(ctx: *mut c_void, map: Handle, key: *const
     let f = helper!(id::SOCK_HASH_UPDATE, fn(*mut c_void, *mut c_void, *const c_void, u64) -> i64);
     // SAFETY: the caller's contract; the kernel checks the context and the map's type.
     unsafe { f(ctx, map.0, key.cast(), flags) }
+}
+
+/// `bpf_tail_call(ctx, map, index)`: jumps to the program in slot `index` of a prog array and
+/// does not come back; returns (a negative number) only when the slot is empty or the chain of
+/// tail calls is too long.
+///
+/// # Safety
+///
+/// `ctx` is the program's context and `map` a prog array.
+#[inline(always)]
+pub(crate) unsafe fn tail_call(ctx: *mut c_void, map: Handle, index: u32) -> i64 {
+    let f = helper!(id::TAIL_CALL, fn(*mut c_void, *mut c_void, u32) -> i64);
+    // SAFETY: the caller's contract; the kernel checks the map's type and the index.
+    unsafe { f(ctx, map.0, index) }
 }
 
 /// `bpf_perf_event_output(ctx, map, flags, data, size)`: 0 or -errno.

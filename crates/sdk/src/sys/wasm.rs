@@ -27,6 +27,8 @@ unsafe extern "C" {
     fn duet_trace(msg: *const u8, len: u32);
     #[link_name = "ringbuf_output"]
     fn duet_ringbuf_output(map: u32, data: *const u8, len: u32, flags: u64) -> i64;
+    #[link_name = "tail_call"]
+    fn duet_tail_call(map: u32, index: u32) -> i64;
     #[link_name = "http_field"]
     fn duet_http_field(field: u32, buf: *mut u8, buf_len: u32) -> i64;
     #[link_name = "http_header_get"]
@@ -198,12 +200,21 @@ impl HttpCtx<'_> {
     }
 }
 
+/// `tail_call`: the host runs the XDP program in slot `index` of prog array `map` on the same
+/// packet and returns its verdict (>= 0), or a negative errno when the slot is empty or the chain
+/// is too long (the caller then goes on, as after a failed `bpf_tail_call`).
+#[inline(always)]
+pub(crate) fn tail_call(map: Handle, index: u32) -> i64 {
+    // SAFETY: two numbers; the host checks both.
+    unsafe { duet_tail_call(map.0, index) }
+}
+
 // === exports every module has ===
 
-/// docs/ABI.md: the ABI version this SDK speaks.
+/// docs/ABI.md: the ABI version this SDK speaks (3: `tail_call`).
 #[unsafe(no_mangle)]
 extern "C" fn duet_abi_version() -> i32 {
-    2
+    3
 }
 
 /// The input buffer: grown with `memory.grow` on demand and reused between calls, so programs
