@@ -23,7 +23,7 @@ impl Checker<'_> {
             | Op::Bswap16
             | Op::Bswap32
             | Op::Bswap64 => {
-                let reg = self.read(st, pc, dst);
+                let reg = self.read_operand(st, pc, dst);
                 if reg.ty.is_pointer() && !self.allow_ptr_leaks() {
                     self.fail(
                         st,
@@ -48,7 +48,7 @@ impl Checker<'_> {
                 *st.reg_mut(dst) = Reg::scalar(if reg.ty.is_pointer() { Scalar::UNKNOWN } else { val });
             }
             Op::Neg | Op::Neg32 => {
-                let reg = self.read(st, pc, dst);
+                let reg = self.read_operand(st, pc, dst);
                 if reg.ty.is_pointer() {
                     // Privileged, the kernel lets the address become a number.
                     if !self.allow_ptr_leaks() {
@@ -62,7 +62,7 @@ impl Checker<'_> {
             Op::MovImm => *st.reg_mut(dst) = Reg::scalar(Scalar::constant(insn.imm as u64)),
             Op::Mov32Imm => *st.reg_mut(dst) = Reg::scalar(Scalar::constant(u64::from(insn.imm as u32))),
             Op::MovReg => {
-                let mut src = self.read(st, pc, insn.src);
+                let mut src = self.read_operand(st, pc, insn.src);
                 if src.is_scalar() && src.val.as_const().is_none() && src.id == 0 {
                     src.id = self.new_id();
                     st.reg_mut(insn.src).id = src.id;
@@ -70,7 +70,7 @@ impl Checker<'_> {
                 *st.reg_mut(dst) = src;
             }
             Op::Mov32Reg | Op::MovSx8 | Op::MovSx16 | Op::MovSx32 | Op::MovSx8To32 | Op::MovSx16To32 => {
-                let src = self.read(st, pc, insn.src);
+                let src = self.read_operand(st, pc, insn.src);
                 if src.ty.is_pointer() && self.allow_ptr_leaks() {
                     // A privileged loader may copy part of an address: it becomes a number.
                     *st.reg_mut(dst) = Reg::scalar(Scalar::UNKNOWN);
@@ -121,9 +121,9 @@ impl Checker<'_> {
                     let v = if alu32 { u64::from(insn.imm as u32) } else { insn.imm as u64 };
                     Reg::scalar(Scalar::constant(v))
                 } else {
-                    self.read(st, pc, insn.src)
+                    self.read_operand(st, pc, insn.src)
                 };
-                let d = self.read(st, pc, dst);
+                let d = self.read_operand(st, pc, dst);
                 if insn.op.form() == Form::AluImm
                     && matches!(aop, AluOp::Div | AluOp::Mod | AluOp::SDiv | AluOp::SMod)
                     && insn.imm == 0

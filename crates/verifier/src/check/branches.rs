@@ -15,10 +15,10 @@ impl Checker<'_> {
         let next = pc + 1;
         let target = insn.branch_target(pc).and_then(|t| usize::try_from(t).ok()).unwrap_or(next);
         let Some(cmp) = jump_cmp(insn.op) else { return Flow::Next(next) };
-        let dst = self.read(st, pc, insn.dst);
+        let dst = self.read_operand(st, pc, insn.dst);
         let src_is_reg = insn.op.form() == Form::JmpReg;
         let src = if src_is_reg {
-            self.read(st, pc, insn.src)
+            self.read_operand(st, pc, insn.src)
         } else {
             let v = if is32 { u64::from(insn.imm as u32) } else { insn.imm as u64 };
             Reg::scalar(Scalar::constant(v))

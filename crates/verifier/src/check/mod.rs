@@ -526,6 +526,17 @@ impl<'a> Checker<'a> {
         self.id_gen
     }
 
+    /// Reads register `r` as a number operand (ALU, comparisons): as [`Self::read`], except that
+    /// for a privileged loader an invalidated pointer is an unknown number, as the kernel's
+    /// `mark_reg_invalid` makes it when `allow_ptr_leaks` (only dereferencing it is an error).
+    fn read_operand(&mut self, st: &mut State, pc: usize, r: u8) -> Reg {
+        if matches!(st.reg(r).ty, RegType::Stale { .. }) && self.allow_ptr_leaks() {
+            *st.reg_mut(r) = Reg::scalar(Scalar::UNKNOWN);
+            return *st.reg(r);
+        }
+        self.read(st, pc, r)
+    }
+
     /// Reads register `r` as an operand, reporting (and repairing) uninitialised and stale ones.
     fn read(&mut self, st: &mut State, pc: usize, r: u8) -> Reg {
         let reg = *st.reg(r);
