@@ -15,6 +15,7 @@
 //! - [`semantics`]: helper semantics over duet-maps that the VM's helpers and the Wasm imports
 //!   both perform (errnos, which maps hold values, `bpf_csum_diff`, `bpf_trace_printk`).
 //! - [`SkbHook`]: the `struct __sk_buff` hooks.
+//! - [`xdp`]: the XDP buffer's layout and the kernel's rules for moving a packet's bounds.
 //!
 //! Nothing here touches guest memory: engines map guest pointers to slices (each with its own
 //! bounds checks) and then call these functions. The crate does no I/O and has no unsafe code.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod semantics;
 mod skb;
 pub mod table;
+pub mod xdp;
 
 pub use env::{DEFAULT_MAX_MAP_MEMORY, Env};
 pub use skb::{ETH_HLEN, SkbHook};

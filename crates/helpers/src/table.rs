@@ -512,7 +512,7 @@ pub static HELPERS: &[HelperSpec] = &[
             pkt_access: false,
         }),
         vm: true,
-        wasm_import: None,
+        wasm_import: Some("xdp_adjust_head"),
     },
     HelperSpec {
         id: 51,
@@ -554,7 +554,7 @@ pub static HELPERS: &[HelperSpec] = &[
             pkt_access: false,
         }),
         vm: true,
-        wasm_import: None,
+        wasm_import: Some("xdp_adjust_tail"),
     },
     // bpf_get_stack(ctx, buf, size, flags): the current stack's addresses into a buffer.
     HelperSpec {

@@ -44,9 +44,72 @@ pub use crate::sock::{HostRedirect, HostSkMsg, HostSockAddr, HostSockOps};
 use crate::sys::host::{CLOCK_START_NS, CLOCK_STEP_NS, RANDOM_SEED, STATE};
 use crate::{CgroupSkbAction, ProbeContext, RingBuf, SkbContext, TcAction, TcContext, XdpAction, XdpContext};
 
-/// Runs an XDP program on `packet` (which it may modify) and returns its verdict.
+/// Runs an XDP program on `packet` (which it may modify) and returns its verdict. A program
+/// that changes its packet's length (`adjust_head`, `adjust_tail`) needs
+/// [`run_xdp_frame`], which can hand back a longer or shorter packet: here that panics.
 pub fn run_xdp(prog: impl FnOnce(XdpContext<'_>) -> XdpAction, packet: &mut [u8]) -> XdpAction {
-    prog(crate::xdp::host_context(packet))
+    let (verdict, out) = xdp_in_buffer(prog, packet);
+    assert!(
+        out.len() == packet.len(),
+        "the XDP program changed its packet's length from {} to {} bytes: run it with duet::testing::run_xdp_frame",
+        packet.len(),
+        out.len()
+    );
+    packet.copy_from_slice(&out);
+    verdict
+}
+
+/// Runs an XDP program on `frame` in a buffer of the kernel's layout (headroom before it,
+/// tailroom after), so that it may move its packet's bounds (`adjust_head`, `adjust_tail`) as
+/// in the kernel; `frame` is then the packet as the program left it.
+pub fn run_xdp_frame(prog: impl FnOnce(XdpContext<'_>) -> XdpAction, frame: &mut Vec<u8>) -> XdpAction {
+    let (verdict, out) = xdp_in_buffer(prog, frame);
+    *frame = out;
+    verdict
+}
+
+fn xdp_in_buffer(prog: impl FnOnce(XdpContext<'_>) -> XdpAction, packet: &[u8]) -> (XdpAction, Vec<u8>) {
+    use duet_helpers::xdp::Bounds;
+    let start = Bounds::new(packet.len());
+    let mut buffer = std::vec![0u8; start.buf_len];
+    buffer[start.data..start.data_end].copy_from_slice(packet);
+    let base = buffer.as_mut_ptr() as usize;
+    let outer = HOST_XDP.replace(Some((base, start)));
+    let bounds = core::cell::Cell::new((base + start.data, base + start.data_end));
+    let verdict = prog(crate::xdp::host_context(&bounds));
+    HOST_XDP.set(outer);
+    let (data, data_end) = bounds.get();
+    (verdict, buffer[data - base..data_end - base].to_vec())
+}
+
+std::thread_local! {
+    /// The buffer of the XDP run in progress: its address and the packet's bounds in it.
+    static HOST_XDP: core::cell::Cell<Option<(usize, duet_helpers::xdp::Bounds)>> = const { core::cell::Cell::new(None) };
+}
+
+/// `adjust_head` (`head`) or `adjust_tail` on the host, with the kernel's rules.
+pub(crate) fn host_adjust(
+    bounds: &core::cell::Cell<(usize, usize)>,
+    head: bool,
+    delta: i32,
+) -> Result<(), crate::Errno> {
+    let Some((base, start)) = HOST_XDP.get() else { return Err(crate::Errno::EINVAL) };
+    let (data, data_end) = bounds.get();
+    let now = duet_helpers::xdp::Bounds {
+        data_meta: data - base,
+        data: data - base,
+        data_end: data_end - base,
+        buf_len: start.buf_len,
+    };
+    let moved = if head { now.adjust_head(i64::from(delta)) } else { now.adjust_tail(i64::from(delta)) };
+    let moved = moved.ok_or(crate::Errno::EINVAL)?;
+    if moved.data_end > now.data_end {
+        // SAFETY: `adjust_tail` keeps the new end inside the buffer `run_xdp` allocated, which
+        // lives for the run; grown bytes read as zero, as in the kernel.
+        unsafe { core::ptr::write_bytes((base + now.data_end) as *mut u8, 0, moved.data_end - now.data_end) };
+    }
+    bounds.set((base + moved.data, base + moved.data_end));
+    Ok(())
 }
 
 /// Fills slot `index` of `map` with `program` for [`crate::ProgramArray::tail_call`] on this

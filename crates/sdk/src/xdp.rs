@@ -51,10 +51,10 @@ const MAX_OFFSET: usize = 0x7fff;
 pub struct XdpContext<'a> {
     #[cfg(target_arch = "bpf")]
     ctx: *const XdpMd,
+    /// `data` and `data_end`, shared by every copy of the context so that
+    /// [`XdpContext::adjust_head`] and [`XdpContext::adjust_tail`] move them for all.
     #[cfg(not(target_arch = "bpf"))]
-    data: usize,
-    #[cfg(not(target_arch = "bpf"))]
-    data_end: usize,
+    bounds: &'a core::cell::Cell<(usize, usize)>,
     _packet: PhantomData<&'a mut [u8]>,
 }
 
@@ -88,7 +88,7 @@ impl<'a> XdpContext<'a> {
             }
         }
         #[cfg(not(target_arch = "bpf"))]
-        (self.data, self.data_end)
+        self.bounds.get()
     }
 
     /// The raw context, for helpers that take it (`bpf_tail_call`).
@@ -98,10 +98,44 @@ impl<'a> XdpContext<'a> {
         self.ctx.cast_mut().cast()
     }
 
-    /// The packet's bounds on the host, for a tail call there.
-    #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
-    pub(crate) fn host_bounds(&self) -> (usize, usize) {
-        (self.data, self.data_end)
+    /// Moves the start of the packet by `delta` bytes (`bpf_xdp_adjust_head`): a negative `delta`
+    /// makes room in front (to push a header: the new bytes are the headroom's, write them), a
+    /// positive one drops bytes from the front (to pop a header). [`Errno::EINVAL`] when that
+    /// leaves the headroom the kernel gives (256 bytes less its 40-byte `struct xdp_frame`) or
+    /// fewer than 14 bytes. Offsets count from the new start afterwards.
+    #[inline(always)]
+    pub fn adjust_head(&self, delta: i32) -> Result<(), crate::Errno> {
+        #[cfg(target_arch = "bpf")]
+        // SAFETY: `ctx` is this program's `xdp_md`; the kernel checks `delta`.
+        return crate::Errno::from_ret(unsafe { crate::sys::xdp_adjust_head(self.raw(), delta) });
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::Errno::from_ret(crate::sys::xdp_adjust_head(delta))?;
+            let (data, data_end) = self.bounds.get();
+            self.bounds.set(((data as isize + delta as isize) as usize, data_end));
+            Ok(())
+        }
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        crate::testing::host_adjust(self.bounds, true, delta)
+    }
+
+    /// Moves the end of the packet by `delta` bytes (`bpf_xdp_adjust_tail`): negative trims it,
+    /// positive grows it with zero bytes. [`Errno::EINVAL`] past the kernel's buffer (its tailroom
+    /// of 320 bytes kept) or under 14 bytes.
+    #[inline(always)]
+    pub fn adjust_tail(&self, delta: i32) -> Result<(), crate::Errno> {
+        #[cfg(target_arch = "bpf")]
+        // SAFETY: as for `adjust_head`.
+        return crate::Errno::from_ret(unsafe { crate::sys::xdp_adjust_tail(self.raw(), delta) });
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::Errno::from_ret(crate::sys::xdp_adjust_tail(delta))?;
+            let (data, data_end) = self.bounds.get();
+            self.bounds.set((data, (data_end as isize + delta as isize) as usize));
+            Ok(())
+        }
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        crate::testing::host_adjust(self.bounds, false, delta)
     }
 
     /// The packet's length in bytes.
@@ -186,20 +220,18 @@ pub unsafe fn xdp_entry(ctx: *mut core::ffi::c_void, prog: impl FnOnce(XdpContex
 #[inline(always)]
 pub fn xdp_entry_wasm(data: i32, len: i32, prog: impl FnOnce(XdpContext<'_>) -> XdpAction) -> i32 {
     let data = data as u32 as usize;
-    let ctx = XdpContext { data, data_end: data + len.max(0) as usize, _packet: PhantomData };
-    prog(ctx) as i32
+    let bounds = core::cell::Cell::new((data, data + len.max(0) as usize));
+    prog(XdpContext { bounds: &bounds, _packet: PhantomData }) as i32
 }
 
-/// A context over the same packet as `ctx`, for a tail call on the host.
+/// A context over the same packet (and bounds) as `ctx`, for a tail call on the host.
 #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
 pub(crate) fn host_context_again<'a>(ctx: &XdpContext<'a>) -> XdpContext<'a> {
-    let (data, data_end) = ctx.host_bounds();
-    XdpContext { data, data_end, _packet: PhantomData }
+    XdpContext { bounds: ctx.bounds, _packet: PhantomData }
 }
 
-/// A context over a host buffer, for [`crate::testing::run_xdp`].
+/// A context whose packet is `bounds` (addresses in a host buffer), for `duet::testing`.
 #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
-pub(crate) fn host_context(packet: &mut [u8]) -> XdpContext<'_> {
-    let data = packet.as_mut_ptr() as usize;
-    XdpContext { data, data_end: data + packet.len(), _packet: PhantomData }
+pub(crate) fn host_context(bounds: &core::cell::Cell<(usize, usize)>) -> XdpContext<'_> {
+    XdpContext { bounds, _packet: PhantomData }
 }

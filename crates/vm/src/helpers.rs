@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use duet_helpers::xdp;
+
 use crate::TrapKind;
 use crate::http::HttpAccess;
 use crate::memory::{MemoryMap, XdpState};
@@ -93,27 +95,30 @@ impl HelperContext<'_, '_> {
         self.memory.xdp.is_some()
     }
 
+    /// The packet's bounds as offsets into its buffer (duet-helpers' rules work on these).
+    fn xdp_bounds(x: &XdpState) -> xdp::Bounds {
+        xdp::Bounds {
+            data_meta: x.data_meta as usize,
+            data: x.data as usize,
+            data_end: x.data_end as usize,
+            buf_len: x.buf.len as usize,
+        }
+    }
+
     /// `bpf_xdp_adjust_head`: moves `data` by `delta` bytes, keeping any metadata in front of it.
     /// Returns `false` (the helper returns -EINVAL) when the move leaves the buffer's bounds, with
-    /// the kernel's limits: the `struct xdp_frame` at the buffer start and a 14-byte minimum packet.
+    /// the kernel's limits ([`xdp::Bounds::adjust_head`]).
     pub fn xdp_adjust_head(&mut self, delta: i64) -> bool {
         let Some(x) = self.memory.xdp else { return false };
-        let metalen = x.data - x.data_meta;
-        let data = x.data as i64 + delta;
-        if data < (XDP_FRAME_STRUCT + metalen) as i64 || data > x.data_end as i64 - ETH_HLEN as i64 {
-            return false;
-        }
-        let data = data as u64;
-        let data_meta = data - metalen;
+        let Some(b) = Self::xdp_bounds(&x).adjust_head(delta) else { return false };
+        let metalen = b.data - b.data_meta;
         if metalen > 0 {
-            // SAFETY: both ranges lie inside the packet buffer region (checked above: the new
-            // metadata starts after the frame header and ends at the new `data`); `copy`
-            // allows overlap.
-            unsafe {
-                std::ptr::copy(x.buf.ptr.add(x.data_meta as usize), x.buf.ptr.add(data_meta as usize), metalen as usize)
-            };
+            // SAFETY: both ranges lie inside the packet buffer region (`adjust_head` keeps the
+            // new metadata after the frame header and before the new `data`); `copy` allows
+            // overlap.
+            unsafe { std::ptr::copy(x.buf.ptr.add(x.data_meta as usize), x.buf.ptr.add(b.data_meta), metalen) };
         }
-        self.memory.xdp = Some(XdpState { data_meta, data, ..x });
+        self.memory.xdp = Some(XdpState { data_meta: b.data_meta as u64, data: b.data as u64, ..x });
         self.memory.refresh_packet();
         true
     }
@@ -122,14 +127,11 @@ impl HelperContext<'_, '_> {
     /// would pass the end of the frame (minus the kernel's tailroom) or leave under 14 bytes.
     pub fn xdp_adjust_tail(&mut self, delta: i64) -> bool {
         let Some(x) = self.memory.xdp else { return false };
-        let data_end = x.data_end as i64 + delta;
-        let hard_end = x.buf.len as i64 - crate::interp::XDP_TAILROOM as i64;
-        if data_end > hard_end || data_end < (x.data + ETH_HLEN) as i64 {
-            return false;
-        }
-        let data_end = data_end as u64;
+        let Some(b) = Self::xdp_bounds(&x).adjust_tail(delta) else { return false };
+        let data_end = b.data_end as u64;
         if data_end > x.data_end {
-            // SAFETY: `x.data_end..data_end` lies inside the buffer (`data_end <= hard_end`).
+            // SAFETY: `x.data_end..data_end` lies inside the buffer (`adjust_tail` keeps it
+            // before the tailroom).
             unsafe { std::ptr::write_bytes(x.buf.ptr.add(x.data_end as usize), 0, (data_end - x.data_end) as usize) };
         }
         self.memory.xdp = Some(XdpState { data_end, ..x });
@@ -141,15 +143,12 @@ impl HelperContext<'_, '_> {
     /// -EINVAL out of bounds, -EACCES when the metadata length is not a multiple of 4 up to 32.
     pub fn xdp_adjust_meta(&mut self, delta: i64) -> Result<(), i64> {
         let Some(x) = self.memory.xdp else { return Err(-22) };
-        let meta = x.data_meta as i64 + delta;
-        if meta < XDP_FRAME_STRUCT as i64 || meta > x.data as i64 {
-            return Err(-22);
-        }
-        let metalen = x.data as i64 - meta;
+        let Some(b) = Self::xdp_bounds(&x).adjust_meta(delta) else { return Err(-22) };
+        let metalen = b.data - b.data_meta;
         if metalen % 4 != 0 || metalen > 32 {
             return Err(-13);
         }
-        self.memory.xdp = Some(XdpState { data_meta: meta as u64, ..x });
+        self.memory.xdp = Some(XdpState { data_meta: b.data_meta as u64, ..x });
         self.memory.refresh_packet();
         Ok(())
     }
@@ -229,11 +228,6 @@ impl HelperContext<'_, '_> {
         Ok(crate::skb::csum_replace(layer, packet, offset, from, to, flags))
     }
 }
-
-/// Size of the kernel's `struct xdp_frame`, which sits at the start of the headroom.
-const XDP_FRAME_STRUCT: u64 = 40;
-/// Minimum packet length the kernel keeps (`ETH_HLEN`).
-const ETH_HLEN: u64 = 14;
 
 /// The kernel's name for helper `id` (`map_lookup_elem`), if duet's helper table has it, for
 /// messages about helpers duet does not provide.

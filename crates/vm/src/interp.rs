@@ -292,16 +292,16 @@ pub struct XdpPacket {
 }
 
 /// Headroom before the frame (`XDP_PACKET_HEADROOM`).
-pub const XDP_HEADROOM: usize = 256;
+pub const XDP_HEADROOM: usize = duet_helpers::xdp::HEADROOM;
 /// Total buffer size of one XDP frame in `BPF_PROG_TEST_RUN`.
-pub const XDP_FRAME_SIZE: usize = 4096;
+pub const XDP_FRAME_SIZE: usize = duet_helpers::xdp::FRAME_SIZE;
 /// Tailroom the kernel reserves for `struct skb_shared_info` on x86_64.
-pub const XDP_TAILROOM: usize = 320;
+pub const XDP_TAILROOM: usize = duet_helpers::xdp::TAILROOM;
 
 impl XdpPacket {
     /// Copies `frame` into a fresh buffer with kernel-like headroom and tailroom.
     pub fn new(frame: &[u8]) -> Self {
-        let size = (XDP_HEADROOM + frame.len() + XDP_TAILROOM).max(XDP_FRAME_SIZE);
+        let size = duet_helpers::xdp::buffer_len(frame.len());
         let mut buf = vec![0u8; size];
         buf[XDP_HEADROOM..XDP_HEADROOM + frame.len()].copy_from_slice(frame);
         XdpPacket {
@@ -317,7 +317,7 @@ impl XdpPacket {
     /// Reuses this buffer for another frame, as if freshly made by [`XdpPacket::new`] (no
     /// allocation when the frame fits).
     pub fn reset(&mut self, frame: &[u8]) {
-        let needed = (XDP_HEADROOM + frame.len() + XDP_TAILROOM).max(XDP_FRAME_SIZE);
+        let needed = duet_helpers::xdp::buffer_len(frame.len());
         if needed > self.buf.len() {
             *self = XdpPacket::new(frame);
             return;

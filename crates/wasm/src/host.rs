@@ -20,7 +20,7 @@ pub(crate) const IMPORT_MODULE: &str = "duet";
 /// signatures): the helper table's `wasm_import`s (`duet_helpers::table::HELPERS`) and
 /// `map_add_u64`, which has no helper (eBPF programs add to a value in place with an atomic
 /// instruction on the value pointer).
-pub(crate) const IMPORTS: [&str; 16] = [
+pub(crate) const IMPORTS: [&str; 18] = [
     "map_lookup",
     "map_update",
     "map_delete",
@@ -31,6 +31,8 @@ pub(crate) const IMPORTS: [&str; 16] = [
     "trace",
     "ringbuf_output",
     "tail_call",
+    "xdp_adjust_head",
+    "xdp_adjust_tail",
     "http_field",
     "http_header_get",
     "http_header_set",
@@ -98,12 +100,22 @@ pub(crate) struct Host {
     pub(crate) xdp: Option<XdpRun>,
 }
 
-/// An XDP run's packet in guest memory and its depth of tail calls.
+/// An XDP run's buffer in guest memory (laid out as `BPF_PROG_TEST_RUN` lays it out:
+/// `duet_helpers::xdp`), where its packet lies in it now, and its depth of tail calls.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct XdpRun {
-    pub(crate) data: i32,
-    pub(crate) len: i32,
+    /// The guest address of the buffer's start.
+    pub(crate) base: u32,
+    /// The packet's bounds in the buffer.
+    pub(crate) bounds: duet_helpers::xdp::Bounds,
     pub(crate) depth: u32,
+}
+
+impl XdpRun {
+    /// The guest address and length of the packet, as the program's export takes them.
+    pub(crate) fn packet(&self) -> (i32, i32) {
+        ((self.base as usize + self.bounds.data) as i32, (self.bounds.data_end - self.bounds.data) as i32)
+    }
 }
 
 /// The kernel's limit on a chain of tail calls (`MAX_TAIL_CALL_CNT`).
@@ -302,11 +314,42 @@ pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
             .ok_or_else(|| GuestFault::NoSuchProgram { import: IMPORT, export: target.clone() }.trap())?
             .typed::<(i32, i32), i32>(&caller)?;
         // The program in the slot runs on the same packet, one tail call deeper; its verdict is
-        // the caller's (the SDK returns it at once).
+        // the caller's (the SDK returns it at once), and so are the bounds it left.
         caller.data_mut().xdp = Some(XdpRun { depth: run.depth + 1, ..run });
-        let verdict = func.call(&mut caller, (run.data, run.len));
-        caller.data_mut().xdp = Some(run);
+        let verdict = func.call(&mut caller, run.packet());
+        let after = caller.data().xdp.unwrap_or(run);
+        caller.data_mut().xdp = Some(XdpRun { depth: run.depth, ..after });
         Ok(i64::from(verdict?))
+    })?;
+    linker.func_wrap(IMPORT_MODULE, "xdp_adjust_head", |mut caller: Caller<'_, Host>, delta: i32| {
+        let Some(run) = caller.data().xdp else { return Ok(EINVAL) };
+        let Some(bounds) = run.bounds.adjust_head(i64::from(delta)) else { return Ok(EINVAL) };
+        // No metadata in Wasm runs (no `xdp_adjust_meta`): only `data` moves.
+        caller.data_mut().xdp = Some(XdpRun { bounds, ..run });
+        Ok(0i64)
+    })?;
+    linker.func_wrap(IMPORT_MODULE, "xdp_adjust_tail", |mut caller: Caller<'_, Host>, delta: i32| {
+        const IMPORT: &str = "xdp_adjust_tail";
+        let Some(run) = caller.data().xdp else { return Ok(EINVAL) };
+        let Some(bounds) = run.bounds.adjust_tail(i64::from(delta)) else { return Ok(EINVAL) };
+        if bounds.data_end > run.bounds.data_end {
+            // Grown bytes read as zero, as in the kernel and duet-vm.
+            let (mem, _) = split(&mut caller, IMPORT)?;
+            let grown = (run.base as usize + run.bounds.data_end)..(run.base as usize + bounds.data_end);
+            let Some(bytes) = mem.get_mut(grown.clone()) else {
+                let fault = GuestFault::OutOfBounds {
+                    import: IMPORT,
+                    what: "packet buffer",
+                    ptr: grown.start as u32,
+                    len: grown.len() as u64,
+                    memory_size: mem.len(),
+                };
+                return Err(fault.trap());
+            };
+            bytes.fill(0);
+        }
+        caller.data_mut().xdp = Some(XdpRun { bounds, ..run });
+        Ok(0i64)
     })?;
     linker.func_wrap(IMPORT_MODULE, "ktime_get_ns", |caller: Caller<'_, Host>| {
         (caller.data().shared.env.clock)() as i64

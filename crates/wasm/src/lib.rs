@@ -483,7 +483,9 @@ impl WasmModule {
             });
         }
         if version < 3
-            && let Some(import) = module.imports().find(|i| i.module() == "duet" && i.name() == "tail_call")
+            && let Some(import) = module.imports().find(|i| {
+                i.module() == "duet" && ["tail_call", "xdp_adjust_head", "xdp_adjust_tail"].contains(&i.name())
+            })
         {
             return Err(WasmError::Abi {
                 reason: format!(
@@ -804,12 +806,15 @@ impl Executor {
     }
 
     /// Runs an XDP program over `packet` and returns its action (`0` aborted .. `4` redirect).
-    /// Bytes the program rewrote are copied back into `packet`.
-    pub fn run_xdp(&mut self, packet: &mut [u8]) -> Result<u32, WasmError> {
+    /// Bytes the program rewrote are copied back into `packet`; a program that moved the
+    /// packet's bounds (`xdp_adjust_head`/`tail`) changes its length, so `packet` is the packet
+    /// as the program left it.
+    pub fn run_xdp(&mut self, packet: &mut Vec<u8>) -> Result<u32, WasmError> {
         self.expect(ProgramKind::Xdp)?;
         let (verdict, range, _) = self.call(packet, None)?;
         if let Some(live) = &self.live {
-            packet.copy_from_slice(&live.memory.data(&live.store)[range]);
+            packet.clear();
+            packet.extend_from_slice(&live.memory.data(&live.store)[range]);
         }
         Ok(verdict as u32)
     }
@@ -887,24 +892,44 @@ impl Executor {
             )?),
         };
         let deadline = self.inner.deadline;
+        // An XDP packet gets the kernel's headroom and tailroom around it (duet_helpers::xdp), so
+        // `xdp_adjust_head`/`tail` can move its bounds; other inputs are copied as they are.
+        let xdp = self.program.kind == ProgramKind::Xdp;
+        let buffer_len = if xdp { duet_helpers::xdp::buffer_len(len) } else { len };
+        let buffer_len32 =
+            i32::try_from(buffer_len).map_err(|_| WasmError::InputTooLarge { program: name.clone(), len })?;
         let res = (|| {
             live.store.set_epoch_deadline(self.inner.deadline_ticks);
             live.store.data_mut().traced = 0;
-            let ptr = match live.input {
-                Some((ptr, capacity)) if len <= capacity => ptr,
+            let base = match live.input {
+                Some((ptr, capacity)) if buffer_len <= capacity => ptr,
                 _ => {
-                    let ptr = live.buffer.call(&mut live.store, len32).map_err(|e| call_error(name, deadline, e))?;
-                    live.input = Some((ptr, len));
+                    let ptr =
+                        live.buffer.call(&mut live.store, buffer_len32).map_err(|e| call_error(name, deadline, e))?;
+                    live.input = Some((ptr, buffer_len));
                     ptr
                 }
             };
             let mem = live.memory.data_mut(&mut live.store);
-            let range = host::guest_range(mem.len(), ptr, len, "duet_buffer", "returned buffer")
+            let buffer = host::guest_range(mem.len(), base, buffer_len, "duet_buffer", "returned buffer")
                 .map_err(|source| WasmError::Fault { program: name.clone(), source })?;
+            let run = xdp.then(|| host::XdpRun {
+                base: buffer.start as u32,
+                bounds: duet_helpers::xdp::Bounds::new(len),
+                depth: 0,
+            });
+            let (ptr, range) = match run {
+                Some(run) => {
+                    // A fresh buffer each run, as the kernel's: zeroed headroom, the frame.
+                    let start = buffer.start + run.bounds.data;
+                    mem[buffer.start..start].fill(0);
+                    (run.packet().0, start..start + len)
+                }
+                None => (base, buffer.clone()),
+            };
             mem[range.clone()].copy_from_slice(input);
             let entry = live.entry.as_ref().ok_or_else(|| WasmError::Abi { reason: "no entry point".into() })?;
-            live.store.data_mut().xdp =
-                (self.program.kind == ProgramKind::Xdp).then_some(host::XdpRun { data: ptr, len: len32, depth: 0 });
+            live.store.data_mut().xdp = run;
             let call = |store: &mut Store<Host>| match entry {
                 Entry::I32(f) => f.call(store, (ptr, len32)).map(i64::from),
                 Entry::I64(f) => f.call(store, (ptr, len32)),
@@ -919,6 +944,14 @@ impl Executor {
                 None => (call(&mut live.store), None),
             };
             let ret = ret.map_err(|e| call_error(name, deadline, e))?;
+            // Where the packet lies now, if the program moved its bounds.
+            let range = match live.store.data_mut().xdp.take() {
+                Some(run) => {
+                    let (ptr, len) = run.packet();
+                    ptr as u32 as usize..ptr as u32 as usize + len as usize
+                }
+                None => range,
+            };
             Ok((ret, range, state))
         })();
         if res.is_err() {

@@ -56,7 +56,7 @@ fn firewall_drops_blocked_sources_and_counts_verdicts() {
     let mut fw = module.executor("firewall").expect("executor");
     assert_eq!(fw.run_xdp(&mut ipv4_from([10, 0, 0, 1])).unwrap(), 1, "blocked source is dropped");
     assert_eq!(fw.run_xdp(&mut ipv4_from([10, 0, 0, 2])).unwrap(), 2, "other source passes");
-    assert_eq!(fw.run_xdp(&mut []).unwrap(), 2, "an empty frame passes");
+    assert_eq!(fw.run_xdp(&mut vec![]).unwrap(), 2, "an empty frame passes");
 
     let corpus = duet_testdata::packets::corpus();
     for (name, frame) in &corpus {
@@ -116,11 +116,11 @@ fn lookup_copies_the_value_into_guest_memory() {
     let value = 0x1122_3344_5566_7788u64.to_le_bytes();
     module.map("H").unwrap().update(&3u32.to_le_bytes(), &value, 0, None).unwrap();
     let mut ex = module.executor("lookup_into_packet").unwrap();
-    let mut packet = [3, 0, 0, 0, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xff];
+    let mut packet = vec![3, 0, 0, 0, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xff];
     assert_eq!(ex.run_xdp(&mut packet).unwrap(), 1, "found");
     assert_eq!(packet[4..12], value);
     assert_eq!(packet[12], 0xff, "nothing past the value is written");
-    let mut missing = [4, 0, 0, 0, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
+    let mut missing = vec![4, 0, 0, 0, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
     assert_eq!(ex.run_xdp(&mut missing).unwrap(), 0, "not found");
     assert_eq!(missing[4..], [0xee; 8], "value_out untouched when absent");
 }
@@ -192,7 +192,7 @@ fn an_infinite_loop_hits_the_deadline_and_the_host_goes_on() {
     let mut spin = module.executor("spin").unwrap();
     for _ in 0..2 {
         let started = Instant::now();
-        let err = spin.run_xdp(&mut [0u8; 64]).expect_err("never returns");
+        let err = spin.run_xdp(&mut vec![0u8; 64]).expect_err("never returns");
         assert!(matches!(&err, WasmError::Deadline { program, .. } if program == "spin"), "{err:?}");
         assert!(err.to_string().contains("`spin` ran past its deadline"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5), "stopped after {:?}", started.elapsed());
@@ -204,7 +204,7 @@ fn an_infinite_loop_hits_the_deadline_and_the_host_goes_on() {
 #[test]
 fn bad_guest_pointers_and_maps_trap_with_the_program_name() {
     let module = load(ABI);
-    let err = module.executor("oob_key").unwrap().run_xdp(&mut [0u8; 14]).unwrap_err();
+    let err = module.executor("oob_key").unwrap().run_xdp(&mut vec![0u8; 14]).unwrap_err();
     match &err {
         WasmError::Fault { program, source: GuestFault::OutOfBounds { import, what, ptr, .. } } => {
             assert_eq!((program.as_str(), *import, *what, *ptr), ("oob_key", "map_lookup", "key", 65534));
@@ -214,9 +214,9 @@ fn bad_guest_pointers_and_maps_trap_with_the_program_name() {
     // The fault is the error's source, said once (not repeated in its own message).
     let fault = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
     assert!(fault.contains("outside linear memory") && !err.to_string().contains(&fault), "{err}: {fault}");
-    let err = module.executor("bad_map").unwrap().run_xdp(&mut [0u8; 14]).unwrap_err();
+    let err = module.executor("bad_map").unwrap().run_xdp(&mut vec![0u8; 14]).unwrap_err();
     assert!(matches!(err, WasmError::Fault { source: GuestFault::NoSuchMap { id: 9, n_maps: 4, .. }, .. }), "{err:?}");
-    let err = module.executor("lookup_ringbuf").unwrap().run_xdp(&mut [0u8; 14]).unwrap_err();
+    let err = module.executor("lookup_ringbuf").unwrap().run_xdp(&mut vec![0u8; 14]).unwrap_err();
     assert!(matches!(err, WasmError::Fault { source: GuestFault::WrongMapType { .. }, .. }), "{err:?}");
 }
 
@@ -224,10 +224,10 @@ fn bad_guest_pointers_and_maps_trap_with_the_program_name() {
 fn a_trap_is_an_error_and_the_next_run_gets_a_fresh_instance() {
     let module = load(ABI);
     let mut ex = module.executor("crash_on_empty").unwrap();
-    let err = ex.run_xdp(&mut []).unwrap_err();
+    let err = ex.run_xdp(&mut vec![]).unwrap_err();
     assert!(matches!(&err, WasmError::Trap { program, .. } if program == "crash_on_empty"), "{err:?}");
     assert!(err.to_string().contains("unreachable"), "{err}");
-    assert_eq!(ex.run_xdp(&mut [1]).unwrap(), 2);
+    assert_eq!(ex.run_xdp(&mut vec![1]).unwrap(), 2);
 }
 
 #[test]

@@ -322,12 +322,12 @@ fn the_imports_follow_duet_vm_http_rules() {
 fn outside_an_http_run_the_imports_answer_eperm() {
     let module = load(HTTP).unwrap();
     let mut xdp = module.executor("outside").unwrap();
-    assert_eq!(xdp.run_xdp(&mut [0u8; 60]).unwrap(), 2);
+    assert_eq!(xdp.run_xdp(&mut vec![0u8; 60]).unwrap(), 2);
     // And http programs need run_http; run_http needs an http program.
     let err = xdp.run_http(&md(0, 0, 11), &mut MemoryExchange::default()).unwrap_err();
     assert!(matches!(err, WasmError::NotHttp { kind: ProgramKind::Xdp, .. }), "{err}");
     let mut gate = module.executor("gate").unwrap();
-    assert!(matches!(gate.run_xdp(&mut [0u8; 60]), Err(WasmError::WrongKind { .. })));
+    assert!(matches!(gate.run_xdp(&mut vec![0u8; 60]), Err(WasmError::WrongKind { .. })));
 }
 
 #[test]
@@ -368,7 +368,7 @@ fn abi_versions_and_signatures_are_checked() {
             ),
             "imports `http_field`, which needs version 2",
         ),
-        (module(3, xdp), "implements versions 1 to 2"),
+        (module(4, xdp), "implements versions 1 to 3"),
         (
             module(2, "(func (export \"duet_prog_route_x\") (param i32 i32) (result i32) (i32.const 0))"),
             "`duet_prog_route_x` must be (func (param i32 i32) (result i64))",

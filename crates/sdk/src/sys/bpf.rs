@@ -23,7 +23,9 @@ mod id {
     pub(super) const TAIL_CALL: usize = 12;
     pub(super) const PERF_EVENT_OUTPUT: usize = 25;
     pub(super) const CSUM_DIFF: usize = 28;
+    pub(super) const XDP_ADJUST_HEAD: usize = 44;
     pub(super) const SOCK_MAP_UPDATE: usize = 53;
+    pub(super) const XDP_ADJUST_TAIL: usize = 65;
     pub(super) const MSG_REDIRECT_MAP: usize = 60;
     pub(super) const SOCK_HASH_UPDATE: usize = 70;
     pub(super) const MSG_REDIRECT_HASH: usize = 71;
@@ -288,6 +290,30 @@ pub(crate) unsafe fn perf_event_output(ctx: *mut c_void, map: Handle, flags: u64
     let f = helper!(id::PERF_EVENT_OUTPUT, fn(*mut c_void, *mut c_void, u64, *const c_void, u64) -> i64);
     // SAFETY: the caller's contract; the kernel checks the rest.
     unsafe { f(ctx, map.0, flags, data.cast(), size as u64) }
+}
+
+/// `bpf_xdp_adjust_head(ctx, delta)`: 0 or -errno.
+///
+/// # Safety
+///
+/// `ctx` is the XDP program's context.
+#[inline(always)]
+pub(crate) unsafe fn xdp_adjust_head(ctx: *mut c_void, delta: i32) -> i64 {
+    let f = helper!(id::XDP_ADJUST_HEAD, fn(*mut c_void, i32) -> i64);
+    // SAFETY: the caller's contract; the kernel checks `delta`.
+    unsafe { f(ctx, delta) }
+}
+
+/// `bpf_xdp_adjust_tail(ctx, delta)`: 0 or -errno.
+///
+/// # Safety
+///
+/// `ctx` is the XDP program's context.
+#[inline(always)]
+pub(crate) unsafe fn xdp_adjust_tail(ctx: *mut c_void, delta: i32) -> i64 {
+    let f = helper!(id::XDP_ADJUST_TAIL, fn(*mut c_void, i32) -> i64);
+    // SAFETY: the caller's contract; the kernel checks `delta`.
+    unsafe { f(ctx, delta) }
 }
 
 /// `bpf_csum_diff(from, from_size, to, to_size, seed)`: the checksum difference, or -errno.

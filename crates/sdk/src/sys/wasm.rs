@@ -29,6 +29,10 @@ unsafe extern "C" {
     fn duet_ringbuf_output(map: u32, data: *const u8, len: u32, flags: u64) -> i64;
     #[link_name = "tail_call"]
     fn duet_tail_call(map: u32, index: u32) -> i64;
+    #[link_name = "xdp_adjust_head"]
+    fn duet_xdp_adjust_head(delta: i32) -> i64;
+    #[link_name = "xdp_adjust_tail"]
+    fn duet_xdp_adjust_tail(delta: i32) -> i64;
     #[link_name = "http_field"]
     fn duet_http_field(field: u32, buf: *mut u8, buf_len: u32) -> i64;
     #[link_name = "http_header_get"]
@@ -209,9 +213,23 @@ pub(crate) fn tail_call(map: Handle, index: u32) -> i64 {
     unsafe { duet_tail_call(map.0, index) }
 }
 
+/// `xdp_adjust_head`: the host moves the packet's start; 0 or -EINVAL.
+#[inline(always)]
+pub(crate) fn xdp_adjust_head(delta: i32) -> i64 {
+    // SAFETY: a number; the host checks it.
+    unsafe { duet_xdp_adjust_head(delta) }
+}
+
+/// `xdp_adjust_tail`: the host moves the packet's end (zeroing grown bytes); 0 or -EINVAL.
+#[inline(always)]
+pub(crate) fn xdp_adjust_tail(delta: i32) -> i64 {
+    // SAFETY: a number; the host checks it.
+    unsafe { duet_xdp_adjust_tail(delta) }
+}
+
 // === exports every module has ===
 
-/// docs/ABI.md: the ABI version this SDK speaks (3: `tail_call`).
+/// docs/ABI.md: the ABI version this SDK speaks (3: `tail_call`, `xdp_adjust_head/tail`).
 #[unsafe(no_mangle)]
 extern "C" fn duet_abi_version() -> i32 {
     3
