@@ -175,6 +175,10 @@ pub struct MapDef {
     pub key_type: Option<Arc<TypeLayout>>,
     /// The value's type from the object's BTF, under the same conditions.
     pub value_type: Option<Arc<TypeLayout>>,
+    /// For a map of maps (array or hash of maps): the inner map's definition, from the object's
+    /// BTF (`__array(values, struct inner)`) or legacy `bpf_map_def`, the template every map
+    /// stored in it must match; `None` otherwise or when the object gives none.
+    pub inner: Option<Box<MapDef>>,
 }
 
 /// A BTF line-info record: which source line produced an instruction.
@@ -597,6 +601,21 @@ fn build(
                 origin,
                 key_type: sized(types.key, m.key_size()),
                 value_type: sized(types.value, m.value_size()),
+                inner: m.inner().map(|inner| {
+                    Box::new(MapDef {
+                        name: format!("{name}.inner"),
+                        map_type: inner.map_type(),
+                        key_size: inner.key_size(),
+                        value_size: inner.value_size(),
+                        max_entries: inner.max_entries(),
+                        flags: inner.map_flags(),
+                        initial_data: None,
+                        origin,
+                        key_type: None,
+                        value_type: None,
+                        inner: None,
+                    })
+                }),
             }
         })
         .collect();

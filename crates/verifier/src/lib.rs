@@ -346,10 +346,11 @@ pub struct MapInfo {
     /// (the kernel's `inner_map_meta`, what every map stored in it must match). A lookup in the
     /// outer map yields, after its NULL check, a map handle with this definition, which
     /// `bpf_map_lookup_elem`/`update_elem`/`delete_elem` (and any helper taking a map of its
-    /// type) accept. `None` where the template is unknown: duet-object does not read it from an
-    /// object's BTF yet (`__array(values, struct inner)`), so [`From<&MapDef>`] leaves it unset;
-    /// the inner handle is then refused by every helper (a conservative verdict: without the
-    /// template the key and value sizes the kernel would check against are unknown).
+    /// type) accept. [`From<&MapDef>`] takes it from duet-object, which reads it from the object
+    /// (`__array(values, struct inner)` in BTF, or a legacy inner `bpf_map_def`). `None` where the
+    /// template is unknown: the inner handle is then refused by every helper (a conservative
+    /// verdict: without the template the key and value sizes the kernel would check against are
+    /// unknown).
     pub inner: Option<Box<MapInfo>>,
 }
 
@@ -413,7 +414,7 @@ impl From<&MapDef> for MapInfo {
             } else {
                 None
             },
-            inner: None,
+            inner: def.inner.as_deref().map(|inner| Box::new(MapInfo::from(inner))),
         }
     }
 }

@@ -28,10 +28,10 @@
 //! binary run again under `setpriv` without CAP_PERFMON and CAP_SYS_ADMIN (as
 //! `Privileges::BpfOnly` loads raw bytecode).
 //!
-//! A C file with a map of maps names its inner map template for duet in a header, as its
-//! `struct` declares it for the kernel (`inner-map: outer array key=4 value=8 entries=4`, the
-//! `# map:` syntax): duet-object does not read the template from the object's BTF yet, and
-//! without it duet refuses every use of the inner map (see `MapInfo::inner`).
+//! A C file with a map of maps states its inner map template in a header, as its `struct`
+//! declares it for the kernel (`inner-map: outer array key=4 value=8 entries=4`, the `# map:`
+//! syntax), and the test checks that duet-object read exactly that template from the object's
+//! BTF (`MapDef::inner`, which the verifier takes as `MapInfo::inner`).
 //!
 //! The negative corpus (`tests/verifier/*.s`) is checked against the kernel by
 //! `crates/cli/tests/verifier.rs`; its duet half is repeated here so that a change to the
@@ -311,9 +311,9 @@ fn duet_and_the_kernel_agree_on_c_programs_with_btf() {
             let (outer, def) = value.trim().split_once(' ').unwrap_or_else(|| panic!("{name}: `inner-map: outer def`"));
             let inner = duet_verifier::testfile::parse_map(def, format!("{outer}.inner"))
                 .unwrap_or_else(|e| panic!("{name}: inner-map: {e}"));
-            let map =
-                ctx.maps.iter_mut().find(|m| m.name == outer).unwrap_or_else(|| panic!("{name}: no map `{outer}`"));
-            map.inner = Some(Box::new(inner));
+            // duet-object reads the template from the object itself; the header states what it must be.
+            let map = ctx.maps.iter().find(|m| m.name == outer).unwrap_or_else(|| panic!("{name}: no map `{outer}`"));
+            assert_eq!(map.inner.as_deref(), Some(&inner), "{name}: the inner map template duet-object read");
         }
         for (mode, unprivileged, want) in [("privileged", false, &privileged), ("unprivileged", true, &unprivileged)] {
             if *want == Expect::Skip {

@@ -19,6 +19,7 @@ fn rodata(contents: &[u8], value_size: u32) -> MapInfo {
         origin: MapOrigin::Rodata,
         key_type: None,
         value_type: None,
+        inner: None,
     })
 }
 

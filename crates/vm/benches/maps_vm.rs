@@ -78,6 +78,7 @@ fn module(map_type: u32, src: &str) -> (Module, Interpreter) {
             origin: MapOrigin::BtfMaps,
             key_type: None,
             value_type: None,
+            inner: None,
         }],
     };
     let module = Module::load(&object, LoadOptions { env: Env::deterministic(), ..LoadOptions::default() })

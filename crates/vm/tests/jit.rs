@@ -25,6 +25,7 @@ fn map(name: &str, map_type: u32, key_size: u32, value_size: u32, max_entries: u
         origin: MapOrigin::BtfMaps,
         key_type: None,
         value_type: None,
+        inner: None,
     }
 }
 
