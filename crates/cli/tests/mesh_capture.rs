@@ -25,16 +25,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid systems).
-fn cgroup2_root() -> Option<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let (_, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-        (fstype == "cgroup2").then(|| PathBuf::from(target))
-    })
-}
-
 /// A cgroup v2 directory of the test, removed (after moving its processes out) on drop.
 struct Cgroup(PathBuf, PathBuf);
 
@@ -108,7 +98,7 @@ fn preconditions() -> Option<PathBuf> {
         skip(&format!("capture needs BPF access: {err}"));
         return None;
     }
-    let Some(cgroup_root) = cgroup2_root() else {
+    let Some(cgroup_root) = duet_kernel::cgroup2_root() else {
         skip("capture needs cgroup v2 mounted (no cgroup2 in /proc/self/mounts)");
         return None;
     };
@@ -159,15 +149,24 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(-1.0)
 }
 
-#[test]
-fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
-    let Some(cgroup_root) = preconditions() else { return };
-    let object = capture_object();
+/// A loopback capture test's parts: the capture object, a cgroup and a pin directory of the
+/// test's own, and a backend.
+struct Loopback {
+    object: PathBuf,
+    cgroup: Cgroup,
+    pins: RemoveDir,
+    backend: Reap,
+    backend_port: u16,
+}
 
-    let tag = format!("duet-test-capture-{}", std::process::id());
+/// Sets up a loopback capture test called `name`; `None` (after saying why) when capture cannot
+/// run here.
+fn loopback(name: &str) -> Option<Loopback> {
+    let cgroup_root = preconditions()?;
+    let object = capture_object();
+    let tag = format!("duet-test-{name}-{}", std::process::id());
     let cgroup = Cgroup::create(&cgroup_root, &tag);
     let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
-
     let backend_port = free_port();
     let backend = Reap(
         duet()
@@ -178,6 +177,35 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
             .unwrap(),
     );
     wait_for_port(backend_port);
+    Some(Loopback { object, cgroup, pins, backend, backend_port })
+}
+
+/// Stops the sidecar with SIGTERM and checks that it detached its programs and removed its pins
+/// (the cgroup's requests to `url` go direct again), then that the cgroup goes.
+fn stop_and_check_cleanup(mut mesh: Mesh, pins: RemoveDir, cgroup: Cgroup, backend: Reap, url: &str) {
+    mesh.signal("-TERM");
+    let child = mesh.child.as_mut().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "duet mesh did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    mesh.child = None;
+    let log = mesh.log_text();
+    assert!(log.contains("capture detached"), "{log}");
+    assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());
+    let after = seen_headers(&curl_in(&cgroup.0, url));
+    assert!(after.get("x-request-id").is_none(), "still captured after the sidecar stopped: {after}");
+    drop(mesh);
+    drop(backend);
+    let path = cgroup.0.clone();
+    drop(cgroup);
+    assert!(!path.exists(), "cgroup {} left behind", path.display());
+}
+
+#[test]
+fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
+    let Some(Loopback { object, cgroup, pins, backend, backend_port }) = loopback("capture") else { return };
     let url = format!("http://127.0.0.1:{backend_port}/headers");
 
     // Without the sidecar: straight to the backend.
@@ -204,7 +232,7 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
 
     let (capture_port, admin) = (free_port(), free_port());
     let mesh_dir = temp_dir("capture");
-    let mut mesh = Mesh::start(&mesh_dir, &config(capture_port, admin), admin);
+    let mesh = Mesh::start(&mesh_dir, &config(capture_port, admin), admin);
     assert!(pins.0.join("maps/BY_PORT").exists(), "maps pinned under the sidecar's directory");
     assert!(pins.0.join("maps/TCP_EVENTS").exists(), "the monitoring maps too");
     let events = events_cli(mesh.admin, "tcp", 2); // one connection opened and closed
@@ -250,25 +278,7 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
     assert_eq!(status, 503, "{}", mesh.log_text());
 
     // Stopping the sidecar detaches the programs and removes the pins.
-    mesh.signal("-TERM");
-    let child = mesh.child.as_mut().unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(20), "duet mesh did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    mesh.child = None;
-    let log = mesh.log_text();
-    assert!(log.contains("capture detached"), "{log}");
-    assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());
-    let after = seen_headers(&curl_in(&cgroup.0, &url));
-    assert!(after.get("x-request-id").is_none(), "still captured after the sidecar stopped: {after}");
-
-    drop(mesh);
-    drop(backend);
-    let path = cgroup.0.clone();
-    drop(cgroup);
-    assert!(!path.exists(), "cgroup {} left behind", path.display());
+    stop_and_check_cleanup(mesh, pins, cgroup, backend, &url);
 }
 
 /// With `short_circuit: true` the sidecar links the `sk_msg` program to the capture's sockhash:
@@ -278,27 +288,13 @@ fn a_captured_cgroup_goes_through_the_sidecar_and_nothing_is_left_after_it() {
 /// IPv4 address is captured as well (connect6).
 #[test]
 fn with_short_circuit_the_local_hop_is_passed_socket_to_socket() {
-    let Some(cgroup_root) = preconditions() else { return };
-    let object = capture_object();
-    let tag = format!("duet-test-shortcut-{}", std::process::id());
-    let cgroup = Cgroup::create(&cgroup_root, &tag);
-    let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
-    let backend_port = free_port();
-    let backend = Reap(
-        duet()
-            .args(["mesh", "backend", "--address", &format!("127.0.0.1:{backend_port}"), "--name", "b1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(backend_port);
+    let Some(Loopback { object, cgroup, pins, backend, backend_port }) = loopback("shortcut") else { return };
 
     let (capture_port, admin) = (free_port(), free_port());
     let config = capture_config(&cgroup.0, &object, &pins.0, backend_port, capture_port, admin, "")
         .replace("  pin_dir:", "  short_circuit: true\n  pin_dir:");
     let mesh_dir = temp_dir("capture-shortcut");
-    let mut mesh = Mesh::start(&mesh_dir, &config, admin);
+    let mesh = Mesh::start(&mesh_dir, &config, admin);
 
     // Three requests on one connection (curl reuses it), each answered through the sidecar.
     let url = format!("http://127.0.0.1:{backend_port}/headers");
@@ -340,22 +336,7 @@ fn with_short_circuit_the_local_hop_is_passed_socket_to_socket() {
     let via6 = seen_headers(&String::from_utf8_lossy(&out.stdout));
     assert!(via6.get("x-request-id").is_some(), "an IPv6 socket to a mapped address went direct: {via6}");
 
-    mesh.signal("-TERM");
-    let child = mesh.child.as_mut().unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(20), "duet mesh did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    mesh.child = None;
-    assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());
-    let after = seen_headers(&curl_in(&cgroup.0, &url));
-    assert!(after.get("x-request-id").is_none(), "still captured after the sidecar stopped: {after}");
-    drop(mesh);
-    drop(backend);
-    let path = cgroup.0.clone();
-    drop(cgroup);
-    assert!(!path.exists(), "cgroup {} left behind", path.display());
+    stop_and_check_cleanup(mesh, pins, cgroup, backend, &url);
 }
 
 /// `curl -sS` inside network namespace `ns`, as a process of `cgroup` when one is given; the body

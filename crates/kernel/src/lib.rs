@@ -130,6 +130,17 @@ pub struct TestRunOutput {
     pub ringbufs: BTreeMap<String, Vec<Vec<u8>>>,
 }
 
+/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid
+/// systems), from `/proc/self/mounts`; `None` without cgroup v2.
+pub fn cgroup2_root() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (_, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+        (fstype == "cgroup2").then(|| std::path::PathBuf::from(target))
+    })
+}
+
 /// The number of possible CPUs, as the kernel sizes per-CPU maps (`/sys/devices/system/cpu/possible`).
 pub fn possible_cpus() -> Result<usize, KernelError> {
     aya::util::nr_cpus().map_err(|(path, source)| KernelError::CpuCount { path, source })

@@ -129,22 +129,7 @@ impl PinnedMaps {
 
     /// A reader for the ring buffer `name`, or for the only ring buffer when `name` is `None`.
     pub fn ring_buf(mut self, name: Option<&str>) -> Result<RingBufReader, KernelError> {
-        let rings: Vec<&str> =
-            self.maps.iter().filter(|(_, m)| matches!(m, Map::RingBuf(_))).map(|(n, _)| n.as_str()).collect();
-        let chosen = match (name, rings.as_slice()) {
-            (Some(name), _) if rings.contains(&name) => name.to_owned(),
-            (None, [only]) => (*only).to_owned(),
-            _ => {
-                let what = match name {
-                    Some(name) => format!("no ring buffer map `{name}`"),
-                    None if rings.is_empty() => "no ring buffer map".to_owned(),
-                    None => format!("{} ring buffer maps; choose one with --map", rings.len()),
-                };
-                return Err(KernelError::NoSuchMap { what, available: self.names() });
-            }
-        };
-        let index = self.maps.iter().position(|(n, _)| *n == chosen).unwrap_or_default();
-        let (_, map) = self.maps.swap_remove(index);
+        let (chosen, map) = self.take(name, "ring buffer", |m| matches!(m, Map::RingBuf(_)))?;
         let ring = RingBuf::try_from(map)
             .map_err(|source| KernelError::RingBuf { map: chosen.clone(), source: Box::new(source) })?;
         Ok(RingBufReader { name: chosen, ring })
@@ -153,32 +138,14 @@ impl PinnedMaps {
     /// The reader of an event map: the ring buffer or perf event array called `name`, or the only
     /// one there is.
     pub fn events(mut self, name: Option<&str>) -> Result<EventReader, KernelError> {
-        let streams: Vec<&str> = self
-            .maps
-            .iter()
-            .filter(|(_, m)| matches!(m, Map::RingBuf(_) | Map::PerfEventArray(_)))
-            .map(|(n, _)| n.as_str())
-            .collect();
-        let chosen = match (name, streams.as_slice()) {
-            (Some(name), _) if streams.contains(&name) => name.to_owned(),
-            (None, [only]) => (*only).to_owned(),
-            _ => {
-                let what = match name {
-                    Some(name) => format!("no ring buffer or perf event array map `{name}`"),
-                    None if streams.is_empty() => "no ring buffer or perf event array map".to_owned(),
-                    None => {
-                        format!("{} event maps (ring buffers, perf event arrays); choose one with --map", streams.len())
-                    }
-                };
-                return Err(KernelError::NoSuchMap { what, available: self.names() });
-            }
-        };
-        if matches!(self.find(&chosen)?, Map::RingBuf(_)) {
-            return Ok(EventReader::Ring(self.ring_buf(Some(&chosen))?));
-        }
         let n_cpus = self.n_cpus;
-        let index = self.maps.iter().position(|(n, _)| *n == chosen).unwrap_or_default();
-        let (_, map) = self.maps.swap_remove(index);
+        let (chosen, map) = self
+            .take(name, "ring buffer or perf event array", |m| matches!(m, Map::RingBuf(_) | Map::PerfEventArray(_)))?;
+        if matches!(map, Map::RingBuf(_)) {
+            let ring = RingBuf::try_from(map)
+                .map_err(|source| KernelError::RingBuf { map: chosen.clone(), source: Box::new(source) })?;
+            return Ok(EventReader::Ring(RingBufReader { name: chosen, ring }));
+        }
         let perf_err = |what: String| KernelError::MapRead { map: what, errno: Errno(libc::EINVAL) };
         let mut array = PerfEventArray::<MapData>::try_from(map).map_err(|_| perf_err(chosen.clone()))?;
         let mut buffers = Vec::with_capacity(n_cpus);
@@ -194,6 +161,31 @@ impl PinnedMaps {
             buffers.push(buffer);
         }
         Ok(EventReader::Perf(PerfReader { name: chosen, buffers, lost: 0 }))
+    }
+
+    /// Takes the map `name` (or the only one) of those `kind` matches, which a message calls
+    /// `what`.
+    fn take(
+        &mut self,
+        name: Option<&str>,
+        what: &str,
+        kind: impl Fn(&Map) -> bool,
+    ) -> Result<(String, Map), KernelError> {
+        let fitting: Vec<&str> = self.maps.iter().filter(|(_, m)| kind(m)).map(|(n, _)| n.as_str()).collect();
+        let chosen = match (name, fitting.as_slice()) {
+            (Some(name), _) if fitting.contains(&name) => name.to_owned(),
+            (None, [only]) => (*only).to_owned(),
+            _ => {
+                let what = match name {
+                    Some(name) => format!("no {what} map `{name}`"),
+                    None if fitting.is_empty() => format!("no {what} map"),
+                    None => format!("{} {what} maps; choose one with --map", fitting.len()),
+                };
+                return Err(KernelError::NoSuchMap { what, available: self.names() });
+            }
+        };
+        let index = self.maps.iter().position(|(n, _)| *n == chosen).unwrap_or_default();
+        Ok((chosen, self.maps.swap_remove(index).1))
     }
 
     fn find(&self, name: &str) -> Result<&Map, KernelError> {

@@ -293,17 +293,7 @@ pub(crate) fn if_index(name: &str) -> Option<u32> {
 /// Waits up to `timeout_ms` (-1: forever) until `fd` is readable. `Ok(false)` on timeout or a
 /// signal.
 pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: `pfd` is one valid, writable pollfd and the count passed is 1.
-    let ret = unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) };
-    if ret < 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EINTR) {
-            return Ok(false);
-        }
-        return Err(err);
-    }
-    Ok(ret > 0)
+    poll_any_readable(&[fd], timeout_ms)
 }
 
 /// Waits up to `timeout_ms` until one of `fds` is readable; `Ok(false)` on timeout or EINTR.

@@ -91,6 +91,46 @@ mod msg_field {
     pub(super) const HOST_REDIRECT: usize = 80;
 }
 
+/// The accessors of a socket's two ends, from the context fields `bpf_sock_ops` and `sk_msg_md`
+/// share (`$f` names the offsets: `FAMILY`, `LOCAL_IP4`, `REMOTE_IP4`, `LOCAL_PORT`,
+/// `REMOTE_PORT`); the context type has a `field(offset) -> u32` reader.
+macro_rules! socket_ends {
+    ($f:ident) => {
+        /// The socket's address family ([`AF_INET`] for IPv4).
+        #[inline(always)]
+        pub fn family(&self) -> u32 {
+            self.field($f::FAMILY)
+        }
+
+        /// The local address, in network order.
+        #[inline(always)]
+        pub fn local_ip4(&self) -> [u8; 4] {
+            self.field($f::LOCAL_IP4).to_ne_bytes()
+        }
+
+        /// The remote address, in network order.
+        #[inline(always)]
+        pub fn remote_ip4(&self) -> [u8; 4] {
+            self.field($f::REMOTE_IP4).to_ne_bytes()
+        }
+
+        /// The local port, in host order.
+        #[inline(always)]
+        pub fn local_port(&self) -> u16 {
+            // The kernel stores `local_port` in host order.
+            self.field($f::LOCAL_PORT) as u16
+        }
+
+        /// The remote port, in host order.
+        #[inline(always)]
+        pub fn remote_port(&self) -> u16 {
+            // `remote_port` is the 32-bit network-order encoding of the port (`bpf_ntohl` of it
+            // is the port).
+            u32::from_be(self.field($f::REMOTE_PORT)) as u16
+        }
+    };
+}
+
 /// Reads the `u32` context field at `offset`.
 ///
 /// # Safety
@@ -316,38 +356,7 @@ impl SockOpsContext<'_> {
         self.field(ops_field::OP)
     }
 
-    /// The socket's address family ([`AF_INET`] for IPv4).
-    #[inline(always)]
-    pub fn family(&self) -> u32 {
-        self.field(ops_field::FAMILY)
-    }
-
-    /// The local address, in network order.
-    #[inline(always)]
-    pub fn local_ip4(&self) -> [u8; 4] {
-        self.field(ops_field::LOCAL_IP4).to_ne_bytes()
-    }
-
-    /// The remote address, in network order.
-    #[inline(always)]
-    pub fn remote_ip4(&self) -> [u8; 4] {
-        self.field(ops_field::REMOTE_IP4).to_ne_bytes()
-    }
-
-    /// The local port, in host order.
-    #[inline(always)]
-    pub fn local_port(&self) -> u16 {
-        // The kernel stores `local_port` in host order.
-        self.field(ops_field::LOCAL_PORT) as u16
-    }
-
-    /// The remote port, in host order.
-    #[inline(always)]
-    pub fn remote_port(&self) -> u16 {
-        // `remote_port` is the 32-bit network-order encoding of the port (`bpf_ntohl` of it is
-        // the port).
-        u32::from_be(self.field(ops_field::REMOTE_PORT)) as u16
-    }
+    socket_ends!(ops_field);
 
     /// The smoothed RTT in microseconds, times 8 (`srtt_us`); 0 before a sample.
     #[inline(always)]
@@ -472,37 +481,7 @@ impl SkMsgContext<'_> {
         unsafe { read_u32(self.ctx, offset) }
     }
 
-    /// The socket's address family ([`AF_INET`] for IPv4).
-    #[inline(always)]
-    pub fn family(&self) -> u32 {
-        self.field(msg_field::FAMILY)
-    }
-
-    /// The sending socket's local address, in network order.
-    #[inline(always)]
-    pub fn local_ip4(&self) -> [u8; 4] {
-        self.field(msg_field::LOCAL_IP4).to_ne_bytes()
-    }
-
-    /// The sending socket's remote address, in network order.
-    #[inline(always)]
-    pub fn remote_ip4(&self) -> [u8; 4] {
-        self.field(msg_field::REMOTE_IP4).to_ne_bytes()
-    }
-
-    /// The local port, in host order.
-    #[inline(always)]
-    pub fn local_port(&self) -> u16 {
-        // As in `bpf_sock_ops`: `local_port` is in host order...
-        self.field(msg_field::LOCAL_PORT) as u16
-    }
-
-    /// The remote port, in host order.
-    #[inline(always)]
-    pub fn remote_port(&self) -> u16 {
-        // ...and `remote_port` is the 32-bit network-order encoding of the port.
-        u32::from_be(self.field(msg_field::REMOTE_PORT)) as u16
-    }
+    socket_ends!(msg_field);
 
     /// How many bytes this `sendmsg(2)` sends.
     #[inline(always)]

@@ -76,16 +76,6 @@ impl Drop for Cgroup {
     }
 }
 
-/// Where cgroup v2 is mounted.
-fn cgroup2_root() -> Option<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let (_, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-        (fstype == "cgroup2").then(|| PathBuf::from(target))
-    })
-}
-
 /// The sidecar's config: capture `cgroup`'s connections to `backend_port` into its listener, which
 /// forwards each to where it was going.
 fn config(cgroup: &Path, object: &Path, pins: &Path, backend_port: u16, port: u16, admin: u16, short: bool) -> String {
@@ -114,7 +104,7 @@ fn metric(admin: SocketAddr, name: &str) -> f64 {
 pub fn run(args: CaptureBenchArgs) -> Result<ExitCode> {
     let rounds = args.rounds.max(1);
     duet_kernel::check_access().context("bench-capture attaches BPF programs to cgroups: run it as root")?;
-    let Some(cgroup_root) = cgroup2_root() else {
+    let Some(cgroup_root) = duet_kernel::cgroup2_root() else {
         bail!("bench-capture needs cgroup v2 (no cgroup2 in /proc/self/mounts)")
     };
     if let Some(load) = std::fs::read_to_string("/proc/loadavg")
