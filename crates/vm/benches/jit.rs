@@ -15,7 +15,10 @@
 //! and to rbpf, and geometric means. Compile time is reported per 1,000 eBPF instructions.
 //! Needs clang; the kernel column needs root (CAP_BPF) and says so when missing.
 //!
-//! Run with `cargo bench -p duet-vm --bench jit`.
+//! Run with `cargo bench -p duet-vm --bench jit`. For profiling, `DUET_JIT_BENCH_ONLY=a,b` runs
+//! only those programs, and `DUET_JIT_PROFILE_COMPILE=n` only compiles the large program (of
+//! `DUET_JIT_PROFILE_SIZE` instructions, default 8000) five times `n` times, then prints
+//! Cranelift's time per pass.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -410,6 +413,15 @@ struct Row {
 
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
+    if let Some(n) = std::env::var("DUET_JIT_PROFILE_COMPILE").ok().and_then(|n| n.parse::<usize>().ok()) {
+        // Profiling aid (`perf record`): only the large compile, `n` times five.
+        let size = std::env::var("DUET_JIT_PROFILE_SIZE").ok().and_then(|n| n.parse().ok()).unwrap_or(LARGE_INSNS);
+        for _ in 0..n {
+            println!("{:.3} ms per 1,000", large_compile_ms_per_1000(size));
+        }
+        println!("{}", cranelift_codegen::timing::take_current());
+        return;
+    }
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jit-bench");
     std::fs::create_dir_all(&dir).unwrap();
     if std::process::Command::new("clang").arg("--version").output().is_err() {
@@ -430,7 +442,12 @@ fn main() {
     let mut compile_insns = 0usize;
     let mut criterion =
         Criterion::default().configure_from_args().measurement_time(Duration::from_secs(2)).sample_size(20);
+    // Profiling aid: `DUET_JIT_BENCH_ONLY=checksum,calls` runs only those programs.
+    let only = std::env::var("DUET_JIT_BENCH_ONLY").ok();
     for (name, src) in PROGRAMS {
+        if only.as_deref().is_some_and(|o| !o.split(',').any(|n| n == *name)) {
+            continue;
+        }
         eprintln!("{name}: compiling and checking");
         let obj_path = compile_c(&dir, name, src).expect("compile the benchmark program");
         let bytes = std::fs::read(&obj_path).unwrap();
