@@ -148,6 +148,29 @@ fn a_packaged_firewall_prints_what_duet_run_prints() {
     assert!(err.contains("run it with --pcap FILE"), "{err}");
 }
 
+/// A packaged program with tail calls takes its prog array slots as `duet run` does.
+#[test]
+fn a_packaged_program_takes_tail_call_slots() {
+    let dir = root().join("examples/dispatch");
+    ok(Command::new(DUET).args(["build", "--quiet", "--wasm-only"]).arg(&dir));
+    let wasm = dir.join("target/duet/dispatch.wasm");
+    let exe = package(&wasm, "dispatch", &["--program", "dispatch"]);
+    let pcap = corpus_pcap("dispatch-corpus", 1);
+    let slots = ["--tail-call", "BY_PROTOCOL:0=tcp", "--tail-call", "BY_PROTOCOL:1=udp"];
+    let packaged = ok(Command::new(&exe).arg("--pcap").arg(&pcap).args(["--json", "--cpus", "1"]).args(slots));
+    let run = ok(Command::new(DUET)
+        .arg("run")
+        .arg(&wasm)
+        .args(["--program", "dispatch", "--pcap"])
+        .arg(&pcap)
+        .args(["--json", "--cpus", "1"])
+        .args(slots));
+    assert_eq!(packaged, run, "the package and `duet run` disagree");
+    let doc: Json = serde_json::from_str(&packaged).unwrap();
+    let tcp = &doc["maps"]["SEEN"]["01000000"];
+    assert_ne!(tcp, &json!("0000000000000000"), "the tcp program ran through its slot: {}", doc["maps"]);
+}
+
 #[test]
 fn damaged_foreign_and_missing_payloads_are_clear_errors() {
     let exe = package(&firewall_wasm(), "firewall-damaged-src", &[]);

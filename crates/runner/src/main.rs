@@ -70,6 +70,10 @@ struct Args {
     /// Packet program: deterministic time and randomness (as `duet run --deterministic`).
     #[arg(long, requires = "pcap")]
     deterministic: bool,
+    /// Packet program: fill a prog array slot for tail calls, as MAP:SLOT=PROGRAM (as `duet run
+    /// --tail-call`); repeat for more slots.
+    #[arg(long = "tail-call", value_name = "MAP:SLOT=PROGRAM", requires = "pcap", value_parser = objects::parse_tail_call)]
+    tail_calls: Vec<objects::TailCall>,
     /// HTTP app: serve it on this address (HTTP/1.1 and h2c); port 0 picks one. Prints
     /// `listening on http://ADDR` when ready.
     #[arg(long, value_name = "ADDR")]
@@ -182,7 +186,7 @@ fn run_program(
         deterministic: args.deterministic,
         no_verify: false,
         typed: false,
-        tail_calls: Vec::new(),
+        tail_calls: args.tail_calls.clone(),
     };
     let env = if run_args.deterministic { Env::deterministic() } else { Env::system() };
     let options = duet_wasm::WasmOptions {
