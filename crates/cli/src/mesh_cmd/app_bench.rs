@@ -405,8 +405,11 @@ mod native {
     fn answer(req: &hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let path = req.uri().path();
         let segments: Vec<&str> = path.trim_start_matches('/').splitn(2, '/').collect();
+        // Keys in sorted order: the app's serde_json sorts them, and this one (whose
+        // `preserve_order` feature another crate of the workspace may enable) then writes the
+        // same bytes either way.
         let (status, value) = match (req.method(), segments.as_slice()) {
-            (&hyper::Method::GET, [""]) => (200, serde_json::json!({"hello": "duet", "app": "hello"})),
+            (&hyper::Method::GET, [""]) => (200, serde_json::json!({"app": "hello", "hello": "duet"})),
             _ => (404, serde_json::json!({"error": "no such route", "path": path})),
         };
         let body = value.to_string();
