@@ -1141,10 +1141,16 @@ const PROBE_BLOCK_WARM_UP: usize = 20;
 /// request latency in µs. On a shared 2-core machine wrk's 1-connection p50 of separate runs
 /// moves by ±10 µs from run to run; blocks of a few milliseconds cancel that drift.
 fn paired_latency(ports: &[u16], requests: usize) -> Result<Vec<f64>> {
-    let mut conns: Vec<KeepAlive> = ports.iter().map(|&p| KeepAlive::connect(p)).collect::<Result<_>>()?;
+    paired_latency_with(ports.len(), requests, |i| KeepAlive::connect(ports[i]))
+}
+
+/// [`paired_latency`] over `n` targets whose keep-alive connections `connect(i)` opens (again
+/// after a server closed one).
+fn paired_latency_with(n: usize, requests: usize, connect: impl Fn(usize) -> Result<KeepAlive>) -> Result<Vec<f64>> {
+    let mut conns: Vec<KeepAlive> = (0..n).map(&connect).collect::<Result<_>>()?;
     let recorded_per_block = PROBE_BLOCK - PROBE_BLOCK_WARM_UP;
     let rounds = requests.div_ceil(recorded_per_block);
-    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds * recorded_per_block); ports.len()];
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds * recorded_per_block); n];
     for round in 0..rounds {
         for k in 0..conns.len() {
             let i = (round + k) % conns.len();
@@ -1153,8 +1159,8 @@ fn paired_latency(ports: &[u16], requests: usize) -> Result<Vec<f64>> {
                 if conns[i].get().is_err() {
                     // A server may close a keep-alive connection after some number of
                     // requests: reconnect and repeat, leaving this request out of the samples.
-                    conns[i] = KeepAlive::connect(ports[i])?;
-                    conns[i].get().with_context(|| format!("latency probe, port {}", ports[i]))?;
+                    conns[i] = connect(i)?;
+                    conns[i].get().with_context(|| format!("latency probe, target {i}"))?;
                     continue;
                 }
                 if n >= PROBE_BLOCK_WARM_UP {

@@ -304,7 +304,7 @@ fn duet_and_the_kernel_agree_on_c_programs_with_btf() {
         let bytes = std::fs::read(&obj).expect("read object");
         let object = duet_object::Object::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let program = object.program(None).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut ctx = duet_verifier::VerifyContext::for_object_program(&object, program)
+        let ctx = duet_verifier::VerifyContext::for_object_program(&object, program)
             .unwrap_or_else(|| panic!("{name}: duet does not verify {:?} programs", program.kind));
         for line in text.lines() {
             let Some(value) = line.trim_start_matches([' ', '*']).strip_prefix("inner-map:") else { continue };

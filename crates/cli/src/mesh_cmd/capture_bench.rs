@@ -12,12 +12,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use super::{RemoveDir, Wrk, cpu_seconds, ensure_tool, free_port, median, run_wrk_in, start_mesh};
+use super::{
+    KeepAlive, RemoveDir, Wrk, cpu_seconds, ensure_tool, free_port, median, paired_latency_with, run_wrk_in, start_mesh,
+};
 
 /// Options of `duet mesh bench-capture`.
 #[derive(clap::Args, Debug)]
 pub struct CaptureBenchArgs {
-    /// Seconds per wrk run under load (the 1-connection runs take half as long).
+    /// Seconds per wrk run under load.
     #[arg(long, default_value_t = 5)]
     duration: u64,
     /// Interleaved rounds; medians are reported.
@@ -41,7 +43,8 @@ struct Row {
     rps: f64,
     p50_us: f64,
     p99_us: f64,
-    /// wrk's p50 with one connection: one request at a time.
+    /// The paired probe's p50: one request at a time on one keep-alive connection, the targets
+    /// in turn in blocks.
     p50_1conn_us: f64,
     /// The sidecar's CPU time (user + system) per request under load; 0 for direct.
     sidecar_cpu_us: f64,
@@ -89,6 +92,32 @@ fn config(cgroup: &Path, object: &Path, pins: &Path, backend_port: u16, port: u1
         object.display(),
         pins.display(),
     )
+}
+
+/// Requests per target in the latency probe.
+const PROBE_REQUESTS: usize = 6000;
+
+/// The cgroup this process is in (`/proc/self/cgroup`'s v2 line), under `root`.
+fn own_cgroup(root: &Path) -> Result<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").context("cannot read /proc/self/cgroup")?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::")).context("no cgroup v2 line in /proc/self/cgroup")?;
+    Ok(root.join(path.trim_start_matches('/')))
+}
+
+/// Opens a keep-alive connection to the backend as a process of `cgroup` (so that its sidecar
+/// captures it), then puts this process back in `home`.
+fn connect_in(cgroup: Option<&Path>, home: &Path, port: u16) -> Result<KeepAlive> {
+    let pid = std::process::id().to_string();
+    if let Some(cgroup) = cgroup {
+        std::fs::write(cgroup.join("cgroup.procs"), &pid)
+            .with_context(|| format!("cannot join {}", cgroup.display()))?;
+    }
+    let conn = KeepAlive::connect(port);
+    if cgroup.is_some() {
+        std::fs::write(home.join("cgroup.procs"), &pid)
+            .with_context(|| format!("cannot return to {}", home.display()))?;
+    }
+    conn
 }
 
 /// A value of the sidecar's /metrics (0 when absent).
@@ -159,8 +188,8 @@ pub fn run(args: CaptureBenchArgs) -> Result<ExitCode> {
     let targets: [(&'static str, Option<usize>); 3] =
         [("direct", None), ("captured", Some(0)), ("captured + short circuit", Some(1))];
 
-    let (load_secs, probe_secs) = (args.duration.max(1), (args.duration / 2).max(1));
-    let mut samples: Vec<Vec<(Wrk, Wrk, f64)>> = vec![Vec::new(); targets.len()];
+    let load_secs = args.duration.max(1);
+    let mut samples: Vec<Vec<(Wrk, f64)>> = vec![Vec::new(); targets.len()];
     for round in 0..rounds {
         for k in 0..targets.len() {
             let i = (round + k) % targets.len();
@@ -174,21 +203,29 @@ pub fn run(args: CaptureBenchArgs) -> Result<ExitCode> {
                 (Some(after), Some(before)) => (after - before) / (loaded.rps * load_secs as f64) * 1e6,
                 _ => 0.0,
             };
-            let probe = run_wrk_in(cgroup, backend_port, "/", probe_secs, 1, &[])?;
-            samples[i].push((loaded, probe, cpu));
+            samples[i].push((loaded, cpu));
         }
     }
+    // The latency probe runs in this process, which joins each target's cgroup to open that
+    // target's connection (capture happens at connect(2); the socket stays captured after).
+    let home = own_cgroup(&cgroup_root)?;
+    eprintln!("==> paired latency probe: {PROBE_REQUESTS} requests per target, one at a time, the targets in turn");
+    let probe = paired_latency_with(targets.len(), PROBE_REQUESTS, |i| {
+        let cgroup = targets[i].1.map(|s| sidecars[s].3.path.as_path());
+        connect_in(cgroup, &home, backend_port)
+    })?;
     let rows: Vec<Row> = targets
         .iter()
         .zip(&samples)
-        .map(|(&(name, sidecar), s)| Row {
+        .enumerate()
+        .map(|(i, (&(name, sidecar), s))| Row {
             name,
             rps: median(s.iter().map(|x| x.0.rps).collect()),
             p50_us: median(s.iter().map(|x| x.0.p50_us).collect()),
             p99_us: median(s.iter().map(|x| x.0.p99_us).collect()),
-            p50_1conn_us: median(s.iter().map(|x| x.1.p50_us).collect()),
-            sidecar_cpu_us: median(s.iter().map(|x| x.2).collect()),
-            errors: s.iter().map(|x| x.0.errors + x.1.errors).sum(),
+            p50_1conn_us: probe[i],
+            sidecar_cpu_us: median(s.iter().map(|x| x.1).collect()),
+            errors: s.iter().map(|x| x.0.errors).sum(),
             short_circuited: sidecar
                 .map_or(0.0, |i| metric(sidecars[i].1, "duet_mesh_tcp_short_circuit_messages_total")),
         })
@@ -231,7 +268,7 @@ fn report(rows: &[Row], args: &CaptureBenchArgs, rounds: usize) -> Result<ExitCo
         println!("{doc}");
     } else {
         println!(
-            "loopback, wrk -t1 -c{} -d{}s (and -c1), median of {rounds} interleaved rounds; sidecars: 1 worker, monitor on",
+            "loopback, wrk -t1 -c{} -d{}s, median of {rounds} interleaved rounds; p50 (1 conn): the paired probe, {PROBE_REQUESTS} requests each; sidecars: 1 worker, monitor on",
             args.connections, args.duration
         );
         println!(
