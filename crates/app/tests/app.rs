@@ -85,6 +85,34 @@ async fn env_is_only_what_is_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_sees_fresh_memory() {
+    // Two slots, so the pool reuses them (and resets only the pages an instance wrote): static
+    // counters in zero-initialised and in initialised memory must start over every time, also
+    // after an instance trapped or was answered concurrently.
+    let mut config = config();
+    config.max_concurrency = 2;
+    config.queue_timeout_ms = 5000;
+    let (_app, addr) = serve_app(App::load(&config, None).unwrap()).await;
+    for round in 0..3 {
+        let answers = futures_join(addr, 4).await;
+        for answer in answers {
+            assert_eq!(answer.json(), serde_json::json!({"counts": [1, 8]}), "round {round}");
+        }
+        assert_eq!(get(addr, "/panic").await.status, 500);
+    }
+}
+
+/// `n` concurrent `GET /fresh`.
+async fn futures_join(addr: std::net::SocketAddr, n: usize) -> Vec<support::Answer> {
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(async move { get(addr, "/fresh").await })).collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_filesystem_is_only_the_directories_granted() {
     let host = std::env::temp_dir().join(format!("duet-app-dirs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&host);

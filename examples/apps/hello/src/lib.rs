@@ -11,6 +11,7 @@
 //! | `PUT /file/<name>` | writes the request body to `/data/<name>` (403 unless the host granted `/data` writable) |
 //! | `GET /fetch?url=http://host:port/path` | makes that outbound request (`wasi:http/outgoing-handler`) and reports status and body, or the error code the host gave |
 //! | `POST /echo` | the request body |
+//! | `GET /fresh` | `{"counts":[1,8]}` from a fresh instance: two static counters, one zero-initialised and one starting at 7, each incremented once |
 //! | `GET /stderr?kb=N` | writes `N` KiB to stderr |
 //! | `GET /panic`, `GET /loop`, `GET /alloc?mb=N`, `GET /silent` | misbehaviour on purpose: a trap, an endless loop, `N` MiB of memory, no response at all (tests of the host's limits) |
 //! | `GET /bad/short`, `GET /bad/short-big`, `GET /bad/long`, `GET /bad/unfinished` | malformed responses on purpose: `content-length: 100` (or 1000000) with 3 bytes written (and `finish` called), 100 bytes written under `content-length: 3` (and the body dropped unfinished), 3 bytes without a length and the body dropped unfinished |
@@ -21,6 +22,8 @@
 //!
 //! Every instance serves one request, so the app keeps no state of its own: what must outlive
 //! a request lives in the host's store.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
@@ -37,6 +40,10 @@ mod kv {
     });
     pub use self::duet::app::kv::*;
 }
+
+/// Counters in zero-initialised and in initialised static memory, for `GET /fresh`.
+static ZEROED: AtomicU64 = AtomicU64::new(0);
+static INITIALISED: AtomicU64 = AtomicU64::new(7);
 
 /// Bytes the app accepts in a request body (`PUT /kv`, `POST /echo`).
 const MAX_BODY: usize = 1 << 20;
@@ -119,6 +126,13 @@ fn route(method: &Method, path: &str, query: &str, request: IncomingRequest) -> 
             Ok(body) => (200, body),
             Err(e) => json(400, serde_json::json!({"error": e})),
         },
+        (Method::Get, ["fresh"]) => {
+            // Memory a previous request wrote, if instances were reused or their memory not reset:
+            // a fresh instance always answers `[1, 8]`.
+            let zeroed = ZEROED.fetch_add(1, Ordering::Relaxed) + 1;
+            let initialised = INITIALISED.fetch_add(1, Ordering::Relaxed) + 1;
+            json(200, serde_json::json!({"counts": [zeroed, initialised]}))
+        }
         (Method::Get, ["stderr"]) => {
             // Logging is a capability with a cap: the host keeps the first bytes, drops the
             // rest, and never fails the write.
