@@ -1,8 +1,8 @@
 //! The cost of one request through `duet_app::App`, in process and without the network:
 //! `examples/apps/hello` (built without its `kv` feature, the artifact `duet mesh bench-app`
-//! measures) answering `GET /`, one request at a time (or K, see below) on a current-thread runtime, the response
-//! body read whole. Reports, per request, the wall time of the whole `serve` + body and the part
-//! spent instantiating (`AppStats`), as the median of several rounds.
+//! measures) answering `GET /`, one request at a time (or K, see below) on a current-thread
+//! runtime, the response body read whole. Reports, per request, the wall time of the whole
+//! `serve` + body and the part spent instantiating (`AppStats`), as the median of several rounds.
 //!
 //! Run with `cargo bench -p duet-app --bench serve`. `DUET_APP_BENCH_CONCURRENCY=K` has K clients
 //! send their share of the requests at once (default 1). `DUET_APP_BENCH_SECS=N` instead serves
