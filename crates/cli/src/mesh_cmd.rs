@@ -110,15 +110,8 @@ pub enum MeshCommand {
     ///
     /// Example: `duet mesh bench --duration 5 --rounds 3`
     Bench {
-        /// Seconds per wrk run.
-        #[arg(long, default_value_t = 5)]
-        duration: u64,
-        /// Interleaved rounds; medians are reported.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Concurrent connections.
-        #[arg(long, default_value_t = 32)]
-        connections: usize,
+        #[command(flatten)]
+        load: WrkLoad,
         /// The Proxy-Wasm header filter [default: duet's test filter `http_headers`, built for wasm32-wasip1].
         #[arg(long)]
         filter: Option<PathBuf>,
@@ -168,9 +161,13 @@ pub fn run(command: MeshCommand) -> Result<ExitCode> {
         }
         MeshCommand::Events { admin, kind, count } => events(admin, kind.as_deref(), count),
         MeshCommand::Maps { admin, owner, map, set, delete } => maps(admin, owner, map, &set, &delete),
-        MeshCommand::Bench { duration, rounds, connections, filter, json } => {
-            bench(&BenchOptions { duration, rounds: rounds.max(1), connections, filter, json })
-        }
+        MeshCommand::Bench { load, filter, json } => bench(&BenchOptions {
+            duration: load.duration,
+            rounds: load.rounds.max(1),
+            connections: load.connections,
+            filter,
+            json,
+        }),
         MeshCommand::BenchApp(args) => app_bench::run(args),
         MeshCommand::BenchCapture(args) => capture_bench::run(args),
     }
@@ -457,6 +454,20 @@ pub fn start_mesh(config: &Path, admin: SocketAddr, log: &Path) -> Result<Reaped
 }
 
 // === Bench ===
+
+/// The load every `duet mesh bench*` command puts on its targets with wrk.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct WrkLoad {
+    /// Seconds per wrk run.
+    #[arg(long, default_value_t = 5)]
+    pub duration: u64,
+    /// Interleaved rounds; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+}
 
 struct BenchOptions {
     duration: u64,

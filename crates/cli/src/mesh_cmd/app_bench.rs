@@ -25,15 +25,8 @@ use super::{
 /// Options of `duet mesh bench-app`.
 #[derive(clap::Args, Debug)]
 pub struct AppBenchArgs {
-    /// Seconds per wrk run.
-    #[arg(long, default_value_t = 5)]
-    duration: u64,
-    /// Interleaved rounds; medians are reported.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 32)]
-    connections: usize,
+    #[command(flatten)]
+    load: super::WrkLoad,
     /// When no wasmtime 48 is on PATH or in target/tools/bin, install it first with `cargo
     /// install wasmtime-cli --version ^48 --locked --root target/tools` (compiles wasmtime:
     /// 15 to 30 minutes on two cores). Without it, the `wasmtime serve` row is skipped.
@@ -46,7 +39,7 @@ pub struct AppBenchArgs {
 
 /// `duet mesh bench-app`.
 pub fn run(args: AppBenchArgs) -> Result<ExitCode> {
-    let rounds = args.rounds.max(1);
+    let rounds = args.load.rounds.max(1);
     if let Some(load) = load_average()
         && load > 0.5
     {
@@ -183,11 +176,11 @@ pub fn run(args: AppBenchArgs) -> Result<ExitCode> {
                 round + 1,
                 t.name,
                 t.path,
-                args.duration,
-                args.connections
+                args.load.duration,
+                args.load.connections
             );
             let before = t.cluster.map(|c| app_counters(admin, c)).transpose()?;
-            let mut sample = wrk(t.port, t.path, args.duration, args.connections)?;
+            let mut sample = wrk(t.port, t.path, args.load.duration, args.load.connections)?;
             if let (Some(cluster), Some(before)) = (t.cluster, before) {
                 let after = app_counters(admin, cluster)?;
                 let instances = after.instances - before.instances;
@@ -238,7 +231,7 @@ pub fn run(args: AppBenchArgs) -> Result<ExitCode> {
         println!(
             "{}",
             serde_json::json!({
-                "rounds": rounds, "duration_s": args.duration, "connections": args.connections,
+                "rounds": rounds, "duration_s": args.load.duration, "connections": args.load.connections,
                 "workers": workers_note,
                 "results": rows,
                 "wasmtime_serve": wasmtime.as_ref().map(|p| p.display().to_string()),
@@ -253,7 +246,7 @@ pub fn run(args: AppBenchArgs) -> Result<ExitCode> {
     } else {
         println!(
             "\nloopback, wrk -t1 -c{} -d{}s, median of {rounds} interleaved rounds; {workers_note}\n",
-            args.connections, args.duration
+            args.load.connections, args.load.duration
         );
         println!(
             "  {:<28} {:>10} {:>9} {:>9} {:>7} {:>10} {:>14} {:>12}",

@@ -19,15 +19,8 @@ use super::{
 /// Options of `duet mesh bench-capture`.
 #[derive(clap::Args, Debug)]
 pub struct CaptureBenchArgs {
-    /// Seconds per wrk run under load.
-    #[arg(long, default_value_t = 5)]
-    duration: u64,
-    /// Interleaved rounds; medians are reported.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Concurrent connections of the loaded runs.
-    #[arg(long, default_value_t = 32)]
-    connections: usize,
+    #[command(flatten)]
+    load: super::WrkLoad,
     /// The capture object [default: `duet build examples/capture`, done first].
     #[arg(long)]
     bpf: Option<PathBuf>,
@@ -131,7 +124,7 @@ fn metric(admin: SocketAddr, name: &str) -> f64 {
 
 /// `duet mesh bench-capture`.
 pub fn run(args: CaptureBenchArgs) -> Result<ExitCode> {
-    let rounds = args.rounds.max(1);
+    let rounds = args.load.rounds.max(1);
     duet_kernel::check_access().context("bench-capture attaches BPF programs to cgroups: run it as root")?;
     let Some(cgroup_root) = duet_kernel::cgroup2_root() else {
         bail!("bench-capture needs cgroup v2 (no cgroup2 in /proc/self/mounts)")
@@ -188,7 +181,7 @@ pub fn run(args: CaptureBenchArgs) -> Result<ExitCode> {
     let targets: [(&'static str, Option<usize>); 3] =
         [("direct", None), ("captured", Some(0)), ("captured + short circuit", Some(1))];
 
-    let load_secs = args.duration.max(1);
+    let load_secs = args.load.duration.max(1);
     let mut samples: Vec<Vec<(Wrk, f64)>> = vec![Vec::new(); targets.len()];
     for round in 0..rounds {
         for k in 0..targets.len() {
@@ -198,7 +191,7 @@ pub fn run(args: CaptureBenchArgs) -> Result<ExitCode> {
             let cgroup = sidecar.map(|s| sidecars[s].3.path.as_path());
             let pid = sidecar.map(|s| sidecars[s].0.0.id());
             let cpu_before = pid.and_then(cpu_seconds);
-            let loaded = run_wrk_in(cgroup, backend_port, "/", load_secs, args.connections, &[])?;
+            let loaded = run_wrk_in(cgroup, backend_port, "/", load_secs, args.load.connections, &[])?;
             let cpu = match (pid.and_then(cpu_seconds), cpu_before) {
                 (Some(after), Some(before)) => (after - before) / (loaded.rps * load_secs as f64) * 1e6,
                 _ => 0.0,
@@ -261,7 +254,7 @@ fn report(rows: &[Row], args: &CaptureBenchArgs, rounds: usize) -> Result<ExitCo
             })
         };
         let doc = serde_json::json!({
-            "duration_s": args.duration, "rounds": rounds, "connections": args.connections,
+            "duration_s": args.load.duration, "rounds": rounds, "connections": args.load.connections,
             "targets": rows.iter().map(row).collect::<Vec<_>>(),
             "short_circuit": { "p50_1conn_saved_us": saved_us, "sidecar_cpu_saved_us": saved_cpu, "rps_gain": rps_gain },
         });
@@ -269,7 +262,7 @@ fn report(rows: &[Row], args: &CaptureBenchArgs, rounds: usize) -> Result<ExitCo
     } else {
         println!(
             "loopback, wrk -t1 -c{} -d{}s, median of {rounds} interleaved rounds; p50 (1 conn): the paired probe, {PROBE_REQUESTS} requests each; sidecars: 1 worker, monitor on",
-            args.connections, args.duration
+            args.load.connections, args.load.duration
         );
         println!(
             "  {:<26} {:>9} {:>9} {:>9} {:>15} {:>17} {:>7} {:>10} {:>14}",
