@@ -43,7 +43,9 @@ use crate::runtime::Shared;
 pub struct Capture {
     /// The capture listener's name.
     pub listener: String,
-    short_circuit: bool,
+    /// With `short_circuit`, the capture listener's address: the local end of every captured
+    /// connection the sidecar accepts (connect4 sends them exactly there).
+    short_circuit: Option<SocketAddrV4>,
     attachment: Arc<Mutex<Option<ScopedAttachment>>>,
     monitor: Mutex<Option<std::thread::JoinHandle<()>>>,
     stopping: Arc<AtomicBool>,
@@ -114,7 +116,7 @@ impl Capture {
         };
         Ok(Capture {
             listener: config.listener.clone(),
-            short_circuit: config.short_circuit,
+            short_circuit: config.short_circuit.then_some(listener),
             attachment,
             monitor: Mutex::new(monitor),
             stopping,
@@ -122,16 +124,13 @@ impl Capture {
     }
 
     /// With `short_circuit`, files the sidecar's accepted socket of a captured connection
-    /// (`local` is the capture listener's address, `peer` the application's end) in `SOCKETS`,
+    /// (`peer` is the application's end; the local end is the capture listener) in `SOCKETS`,
     /// where the application's socket already is: from then on the `short_circuit` program
     /// passes each side's sends straight onto the other's receive queue. Data the application
     /// sent before this stays in the socket's TCP receive queue and is read first. A failure
     /// only means the connection takes the usual path.
-    pub fn file_socket(&self, socket: BorrowedFd<'_>, local: SocketAddr, peer: SocketAddr) {
-        if !self.short_circuit {
-            return;
-        }
-        let (SocketAddr::V4(local), SocketAddr::V4(peer)) = (local, peer) else { return };
+    pub fn file_socket(&self, socket: BorrowedFd<'_>, peer: SocketAddr) {
+        let (Some(local), SocketAddr::V4(peer)) = (self.short_circuit, peer) else { return };
         // `SockKey`: this socket's address, the peer's, this socket's port, the peer's.
         let mut key = Vec::with_capacity(12);
         key.extend_from_slice(&local.ip().octets());

@@ -320,8 +320,8 @@ async fn accept_loop(server: Arc<Server>, name: Arc<str>, listener: TcpListener,
                     let (shared, name) = (Arc::clone(&server.shared), Arc::clone(&name));
                     tokio::spawn(async move {
                         let original_dst = capture.as_ref().and_then(|c| c.original_destination(peer));
-                        if let (Some(c), Some(_), Ok(local)) = (&capture, original_dst, tcp.local_addr()) {
-                            c.file_socket(std::os::fd::AsFd::as_fd(&tcp), local, peer);
+                        if let (Some(c), Some(_)) = (&capture, original_dst) {
+                            c.file_socket(std::os::fd::AsFd::as_fd(&tcp), peer);
                         }
                         serve_conn(shared, name, tcp, peer, original_dst, watcher).await;
                         if let (Some(c), Some(_)) = (capture, original_dst) {
