@@ -31,3 +31,7 @@ pub mod xdp;
 pub use env::{DEFAULT_MAX_MAP_MEMORY, Env};
 pub use skb::{ETH_HLEN, SkbHook};
 pub use table::{HELPERS, HelperSpec, helper};
+
+/// The longest chain of tail calls (`MAX_TAIL_CALL_CNT`): the next `bpf_tail_call` fails and the
+/// program goes on, in the kernel and in every duet engine.
+pub const MAX_TAIL_CALLS: u32 = 33;

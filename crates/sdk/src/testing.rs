@@ -74,7 +74,7 @@ fn xdp_in_buffer(prog: impl FnOnce(XdpContext<'_>) -> XdpAction, packet: &[u8]) 
     let mut buffer = std::vec![0u8; start.buf_len];
     buffer[start.data..start.data_end].copy_from_slice(packet);
     let base = buffer.as_mut_ptr() as usize;
-    let outer = HOST_XDP.replace(Some((base, start)));
+    let outer = HOST_XDP.replace(Some((base, start.buf_len)));
     let bounds = core::cell::Cell::new((base + start.data, base + start.data_end));
     let verdict = prog(crate::xdp::host_context(&bounds));
     HOST_XDP.set(outer);
@@ -83,8 +83,8 @@ fn xdp_in_buffer(prog: impl FnOnce(XdpContext<'_>) -> XdpAction, packet: &[u8]) 
 }
 
 std::thread_local! {
-    /// The buffer of the XDP run in progress: its address and the packet's bounds in it.
-    static HOST_XDP: core::cell::Cell<Option<(usize, duet_helpers::xdp::Bounds)>> = const { core::cell::Cell::new(None) };
+    /// The buffer of the XDP run in progress: its address and length.
+    static HOST_XDP: core::cell::Cell<Option<(usize, usize)>> = const { core::cell::Cell::new(None) };
 }
 
 /// `adjust_head` (`head`) or `adjust_tail` on the host, with the kernel's rules.
@@ -93,14 +93,10 @@ pub(crate) fn host_adjust(
     head: bool,
     delta: i32,
 ) -> Result<(), crate::Errno> {
-    let Some((base, start)) = HOST_XDP.get() else { return Err(crate::Errno::EINVAL) };
+    let Some((base, buf_len)) = HOST_XDP.get() else { return Err(crate::Errno::EINVAL) };
     let (data, data_end) = bounds.get();
-    let now = duet_helpers::xdp::Bounds {
-        data_meta: data - base,
-        data: data - base,
-        data_end: data_end - base,
-        buf_len: start.buf_len,
-    };
+    let now =
+        duet_helpers::xdp::Bounds { data_meta: data - base, data: data - base, data_end: data_end - base, buf_len };
     let moved = if head { now.adjust_head(i64::from(delta)) } else { now.adjust_tail(i64::from(delta)) };
     let moved = moved.ok_or(crate::Errno::EINVAL)?;
     if moved.data_end > now.data_end {
@@ -133,14 +129,11 @@ std::thread_local! {
     static TAIL_DEPTH: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
 }
 
-/// The kernel's limit on a chain of tail calls (`MAX_TAIL_CALL_CNT`).
-const MAX_TAIL_CALLS: u32 = 33;
-
 /// A tail call on the host: the program `set_tail_call` put in the slot, on the same packet.
 pub(crate) fn host_tail_call(map_addr: usize, index: u32, ctx: &XdpContext<'_>) -> Option<XdpAction> {
     let program = TAIL_CALLS.with_borrow(|slots| slots.get(&(map_addr, index)).copied())?;
     let depth = TAIL_DEPTH.get();
-    if depth >= MAX_TAIL_CALLS {
+    if depth >= duet_helpers::MAX_TAIL_CALLS {
         return None;
     }
     TAIL_DEPTH.set(depth + 1);

@@ -27,7 +27,7 @@ const STACK_TOTAL: usize = STACK_SIZE * MAX_CALL_DEPTH;
 const STACK_REGION: usize = 0;
 
 /// Most tail calls one run may chain, as in Linux (`MAX_TAIL_CALL_CNT`).
-pub const MAX_TAIL_CALLS: u32 = 33;
+pub const MAX_TAIL_CALLS: u32 = duet_helpers::MAX_TAIL_CALLS;
 
 /// Options of an interpreter.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -118,9 +118,7 @@ impl XdpRun {
     }
 }
 
-/// The kernel's limit on a chain of tail calls (`MAX_TAIL_CALL_CNT`).
-const MAX_TAIL_CALLS: u32 = 33;
-/// `-E2BIG`: what `tail_call` answers past [`MAX_TAIL_CALLS`].
+/// `-E2BIG`: what `tail_call` answers past `duet_helpers::MAX_TAIL_CALLS`.
 const E2BIG: i64 = -7;
 
 /// A fault the host found in a call from the guest: the call traps with it.
@@ -304,7 +302,7 @@ pub(crate) fn define(linker: &mut Linker<Host>) -> HostResult<()> {
             match slot {
                 None => return Ok(ENOENT),
                 Some((_, kind)) if *kind != crate::ProgramKind::Xdp => return Ok(EINVAL),
-                Some(_) if run.depth >= MAX_TAIL_CALLS => return Ok(E2BIG),
+                Some(_) if run.depth >= duet_helpers::MAX_TAIL_CALLS => return Ok(E2BIG),
                 Some((export, _)) => export.clone(),
             }
         };
