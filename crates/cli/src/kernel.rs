@@ -50,7 +50,8 @@ Examples:
   duet attach probes.o --kprobe tcp_v4_connect
   duet attach probes.o --tracepoint sock/inet_sock_set_state
   duet attach mesh.o --cgroup /sys/fs/cgroup/app --connect4
-  duet attach mesh.o --cgroup /sys/fs/cgroup/app --sock-ops";
+  duet attach mesh.o --cgroup /sys/fs/cgroup/app --sock-ops
+  duet attach capture.bpf.o --program inbound --sk-lookup /run/netns/pod";
 
 const MAPS_EXAMPLES: &str = "\
 Examples:
@@ -247,6 +248,10 @@ pub(crate) struct AttachArgs {
     /// Attach a sockops program to --cgroup.
     #[arg(long, requires = "cgroup")]
     sock_ops: bool,
+    /// Attach an sk_lookup program to a network namespace, given by its file:
+    /// /proc/self/ns/net (duet's own), /run/netns/<name> (ip netns), /proc/<pid>/ns/net.
+    #[arg(long, value_name = "NETNS_FILE")]
+    sk_lookup: Option<PathBuf>,
     #[command(flatten)]
     root: RootArg,
 }
@@ -471,6 +476,8 @@ fn attach(args: AttachArgs) -> Result<ExitCode> {
             );
         };
         Hook::Tracepoint { category: category.to_owned(), name: name.to_owned() }
+    } else if let Some(netns) = args.sk_lookup {
+        Hook::SkLookup { netns }
     } else if let Some(cgroup) = args.cgroup {
         if args.connect4 {
             Hook::CgroupConnect4 { cgroup }
@@ -482,7 +489,7 @@ fn attach(args: AttachArgs) -> Result<ExitCode> {
             bail!("--cgroup needs --connect4, --connect6 or --sock-ops to say which hook");
         }
     } else {
-        bail!("choose a hook: --xdp, --tc, --kprobe, --tracepoint or --cgroup");
+        bail!("choose a hook: --xdp, --tc, --kprobe, --tracepoint, --cgroup or --sk-lookup");
     };
     if args.netns.is_some() && !matches!(hook, Hook::Xdp { .. } | Hook::Tc { .. }) {
         bail!("--netns applies to --xdp and --tc interfaces only");

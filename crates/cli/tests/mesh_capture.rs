@@ -6,8 +6,9 @@
 //! `duet mesh events`. A sidecar killed with SIGKILL leaves the cgroup uncaptured, and the next
 //! one starts over its pins. A second test runs the same in network namespaces (application and
 //! sidecar in one, the backend in another behind a veth pair), with a Proxy-Wasm filter on the
-//! captured path. Afterwards nothing is left: no pins, no programs on the cgroup, no cgroup, no
-//! namespace.
+//! captured path, and a third captures inbound: a client in another namespace connecting to the
+//! application's port reaches it through the sidecar's inbound listener. Afterwards nothing is
+//! left: no pins, no programs on the cgroup or namespace, no cgroup, no namespace.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -130,14 +131,41 @@ fn capture_config(
     admin: u16,
     filters: &str,
 ) -> String {
+    capture_config_with(cgroup, object, pins, backend_port, capture_port, admin, filters, None)
+}
+
+/// Listener `inbound` on port `.0` (with the filter lines `.2`) taking the connections arriving
+/// for application port `.1`.
+type Inbound<'a> = (u16, u16, &'a str);
+
+/// [`capture_config`], with inbound capture when `inbound` is given.
+#[allow(clippy::too_many_arguments, reason = "a test's config, spelled out at the call")]
+fn capture_config_with(
+    cgroup: &Path,
+    object: &Path,
+    pins: &Path,
+    backend_port: u16,
+    capture_port: u16,
+    admin: u16,
+    filters: &str,
+    inbound: Option<Inbound<'_>>,
+) -> String {
+    const PASSTHROUGH: &str = "      - { prefix: \"/\", cluster: passthrough }\n";
+    let (inbound_capture, inbound_listener) = match inbound {
+        Some((port, app_port, filters)) => (
+            format!("  inbound: {{ listener: inbound, ports: [{app_port}] }}\n"),
+            listener("inbound", port, filters, PASSTHROUGH),
+        ),
+        None => (String::new(), String::new()),
+    };
     format!(
         "admin: {{ address: \"127.0.0.1:{admin}\" }}\nworkers: 1\n\
          capture:\n  cgroup: {}\n  listener: outbound\n  bpf: {}\n  ports: [{backend_port}]\n  pin_dir: {}\n\
-         listeners:\n{}clusters:\n  - name: passthrough\n    original_destination: true\n",
+         {inbound_capture}listeners:\n{}{inbound_listener}clusters:\n  - name: passthrough\n    original_destination: true\n",
         cgroup.display(),
         object.display(),
         pins.display(),
-        listener("outbound", capture_port, filters, "      - { prefix: \"/\", cluster: passthrough }\n"),
+        listener("outbound", capture_port, filters, PASSTHROUGH),
     )
 }
 
@@ -359,7 +387,7 @@ fn in_network_namespaces_the_captured_path_crosses_the_sidecars_filter_and_shows
     let object = capture_object();
     let filter = filters("wasm32-wasip1").join("http_headers.wasm");
     let (a, b) = veth_pair();
-    let (a_name, b_name) = (a.0.clone(), b.0.clone());
+    let b_name = b.0.clone();
     let tag = format!("duet-test-capture-ns-{}", std::process::id());
     let cgroup = Cgroup::create(&cgroup_root, &tag);
     let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
@@ -392,27 +420,8 @@ fn in_network_namespaces_the_captured_path_crosses_the_sidecars_filter_and_shows
     let yaml = capture_config(&cgroup.0, &object, &pins.0, backend_port, capture_port, admin_port, &tagger);
     std::fs::write(&config, yaml).unwrap();
     let log = dir.join("mesh.log");
-    let mut sidecar = Reap(
-        a.command(DUET)
-            .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"))
-            .args(["mesh", "run", "--config"])
-            .arg(&config)
-            .args(["--log", "info"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut sidecar = sidecar_in(&a, &config, &log, admin_port);
     let admin = |path: &str| curl_ns(&a, None, &format!("http://127.0.0.1:{admin_port}{path}"));
-    let start = Instant::now();
-    while admin("/ready").is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60) && sidecar.0.try_wait().unwrap().is_none(),
-            "duet mesh not ready in {a_name}:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 
     // Captured: through the sidecar's filter, to the backend across the veth.
     let via = seen_headers(&curl_ns(&a, Some(&cgroup.0), &url).expect("the captured request"));
@@ -434,23 +443,131 @@ fn in_network_namespaces_the_captured_path_crosses_the_sidecars_filter_and_shows
     assert!(metric(&metrics, "duet_mesh_tcp_srtt_seconds_sum") > 0.0, "an RTT was measured: {metrics}");
 
     // SIGTERM: the programs go with the sidecar, and the application goes direct again.
-    assert!(Command::new("kill").args(["-TERM", &sidecar.0.id().to_string()]).status().unwrap().success());
-    let start = Instant::now();
-    while sidecar.0.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(20), "duet mesh did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    stop_sidecar(&mut sidecar);
     assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());
     let after = seen_headers(&curl_ns(&a, Some(&cgroup.0), &url).expect("the direct request"));
     assert!(after.get("x-request-tag").is_none(), "still captured after the sidecar stopped: {after}");
 
     drop(sidecar);
     drop(_backend);
+    check_gone(cgroup, (a, b));
+}
+
+/// `duet mesh run --config <config>` inside `ns`, logging to `log`, once its admin endpoint (on
+/// `admin_port`) says it is ready.
+fn sidecar_in(ns: &Netns, config: &Path, log: &Path, admin_port: u16) -> Reap {
+    let mut sidecar = Reap(
+        ns.command(DUET)
+            .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"))
+            .args(["mesh", "run", "--config"])
+            .arg(config)
+            .args(["--log", "info"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while curl_ns(ns, None, &format!("http://127.0.0.1:{admin_port}/ready")).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60) && sidecar.0.try_wait().unwrap().is_none(),
+            "duet mesh not ready in {}:\n{}",
+            ns.0,
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sidecar
+}
+
+/// Stops the sidecar with SIGTERM and waits for it to exit.
+fn stop_sidecar(sidecar: &mut Reap) {
+    assert!(Command::new("kill").args(["-TERM", &sidecar.0.id().to_string()]).status().unwrap().success());
+    let start = Instant::now();
+    while sidecar.0.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "duet mesh did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Removes the test's cgroup and namespaces and checks that they are gone.
+fn check_gone(cgroup: Cgroup, namespaces: (Netns, Netns)) {
+    let names = (namespaces.0.0.clone(), namespaces.1.0.clone());
     let path = cgroup.0.clone();
     drop(cgroup);
-    drop((a, b));
+    drop(namespaces);
     assert!(!path.exists(), "cgroup {} left behind", path.display());
     let left =
         String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
-    assert!(!left.contains(&a_name) && !left.contains(&b_name), "namespaces left behind: {left}");
+    assert!(!left.contains(&names.0) && !left.contains(&names.1), "namespaces left behind: {left}");
+}
+
+/// Inbound capture: the application (a backend listening on every address of namespace A) and
+/// its sidecar in A, a client in namespace B. The client's connection to the application's
+/// address and port is given to the sidecar's inbound listener (bound to loopback) by the
+/// `inbound` sk_lookup program, and reaches the application through the sidecar's Proxy-Wasm
+/// filter; a connection to the same port from A's loopback goes direct; after SIGTERM the
+/// client goes direct again, and nothing is left.
+#[test]
+fn in_network_namespaces_arriving_connections_go_through_the_sidecars_inbound_listener() {
+    let Some(cgroup_root) = preconditions() else { return };
+    let object = capture_object();
+    let filter = filters("wasm32-wasip1").join("http_headers.wasm");
+    let (a, b) = veth_pair();
+    let tag = format!("duet-test-inbound-{}", std::process::id());
+    let cgroup = Cgroup::create(&cgroup_root, &tag);
+    let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
+
+    let app_port = free_port();
+    let app = Reap(
+        a.command(DUET)
+            .args(["mesh", "backend", "--address", &format!("0.0.0.0:{app_port}"), "--name", "app"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://10.99.0.1:{app_port}/headers");
+    let start = Instant::now();
+    let direct = loop {
+        if let Some(body) = curl_ns(&b, None, &url) {
+            break seen_headers(&body);
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the application in {} never answered", a.0);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(direct.get("x-request-tag").is_none(), "went through a proxy: {direct}");
+
+    let dir = temp_dir("capture-inbound");
+    let (capture_port, inbound_port, admin_port, unused) = (free_port(), free_port(), free_port(), free_port());
+    let tagger = format!(
+        "      - name: tagger\n        wasm: \"{}\"\n        config: arrived-through-the-sidecar\n",
+        filter.display()
+    );
+    let inbound = Some((inbound_port, app_port, tagger.as_str()));
+    let yaml = capture_config_with(&cgroup.0, &object, &pins.0, unused, capture_port, admin_port, "", inbound);
+    let config = dir.join("mesh.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let log = dir.join("mesh.log");
+    let mut sidecar = sidecar_in(&a, &config, &log, admin_port);
+
+    // From B: given to the sidecar, whose filter's header the application sees.
+    let via = seen_headers(&curl_ns(&b, None, &url).expect("the arriving request"));
+    assert_eq!(via["x-request-tag"], "arrived-through-the-sidecar", "{via}");
+    assert!(via.get("x-request-id").is_some(), "{via}");
+    assert_eq!(via["x-forwarded-for"], "10.99.0.2", "the client's address: {via}");
+    // From A's loopback: direct.
+    let local = seen_headers(&curl_ns(&a, None, &format!("http://127.0.0.1:{app_port}/headers")).unwrap());
+    assert!(local.get("x-request-tag").is_none(), "loopback was taken: {local}");
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(log_text.contains("inbound capture attached"), "{log_text}");
+
+    stop_sidecar(&mut sidecar);
+    assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());
+    let after = seen_headers(&curl_ns(&b, None, &url).expect("the direct request after the sidecar"));
+    assert!(after.get("x-request-tag").is_none(), "still taken after the sidecar stopped: {after}");
+
+    drop(sidecar);
+    drop(app);
+    check_gone(cgroup, (a, b));
 }

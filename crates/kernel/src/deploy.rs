@@ -41,7 +41,7 @@ use aya::programs::links::FdLink;
 use aya::programs::tc::TcAttachOptions;
 use aya::programs::{
     CgroupAttachMode, CgroupSockAddr, KProbe, LinkOrder, ProbeKind, Program, ProgramError, ProgramInfo,
-    SchedClassifier, SockOps, TcAttachType, TracePoint, Xdp,
+    SchedClassifier, SkLookup, SockOps, TcAttachType, TracePoint, Xdp,
 };
 use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfLoader};
@@ -132,6 +132,13 @@ pub enum Hook {
         /// The cgroup directory.
         cgroup: PathBuf,
     },
+    /// `sk_lookup` on a network namespace (Linux 5.9+): the program runs when an arriving packet
+    /// looks for its socket there.
+    SkLookup {
+        /// The namespace's file: `/proc/self/ns/net` (the caller's), `/run/netns/<name>`, or
+        /// `/proc/<pid>/ns/net`.
+        netns: PathBuf,
+    },
 }
 
 impl Hook {
@@ -147,6 +154,7 @@ impl Hook {
             Self::CgroupConnect4 { .. } => "cgroup/connect4".to_owned(),
             Self::CgroupConnect6 { .. } => "cgroup/connect6".to_owned(),
             Self::SockOps { .. } => "sockops".to_owned(),
+            Self::SkLookup { .. } => "sk_lookup".to_owned(),
         }
     }
 
@@ -159,6 +167,7 @@ impl Hook {
             Self::CgroupConnect4 { cgroup } | Self::CgroupConnect6 { cgroup } | Self::SockOps { cgroup } => {
                 cgroup.display().to_string()
             }
+            Self::SkLookup { netns } => netns.display().to_string(),
         }
     }
 }
@@ -400,12 +409,7 @@ fn attach_contained(req: &AttachRequest<'_>) -> Result<Attachment, KernelError> 
     if matches!(req.hook, Hook::Tracepoint { .. }) {
         ensure_tracefs()?;
     }
-    let cgroup = match &req.hook {
-        Hook::CgroupConnect4 { cgroup } | Hook::CgroupConnect6 { cgroup } | Hook::SockOps { cgroup } => {
-            Some(open_cgroup(cgroup)?)
-        }
-        _ => None,
-    };
+    let cgroup = open_target(&req.hook)?;
 
     let dir = AttachmentDir::create(req.pin_root)?;
     let maps_dir = dir.path.join("maps");
@@ -578,6 +582,7 @@ fn fits(section: &ProgramSection, hook: &Hook) -> bool {
             matches!(section, ProgramSection::CgroupSockAddr { attach_type: CgroupSockAddrAttachType::Connect6 })
         }
         Hook::SockOps { .. } => matches!(section, ProgramSection::SockOps),
+        Hook::SkLookup { .. } => matches!(section, ProgramSection::SkLookup),
     }
 }
 
@@ -594,8 +599,9 @@ fn hook_hint(section: &ProgramSection) -> String {
             "attach it with --cgroup <path> --connect6".to_owned()
         }
         ProgramSection::SockOps => "attach it with --cgroup <path> --sock-ops".to_owned(),
-        _ => "duet attaches xdp, tc (classifier), kprobe/kretprobe, tracepoint, cgroup/connect4, cgroup/connect6 \
-              and sockops programs"
+        ProgramSection::SkLookup => "attach it with --sk-lookup <netns file>".to_owned(),
+        _ => "duet attaches xdp, tc (classifier), kprobe/kretprobe, tracepoint, cgroup/connect4, cgroup/connect6, \
+              sockops and sk_lookup programs"
             .to_owned(),
     }
 }
@@ -614,15 +620,17 @@ fn program_type_name(section: &ProgramSection) -> String {
     }
 }
 
-/// Attaches through a BPF link and returns it, unpinned.
+/// Attaches through a BPF link and returns it, unpinned. `target` is what [`open_target`] opened
+/// for the hook (its cgroup directory or network namespace file).
 pub(crate) fn attach_link(
     name: &str,
     program: &mut Program,
     section: &ProgramSection,
     hook: &Hook,
     netns: Option<&str>,
-    cgroup: Option<&File>,
+    target: Option<&File>,
 ) -> Result<FdLink, KernelError> {
+    let cgroup = target;
     let hook_text = hook.to_string();
     let attach_err = |err: ProgramError, hint: &dyn Fn(Errno) -> String| match err {
         ProgramError::SyscallError(sys) => {
@@ -767,6 +775,32 @@ pub(crate) fn attach_link(
             let link = prog.take_link(id).map_err(|err| attach_err(err, &|_| String::new()))?;
             FdLink::try_from(link).map_err(|_| not_a_link("5.7"))
         }
+        Hook::SkLookup { .. } => {
+            let netns_file = target.ok_or_else(wrong_type)?;
+            let prog: &mut SkLookup = program.try_into().map_err(|_| wrong_type())?;
+            let id = prog.attach(netns_file).map_err(|err| {
+                attach_err(err, &|errno| match errno.0 {
+                    libc::EINVAL => "; sk_lookup links need Linux 5.9+ and a network namespace file".to_owned(),
+                    _ => String::new(),
+                })
+            })?;
+            let link = prog.take_link(id).map_err(|err| attach_err(err, &|_| String::new()))?;
+            Ok(FdLink::from(link))
+        }
+    }
+}
+
+/// The file a hook attaches through: a cgroup directory, or a network namespace's file.
+pub(crate) fn open_target(hook: &Hook) -> Result<Option<File>, KernelError> {
+    match hook {
+        Hook::CgroupConnect4 { cgroup } | Hook::CgroupConnect6 { cgroup } | Hook::SockOps { cgroup } => {
+            Ok(Some(open_cgroup(cgroup)?))
+        }
+        Hook::SkLookup { netns } => File::open(netns).map(Some).map_err(|source| KernelError::HookUnsupported {
+            hook: "sk_lookup".to_owned(),
+            reason: format!("cannot open the network namespace file {}: {source}", netns.display()),
+        }),
+        _ => Ok(None),
     }
 }
 
@@ -924,6 +958,7 @@ fn target_gone(metadata: &Metadata) -> Option<String> {
         Hook::CgroupConnect4 { cgroup } | Hook::CgroupConnect6 { cgroup } | Hook::SockOps { cgroup } => {
             (!cgroup.exists()).then(|| format!("cgroup {} is gone", cgroup.display()))
         }
+        Hook::SkLookup { netns } => (!netns.exists()).then(|| format!("network namespace {} is gone", netns.display())),
         Hook::Kprobe { .. } | Hook::Tracepoint { .. } => None,
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! [`ScopedAttachment::attach`] loads one object once, so its programs share its maps (a
 //! `connect4` program and a `sock_ops` program passing records through a map), attaches the
-//! programs named to cgroup hooks through BPF links the value holds, and pins the maps under a
+//! programs named to cgroup (and network namespace) hooks through BPF links the value holds, and pins the maps under a
 //! directory of its own for inspection (`bpftool map dump pinned <dir>/maps/<name>`). The links
 //! are deliberately not pinned: a link lives as long as its file descriptor, so when the process
 //! ends, however it ends, the kernel detaches the programs; a crashed sidecar never leaves a
@@ -31,7 +31,8 @@ use crate::{access, boundary, bpffs, maps, run, sys};
 pub struct ScopedRequest<'a> {
     /// The ELF `.bpf.o` bytes.
     pub object: &'a [u8],
-    /// Each program to attach and its hook ([`Hook::CgroupConnect4`], [`Hook::CgroupConnect6`] or [`Hook::SockOps`]).
+    /// Each program to attach and its hook ([`Hook::CgroupConnect4`], [`Hook::CgroupConnect6`],
+    /// [`Hook::SockOps`] or [`Hook::SkLookup`]).
     pub programs: Vec<(&'a str, Hook)>,
     /// Each `sk_msg` program to attach and the sockhash (or sockmap) of the object it runs for.
     pub sk_msg: Vec<(&'a str, &'a str)>,
@@ -151,13 +152,7 @@ fn attach_contained(req: &ScopedRequest<'_>) -> Result<ScopedAttachment, KernelE
             return Err(KernelError::ProgramRefused { program: r.name.clone(), reason: r.reason.clone() });
         }
         let (name, section) = deploy::pick_program(object, Some(name), hook)?;
-        let cgroup = match hook {
-            Hook::CgroupConnect4 { cgroup } | Hook::CgroupConnect6 { cgroup } | Hook::SockOps { cgroup } => {
-                Some(deploy::open_cgroup(cgroup)?)
-            }
-            _ => None,
-        };
-        picked.push((name, section, hook, cgroup));
+        picked.push((name, section, hook, deploy::open_target(hook)?));
     }
 
     let mut loader = EbpfLoader::new();

@@ -5,15 +5,22 @@
 //! records each original destination (the `connect6` program does the same for IPv4 addresses
 //! dialled through IPv6 sockets, `::ffff:a.b.c.d`); the `sock_ops` program files it under the client's local
 //! port in `BY_PORT`. On accepting a connection on the capture listener, the sidecar looks the
-//! peer's port up there ([`Capture::original_destination`]): the connection is on loopback to a
+//! peer's port up there ([`Capture::accepted`]): the connection is on loopback to a
 //! fixed listener address, so the peer's port alone names it. The entry is removed when the
-//! connection closes ([`Capture::forget`]).
+//! connection closes ([`Capture::closed`]).
 //!
 //! With `short_circuit` on, the `sock_ops` program also files each captured connection's
 //! application socket in the `SOCKETS` sockhash, the sidecar files its accepted socket there
-//! ([`Capture::file_socket`]), and the `sk_msg` program `short_circuit`, linked to that map, hands
+//! (in [`Capture::accepted`]), and the `sk_msg` program `short_circuit`, linked to that map, hands
 //! each side's sends straight to the other socket's receive queue: the loopback hop between the
 //! application and the sidecar skips TCP/IP.
+//!
+//! With `inbound`, the `inbound` (sk_lookup) program, attached to the network namespace the
+//! application and the sidecar share, gives TCP connections arriving from other hosts for the
+//! listed application ports to the sidecar's inbound listener, which the sidecar files in the
+//! `INBOUND` sockmap. The packets are not rewritten, so an accepted connection's local address is
+//! its original destination ([`Capture::accepted`]), where the sidecar forwards its requests; the
+//! sidecar's own connection there comes from that address and is left alone.
 //!
 //! With `monitor` on (the default), the same `sock_ops` program watches every IPv4 TCP connection
 //! of the cgroup (RTT samples, retransmits, state changes) and a thread of the sidecar
@@ -26,7 +33,7 @@
 //! under a directory of this sidecar's for inspection, which the next start empties.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -46,10 +53,27 @@ pub struct Capture {
     /// With `short_circuit`, the capture listener's address: the local end of every captured
     /// connection the sidecar accepts (connect4 sends them exactly there).
     short_circuit: Option<SocketAddrV4>,
+    /// With `inbound`, the inbound listener's name and port.
+    inbound: Option<(String, u16)>,
     attachment: Arc<Mutex<Option<ScopedAttachment>>>,
     monitor: Mutex<Option<std::thread::JoinHandle<()>>>,
     stopping: Arc<AtomicBool>,
 }
+
+/// The inbound listener, bound, for [`Capture::start`]: its address and a duplicate of its
+/// socket, which is filed in the `INBOUND` sockmap (the map holds the socket, not the
+/// descriptor, which the caller may close afterwards).
+#[derive(Debug)]
+pub struct InboundListener {
+    /// The bound address.
+    pub address: SocketAddrV4,
+    /// The listening socket.
+    pub socket: OwnedFd,
+}
+
+/// The network namespace the `inbound` program attaches to when the config does not say: the
+/// sidecar's own, which it shares with the application (a pod).
+const OWN_NETNS: &str = "/proc/self/ns/net";
 
 /// Where the maps are pinned when the config does not say.
 const PIN_BASE: &str = "/sys/fs/bpf/duet-mesh";
@@ -57,10 +81,16 @@ const PIN_BASE: &str = "/sys/fs/bpf/duet-mesh";
 impl Capture {
     /// Loads `config.bpf` and attaches its `redirect` (connect4), `redirect6` (connect6) and
     /// `record` (sock_ops) programs to `config.cgroup`, sending captured connections to `listener` (the bound
-    /// address of the capture listener); with `config.monitor`, starts the thread that reads the
-    /// TCP monitoring maps into `shared`'s metrics and events. Blocking: the kernel verifies the
-    /// programs.
-    pub fn start(config: &config::Capture, listener: SocketAddrV4, shared: Weak<Shared>) -> Result<Capture, MeshError> {
+    /// address of the capture listener); with `config.inbound`, attaches `inbound` (sk_lookup) to
+    /// the network namespace and files `inbound`'s socket for it; with `config.monitor`, starts
+    /// the thread that reads the TCP monitoring maps into `shared`'s metrics and events.
+    /// Blocking: the kernel verifies the programs.
+    pub fn start(
+        config: &config::Capture,
+        listener: SocketAddrV4,
+        inbound: Option<InboundListener>,
+        shared: Weak<Shared>,
+    ) -> Result<Capture, MeshError> {
         let fail = |what: &str, e: &dyn std::error::Error| {
             MeshError::Invalid(format!("capture: {what}: {}", crate::error_chain(e)))
         };
@@ -78,23 +108,40 @@ impl Capture {
         settings.extend_from_slice(&std::process::id().to_le_bytes());
         settings.extend_from_slice(&u32::from(config.monitor).to_le_bytes());
         settings.extend_from_slice(&u32::from(config.short_circuit).to_le_bytes());
+        let inbound_config = config.inbound.as_ref().zip(inbound.as_ref());
+        settings.extend_from_slice(&u32::from(inbound_config.is_some()).to_le_bytes());
         let mut seed = vec![("CONFIG", 0u32.to_le_bytes().to_vec(), settings)];
         for port in &config.ports {
             seed.push(("PORTS", port.to_le_bytes().to_vec(), vec![1]));
         }
+        let mut programs = vec![
+            ("redirect", Hook::CgroupConnect4 { cgroup: config.cgroup.clone() }),
+            ("redirect6", Hook::CgroupConnect6 { cgroup: config.cgroup.clone() }),
+            ("record", Hook::SockOps { cgroup: config.cgroup.clone() }),
+        ];
+        if let Some((c, _)) = inbound_config {
+            for port in &c.ports {
+                seed.push(("INBOUND_PORTS", port.to_le_bytes().to_vec(), vec![1]));
+            }
+            let netns = c.netns.clone().unwrap_or_else(|| PathBuf::from(OWN_NETNS));
+            programs.push(("inbound", Hook::SkLookup { netns }));
+        }
         let req = ScopedRequest {
             object: &object,
-            programs: vec![
-                ("redirect", Hook::CgroupConnect4 { cgroup: config.cgroup.clone() }),
-                ("redirect6", Hook::CgroupConnect6 { cgroup: config.cgroup.clone() }),
-                ("record", Hook::SockOps { cgroup: config.cgroup.clone() }),
-            ],
+            programs,
             sk_msg: if config.short_circuit { vec![("short_circuit", "SOCKETS")] } else { Vec::new() },
             pin_dir: &pin_dir,
             seed,
         };
         let attachment = ScopedAttachment::attach(&req)
             .map_err(|e| fail(&format!("cannot attach {} to {}", config.bpf.display(), config.cgroup.display()), &e))?;
+        if let Some((c, l)) = inbound_config {
+            // Until this, arriving connections go to the application as usual.
+            attachment
+                .update("INBOUND", &0u32.to_le_bytes(), &l.socket.as_raw_fd().to_ne_bytes())
+                .map_err(|e| fail(&format!("cannot file the inbound listener `{}` in INBOUND", c.listener), &e))?;
+            tracing::info!(listener = %l.address, ports = ?c.ports, "inbound capture attached");
+        }
         tracing::info!(
             cgroup = %config.cgroup.display(), listener = %listener, pins = %pin_dir.display(),
             "capture attached"
@@ -117,10 +164,41 @@ impl Capture {
         Ok(Capture {
             listener: config.listener.clone(),
             short_circuit: config.short_circuit.then_some(listener),
+            inbound: inbound_config.map(|(c, l)| (c.listener.clone(), l.address.port())),
             attachment,
             monitor: Mutex::new(monitor),
             stopping,
         })
+    }
+
+    /// Whether connections accepted on listener `name` are captured ones (the capture listener,
+    /// or the inbound one).
+    pub fn serves(&self, name: &str) -> bool {
+        *self.listener == *name || self.inbound.as_ref().is_some_and(|(inbound, _)| inbound == name)
+    }
+
+    /// A connection from `peer` was accepted on listener `name`: its original destination (where
+    /// the sidecar forwards it), if capture gave it to the listener. For the capture listener
+    /// that is the destination `redirect` recorded (and with `short_circuit` the socket is filed);
+    /// for the inbound listener it is the connection's own local address, unless the connection
+    /// was made to the listener itself.
+    pub fn accepted(&self, name: &str, socket: &tokio::net::TcpStream, peer: SocketAddr) -> Option<SocketAddr> {
+        if *self.listener == *name {
+            let destination = self.original_destination(peer)?;
+            self.file_socket(socket.as_fd(), peer);
+            return Some(destination);
+        }
+        let (_, port) = self.inbound.as_ref().filter(|(inbound, _)| inbound == name)?;
+        // `inbound` gives the listener only ports in `INBOUND_PORTS`, which never hold its own.
+        socket.local_addr().ok().filter(|local| local.port() != *port)
+    }
+
+    /// The connection from `peer` that [`Capture::accepted`] gave a destination on listener
+    /// `name` closed.
+    pub fn closed(&self, name: &str, peer: SocketAddr) {
+        if *self.listener == *name {
+            self.forget(peer);
+        }
     }
 
     /// With `short_circuit`, files the sidecar's accepted socket of a captured connection
@@ -129,7 +207,7 @@ impl Capture {
     /// passes each side's sends straight onto the other's receive queue. Data the application
     /// sent before this stays in the socket's TCP receive queue and is read first. A failure
     /// only means the connection takes the usual path.
-    pub fn file_socket(&self, socket: BorrowedFd<'_>, peer: SocketAddr) {
+    fn file_socket(&self, socket: BorrowedFd<'_>, peer: SocketAddr) {
         let (Some(local), SocketAddr::V4(peer)) = (self.short_circuit, peer) else { return };
         // `SockKey`: this socket's address, the peer's, this socket's port, the peer's.
         let mut key = Vec::with_capacity(12);
@@ -146,7 +224,7 @@ impl Capture {
     }
 
     /// The original destination of the connection from `peer`, if capture redirected it.
-    pub fn original_destination(&self, peer: SocketAddr) -> Option<SocketAddr> {
+    fn original_destination(&self, peer: SocketAddr) -> Option<SocketAddr> {
         let guard = self.attachment.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let value = guard.as_ref()?.lookup("BY_PORT", &peer.port().to_le_bytes()).ok()??;
         // `OrigDst`: the address in network order, the port, two bytes of padding.
@@ -156,7 +234,7 @@ impl Capture {
     }
 
     /// Drops the record of the connection from `peer` (it closed).
-    pub fn forget(&self, peer: SocketAddr) {
+    fn forget(&self, peer: SocketAddr) {
         let guard = self.attachment.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(a) = guard.as_ref() {
             let _ = a.remove("BY_PORT", &peer.port().to_le_bytes());

@@ -86,6 +86,27 @@ pub struct Capture {
     /// needs Linux 6.10+]. See docs/MESH.md for what it saves.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub short_circuit: bool,
+    /// Inbound capture: TCP connections arriving from other hosts for the application's `ports`
+    /// go to `listener` instead (an sk_lookup program on the network namespace; Linux 5.9+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<InboundCapture>,
+}
+
+/// `capture.inbound`: which arriving connections the sidecar takes, and where they go.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InboundCapture {
+    /// The listener they go to; an IPv4 address (`0.0.0.0:15006` or `127.0.0.1:15006`: the
+    /// connections are handed to the socket, whatever address it is bound to). Its routes send
+    /// them on to the application through an `original_destination` cluster; `tls` is allowed
+    /// (mutual TLS between sidecars).
+    pub listener: String,
+    /// The application's ports whose arriving connections are taken (at least one).
+    pub ports: Vec<u16>,
+    /// The network namespace file the program attaches to [default: the sidecar's own,
+    /// `/proc/self/ns/net`, which it shares with the application].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
 }
 
 /// The admin endpoint.
@@ -668,6 +689,54 @@ impl Config {
             if c.ports.contains(&0) {
                 return Err(err("ports", "capture.ports: 0 is not a port".into()));
             }
+            if let Some(inbound) = &c.inbound {
+                self.validate_inbound(inbound, &c.listener, &err)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_inbound(
+        &self,
+        inbound: &InboundCapture,
+        outbound: &str,
+        err: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let Some(l) = self.listeners.iter().find(|l| l.name == inbound.listener) else {
+            let names: Vec<&str> = self.listeners.iter().map(|l| l.name.as_str()).collect();
+            return Err(err(
+                "inbound:",
+                format!(
+                    "capture.inbound.listener `{}` is not a listener (listeners: {})",
+                    inbound.listener,
+                    names.join(", ")
+                ),
+            ));
+        };
+        if l.name == outbound {
+            return Err(err(
+                "inbound:",
+                format!(
+                    "capture.inbound.listener `{}` is also capture.listener: arriving and outgoing connections need \
+                     listeners of their own",
+                    l.name
+                ),
+            ));
+        }
+        let Ok(std::net::SocketAddr::V4(address)) = parse_addr(&l.address) else {
+            return Err(err("inbound:", format!("capture.inbound.listener `{}` must have an IPv4 address", l.name)));
+        };
+        if inbound.ports.is_empty() {
+            return Err(err("inbound:", "capture.inbound.ports is empty; list the application's ports".into()));
+        }
+        if inbound.ports.contains(&0) {
+            return Err(err("inbound:", "capture.inbound.ports: 0 is not a port".into()));
+        }
+        if inbound.ports.contains(&address.port()) {
+            return Err(err(
+                "inbound:",
+                format!("capture.inbound.ports holds {}, the port of the inbound listener itself", address.port()),
+            ));
         }
         Ok(())
     }
@@ -827,5 +896,34 @@ clusters:
         assert!(e.message.contains("at least one listener"), "{e}");
         let e = Config::parse("admin: { address: \"127.0.0.1:1\" }\n", Path::new("m.yaml")).unwrap_err();
         assert!(e.message.contains("missing field `listeners`"), "{e}");
+    }
+
+    #[test]
+    fn inbound_capture_is_checked_against_the_listeners() {
+        let parse = |inbound: &str, inbound_address: &str| {
+            let text = format!(
+                "capture:\n  cgroup: /sys/fs/cgroup/app\n  listener: out\n  bpf: capture.bpf.o\n  inbound: {inbound}\n\
+                 listeners:\n\
+                 \x20 - {{ name: out, address: \"127.0.0.1:15001\", routes: [{{ prefix: /, cluster: pass }}] }}\n\
+                 \x20 - {{ name: in, address: \"{inbound_address}\", routes: [{{ prefix: /, cluster: pass }}] }}\n\
+                 clusters:\n  - {{ name: pass, original_destination: true }}\n"
+            );
+            Config::parse(&text, Path::new("m.yaml"))
+        };
+        let ok = parse("{ listener: in, ports: [8080, 9090] }", "0.0.0.0:15006").unwrap();
+        let inbound = ok.capture.unwrap().inbound.unwrap();
+        assert_eq!((inbound.listener.as_str(), inbound.ports, inbound.netns), ("in", vec![8080, 9090], None));
+        for (inbound, address, expected) in [
+            ("{ listener: nope, ports: [8080] }", "0.0.0.0:15006", "`nope` is not a listener (listeners: out, in)"),
+            ("{ listener: out, ports: [8080] }", "0.0.0.0:15006", "is also capture.listener"),
+            ("{ listener: in, ports: [8080] }", "[::1]:15006", "must have an IPv4 address"),
+            ("{ listener: in, ports: [] }", "0.0.0.0:15006", "capture.inbound.ports is empty"),
+            ("{ listener: in, ports: [0] }", "0.0.0.0:15006", "0 is not a port"),
+            ("{ listener: in, ports: [15006] }", "0.0.0.0:15006", "the port of the inbound listener itself"),
+            ("{ listener: in, ports: [1], netnss: /x }", "0.0.0.0:15006", "unknown field `netnss`"),
+        ] {
+            let e = parse(inbound, address).unwrap_err();
+            assert!(e.message.contains(expected) && e.line == Some(5), "{inbound}: {e}");
+        }
     }
 }

@@ -34,6 +34,9 @@ struct Bound {
     address: String,
     local: SocketAddr,
     stop: watch::Sender<bool>,
+    /// A duplicate of the listening socket, until the capture programs are attached at start
+    /// (inbound capture files the inbound listener's socket); `None` afterwards.
+    socket: Option<std::os::fd::OwnedFd>,
 }
 
 /// A running sidecar.
@@ -148,12 +151,32 @@ impl Server {
             let Some(SocketAddr::V4(local)) = local else {
                 return Err(MeshError::Invalid(format!("capture.listener `{}` is not bound to IPv4", c.listener)));
             };
+            let inbound = match &c.inbound {
+                Some(i) => {
+                    let b = bound.iter_mut().find(|b| b.name == i.listener);
+                    match b.and_then(|b| Some((b.local, b.socket.take()?))) {
+                        Some((SocketAddr::V4(address), socket)) => {
+                            Some(crate::capture::InboundListener { address, socket })
+                        }
+                        _ => {
+                            return Err(MeshError::Invalid(format!(
+                                "capture.inbound.listener `{}` is not bound to IPv4",
+                                i.listener
+                            )));
+                        }
+                    }
+                }
+                None => None,
+            };
             let c = c.clone();
             let weak = Arc::downgrade(&shared);
-            let capture = tokio::task::spawn_blocking(move || crate::capture::Capture::start(&c, local, weak))
+            let capture = tokio::task::spawn_blocking(move || crate::capture::Capture::start(&c, local, inbound, weak))
                 .await
                 .map_err(|e| MeshError::Invalid(format!("capture: attaching failed: {e}")))??;
             let _ = server.capture.set(Arc::new(capture));
+        }
+        for b in &mut bound {
+            b.socket = None;
         }
         *server.bound.lock().await = bound;
         start_background(&snapshot);
@@ -185,9 +208,10 @@ impl Server {
         let listener =
             TcpListener::bind(addr).await.map_err(|source| MeshError::Bind { address: l.address.clone(), source })?;
         let local = listener.local_addr().map_err(|source| MeshError::Bind { address: l.address.clone(), source })?;
+        let socket = std::os::fd::AsFd::as_fd(&listener).try_clone_to_owned().ok();
         let (stop, rx) = watch::channel(false);
         tokio::spawn(accept_loop(Arc::clone(self), Arc::from(l.name.as_str()), listener, rx));
-        Ok(Bound { name: l.name.clone(), address: l.address.clone(), local, stop })
+        Ok(Bound { name: l.name.clone(), address: l.address.clone(), local, stop, socket })
     }
 
     /// Waits for SIGTERM or SIGINT, reloading on every SIGHUP meanwhile.
@@ -251,7 +275,7 @@ impl Server {
             match bound.iter().position(|b| b.name == l.name && b.address == l.address) {
                 Some(i) => next.push(bound.swap_remove(i)),
                 None => match self.bind(l).await {
-                    Ok(b) => fresh.push(b),
+                    Ok(b) => fresh.push(Bound { socket: None, ..b }),
                     Err(e) => {
                         for b in fresh {
                             let _ = b.stop.send(true);
@@ -316,16 +340,13 @@ async fn accept_loop(server: Arc<Server>, name: Arc<str>, listener: TcpListener,
                 Ok((tcp, peer)) => {
                     let watcher = server.graceful.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|g| g.watcher());
                     let Some(watcher) = watcher else { return };
-                    let capture = server.capture.get().filter(|c| *c.listener == *name).cloned();
+                    let capture = server.capture.get().filter(|c| c.serves(&name)).cloned();
                     let (shared, name) = (Arc::clone(&server.shared), Arc::clone(&name));
                     tokio::spawn(async move {
-                        let original_dst = capture.as_ref().and_then(|c| c.original_destination(peer));
-                        if let (Some(c), Some(_)) = (&capture, original_dst) {
-                            c.file_socket(std::os::fd::AsFd::as_fd(&tcp), peer);
-                        }
-                        serve_conn(shared, name, tcp, peer, original_dst, watcher).await;
+                        let original_dst = capture.as_ref().and_then(|c| c.accepted(&name, &tcp, peer));
+                        serve_conn(shared, Arc::clone(&name), tcp, peer, original_dst, watcher).await;
                         if let (Some(c), Some(_)) = (capture, original_dst) {
-                            c.forget(peer);
+                            c.closed(&name, peer);
                         }
                     });
                 }

@@ -6,11 +6,11 @@
 //!
 //! - `bpf`: the program as an `extern "C"` function in the ELF section the kernel's loaders
 //!   recognise (`xdp`, `classifier`, `socket`, `cgroup_skb/ingress`, `kprobe`, `cgroup/connect4`,
-//!   `cgroup/connect6`, `sockops`, `sk_msg`, `tracepoint/<category>/<name>`) or, for the userspace-only HTTP programs, duet's own
+//!   `cgroup/connect6`, `sockops`, `sk_msg`, `sk_lookup`, `tracepoint/<category>/<name>`) or, for the userspace-only HTTP programs, duet's own
 //!   (`duet/http_request`, `duet/http_response`, `duet/route`), maps as BTF definitions in `.maps`;
 //! - `wasm32`: the program as the export `duet_prog_<kind>_<name>` of docs/ABI.md, maps as
 //!   records in the `duet.maps.v1` custom section that `duet build` turns into the `duet.maps`
-//!   manifest; a kernel-only program (`connect4`, `connect6`, `sock_ops`, `sk_msg`, `tracepoint`) as a record in `duet.kernel_only`
+//!   manifest; a kernel-only program (`connect4`, `connect6`, `sock_ops`, `sk_msg`, `sk_lookup`, `tracepoint`) as a record in `duet.kernel_only`
 //!   instead, which makes `duet build` refuse the module;
 //! - the host: the program as the plain function unit tests call.
 //!
@@ -180,6 +180,22 @@ pub fn sk_msg(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_program(item, Kind::SkMsg).unwrap_or_else(|(span, msg)| error(span, &msg))
 }
 
+/// Declares an sk_lookup program (kernel only):
+/// `#[duet::sk_lookup] fn name(ctx: SkLookupContext) -> SkLookupAction { ... }`, run when a
+/// packet arriving in the network namespace it is attached to looks for its socket (a TCP SYN, a
+/// UDP datagram); it may choose a listening socket of a `SockMap` instead
+/// (`SkLookupContext::assign`).
+///
+/// BPF: an `extern "C"` function `name` in section `sk_lookup` (one per object). Wasm: no export,
+/// as for `#[duet::connect4]`. Host: the function itself, for `duet::testing::run_sk_lookup`.
+#[proc_macro_attribute]
+pub fn sk_lookup(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(tt) = attr.into_iter().next() {
+        return error(tt.span(), "#[duet::sk_lookup] takes no arguments");
+    }
+    expand_program(item, Kind::SkLookup).unwrap_or_else(|(span, msg)| error(span, &msg))
+}
+
 /// Declares a tracepoint program (kernel only):
 /// `#[duet::tracepoint("sock/inet_sock_set_state")] fn name(ctx: TracepointContext) { ... }`,
 /// run with the record of the tracepoint `<category>/<name>` (see
@@ -271,6 +287,7 @@ enum Kind {
     Connect6,
     SockOps,
     SkMsg,
+    SkLookup,
     Tracepoint,
     HttpRequest,
     HttpResponse,
@@ -304,6 +321,7 @@ impl Kind {
             Kind::Connect6 => ("cgroup/connect6", "connect4_entry", "", false),
             Kind::SockOps => ("sockops", "sock_ops_entry", "", false),
             Kind::SkMsg => ("sk_msg", "sk_msg_entry", "", false),
+            Kind::SkLookup => ("sk_lookup", "sk_lookup_entry", "", false),
             // The section names the tracepoint: `expand_program_in` is given it.
             Kind::Tracepoint => ("tracepoint", "tracepoint_entry", "", false),
             Kind::HttpRequest => ("duet/http_request", "http_entry", "duet_prog_http_request_", false),
@@ -316,7 +334,7 @@ impl Kind {
             Kind::SocketFilter => "socket_filter_entry_wasm",
             Kind::CgroupSkbIngress | Kind::CgroupSkbEgress => "cgroup_skb_entry_wasm",
             Kind::Probe => "probe_entry_wasm",
-            Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg | Kind::Tracepoint => "",
+            Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg | Kind::SkLookup | Kind::Tracepoint => "",
             Kind::HttpRequest | Kind::HttpResponse => "http_entry_wasm",
             Kind::Route => "route_entry_wasm",
         };
@@ -338,7 +356,10 @@ impl Kind {
 impl Kind {
     /// Whether the hook exists only in the kernel: no Wasm export, a `duet.kernel_only` record.
     fn is_kernel_only(self) -> bool {
-        matches!(self, Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg | Kind::Tracepoint)
+        matches!(
+            self,
+            Kind::Connect4 | Kind::Connect6 | Kind::SockOps | Kind::SkMsg | Kind::SkLookup | Kind::Tracepoint
+        )
     }
 }
 

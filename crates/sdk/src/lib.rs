@@ -46,6 +46,7 @@
 //! | `#[duet::connect6]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect6` | none | kernel only |
 //! | `#[duet::sock_ops]` | `fn(SockOpsContext)` | `sockops` | none | kernel only |
 //! | `#[duet::sk_msg]` | `fn(SkMsgContext) -> SkMsgAction` | `sk_msg` | none | kernel only |
+//! | `#[duet::sk_lookup]` | `fn(SkLookupContext) -> SkLookupAction` | `sk_lookup` | none | kernel only |
 //! | `#[duet::tracepoint("cat/name")]` | `fn(TracepointContext)` | `tracepoint/cat/name` | none | kernel only |
 //! | `#[duet::http_request]` | `fn(HttpContext) -> HttpAction` | `duet/http_request` | `duet_prog_http_request_<name>` | sidecar (VM, Wasm) |
 //! | `#[duet::http_response]` | `fn(HttpContext) -> HttpAction` | `duet/http_response` | `duet_prog_http_response_<name>` | sidecar (VM, Wasm) |
@@ -111,8 +112,8 @@ pub mod tracepoint;
 mod xdp;
 
 pub use duet_macros::{
-    Pod, cgroup_skb, classifier, connect4, connect6, http_request, http_response, map, probe, route, sk_msg, sock_ops,
-    socket_filter, tracepoint, xdp,
+    Pod, cgroup_skb, classifier, connect4, connect6, http_request, http_response, map, probe, route, sk_lookup, sk_msg,
+    sock_ops, socket_filter, tracepoint, xdp,
 };
 pub use error::Errno;
 pub use helpers::{get_prandom_u32, get_smp_processor_id, ktime_get_ns};
@@ -124,7 +125,9 @@ pub use maps::{
 pub use pod::{Pod, zeroed};
 pub use probe::{PROBE_RECORD_LEN, ProbeContext};
 pub use skb::{CgroupSkbAction, SkbContext, TcAction, TcContext};
-pub use sock::{SkMsgAction, SkMsgContext, SockAddrAction, SockAddrContext, SockOpsContext};
+pub use sock::{
+    SkLookupAction, SkLookupContext, SkMsgAction, SkMsgContext, SockAddrAction, SockAddrContext, SockOpsContext,
+};
 pub use tracepoint::TracepointContext;
 pub use xdp::{XdpAction, XdpContext};
 
@@ -161,7 +164,7 @@ pub mod __private {
     pub use crate::{
         http::{http_entry, route_entry},
         skb::{cgroup_skb_entry, classifier_entry, socket_filter_entry},
-        sock::{connect4_entry, sk_msg_entry, sock_ops_entry},
+        sock::{connect4_entry, sk_lookup_entry, sk_msg_entry, sock_ops_entry},
         tracepoint::tracepoint_entry,
         xdp::xdp_entry,
     };

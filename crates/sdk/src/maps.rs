@@ -642,6 +642,45 @@ impl<const MAX_ENTRIES: usize, const FLAGS: usize> SockMap<MAX_ENTRIES, FLAGS> {
         }
     }
 
+    /// Chooses the listening socket in slot `index` for the packet an sk_lookup program is
+    /// looking at (`bpf_sk_assign`; the socket reference the lookup takes is released again).
+    /// `flags`: [`BPF_SK_LOOKUP_F_REPLACE`](crate::sock::BPF_SK_LOOKUP_F_REPLACE),
+    /// [`BPF_SK_LOOKUP_F_NO_REUSEPORT`](crate::sock::BPF_SK_LOOKUP_F_NO_REUSEPORT). Fails with
+    /// [`Errno::ENOENT`] when the slot is empty, and with the kernel's errno when the socket
+    /// does not fit the packet (a UDP socket for a TCP SYN, an IPv6-only socket for IPv4) or
+    /// another program chose a socket already. The program then returns
+    /// [`SkLookupAction::Pass`](crate::SkLookupAction::Pass) to have the packet go to it.
+    #[inline(always)]
+    pub fn assign(&self, ctx: &crate::SkLookupContext<'_>, index: u32, flags: u64) -> Result<(), Errno> {
+        #[cfg(target_arch = "bpf")]
+        // SAFETY: `ctx` is this program's sk_lookup context and the handle a sockmap.
+        return Errno::from_ret(unsafe { sys::sk_assign_from_map(ctx.raw(), self.handle(), index, flags) });
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (ctx, index, flags);
+            return Err(Errno::EINVAL);
+        }
+        #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+        {
+            // SAFETY: `index` is the key; on the host the value is a `u32`.
+            match unsafe { sys::map_get::<u32>(self.handle(), ptr(&index)) } {
+                Some(socket) if socket != 0 => {
+                    ctx.host_assign(socket, flags);
+                    Ok(())
+                }
+                _ => Err(Errno::ENOENT),
+            }
+        }
+    }
+
+    /// Host tests: files host socket number `socket` in slot `index`, as user space files a
+    /// socket by its descriptor ([`crate::testing::file_socket_at`]).
+    #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+    pub(crate) fn host_file(&self, index: u32, socket: u32) -> Result<(), Errno> {
+        // SAFETY: `index` is the key; on the host the value is a `u32`.
+        Errno::from_ret(unsafe { sys::map_update(self.handle(), ptr(&index), ptr(&socket), crate::BPF_ANY) })
+    }
+
     /// Empties slot `index`.
     #[inline(always)]
     pub fn remove(&self, index: u32) -> Result<(), Errno> {

@@ -1,13 +1,14 @@
 //! Kernel-only socket programs: `#[duet::connect4]` and `#[duet::connect6]` (cgroup sock_addr,
-//! `connect(2)` of an IPv4 or IPv6 socket), `#[duet::sock_ops]` (TCP socket events of a cgroup) and `#[duet::sk_msg]` (data sent
+//! `connect(2)` of an IPv4 or IPv6 socket), `#[duet::sock_ops]` (TCP socket events of a cgroup), `#[duet::sk_msg]` (data sent
 //! on a socket of a [`SockHash`](crate::SockHash), which may be handed straight to another
-//! socket of the map).
+//! socket of the map) and `#[duet::sk_lookup]` (an arriving packet looking for its socket in a
+//! network namespace, which may be given a listening socket of a [`SockMap`](crate::SockMap)).
 //!
 //! These hooks have no meaning outside the kernel: there is no packet to replay, only a socket
 //! in the middle of a system call. `duet build` builds them for BPF only and says so instead of
 //! producing a `.wasm` (a Wasm build of a crate with such a program is refused). On the host,
-//! [`crate::testing::run_connect4`], [`crate::testing::run_sock_ops`] and
-//! [`crate::testing::run_sk_msg`] run them on plain structs laid out as the kernel's contexts, so
+//! [`crate::testing::run_connect4`], [`crate::testing::run_sock_ops`],
+//! [`crate::testing::run_sk_msg`] and [`crate::testing::run_sk_lookup`] run them on plain structs laid out as the kernel's contexts, so
 //! their logic is unit-testable.
 //!
 //! | attribute | signature | eBPF section | kernel context |
@@ -16,6 +17,7 @@
 //! | `#[duet::connect6]` | `fn(SockAddrContext) -> SockAddrAction` | `cgroup/connect6` | `struct bpf_sock_addr` |
 //! | `#[duet::sock_ops]` | `fn(SockOpsContext)` (the program returns 1) | `sockops` | `struct bpf_sock_ops` |
 //! | `#[duet::sk_msg]` | `fn(SkMsgContext) -> SkMsgAction` | `sk_msg` | `struct sk_msg_md` |
+//! | `#[duet::sk_lookup]` | `fn(SkLookupContext) -> SkLookupAction` | `sk_lookup` | `struct bpf_sk_lookup` |
 //!
 //! Addresses are `[u8; 4]` (IPv4) and `[u8; 16]` (IPv6) in network order (as written,
 //! `[127, 0, 0, 1]`) and ports are numbers in host order; the SDK converts from the kernel's field
@@ -90,6 +92,25 @@ mod msg_field {
     #[cfg(not(target_arch = "bpf"))]
     pub(super) const HOST_REDIRECT: usize = 80;
 }
+
+/// `struct bpf_sk_lookup` offsets.
+mod lookup_field {
+    pub(super) const FAMILY: usize = 8;
+    pub(super) const PROTOCOL: usize = 12;
+    pub(super) const REMOTE_IP4: usize = 16;
+    pub(super) const REMOTE_PORT: usize = 36;
+    pub(super) const LOCAL_IP4: usize = 40;
+    pub(super) const LOCAL_PORT: usize = 60;
+    pub(super) const INGRESS_IFINDEX: usize = 64;
+    /// Past the kernel's struct: where the host test struct records the chosen socket.
+    #[cfg(not(target_arch = "bpf"))]
+    pub(super) const HOST_ASSIGNED: usize = 72;
+}
+
+/// `IPPROTO_TCP`.
+pub const IPPROTO_TCP: u32 = 6;
+/// `IPPROTO_UDP`.
+pub const IPPROTO_UDP: u32 = 17;
 
 /// The accessors of a socket's two ends, from the context fields `bpf_sock_ops` and `sk_msg_md`
 /// share (`$f` names the offsets: `FAMILY`, `LOCAL_IP4`, `REMOTE_IP4`, `LOCAL_PORT`,
@@ -512,6 +533,119 @@ impl SkMsgContext<'_> {
     }
 }
 
+// === sk_lookup ===
+
+/// What an `sk_lookup` program decides for the arriving packet (`SK_DROP`, `SK_PASS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum SkLookupAction {
+    /// Drop it: a TCP SYN is answered with a reset, as if nothing listened.
+    Drop = 0,
+    /// Go on: to the socket a successful [`SockMap::assign`](crate::SockMap::assign) chose, or
+    /// to the usual lookup of a listening socket by address and port.
+    Pass = 1,
+}
+
+/// A packet that arrived in the network namespace looking for its socket (a TCP SYN, a UDP
+/// datagram), as a `#[duet::sk_lookup]` program sees it: its addresses, protocol and interface.
+/// The packet is not changed: a socket the program chooses sees the packet's own destination as
+/// its local address (`getsockname(2)` of an accepted connection).
+#[derive(Clone, Copy)]
+pub struct SkLookupContext<'a> {
+    ctx: *mut c_void,
+    _call: core::marker::PhantomData<&'a mut ()>,
+}
+
+impl core::fmt::Debug for SkLookupContext<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SkLookupContext")
+            .field("protocol", &self.protocol())
+            .field("local_port", &self.local_port())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SkLookupContext<'_> {
+    #[inline(always)]
+    fn field(&self, offset: usize) -> u32 {
+        // SAFETY: `ctx` is the `bpf_sk_lookup` of this call (or the host test struct with the
+        // same layout); the offsets are 4-byte fields every sk_lookup program may read.
+        unsafe { read_u32(self.ctx, offset) }
+    }
+
+    /// The packet's address family ([`AF_INET`] or [`AF_INET6`]).
+    #[inline(always)]
+    pub fn family(&self) -> u32 {
+        self.field(lookup_field::FAMILY)
+    }
+
+    /// Its protocol ([`IPPROTO_TCP`] or [`IPPROTO_UDP`]).
+    #[inline(always)]
+    pub fn protocol(&self) -> u32 {
+        self.field(lookup_field::PROTOCOL)
+    }
+
+    /// The sender's address (IPv4 packets), in network order.
+    #[inline(always)]
+    pub fn remote_ip4(&self) -> [u8; 4] {
+        self.field(lookup_field::REMOTE_IP4).to_ne_bytes()
+    }
+
+    /// The sender's port, in host order.
+    #[inline(always)]
+    pub fn remote_port(&self) -> u16 {
+        // A 16-bit network-order field followed by zero padding; the kernel allows the 4-byte
+        // read, whose first two bytes in memory are the port.
+        let [a, b, _, _] = self.field(lookup_field::REMOTE_PORT).to_ne_bytes();
+        u16::from_be_bytes([a, b])
+    }
+
+    /// The destination address (IPv4 packets), in network order.
+    #[inline(always)]
+    pub fn local_ip4(&self) -> [u8; 4] {
+        self.field(lookup_field::LOCAL_IP4).to_ne_bytes()
+    }
+
+    /// The destination port, in host order.
+    #[inline(always)]
+    pub fn local_port(&self) -> u16 {
+        self.field(lookup_field::LOCAL_PORT) as u16
+    }
+
+    /// The interface the packet arrived on.
+    #[inline(always)]
+    pub fn ingress_ifindex(&self) -> u32 {
+        self.field(lookup_field::INGRESS_IFINDEX)
+    }
+
+    /// The raw context, for `bpf_sk_assign`.
+    #[cfg(target_arch = "bpf")]
+    #[inline(always)]
+    pub(crate) fn raw(&self) -> *mut c_void {
+        self.ctx
+    }
+
+    /// Host tests: records that socket `socket` was chosen with `flags`.
+    #[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+    pub(crate) fn host_assign(&self, socket: u32, flags: u64) {
+        // SAFETY: outside BPF the context is the host test struct, writable for the run; the
+        // offset is its `assigned` field (checked below).
+        unsafe {
+            self.ctx.cast::<u8>().add(lookup_field::HOST_ASSIGNED).cast::<HostAssigned>().write(HostAssigned {
+                socket,
+                assigned: 1,
+                flags,
+            });
+        }
+    }
+}
+
+/// `BPF_SK_LOOKUP_F_REPLACE`: [`SockMap::assign`](crate::SockMap::assign) replaces a socket an
+/// earlier sk_lookup program of the namespace chose.
+pub const BPF_SK_LOOKUP_F_REPLACE: u64 = 1;
+/// `BPF_SK_LOOKUP_F_NO_REUSEPORT`: skip the reuseport group's choice among its sockets.
+pub const BPF_SK_LOOKUP_F_NO_REUSEPORT: u64 = 2;
+
 // === entry points ===
 
 /// Runs a connect4 program on the context the kernel passed.
@@ -550,6 +684,24 @@ pub unsafe fn sock_ops_entry<R>(ctx: *mut c_void, prog: impl FnOnce(SockOpsConte
 #[inline(always)]
 pub unsafe fn sk_msg_entry(ctx: *mut c_void, prog: impl FnOnce(SkMsgContext<'_>) -> SkMsgAction) -> u32 {
     prog(SkMsgContext { ctx, _call: core::marker::PhantomData }) as u32
+}
+
+/// Runs an sk_lookup program on the context the kernel passed.
+///
+/// # Safety
+///
+/// `ctx` is the program's `struct bpf_sk_lookup *`.
+#[doc(hidden)]
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+pub unsafe fn sk_lookup_entry(ctx: *mut c_void, prog: impl FnOnce(SkLookupContext<'_>) -> SkLookupAction) -> u32 {
+    prog(SkLookupContext { ctx, _call: core::marker::PhantomData }) as u32
+}
+
+/// An sk_lookup context over a host struct, for [`crate::testing::run_sk_lookup`].
+#[cfg(not(any(target_arch = "bpf", target_arch = "wasm32")))]
+pub(crate) fn host_lookup_context(lookup: &mut HostSkLookup) -> SkLookupContext<'_> {
+    SkLookupContext { ctx: core::ptr::from_mut(lookup).cast(), _call: core::marker::PhantomData }
 }
 
 /// An sk_msg context over a host struct, for [`crate::testing::run_sk_msg`].
@@ -810,6 +962,85 @@ impl HostSkMsg {
         (self.redirect.redirected == 1).then_some((self.redirect.target, self.redirect.flags))
     }
 }
+
+/// A `struct bpf_sk_lookup` for host tests ([`crate::testing::run_sk_lookup`]), followed by the
+/// socket the program chose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct HostSkLookup {
+    /// `sk` / `cookie` (unused here).
+    pub sk: u64,
+    /// `family`.
+    pub family: u32,
+    /// `protocol`.
+    pub protocol: u32,
+    /// `remote_ip4`, as stored (`u32::from_ne_bytes(ip)`).
+    pub remote_ip4: u32,
+    /// `remote_ip6`.
+    pub remote_ip6: [u32; 4],
+    /// `remote_port`: the port in network order, then two zero bytes.
+    pub remote_port: [u8; 4],
+    /// `local_ip4`, as stored.
+    pub local_ip4: u32,
+    /// `local_ip6`.
+    pub local_ip6: [u32; 4],
+    /// `local_port`, in host order.
+    pub local_port: u32,
+    /// `ingress_ifindex`.
+    pub ingress_ifindex: u32,
+    /// Padding to the kernel struct's size.
+    pub pad: u32,
+    /// The socket a successful `SockMap::assign` chose.
+    pub assigned: HostAssigned,
+}
+
+/// The socket a host test's `sk_lookup` program chose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct HostAssigned {
+    /// The socket number filed in the host's `SockMap` slot.
+    pub socket: u32,
+    /// 1 when a socket was chosen.
+    pub assigned: u32,
+    /// The flags passed.
+    pub flags: u64,
+}
+
+impl HostSkLookup {
+    /// A TCP SYN `remote -> local` arriving on interface `ifindex`.
+    pub fn tcp(remote: ([u8; 4], u16), local: ([u8; 4], u16), ifindex: u32) -> Self {
+        let [a, b] = remote.1.to_be_bytes();
+        HostSkLookup {
+            family: AF_INET,
+            protocol: IPPROTO_TCP,
+            remote_ip4: u32::from_ne_bytes(remote.0),
+            remote_port: [a, b, 0, 0],
+            local_ip4: u32::from_ne_bytes(local.0),
+            local_port: u32::from(local.1),
+            ingress_ifindex: ifindex,
+            ..HostSkLookup::default()
+        }
+    }
+
+    /// The socket the program chose (see [`HostAssigned::socket`]) and the flags, if it chose
+    /// one.
+    pub fn assigned(&self) -> Option<(u32, u64)> {
+        (self.assigned.assigned == 1).then_some((self.assigned.socket, self.assigned.flags))
+    }
+}
+
+const _: () = {
+    assert!(core::mem::offset_of!(HostSkLookup, family) == lookup_field::FAMILY);
+    assert!(core::mem::offset_of!(HostSkLookup, protocol) == lookup_field::PROTOCOL);
+    assert!(core::mem::offset_of!(HostSkLookup, remote_ip4) == lookup_field::REMOTE_IP4);
+    assert!(core::mem::offset_of!(HostSkLookup, remote_port) == lookup_field::REMOTE_PORT);
+    assert!(core::mem::offset_of!(HostSkLookup, local_ip4) == lookup_field::LOCAL_IP4);
+    assert!(core::mem::offset_of!(HostSkLookup, local_port) == lookup_field::LOCAL_PORT);
+    assert!(core::mem::offset_of!(HostSkLookup, ingress_ifindex) == lookup_field::INGRESS_IFINDEX);
+};
+
+#[cfg(not(target_arch = "bpf"))]
+const _: () = assert!(core::mem::offset_of!(HostSkLookup, assigned) == lookup_field::HOST_ASSIGNED);
 
 const _: () = {
     assert!(core::mem::offset_of!(HostSkMsg, family) == msg_field::FAMILY);

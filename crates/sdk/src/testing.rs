@@ -39,7 +39,7 @@ pub(crate) mod http;
 
 pub use http::{HttpExchange, LocalResponse, run_http_request, run_http_response, run_route};
 
-pub use crate::sock::{HostRedirect, HostSkMsg, HostSockAddr, HostSockOps};
+pub use crate::sock::{HostAssigned, HostRedirect, HostSkLookup, HostSkMsg, HostSockAddr, HostSockOps};
 
 use crate::sys::host::{CLOCK_START_NS, CLOCK_STEP_NS, RANDOM_SEED, STATE};
 use crate::{CgroupSkbAction, ProbeContext, RingBuf, SkbContext, TcAction, TcContext, XdpAction, XdpContext};
@@ -189,6 +189,15 @@ pub fn run_sk_msg(
     prog(crate::sock::host_msg_context(msg))
 }
 
+/// Runs an sk_lookup program on `lookup` (see [`HostSkLookup::tcp`]); a successful
+/// `SockMap::assign` is recorded in it ([`HostSkLookup::assigned`]).
+pub fn run_sk_lookup(
+    prog: impl FnOnce(crate::SkLookupContext<'_>) -> crate::SkLookupAction,
+    lookup: &mut HostSkLookup,
+) -> crate::SkLookupAction {
+    prog(crate::sock::host_lookup_context(lookup))
+}
+
 /// Files host socket number `socket` under `key` in `map`, as the process at the other end of a
 /// connection files its socket by file descriptor; a `SockHash::redirect_msg` that finds it
 /// records `socket` in its [`HostSkMsg`]. Sockets a sock_ops program files get the low 32 bits
@@ -199,6 +208,17 @@ pub fn file_socket<K: crate::Pod, const MAX_ENTRIES: usize, const FLAGS: usize>(
     socket: u32,
 ) -> Result<(), crate::Errno> {
     map.host_file(key, socket)
+}
+
+/// Files host socket number `socket` (not 0, which is an empty slot) in slot `index` of `map`,
+/// as user space files a listening socket by its file descriptor; a `SockMap::assign` that
+/// finds it records `socket` in its [`HostSkLookup`].
+pub fn file_socket_at<const MAX_ENTRIES: usize, const FLAGS: usize>(
+    map: &crate::SockMap<MAX_ENTRIES, FLAGS>,
+    index: u32,
+    socket: u32,
+) -> Result<(), crate::Errno> {
+    map.host_file(index, socket)
 }
 
 /// Runs a tracepoint program on `record`, the bytes of the record as the kernel lays them out

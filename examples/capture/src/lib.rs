@@ -1,7 +1,8 @@
-//! `capture`: how `duet mesh` takes an application's outbound TCP connections without iptables.
-//! Built by `duet build` into `target/duet/capture.bpf.o` only: both programs are kernel-only
-//! hooks. The sidecar loads the object and attaches both programs to the application's cgroup
-//! (`capture:` in docs/MESH.md).
+//! `capture`: how `duet mesh` takes an application's TCP connections without iptables: the
+//! outbound ones, and with `inbound` the ones arriving from other hosts.
+//! Built by `duet build` into `target/duet/capture.bpf.o` only: every program is a kernel-only
+//! hook. The sidecar loads the object and attaches the programs to the application's cgroup, and
+//! `inbound` to its network namespace (`capture:` in docs/MESH.md).
 //!
 //! 1. `redirect` (`#[duet::connect4]`), on every IPv4 `connect(2)` in the cgroup (and `redirect6`,
 //!    `#[duet::connect6]`, on IPv6 ones to mapped IPv4 addresses, `::ffff:a.b.c.d`): a TCP
@@ -16,6 +17,16 @@
 //!    address is fixed, so the port alone names it) and forwards the connection's requests to
 //!    that destination. It deletes the entry when the connection closes; both maps are LRU, so
 //!    entries of connections it never saw age out.
+//!
+//! Inbound capture (when `Config::inbound` is 1), for connections arriving from other hosts:
+//!
+//! 4. `inbound` (`#[duet::sk_lookup]`, attached to the network namespace the application and the
+//!    sidecar share): a TCP SYN for a port in `INBOUND_PORTS`, to an address that is not
+//!    loopback and from another host (its source is not its destination), is given the
+//!    sidecar's inbound listener (filed by the sidecar in `INBOUND`, slot 0) instead of the
+//!    application's socket. The packet is not rewritten: the accepted connection's local address
+//!    (`getsockname(2)`) is where the client was connecting, and the sidecar forwards there. Its
+//!    own connection to that address comes from that address, so it is left alone.
 //!
 //! Nothing is done when `CONFIG` is unset (`enabled` 0): connections go where they were meant to.
 //!
@@ -36,10 +47,10 @@
 //! `/metrics` and `GET /events` (docs/MESH.md).
 #![no_std]
 
-use duet::sock::{AF_INET, AF_INET6, BPF_F_INGRESS, SOCK_STREAM, cb_flags, op, tcp_state};
+use duet::sock::{AF_INET, AF_INET6, BPF_F_INGRESS, IPPROTO_TCP, SOCK_STREAM, cb_flags, op, tcp_state};
 use duet::{
-    Array, HashMap, LruHashMap, RingBuf, SkMsgAction, SkMsgContext, SockAddrAction, SockAddrContext, SockHash,
-    SockOpsContext, ktime_get_ns,
+    Array, HashMap, LruHashMap, RingBuf, SkLookupAction, SkLookupContext, SkMsgAction, SkMsgContext, SockAddrAction,
+    SockAddrContext, SockHash, SockMap, SockOpsContext, ktime_get_ns,
 };
 
 /// What the sidecar sets before attaching.
@@ -62,6 +73,8 @@ pub struct Config {
     /// 1: file captured connections' sockets in `SOCKETS`, so that `short_circuit` (attached to
     /// that map by the sidecar) hands data between them and the sidecar's sockets directly.
     pub short_circuit: u32,
+    /// 1: `inbound` gives arriving connections to `INBOUND_PORTS` the sidecar's inbound listener.
+    pub inbound: u32,
 }
 
 /// A monitored connection while it is open (`CONNS`, by socket cookie).
@@ -135,6 +148,8 @@ pub const STAT_RTT_SAMPLES: u32 = 5;
 pub const STAT_SHORT_CIRCUIT_MSGS: u32 = 6;
 /// The bytes of those calls.
 pub const STAT_SHORT_CIRCUIT_BYTES: u32 = 7;
+/// Arriving connections `inbound` gave the sidecar's inbound listener.
+pub const STAT_INBOUND: u32 = 8;
 
 /// A TCP connection's end, as seen from one of its sockets: `SOCKETS`' key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, duet::Pod)]
@@ -195,7 +210,7 @@ static CONNS: LruHashMap<u64, Conn> = LruHashMap::with_max_entries(16384, 0);
 
 /// Totals for the sidecar's `/metrics`, indexed by the `STAT_*` constants.
 #[duet::map]
-static TCP_STATS: Array<u64> = Array::with_max_entries(8, 0);
+static TCP_STATS: Array<u64> = Array::with_max_entries(9, 0);
 
 /// The two sockets of each captured connection while `Config::short_circuit` is on: the
 /// application's (filed by `record` when it is established) and the sidecar's accepted one
@@ -203,6 +218,14 @@ static TCP_STATS: Array<u64> = Array::with_max_entries(8, 0);
 /// send of either and passes the data to the other.
 #[duet::map]
 static SOCKETS: SockHash<SockKey> = SockHash::with_max_entries(16384, 0);
+
+/// The sidecar's inbound listener (slot 0), filed by the sidecar by file descriptor.
+#[duet::map]
+static INBOUND: SockMap = SockMap::with_max_entries(1, 0);
+
+/// Destination ports whose arriving connections `inbound` sends to the sidecar (value ignored).
+#[duet::map]
+static INBOUND_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(256, 0);
 
 /// Connection events for the sidecar's `GET /events`.
 #[duet::map]
@@ -325,6 +348,25 @@ fn short_circuit(msg: SkMsgContext) -> SkMsgAction {
     SkMsgAction::Pass
 }
 
+/// Runs when an arriving packet looks for its socket in the namespace: see the module
+/// documentation (4.). Everything else goes to the socket the kernel would have chosen.
+#[duet::sk_lookup]
+fn inbound(ctx: SkLookupContext) -> SkLookupAction {
+    let Some(config) = CONFIG.get(0) else { return SkLookupAction::Pass };
+    if config.enabled == 0 || config.inbound == 0 || ctx.family() != AF_INET || ctx.protocol() != IPPROTO_TCP {
+        return SkLookupAction::Pass;
+    }
+    let local = ctx.local_ip4();
+    if local[0] == 127 || ctx.remote_ip4() == local || !INBOUND_PORTS.contains_key(&ctx.local_port()) {
+        return SkLookupAction::Pass;
+    }
+    // Without the sidecar's listener (not filed yet, or gone) the application gets it directly.
+    if INBOUND.assign(&ctx, 0, 0).is_ok() {
+        let _ = TCP_STATS.add_u64(STAT_INBOUND, 1);
+    }
+    SkLookupAction::Pass
+}
+
 #[inline(always)]
 fn opened(ctx: &SockOpsContext) {
     let flags = ctx.callback_flags() | cb_flags::RTT | cb_flags::STATE | cb_flags::RETRANS;
@@ -398,7 +440,9 @@ fn closed(ctx: &SockOpsContext) {
 mod tests {
     extern crate std;
 
-    use duet::testing::{HostSkMsg, HostSockAddr, HostSockOps, run_connect4, run_sk_msg, run_sock_ops};
+    use duet::testing::{
+        HostSkLookup, HostSkMsg, HostSockAddr, HostSockOps, run_connect4, run_sk_lookup, run_sk_msg, run_sock_ops,
+    };
 
     use super::*;
 
@@ -414,6 +458,7 @@ mod tests {
             sidecar_pid: 7,
             monitor: 1,
             short_circuit: 1,
+            inbound: 1,
         };
         CONFIG.set(0, &config).unwrap();
     }
@@ -507,6 +552,45 @@ mod tests {
         run_connect4(redirect, &mut udp);
         assert_eq!(udp.dst(), ([10, 1, 2, 3], 8080));
         assert_eq!(BY_COOKIE.get(&1), None);
+    }
+
+    #[test]
+    fn arriving_connections_to_listed_ports_go_to_the_inbound_listener() {
+        configure(0);
+        INBOUND_PORTS.insert(&8080, &1, duet::BPF_ANY).unwrap();
+        let (pod, client) = ([10, 0, 0, 2], ([10, 0, 0, 9], 51000));
+        // Before the sidecar files its listener, the application gets the connection.
+        let mut syn = HostSkLookup::tcp(client, (pod, 8080), 3);
+        assert_eq!(run_sk_lookup(inbound, &mut syn), SkLookupAction::Pass);
+        assert_eq!(syn.assigned(), None);
+
+        duet::testing::file_socket_at(&INBOUND, 0, 11).unwrap();
+        let mut syn = HostSkLookup::tcp(client, (pod, 8080), 3);
+        assert_eq!(run_sk_lookup(inbound, &mut syn), SkLookupAction::Pass);
+        assert_eq!(syn.assigned(), Some((11, 0)), "the sidecar's listener");
+        assert_eq!(TCP_STATS.get(STAT_INBOUND), Some(1));
+
+        // Left alone: other ports, loopback, the sidecar's own connection to the pod's address
+        // (from that address), UDP, and everything when inbound capture is off.
+        let mut udp = HostSkLookup::tcp(client, (pod, 8080), 3);
+        udp.protocol = duet::sock::IPPROTO_UDP;
+        let mut cases = [
+            HostSkLookup::tcp(client, (pod, 9090), 3),
+            HostSkLookup::tcp(([127, 0, 0, 1], 51000), ([127, 0, 0, 1], 8080), 1),
+            HostSkLookup::tcp((pod, 51000), (pod, 8080), 1),
+            udp,
+        ];
+        for syn in &mut cases {
+            assert_eq!(run_sk_lookup(inbound, syn), SkLookupAction::Pass);
+            assert_eq!(syn.assigned(), None, "{syn:?}");
+        }
+        let mut config = CONFIG.get(0).unwrap();
+        config.inbound = 0;
+        CONFIG.set(0, &config).unwrap();
+        let mut syn = HostSkLookup::tcp(client, (pod, 8080), 3);
+        run_sk_lookup(inbound, &mut syn);
+        assert_eq!(syn.assigned(), None);
+        assert_eq!(TCP_STATS.get(STAT_INBOUND), Some(1));
     }
 
     fn event(record: &[u8]) -> ConnEvent {

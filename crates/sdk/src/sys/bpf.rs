@@ -29,6 +29,8 @@ mod id {
     pub(super) const MSG_REDIRECT_MAP: usize = 60;
     pub(super) const SOCK_HASH_UPDATE: usize = 70;
     pub(super) const MSG_REDIRECT_HASH: usize = 71;
+    pub(super) const SK_RELEASE: usize = 86;
+    pub(super) const SK_ASSIGN: usize = 124;
     pub(super) const SKB_STORE_BYTES: usize = 9;
     pub(super) const L3_CSUM_REPLACE: usize = 10;
     pub(super) const L4_CSUM_REPLACE: usize = 11;
@@ -339,6 +341,32 @@ pub(crate) unsafe fn sock_map_update(ctx: *mut c_void, map: Handle, key: *const 
     let f = helper!(id::SOCK_MAP_UPDATE, fn(*mut c_void, *mut c_void, *const c_void, u64) -> i64);
     // SAFETY: the caller's contract; the kernel checks the context and the map's type.
     unsafe { f(ctx, map.0, key.cast(), flags) }
+}
+
+/// `bpf_sk_assign(ctx, sk, flags)` of an sk_lookup program, with the socket in slot `index` of a
+/// sockmap (looked up, assigned, released): 0, `-ENOENT` when the slot is empty, or the
+/// helper's -errno (`-EAFNOSUPPORT`, `-EPROTOTYPE`, `-ESOCKTNOSUPPORT`: the socket does not fit
+/// the packet; `-EEXIST`: another program chose a socket already).
+///
+/// # Safety
+///
+/// `ctx` is the sk_lookup context and `map` a sockmap.
+#[inline(always)]
+pub(crate) unsafe fn sk_assign_from_map(ctx: *mut c_void, map: Handle, index: u32, flags: u64) -> i64 {
+    // SAFETY: `index` is the sockmap's 4-byte key; a sockmap lookup returns a socket reference
+    // or null.
+    let sk = unsafe { lookup(map, core::ptr::from_ref(&index).cast()) };
+    if sk.is_null() {
+        return -2;
+    }
+    let assign = helper!(id::SK_ASSIGN, fn(*mut c_void, *mut c_void, u64) -> i64);
+    let release = helper!(id::SK_RELEASE, fn(*mut c_void) -> i64);
+    // SAFETY: `sk` is the non-null socket reference the lookup returned, released exactly once
+    // below, after its only use (the kernel's verifier checks both).
+    let ret = unsafe { assign(ctx, sk.cast(), flags) };
+    // SAFETY: as above.
+    unsafe { release(sk.cast()) };
+    ret
 }
 
 /// `bpf_msg_redirect_map(ctx, map, index, flags)`: `SK_PASS` (1) when slot `index` holds a
