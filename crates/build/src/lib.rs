@@ -12,7 +12,7 @@
 //!   [`manifest::finish_module`] turns the map records the SDK's macros left in the module into
 //!   the `duet.maps` manifest, giving `target/duet/<name>.wasm`.
 //!
-//! A crate with kernel-only programs (`#[duet::connect4]`, `connect6`, `sock_ops`, `sk_msg`: hooks with no
+//! A crate with kernel-only programs (`#[duet::connect4]`, `connect6`, `sock_ops`, `sk_msg`, `sk_lookup`: hooks with no
 //! userspace meaning) gets no `.wasm`: the Wasm build finds their records in the module's
 //! `duet.kernel_only` section and writes nothing ([`BuildOutput::kernel_only`] names them), and
 //! a Wasm-only build of such a crate is an error.
@@ -114,7 +114,7 @@ pub struct BuildOutput {
     /// The `.wasm`'s program exports (`duet_prog_xdp_firewall`, ...).
     pub wasm_programs: Vec<String>,
     /// `name (section)` of the crate's kernel-only programs (`#[duet::connect4]`,
-    /// `connect6`, `sock_ops`, `sk_msg`, `tracepoint`), and `map name (type)` of its kernel-only
+    /// `connect6`, `sock_ops`, `sk_msg`, `sk_lookup`, `tracepoint`), and `map name (type)` of its kernel-only
     /// maps (`PerfEventArray`). When there are any, no `.wasm` is written: a module without them
     /// would not be the same program.
     pub kernel_only: Vec<String>,

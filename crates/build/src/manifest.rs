@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub const RECORDS_SECTION: &str = "duet.maps.v1";
 /// The section of the finished module (docs/ABI.md).
 pub const MANIFEST_SECTION: &str = "duet.maps";
-/// The section where kernel-only programs (`#[duet::connect4]`, `connect6`, `sock_ops`, `sk_msg`) leave a line
+/// The section where kernel-only programs (`#[duet::connect4]`, `connect6`, `sock_ops`, `sk_msg`, `sk_lookup`) leave a line
 /// `<section> <program>\n` per program: hooks only the kernel has.
 pub const KERNEL_ONLY_SECTION: &str = "duet.kernel_only";
 
