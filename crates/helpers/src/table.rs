@@ -10,10 +10,12 @@
 //!
 //! Prototypes describe what the kernel allows, so that duet's verdict is the kernel's. duet-vm
 //! provides most of them; a program calling one it does not (bpf_fib_lookup, bpf_strtol,
-//! bpf_strtoul, bpf_loop, and the tracing helpers: bpf_probe_read*, bpf_get_current_*,
-//! bpf_perf_event_output, bpf_trace_vprintk) verifies, loads into the kernel, and is refused by
-//! the VM when it is loaded there, by name. Rows without a prototype are kernel helpers duet neither verifies nor
-//! runs, named only so that messages can say which helper a program asked for.
+//! bpf_strtoul, bpf_loop, the socket helpers: bpf_sk_lookup_*, bpf_skc_lookup_tcp,
+//! bpf_sk_release, bpf_sk_assign; and the tracing helpers: bpf_probe_read*, bpf_get_current_*,
+//! bpf_perf_event_*, bpf_send_signal*, bpf_get_ns_current_pid_tgid, bpf_trace_vprintk, ...)
+//! verifies, loads into the kernel, and is refused by the VM when it is loaded there, by name.
+//! Rows without a prototype are kernel helpers duet neither verifies nor runs, named only so that
+//! messages can say which helper a program asked for.
 
 use crate::http;
 
@@ -64,8 +66,22 @@ pub enum Arg {
     StackOrNull,
     /// An allocation size that must be a known constant.
     AllocSize,
-    /// A ring buffer record from `bpf_ringbuf_reserve`, released by this call.
-    Release,
+    /// A reference of this kind, exactly as acquired and checked against NULL, released by this
+    /// call (the kernel's `OBJ_RELEASE`): a ring buffer record from `bpf_ringbuf_reserve`, or a
+    /// socket from a socket lookup (`ARG_PTR_TO_BTF_ID_SOCK_COMMON | OBJ_RELEASE`).
+    Release(Ref),
+    /// A socket pointer, not NULL (`struct bpf_sock *` or `struct bpf_sock_common *`, the
+    /// kernel's `ARG_PTR_TO_BTF_ID_SOCK_COMMON`), which the call does not release.
+    Socket,
+}
+
+/// What kind of reference a helper acquires or releases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ref {
+    /// A ring buffer record (`bpf_ringbuf_reserve`, released by submit or discard).
+    Record,
+    /// A socket (`bpf_sk_lookup_*`, a sockmap/sockhash lookup; released by `bpf_sk_release`).
+    Socket,
 }
 
 /// What a helper returns in r0.
@@ -79,6 +95,12 @@ pub enum Ret {
     MapValueOrNull,
     /// A ring buffer record or NULL (a reference the program must release).
     RecordOrNull,
+    /// A `struct bpf_sock` pointer or NULL (`RET_PTR_TO_SOCKET_OR_NULL`): a reference the
+    /// program must release with `bpf_sk_release`.
+    SocketOrNull,
+    /// A `struct bpf_sock_common` pointer or NULL (`RET_PTR_TO_SOCK_COMMON_OR_NULL`): a
+    /// reference the program must release with `bpf_sk_release`.
+    SockCommonOrNull,
     /// Nothing: r0 is uninitialised after the call.
     Void,
 }
@@ -96,12 +118,23 @@ pub enum Scope {
     Skb,
     /// TC classifiers only (the helpers that change the packet).
     Tc,
+    /// XDP programs, TC classifiers and cgroup skb programs: the socket lookup helpers and
+    /// `bpf_sk_release` (the kernel's `xdp_func_proto`, `tc_cls_act_func_proto` and
+    /// `cg_skb_func_proto`; socket filters and the tracing types do not have them).
+    SkLookup,
+    /// Every kernel program type but the tracing ones (a base helper that
+    /// `bpf_tracing_func_proto` withholds, as bpf_ktime_get_coarse_ns).
+    Network,
     /// Every kernel program type (not duet's userspace-only http programs): helpers that reach
     /// into the kernel (reading kernel or user memory, perf events, the trace pipe with values).
     Kernel,
     /// Tracing programs only (kprobe, tracepoint, raw tracepoint, perf_event): the kernel's
     /// `bpf_tracing_func_proto`.
     Tracing,
+    /// kprobe programs only (`kprobe_prog_func_proto`).
+    KProbe,
+    /// perf_event programs only (`pe_prog_func_proto`).
+    PerfEvent,
     /// duet's http programs (userspace only): reads of the exchange.
     HttpRead,
     /// duet's http request and response filters: changes to the exchange.
@@ -173,10 +206,14 @@ pub mod map_type {
     pub const HASH_OF_MAPS: u32 = 13;
     /// `BPF_MAP_TYPE_DEVMAP`.
     pub const DEVMAP: u32 = 14;
+    /// `BPF_MAP_TYPE_SOCKMAP`.
+    pub const SOCKMAP: u32 = 15;
     /// `BPF_MAP_TYPE_CPUMAP`.
     pub const CPUMAP: u32 = 16;
     /// `BPF_MAP_TYPE_XSKMAP`.
     pub const XSKMAP: u32 = 17;
+    /// `BPF_MAP_TYPE_SOCKHASH`.
+    pub const SOCKHASH: u32 = 18;
     /// `BPF_MAP_TYPE_DEVMAP_HASH`.
     pub const DEVMAP_HASH: u32 = 25;
     /// `BPF_MAP_TYPE_RINGBUF`.
@@ -406,6 +443,21 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: false,
         wasm_import: None,
     },
+    // bpf_perf_event_read(map, flags): a perf event counter from a perf event array (CAP_PERFMON).
+    HelperSpec {
+        id: 22,
+        name: "bpf_perf_event_read",
+        proto: Some(Proto {
+            args: &[MapHandle, Scalar],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::PERF_EVENT_ARRAY]),
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 23,
         name: "bpf_redirect",
@@ -500,6 +552,21 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: false,
         wasm_import: None,
     },
+    // bpf_get_numa_node_id(): the current NUMA node.
+    HelperSpec {
+        id: 42,
+        name: "bpf_get_numa_node_id",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 44,
         name: "bpf_xdp_adjust_head",
@@ -513,6 +580,21 @@ pub static HELPERS: &[HelperSpec] = &[
         }),
         vm: true,
         wasm_import: Some("xdp_adjust_head"),
+    },
+    // bpf_probe_read_str(dst, size, unsafe_ptr): the compat string read, tracing programs only.
+    HelperSpec {
+        id: 45,
+        name: "bpf_probe_read_str",
+        proto: Some(Proto {
+            args: &[OutMem { nullable: false }, Size { zero_ok: true }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Tracing,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
     },
     HelperSpec {
         id: 51,
@@ -540,6 +622,36 @@ pub static HELPERS: &[HelperSpec] = &[
             pkt_access: false,
         }),
         vm: true,
+        wasm_import: None,
+    },
+    // bpf_perf_event_read_value(map, flags, buf, size): a counter with its times into a buffer (CAP_PERFMON).
+    HelperSpec {
+        id: 55,
+        name: "bpf_perf_event_read_value",
+        proto: Some(Proto {
+            args: &[MapHandle, Scalar, OutMem { nullable: false }, Size { zero_ok: false }],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::PERF_EVENT_ARRAY]),
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_perf_prog_read_value(ctx, buf, size): the event's counter, perf_event programs only.
+    HelperSpec {
+        id: 56,
+        name: "bpf_perf_prog_read_value",
+        proto: Some(Proto {
+            args: &[Ctx, OutMem { nullable: false }, Size { zero_ok: false }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::PerfEvent,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
         wasm_import: None,
     },
     HelperSpec {
@@ -585,6 +697,86 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: false,
         wasm_import: None,
     },
+    // bpf_get_current_cgroup_id(): the current task's cgroup v2 id.
+    HelperSpec {
+        id: 80,
+        name: "bpf_get_current_cgroup_id",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_sk_lookup_tcp(ctx, tuple, tuple_size, netns, flags): a full TCP socket, a reference the
+    // program must release with bpf_sk_release (the tuple may be in the packet).
+    HelperSpec {
+        id: 84,
+        name: "bpf_sk_lookup_tcp",
+        proto: Some(Proto {
+            // The kernel (6.18) accepts a zero tuple size here (the helper then finds nothing).
+            args: &[Ctx, Mem { nullable: false }, Size { zero_ok: true }, Scalar, Scalar],
+            ret: Ret::SocketOrNull,
+            map_types: None,
+            scope: Scope::SkLookup,
+            changes_packet: false,
+            pkt_access: true,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_sk_lookup_udp(ctx, tuple, tuple_size, netns, flags): as bpf_sk_lookup_tcp, for UDP.
+    HelperSpec {
+        id: 85,
+        name: "bpf_sk_lookup_udp",
+        proto: Some(Proto {
+            // The kernel (6.18) accepts a zero tuple size here (the helper then finds nothing).
+            args: &[Ctx, Mem { nullable: false }, Size { zero_ok: true }, Scalar, Scalar],
+            ret: Ret::SocketOrNull,
+            map_types: None,
+            scope: Scope::SkLookup,
+            changes_packet: false,
+            pkt_access: true,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_sk_release(sk): releases a socket reference from a lookup.
+    HelperSpec {
+        id: 86,
+        name: "bpf_sk_release",
+        proto: Some(Proto {
+            args: &[Release(Ref::Socket)],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::SkLookup,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_skc_lookup_tcp(ctx, tuple, tuple_size, netns, flags): a TCP socket of any state (request
+    // and timewait sockets too) as a `struct bpf_sock_common` reference.
+    HelperSpec {
+        id: 99,
+        name: "bpf_skc_lookup_tcp",
+        proto: Some(Proto {
+            // The kernel (6.18) accepts a zero tuple size here (the helper then finds nothing).
+            args: &[Ctx, Mem { nullable: false }, Size { zero_ok: true }, Scalar, Scalar],
+            ret: Ret::SockCommonOrNull,
+            map_types: None,
+            scope: Scope::SkLookup,
+            changes_packet: false,
+            pkt_access: true,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 105,
         name: "bpf_strtol",
@@ -607,6 +799,21 @@ pub static HELPERS: &[HelperSpec] = &[
             ret: Ret::Scalar,
             map_types: None,
             scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_send_signal(sig): signals the current process (CAP_PERFMON).
+    HelperSpec {
+        id: 109,
+        name: "bpf_send_signal",
+        proto: Some(Proto {
+            args: &[Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
             changes_packet: false,
             pkt_access: false,
         }),
@@ -671,6 +878,83 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: false,
         wasm_import: None,
     },
+    // bpf_send_signal_thread(sig): signals the current thread (CAP_PERFMON).
+    HelperSpec {
+        id: 117,
+        name: "bpf_send_signal_thread",
+        proto: Some(Proto {
+            args: &[Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_jiffies64(): the kernel's jiffies.
+    HelperSpec {
+        id: 118,
+        name: "bpf_jiffies64",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_get_ns_current_pid_tgid(dev, ino, nsdata, size): pid and tgid as seen from a pid namespace,
+    // into a `struct bpf_pidns_info`.
+    HelperSpec {
+        id: 120,
+        name: "bpf_get_ns_current_pid_tgid",
+        proto: Some(Proto {
+            args: &[Scalar, Scalar, OutMem { nullable: false }, Size { zero_ok: false }],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_get_current_ancestor_cgroup_id(level): the id of an ancestor of the current cgroup.
+    HelperSpec {
+        id: 123,
+        name: "bpf_get_current_ancestor_cgroup_id",
+        proto: Some(Proto {
+            args: &[Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_sk_assign(skb, sk, flags): steers the packet to a socket (TC only); the reference stays the
+    // program's to release.
+    HelperSpec {
+        id: 124,
+        name: "bpf_sk_assign",
+        proto: Some(Proto {
+            args: &[Ctx, Socket, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Tc,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     HelperSpec {
         id: 125,
         name: "bpf_ktime_get_boot_ns",
@@ -717,7 +1001,7 @@ pub static HELPERS: &[HelperSpec] = &[
         id: 132,
         name: "bpf_ringbuf_submit",
         proto: Some(Proto {
-            args: &[Release, Scalar],
+            args: &[Release(Ref::Record), Scalar],
             ret: Ret::Void,
             map_types: None,
             scope: Scope::Base,
@@ -731,7 +1015,7 @@ pub static HELPERS: &[HelperSpec] = &[
         id: 133,
         name: "bpf_ringbuf_discard",
         proto: Some(Proto {
-            args: &[Release, Scalar],
+            args: &[Release(Ref::Record), Scalar],
             ret: Ret::Void,
             map_types: None,
             scope: Scope::Base,
@@ -739,6 +1023,66 @@ pub static HELPERS: &[HelperSpec] = &[
             pkt_access: false,
         }),
         vm: true,
+        wasm_import: None,
+    },
+    // bpf_ktime_get_coarse_ns(): a coarse clock, withheld from the tracing program types.
+    HelperSpec {
+        id: 160,
+        name: "bpf_ktime_get_coarse_ns",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Network,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_get_func_ip(ctx): the probed function's address, kprobe programs only (of duet's types).
+    HelperSpec {
+        id: 173,
+        name: "bpf_get_func_ip",
+        proto: Some(Proto {
+            args: &[Ctx],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::KProbe,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_get_attach_cookie(ctx): the cookie given when the program was attached.
+    HelperSpec {
+        id: 174,
+        name: "bpf_get_attach_cookie",
+        proto: Some(Proto {
+            args: &[Ctx],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Tracing,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_get_branch_snapshot(entries, size, flags): the last branch records (CAP_PERFMON).
+    HelperSpec {
+        id: 176,
+        name: "bpf_get_branch_snapshot",
+        proto: Some(Proto {
+            args: &[OutMem { nullable: false }, Size { zero_ok: true }, Scalar],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
         wasm_import: None,
     },
     // bpf_trace_vprintk(fmt, fmt_size, data, data_len): bpf_printk with more than three values.
@@ -766,6 +1110,21 @@ pub static HELPERS: &[HelperSpec] = &[
             ret: Ret::Scalar,
             map_types: None,
             scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_ktime_get_tai_ns(): the TAI clock.
+    HelperSpec {
+        id: 208,
+        name: "bpf_ktime_get_tai_ns",
+        proto: Some(Proto {
+            args: &[],
+            ret: Ret::Scalar,
+            map_types: None,
+            scope: Scope::Kernel,
             changes_packet: false,
             pkt_access: false,
         }),
@@ -905,10 +1264,14 @@ impl HelperSpec {
             | map_type::CPUMAP
             | map_type::STACK_TRACE => false,
             // The kernel lets programs look up, but not change, device and socket maps, and maps
-            // of maps (whose lookups yield an inner map).
+            // of maps (whose lookups yield an inner map). A sockmap or sockhash lookup yields a
+            // socket reference (the verifier's `Ret::SocketOrNull` rules); duet does not model
+            // the sockmap updates and deletes the kernel allows some program types.
             map_type::DEVMAP
             | map_type::DEVMAP_HASH
             | map_type::XSKMAP
+            | map_type::SOCKMAP
+            | map_type::SOCKHASH
             | map_type::ARRAY_OF_MAPS
             | map_type::HASH_OF_MAPS => self.id == 1,
             // Maps whose values are plain memory: lookup, update and delete.
@@ -920,8 +1283,7 @@ impl HelperSpec {
             | map_type::LRU_PERCPU_HASH
             | map_type::LPM_TRIE => true,
             // Every other type has its own helpers (queues and stacks: push/pop/peek; bloom
-            // filters; cgroup arrays; local storage) or yields what duet does not model (socket
-            // maps return socket references): refused, never guessed to hold plain values.
+            // filters; cgroup arrays; local storage): refused, never guessed to hold plain values.
             _ => false,
         }
     }
@@ -966,19 +1328,40 @@ mod tests {
                 "bpf_get_current_pid_tgid",
                 "bpf_get_current_uid_gid",
                 "bpf_get_current_comm",
+                "bpf_perf_event_read",
                 "bpf_perf_event_output",
                 "bpf_get_stackid",
                 "bpf_get_current_task",
+                "bpf_get_numa_node_id",
+                "bpf_probe_read_str",
+                "bpf_perf_event_read_value",
+                "bpf_perf_prog_read_value",
                 "bpf_get_stack",
                 "bpf_fib_lookup",
+                "bpf_get_current_cgroup_id",
+                "bpf_sk_lookup_tcp",
+                "bpf_sk_lookup_udp",
+                "bpf_sk_release",
+                "bpf_skc_lookup_tcp",
                 "bpf_strtol",
                 "bpf_strtoul",
+                "bpf_send_signal",
                 "bpf_probe_read_user",
                 "bpf_probe_read_kernel",
                 "bpf_probe_read_user_str",
                 "bpf_probe_read_kernel_str",
+                "bpf_send_signal_thread",
+                "bpf_jiffies64",
+                "bpf_get_ns_current_pid_tgid",
+                "bpf_get_current_ancestor_cgroup_id",
+                "bpf_sk_assign",
+                "bpf_ktime_get_coarse_ns",
+                "bpf_get_func_ip",
+                "bpf_get_attach_cookie",
+                "bpf_get_branch_snapshot",
                 "bpf_trace_vprintk",
-                "bpf_loop"
+                "bpf_loop",
+                "bpf_ktime_get_tai_ns"
             ]
         );
     }

@@ -40,6 +40,9 @@ pub enum Code {
     InvalidPointer,
     /// A context field the program type does not allow, or a write to a read-only one.
     ContextAccess,
+    /// A socket field programs may not read (the kernel's `bpf_sock_is_valid_access`), or a
+    /// write through a socket pointer.
+    SocketAccess,
     /// A write to read-only memory (read-only global data).
     ReadOnly,
     /// A read of memory programs may only write (a map created with `BPF_F_WRONLY_PROG`).
@@ -89,6 +92,7 @@ impl Code {
             Code::NullCheck => "null-check",
             Code::InvalidPointer => "invalid-pointer",
             Code::ContextAccess => "context-access",
+            Code::SocketAccess => "socket-access",
             Code::ReadOnly => "read-only",
             Code::WriteOnly => "write-only",
             Code::PointerArithmetic => "pointer-arithmetic",

@@ -12,7 +12,7 @@
 use duet_helpers::table::{self, HELPERS, HelperSpec, Scope};
 
 pub(crate) use duet_helpers::table::map_type;
-pub(crate) use duet_helpers::table::{Arg, Ret};
+pub(crate) use duet_helpers::table::{Arg, Ref, Ret};
 
 use crate::ProgramType;
 
@@ -65,12 +65,13 @@ pub(crate) fn proto(id: i64) -> Option<Proto> {
 /// For a CAP_BPF-only loader the kernel has no prototype for them ("program of this type cannot
 /// use helper"). By id: bpf_probe_read (4), bpf_trace_printk (6), bpf_get_current_comm (16),
 /// bpf_perf_event_read (22), bpf_get_current_task (35), bpf_probe_read_str (45),
-/// bpf_perf_event_read_value (55),
-/// bpf_probe_read_user/_kernel/_user_str/_kernel_str (112..=115), bpf_snprintf_btf (149),
-/// bpf_get_current_task_btf (158), bpf_snprintf (165), bpf_task_pt_regs (175) and
-/// bpf_trace_vprintk (177). Only those with a prototype in duet's table are reachable here; the
-/// others are unknown helpers to duet in every mode.
-const PERFMON_ONLY: &[u32] = &[4, 6, 16, 22, 35, 45, 55, 112, 113, 114, 115, 149, 158, 165, 175, 177];
+/// bpf_perf_event_read_value (55), bpf_send_signal (109), bpf_probe_read_user/_kernel/
+/// _user_str/_kernel_str (112..=115), bpf_send_signal_thread (117), bpf_snprintf_btf (149),
+/// bpf_get_current_task_btf (158), bpf_snprintf (165), bpf_task_pt_regs (175),
+/// bpf_get_branch_snapshot (176) and bpf_trace_vprintk (177) (checked against Linux 6.18 by
+/// `tests/verifier/agree/helper_*`). Only those with a prototype in duet's table are reachable
+/// here; the others are unknown helpers to duet in every mode.
+const PERFMON_ONLY: &[u32] = &[4, 6, 16, 22, 35, 45, 55, 109, 112, 113, 114, 115, 117, 149, 158, 165, 175, 176, 177];
 
 /// Whether helper `id` calls a function of the program back (bpf_loop).
 pub(crate) fn calls_callback(id: i64) -> bool {
@@ -102,9 +103,22 @@ impl Proto {
             Scope::XdpTc if matches!(ty, ProgramType::Xdp | ProgramType::SchedCls) => Ok(()),
             Scope::Skb if ty.is_skb() => Ok(()),
             Scope::Tc if ty == ProgramType::SchedCls => Ok(()),
-            Scope::Xdp | Scope::XdpTc | Scope::Skb | Scope::Tc | Scope::Kernel | Scope::Tracing => {
-                Err(Refusal::NotForType)
+            Scope::SkLookup if matches!(ty, ProgramType::Xdp | ProgramType::SchedCls | ProgramType::CgroupSkb) => {
+                Ok(())
             }
+            Scope::Network if !http && !ty.is_tracing() => Ok(()),
+            Scope::KProbe if ty == ProgramType::KProbe => Ok(()),
+            Scope::PerfEvent if ty == ProgramType::PerfEvent => Ok(()),
+            Scope::Xdp
+            | Scope::XdpTc
+            | Scope::Skb
+            | Scope::Tc
+            | Scope::Kernel
+            | Scope::Tracing
+            | Scope::SkLookup
+            | Scope::Network
+            | Scope::KProbe
+            | Scope::PerfEvent => Err(Refusal::NotForType),
         }
     }
 
@@ -123,4 +137,10 @@ impl Proto {
 /// at a slot that always exists (arrays), so a constant in-range key cannot yield NULL.
 pub(crate) fn lookup_never_null(map_type: u32) -> bool {
     matches!(map_type, map_type::ARRAY | map_type::PERCPU_ARRAY)
+}
+
+/// Whether a lookup in a map of this type yields a socket reference (sockmap, sockhash): the
+/// kernel's `is_acquire_function` for `bpf_map_lookup_elem`.
+pub(crate) fn is_sock_map(map_type: u32) -> bool {
+    matches!(map_type, map_type::SOCKMAP | map_type::SOCKHASH)
 }

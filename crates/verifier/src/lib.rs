@@ -15,7 +15,7 @@
 //! - registers: no read before write; scalars tracked with known bits ([`tnum::Tnum`]) and
 //!   signed/unsigned 64/32-bit bounds ([`scalar::Scalar`]); pointers tracked by kind (context,
 //!   stack, packet with proven range, packet end, map value, map value or NULL, map handle, ring
-//!   buffer record) through spills to the stack;
+//!   buffer record, socket) through spills to the stack;
 //! - memory: every access proven inside its region for its size; context fields as the program
 //!   type allows (XDP, socket filter, TC classifier, cgroup skb, and the tracing types, which
 //!   duet verifies for the kernel but does not run: kprobe `pt_regs`, the tracepoint record,
@@ -24,7 +24,13 @@
 //! - helpers: arguments against each helper's prototype (the kernel's, including helpers
 //!   duet-vm does not run, which it refuses at load); ring buffer records released on every
 //!   path; bpf_loop callbacks (`lddw rX, func`) verified as subprograms called any number of
-//!   times, with r1 the index and r2 the context, returning 0 or 1; the tracing helpers
+//!   times, with r1 the index and r2 the context, returning 0 or 1; socket references as the
+//!   kernel tracks them: `bpf_sk_lookup_tcp`/`_udp`, `bpf_skc_lookup_tcp` and a sockmap or
+//!   sockhash lookup (in XDP, TC and cgroup skb programs) return a socket or NULL that must be
+//!   NULL-checked, released with `bpf_sk_release` exactly once on every path (also before a tail
+//!   call or a legacy packet load), and is unusable once released; its `struct bpf_sock` (or
+//!   `struct bpf_sock_common`) fields read as `bpf_sock_is_valid_access` allows, never written or
+//!   offset; `bpf_sk_assign` (TC) takes it without releasing it; the tracing helpers
 //!   (bpf_probe_read*, bpf_get_current_*, bpf_perf_event_output, bpf_trace_vprintk) for the
 //!   program types the kernel gives them to; maps of maps, whose lookups yield (after the NULL
 //!   check) the inner map by its template ([`MapInfo::inner`]);

@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::helpers::Ref;
 use crate::scalar::Scalar;
 
 /// The maximum stack of one frame, in bytes.
@@ -58,6 +59,20 @@ pub enum RegType {
         /// Record size in bytes.
         size: u32,
     },
+    /// A socket from a lookup, not NULL: `struct bpf_sock *` (`bpf_sk_lookup_tcp/udp`, a sockmap
+    /// or sockhash lookup), or `struct bpf_sock_common *` when `common` (`bpf_skc_lookup_tcp`).
+    /// Its fields may be read as the kernel's `bpf_sock_is_valid_access` allows; it may not be
+    /// written, offset or dereferenced otherwise, and it is reference-tracked until
+    /// `bpf_sk_release`.
+    Socket {
+        /// A `struct bpf_sock_common` (fewer readable fields).
+        common: bool,
+    },
+    /// A socket lookup's result before its NULL check.
+    SocketOrNull {
+        /// A `struct bpf_sock_common`.
+        common: bool,
+    },
     /// A function of the program (`lddw rX, func`, BPF_PSEUDO_FUNC): only for passing to a
     /// helper that calls it back (bpf_loop).
     Func {
@@ -81,12 +96,20 @@ pub enum StaleKind {
     Packet,
     /// A ring buffer record.
     Record,
+    /// A socket reference.
+    Socket,
 }
 
 impl RegType {
     /// Whether this is some kind of pointer.
     pub fn is_pointer(self) -> bool {
         !matches!(self, RegType::NotInit | RegType::Scalar)
+    }
+
+    /// Whether this is a pointer that may be NULL (a lookup's or a reservation's result before
+    /// its NULL check).
+    pub fn is_nullable(self) -> bool {
+        matches!(self, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } | RegType::SocketOrNull { .. })
     }
 
     /// Whether this is packet data or metadata.
@@ -109,6 +132,10 @@ impl RegType {
             RegType::MapHandle { .. } => "map_ptr",
             RegType::Record { .. } => "ringbuf_record",
             RegType::RecordOrNull { .. } => "ringbuf_record_or_null",
+            RegType::Socket { common: false } => "sock",
+            RegType::Socket { common: true } => "sock_common",
+            RegType::SocketOrNull { common: false } => "sock_or_null",
+            RegType::SocketOrNull { common: true } => "sock_common_or_null",
             RegType::Func { .. } => "func",
             RegType::Stale { .. } => "invalidated",
         }
@@ -129,6 +156,9 @@ impl RegType {
             RegType::MapHandle { .. } => "a map handle",
             RegType::Record { .. } => "a ring buffer record",
             RegType::RecordOrNull { .. } => "a ring buffer record that may be NULL",
+            RegType::Socket { common: false } => "a socket (struct bpf_sock)",
+            RegType::Socket { common: true } => "a socket (struct bpf_sock_common)",
+            RegType::SocketOrNull { .. } => "a socket that may be NULL",
             RegType::Func { .. } => "a function pointer (a callback)",
             RegType::Stale { .. } => "an invalidated pointer",
         }
@@ -238,7 +268,7 @@ impl fmt::Display for Reg {
                 if ty.is_packet() {
                     parts.push(format!("r={}", self.range));
                 }
-                if self.id != 0 && matches!(ty, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. }) {
+                if self.id != 0 && ty.is_nullable() {
                     parts.push(format!("id={}", self.id));
                 }
                 if self.ref_id != 0 {
@@ -359,13 +389,15 @@ impl Frame {
     }
 }
 
-/// A reference the program holds and must release (a reserved ring buffer record).
+/// A reference the program holds and must release (a reserved ring buffer record, a socket).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HeldRef {
     /// The reference id (as in [`Reg::ref_id`]).
     pub id: u32,
     /// The instruction that acquired it.
     pub pc: u32,
+    /// What it is.
+    pub kind: Ref,
 }
 
 /// The whole abstract machine state at one instruction.
@@ -598,7 +630,7 @@ impl State {
             }
         }
         for (a, b) in self.refs.iter().zip(&cur.refs) {
-            if !ids.check(a.id, b.id) {
+            if a.kind != b.kind || !ids.check(a.id, b.id) {
                 return false;
             }
         }

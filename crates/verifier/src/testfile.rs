@@ -82,6 +82,8 @@ pub fn map_type_by_name(name: &str) -> Option<u32> {
         "lru_hash" => 9,
         "lpm_trie" => 11,
         "devmap" => 14,
+        "sockmap" => 15,
+        "sockhash" => 18,
         "cpumap" => 16,
         "xskmap" => 17,
         "devmap_hash" => 25,

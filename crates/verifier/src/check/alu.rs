@@ -229,7 +229,7 @@ impl Checker<'_> {
         }
         let forbidden = match ptr.ty {
             RegType::MapHandle { .. } | RegType::Func { .. } => !s.val.is_const(0) || sub,
-            RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
+            ty if ty.is_nullable() => {
                 self.fail_unknown(
                     st,
                     pc,
@@ -244,7 +244,8 @@ impl Checker<'_> {
                 );
                 return;
             }
-            RegType::PacketEnd => true,
+            // The kernel prohibits any arithmetic on a socket pointer, even adding zero.
+            RegType::PacketEnd | RegType::Socket { .. } => true,
             _ => false,
         };
         if forbidden {
@@ -488,6 +489,7 @@ impl Checker<'_> {
                 RegType::MapHandle { .. }
                     | RegType::MapValueOrNull { .. }
                     | RegType::RecordOrNull { .. }
+                    | RegType::SocketOrNull { .. }
                     | RegType::Ctx
             );
         if !ok && self.allow_ptr_leaks() {

@@ -64,7 +64,7 @@ impl Checker<'_> {
             if other.is_scalar() && other.val.is_const(0) {
                 let eq_branch_is_taken = cmp == Cmp::Eq;
                 return match ptr.ty {
-                    RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
+                    ty if ty.is_nullable() => {
                         let mut is_null = st.clone();
                         self.mark_null(&mut is_null, &ptr, true);
                         let mut not_null = st.clone();
@@ -108,11 +108,7 @@ impl Checker<'_> {
         let same_kind = dst.ty == src.ty
             || (dst.ty.is_packet() || dst.ty == RegType::PacketEnd)
                 && (src.ty.is_packet() || src.ty == RegType::PacketEnd);
-        if dst.ty.is_pointer()
-            && src.ty.is_pointer()
-            && same_kind
-            && !matches!(dst.ty, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. })
-        {
+        if dst.ty.is_pointer() && src.ty.is_pointer() && same_kind && !dst.ty.is_nullable() {
             return both(st);
         }
         if self.allow_ptr_leaks() {
@@ -120,7 +116,7 @@ impl Checker<'_> {
             // possible. A pointer that may be NULL found equal to one that never is (`if (v ==
             // other_v)` on two lookups, one checked) is not NULL in the equal branch, as the
             // kernel infers; it stays unchecked otherwise.
-            let nullable = |r: &Reg| matches!(r.ty, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. });
+            let nullable = |r: &Reg| r.ty.is_nullable();
             let never_null = |r: &Reg| r.ty.is_pointer() && !nullable(r) && !matches!(r.ty, RegType::Stale { .. });
             let maybe = if nullable(&dst) && never_null(&src) {
                 Some(insn.dst)
@@ -134,11 +130,7 @@ impl Checker<'_> {
             {
                 let mut equal = st.clone();
                 let reg = equal.reg_mut(r);
-                reg.ty = match reg.ty {
-                    RegType::MapValueOrNull { map } => self.non_null_lookup(map),
-                    RegType::RecordOrNull { size } => RegType::Record { size },
-                    other => other,
-                };
+                reg.ty = self.non_null(reg.ty);
                 reg.id = 0;
                 return if cmp == Cmp::Eq {
                     Flow::Branch { fall: Some(st.clone()), next, taken: Some(equal), target }
@@ -149,7 +141,7 @@ impl Checker<'_> {
             return both(st);
         }
         let (p, pr) = if dst.ty.is_pointer() { (dst, insn.dst) } else { (src, insn.src) };
-        let d = if matches!(p.ty, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. }) {
+        let d = if p.ty.is_nullable() {
             Diagnostic::new(
                 Code::PointerComparison,
                 Some(pc),
@@ -216,21 +208,28 @@ impl Checker<'_> {
         }
         let ref_id = ptr.ref_id;
         st.for_each_reg(|r| {
-            if r.id == id && matches!(r.ty, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. }) {
+            if r.id == id && r.ty.is_nullable() {
                 if is_null {
                     *r = Reg::scalar(Scalar::constant(0));
                 } else {
-                    r.ty = match r.ty {
-                        RegType::MapValueOrNull { map } => self.non_null_lookup(map),
-                        RegType::RecordOrNull { size } => RegType::Record { size },
-                        other => other,
-                    };
+                    r.ty = self.non_null(r.ty);
                     r.id = 0;
                 }
             }
         });
         if is_null && ref_id != 0 {
             st.refs.retain(|h| h.id != ref_id);
+        }
+    }
+
+    /// What a pointer that may be NULL is once known not to be: a map value (or, for a map of
+    /// maps, the inner map's handle), a record, a socket.
+    fn non_null(&self, ty: RegType) -> RegType {
+        match ty {
+            RegType::MapValueOrNull { map } => self.non_null_lookup(map),
+            RegType::RecordOrNull { size } => RegType::Record { size },
+            RegType::SocketOrNull { common } => RegType::Socket { common },
+            other => other,
         }
     }
 

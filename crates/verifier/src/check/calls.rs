@@ -7,7 +7,7 @@ use duet_isa::Insn;
 use super::memory::{Bounds, merge_region, scrub_spill, slot_of};
 use super::{Access, Checker, Flow};
 use crate::diag::{Code, Diagnostic};
-use crate::helpers::{self, Arg, Proto, Refusal, Ret};
+use crate::helpers::{self, Arg, Proto, Ref, Refusal, Ret};
 use crate::scalar::Scalar;
 use crate::state::{ByteKind, Frame, HeldRef, MAX_CALL_FRAMES, MAX_VAR_OFF, Reg, RegType, StaleKind, State};
 use crate::{MemRegion, ProgramType};
@@ -145,17 +145,16 @@ impl Checker<'_> {
             );
         }
         for held in st.refs.clone() {
-            self.fail(
-                st,
-                pc,
-                &[],
-                Diagnostic::new(
-                    Code::ReferenceLeak,
-                    Some(pc),
-                    format!("the program can exit here still holding the ring buffer record reserved at {}", self.where_(held.pc as usize)),
-                )
-                .help("every reserved record must be passed to bpf_ringbuf_submit or bpf_ringbuf_discard on every path, including early returns"),
-            );
+            let d = Diagnostic::new(
+                Code::ReferenceLeak,
+                Some(pc),
+                format!("the program can exit here still holding {} (an unreleased reference)", self.held_ref(&held)),
+            )
+            .help(match held.kind {
+                Ref::Record => "every reserved record must be passed to bpf_ringbuf_submit or bpf_ringbuf_discard on every path, including early returns",
+                Ref::Socket => "every socket a lookup returned (checked not NULL) must be passed to bpf_sk_release on every path, including early returns",
+            });
+            self.fail(st, pc, &[], d);
         }
         Flow::Done
     }
@@ -218,12 +217,9 @@ impl Checker<'_> {
             let d = Diagnostic::new(
                 Code::ReferenceLeak,
                 Some(pc),
-                format!(
-                    "the callback can return still holding the ring buffer record reserved at {}",
-                    self.where_(held.pc as usize)
-                ),
+                format!("the callback can return still holding {} (an unreleased reference)", self.held_ref(held)),
             )
-            .help("submit or discard a record the callback reserved before it returns");
+            .help("release what the callback acquired (submit or discard a record, bpf_sk_release a socket) before it returns");
             self.fail(st, pc, &[], d);
         }
         let Some(callee) = st.frames.pop() else { return Flow::Done };
@@ -474,11 +470,60 @@ impl Checker<'_> {
                         }
                     }
                 }
-                Arg::Release => {
+                Arg::Socket => {
+                    let reg = self.read(st, pc, r);
+                    if !matches!(reg.ty, RegType::Socket { .. }) {
+                        let d = if reg.ty.is_nullable() {
+                            Diagnostic::new(
+                                Code::NullCheck,
+                                Some(pc),
+                                format!("{} is passed R{r}, which may be NULL ({})", proto.name, reg.ty.name()),
+                            )
+                            .help("the socket lookups return NULL when no socket matches: check `if (!sk) return ...;` first")
+                        } else {
+                            Diagnostic::new(
+                                Code::HelperArgs,
+                                Some(pc),
+                                format!("{} expects a socket in R{r}, found {}", proto.name, reg.ty.describe()),
+                            )
+                            .help("pass a socket from bpf_sk_lookup_tcp/udp, bpf_skc_lookup_tcp or a sockmap lookup, checked not NULL")
+                        };
+                        self.fail(st, pc, &[r], d);
+                    }
+                }
+                Arg::Release(Ref::Socket) => {
+                    let reg = self.read(st, pc, r);
+                    match reg.ty {
+                        RegType::Socket { .. } if reg.ref_id != 0 => released = Some((reg.ref_id, StaleKind::Socket)),
+                        RegType::SocketOrNull { .. } => {
+                            let d = Diagnostic::new(
+                                Code::NullCheck,
+                                Some(pc),
+                                format!("{} is passed R{r}, a socket that may be NULL ({})", proto.name, reg.ty.name()),
+                            )
+                            .help("release only a socket found: `if (sk) bpf_sk_release(sk);`");
+                            self.fail(st, pc, &[r], d);
+                        }
+                        _ => {
+                            let d = Diagnostic::new(
+                                Code::HelperArgs,
+                                Some(pc),
+                                format!(
+                                    "{} expects a socket reference from a lookup in R{r}, found {}",
+                                    proto.name,
+                                    reg.ty.describe()
+                                ),
+                            )
+                            .help("release each socket once, the pointer the lookup returned; after bpf_sk_release it is gone");
+                            self.fail(st, pc, &[r], d);
+                        }
+                    }
+                }
+                Arg::Release(Ref::Record) => {
                     let reg = self.read(st, pc, r);
                     match reg.ty {
                         RegType::Record { .. } if reg.ref_id != 0 && reg.off == 0 && reg.val.is_const(0) => {
-                            released = Some(reg.ref_id);
+                            released = Some((reg.ref_id, StaleKind::Record));
                         }
                         RegType::Record { .. } => {
                             let d = Diagnostic::new(
@@ -518,20 +563,29 @@ impl Checker<'_> {
             }
         }
 
-        if proto.id == 12 && !st.refs.is_empty() {
+        if proto.id == 12
+            && let Some(held) = st.refs.first().copied()
+        {
             let d = Diagnostic::new(
                 Code::ReferenceLeak,
                 Some(pc),
-                "a tail call while holding a ring buffer record: the record would never be released",
+                format!(
+                    "a tail call while holding {} ({}): it would never be released",
+                    match held.kind {
+                        Ref::Record => "a ring buffer record",
+                        Ref::Socket => "a socket reference",
+                    },
+                    self.held_ref(&held)
+                ),
             )
-            .help("submit or discard the record before bpf_tail_call");
+            .help("release every reference (submit or discard records, bpf_sk_release sockets) before bpf_tail_call");
             self.fail(st, pc, &[], d);
         }
-        if let Some(ref_id) = released {
+        if let Some((ref_id, was)) = released {
             st.refs.retain(|h| h.id != ref_id);
             st.for_each_reg(|r| {
                 if r.ref_id == ref_id {
-                    *r = Reg { ty: RegType::Stale { at: pc as u32, was: StaleKind::Record }, ..Reg::NOT_INIT };
+                    *r = Reg { ty: RegType::Stale { at: pc as u32, was }, ..Reg::NOT_INIT };
                 }
             });
         }
@@ -548,6 +602,11 @@ impl Checker<'_> {
             Ret::Bounded(max) => Reg::scalar(Scalar::urange(0, max)),
             Ret::Void => Reg::clobbered(pc),
             Ret::MapValueOrNull => match map {
+                // A sockmap or sockhash lookup yields a socket reference (the kernel's
+                // `is_acquire_function`), a `struct bpf_sock` once checked not NULL.
+                Some(m) if self.maps.get(m as usize).is_some_and(|i| helpers::is_sock_map(i.map_type)) => {
+                    self.acquire(st, pc, Ref::Socket, RegType::SocketOrNull { common: false })
+                }
                 Some(m) => {
                     if self.lookup_never_null(m) {
                         Reg::pointer(RegType::MapValue { map: m })
@@ -558,15 +617,31 @@ impl Checker<'_> {
                 None => Reg::scalar(Scalar::UNKNOWN),
             },
             Ret::RecordOrNull => match alloc {
-                Some(size) => {
-                    let id = self.new_id();
-                    st.refs.push(HeldRef { id, pc: pc as u32 });
-                    Reg { id, ref_id: id, ..Reg::pointer(RegType::RecordOrNull { size }) }
-                }
+                Some(size) => self.acquire(st, pc, Ref::Record, RegType::RecordOrNull { size }),
                 None => Reg::scalar(Scalar::UNKNOWN),
             },
+            Ret::SocketOrNull => self.acquire(st, pc, Ref::Socket, RegType::SocketOrNull { common: false }),
+            Ret::SockCommonOrNull => self.acquire(st, pc, Ref::Socket, RegType::SocketOrNull { common: true }),
         };
         *st.reg_mut(0) = r0;
+    }
+
+    /// A new reference of `kind` acquired by the call at `pc`: the program holds it until it
+    /// releases it, and the returned pointer (of type `ty`, which may be NULL) carries its id.
+    fn acquire(&mut self, st: &mut State, pc: usize, kind: Ref, ty: RegType) -> Reg {
+        let id = self.new_id();
+        st.refs.push(HeldRef { id, pc: pc as u32, kind });
+        Reg { id, ref_id: id, ..Reg::pointer(ty) }
+    }
+
+    /// A held reference in words: "the ring buffer record reserved at insn 4".
+    pub(super) fn held_ref(&self, held: &HeldRef) -> String {
+        let at = self.where_(held.pc as usize);
+        let helper = self.cfg.insn_at.get(held.pc as usize).copied().flatten().and_then(|i| helpers::proto(i.imm));
+        match held.kind {
+            Ref::Record => format!("the ring buffer record reserved at {at}"),
+            Ref::Socket => format!("the socket returned by {} at {at}", helper.map_or("a socket lookup", |p| p.name)),
+        }
     }
 
     /// Whether the lookup in the call at hand cannot fail: an array and a constant key in range
@@ -713,7 +788,7 @@ impl Checker<'_> {
             RegType::Record { size: rsize } => {
                 self.bounded_access(st, pc, r, reg, 0, size32, Access::Read, Bounds::Record(rsize));
             }
-            RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
+            ty if ty.is_nullable() => {
                 let d = Diagnostic::new(
                     Code::NullCheck,
                     Some(pc),
@@ -820,7 +895,7 @@ impl Checker<'_> {
             RegType::Record { size: rsize } => {
                 self.bounded_access(st, pc, r, reg, 0, size32, Access::Write, Bounds::Record(rsize));
             }
-            RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
+            ty if ty.is_nullable() => {
                 let d = Diagnostic::new(
                     Code::NullCheck,
                     Some(pc),
@@ -872,8 +947,8 @@ fn map_help(proto: &Proto, map_type: u32) -> String {
             "ring buffers have no keys: use bpf_ringbuf_reserve/submit or bpf_ringbuf_output".to_owned()
         }
         _ if map_type == helpers::map_type::PROG_ARRAY => "prog_array maps are only for bpf_tail_call".to_owned(),
-        _ if matches!(map_type, 15 | 18) => {
-            "a sockmap or sockhash lookup yields a socket reference, which duet's verifier does not model (the kernel's verifier does, at `duet load`)".to_owned()
+        _ if helpers::is_sock_map(map_type) => {
+            "programs may look sockets up in a sockmap or sockhash (and must bpf_sk_release them); duet does not model the updates and deletes the kernel allows some program types".to_owned()
         }
         _ => "this map type does not support the helper from a program".to_owned(),
     }

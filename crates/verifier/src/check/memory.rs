@@ -151,13 +151,16 @@ impl Checker<'_> {
                 self.fail(st, pc, &[insn.src], d);
             }
         }
-        if !st.refs.is_empty() {
+        if let Some(held) = st.refs.first().copied() {
             let d = Diagnostic::new(
                 Code::ReferenceLeak,
                 Some(pc),
-                "a legacy packet load can end the program while a ring buffer record is held",
+                format!(
+                    "a legacy packet load can end the program while a reference is held ({})",
+                    self.held_ref(&held)
+                ),
             )
-            .help("release the record before ldabs/ldind");
+            .help("release every reference (submit or discard records, bpf_sk_release sockets) before ldabs/ldind");
             self.fail(st, pc, &[], d);
         }
         let bytes = match insn.op {
@@ -309,11 +312,12 @@ impl Checker<'_> {
             RegType::Record { size: rsize } => {
                 self.bounded_access(st, pc, r, ptr, insn_off, size, kind, Bounds::Record(rsize))
             }
-            RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } => {
-                let what = if matches!(ptr.ty, RegType::MapValueOrNull { .. }) {
-                    "bpf_map_lookup_elem returns NULL when the key is absent"
-                } else {
-                    "bpf_ringbuf_reserve returns NULL when the ring buffer is full"
+            RegType::Socket { common } => self.sock_access(st, pc, r, ptr, insn_off, size, kind, common),
+            RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } | RegType::SocketOrNull { .. } => {
+                let what = match ptr.ty {
+                    RegType::MapValueOrNull { .. } => "bpf_map_lookup_elem returns NULL when the key is absent",
+                    RegType::SocketOrNull { .. } => "the socket lookups return NULL when no socket matches",
+                    _ => "bpf_ringbuf_reserve returns NULL when the ring buffer is full",
                 };
                 let d = Diagnostic::new(
                     Code::NullCheck,
@@ -362,6 +366,52 @@ impl Checker<'_> {
             }
             RegType::NotInit | RegType::Stale { .. } => None,
         }
+    }
+
+    /// A load through a socket pointer: the `struct bpf_sock` fields the kernel's
+    /// `bpf_sock_is_valid_access` allows (for a `struct bpf_sock_common`, not `type`,
+    /// `protocol`, `mark` or `priority`), each read yielding a number of the load's size.
+    /// Sockets are never written.
+    #[allow(clippy::too_many_arguments, reason = "mirrors the instruction's fields")]
+    fn sock_access(
+        &mut self,
+        st: &State,
+        pc: usize,
+        r: u8,
+        ptr: &Reg,
+        insn_off: i16,
+        size: u32,
+        kind: Access,
+        common: bool,
+    ) -> Option<Reg> {
+        // Socket loads are rewritten by the kernel into reads of the real socket: no region
+        // duet's engines could access directly (they do not run the socket helpers anyway).
+        self.facts[pc].mem = Some(MemRegion::Mixed);
+        let what = if common { "struct bpf_sock_common" } else { "struct bpf_sock" };
+        if kind != Access::Read {
+            let d = Diagnostic::new(
+                Code::SocketAccess,
+                Some(pc),
+                format!("{} through R{r}, a socket ({what}): programs cannot write into a socket", kind.verb()),
+            )
+            .help("socket fields are read-only; keep what you want to change in a map or on the stack");
+            return self.fail_access(st, pc, r, d);
+        }
+        let off = ptr.val.as_const().map(|v| i64::from(ptr.off) + i64::from(insn_off) + v as i64);
+        if !off.is_some_and(|off| sock_field_ok(common, off, size)) {
+            let field = off.map(sock_field_name).unwrap_or("a variable offset");
+            let d = Diagnostic::new(
+                Code::SocketAccess,
+                Some(pc),
+                format!(
+                    "invalid {what} access through R{r}: {size}-byte read at offset {} ({field})",
+                    off.map_or_else(|| ptr.val.to_string(), |o| o.to_string())
+                ),
+            )
+            .help("read whole 4-byte fields of struct bpf_sock (bound_dev_if, mark, priority only so), or aligned 1-, 2- or 4-byte parts of family, type, protocol, src_port, dst_port, state, rx_queue_mapping and the addresses; offsets 0..80, never 8 bytes at once; a struct bpf_sock_common has no type, protocol, mark or priority");
+            return self.fail_access(st, pc, r, d);
+        }
+        Some(Reg::scalar(Scalar::unknown_of_size(size)))
     }
 
     #[allow(clippy::too_many_arguments, reason = "mirrors the instruction's fields")]
@@ -987,5 +1037,55 @@ fn tracing_ctx_readable(ty: ProgramType, off: i64, size: i64) -> bool {
         ProgramType::RawTracePoint => off < RAW_TP_ARGS_SIZE,
         ProgramType::PerfEvent => off < PERF_EVENT_DATA_SIZE && (off >= PT_REGS_SIZE || size == 8),
         _ => false,
+    }
+}
+
+/// `struct bpf_sock`'s size.
+const BPF_SOCK_SIZE: i64 = 80;
+
+/// Whether a `size`-byte read at `off` of a `struct bpf_sock` (or, when `common`, a
+/// `struct bpf_sock_common`) is one the kernel allows (`bpf_sock_is_valid_access`,
+/// `bpf_sock_common_is_valid_access`).
+fn sock_field_ok(common: bool, off: i64, size: u32) -> bool {
+    let size = i64::from(size);
+    if !(0..BPF_SOCK_SIZE).contains(&off) || off % size != 0 {
+        return false;
+    }
+    // type, protocol, mark, priority: not in a request or timewait socket.
+    if common && (8..24).contains(&off) {
+        return false;
+    }
+    match off {
+        // family, type, protocol, src_port, state, rx_queue_mapping: narrow reads of the field's
+        // first bytes; src_ip4, src_ip6, dst_ip4, dst_ip6: any aligned part.
+        4 | 8 | 12 | 44 | 72 | 76 | 24..=43 | 52..=71 => size <= 4,
+        // dst_port: a 2-byte field read as 4 bytes, or in parts.
+        48 => size <= 4,
+        49 => size == 1,
+        50 | 51 => false,
+        // bound_dev_if, mark, priority: whole.
+        _ => size == 4,
+    }
+}
+
+/// The `struct bpf_sock` field at `off`, for messages.
+fn sock_field_name(off: i64) -> &'static str {
+    match off {
+        0..=3 => "bound_dev_if",
+        4..=7 => "family",
+        8..=11 => "type",
+        12..=15 => "protocol",
+        16..=19 => "mark",
+        20..=23 => "priority",
+        24..=27 => "src_ip4",
+        28..=43 => "src_ip6",
+        44..=47 => "src_port",
+        48..=49 => "dst_port",
+        50..=51 => "padding",
+        52..=55 => "dst_ip4",
+        56..=71 => "dst_ip6",
+        72..=75 => "state",
+        76..=79 => "rx_queue_mapping",
+        _ => "outside struct bpf_sock",
     }
 }

@@ -583,6 +583,12 @@ impl<'a> Checker<'a> {
                         format!("R{r} is a packet pointer from before the packet-changing call at {}", self.where_(at as usize)),
                     )
                     .help("bpf_xdp_adjust_head/tail/meta move the packet: reload ctx->data and ctx->data_end after the call and check the bounds again"),
+                    StaleKind::Socket => Diagnostic::new(
+                        Code::StalePointer,
+                        Some(pc),
+                        format!("R{r} is a socket that was already released at {}", self.where_(at as usize)),
+                    )
+                    .help("read what you need from the socket before bpf_sk_release, and release it once"),
                     StaleKind::Record => Diagnostic::new(
                         Code::StalePointer,
                         Some(pc),

@@ -1,0 +1,22 @@
+# bpf_sk_assign does not release the socket: the program still must.
+# type: tc
+# privileged: reject unreleased reference
+# unprivileged: reject unreleased reference
+    mov %r6, %r1
+    stdw [%r10-16], 0
+    stdw [%r10-8], 0
+    mov %r1, %r6
+    mov %r2, %r10
+    add %r2, -16
+    mov %r3, 12
+    mov %r4, -1
+    mov %r5, 0
+    call 84
+    jeq %r0, 0, out
+    mov %r1, %r6
+    mov %r2, %r0
+    mov %r3, 0
+    call 124
+out:
+    mov %r0, 0
+    exit

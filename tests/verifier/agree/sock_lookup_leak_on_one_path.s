@@ -1,0 +1,22 @@
+# A socket released only when it is a TCP socket: the other path leaks it.
+# type: xdp
+# privileged: reject unreleased reference
+# unprivileged: reject unreleased reference
+    mov %r6, %r1
+    stdw [%r10-16], 0
+    stdw [%r10-8], 0
+    mov %r1, %r6
+    mov %r2, %r10
+    add %r2, -16
+    mov %r3, 12
+    mov %r4, -1
+    mov %r5, 0
+    call 84
+    jeq %r0, 0, out
+    ldxw %r7, [%r0+12]
+    jne %r7, 6, out
+    mov %r1, %r0
+    call 86
+out:
+    mov %r0, 2
+    exit

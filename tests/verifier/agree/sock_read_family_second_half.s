@@ -1,0 +1,21 @@
+# A 2-byte read of the upper half of bpf_sock.family.
+# type: tc
+# privileged: reject invalid struct bpf_sock access
+# unprivileged: reject invalid struct bpf_sock access
+    mov %r6, %r1
+    stdw [%r10-16], 0
+    stdw [%r10-8], 0
+    mov %r1, %r6
+    mov %r2, %r10
+    add %r2, -16
+    mov %r3, 12
+    mov %r4, -1
+    mov %r5, 0
+    call 84
+    jeq %r0, 0, out
+    ldxh %r7, [%r0+6]
+    mov %r1, %r0
+    call 86
+out:
+    mov %r0, 0
+    exit
