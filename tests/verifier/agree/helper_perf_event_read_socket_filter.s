@@ -1,0 +1,10 @@
+# bpf_perf_event_read from a socket filter: CAP_PERFMON only.
+# type: socket_filter
+# map: perf_event_array key=4 value=4 entries=4
+# privileged: accept
+# unprivileged: reject bpf_perf_event_read needs CAP_PERFMON
+    lddw %r1, map_fd 0
+    mov %r2, 0
+    call 22
+    mov %r0, 0
+    exit

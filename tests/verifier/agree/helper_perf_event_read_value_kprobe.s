@@ -1,0 +1,14 @@
+# bpf_perf_event_read_value fills a struct bpf_perf_event_value on the stack, read after.
+# type: kprobe
+# map: perf_event_array key=4 value=4 entries=4
+# privileged: accept
+# unprivileged: reject need CAP_PERFMON
+    lddw %r1, map_fd 0
+    mov %r2, 0
+    mov %r3, %r10
+    add %r3, -24
+    mov %r4, 24
+    call 55
+    ldxdw %r0, [%r10-8]
+    mov %r0, 0
+    exit
