@@ -561,6 +561,15 @@ fn in_network_namespaces_arriving_connections_go_through_the_sidecars_inbound_li
     assert!(local.get("x-request-tag").is_none(), "loopback was taken: {local}");
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(log_text.contains("inbound capture attached"), "{log_text}");
+    // The monitor reads the program's count into /metrics (every 200 ms).
+    let metrics = || curl_ns(&a, None, &format!("http://127.0.0.1:{admin_port}/metrics")).unwrap_or_default();
+    let start = Instant::now();
+    let mut text = metrics();
+    while metric(&text, "duet_mesh_tcp_inbound_captured_total") < 1.0 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+        text = metrics();
+    }
+    assert_eq!(metric(&text, "duet_mesh_tcp_inbound_captured_total"), 1.0, "one connection taken: {text}");
 
     stop_sidecar(&mut sidecar);
     assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());

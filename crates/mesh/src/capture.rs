@@ -269,8 +269,8 @@ impl Drop for Capture {
 const MONITOR_PERIOD: Duration = Duration::from_millis(200);
 
 /// `TCP_STATS` indices (`examples/capture`): opened, closed, retransmits, bytes received, bytes
-/// acknowledged, RTT samples, short-circuited sends and their bytes.
-const TCP_STATS: usize = 8;
+/// acknowledged, RTT samples, short-circuited sends and their bytes, inbound connections taken.
+const TCP_STATS: usize = 9;
 
 /// The monitor thread: until `stopping`, publishes `TCP_EVENTS` records as events (and closed
 /// connections' RTT in the histogram) and moves the metrics' counters up to `TCP_STATS`' totals.
@@ -325,6 +325,7 @@ fn monitor(
             &tcp.rtt_samples,
             &tcp.short_circuit_messages,
             &tcp.short_circuit_bytes,
+            &tcp.inbound_captured,
         ];
         for ((counter, total), seen) in counters.iter().zip(totals).zip(seen.iter_mut()) {
             counter.inc_by(total.saturating_sub(*seen));

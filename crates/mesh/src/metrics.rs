@@ -176,6 +176,8 @@ pub struct TcpMetrics {
     pub short_circuit_messages: Counter,
     /// Their bytes.
     pub short_circuit_bytes: Counter,
+    /// Connections from other hosts the `inbound` program gave the inbound listener.
+    pub inbound_captured: Counter,
     /// Smoothed RTT of each connection when it closed.
     pub srtt_seconds: Histogram,
 }
@@ -207,6 +209,10 @@ impl TcpMetrics {
             short_circuit_bytes: counter(
                 "tcp_short_circuit_bytes",
                 "Bytes passed socket to socket between captured sockets and the sidecar (capture.short_circuit)",
+            ),
+            inbound_captured: counter(
+                "tcp_inbound_captured",
+                "Connections from other hosts given to the sidecar's inbound listener (capture.inbound)",
             ),
             // 10 µs to about 5 s.
             srtt_seconds: Histogram::new(exponential_buckets(0.00001, 2.0, 20)),
