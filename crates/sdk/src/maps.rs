@@ -812,6 +812,8 @@ impl<const MAX_ENTRIES: usize, const FLAGS: usize> PerfEventArray<MAX_ENTRIES, F
         Self { id, name }
     }
 
+    // `output` does nothing in Wasm (the map is kernel only), so nothing uses the handle there.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     #[inline(always)]
     pub(crate) fn handle(&self) -> sys::Handle {
         #[cfg(target_arch = "bpf")]
