@@ -375,9 +375,16 @@ impl MapInfo {
         self.flags & BPF_F_WRONLY_PROG == 0
     }
 
-    /// Whether programs may write the values (not `.rodata`, not `BPF_F_RDONLY_PROG`).
+    /// Whether programs may write the values (not `.rodata`, not `BPF_F_RDONLY_PROG`, not a
+    /// devmap or devmap_hash, which the kernel always creates with `BPF_F_RDONLY_PROG`: a
+    /// lookup's value is the device's own ifindex and program).
     pub fn prog_can_write(&self) -> bool {
-        !self.read_only && self.flags & BPF_F_RDONLY_PROG == 0
+        !self.read_only
+            && self.flags & BPF_F_RDONLY_PROG == 0
+            && !matches!(
+                self.map_type,
+                duet_helpers::table::map_type::DEVMAP | duet_helpers::table::map_type::DEVMAP_HASH
+            )
     }
 
     /// A map of `map_type` with the given sizes.

@@ -68,6 +68,9 @@ pub enum RegType {
         /// A `struct bpf_sock_common` (fewer readable fields).
         common: bool,
     },
+    /// An AF_XDP socket from an xskmap lookup, not NULL (`struct bpf_xdp_sock *`): only its
+    /// `queue_id` (4 bytes at offset 0) may be read.
+    XdpSock,
     /// A socket lookup's result before its NULL check.
     SocketOrNull {
         /// A `struct bpf_sock_common`.
@@ -136,6 +139,7 @@ impl RegType {
             RegType::Socket { common: true } => "sock_common",
             RegType::SocketOrNull { common: false } => "sock_or_null",
             RegType::SocketOrNull { common: true } => "sock_common_or_null",
+            RegType::XdpSock => "xdp_sock",
             RegType::Func { .. } => "func",
             RegType::Stale { .. } => "invalidated",
         }
@@ -159,6 +163,7 @@ impl RegType {
             RegType::Socket { common: false } => "a socket (struct bpf_sock)",
             RegType::Socket { common: true } => "a socket (struct bpf_sock_common)",
             RegType::SocketOrNull { .. } => "a socket that may be NULL",
+            RegType::XdpSock => "an AF_XDP socket (struct bpf_xdp_sock)",
             RegType::Func { .. } => "a function pointer (a callback)",
             RegType::Stale { .. } => "an invalidated pointer",
         }

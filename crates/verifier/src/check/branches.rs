@@ -101,14 +101,28 @@ impl Checker<'_> {
             None
         };
         if let Some((pkt, cmp)) = pkt_pair {
+            if !self.allow_ptr_leaks() && !matches!(cmp, Cmp::Gt | Cmp::Ge | Cmp::Lt | Cmp::Le) {
+                // The kernel (`try_match_pkt_pointers`) learns from, and so allows an unprivileged
+                // loader, only the four unsigned orderings of a packet pointer and its end.
+                let d = Diagnostic::new(
+                    Code::PointerComparison,
+                    Some(pc),
+                    "a packet pointer compared with its end other than by <, <=, > or >= would reveal an address",
+                )
+                .help("check packet bounds with `if (ptr + len > data_end)` (an unsigned ordering); or load with CAP_PERFMON (duet's default rules)");
+                self.fail(st, pc, &[insn.dst, insn.src], d);
+                return both(st);
+            }
             return self.packet_compare(st, pc, pkt, cmp, next, target);
         }
 
-        // Two pointers into the same memory may be compared; the outcome is not tracked.
+        // Two pointers into the same memory may be compared by a privileged loader; the outcome
+        // is not tracked. An unprivileged loader may compare no two pointers but a packet
+        // pointer with its end (the kernel: "pointer comparison prohibited").
         let same_kind = dst.ty == src.ty
             || (dst.ty.is_packet() || dst.ty == RegType::PacketEnd)
                 && (src.ty.is_packet() || src.ty == RegType::PacketEnd);
-        if dst.ty.is_pointer() && src.ty.is_pointer() && same_kind && !dst.ty.is_nullable() {
+        if self.allow_ptr_leaks() && dst.ty.is_pointer() && src.ty.is_pointer() && same_kind && !dst.ty.is_nullable() {
             return both(st);
         }
         if self.allow_ptr_leaks() {

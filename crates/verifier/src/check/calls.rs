@@ -472,7 +472,8 @@ impl Checker<'_> {
                 }
                 Arg::Socket => {
                     let reg = self.read(st, pc, r);
-                    if !matches!(reg.ty, RegType::Socket { .. }) {
+                    // The kernel's sock_common types: sockets and AF_XDP sockets (an xskmap's).
+                    if !matches!(reg.ty, RegType::Socket { .. } | RegType::XdpSock) {
                         let d = if reg.ty.is_nullable() {
                             Diagnostic::new(
                                 Code::NullCheck,

@@ -313,6 +313,24 @@ impl Checker<'_> {
                 self.bounded_access(st, pc, r, ptr, insn_off, size, kind, Bounds::Record(rsize))
             }
             RegType::Socket { common } => self.sock_access(st, pc, r, ptr, insn_off, size, kind, common),
+            RegType::XdpSock => {
+                self.facts[pc].mem = Some(MemRegion::Mixed);
+                let off = ptr.val.as_const().map(|v| i64::from(ptr.off) + i64::from(insn_off) + v as i64);
+                if kind == Access::Read && off == Some(0) && size == 4 {
+                    return Some(Reg::scalar(Scalar::unknown_of_size(4)));
+                }
+                let d = Diagnostic::new(
+                    Code::SocketAccess,
+                    Some(pc),
+                    format!(
+                        "invalid xdp_sock access through R{r}: {size}-byte {} at offset {}",
+                        kind.verb(),
+                        off.map_or_else(|| ptr.val.to_string(), |o| o.to_string())
+                    ),
+                )
+                .help("an xskmap lookup yields the AF_XDP socket, of which programs may only read queue_id (4 bytes at offset 0)");
+                self.fail_access(st, pc, r, d)
+            }
             RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } | RegType::SocketOrNull { .. } => {
                 let what = match ptr.ty {
                     RegType::MapValueOrNull { .. } => "bpf_map_lookup_elem returns NULL when the key is absent",

@@ -512,6 +512,10 @@ impl<'a> Checker<'a> {
     fn non_null_lookup(&self, map: u32) -> RegType {
         match self.inner_of.get(map as usize).copied().flatten() {
             Some((inner, _)) => RegType::MapHandle { map: inner },
+            // An xskmap's value is the AF_XDP socket itself (the kernel's PTR_TO_XDP_SOCK).
+            None if self.maps.get(map as usize).is_some_and(|m| m.map_type == helpers::map_type::XSKMAP) => {
+                RegType::XdpSock
+            }
             None => RegType::MapValue { map },
         }
     }

@@ -1,0 +1,15 @@
+# A devmap lookup's value (the ifindex) read.
+# type: xdp
+# map: devmap key=4 value=4 entries=4
+# privileged: accept
+# unprivileged: accept
+    stw [%r10-4], 0
+    lddw %r1, map_fd 0
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, out
+    ldxw %r1, [%r0+0]
+out:
+    mov %r0, 2
+    exit
