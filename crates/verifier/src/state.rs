@@ -115,6 +115,17 @@ impl RegType {
         matches!(self, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } | RegType::SocketOrNull { .. })
     }
 
+    /// Whether the kernel knows a pointer of this kind is not NULL (its `reg_not_null`: map
+    /// values, map handles, ring buffer records, sockets), so that `ptr == 0` is decided and a
+    /// pointer that may be NULL found equal to it is not NULL. Stack, context and packet
+    /// pointers are not among them.
+    pub fn known_not_null(self) -> bool {
+        matches!(
+            self,
+            RegType::MapValue { .. } | RegType::MapHandle { .. } | RegType::Record { .. } | RegType::Socket { .. }
+        )
+    }
+
     /// Whether this is packet data or metadata.
     pub fn is_packet(self) -> bool {
         matches!(self, RegType::Packet | RegType::PacketMeta)

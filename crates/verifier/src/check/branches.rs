@@ -75,8 +75,23 @@ impl Checker<'_> {
                             Flow::Branch { fall: Some(is_null), next, taken: Some(not_null), target }
                         }
                     }
+                    ty if !ty.known_not_null() => {
+                        // The kernel decides `ptr == 0` only for the kinds its `reg_not_null`
+                        // lists; for the stack, the context and packet pointers it explores both
+                        // branches (a privileged loader), or refuses the comparison.
+                        if !self.allow_ptr_leaks() {
+                            let d = Diagnostic::new(
+                                Code::PointerComparison,
+                                Some(pc),
+                                format!("comparing {} with zero would reveal an address", ty.describe()),
+                            )
+                            .help("the kernel does not treat this pointer as known non-NULL, so the comparison is refused without CAP_PERFMON; drop it, it cannot be NULL");
+                            self.fail(st, pc, &[insn.dst], d);
+                        }
+                        both(st)
+                    }
                     _ => {
-                        // Every other pointer kind is never NULL.
+                        // Map values, map handles, records and sockets are never NULL.
                         if eq_branch_is_taken {
                             Flow::Branch { fall: Some(st.clone()), next, taken: None, target }
                         } else {
@@ -131,7 +146,9 @@ impl Checker<'_> {
             // other_v)` on two lookups, one checked) is not NULL in the equal branch, as the
             // kernel infers; it stays unchecked otherwise.
             let nullable = |r: &Reg| r.ty.is_nullable();
-            let never_null = |r: &Reg| r.ty.is_pointer() && !nullable(r) && !matches!(r.ty, RegType::Stale { .. });
+            // As the kernel (`reg_not_null`): only map values, map handles, records and sockets
+            // count as not NULL here, not stack, context or packet pointers.
+            let never_null = |r: &Reg| r.ty.known_not_null();
             let maybe = if nullable(&dst) && never_null(&src) {
                 Some(insn.dst)
             } else if nullable(&src) && never_null(&dst) {
