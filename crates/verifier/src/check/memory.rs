@@ -315,7 +315,7 @@ impl Checker<'_> {
             RegType::Socket { common } => self.sock_access(st, pc, r, ptr, insn_off, size, kind, common),
             RegType::XdpSock => {
                 self.facts[pc].mem = Some(MemRegion::Mixed);
-                let off = ptr.val.as_const().map(|v| i64::from(ptr.off) + i64::from(insn_off) + v as i64);
+                let off = ptr.val.as_const().map(|v| (i64::from(ptr.off) + i64::from(insn_off)).wrapping_add(v as i64));
                 if kind == Access::Read && off == Some(0) && size == 4 {
                     return Some(Reg::scalar(Scalar::unknown_of_size(4)));
                 }
@@ -415,7 +415,7 @@ impl Checker<'_> {
             .help("socket fields are read-only; keep what you want to change in a map or on the stack");
             return self.fail_access(st, pc, r, d);
         }
-        let off = ptr.val.as_const().map(|v| i64::from(ptr.off) + i64::from(insn_off) + v as i64);
+        let off = ptr.val.as_const().map(|v| (i64::from(ptr.off) + i64::from(insn_off)).wrapping_add(v as i64));
         if !off.is_some_and(|off| sock_field_ok(common, off, size)) {
             let field = off.map(sock_field_name).unwrap_or("a variable offset");
             let d = Diagnostic::new(
