@@ -101,6 +101,15 @@ pub enum Ret {
     /// A `struct bpf_sock_common` pointer or NULL (`RET_PTR_TO_SOCK_COMMON_OR_NULL`): a
     /// reference the program must release with `bpf_sk_release`.
     SockCommonOrNull,
+    /// The socket argument as a full `struct bpf_sock`, or NULL (`bpf_sk_fullsock`, a pointer
+    /// cast): it shares the argument's reference, if any, and is gone when that is released.
+    FullSockOrNull,
+    /// The socket argument as a `struct bpf_tcp_sock`, or NULL (`bpf_tcp_sock`, a pointer cast
+    /// sharing the argument's reference).
+    TcpSockOrNull,
+    /// A socket the kernel keeps alive without a reference, or NULL (`bpf_get_listener_sock`):
+    /// not released, and not released with the argument either.
+    UnreferencedSockOrNull,
     /// Nothing: r0 is uninitialised after the call.
     Void,
 }
@@ -122,6 +131,9 @@ pub enum Scope {
     /// `bpf_sk_release` (the kernel's `xdp_func_proto`, `tc_cls_act_func_proto` and
     /// `cg_skb_func_proto`; socket filters and the tracing types do not have them).
     SkLookup,
+    /// TC classifiers and cgroup skb programs: the helpers on a socket (`bpf_sk_fullsock`,
+    /// `bpf_tcp_sock`, `bpf_get_listener_sock`).
+    SkbSock,
     /// Every kernel program type but the tracing ones (a base helper that
     /// `bpf_tracing_func_proto` withholds, as bpf_ktime_get_coarse_ns).
     Network,
@@ -760,6 +772,52 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: false,
         wasm_import: None,
     },
+    // bpf_sk_fullsock(sk): the socket as a full struct bpf_sock, or NULL (a cast sharing sk's reference).
+    HelperSpec {
+        id: 95,
+        name: "bpf_sk_fullsock",
+        proto: Some(Proto {
+            args: &[Socket],
+            ret: Ret::FullSockOrNull,
+            map_types: None,
+            scope: Scope::SkbSock,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_tcp_sock(sk): the socket's struct bpf_tcp_sock, or NULL (a cast sharing sk's reference).
+    HelperSpec {
+        id: 96,
+        name: "bpf_tcp_sock",
+        proto: Some(Proto {
+            args: &[Socket],
+            ret: Ret::TcpSockOrNull,
+            map_types: None,
+            scope: Scope::SkbSock,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_get_listener_sock(sk): the listener of a request socket (or sk itself if it listens), or NULL;
+    // the kernel keeps it alive: no reference to release.
+    HelperSpec {
+        id: 98,
+        name: "bpf_get_listener_sock",
+        proto: Some(Proto {
+            args: &[Socket],
+            ret: Ret::UnreferencedSockOrNull,
+            map_types: None,
+            scope: Scope::SkbSock,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     // bpf_skc_lookup_tcp(ctx, tuple, tuple_size, netns, flags): a TCP socket of any state (request
     // and timewait sockets too) as a `struct bpf_sock_common` reference.
     HelperSpec {
@@ -1342,6 +1400,9 @@ mod tests {
                 "bpf_sk_lookup_tcp",
                 "bpf_sk_lookup_udp",
                 "bpf_sk_release",
+                "bpf_sk_fullsock",
+                "bpf_tcp_sock",
+                "bpf_get_listener_sock",
                 "bpf_skc_lookup_tcp",
                 "bpf_strtol",
                 "bpf_strtoul",

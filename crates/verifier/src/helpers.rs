@@ -107,6 +107,7 @@ impl Proto {
                 Ok(())
             }
             Scope::Network if !http && !ty.is_tracing() => Ok(()),
+            Scope::SkbSock if matches!(ty, ProgramType::SchedCls | ProgramType::CgroupSkb) => Ok(()),
             Scope::KProbe if ty == ProgramType::KProbe => Ok(()),
             Scope::PerfEvent if ty == ProgramType::PerfEvent => Ok(()),
             Scope::Xdp
@@ -116,6 +117,7 @@ impl Proto {
             | Scope::Kernel
             | Scope::Tracing
             | Scope::SkLookup
+            | Scope::SkbSock
             | Scope::Network
             | Scope::KProbe
             | Scope::PerfEvent => Err(Refusal::NotForType),

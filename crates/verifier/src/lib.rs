@@ -30,7 +30,11 @@
 //!   NULL-checked, released with `bpf_sk_release` exactly once on every path (also before a tail
 //!   call or a legacy packet load), and is unusable once released; its `struct bpf_sock` (or
 //!   `struct bpf_sock_common`) fields read as `bpf_sock_is_valid_access` allows, never written or
-//!   offset; `bpf_sk_assign` (TC) takes it without releasing it; the tracing helpers
+//!   offset; `bpf_sk_assign` (TC) takes it without releasing it; `bpf_sk_fullsock` and
+//!   `bpf_tcp_sock` (TC, cgroup skb) cast it, sharing its reference (`struct bpf_tcp_sock`
+//!   fields as `bpf_tcp_sock_is_valid_access` allows), `bpf_get_listener_sock` gives an
+//!   unreferenced one; an xskmap lookup yields the AF_XDP socket (only `queue_id` readable);
+//!   the tracing helpers
 //!   (bpf_probe_read*, bpf_get_current_*, bpf_perf_event_output, bpf_trace_vprintk) for the
 //!   program types the kernel gives them to; maps of maps, whose lookups yield (after the NULL
 //!   check) the inner map by its template ([`MapInfo::inner`]);

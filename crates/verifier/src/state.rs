@@ -68,6 +68,12 @@ pub enum RegType {
         /// A `struct bpf_sock_common` (fewer readable fields).
         common: bool,
     },
+    /// A socket's TCP state (`struct bpf_tcp_sock *`, from `bpf_tcp_sock`), not NULL: read-only
+    /// fields as the kernel's `bpf_tcp_sock_is_valid_access` allows. It shares the reference of
+    /// the socket it came from (`ref_id`), and goes when that is released.
+    TcpSock,
+    /// `bpf_tcp_sock`'s result before its NULL check.
+    TcpSockOrNull,
     /// An AF_XDP socket from an xskmap lookup, not NULL (`struct bpf_xdp_sock *`): only its
     /// `queue_id` (4 bytes at offset 0) may be read.
     XdpSock,
@@ -112,7 +118,13 @@ impl RegType {
     /// Whether this is a pointer that may be NULL (a lookup's or a reservation's result before
     /// its NULL check).
     pub fn is_nullable(self) -> bool {
-        matches!(self, RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } | RegType::SocketOrNull { .. })
+        matches!(
+            self,
+            RegType::MapValueOrNull { .. }
+                | RegType::RecordOrNull { .. }
+                | RegType::SocketOrNull { .. }
+                | RegType::TcpSockOrNull
+        )
     }
 
     /// Whether the kernel knows a pointer of this kind is not NULL (its `reg_not_null`: map
@@ -122,7 +134,11 @@ impl RegType {
     pub fn known_not_null(self) -> bool {
         matches!(
             self,
-            RegType::MapValue { .. } | RegType::MapHandle { .. } | RegType::Record { .. } | RegType::Socket { .. }
+            RegType::MapValue { .. }
+                | RegType::MapHandle { .. }
+                | RegType::Record { .. }
+                | RegType::Socket { .. }
+                | RegType::TcpSock
         )
     }
 
@@ -151,6 +167,8 @@ impl RegType {
             RegType::SocketOrNull { common: false } => "sock_or_null",
             RegType::SocketOrNull { common: true } => "sock_common_or_null",
             RegType::XdpSock => "xdp_sock",
+            RegType::TcpSock => "tcp_sock",
+            RegType::TcpSockOrNull => "tcp_sock_or_null",
             RegType::Func { .. } => "func",
             RegType::Stale { .. } => "invalidated",
         }
@@ -175,6 +193,8 @@ impl RegType {
             RegType::Socket { common: true } => "a socket (struct bpf_sock_common)",
             RegType::SocketOrNull { .. } => "a socket that may be NULL",
             RegType::XdpSock => "an AF_XDP socket (struct bpf_xdp_sock)",
+            RegType::TcpSock => "a TCP socket's state (struct bpf_tcp_sock)",
+            RegType::TcpSockOrNull => "a TCP socket's state that may be NULL",
             RegType::Func { .. } => "a function pointer (a callback)",
             RegType::Stale { .. } => "an invalidated pointer",
         }

@@ -245,7 +245,7 @@ impl Checker<'_> {
                 return;
             }
             // The kernel prohibits any arithmetic on a socket pointer, even adding zero.
-            RegType::PacketEnd | RegType::Socket { .. } | RegType::XdpSock => true,
+            RegType::PacketEnd | RegType::Socket { .. } | RegType::TcpSock | RegType::XdpSock => true,
             _ => false,
         };
         if forbidden {

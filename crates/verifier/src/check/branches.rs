@@ -248,7 +248,9 @@ impl Checker<'_> {
                 }
             }
         });
-        if is_null && ref_id != 0 {
+        // Only the acquiring call's own result (id and reference the same) gives its reference
+        // back when NULL: a pointer cast's NULL says nothing about the socket it came from.
+        if is_null && ref_id != 0 && ref_id == id {
             st.refs.retain(|h| h.id != ref_id);
         }
     }
@@ -260,6 +262,7 @@ impl Checker<'_> {
             RegType::MapValueOrNull { map } => self.non_null_lookup(map),
             RegType::RecordOrNull { size } => RegType::Record { size },
             RegType::SocketOrNull { common } => RegType::Socket { common },
+            RegType::TcpSockOrNull => RegType::TcpSock,
             other => other,
         }
     }

@@ -290,6 +290,8 @@ impl Checker<'_> {
         }
         let mut alloc = None;
         let mut released = None;
+        // The reference of the socket argument, which a pointer cast's result shares.
+        let mut sock_ref = 0;
         for (i, arg) in proto.args.iter().enumerate() {
             let r = (i + 1) as u8;
             match arg {
@@ -473,7 +475,8 @@ impl Checker<'_> {
                 Arg::Socket => {
                     let reg = self.read(st, pc, r);
                     // The kernel's sock_common types: sockets and AF_XDP sockets (an xskmap's).
-                    if !matches!(reg.ty, RegType::Socket { .. } | RegType::XdpSock) {
+                    sock_ref = reg.ref_id;
+                    if !matches!(reg.ty, RegType::Socket { .. } | RegType::TcpSock | RegType::XdpSock) {
                         let d = if reg.ty.is_nullable() {
                             Diagnostic::new(
                                 Code::NullCheck,
@@ -495,7 +498,9 @@ impl Checker<'_> {
                 Arg::Release(Ref::Socket) => {
                     let reg = self.read(st, pc, r);
                     match reg.ty {
-                        RegType::Socket { .. } if reg.ref_id != 0 => released = Some((reg.ref_id, StaleKind::Socket)),
+                        RegType::Socket { .. } | RegType::TcpSock if reg.ref_id != 0 => {
+                            released = Some((reg.ref_id, StaleKind::Socket))
+                        }
                         RegType::SocketOrNull { .. } => {
                             let d = Diagnostic::new(
                                 Code::NullCheck,
@@ -623,6 +628,16 @@ impl Checker<'_> {
             },
             Ret::SocketOrNull => self.acquire(st, pc, Ref::Socket, RegType::SocketOrNull { common: false }),
             Ret::SockCommonOrNull => self.acquire(st, pc, Ref::Socket, RegType::SocketOrNull { common: true }),
+            // Pointer casts (the kernel's `is_ptr_cast_function`): a new pointer to NULL-check
+            // (its own id) that shares the argument's reference, so that releasing either
+            // releases both, and whose NULL branch releases nothing.
+            Ret::FullSockOrNull => {
+                Reg { id: self.new_id(), ref_id: sock_ref, ..Reg::pointer(RegType::SocketOrNull { common: false }) }
+            }
+            Ret::TcpSockOrNull => Reg { id: self.new_id(), ref_id: sock_ref, ..Reg::pointer(RegType::TcpSockOrNull) },
+            Ret::UnreferencedSockOrNull => {
+                Reg { id: self.new_id(), ..Reg::pointer(RegType::SocketOrNull { common: false }) }
+            }
         };
         *st.reg_mut(0) = r0;
     }

@@ -313,6 +313,24 @@ impl Checker<'_> {
                 self.bounded_access(st, pc, r, ptr, insn_off, size, kind, Bounds::Record(rsize))
             }
             RegType::Socket { common } => self.sock_access(st, pc, r, ptr, insn_off, size, kind, common),
+            RegType::TcpSock => {
+                self.facts[pc].mem = Some(MemRegion::Mixed);
+                let off = ptr.val.as_const().map(|v| (i64::from(ptr.off) + i64::from(insn_off)).wrapping_add(v as i64));
+                if kind == Access::Read && off.is_some_and(|off| tcp_sock_field_ok(off, size)) {
+                    return Some(Reg::scalar(Scalar::unknown_of_size(size)));
+                }
+                let d = Diagnostic::new(
+                    Code::SocketAccess,
+                    Some(pc),
+                    format!(
+                        "invalid tcp_sock access through R{r}: {size}-byte {} at offset {}",
+                        kind.verb(),
+                        off.map_or_else(|| ptr.val.to_string(), |o| o.to_string())
+                    ),
+                )
+                .help("struct bpf_tcp_sock is read-only: whole 4-byte fields, bytes_received (80) and bytes_acked (88) as 8 bytes, offsets 0..112");
+                self.fail_access(st, pc, r, d)
+            }
             RegType::XdpSock => {
                 self.facts[pc].mem = Some(MemRegion::Mixed);
                 let off = ptr.val.as_const().map(|v| (i64::from(ptr.off) + i64::from(insn_off)).wrapping_add(v as i64));
@@ -331,10 +349,14 @@ impl Checker<'_> {
                 .help("an xskmap lookup yields the AF_XDP socket, of which programs may only read queue_id (4 bytes at offset 0)");
                 self.fail_access(st, pc, r, d)
             }
-            RegType::MapValueOrNull { .. } | RegType::RecordOrNull { .. } | RegType::SocketOrNull { .. } => {
+            RegType::MapValueOrNull { .. }
+            | RegType::RecordOrNull { .. }
+            | RegType::SocketOrNull { .. }
+            | RegType::TcpSockOrNull => {
                 let what = match ptr.ty {
                     RegType::MapValueOrNull { .. } => "bpf_map_lookup_elem returns NULL when the key is absent",
                     RegType::SocketOrNull { .. } => "the socket lookups return NULL when no socket matches",
+                    RegType::TcpSockOrNull => "bpf_tcp_sock returns NULL for a socket that is not TCP",
                     _ => "bpf_ringbuf_reserve returns NULL when the ring buffer is full",
                 };
                 let d = Diagnostic::new(
@@ -1082,6 +1104,24 @@ fn sock_field_ok(common: bool, off: i64, size: u32) -> bool {
         49 => size == 1,
         50 | 51 => false,
         // bound_dev_if, mark, priority: whole.
+        _ => size == 4,
+    }
+}
+
+/// Whether a `size`-byte read at `off` of a `struct bpf_tcp_sock` is one the kernel allows
+/// (`bpf_tcp_sock_is_valid_access`): the u32 fields whole, bytes_received and bytes_acked (u64)
+/// whole.
+fn tcp_sock_field_ok(off: i64, size: u32) -> bool {
+    // offsetofend(struct bpf_tcp_sock, icsk_retransmits)
+    const END: i64 = 112;
+    if !(0..END).contains(&off) || off % i64::from(size) != 0 {
+        return false;
+    }
+    match off {
+        80 | 88 => size == 8,
+        // The upper halves of the u64 fields pass the kernel's check but fail its rewrite of
+        // the load ("error during ctx access conversion"): refused all the same.
+        84 | 92 => false,
         _ => size == 4,
     }
 }

@@ -1,0 +1,26 @@
+# bpf_get_listener_sock's socket is not referenced: releasing it is refused.
+# type: tc
+# privileged: reject expects a socket reference
+# unprivileged: reject expects a socket reference
+    mov %r9, %r1
+    stdw [%r10-16], 0
+    stdw [%r10-8], 0
+    mov %r2, %r10
+    add %r2, -16
+    mov %r3, 12
+    mov %r4, -1
+    mov %r5, 0
+    call 84
+    jeq %r0, 0, out
+    mov %r6, %r0
+    mov %r1, %r0
+    call 98
+    jeq %r0, 0, rel
+    mov %r1, %r0
+    call 86
+rel:
+    mov %r1, %r6
+    call 86
+out:
+    mov %r0, 0
+    exit

@@ -1,0 +1,26 @@
+# bpf_tcp_sock on a socket from a lookup: snd_cwnd and bytes_received (8 bytes) read.
+# type: tc
+# privileged: accept
+# unprivileged: accept
+    mov %r9, %r1
+    stdw [%r10-16], 0
+    stdw [%r10-8], 0
+    mov %r2, %r10
+    add %r2, -16
+    mov %r3, 12
+    mov %r4, -1
+    mov %r5, 0
+    call 84
+    jeq %r0, 0, out
+    mov %r6, %r0
+    mov %r1, %r0
+    call 96
+    jeq %r0, 0, rel
+    ldxw %r7, [%r0+0]
+    ldxdw %r7, [%r0+80]
+rel:
+    mov %r1, %r6
+    call 86
+out:
+    mov %r0, 0
+    exit
