@@ -28,6 +28,10 @@ pub enum Arg {
     Key,
     /// A pointer to `value_size` initialised bytes of the map in argument 1.
     Value,
+    /// A pointer to `value_size` bytes the helper fills with a value of the map in argument 1
+    /// (the kernel's `ARG_PTR_TO_MAP_VALUE | MEM_UNINIT | MEM_WRITE`): writable, need not be
+    /// initialised, initialised after the call.
+    OutValue,
     /// The context pointer, unmodified.
     Ctx,
     /// Any number (pointers are refused: they would leak addresses).
@@ -206,6 +210,8 @@ pub mod map_type {
     pub const PERCPU_ARRAY: u32 = 6;
     /// `BPF_MAP_TYPE_STACK_TRACE`.
     pub const STACK_TRACE: u32 = 7;
+    /// `BPF_MAP_TYPE_CGROUP_ARRAY`.
+    pub const CGROUP_ARRAY: u32 = 8;
     /// `BPF_MAP_TYPE_LRU_HASH`.
     pub const LRU_HASH: u32 = 9;
     /// `BPF_MAP_TYPE_LRU_PERCPU_HASH`.
@@ -226,6 +232,10 @@ pub mod map_type {
     pub const XSKMAP: u32 = 17;
     /// `BPF_MAP_TYPE_SOCKHASH`.
     pub const SOCKHASH: u32 = 18;
+    /// `BPF_MAP_TYPE_QUEUE`.
+    pub const QUEUE: u32 = 22;
+    /// `BPF_MAP_TYPE_STACK`.
+    pub const STACK: u32 = 23;
     /// `BPF_MAP_TYPE_DEVMAP_HASH`.
     pub const DEVMAP_HASH: u32 = 25;
     /// `BPF_MAP_TYPE_RINGBUF`.
@@ -564,6 +574,22 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: false,
         wasm_import: None,
     },
+    // bpf_current_task_under_cgroup(map, index): whether the current task is in the cgroup at index of a
+    // cgroup array.
+    HelperSpec {
+        id: 37,
+        name: "bpf_current_task_under_cgroup",
+        proto: Some(Proto {
+            args: &[MapHandle, Scalar],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::CGROUP_ARRAY]),
+            scope: Scope::Kernel,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     // bpf_get_numa_node_id(): the current NUMA node.
     HelperSpec {
         id: 42,
@@ -766,6 +792,51 @@ pub static HELPERS: &[HelperSpec] = &[
             ret: Ret::Scalar,
             map_types: None,
             scope: Scope::SkLookup,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_map_push_elem(map, value, flags): pushes a value onto a queue or stack map.
+    HelperSpec {
+        id: 87,
+        name: "bpf_map_push_elem",
+        proto: Some(Proto {
+            args: &[MapHandle, Value, Scalar],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::QUEUE, map_type::STACK]),
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_map_pop_elem(map, value): pops a queue's or stack's value into the buffer.
+    HelperSpec {
+        id: 88,
+        name: "bpf_map_pop_elem",
+        proto: Some(Proto {
+            args: &[MapHandle, OutValue],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::QUEUE, map_type::STACK]),
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
+    // bpf_map_peek_elem(map, value): copies a queue's or stack's next value into the buffer.
+    HelperSpec {
+        id: 89,
+        name: "bpf_map_peek_elem",
+        proto: Some(Proto {
+            args: &[MapHandle, OutValue],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::QUEUE, map_type::STACK]),
+            scope: Scope::Base,
             changes_packet: false,
             pkt_access: false,
         }),
@@ -1083,6 +1154,21 @@ pub static HELPERS: &[HelperSpec] = &[
         vm: true,
         wasm_import: None,
     },
+    // bpf_ringbuf_query(ringbuf, flags): the ring buffer's fill level, size or positions.
+    HelperSpec {
+        id: 134,
+        name: "bpf_ringbuf_query",
+        proto: Some(Proto {
+            args: &[MapHandle, Scalar],
+            ret: Ret::Scalar,
+            map_types: Some(&[map_type::RINGBUF]),
+            scope: Scope::Base,
+            changes_packet: false,
+            pkt_access: false,
+        }),
+        vm: false,
+        wasm_import: None,
+    },
     // bpf_ktime_get_coarse_ns(): a coarse clock, withheld from the tracing program types.
     HelperSpec {
         id: 160,
@@ -1390,6 +1476,7 @@ mod tests {
                 "bpf_perf_event_output",
                 "bpf_get_stackid",
                 "bpf_get_current_task",
+                "bpf_current_task_under_cgroup",
                 "bpf_get_numa_node_id",
                 "bpf_probe_read_str",
                 "bpf_perf_event_read_value",
@@ -1400,6 +1487,9 @@ mod tests {
                 "bpf_sk_lookup_tcp",
                 "bpf_sk_lookup_udp",
                 "bpf_sk_release",
+                "bpf_map_push_elem",
+                "bpf_map_pop_elem",
+                "bpf_map_peek_elem",
                 "bpf_sk_fullsock",
                 "bpf_tcp_sock",
                 "bpf_get_listener_sock",
@@ -1416,6 +1506,7 @@ mod tests {
                 "bpf_get_ns_current_pid_tgid",
                 "bpf_get_current_ancestor_cgroup_id",
                 "bpf_sk_assign",
+                "bpf_ringbuf_query",
                 "bpf_ktime_get_coarse_ns",
                 "bpf_get_func_ip",
                 "bpf_get_attach_cookie",
@@ -1435,7 +1526,7 @@ mod tests {
             for (i, arg) in p.args.iter().enumerate() {
                 let sized = matches!(arg, Mem { .. } | OutMem { .. } | InOutMem);
                 assert_eq!(sized, matches!(p.args.get(i + 1), Some(Size { .. })), "{} argument {}", h.name, i + 1);
-                if matches!(arg, Key | Value) {
+                if matches!(arg, Key | Value | OutValue) {
                     assert_eq!(p.args.first(), Some(&MapHandle), "{}: a key needs the map first", h.name);
                 }
             }

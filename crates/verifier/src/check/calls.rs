@@ -367,6 +367,12 @@ impl Checker<'_> {
                         if *arg == Arg::Key { (info.key_size, "key") } else { (info.value_size, "value") };
                     self.mem_arg(st, pc, proto, r, &reg, u64::from(size), what, true);
                 }
+                Arg::OutValue => {
+                    let reg = self.read(st, pc, r);
+                    let Some(info) = map.and_then(|m| self.maps.get(m as usize)) else { continue };
+                    let size = Scalar::constant(u64::from(info.value_size));
+                    self.out_mem_arg(st, pc, proto, r, &reg, size);
+                }
                 Arg::Ctx => {
                     let reg = self.read(st, pc, r);
                     if reg.ty != RegType::Ctx || reg.off != 0 || !reg.val.is_const(0) {

@@ -1,0 +1,11 @@
+# bpf_map_pop_elem on a hash map.
+# type: xdp
+# map: hash key=4 value=8 entries=4
+# privileged: reject cannot be used with map
+# unprivileged: reject cannot be used with map
+    lddw %r1, map_fd 0
+    mov %r2, %r10
+    add %r2, -8
+    call 88
+    mov %r0, 2
+    exit
