@@ -30,6 +30,9 @@ pub(crate) struct Cfg {
     pub(crate) live_in: Vec<u16>,
     /// Stack slots of the running frame (bit i = `fp-8*(i+1)..fp-8*i`) that may still be read.
     pub(crate) live_slots: Vec<u64>,
+    /// Registers (bit i = ri) whose number at each slot may still decide something the
+    /// verifier checks ([`precise_liveness`]); the others are the kernel's imprecise scalars.
+    pub(crate) precise_in: Vec<u16>,
     /// For each subprogram, the subprograms it calls, with the call's slot.
     pub(crate) calls: Vec<Vec<(usize, usize)>>,
     /// Whether the program has bpf-to-bpf calls.
@@ -324,11 +327,13 @@ pub(crate) fn analyze(program: &Program, diags: &mut Vec<Diagnostic>) -> Option<
     }
 
     let live_in = liveness(&insn_at, &subprogs);
-    let live_slots = stack_liveness(&insn_at, &subprogs);
+    let facts = fp_facts(&insn_at, &subprogs);
+    let live_slots = stack_liveness(&insn_at, &subprogs, &facts);
+    let precise_in = precise_liveness(&insn_at, &subprogs, &facts);
     if diags.len() > before {
         return None;
     }
-    Some(Cfg { insn_at, subprogs, prune_point, loop_head, live_in, live_slots, calls, has_local_calls })
+    Some(Cfg { insn_at, subprogs, prune_point, loop_head, live_in, live_slots, precise_in, calls, has_local_calls })
 }
 
 /// What a register may hold, relative to the running function's own stack frame.
@@ -548,9 +553,9 @@ fn fp_transfer(insn: &Insn, f: &FpFacts) -> FpFacts {
     out
 }
 
-/// For each slot, the stack slots of the running frame that some later instruction may read
-/// before overwriting them whole. Slots outside this set hold nothing that matters.
-pub(crate) fn stack_liveness(insn_at: &[Option<Insn>], subprogs: &[Subprog]) -> Vec<u64> {
+/// The forward facts before each instruction: each register's relation to its function's frame
+/// pointer, and which slots may hold a spilled stack pointer.
+fn fp_facts(insn_at: &[Option<Insn>], subprogs: &[Subprog]) -> Vec<FpFacts> {
     let n = insn_at.len();
     let mut facts = vec![FpFacts::BOTTOM; n];
     for s in subprogs {
@@ -580,6 +585,13 @@ pub(crate) fn stack_liveness(insn_at: &[Option<Insn>], subprogs: &[Subprog]) -> 
             }
         }
     }
+    facts
+}
+
+/// For each slot, the stack slots of the running frame that some later instruction may read
+/// before overwriting them whole. Slots outside this set hold nothing that matters.
+fn stack_liveness(insn_at: &[Option<Insn>], subprogs: &[Subprog], facts: &[FpFacts]) -> Vec<u64> {
+    let n = insn_at.len();
     let mut live = vec![0u64; n];
     for s in subprogs {
         let mut changed = true;
@@ -633,4 +645,193 @@ fn liveness(insn_at: &[Option<Insn>], subprogs: &[Subprog]) -> Vec<u16> {
         }
     }
     live_in
+}
+
+/// For each slot, the registers (r0..=r9) that may hold a pointer there: a forward may-analysis
+/// per function (r1 and r10 at the program's entry, every argument at another function's).
+fn may_pointer(insn_at: &[Option<Insn>], subprogs: &[Subprog]) -> Vec<u16> {
+    const CALLER_SAVED: u16 = 0b11_1111;
+    let n = insn_at.len();
+    let bit = |r: u8| if r < 10 { 1u16 << r } else { 0 };
+    let transfer = |insn: &Insn, m: u16| -> u16 {
+        let has = |r: u8| r == 10 || m & bit(r) != 0;
+        let set = |m: u16, r: u8, v: bool| if v { m | bit(r) } else { m & !bit(r) };
+        match insn.op {
+            Op::MovReg => set(m, insn.dst, has(insn.src)),
+            Op::AddReg | Op::SubReg => set(m, insn.dst, has(insn.dst) || has(insn.src)),
+            Op::AddImm | Op::SubImm => m,
+            _ => match insn.op.form() {
+                Form::AluReg | Form::AluImm | Form::Unary | Form::Endian => set(m, insn.dst, false),
+                Form::LdImm64 => set(m, insn.dst, insn.pseudo_src().is_some()),
+                // Context fields load pointers as 4 bytes (data, data_end), spills as 8.
+                Form::Ldx => set(m, insn.dst, !matches!(insn.op, Op::LdxB | Op::LdxH | Op::LdxSB | Op::LdxSH)),
+                Form::CallHelper | Form::CallLocal | Form::CallKfunc | Form::CallReg => (m & !CALLER_SAVED) | 1,
+                Form::LdAbs | Form::LdInd => m & !CALLER_SAVED,
+                Form::Atomic => {
+                    let mut m = m;
+                    if crate::check::atomic_fetches(insn.op) {
+                        m = set(m, insn.src, true);
+                    }
+                    if matches!(insn.op, Op::AtomicCmpXchgW | Op::AtomicCmpXchgDw) {
+                        m |= 1;
+                    }
+                    m
+                }
+                _ => m,
+            },
+        }
+    };
+    let mut facts = vec![0u16; n];
+    let mut seen = vec![false; n];
+    for (i, s) in subprogs.iter().enumerate() {
+        if s.start >= n {
+            continue;
+        }
+        facts[s.start] = if i == 0 { bit(1) } else { 0b11_1110 };
+        seen[s.start] = true;
+        let mut work = vec![s.start];
+        while let Some(pc) = work.pop() {
+            let Some(insn) = insn_at[pc] else { continue };
+            let out = transfer(&insn, facts[pc]);
+            let (succ, _) = successors(pc, &insn);
+            for t in succ.into_iter().flatten() {
+                if t >= s.end || t >= n {
+                    continue;
+                }
+                let joined = facts[t] | out;
+                if !seen[t] || joined != facts[t] {
+                    seen[t] = true;
+                    facts[t] = joined;
+                    work.push(t);
+                }
+            }
+        }
+    }
+    facts
+}
+
+/// The kernel's precision tracking, as a static over-approximation: for each slot, the
+/// registers (bit i = ri, r0..=r9) whose number there may flow, along some path, into a use
+/// where the verifier's decision depends on the value: a conditional jump's operands, a memory
+/// access's base, a helper's or function's arguments, the return value, legacy packet loads, an
+/// atomic operation's operands, and a number added to or subtracted from what may be a pointer.
+/// Values flow through moves and arithmetic, and through stack slots at known offsets from the
+/// frame pointer (anywhere in the frame when the address is unknown).
+///
+/// Every other register at a slot holds what the kernel calls an imprecise scalar: its value
+/// decides nothing on any path from there, so two states that differ only in such numbers
+/// verify alike, and a verified state prunes the other whatever they hold (as the kernel's
+/// `regsafe` ignores imprecise scalars). The kernel marks precision lazily, by backtracking from
+/// the uses it meets; this analysis marks, ahead of time, everything that could reach any of
+/// them, so it never calls imprecise what the kernel would need precise.
+fn precise_liveness(insn_at: &[Option<Insn>], subprogs: &[Subprog], facts: &[FpFacts]) -> Vec<u16> {
+    const CALLER_SAVED: u16 = 0b11_1111;
+    const ARGS: u16 = 0b11_1110;
+    let n = insn_at.len();
+    let bit = |r: u8| if r < 10 { 1u16 << r } else { 0 };
+    let ptrs = may_pointer(insn_at, subprogs);
+    let transfer = |pc: usize, insn: &Insn, (mut regs, mut slots): (u16, u64)| -> (u16, u64) {
+        let fp = facts.get(pc).copied().unwrap_or(FpFacts::BOTTOM);
+        let live = |regs: u16, r: u8| regs & bit(r) != 0;
+        let is_mov = matches!(
+            insn.op,
+            Op::MovReg | Op::Mov32Reg | Op::MovSx8 | Op::MovSx16 | Op::MovSx32 | Op::MovSx8To32 | Op::MovSx16To32
+        );
+        match insn.op.form() {
+            Form::JmpReg => regs |= bit(insn.dst) | bit(insn.src),
+            Form::JmpImm => regs |= bit(insn.dst),
+            Form::Ja | Form::Ja32 | Form::Unary | Form::Endian => {}
+            Form::AluImm => {
+                if matches!(insn.op, Op::MovImm | Op::Mov32Imm) {
+                    regs &= !bit(insn.dst);
+                }
+            }
+            Form::AluReg if is_mov => {
+                let d = live(regs, insn.dst);
+                regs &= !bit(insn.dst);
+                if d {
+                    regs |= bit(insn.src);
+                }
+            }
+            Form::AluReg => {
+                if live(regs, insn.dst) {
+                    regs |= bit(insn.src);
+                }
+                if matches!(insn.op, Op::AddReg | Op::SubReg) {
+                    let may_ptr = |r: u8| r == 10 || ptrs.get(pc).is_some_and(|m| m & bit(r) != 0);
+                    if may_ptr(insn.dst) {
+                        regs |= bit(insn.src);
+                    }
+                    if may_ptr(insn.src) {
+                        regs |= bit(insn.dst);
+                    }
+                }
+            }
+            Form::LdImm64 => regs &= !bit(insn.dst),
+            Form::Ldx => {
+                let d = live(regs, insn.dst);
+                regs &= !bit(insn.dst);
+                regs |= bit(insn.src);
+                if d {
+                    slots |= stack_use(insn, &fp).0;
+                }
+            }
+            Form::St | Form::Stx => {
+                let (partial, whole) = stack_use(insn, &fp);
+                regs |= bit(insn.dst);
+                if insn.op.form() == Form::Stx && slots & (partial | whole) != 0 {
+                    regs |= bit(insn.src);
+                }
+                slots &= !whole;
+            }
+            Form::Atomic => {
+                regs |= bit(insn.dst) | bit(insn.src);
+                if matches!(insn.op, Op::AtomicCmpXchgW | Op::AtomicCmpXchgDw) {
+                    regs |= 1;
+                }
+                slots |= stack_use(insn, &fp).0;
+            }
+            Form::CallHelper | Form::CallLocal | Form::CallKfunc | Form::CallReg => {
+                regs = (regs & !CALLER_SAVED) | ARGS;
+                if insn.op.form() == Form::CallReg {
+                    regs |= bit(insn.dst);
+                }
+                slots |= stack_use(insn, &fp).0;
+            }
+            Form::Exit => {
+                regs = 1;
+                slots = 0;
+            }
+            Form::LdAbs | Form::LdInd => {
+                regs = (regs & !CALLER_SAVED) | bit(6);
+                if insn.op.form() == Form::LdInd {
+                    regs |= bit(insn.src);
+                }
+            }
+        }
+        (regs, slots)
+    };
+    let mut state = vec![(0u16, 0u64); n];
+    for s in subprogs {
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for pc in (s.start..s.end.min(n)).rev() {
+                let Some(insn) = insn_at[pc] else { continue };
+                let (succ, _) = successors(pc, &insn);
+                let mut out = (0u16, 0u64);
+                for t in succ.into_iter().flatten() {
+                    if let Some(&(r, sl)) = state.get(t) {
+                        out = (out.0 | r, out.1 | sl);
+                    }
+                }
+                let new = transfer(pc, &insn, out);
+                if new != state[pc] {
+                    state[pc] = new;
+                    changed = true;
+                }
+            }
+        }
+    }
+    state.into_iter().map(|(r, _)| r).collect()
 }

@@ -15,7 +15,10 @@
 //! - registers: no read before write; scalars tracked with known bits ([`tnum::Tnum`]) and
 //!   signed/unsigned 64/32-bit bounds ([`scalar::Scalar`]); pointers tracked by kind (context,
 //!   stack, packet with proven range, packet end, map value, map value or NULL, map handle, ring
-//!   buffer record, socket) through spills to the stack;
+//!   buffer record, socket) through spills to the stack; numbers that can no longer decide any
+//!   check (the kernel's imprecise scalars, found by a static analysis that over-approximates
+//!   the kernel's precision tracking) are ignored when states are compared, so loops whose
+//!   counters only data decides converge;
 //! - memory: every access proven inside its region for its size; context fields as the program
 //!   type allows (XDP, socket filter, TC classifier, cgroup skb, and the tracing types, which
 //!   duet verifies for the kernel but does not run: kprobe `pt_regs`, the tracepoint record,

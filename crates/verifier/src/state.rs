@@ -638,7 +638,10 @@ fn slot_covers(old: &Slot, cur: &Slot, ids: &mut IdMap, mode: Compare) -> bool {
 
 impl State {
     /// Whether `self` (a state already proven safe, or an ancestor for `Exact`) covers `cur`.
-    pub(crate) fn covers(&self, cur: &State, ids: &mut IdMap, mode: Compare) -> bool {
+    /// Numbers in the registers of the program's own frame named by `imprecise` (bit i = ri)
+    /// cover any number: nothing the verifier checks depends on them any more (the kernel's
+    /// imprecise scalars, see `cfg::precise_liveness`).
+    pub(crate) fn covers(&self, cur: &State, ids: &mut IdMap, mode: Compare, imprecise: u16) -> bool {
         ids.clear();
         if self.frames.len() != cur.frames.len() || self.refs.len() != cur.refs.len() {
             return false;
@@ -648,8 +651,11 @@ impl State {
                 return false;
             }
         }
-        for (old, new) in self.frames.iter().zip(&cur.frames) {
-            for (a, b) in old.regs.iter().zip(&new.regs) {
+        for (f, (old, new)) in self.frames.iter().zip(&cur.frames).enumerate() {
+            for (r, (a, b)) in old.regs.iter().zip(&new.regs).enumerate() {
+                if f == 0 && imprecise & (1 << r) != 0 && a.ty == RegType::Scalar && b.ty == RegType::Scalar {
+                    continue;
+                }
                 if !reg_covers(a, b, ids, mode) {
                     return false;
                 }

@@ -15,6 +15,13 @@ impl Checker<'_> {
     pub(super) fn visit(&mut self, pc: usize, st: &State, parent: &mut Option<u32>) -> Visit {
         // Prune against states whose every path was verified.
         let mode = self.prune_mode();
+        // Imprecise numbers are ignored only in the program's own frame (callers' registers
+        // matter again after their callee returns) and never once numbers must match exactly.
+        let imprecise = if st.frames.len() == 1 && mode == Compare::Subsumes {
+            !self.cfg.precise_in.get(pc).copied().unwrap_or(u16::MAX) & 0x3ff
+        } else {
+            0
+        };
         let mut i = 0;
         while i < self.at_pc[pc].len() {
             let idx = self.at_pc[pc][i] as usize;
@@ -24,7 +31,7 @@ impl Checker<'_> {
                 continue;
             };
             if node.branches == 0 {
-                if old.covers(st, &mut self.ids, mode) {
+                if old.covers(st, &mut self.ids, mode, imprecise) {
                     self.nodes[idx].hits += 1;
                     return Visit::Prune;
                 }
@@ -100,7 +107,7 @@ impl Checker<'_> {
             .collect();
         for &idx in &ancestors {
             if let Some(old) = &self.nodes[idx as usize].state
-                && old.covers(st, &mut self.ids, Compare::Subsumes)
+                && old.covers(st, &mut self.ids, Compare::Subsumes, 0)
             {
                 self.nodes[idx as usize].hits += 1;
                 return true;
