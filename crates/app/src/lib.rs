@@ -29,21 +29,34 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(feature = "host")]
 mod aot;
+#[cfg(feature = "host")]
 mod app;
+#[cfg(feature = "host")]
 mod cache;
 mod config;
+#[cfg(feature = "host")]
 mod engine;
+#[cfg(feature = "host")]
 mod host;
+#[cfg(feature = "host")]
 mod kv;
+#[cfg(feature = "host")]
 mod outbound;
+#[cfg(feature = "host")]
 mod stats;
 
+#[cfg(feature = "host")]
 pub use app::{App, AppBody, BUFFERED_BODY_LIMIT, BoxError, ERROR_HEADER};
+#[cfg(feature = "host")]
 pub use cache::{CacheStatus, default_cache_dir};
 pub use config::{AppConfig, DirGrant};
+#[cfg(feature = "host")]
 pub use kv::{KvError, KvStore, MemoryKv};
+#[cfg(feature = "host")]
 pub use outbound::{BoxFuture, Outbound, OutboundError};
+#[cfg(feature = "host")]
 pub use stats::{AppStats, AppStatsSnapshot};
 
 use std::path::PathBuf;

@@ -26,8 +26,11 @@ pub struct PackageArgs {
     /// program].
     #[arg(long)]
     program: Option<String>,
-    /// The runtime to embed [default: $DUET_RUNNER, else `duet-runner` next to this `duet`, else
-    /// built from this checkout with `cargo build --release -p duet-runner`].
+    /// The runtime to embed [default: $DUET_RUNNER; else, for a packet program,
+    /// `duet-runner-packet` next to this `duet` (the runtime without the app host), then
+    /// `duet-runner` next to it; else built from this checkout: `cargo build --release -p
+    /// duet-runner` (with `--no-default-features` into target/runner-packet for a packet
+    /// program)].
     #[arg(long, value_name = "FILE")]
     runner: Option<PathBuf>,
     /// HTTP app: cap on each instance's linear memory in MiB (default 64).
@@ -71,7 +74,11 @@ pub fn run(args: PackageArgs) -> Result<ExitCode> {
         duet_version: env!("CARGO_PKG_VERSION").into(),
         artifact,
     };
-    let runner_path = find_runner(args.runner.as_deref())?;
+    let host = match manifest.artifact {
+        Artifact::Program { .. } => Host::Program,
+        Artifact::App { .. } => Host::App,
+    };
+    let runner_path = find_runner(args.runner.as_deref(), host)?;
     let runner = std::fs::read(&runner_path).with_context(|| format!("cannot read {}", runner_path.display()))?;
     // A package given as the runner: embed its runtime, not its payload.
     let runner = match duet_runner::split(&runner) {
@@ -80,6 +87,24 @@ pub fn run(args: PackageArgs) -> Result<ExitCode> {
     };
     if !runner.starts_with(b"\x7fELF") {
         bail!("{} is not an executable (no ELF header); pass duet-runner with --runner", runner_path.display());
+    }
+    if let Some(hosts) = duet_runner::runner_hosts(runner)
+        && !hosts.iter().any(|h| h == host.name())
+    {
+        let can: Vec<&str> = hosts
+            .iter()
+            .map(|h| match h.as_str() {
+                "program" => Host::Program.what(),
+                "app" => Host::App.what(),
+                other => other,
+            })
+            .collect();
+        bail!(
+            "{} cannot run {}: it was built for {} only (`cargo build --release -p duet-runner` builds the full runtime)",
+            runner_path.display(),
+            host.what(),
+            can.join(" and ")
+        );
     }
     let stripped = strip_debug_info(runner);
     let runner = stripped.as_deref().unwrap_or(runner);
@@ -184,8 +209,34 @@ fn app(args: &PackageArgs, bytes: &[u8], source: &str) -> Result<(Artifact, Vec<
     Ok((Artifact::App { config, kv_entries: args.kv }, code))
 }
 
-/// The runtime to embed; see [`PackageArgs::runner`].
-fn find_runner(explicit: Option<&Path>) -> Result<PathBuf> {
+/// What a package's runtime must run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Host {
+    /// A packet program: the runtime without the app host will do.
+    Program,
+    /// An HTTP app: the full runtime.
+    App,
+}
+
+impl Host {
+    /// Its name in a runner's `duet-runner-hosts:` marker.
+    fn name(self) -> &'static str {
+        match self {
+            Host::Program => "program",
+            Host::App => "app",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Host::Program => "packet programs",
+            Host::App => "HTTP apps",
+        }
+    }
+}
+
+/// The runtime to embed for `host`; see [`PackageArgs::runner`].
+fn find_runner(explicit: Option<&Path>, host: Host) -> Result<PathBuf> {
     if let Some(path) = explicit {
         if !path.is_file() {
             bail!("--runner {}: no such file", path.display());
@@ -200,8 +251,9 @@ fn find_runner(explicit: Option<&Path>) -> Result<PathBuf> {
         return Ok(path);
     }
     if let Ok(exe) = std::env::current_exe() {
-        let beside = exe.with_file_name("duet-runner");
-        if beside.is_file() {
+        let names: &[&str] =
+            if host == Host::Program { &["duet-runner-packet", "duet-runner"] } else { &["duet-runner"] };
+        if let Some(beside) = names.iter().map(|n| exe.with_file_name(n)).find(|p| p.is_file()) {
             return Ok(beside);
         }
     }
@@ -212,13 +264,19 @@ fn find_runner(explicit: Option<&Path>) -> Result<PathBuf> {
              -p duet-runner` in duet's checkout writes target/release/duet-runner), set DUET_RUNNER, or pass --runner"
         );
     }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    // The packet-only runtime has other features than the full one: its own target directory
+    // keeps the two builds from replacing each other's binary.
+    let target_dir = if host == Host::Program { target.join("runner-packet") } else { target };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.args(["build", "--release", "-p", "duet-runner", "--manifest-path"])
         .arg(root.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir);
+    if host == Host::Program {
+        cmd.arg("--no-default-features");
+    }
     eprintln!("$ {cmd:?}");
     let status = cmd.status().with_context(|| format!("cannot run {}", cargo.to_string_lossy()))?;
     if !status.success() {

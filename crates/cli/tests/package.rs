@@ -55,15 +55,32 @@ fn fails(cmd: &mut Command) -> String {
 /// `duet-runner` in release, built once per test process (the command is echoed).
 fn runner() -> PathBuf {
     static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    build_runner(&BUILT, false)
+}
+
+/// `duet-runner` without the app host (`--no-default-features`), as `duet package` builds it for
+/// packet programs: in release, into target/runner-packet, once per test process.
+fn packet_runner() -> PathBuf {
+    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    build_runner(&BUILT, true)
+}
+
+fn build_runner(built: &Mutex<Option<PathBuf>>, packet_only: bool) -> PathBuf {
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
     built
         .get_or_insert_with(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+            let mut target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+            if packet_only {
+                target = target.join("runner-packet");
+            }
             let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             cmd.args(["build", "--release", "-p", "duet-runner", "--manifest-path"])
                 .arg(root().join("Cargo.toml"))
                 .arg("--target-dir")
                 .arg(&target);
+            if packet_only {
+                cmd.arg("--no-default-features");
+            }
             eprintln!("$ {cmd:?}");
             assert!(cmd.status().unwrap().success(), "building duet-runner failed");
             target.join("release/duet-runner")
@@ -283,6 +300,46 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The runtime without the app host: a packet program packaged with it prints what the full
+/// runtime's package prints, in a smaller executable; an app is refused when packaged with it,
+/// and a package that holds one says why it cannot run it.
+#[test]
+fn the_runtime_without_the_app_host_runs_packet_programs_in_a_smaller_executable() {
+    let wasm = firewall_wasm();
+    let full = package(&wasm, "firewall-full", &[]);
+    let small = tmp("firewall-packet-runner");
+    let runner = packet_runner();
+    ok(Command::new(DUET).arg("package").arg(&wasm).arg("-o").arg(&small).arg("--runner").arg(&runner));
+    let pcap = corpus_pcap("corpus-packet-runner", 1);
+    let maps = firewall_maps();
+    let args = ["--json", "--deterministic", "--cpus", "2", "--maps-in", maps.to_str().unwrap()];
+    let from_small = ok(Command::new(&small).arg("--pcap").arg(&pcap).args(args));
+    assert_eq!(from_small, ok(Command::new(&full).arg("--pcap").arg(&pcap).args(args)), "the two runtimes disagree");
+    let (small_len, full_len) = (std::fs::metadata(&small).unwrap().len(), std::fs::metadata(&full).unwrap().len());
+    eprintln!("firewall packaged: {small_len} bytes without the app host, {full_len} bytes with it");
+    assert!(small_len * 10 < full_len * 7, "not smaller by 30%: {small_len} against {full_len}");
+
+    let app = duet_testdata::wasm_apps::build_hello_app().expect("building examples/apps/hello");
+    let err = fails(
+        Command::new(DUET)
+            .arg("package")
+            .arg(&app)
+            .arg("-o")
+            .arg(tmp("hello-packet-runner"))
+            .arg("--runner")
+            .arg(&runner),
+    );
+    assert!(err.contains("cannot run HTTP apps") && err.contains("packet programs only"), "{err}");
+    // A package of an app whose runtime was swapped for the packet-only one (as by hand).
+    let (_, payload) = duet_runner::split(&std::fs::read(hello_package("hello-for-swap")).unwrap()).unwrap().unwrap();
+    let bare = std::fs::read(&runner).unwrap();
+    let swapped = tmp("hello-swapped");
+    std::fs::write(&swapped, duet_runner::assemble(&bare, &payload).unwrap()).unwrap();
+    std::fs::set_permissions(&swapped, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let err = fails(Command::new(&swapped).args(["--listen", "127.0.0.1:0"]));
+    assert!(err.contains("built without the app host"), "{err}");
 }
 
 fn hello_package(name: &str) -> PathBuf {

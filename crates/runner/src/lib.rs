@@ -130,6 +130,19 @@ pub fn assemble(runner: &[u8], payload: &Payload) -> Result<Vec<u8>, PackageErro
     Ok(out)
 }
 
+/// What a `duet-runner` executable can run, from the marker its build leaves in its bytes
+/// (`duet-runner-hosts:program,app`): `program` (packet programs) and, unless it was built
+/// without the `app` feature, `app`. `None` when there is no marker (not a duet-runner, or one
+/// older than the marker: assume it runs both).
+pub fn runner_hosts(runner: &[u8]) -> Option<Vec<String>> {
+    const MARKER: &[u8] = b"duet-runner-hosts:";
+    let at = runner.windows(MARKER.len()).position(|w| w == MARKER)? + MARKER.len();
+    let rest = &runner[at..];
+    let end = rest.iter().take(64).position(|&b| b == 0)?;
+    let list = std::str::from_utf8(&rest[..end]).ok()?;
+    Some(list.split(',').map(str::to_owned).collect())
+}
+
 /// The runner part and the payload of a package in memory; `None` when `bytes` has no trailer
 /// (a bare `duet-runner`).
 pub fn split(bytes: &[u8]) -> Result<Option<(&[u8], Payload)>, PackageError> {

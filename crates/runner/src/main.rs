@@ -5,20 +5,18 @@
 //! HTTP app (`--listen`).
 //!
 //! wasmtime is built without a compiler here: no Cranelift, nothing that turns bytes into code
-//! at run time. The capture replay and its output are the cli's own files, compiled into this
+//! at run time. Without the `app` feature the runtime has no app host (no component model, WASI,
+//! hyper or tokio): that build is what `duet package` embeds for packet programs, and it says so
+//! in [`HOSTS`]. The capture replay and its output are the cli's own files, compiled into this
 //! binary too (the `#[path]` modules below), so the two cannot drift apart.
 
-use std::convert::Infallible;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser};
-use duet_app::{App, MemoryKv};
 use duet_helpers::Env;
 use duet_runner::{Artifact, Payload};
 use duet_wasm::{Precompiled, WasmModule};
@@ -39,6 +37,16 @@ mod replay;
 mod wasm_run;
 
 use objects::{RunArgs, possible_cpus};
+
+/// What this runtime can run, as `duet package` reads it from the executable's bytes before
+/// embedding it (see `duet_runner::runner_hosts`).
+#[cfg(feature = "app")]
+#[used]
+static HOSTS: [u8; 30] = *b"duet-runner-hosts:program,app\0";
+/// What this runtime can run (packet programs only: built without the `app` feature).
+#[cfg(not(feature = "app"))]
+#[used]
+static HOSTS: [u8; 26] = *b"duet-runner-hosts:program\0";
 
 /// The same allocator as `duet`, so packaged and unpackaged runs compare like for like.
 #[global_allocator]
@@ -130,6 +138,15 @@ fn run() -> Result<ExitCode> {
         Artifact::App { .. } if args.pcap.is_some() => {
             bail!("{name} holds an HTTP app, not a packet program: serve it with --listen ADDR (see --help)")
         }
+        #[cfg(not(feature = "app"))]
+        Artifact::App { .. } => {
+            let _ = started;
+            bail!(
+                "{name} holds an HTTP app, but its runtime was built without the app host (duet-runner \
+                 --no-default-features, for packet programs): package the app again with a full duet-runner"
+            )
+        }
+        #[cfg(feature = "app")]
         Artifact::App { config, kv_entries } => {
             let Some(addr) = args.listen else {
                 bail!(
@@ -210,6 +227,7 @@ fn run_program(
 
 // === HTTP apps ===
 
+#[cfg(feature = "app")]
 fn serve_app(
     payload: &Payload,
     config: &duet_app::AppConfig,
@@ -217,6 +235,13 @@ fn serve_app(
     addr: SocketAddr,
     started: Instant,
 ) -> Result<ExitCode> {
+    use std::convert::Infallible;
+    use std::io::IsTerminal;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use duet_app::{App, MemoryKv};
+
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -265,6 +290,7 @@ fn serve_app(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
+#[cfg(feature = "app")]
 async fn shutdown() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
