@@ -376,6 +376,31 @@ fn curl_ns(ns: &Netns, cgroup: Option<&Path>, url: &str) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `duet mesh backend` inside `ns` on `address`, killed on drop.
+fn backend_in(ns: &Netns, address: &str, name: &str) -> Reap {
+    Reap(
+        ns.command(DUET)
+            .args(["mesh", "backend", "--address", address, "--name", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The headers the backend at `url` saw in the first request from `ns` (in `cgroup`) it answers,
+/// waiting up to 30 s for it to start.
+fn first_answer(ns: &Netns, cgroup: Option<&Path>, url: &str) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        if let Some(body) = curl_ns(ns, cgroup, url) {
+            return seen_headers(&body);
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{url} never answered in {}", ns.0);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The setup: the application (a curl in a test cgroup) and its sidecar in network
 /// namespace A, the backend in namespace B behind a veth pair. Captured, the request crosses the
 /// sidecar, whose Proxy-Wasm filter's header the backend sees, and the sidecar's /metrics show
@@ -387,29 +412,14 @@ fn in_network_namespaces_the_captured_path_crosses_the_sidecars_filter_and_shows
     let object = capture_object();
     let filter = filters("wasm32-wasip1").join("http_headers.wasm");
     let (a, b) = veth_pair();
-    let b_name = b.0.clone();
     let tag = format!("duet-test-capture-ns-{}", std::process::id());
     let cgroup = Cgroup::create(&cgroup_root, &tag);
     let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
 
     let backend_port = free_port();
-    let _backend = Reap(
-        b.command(DUET)
-            .args(["mesh", "backend", "--address", &format!("10.99.0.2:{backend_port}"), "--name", "b1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _backend = backend_in(&b, &format!("10.99.0.2:{backend_port}"), "b1");
     let url = format!("http://10.99.0.2:{backend_port}/headers");
-    let start = Instant::now();
-    let direct = loop {
-        if let Some(body) = curl_ns(&a, Some(&cgroup.0), &url) {
-            break seen_headers(&body);
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "the backend in {b_name} never answered");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let direct = first_answer(&a, Some(&cgroup.0), &url);
     assert!(direct.get("x-request-tag").is_none(), "went through a proxy: {direct}");
 
     let dir = temp_dir("capture-ns");
@@ -519,23 +529,9 @@ fn in_network_namespaces_arriving_connections_go_through_the_sidecars_inbound_li
     let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
 
     let app_port = free_port();
-    let app = Reap(
-        a.command(DUET)
-            .args(["mesh", "backend", "--address", &format!("0.0.0.0:{app_port}"), "--name", "app"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let app = backend_in(&a, &format!("0.0.0.0:{app_port}"), "app");
     let url = format!("http://10.99.0.1:{app_port}/headers");
-    let start = Instant::now();
-    let direct = loop {
-        if let Some(body) = curl_ns(&b, None, &url) {
-            break seen_headers(&body);
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "the application in {} never answered", a.0);
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let direct = first_answer(&b, None, &url);
     assert!(direct.get("x-request-tag").is_none(), "went through a proxy: {direct}");
 
     let dir = temp_dir("capture-inbound");
