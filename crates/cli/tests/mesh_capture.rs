@@ -376,6 +376,30 @@ fn curl_ns(ns: &Netns, cgroup: Option<&Path>, url: &str) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A namespace capture test's parts: the capture object, the tagging Proxy-Wasm filter,
+/// namespaces A and B joined by a veth pair, and a cgroup and pin directory of the test's own.
+struct Namespaces {
+    object: PathBuf,
+    filter: PathBuf,
+    a: Netns,
+    b: Netns,
+    cgroup: Cgroup,
+    pins: RemoveDir,
+}
+
+/// Sets up a namespace capture test called `name`; `None` (after saying why) when capture cannot
+/// run here.
+fn namespaces(name: &str) -> Option<Namespaces> {
+    let cgroup_root = preconditions()?;
+    let object = capture_object();
+    let filter = filters("wasm32-wasip1").join("http_headers.wasm");
+    let (a, b) = veth_pair();
+    let tag = format!("duet-test-{name}-{}", std::process::id());
+    let cgroup = Cgroup::create(&cgroup_root, &tag);
+    let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
+    Some(Namespaces { object, filter, a, b, cgroup, pins })
+}
+
 /// `duet mesh backend` inside `ns` on `address`, killed on drop.
 fn backend_in(ns: &Netns, address: &str, name: &str) -> Reap {
     Reap(
@@ -408,13 +432,7 @@ fn first_answer(ns: &Netns, cgroup: Option<&Path>, url: &str) -> serde_json::Val
 /// direct again, and the namespaces, cgroup and pins are gone at the end.
 #[test]
 fn in_network_namespaces_the_captured_path_crosses_the_sidecars_filter_and_shows_on_metrics() {
-    let Some(cgroup_root) = preconditions() else { return };
-    let object = capture_object();
-    let filter = filters("wasm32-wasip1").join("http_headers.wasm");
-    let (a, b) = veth_pair();
-    let tag = format!("duet-test-capture-ns-{}", std::process::id());
-    let cgroup = Cgroup::create(&cgroup_root, &tag);
-    let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
+    let Some(Namespaces { object, filter, a, b, cgroup, pins }) = namespaces("capture-ns") else { return };
 
     let backend_port = free_port();
     let _backend = backend_in(&b, &format!("10.99.0.2:{backend_port}"), "b1");
@@ -520,13 +538,7 @@ fn check_gone(cgroup: Cgroup, namespaces: (Netns, Netns)) {
 /// client goes direct again, and nothing is left.
 #[test]
 fn in_network_namespaces_arriving_connections_go_through_the_sidecars_inbound_listener() {
-    let Some(cgroup_root) = preconditions() else { return };
-    let object = capture_object();
-    let filter = filters("wasm32-wasip1").join("http_headers.wasm");
-    let (a, b) = veth_pair();
-    let tag = format!("duet-test-inbound-{}", std::process::id());
-    let cgroup = Cgroup::create(&cgroup_root, &tag);
-    let pins = RemoveDir(PathBuf::from("/sys/fs/bpf").join(&tag));
+    let Some(Namespaces { object, filter, a, b, cgroup, pins }) = namespaces("inbound") else { return };
 
     let app_port = free_port();
     let app = backend_in(&a, &format!("0.0.0.0:{app_port}"), "app");
