@@ -443,6 +443,11 @@ pub struct State {
     pub frames: Vec<Frame>,
     /// References held.
     pub refs: Vec<HeldRef>,
+    /// A path the CPU may take only speculatively (the kernel's Spectre v1 exploration for a
+    /// loader without CAP_PERFMON: the branch a known comparison rules out, with the compared
+    /// registers unknown). Its instruction errors end it quietly (the kernel places a barrier
+    /// there); only a loop it cannot leave, or the budget, rejects the program.
+    pub speculative: bool,
 }
 
 impl State {
@@ -643,6 +648,10 @@ impl State {
     /// imprecise scalars, see `cfg::precise_liveness`).
     pub(crate) fn covers(&self, cur: &State, ids: &mut IdMap, mode: Compare, imprecise: u16) -> bool {
         ids.clear();
+        // As the kernel: a speculative state never stands for an architectural one.
+        if self.speculative && !cur.speculative {
+            return false;
+        }
         if self.frames.len() != cur.frames.len() || self.refs.len() != cur.refs.len() {
             return false;
         }

@@ -9,7 +9,43 @@ use crate::scalar::{Cmp, Scalar};
 use crate::state::{MAX_PACKET_OFF, Reg, RegType, State};
 
 impl Checker<'_> {
+    /// A conditional jump. For a loader without CAP_PERFMON (no Spectre v1 bypass), a branch
+    /// the comparison rules out is still explored, speculatively, with the compared registers
+    /// unknown (the kernel's `sanitize_speculative_path`): a loop with a known bound, for one,
+    /// speculatively never ends.
     pub(super) fn cond_jump(&mut self, st: &mut State, pc: usize, insn: &Insn) -> Flow {
+        let flow = self.cond_jump_arch(st, pc, insn);
+        if self.allow_ptr_leaks() {
+            return flow;
+        }
+        match flow {
+            Flow::Branch { fall: Some(now), next, taken: None, target } => {
+                let later = self.speculative_copy(st, insn);
+                Flow::Speculate { now, now_pc: next, later, later_pc: target }
+            }
+            Flow::Branch { fall: None, next, taken: Some(now), target } => {
+                let later = self.speculative_copy(st, insn);
+                Flow::Speculate { now, now_pc: target, later, later_pc: next }
+            }
+            other => other,
+        }
+    }
+
+    /// The state of the speculative path past a decided jump: the compared registers unknown.
+    fn speculative_copy(&self, st: &State, insn: &Insn) -> State {
+        let mut spec = st.clone();
+        spec.speculative = true;
+        let mut regs = vec![insn.dst];
+        if insn.op.form() == Form::JmpReg {
+            regs.push(insn.src);
+        }
+        for r in regs.into_iter().filter(|r| *r < 10) {
+            *spec.reg_mut(r) = Reg::scalar(Scalar::UNKNOWN);
+        }
+        spec
+    }
+
+    fn cond_jump_arch(&mut self, st: &mut State, pc: usize, insn: &Insn) -> Flow {
         let class = insn.op.spec().code & 0x07;
         let is32 = class == 0x06;
         let next = pc + 1;

@@ -77,7 +77,19 @@ struct Pending {
 
 enum Flow {
     Next(usize),
-    Branch { fall: Option<State>, next: usize, taken: Option<State>, target: usize },
+    Branch {
+        fall: Option<State>,
+        next: usize,
+        taken: Option<State>,
+        target: usize,
+    },
+    /// Go on with `now` at `now_pc`; explore `later` (a speculative path) at `later_pc` after.
+    Speculate {
+        now: State,
+        now_pc: usize,
+        later: State,
+        later_pc: usize,
+    },
     Done,
 }
 
@@ -163,6 +175,8 @@ pub(crate) struct Checker<'a> {
     /// Whether an unprivileged `ptr += reg` with an unknown offset was checked: pruning then
     /// compares numbers exactly (the kernel's `explore_alu_limits`).
     explore_alu_limits: bool,
+    /// Set when an instruction failed on a speculative path, which then ends there.
+    spec_abort: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -217,12 +231,13 @@ impl<'a> Checker<'a> {
             last_const_key: None,
             alu_sanitation: vec![None; n],
             explore_alu_limits: false,
+            spec_abort: false,
         }
     }
 
     /// Explores every path from the entry and returns what was found.
     pub(crate) fn run(mut self) -> Outcome {
-        let mut init = State { frames: vec![Frame::new(0, usize::MAX, 0)], refs: Vec::new() };
+        let mut init = State { frames: vec![Frame::new(0, usize::MAX, 0)], refs: Vec::new(), speculative: false };
         init.frames[0].regs[1] = Reg::pointer(RegType::Ctx);
         self.pending.push(Pending { state: init, pc: 0, parent: None });
         while let Some(Pending { state, pc, parent }) = self.pending.pop() {
@@ -297,10 +312,40 @@ impl<'a> Checker<'a> {
             if self.stop {
                 return;
             }
+            if std::mem::take(&mut self.spec_abort) {
+                // A speculative path that would do something unsafe: the kernel stops it with a
+                // barrier before the instruction.
+                self.logln(|| format!("{pc}: speculative path ends (a barrier)"));
+                self.complete(parent);
+                return;
+            }
             match flow {
                 Flow::Next(next) => {
                     self.edge(pc, next);
                     pc = next;
+                }
+                Flow::Speculate { now, now_pc, later, later_pc } => {
+                    if self.pending.len() >= MAX_PENDING {
+                        self.fail_at(
+                            pc,
+                            Diagnostic::new(
+                                Code::TooComplex,
+                                Some(pc),
+                                format!("more than {MAX_PENDING} branches are pending exploration"),
+                            )
+                            .help("the program has too many independent conditions in a row; split it into functions or tail calls, or reduce branching"),
+                        );
+                        self.stop = true;
+                        return;
+                    }
+                    if let Some(p) = parent {
+                        self.nodes[p as usize].branches += 1;
+                    }
+                    self.edge(pc, later_pc);
+                    self.pending.push(Pending { state: later, pc: later_pc, parent });
+                    self.edge(pc, now_pc);
+                    st = now;
+                    pc = now_pc;
                 }
                 Flow::Branch { fall, next, taken, target } => match (fall, taken) {
                     (Some(f), Some(t)) => {
@@ -384,6 +429,12 @@ impl<'a> Checker<'a> {
     /// Records a diagnostic (once per instruction and kind) with the instruction, its source
     /// line and the registers `regs` of `st`.
     fn fail(&mut self, st: &State, pc: usize, regs: &[u8], mut d: Diagnostic) {
+        if st.speculative && !matches!(d.code, Code::Loop | Code::TooComplex) {
+            // Recoverable on a speculative path (the kernel's `error_recoverable_with_nospec`):
+            // the path ends here instead.
+            self.spec_abort = true;
+            return;
+        }
         if !self.seen.insert((pc, d.code)) {
             return;
         }
