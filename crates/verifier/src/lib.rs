@@ -50,7 +50,11 @@
 //!   reads as an unknown number. Such a number is never dereferenced again, so memory safety
 //!   does not depend on the mode. [`Config::unprivileged`] applies the rules for a loader
 //!   without CAP_PERFMON instead (including the kernel's refusal of the tracing program types,
-//!   and of a `ptr += reg` that different paths would need masked differently).
+//!   of a `ptr += reg` that different paths would need masked differently, and of any pointer
+//!   comparison but a packet pointer's unsigned ordering with its end; and the kernel's Spectre
+//!   v1 exploration: the branch a known comparison rules out is explored speculatively with
+//!   the compared registers unknown, where an unsafe instruction only ends the path but a loop
+//!   that never ends rejects the program, so bounded loops with known counters are refused).
 //! - duet's userspace-only http programs (docs/ABI.md version 2): their 24-byte read-only
 //!   context, the http helpers (10000..=10005) only in them, and no changes from route programs.
 //!
