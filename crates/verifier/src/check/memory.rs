@@ -241,6 +241,19 @@ impl Checker<'_> {
             .help(format!("atomic operations need {size}-byte aligned addresses"));
             self.fail(st, pc, &[insn.dst], d);
         }
+        // The register the old value goes to (R0 for compare-and-exchange) must not be the
+        // address register: the kernel checks the write half through the address register after
+        // the read half has put the old value, a number, there, and refuses.
+        let fetched_into = if cmpxchg { Some(0) } else { atomic_fetches(insn.op).then_some(insn.src) };
+        if fetched_into == Some(insn.dst) {
+            let d = Diagnostic::new(
+                Code::InvalidPointer,
+                Some(pc),
+                format!("atomic operation fetches the old value into R{}, its own address register", insn.dst),
+            )
+            .help("the kernel's verifier checks the write through the address after the fetched value replaced it; fetch into another register");
+            self.fail(st, pc, &[insn.dst], d);
+        }
         match ptr.ty {
             RegType::Stack { .. } | RegType::MapValue { .. } | RegType::Record { .. } => {
                 self.access(
