@@ -187,6 +187,23 @@ impl Checker<'_> {
         let ptr = self.read(st, pc, insn.src);
         let val = self.access(st, pc, insn.src, &ptr, insn.off, size, Access::Read, None);
         let mut out = val.unwrap_or(Reg::scalar(Scalar::unknown_of_size(size)));
+        // A sign-extending load yields a number; of a field that holds a pointer (a context's
+        // `data`, `data_end`), the kernel has no such form and refuses it.
+        if signed && out.ty.is_pointer() {
+            let d = Diagnostic::new(
+                Code::ContextAccess,
+                Some(pc),
+                format!(
+                    "sign-extending {size}-byte load of {} from R{} at offset {}",
+                    out.ty.describe(),
+                    insn.src,
+                    insn.off
+                ),
+            )
+            .help("load the pointer with a plain `ldx` of its size");
+            self.fail(st, pc, &[insn.src], d);
+            out = Reg::scalar(Scalar::unknown_of_size(size));
+        }
         if signed && out.is_scalar() {
             out.val = out.val.sign_extend(size, false);
             out.id = 0;
