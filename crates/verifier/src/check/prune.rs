@@ -22,6 +22,10 @@ impl Checker<'_> {
         } else {
             0
         };
+        // As the kernel: a failed comparison counts against a stored state only after at least 2
+        // jumps and 8 instructions since a state was last added (the kernel's `add_new_state`),
+        // so that the many comparisons of a tight loop do not evict its useful states.
+        let counts_miss = self.processed - self.last_add_insns >= 8 && self.jumps - self.last_add_jumps >= 2;
         let mut i = 0;
         while i < self.at_pc[pc].len() {
             let idx = self.at_pc[pc][i] as usize;
@@ -36,7 +40,9 @@ impl Checker<'_> {
                     return Visit::Prune;
                 }
                 let node = &mut self.nodes[idx];
-                node.misses += 1;
+                if counts_miss {
+                    node.misses += 1;
+                }
                 if node.misses > node.hits * 3 + 3 {
                     // A state that keeps failing to prune costs more to compare than it saves.
                     node.state = None;
