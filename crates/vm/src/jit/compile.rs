@@ -53,12 +53,35 @@ use crate::interp::{MAX_CALL_DEPTH, STACK_SIZE};
 pub(crate) struct Compiled {
     /// Keeps the code mapped; frees it on drop.
     _code: ExecCode,
-    pub(super) entry: unsafe extern "C" fn(*mut RunCtx) -> u64,
-    pub(super) stats: super::CompileStats,
+    entry: unsafe extern "C" fn(*mut RunCtx) -> u64,
+    /// A tiered program's optimized code, once the background compile has made it.
+    upgrade: Option<Arc<OnceLock<Compiled>>>,
+    stats: super::CompileStats,
     /// The maps compiled code calls directly, kept alive with it.
     _maps: Vec<Arc<duet_maps::Map>>,
     /// The environment compiled code calls directly (its address is in the code).
     _env: Option<Box<crate::Env>>,
+}
+
+impl Compiled {
+    /// The code to run: the optimized tier's once it is ready, else this one. The code a run
+    /// started stays mapped while `self` lives, so a run never sees the switch.
+    pub(super) fn entry(&self) -> unsafe extern "C" fn(*mut RunCtx) -> u64 {
+        match self.upgrade.as_deref().and_then(OnceLock::get) {
+            Some(optimized) => optimized.entry,
+            None => self.entry,
+        }
+    }
+
+    /// Whether the code may still change (see [`Compiled::entry`]).
+    pub(super) fn tiered(&self) -> bool {
+        self.upgrade.is_some()
+    }
+
+    pub(super) fn stats(&self) -> super::CompileStats {
+        let optimized = self.upgrade.as_deref().and_then(OnceLock::get);
+        super::CompileStats { optimized_time: optimized.map(|c| c.stats.time), ..self.stats }
+    }
 }
 
 impl std::fmt::Debug for Compiled {
@@ -102,32 +125,104 @@ pub(super) struct Input<'a> {
     pub(super) env: Option<&'a crate::Env>,
 }
 
-fn isa() -> Result<OwnedTargetIsa, JitError> {
-    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
-    ISA.get_or_init(|| {
-        let mut flags = settings::builder();
-        let set = |flags: &mut settings::Builder, k: &str, v: &str| flags.set(k, v).map_err(|e| e.to_string());
-        // No egraph pass: it took a fifth of the compile time, and the JIT benchmark's programs
-        // ran as fast without it (interleaved A/B): clang has already done the folding, GVN and
-        // hoisting it would do, and the translation forwards stack stores to loads, drops unused
-        // entry loads and keeps `RunCtx::r10` stores out of inlined calls itself. Instruction
-        // selection and register allocation are the same.
-        set(&mut flags, "opt_level", "none")?;
-        set(&mut flags, "is_pic", "false")?;
-        // Block offsets and edges of the machine code, to place loops (`loop_shift`).
-        set(&mut flags, "machine_code_cfg_info", "true")?;
-        set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
-        let builder = cranelift_native::builder().map_err(str::to_owned)?;
-        builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
-    })
-    .clone()
-    .map_err(JitError::Codegen)
+/// Programs of at least this many instructions (verified ones) compile in two tiers: first with
+/// Cranelift's single-pass register allocator, which takes about half the time and makes code
+/// that runs up to twice as slow, ready to run at once; then, on a background thread, as every
+/// other program is, and the optimized code replaces the first for every run that starts after.
+pub(crate) const TIER_MIN_INSNS: usize = 1024;
+
+fn isa(first_tier: bool) -> Result<OwnedTargetIsa, JitError> {
+    static ISA: [OnceLock<Result<OwnedTargetIsa, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    ISA[usize::from(first_tier)]
+        .get_or_init(|| {
+            let mut flags = settings::builder();
+            let set = |flags: &mut settings::Builder, k: &str, v: &str| flags.set(k, v).map_err(|e| e.to_string());
+            // No egraph pass: it took a fifth of the compile time, and the JIT benchmark's programs
+            // ran as fast without it (interleaved A/B): clang has already done the folding, GVN and
+            // hoisting it would do, and the translation forwards stack stores to loads, drops unused
+            // entry loads and keeps `RunCtx::r10` stores out of inlined calls itself. Instruction
+            // selection and register allocation are the same.
+            set(&mut flags, "opt_level", "none")?;
+            set(&mut flags, "is_pic", "false")?;
+            // Block offsets and edges of the machine code, to place loops (`loop_shift`).
+            set(&mut flags, "machine_code_cfg_info", "true")?;
+            set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+            if first_tier {
+                set(&mut flags, "regalloc_algorithm", "single_pass")?;
+            }
+            let builder = cranelift_native::builder().map_err(str::to_owned)?;
+            builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(JitError::Codegen)
 }
 
-/// Compiles one program.
-pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
+/// What the background compile of a tiered program needs, owned.
+pub(super) struct Owned {
+    pub(super) code: Arc<crate::interp::Code>,
+    pub(super) index: usize,
+    pub(super) verified: VerifiedProgram,
+    pub(super) maps: Vec<super::KnownMap>,
+    pub(super) env: Option<crate::Env>,
+}
+
+/// Compiles one program; a verified one of [`TIER_MIN_INSNS`] instructions or more in two tiers,
+/// the second on a background thread (`owned` makes its input).
+pub(super) fn compile(input: &Input<'_>, owned: impl FnOnce() -> Owned) -> Result<Compiled, JitError> {
+    if input.verified.is_none() || count_insns(input.insns) < TIER_MIN_INSNS {
+        return compile_tier(input, false);
+    }
+    let mut first = compile_tier(input, true)?;
+    let upgrade = Arc::new(OnceLock::new());
+    let slot = Arc::clone(&upgrade);
+    let owned = owned();
+    let queued = in_background(Box::new(move || {
+        let Owned { code, index, verified, maps, env } = owned;
+        let input = Input {
+            insns: &code.programs[index],
+            verified: Some(&verified),
+            helpers: &code.helpers,
+            maps: &maps,
+            env: env.as_ref(),
+        };
+        // A failure leaves the first tier's code in place (it compiled the same IR).
+        if let Ok(optimized) = compile_tier(&input, false) {
+            let _ = slot.set(optimized);
+        }
+    }));
+    if queued.is_err() {
+        // No background thread: the optimized code now, as for any other program.
+        return compile_tier(input, false);
+    }
+    first.upgrade = Some(upgrade);
+    first.stats.tiered = true;
+    Ok(first)
+}
+
+/// Runs `job` on the process's one background compile thread (started on first use, so its
+/// Cranelift contexts stay warm between programs); gives it back if there is no such thread.
+fn in_background(job: Box<dyn FnOnce() + Send>) -> Result<(), Box<dyn FnOnce() + Send>> {
+    type Job = Box<dyn FnOnce() + Send>;
+    static WORKER: OnceLock<Option<std::sync::mpsc::Sender<Job>>> = OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new().name("duet-jit-tier2".into()).spawn(move || {
+            for job in rx {
+                job();
+            }
+        });
+        thread.ok().map(|_| tx)
+    });
+    match worker {
+        Some(tx) => tx.send(job).map_err(|e| e.0),
+        None => Err(job),
+    }
+}
+
+/// Compiles one program with the first tier's settings or the optimized ones.
+fn compile_tier(input: &Input<'_>, first_tier: bool) -> Result<Compiled, JitError> {
     let start = Instant::now();
-    let isa = isa()?;
+    let isa = isa(first_tier)?;
     let mut module = JITModule::new(JITBuilder::with_isa(Arc::clone(&isa), cranelift_module::default_libcall_names()));
     // Cranelift's per-function state, reused by every compile on this thread (cleared after each)
     // instead of allocated afresh.
@@ -191,6 +286,7 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     Ok(Compiled {
         _code: code,
         entry,
+        upgrade: None,
         _maps: input.maps.iter().map(|m| Arc::clone(&m.map)).collect(),
         _env: env,
         stats: super::CompileStats {
@@ -203,6 +299,8 @@ pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
             direct_map_calls: counts.direct_map_calls,
             direct_env_calls: counts.direct_env_calls,
             runtime_calls: counts.runtime_calls,
+            tiered: false,
+            optimized_time: None,
         },
     })
 }

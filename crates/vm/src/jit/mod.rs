@@ -13,6 +13,8 @@
 
 pub(crate) mod compile;
 mod runtime;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +50,8 @@ pub struct CompileStats {
     pub n_insns: usize,
     /// Bytes of native code.
     pub code_size: usize,
-    /// Wall time of translation, code generation and mapping.
+    /// Wall time of translation, code generation and mapping: until the code can run (for a
+    /// tiered program, the first tier's).
     pub time: Duration,
     /// Whether every access is checked (an unverified program).
     pub checked: bool,
@@ -66,6 +69,12 @@ pub struct CompileStats {
     /// Call sites into duet's runtime other than traps (helpers, checked accesses). An XDP
     /// program with none runs without a region table (the fastest path).
     pub runtime_calls: usize,
+    /// Whether the program compiles in two tiers (a verified program of 1,024 instructions or
+    /// more): `time` is the first tier's, whose code runs until the optimized code, compiled on a
+    /// background thread, replaces it.
+    pub tiered: bool,
+    /// For a tiered program, the wall time of the optimized compile, once it is done.
+    pub optimized_time: Option<Duration>,
 }
 
 /// A map that `lddw rX, map_fd N` loads as `handle` and that compiled code may reach without the
@@ -163,8 +172,12 @@ unsafe impl Send for Parked {}
 /// The entry program's code when `run_xdp` can take the direct path.
 fn direct_entry(shared: &Shared, entry: usize) -> Option<unsafe extern "C" fn(*mut RunCtx) -> u64> {
     let compiled = shared.compiled.get(entry)?.as_ref()?;
-    (compiled.stats.runtime_calls == 0 && shared.types.get(entry).copied().flatten() == Some(ProgramType::Xdp))
-        .then_some(compiled.entry)
+    // A tiered program's code changes; it always goes through `execute`, which looks it up.
+    let stats = compiled.stats();
+    (stats.runtime_calls == 0
+        && !compiled.tiered()
+        && shared.types.get(entry).copied().flatten() == Some(ProgramType::Xdp))
+    .then(|| compiled.entry())
 }
 
 // Compile-time proof of what the doc comments promise: a runner per thread.
@@ -191,13 +204,22 @@ impl Jit {
     pub fn new(program: &VerifiedProgram, helpers: Helpers, config: Config) -> Result<Self, JitError> {
         let insns = prepare(program.program(), &helpers, |_, _| Ok(None))?;
         let code = Arc::new(Code { programs: vec![insns], helpers, regions: SharedRegions::default(), config });
-        let compiled = compile::compile(&compile::Input {
-            insns: &code.programs[0],
-            verified: Some(program),
-            helpers: &code.helpers,
-            maps: &[],
-            env: None,
-        })?;
+        let compiled = compile::compile(
+            &compile::Input {
+                insns: &code.programs[0],
+                verified: Some(program),
+                helpers: &code.helpers,
+                maps: &[],
+                env: None,
+            },
+            || compile::Owned {
+                code: Arc::clone(&code),
+                index: 0,
+                verified: program.clone(),
+                maps: Vec::new(),
+                env: None,
+            },
+        )?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![Some(program.program_type())], 0))
     }
 
@@ -208,13 +230,10 @@ impl Jit {
     pub fn new_checked(program: &Program, helpers: Helpers, config: Config) -> Result<Self, JitError> {
         let insns = prepare(program, &helpers, |_, _| Ok(None))?;
         let code = Arc::new(Code { programs: vec![insns], helpers, regions: SharedRegions::default(), config });
-        let compiled = compile::compile(&compile::Input {
-            insns: &code.programs[0],
-            verified: None,
-            helpers: &code.helpers,
-            maps: &[],
-            env: None,
-        })?;
+        let compiled = compile::compile(
+            &compile::Input { insns: &code.programs[0], verified: None, helpers: &code.helpers, maps: &[], env: None },
+            || unreachable!("unverified code is not tiered"),
+        )?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![None], 0))
     }
 
@@ -228,13 +247,22 @@ impl Jit {
         maps: &[KnownMap],
         env: &crate::Env,
     ) -> Result<Arc<Compiled>, JitError> {
-        Ok(Arc::new(compile::compile(&compile::Input {
-            insns: &code.programs[index],
-            verified: Some(program),
-            helpers: &code.helpers,
-            maps,
-            env: Some(env),
-        })?))
+        Ok(Arc::new(compile::compile(
+            &compile::Input {
+                insns: &code.programs[index],
+                verified: Some(program),
+                helpers: &code.helpers,
+                maps,
+                env: Some(env),
+            },
+            || compile::Owned {
+                code: Arc::clone(code),
+                index,
+                verified: program.clone(),
+                maps: maps.to_vec(),
+                env: Some(env.clone()),
+            },
+        )?))
     }
 
     pub(crate) fn from_parts(
@@ -251,7 +279,7 @@ impl Jit {
 
     /// What compiling the entry program took.
     pub fn stats(&self) -> CompileStats {
-        self.shared.compiled[self.entry].as_ref().map(|c| c.stats).unwrap_or_default()
+        self.shared.compiled[self.entry].as_ref().map(|c| c.stats()).unwrap_or_default()
     }
 
     /// The configuration.
@@ -456,11 +484,11 @@ fn execute(
         rt.status = runtime::STATUS_OK;
         rt.r10 = top;
         rt.regs[10] = top;
-        // SAFETY: `compiled.entry` is native code generated for this program by `compile`,
-        // which keeps it mapped while `compiled` (held by `shared`) lives. It reads and writes
-        // only `rt`, the stack buffer, and guest memory the verifier proved in bounds or the region
-        // table checked; `rt` points at live state for the whole call.
-        let r0 = unsafe { (compiled.entry)(rt) };
+        // SAFETY: `compiled.entry()` is native code generated for this program by `compile` (of
+        // either tier), which keeps it mapped while `compiled` (held by `shared`) lives. It reads
+        // and writes only `rt`, the stack buffer, and guest memory the verifier proved in bounds
+        // or the region table checked; `rt` points at live state for the whole call.
+        let r0 = unsafe { (compiled.entry())(rt) };
         if let Some(outcome) = rt.outcome.take() {
             return outcome;
         }
