@@ -19,9 +19,10 @@
 //! Needs clang; the kernel column needs root (CAP_BPF) and says so when missing.
 //!
 //! Run with `cargo bench -p duet-vm --bench jit`. For profiling, `DUET_JIT_BENCH_ONLY=a,b` runs
-//! only those programs, and `DUET_JIT_PROFILE_COMPILE=n` only compiles the large program (of
+//! only those programs, `DUET_JIT_PROFILE_COMPILE=n` only compiles the large program (of
 //! `DUET_JIT_PROFILE_SIZE` instructions, default 8000) five times `n` times, then prints
-//! Cranelift's time per pass.
+//! Cranelift's time per pass, and `DUET_JIT_PROFILE_PROGRAM=name` only compiles that program of
+//! the set, 2,000 times.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -579,6 +580,24 @@ fn main() {
             m
         };
         let (mi, mj, mr) = (load(), load(), load());
+        if std::env::var("DUET_JIT_PROFILE_PROGRAM").is_ok_and(|p| p == *name) {
+            // Profiling aid: only this program's compile, many times.
+            let cpu: Vec<(f64, f64)> = (0..2000)
+                .map(|_| {
+                    let m = load();
+                    m.interpreter(&prog_name).unwrap();
+                    let (j, t) = cpu_timed(|| m.jit(&prog_name).unwrap());
+                    (t.as_nanos() as f64 / 1e3, j.stats().time.as_nanos() as f64 / 1e3)
+                })
+                .collect();
+            let (mut cpu, mut inside): (Vec<f64>, Vec<f64>) = cpu.into_iter().unzip();
+            println!(
+                "{name}: {:.1} µs CPU per Module::jit, {:.1} µs wall in the compile (medians of 2000)",
+                median(&mut cpu),
+                median(&mut inside)
+            );
+            return;
+        }
         let mut interp = mi.interpreter(&prog_name).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut jit = mj.jit(&prog_name).unwrap_or_else(|e| panic!("{name}: {e}"));
         // Compile time: the median of five compiles, each in a fresh module (the first compile

@@ -177,6 +177,10 @@ pub(super) fn compile(input: &Input<'_>, owned: impl FnOnce() -> Owned) -> Resul
     let slot = Arc::clone(&upgrade);
     let owned = owned();
     let queued = in_background(Box::new(move || {
+        if Arc::strong_count(&slot) == 1 {
+            // The program was dropped before its turn.
+            return;
+        }
         let Owned { code, index, verified, maps, env } = owned;
         let input = Input {
             insns: &code.programs[index],
