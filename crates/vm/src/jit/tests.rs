@@ -96,3 +96,81 @@ fn a_program_dropped_before_its_optimized_tier_is_freed_safely() {
         assert_eq!(got, each(|p| interp.run_xdp(p)));
     }
 }
+
+/// A module's large program, with map helpers (direct calls into the map) and the environment's
+/// clock and generator (direct calls into the `Env`), in both tiers: the same verdicts, packets
+/// and maps as the interpreter, run after run.
+#[test]
+fn both_tiers_of_a_module_program_agree_with_the_interpreter() {
+    use duet_object::{MapDef, MapOrigin, Object, ObjectProgram, ProgramKind};
+
+    let mut src = String::from(
+        "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r9, 0\nmov %r4, %r2\nadd %r4, 8\njgt %r4, %r3, out\n\
+         ldxdw %r6, [%r2+0]\n",
+    );
+    let mut i = 0;
+    while src.lines().count() < 1500 {
+        src.push_str(&format!(
+            "mov %r7, %r6\nrsh %r7, {s}\nand %r7, 15\nstxw [%r10-4], %r7\ncall 7\nstxdw [%r10-16], %r0\n\
+             lddw %r1, map_fd 0\nmov %r2, %r10\nadd %r2, -4\nmov %r3, %r10\nadd %r3, -16\nmov %r4, 0\ncall 2\n\
+             lddw %r1, map_fd 0\nmov %r2, %r10\nadd %r2, -4\ncall 1\njeq %r0, 0, miss{i}\nldxdw %r5, [%r0+0]\n\
+             xor %r9, %r5\nmiss{i}:\ncall 5\nadd %r9, %r0\nmul %r6, 0x9e37\nadd %r6, {i}\n",
+            s = i % 60
+        ));
+        i += 1;
+    }
+    src.push_str("out:\nmov %r0, %r9\nand %r0, 3\nexit\n");
+    let program = duet_isa::Program::from_insns(&duet_isa::assemble(&src).unwrap()).unwrap();
+    let object = Object {
+        license: "GPL".into(),
+        programs: vec![ObjectProgram {
+            name: "prog".into(),
+            section: "xdp".into(),
+            kind: ProgramKind::Xdp,
+            program,
+            map_refs: Vec::new(),
+            line_info: Vec::new(),
+        }],
+        maps: vec![MapDef {
+            name: "table".into(),
+            map_type: 1,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 16,
+            flags: 0,
+            initial_data: None,
+            origin: MapOrigin::BtfMaps,
+            key_type: None,
+            value_type: None,
+            inner: None,
+        }],
+    };
+    let load = || {
+        let options = crate::LoadOptions { env: crate::Env::deterministic(), ..crate::LoadOptions::default() };
+        crate::Module::load(&object, options).unwrap()
+    };
+    let table = |m: &crate::Module| {
+        let mut entries = m.maps().next().unwrap().1.entries();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    };
+    let (vm_module, jit_module) = (load(), load());
+    let mut interp = vm_module.interpreter("prog").unwrap();
+    let mut jit = jit_module.jit("prog").unwrap();
+    let stats = jit.stats();
+    assert!(stats.tiered && stats.direct_map_calls > 0 && stats.direct_env_calls > 0, "{stats:?}");
+    // Most likely the first tier (the optimized compile takes milliseconds).
+    assert_eq!(each(|p| jit.run_xdp(p)), each(|p| interp.run_xdp(p)));
+    assert_eq!(table(&jit_module), table(&vm_module));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jit.stats().optimized_time.is_none() {
+        assert!(Instant::now() < deadline, "no optimized tier");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(each(|p| jit.run_xdp(p)), each(|p| interp.run_xdp(p)), "optimized tier");
+    assert_eq!(table(&jit_module), table(&vm_module));
+    // A second runner of the module shares the compiled (now optimized) code.
+    let mut again = jit_module.jit("prog").unwrap();
+    assert_eq!(each(|p| again.run_xdp(p)), each(|p| interp.run_xdp(p)));
+    assert_eq!(table(&jit_module), table(&vm_module));
+}
