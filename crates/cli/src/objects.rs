@@ -195,6 +195,7 @@ pub(crate) fn kind_name(kind: &ProgramKind) -> String {
         ProgramKind::TracePoint => "tracepoint".into(),
         ProgramKind::SockOps => "sock_ops".into(),
         ProgramKind::SkMsg => "sk_msg".into(),
+        ProgramKind::SkLookup => "sk_lookup".into(),
         ProgramKind::CgroupSockAddr => "cgroup_sock_addr".into(),
         ProgramKind::HttpRequest => "http_request".into(),
         ProgramKind::HttpResponse => "http_response".into(),

@@ -91,6 +91,8 @@ pub enum ProgramKind {
     SockOps,
     /// `sk_msg`.
     SkMsg,
+    /// `sk_lookup`: the socket lookup of packets arriving in a network namespace.
+    SkLookup,
     /// `cgroup/connect4` and other socket-address hooks.
     CgroupSockAddr,
     /// `duet/http_request`: a userspace-only HTTP request filter (docs/ABI.md, version 2).
@@ -112,11 +114,12 @@ impl ProgramKind {
         matches!(self, ProgramKind::HttpRequest | ProgramKind::HttpResponse | ProgramKind::Route)
     }
 
-    /// Whether the program acts on a socket inside a kernel system call (`cgroup/connect4` and
-    /// the other sock_addr hooks, `sockops`, `sk_msg`): no userspace executor gives it a meaning
-    /// and duet's verifier does not model it, so the kernel's verifier is its only check.
+    /// Whether the program acts on a socket inside a kernel system call or socket lookup
+    /// (`cgroup/connect4` and the other sock_addr hooks, `sockops`, `sk_msg`, `sk_lookup`): no
+    /// userspace executor gives it a meaning and duet's verifier does not model it, so the
+    /// kernel's verifier is its only check.
     pub fn is_kernel_only(&self) -> bool {
-        matches!(self, ProgramKind::SockOps | ProgramKind::SkMsg | ProgramKind::CgroupSockAddr)
+        matches!(self, ProgramKind::SockOps | ProgramKind::SkMsg | ProgramKind::SkLookup | ProgramKind::CgroupSockAddr)
     }
 }
 
@@ -736,6 +739,7 @@ fn program_kind(section: &ProgramSection) -> ProgramKind {
         ProgramSection::TracePoint => ProgramKind::TracePoint,
         ProgramSection::SockOps => ProgramKind::SockOps,
         ProgramSection::SkMsg => ProgramKind::SkMsg,
+        ProgramSection::SkLookup => ProgramKind::SkLookup,
         ProgramSection::CgroupSockAddr { .. } => ProgramKind::CgroupSockAddr,
         other => ProgramKind::Other(format!("{other:?}")),
     }

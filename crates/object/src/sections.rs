@@ -47,6 +47,7 @@ enum Kind {
     TracePoint,
     SockOps,
     SkMsg,
+    SkLookup,
     CgroupSockAddr,
     Other(&'static str),
 }
@@ -155,7 +156,7 @@ const SECTIONS: &[(&str, Match, Kind)] = &[
     ("cgroup/dev", Exact, other("cgroup_device")),
     ("struct_ops", Plus, other("struct_ops")),
     ("struct_ops.s", Plus, other("struct_ops")),
-    ("sk_lookup", Exact, other("sk_lookup")),
+    ("sk_lookup", Exact, Kind::SkLookup),
     ("netfilter", Exact, other("netfilter")),
     // The names libbpf accepted by prefix before version 1.0.
     ("xdp", Legacy, Kind::Xdp),
@@ -190,6 +191,7 @@ pub fn section_kind(name: &str) -> Option<ProgramKind> {
         Kind::TracePoint => ProgramKind::TracePoint,
         Kind::SockOps => ProgramKind::SockOps,
         Kind::SkMsg => ProgramKind::SkMsg,
+        Kind::SkLookup => ProgramKind::SkLookup,
         Kind::CgroupSockAddr => ProgramKind::CgroupSockAddr,
         Kind::Other(name) => ProgramKind::Other((*name).to_owned()),
     })
@@ -515,12 +517,13 @@ fn kernel_alias(kind: &ProgramKind, name: &str, taken: &BTreeSet<String>) -> Res
         ProgramKind::SockOps => format!("sockops/{name}"),
         ProgramKind::SkMsg => format!("sk_msg/{name}"),
         // aya knows no suffix for these: one section per object can have the plain name.
+        ProgramKind::SkLookup => "sk_lookup".to_owned(),
         ProgramKind::Xdp if name.starts_with("xdp.frags") => "xdp.frags".to_owned(),
         ProgramKind::Xdp => "xdp".to_owned(),
         ProgramKind::CgroupSkb => "cgroup/skb".to_owned(),
         ProgramKind::Other(other) => match other.as_str() {
             "raw_tracepoint" => format!("raw_tp/{name}"),
-            "perf_event" | "flow_dissector" | "lirc_mode2" | "sk_lookup" => other.clone(),
+            "perf_event" | "flow_dissector" | "lirc_mode2" => other.clone(),
             _ => return Err("aya has no section name for this program type (or attach type)".to_owned()),
         },
         _ => return Err("aya has no section name for this attach type".to_owned()),
