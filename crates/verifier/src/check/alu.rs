@@ -156,7 +156,12 @@ impl Checker<'_> {
                 }
                 match (d.ty.is_pointer(), src.ty.is_pointer()) {
                     (false, false) => {
-                        *st.reg_mut(dst) = Reg::scalar(d.val.alu(aop, &src.val, alu32));
+                        let val = if kernel_tracks(aop, &src.val, alu32) {
+                            d.val.alu(aop, &src.val, alu32)
+                        } else {
+                            Scalar::UNKNOWN
+                        };
+                        *st.reg_mut(dst) = Reg::scalar(val);
                     }
                     (true, false) if !alu32 && matches!(aop, AluOp::Add | AluOp::Sub) => {
                         self.ptr_arith(st, pc, insn, dst, d, src, aop == AluOp::Sub);
@@ -572,5 +577,22 @@ fn op_name(op: AluOp) -> &'static str {
         AluOp::Lsh => "left shift",
         AluOp::Rsh => "right shift",
         AluOp::Arsh => "arithmetic right shift",
+    }
+}
+
+/// Whether the kernel computes the range of a number operation's result (its
+/// `is_safe_to_compute_dst_reg_range`): for add, sub, mul, and, or and xor, and for shifts by a
+/// constant below the width. Any other result (a division, a modulo, a shift by a register) is
+/// an unknown 64-bit number to the kernel, even of constants and even of a 32-bit instruction.
+/// duet keeps the same imprecision, so that it explores the paths the kernel explores (and
+/// refuses what it finds there, as the kernel does).
+fn kernel_tracks(op: AluOp, src: &Scalar, alu32: bool) -> bool {
+    match op {
+        AluOp::Add | AluOp::Sub | AluOp::Mul | AluOp::And | AluOp::Or | AluOp::Xor => true,
+        AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => {
+            let bits = if alu32 { 32 } else { 64 };
+            src.as_const().is_some_and(|c| c < bits)
+        }
+        AluOp::Div | AluOp::SDiv | AluOp::Mod | AluOp::SMod => false,
     }
 }

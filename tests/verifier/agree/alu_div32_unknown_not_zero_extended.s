@@ -1,0 +1,12 @@
+# A 32-bit division's result is an unknown 64-bit number to the kernel (not a zero-extended
+# 32-bit one), so the branch past 2^32 is explored and its read of r8 refused.
+# type: xdp
+# privileged: reject R8 is read before
+# unprivileged: reject R8 is read before
+    ldxw %r2, [%r1+12]
+    div32 %r2, 3
+    lddw %r3, 0x100000000
+    jlt %r2, %r3, +1
+    mov %r0, %r8
+    mov %r0, 2
+    exit
