@@ -67,10 +67,7 @@ fn build(gen_insns: &[GenInsn]) -> Vec<Insn> {
     let mut out = Vec::with_capacity(rows.len() + 1);
     for (i, (g, row)) in gen_insns.iter().zip(&rows).enumerate() {
         let rel = {
-            let mut t = g.target as usize % starts.len();
-            if MASK_BRANCH_TO_SLOT_0 && t == 0 {
-                t = 1;
-            }
+            let t = g.target as usize % starts.len();
             starts[t] - (starts[i] + 1)
         };
         let mut insn = Insn::new(row.op);

@@ -36,6 +36,7 @@ fn maps() -> Vec<MapDef> {
         origin: MapOrigin::BtfMaps,
         key_type: None,
         value_type: None,
+        inner: None,
     };
     vec![def("hash", 1, 4, 8, 16), def("array", 2, 4, 8, 4), def("ring", 27, 0, 0, 4096)]
 }
@@ -94,8 +95,12 @@ fn check_sound(program: &Program, packet: &[u8]) {
         }],
         maps: maps(),
     };
-    let options =
-        LoadOptions { n_cpus: 1, config: Config { max_insns: Some(100_000) }, env: Env::deterministic(), max_map_memory: 1 << 20 };
+    let options = LoadOptions {
+        n_cpus: 1,
+        config: Config { max_insns: Some(100_000) },
+        env: Env::deterministic(),
+        max_map_memory: 1 << 20,
+    };
     let Ok(module) = Module::load(&object, options) else { return };
     let Ok(mut vm) = module.interpreter("p") else { return };
     let frame = if packet.len() < 14 { [0u8; 14].as_slice() } else { packet };
@@ -107,9 +112,11 @@ fn check_sound(program: &Program, packet: &[u8]) {
                 | TrapKind::MisalignedAtomic { .. }
                 | TrapKind::ContextAccess { .. }
         );
-        assert!(!memory_fault, "the verifier accepted a program that faults: {trap}\n{}", duet_isa::disassemble(
-            &program.insns().iter().map(|(_, i)| *i).collect::<Vec<_>>()
-        ));
+        assert!(
+            !memory_fault,
+            "the verifier accepted a program that faults: {trap}\n{}",
+            duet_isa::disassemble(&program.insns().iter().map(|(_, i)| *i).collect::<Vec<_>>())
+        );
     }
 }
 
