@@ -795,6 +795,14 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     );
     let ports: Vec<u16> = targets.iter().map(|t| t.1).collect();
     let probe_p50 = paired_latency(&ports, PROBE_REQUESTS)?;
+    // The same probe with every process of the run on one CPU: a request's hops then never wait
+    // for another (idle) CPU to wake up, which on a VM costs tens of µs and lands on whichever
+    // targets the scheduler happened to spread out, so the added µs of a filter show.
+    let mut pids: Vec<u32> = targets.iter().filter_map(|t| t.2.as_ref().map(|c| c.0.id())).collect();
+    pids.push(nginx.0.id());
+    pids.push(std::process::id());
+    eprintln!("==> the same probe with every process on one CPU (taskset)");
+    let one_cpu_p50 = on_one_cpu(&pids, || paired_latency(&ports, PROBE_REQUESTS))?;
     let loaded_rss = targets.get(4).and_then(|t| t.2.as_ref()).and_then(|c| rss_kib(c.0.id(), "VmHWM:"));
 
     let med: Vec<Sample> = samples
@@ -820,6 +828,10 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     let apikey_rows: Vec<(String, f64, f64)> = (5..targets.len())
         .map(|i| (targets[i].0.clone(), probe_p50[i] - probe_p50[2], 1.0 - med[i].rps / d0.rps))
         .collect();
+    let one_cpu = one_cpu_p50.as_ref().map(|p| {
+        let apikey: Vec<(String, f64)> = (5..targets.len()).map(|i| (targets[i].0.clone(), p[i] - p[2])).collect();
+        (p[3] - p[2], (p[4] - p[2]) / 3.0, apikey)
+    });
     let added = |label: &str| apikey_rows.iter().find(|r| r.0.contains(label)).map_or(f64::MAX, |r| r.1);
     let proxy_wasm_p50 = added("Proxy-Wasm");
     let cost = |label: &str| in_process.iter().find(|r| r.0.contains(label)).map_or(f64::MAX, |r| r.1);
@@ -842,7 +854,8 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
             .iter()
             .zip(&med)
             .zip(single_p50.iter().zip(&probe_p50))
-            .map(|(((name, _, _), s), (p50_1, probe))| serde_json::json!({ "target": name, "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us, "errors": s.errors, "p50_us_1_connection": p50_1, "p50_us_paired_probe": probe, "proxy_cpu_us_per_request": (s.cpu_us > 0.0).then_some(s.cpu_us) }))
+            .enumerate()
+            .map(|(i, (((name, _, _), s), (p50_1, probe)))| serde_json::json!({ "target": name, "rps": s.rps, "p50_us": s.p50_us, "p99_us": s.p99_us, "errors": s.errors, "p50_us_1_connection": p50_1, "p50_us_paired_probe": probe, "p50_us_paired_probe_one_cpu": one_cpu_p50.as_ref().map(|p| p[i]), "proxy_cpu_us_per_request": (s.cpu_us > 0.0).then_some(s.cpu_us) }))
             .collect();
         println!(
             "{}",
@@ -854,6 +867,8 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
                     "duet0_p99_over_nginx": d0.p99_us / nginx_s.p99_us,
                     "p50_added_per_filter_us_1": per_filter_p50_1,
                     "p50_added_per_filter_us_3": per_filter_p50_3,
+                    "p50_added_per_filter_us_1_one_cpu": one_cpu.as_ref().map(|o| o.0),
+                    "p50_added_per_filter_us_3_one_cpu": one_cpu.as_ref().map(|o| o.1),
                     "p50_added_by_1_filter_under_load_us": loaded_p50_1,
                     "cpu_us_per_request_per_filter_1": cpu_per_filter_1,
                     "cpu_us_per_request_per_filter_3": cpu_per_filter_3,
@@ -861,7 +876,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
                     "rps_cost_per_filter_3": rps_cost_3,
                 },
                 "rss_kib": { "idle_3_filters": idle_rss, "peak_under_load_3_filters": loaded_rss },
-                "apikey_filter": apikey_rows.iter().zip(&in_process).map(|((name, p50, rps), (_, us))| serde_json::json!({ "target": name, "p50_added_us_paired_probe": p50, "rps_cost": rps, "in_process_us_per_request": us })).collect::<Vec<_>>(),
+                "apikey_filter": apikey_rows.iter().zip(&in_process).enumerate().map(|(i, ((name, p50, rps), (_, us)))| serde_json::json!({ "target": name, "p50_added_us_paired_probe": p50, "p50_added_us_paired_probe_one_cpu": one_cpu.as_ref().map(|o| o.2[i].1), "rps_cost": rps, "in_process_us_per_request": us })).collect::<Vec<_>>(),
                 "goals": goals.iter().map(|(g, ok)| serde_json::json!({ "goal": g, "met": ok })).collect::<Vec<_>>(),
             })
         );
@@ -871,7 +886,7 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
             o.connections, o.duration, o.rounds
         );
         println!(
-            "  {:<24} {:>10} {:>10} {:>10} {:>8} {:>11} {:>16} {:>12} {:>16}",
+            "  {:<24} {:>10} {:>10} {:>10} {:>8} {:>11} {:>16} {:>12} {:>12} {:>16}",
             "target",
             "rps",
             "p50 µs",
@@ -880,12 +895,16 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
             "rps/nginx",
             "p50 µs (1 conn)",
             "p50 µs probe",
+            "probe 1 CPU",
             "proxy CPU µs/req"
         );
-        for (((name, _, _), s), (p50_1, probe)) in targets.iter().zip(&med).zip(single_p50.iter().zip(&probe_p50)) {
+        for (i, (((name, _, _), s), (p50_1, probe))) in
+            targets.iter().zip(&med).zip(single_p50.iter().zip(&probe_p50)).enumerate()
+        {
             let cpu = if s.cpu_us > 0.0 { format!("{:.1}", s.cpu_us) } else { "-".into() };
+            let pinned = one_cpu_p50.as_ref().map_or("-".into(), |p| format!("{:.1}", p[i]));
             println!(
-                "  {:<24} {:>10.0} {:>10.1} {:>10.1} {:>8} {:>10.2}x {:>16.1} {:>12.1} {:>16}",
+                "  {:<24} {:>10.0} {:>10.1} {:>10.1} {:>8} {:>10.2}x {:>16.1} {:>12.1} {:>12} {:>16}",
                 name,
                 s.rps,
                 s.p50_us,
@@ -894,15 +913,21 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
                 s.rps / nginx_s.rps,
                 p50_1,
                 probe,
+                pinned,
                 cpu
             );
         }
         println!(
-            "\n  (p50 µs probe: median of {PROBE_REQUESTS} requests on one keep-alive connection per target, the targets visited in turn in blocks of {PROBE_BLOCK}, each block's first {PROBE_BLOCK_WARM_UP} left out)"
+            "\n  (p50 µs probe: median of {PROBE_REQUESTS} requests on one keep-alive connection per target, the targets visited in turn in blocks of {PROBE_BLOCK}, each block's first {PROBE_BLOCK_WARM_UP} left out;\n   probe 1 CPU: the same with the backend, the proxies and the client all on one CPU, so no hop waits for an idle CPU to wake up)"
         );
         println!(
             "\n  per Proxy-Wasm header filter (probe): +{per_filter_p50_1:.1} µs p50 (1 filter), +{per_filter_p50_3:.1} µs p50 each (3 filters)"
         );
+        if let Some((one, three, _)) = &one_cpu {
+            println!(
+                "  per Proxy-Wasm header filter (probe, 1 CPU): +{one:.1} µs p50 (1 filter), +{three:.1} µs p50 each (3 filters)"
+            );
+        }
         println!("  under load ({} connections) one filter moves p50 by {loaded_p50_1:+.1} µs", o.connections);
         println!(
             "  proxy CPU per request per filter: {cpu_per_filter_1:+.1} µs (1 filter), {cpu_per_filter_3:+.1} µs each (3 filters)"
@@ -918,8 +943,12 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
             "\n  the apikey filter, against no filter (p50 from the paired probe; rps at {} connections):",
             o.connections
         );
-        for ((name, p50, rps), (_, us)) in apikey_rows.iter().zip(&in_process) {
-            println!("    {name:<24} {p50:+7.1} µs p50   {:5.1}% rps   {us:6.2} µs/request in process", rps * 100.0);
+        for (i, ((name, p50, rps), (_, us))) in apikey_rows.iter().zip(&in_process).enumerate() {
+            let pinned = one_cpu.as_ref().map_or(String::new(), |o| format!("   {:+5.1} µs p50 on 1 CPU", o.2[i].1));
+            println!(
+                "    {name:<24} {p50:+7.1} µs p50   {:5.1}% rps   {us:6.2} µs/request in process{pinned}",
+                rps * 100.0
+            );
         }
         println!();
         for (g, ok) in goals {
@@ -929,6 +958,34 @@ fn bench(o: &BenchOptions) -> Result<ExitCode> {
     drop(targets);
     drop(nginx);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `f` with every thread of the processes `pids` on the machine's last CPU, then lets them
+/// run on every CPU again. `None` (and `f` not run) when there is one CPU or `taskset` fails.
+fn on_one_cpu<T>(pids: &[u32], f: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus < 2 {
+        return Ok(None);
+    }
+    let set = |list: &str| {
+        pids.iter().all(|pid| {
+            Command::new("taskset")
+                .args(["-a", "-p", "-c", list, &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    };
+    let all = format!("0-{}", cpus - 1);
+    if !set(&(cpus - 1).to_string()) {
+        set(&all);
+        eprintln!("warning: taskset failed; no probe on one CPU");
+        return Ok(None);
+    }
+    let res = f();
+    set(&all);
+    res.map(Some)
 }
 
 /// A `KEYS` value of examples/apikey (its `Client`): no counters, no rate limit, client id `id`

@@ -52,9 +52,9 @@ pub(crate) fn load_bpf(bytes: &[u8], engine: BpfEngine, limits: &crate::programs
     let names: Vec<String> = programs.iter().map(|(n, _)| n.clone()).collect();
     let m = Arc::clone(&module);
     let factory: RunnerFactory = Box::new(move || {
-        let mut runners = HashMap::new();
+        let mut runners = Vec::with_capacity(names.len());
         for name in &names {
-            runners.insert(name.clone(), m.http_runner(name, vm_engine(engine)).map_err(|e| error_chain(&e))?);
+            runners.push((name.clone(), m.http_runner(name, vm_engine(engine)).map_err(|e| error_chain(&e))?));
         }
         Ok(Box::new(BpfRunners(runners)) as Box<dyn Runner>)
     });
@@ -69,11 +69,14 @@ fn vm_engine(engine: BpfEngine) -> duet_vm::Engine {
     }
 }
 
-struct BpfRunners(HashMap<String, duet_vm::HttpRunner>);
+/// A file's programs by name: a few at most, so a list (no hashing per call).
+struct BpfRunners(Vec<(String, duet_vm::HttpRunner)>);
 
 impl Runner for BpfRunners {
     fn run(&mut self, name: &str, md: &HttpMd, ex: &mut dyn HttpExchange) -> Result<HttpOutcome, String> {
-        let Some(runner) = self.0.get_mut(name) else { return Err(format!("no program `{name}`")) };
+        let Some((_, runner)) = self.0.iter_mut().find(|(n, _)| n == name) else {
+            return Err(format!("no program `{name}`"));
+        };
         runner.run(md, ex).map_err(|trap| trap.to_string())
     }
 }
@@ -110,9 +113,9 @@ pub(crate) fn load_wasm(bytes: &[u8], limits: &crate::programs::Limits) -> Resul
     }
     let m = Arc::clone(&module);
     let factory: RunnerFactory = Box::new(move || {
-        let mut runners = HashMap::new();
+        let mut runners = Vec::with_capacity(names.len());
         for name in &names {
-            runners.insert(name.clone(), m.executor(name).map_err(|e| error_chain(&e))?);
+            runners.push((name.clone(), m.executor(name).map_err(|e| error_chain(&e))?));
         }
         Ok(Box::new(WasmRunners(runners)) as Box<dyn Runner>)
     });
@@ -121,11 +124,14 @@ pub(crate) fn load_wasm(bytes: &[u8], limits: &crate::programs::Limits) -> Resul
     Ok(Loaded { programs, maps, map_types: HashMap::new(), factory, take_log })
 }
 
-struct WasmRunners(HashMap<String, duet_wasm::Executor>);
+/// A file's programs by name, as [`BpfRunners`].
+struct WasmRunners(Vec<(String, duet_wasm::Executor)>);
 
 impl Runner for WasmRunners {
     fn run(&mut self, name: &str, md: &HttpMd, ex: &mut dyn HttpExchange) -> Result<HttpOutcome, String> {
-        let Some(exec) = self.0.get_mut(name) else { return Err(format!("no program `{name}`")) };
+        let Some((_, exec)) = self.0.iter_mut().find(|(n, _)| n == name) else {
+            return Err(format!("no program `{name}`"));
+        };
         exec.run_http(md, ex).map_err(|e| error_chain(&e))
     }
 }

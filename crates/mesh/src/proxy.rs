@@ -97,7 +97,7 @@ pub async fn handle(
     if content_length(&parts.headers).is_some_and(|n| n > l.config.max_request_body_bytes) {
         return Ok(finish_local(&shared, l, Some(route), &mut log, start, plain(413, "request body too large\n")));
     }
-    let request_id = match parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+    let request_id = match parts.headers.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
         Some(id) if !id.is_empty() => id.to_owned(),
         _ => new_request_id(),
     };
@@ -152,35 +152,45 @@ pub async fn handle(
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::EXPECT);
     append_forwarded_for(&mut parts.headers, conn.peer);
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        parts.headers.insert("x-request-id", v);
+    // The client's own id usually is there already, once, as it is sent on.
+    if !is_only_value(&parts.headers, &X_REQUEST_ID, request_id.as_bytes())
+        && let Ok(v) = HeaderValue::from_str(&request_id)
+    {
+        parts.headers.insert(X_REQUEST_ID, v);
     }
     if !parts.headers.contains_key(header::HOST)
         && let Ok(v) = HeaderValue::from_str(&host)
     {
         parts.headers.insert(header::HOST, v);
     }
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    parts.uri = pq.parse().unwrap_or_default();
+    // An origin-form target (what HTTP/1.1 clients send) is already what goes upstream.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        parts.uri = pq.parse().unwrap_or_default();
+    }
     parts.version = Version::HTTP_11;
 
     let limit = l.config.max_request_body_bytes;
-    let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (local_tx, mut local_rx) = oneshot::channel::<LocalResponse>();
+    // Set when the request body exceeds the limit; only a body can.
+    let too_large = (!body_empty).then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    // A local response from a request body filter, which can come while the upstream is asked.
+    let mut local_rx: Option<oneshot::Receiver<LocalResponse>> = None;
     // Header-only chains (duet's eBPF and duet-ABI filters) leave the bodies alone.
     let body_flow = flow.as_ref().filter(|_| l.filters_read_bodies);
     let up_body: crate::upstream::UpBody = match (body_flow, body_empty) {
         (_, true) => empty_body(),
-        (None, false) => Limit { inner: body, left: limit, flag: Arc::clone(&too_large) }.boxed_unsync(),
+        (None, false) => Limit { inner: body, left: limit, flag: too_large.clone() }.boxed_unsync(),
         (Some(flow), false) => {
             let (tx, rx) = mpsc::channel(4);
+            let (local_tx, rx_local) = oneshot::channel::<LocalResponse>();
+            local_rx = Some(rx_local);
             tokio::spawn(filter_body(
                 Arc::clone(flow),
                 Side::Request,
                 body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync(),
                 tx,
                 limit,
-                Arc::clone(&too_large),
+                too_large.clone().unwrap_or_default(),
                 Some(local_tx),
                 Arc::clone(&clusters),
             ));
@@ -190,24 +200,28 @@ pub async fn handle(
     let upstream_req = Request::from_parts(parts, up_body);
     let sent = Instant::now();
     let timeout = route.timeout.unwrap_or_else(|| cluster.request_timeout());
-    let result = tokio::select! {
-        res = async {
-            match (cluster.is_original_destination(), conn.original_dst) {
-                (false, _) => cluster.send(upstream_req, timeout, endpoint).await,
-                (true, Some(dst)) => cluster.send_to(upstream_req, timeout, dst).await,
-                (true, None) => Err(crate::upstream::UpstreamError::Connect(
-                    "no original destination: the connection was not redirected by capture".into(),
-                )),
-            }
-        } => res,
-        Ok(r) = &mut local_rx => {
-            return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
+    let send = async {
+        match (cluster.is_original_destination(), conn.original_dst) {
+            (false, _) => cluster.send(upstream_req, timeout, endpoint).await,
+            (true, Some(dst)) => cluster.send_to(upstream_req, timeout, dst).await,
+            (true, None) => Err(crate::upstream::UpstreamError::Connect(
+                "no original destination: the connection was not redirected by capture".into(),
+            )),
         }
+    };
+    let result = match local_rx.as_mut() {
+        None => send.await,
+        Some(local) => tokio::select! {
+            res = send => res,
+            Ok(r) = local => {
+                return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
+            }
+        },
     };
     let (resp, in_flight) = match result {
         Ok(r) => r,
         Err(e) => {
-            if too_large.load(Ordering::Relaxed) {
+            if too_large.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
                 return Ok(finish_flow_local(
                     &shared,
                     l,
@@ -220,7 +234,7 @@ pub async fn handle(
                 .await);
             }
             // A local response from the request body phase wins over the broken upstream send.
-            if let Ok(r) = local_rx.try_recv() {
+            if let Some(Ok(r)) = local_rx.as_mut().map(oneshot::Receiver::try_recv) {
                 return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, r).await);
             }
             tracing::warn!(listener = %listener, route = %route.name, cluster = %cluster.name, error = %e, "upstream failed");
@@ -234,17 +248,17 @@ pub async fn handle(
             return Ok(finish_flow_local(&shared, l, route, &mut log, start, flow, local_plain(status, body)).await);
         }
     };
-    shared.metrics.upstream(&cluster.name, sent.elapsed());
-    log.set(|r| r.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3));
+    let upstream_time = sent.elapsed();
+    cluster.observe_upstream(upstream_time);
+    log.set(|r| r.upstream_ms = Some(upstream_time.as_secs_f64() * 1e3));
 
     // === Response ===
     let (mut rparts, rbody) = resp.into_parts();
     strip_hop_by_hop(&mut rparts.headers);
     let rbody_empty = rbody.is_end_stream();
     let response_limit = l.config.max_response_body_bytes;
-    let rflag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut out_body: DownBody = match flow.as_ref().filter(|_| l.filters_read_responses) {
-        None => Limit { inner: rbody, left: response_limit, flag: Arc::clone(&rflag) }.boxed_unsync(),
+        None => Limit { inner: rbody, left: response_limit, flag: None }.boxed_unsync(),
         Some(flow) => {
             {
                 let mut guard = flow.lock().await;
@@ -265,7 +279,7 @@ pub async fn handle(
             if rbody_empty {
                 empty_body()
             } else if body_flow.is_none() {
-                Limit { inner: rbody, left: response_limit, flag: Arc::clone(&rflag) }.boxed_unsync()
+                Limit { inner: rbody, left: response_limit, flag: None }.boxed_unsync()
             } else {
                 // Filters may change the body's length.
                 rparts.headers.remove(header::CONTENT_LENGTH);
@@ -315,7 +329,7 @@ pub async fn handle(
                         body,
                         tx,
                         response_limit,
-                        Arc::clone(&rflag),
+                        Arc::default(),
                         None,
                         Arc::clone(&clusters),
                     ));
@@ -544,7 +558,7 @@ impl Body for ChannelBody {
 struct Limit<B> {
     inner: B,
     left: u64,
-    flag: Arc<std::sync::atomic::AtomicBool>,
+    flag: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl<B> Body for Limit<B>
@@ -560,7 +574,9 @@ where
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;
                     if n > self.left {
-                        self.flag.store(true, Ordering::Relaxed);
+                        if let Some(flag) = &self.flag {
+                            flag.store(true, Ordering::Relaxed);
+                        }
                         return Poll::Ready(Some(Err("body larger than the configured limit".into())));
                     }
                     self.left -= n;
@@ -822,9 +838,28 @@ fn response_pairs(parts: &http::response::Parts) -> Vec<(String, Vec<u8>)> {
 
 /// Headers from pairs, pseudo headers and invalid names or values left out.
 pub fn pairs_to_headers(pairs: &[(String, Vec<u8>)]) -> HeaderMap {
+    rebuild_headers(&HeaderMap::new(), pairs)
+}
+
+/// [`pairs_to_headers`], taking each header a filter left as it was from `old` (the map the
+/// pairs were made from): its name and value are already parsed and its bytes shared, so only
+/// the headers a filter added or changed are parsed and copied again.
+fn rebuild_headers(old: &HeaderMap, pairs: &[(String, Vec<u8>)]) -> HeaderMap {
+    let old_entries: Vec<(&HeaderName, &HeaderValue)> = old.iter().collect();
+    // The pairs follow `old`'s order, so the next old entry is the first one to look at.
+    let mut next = 0;
     let mut h = HeaderMap::with_capacity(pairs.len());
     for (name, value) in pairs {
         if name.starts_with(':') {
+            continue;
+        }
+        let n = old_entries.len();
+        let same = (0..n)
+            .map(|k| (next + k) % n)
+            .find(|&i| old_entries[i].0.as_str() == name.as_str() && old_entries[i].1.as_bytes() == value.as_slice());
+        if let Some(i) = same {
+            next = i + 1;
+            h.append(old_entries[i].0.clone(), old_entries[i].1.clone());
             continue;
         }
         match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
@@ -842,15 +877,25 @@ fn pseudo<'a>(pairs: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
 }
 
 fn apply_request_pairs(parts: &mut http::request::Parts, pairs: &[(String, Vec<u8>)]) {
-    let mut headers = pairs_to_headers(pairs);
-    if let Some(m) = pseudo(pairs, ":method").and_then(|m| http::Method::from_bytes(m).ok()) {
+    let mut headers = rebuild_headers(&parts.headers, pairs);
+    if let Some(m) = pseudo(pairs, ":method").filter(|m| *m != parts.method.as_str().as_bytes())
+        && let Ok(m) = http::Method::from_bytes(m)
+    {
         parts.method = m;
     }
-    if let Some(p) = pseudo(pairs, ":path").and_then(|p| http::uri::PathAndQuery::try_from(p).ok()) {
+    let origin_form = parts.uri.scheme().is_none() && parts.uri.authority().is_none();
+    if let Some(p) = pseudo(pairs, ":path")
+        && !(origin_form && parts.uri.path_and_query().is_some_and(|pq| pq.as_str().as_bytes() == p))
+        && let Ok(p) = http::uri::PathAndQuery::try_from(p)
+    {
         parts.uri = http::Uri::from(p);
     }
-    if let Some(a) = pseudo(pairs, ":authority").and_then(|a| HeaderValue::from_bytes(a).ok()) {
-        headers.insert(header::HOST, a);
+    if let Some(a) = pseudo(pairs, ":authority") {
+        // The host header the request came with, when the filter left the authority alone.
+        let same = parts.headers.get(header::HOST).filter(|h| h.as_bytes() == a).cloned();
+        if let Some(v) = same.or_else(|| HeaderValue::from_bytes(a).ok()) {
+            headers.insert(header::HOST, v);
+        }
     }
     parts.headers = headers;
 }
@@ -859,11 +904,39 @@ fn apply_response_pairs(parts: &mut http::response::Parts, pairs: &[(String, Vec
     if let Some(s) = pseudo(pairs, ":status").and_then(|s| StatusCode::from_bytes(s).ok()) {
         parts.status = s;
     }
-    parts.headers = pairs_to_headers(pairs);
+    parts.headers = rebuild_headers(&parts.headers, pairs);
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The connection-specific headers a proxy never forwards (besides those `connection` names).
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+];
+
+/// Whether `name` has exactly one value in `h`, and it is `value`.
+fn is_only_value(h: &HeaderMap, name: &HeaderName, value: &[u8]) -> bool {
+    let mut all = h.get_all(name).iter();
+    matches!((all.next(), all.next()), (Some(v), None) if v.as_bytes() == value)
 }
 
 /// Removes connection-specific headers (RFC 9110 §7.6.1), keeping `te: trailers`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages have none of them: one look at the names settles it.
+    if !h.keys().any(|n| HOP_BY_HOP.contains(n)) {
+        return;
+    }
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -875,32 +948,48 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
         h.remove(n);
     }
     let te_trailers = h.get_all(header::TE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for n in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for n in &HOP_BY_HOP {
         h.remove(n);
     }
-    h.remove("keep-alive");
-    h.remove("proxy-connection");
     if te_trailers {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
 fn append_forwarded_for(h: &mut HeaderMap, peer: SocketAddr) {
-    let ip = peer.ip().to_string();
-    let value = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        h.insert("x-forwarded-for", v);
+    let prev = h.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).filter(|p| !p.is_empty());
+    let mut value = Vec::with_capacity(prev.map_or(0, |p| p.len() + 2) + 15);
+    if let Some(prev) = prev {
+        value.extend_from_slice(prev.as_bytes());
+        value.extend_from_slice(b", ");
+    }
+    write_ip(&mut value, peer.ip());
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
+        h.insert(X_FORWARDED_FOR, v);
+    }
+}
+
+/// Appends `ip` as text, as its `Display` writes it (IPv4 without the formatting machinery).
+fn write_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        std::net::IpAddr::V6(a) => {
+            use std::io::Write as _;
+            let _ = write!(out, "{a}");
+        }
     }
 }
 
@@ -913,15 +1002,31 @@ fn new_request_id() -> String {
     a.write_u64(n);
     let mut b = SEED.build_hasher();
     b.write_u64(!n);
-    let (x, y) = (a.finish(), b.finish());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        x >> 32,
-        (x >> 16) & 0xffff,
-        x & 0xfff,
-        (y >> 48) & 0x3fff | 0x8000,
-        y & 0xffff_ffff_ffff
-    )
+    format_request_id(a.finish(), b.finish())
+}
+
+/// `{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}` of `x` and `y`, written out: this runs for most
+/// requests, and the formatting machinery costs more than the hashing.
+fn format_request_id(x: u64, y: u64) -> String {
+    let mut id = String::with_capacity(36);
+    for (i, (v, digits)) in [
+        (x >> 32, 8),
+        ((x >> 16) & 0xffff, 4),
+        (0x4000 | (x & 0xfff), 4),
+        ((y >> 48) & 0x3fff | 0x8000, 4),
+        (y & 0xffff_ffff_ffff, 12),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            id.push('-');
+        }
+        for shift in (0..digits).rev() {
+            id.push(char::from(b"0123456789abcdef"[((v >> (shift * 4)) & 0xf) as usize]));
+        }
+    }
+    id
 }
 
 /// How long a filter's `http_call` may take when the filter gave no timeout.
@@ -955,12 +1060,53 @@ mod tests {
     }
 
     #[test]
+    fn request_ids_and_addresses_read_as_their_formatted_forms() {
+        for (x, y) in [(0, 0), (u64::MAX, u64::MAX), (0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210)] {
+            let expected = format!(
+                "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+                x >> 32,
+                (x >> 16) & 0xffff,
+                x & 0xfff,
+                (y >> 48) & 0x3fff | 0x8000,
+                y & 0xffff_ffff_ffff
+            );
+            assert_eq!(format_request_id(x, y), expected);
+        }
+        for ip in ["0.0.0.0", "1.2.3.4", "10.100.255.9", "255.255.255.255", "::1", "fe80::1:2", "::ffff:1.2.3.4"] {
+            let mut out = Vec::new();
+            write_ip(&mut out, ip.parse().unwrap());
+            assert_eq!(String::from_utf8(out).unwrap(), ip);
+        }
+    }
+
+    #[test]
     fn request_ids_are_unique_and_uuid_shaped() {
         let a = new_request_id();
         let b = new_request_id();
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(a.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn rebuilt_headers_keep_unchanged_ones_and_take_every_change() {
+        let mut old = HeaderMap::new();
+        old.append("a", HeaderValue::from_static("1"));
+        old.append("b", HeaderValue::from_static("2"));
+        old.append("a", HeaderValue::from_static("3"));
+        old.append("c", HeaderValue::from_static("4"));
+        let pairs: Vec<(String, Vec<u8>)> =
+            [(":status", "200"), ("a", "1"), ("a", "3"), ("b", "changed"), ("new", "5"), ("bad name", "x"), ("a", "1")]
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect();
+        let h = rebuild_headers(&old, &pairs);
+        assert_eq!(h, pairs_to_headers(&pairs));
+        let got: Vec<(&str, &[u8])> = h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+        assert_eq!(got, [("a", &b"1"[..]), ("a", b"3"), ("a", b"1"), ("b", b"changed"), ("new", b"5")]);
+        // Nothing changed: the same map.
+        let same: Vec<(String, Vec<u8>)> = header_pairs(&old);
+        assert_eq!(rebuild_headers(&old, &same), old);
     }
 
     #[test]

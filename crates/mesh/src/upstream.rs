@@ -100,8 +100,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Held while a request is in flight on an endpoint (least-request balancing counts these).
+/// An HTTP/1.1 exchange also holds its connection here: when the response is over the
+/// connection goes back to the endpoint's pool.
 #[derive(Debug)]
-pub struct InFlight(Option<Arc<Endpoint>>);
+pub struct InFlight {
+    endpoint: Option<Arc<Endpoint>>,
+    reuse: Option<Reuse>,
+}
+
+/// An HTTP/1.1 connection to return to its endpoint's idle pool once its exchange is complete.
+struct Reuse {
+    sender: http1::SendRequest<UpBody>,
+    max_idle: usize,
+}
+
+impl std::fmt::Debug for Reuse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reuse").finish_non_exhaustive()
+    }
+}
+
+impl InFlight {
+    /// Held by a request that has no endpoint (an in-process app).
+    fn none() -> InFlight {
+        InFlight { endpoint: None, reuse: None }
+    }
+}
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,9 +135,34 @@ impl std::fmt::Debug for Endpoint {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(ep) = &self.0 {
-            ep.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let Some(ep) = &self.endpoint else { return };
+        ep.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let Some(Reuse { mut sender, max_idle }) = self.reuse.take() else { return };
+        // By the time a response body has been read to its end the connection is usually
+        // ready for the next request already: back to the pool now, without a task. When it
+        // is not (the body was dropped early, or the connection task has not caught up yet), a
+        // task waits for it, as long as that takes.
+        if sender.is_ready() {
+            idle_push(ep, sender, max_idle);
+            return;
         }
+        if sender.is_closed() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let pool = Arc::clone(ep);
+        runtime.spawn(async move {
+            if sender.ready().await.is_ok() {
+                idle_push(&pool, sender, max_idle);
+            }
+        });
+    }
+}
+
+fn idle_push(ep: &Endpoint, sender: http1::SendRequest<UpBody>, max_idle: usize) {
+    let mut idle = lock(&ep.idle);
+    if idle.len() < max_idle {
+        idle.push((Instant::now(), sender));
     }
 }
 
@@ -144,6 +193,8 @@ pub struct Cluster {
     app: Option<(duet_app::App, Arc<crate::apps::AppLinks>)>,
     /// An `original_destination` cluster's endpoints, made on first use per destination.
     destinations: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<Endpoint>>>,
+    /// This cluster's upstream response time histogram, looked up on first use.
+    upstream_seconds: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -193,12 +244,20 @@ impl Cluster {
             metrics: Arc::clone(metrics),
             app,
             destinations: Mutex::new(std::collections::HashMap::new()),
+            upstream_seconds: std::sync::OnceLock::new(),
         })
     }
 
     /// The app serving this cluster, with what it links to.
     pub fn app(&self) -> Option<(&duet_app::App, &Arc<crate::apps::AppLinks>)> {
         self.app.as_ref().map(|(a, l)| (a, l))
+    }
+
+    /// Records how long an upstream response head took.
+    pub fn observe_upstream(&self, elapsed: Duration) {
+        self.upstream_seconds
+            .get_or_init(|| self.metrics.upstream_histogram(&self.name))
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The configured request timeout.
@@ -331,13 +390,13 @@ impl Cluster {
     ) -> Result<(Response<RespBody>, InFlight), UpstreamError> {
         if let Some((app, _)) = &self.app {
             return match tokio::time::timeout(timeout, app.serve(req)).await {
-                Ok(resp) => Ok((resp, InFlight(None))),
+                Ok(resp) => Ok((resp, InFlight::none())),
                 Err(_) => Err(UpstreamError::Timeout(timeout)),
             };
         }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut tried = Vec::new();
-        let mut last = String::from("no endpoints");
+        let mut last = None;
         let attempts = 1 + self.config.connect_retries as usize;
         let mut preferred = preferred.filter(|&i| i < self.endpoints.len());
         while tried.len() < attempts {
@@ -348,12 +407,12 @@ impl Cluster {
                 Attempt::ConnectFailed(e, back) => {
                     self.connect_failed(&ep);
                     tried.push(i);
-                    last = e;
+                    last = Some(e);
                     req = back;
                 }
             }
         }
-        Err(UpstreamError::Connect(last))
+        Err(UpstreamError::Connect(last.unwrap_or_else(|| "no endpoints".into())))
     }
 
     /// Whether the cluster sends each request to its connection's original destination
@@ -441,17 +500,10 @@ impl Cluster {
             let res = tokio::time::timeout_at(deadline, sender.try_send_request(req)).await;
             match res {
                 Ok(Ok(resp)) => {
-                    let pool = Arc::clone(ep);
-                    let max_idle = self.config.max_idle_per_endpoint;
-                    tokio::spawn(async move {
-                        // Ready again once this exchange is complete: back to the pool.
-                        if sender.ready().await.is_ok() {
-                            let mut idle = lock(&pool.idle);
-                            if idle.len() < max_idle {
-                                idle.push((Instant::now(), sender));
-                            }
-                        }
-                    });
+                    // Ready again once this exchange is complete: back to the pool when the
+                    // response is over (see `InFlight`'s drop).
+                    let mut guard = guard;
+                    guard.reuse = Some(Reuse { sender, max_idle: self.config.max_idle_per_endpoint });
                     return Attempt::Done(Ok((boxed(resp), guard)));
                 }
                 Ok(Err(mut e)) => match e.take_message() {
@@ -474,7 +526,7 @@ impl Cluster {
 
     fn in_flight(&self, ep: &Arc<Endpoint>) -> InFlight {
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(Some(Arc::clone(ep)))
+        InFlight { endpoint: Some(Arc::clone(ep)), reuse: None }
     }
 }
 
