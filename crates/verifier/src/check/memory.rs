@@ -343,42 +343,22 @@ impl Checker<'_> {
                 self.bounded_access(st, pc, r, ptr, insn_off, size, kind, Bounds::Record(rsize))
             }
             RegType::Socket { common } => self.sock_access(st, pc, r, ptr, insn_off, size, kind, common),
-            RegType::TcpSock => {
-                self.facts[pc].mem = Some(MemRegion::Mixed);
-                let off = ptr.val.as_const().map(|v| (i64::from(ptr.off) + i64::from(insn_off)).wrapping_add(v as i64));
-                if kind == Access::Read && off.is_some_and(|off| tcp_sock_field_ok(off, size)) {
-                    return Some(Reg::scalar(Scalar::unknown_of_size(size)));
-                }
-                let d = Diagnostic::new(
-                    Code::SocketAccess,
-                    Some(pc),
-                    format!(
-                        "invalid tcp_sock access through R{r}: {size}-byte {} at offset {}",
-                        kind.verb(),
-                        off.map_or_else(|| ptr.val.to_string(), |o| o.to_string())
-                    ),
-                )
-                .help("struct bpf_tcp_sock is read-only: whole 4-byte fields, bytes_received (80) and bytes_acked (88) as 8 bytes, offsets 0..112");
-                self.fail_access(st, pc, r, d)
-            }
-            RegType::XdpSock => {
-                self.facts[pc].mem = Some(MemRegion::Mixed);
-                let off = ptr.val.as_const().map(|v| (i64::from(ptr.off) + i64::from(insn_off)).wrapping_add(v as i64));
-                if kind == Access::Read && off == Some(0) && size == 4 {
-                    return Some(Reg::scalar(Scalar::unknown_of_size(4)));
-                }
-                let d = Diagnostic::new(
-                    Code::SocketAccess,
-                    Some(pc),
-                    format!(
-                        "invalid xdp_sock access through R{r}: {size}-byte {} at offset {}",
-                        kind.verb(),
-                        off.map_or_else(|| ptr.val.to_string(), |o| o.to_string())
-                    ),
-                )
-                .help("an xskmap lookup yields the AF_XDP socket, of which programs may only read queue_id (4 bytes at offset 0)");
-                self.fail_access(st, pc, r, d)
-            }
+            RegType::TcpSock => self.read_only_fields(
+                st,
+                pc,
+                (r, ptr, insn_off, size, kind),
+                "tcp_sock",
+                tcp_sock_field_ok,
+                "struct bpf_tcp_sock is read-only: whole 4-byte fields, bytes_received (80) and bytes_acked (88) as 8 bytes, offsets 0..112",
+            ),
+            RegType::XdpSock => self.read_only_fields(
+                st,
+                pc,
+                (r, ptr, insn_off, size, kind),
+                "xdp_sock",
+                |off, size| off == 0 && size == 4,
+                "an xskmap lookup yields the AF_XDP socket, of which programs may only read queue_id (4 bytes at offset 0)",
+            ),
             RegType::MapValueOrNull { .. }
             | RegType::RecordOrNull { .. }
             | RegType::SocketOrNull { .. }
@@ -482,6 +462,36 @@ impl Checker<'_> {
             return self.fail_access(st, pc, r, d);
         }
         Some(Reg::scalar(Scalar::unknown_of_size(size)))
+    }
+
+    /// An access through a pointer to a kernel object programs may only read some fields of
+    /// (`struct bpf_tcp_sock`, an AF_XDP socket): a read of a field `field_ok` allows gives an
+    /// unknown number, anything else is refused with `help`.
+    fn read_only_fields(
+        &mut self,
+        st: &State,
+        pc: usize,
+        (r, ptr, insn_off, size, kind): (u8, &Reg, i16, u32, Access),
+        what: &str,
+        field_ok: impl Fn(i64, u32) -> bool,
+        help: &str,
+    ) -> Option<Reg> {
+        self.facts[pc].mem = Some(MemRegion::Mixed);
+        let off = ptr.val.as_const().map(|v| (i64::from(ptr.off) + i64::from(insn_off)).wrapping_add(v as i64));
+        if kind == Access::Read && off.is_some_and(|off| field_ok(off, size)) {
+            return Some(Reg::scalar(Scalar::unknown_of_size(size)));
+        }
+        let d = Diagnostic::new(
+            Code::SocketAccess,
+            Some(pc),
+            format!(
+                "invalid {what} access through R{r}: {size}-byte {} at offset {}",
+                kind.verb(),
+                off.map_or_else(|| ptr.val.to_string(), |o| o.to_string())
+            ),
+        )
+        .help(help.to_owned());
+        self.fail_access(st, pc, r, d)
     }
 
     #[allow(clippy::too_many_arguments, reason = "mirrors the instruction's fields")]

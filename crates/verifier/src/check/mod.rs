@@ -325,17 +325,7 @@ impl<'a> Checker<'a> {
                     pc = next;
                 }
                 Flow::Speculate { now, now_pc, later, later_pc } => {
-                    if self.pending.len() >= MAX_PENDING {
-                        self.fail_at(
-                            pc,
-                            Diagnostic::new(
-                                Code::TooComplex,
-                                Some(pc),
-                                format!("more than {MAX_PENDING} branches are pending exploration"),
-                            )
-                            .help("the program has too many independent conditions in a row; split it into functions or tail calls, or reduce branching"),
-                        );
-                        self.stop = true;
+                    if self.too_many_pending(pc) {
                         return;
                     }
                     if let Some(p) = parent {
@@ -349,17 +339,7 @@ impl<'a> Checker<'a> {
                 }
                 Flow::Branch { fall, next, taken, target } => match (fall, taken) {
                     (Some(f), Some(t)) => {
-                        if self.pending.len() >= MAX_PENDING {
-                            self.fail_at(
-                                pc,
-                                Diagnostic::new(
-                                    Code::TooComplex,
-                                    Some(pc),
-                                    format!("more than {MAX_PENDING} branches are pending exploration"),
-                                )
-                                .help("the program has too many independent conditions in a row; split it into functions or tail calls, or reduce branching"),
-                            );
-                            self.stop = true;
+                        if self.too_many_pending(pc) {
                             return;
                         }
                         if let Some(p) = parent {
@@ -453,6 +433,25 @@ impl<'a> Checker<'a> {
             d.state = Some(parts.join(" "));
         }
         self.fail_at(pc, d);
+    }
+
+    /// Whether another branch to explore would pass `MAX_PENDING`; if so, the program is
+    /// refused as too complex at `pc` and the walk stops.
+    fn too_many_pending(&mut self, pc: usize) -> bool {
+        if self.pending.len() < MAX_PENDING {
+            return false;
+        }
+        self.fail_at(
+            pc,
+            Diagnostic::new(
+                Code::TooComplex,
+                Some(pc),
+                format!("more than {MAX_PENDING} branches are pending exploration"),
+            )
+            .help("the program has too many independent conditions in a row; split it into functions or tail calls, or reduce branching"),
+        );
+        self.stop = true;
+        true
     }
 
     fn fail_at(&mut self, pc: usize, mut d: Diagnostic) {
