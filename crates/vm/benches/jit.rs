@@ -345,54 +345,21 @@ fn rbpf_bytes(object: &Object, name: &str) -> Vec<u8> {
 // === compile time of one large program ===
 
 /// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`): what a compile costs, whatever
-/// else the machine runs meanwhile. `None` where the raw system call is not written here.
+/// else the machine runs meanwhile.
 fn thread_cpu() -> Option<Duration> {
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    {
-        let mut ts = [0i64; 2];
-        let ret: i64;
-        // SAFETY: `clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts)` (system call 228, clock 3)
-        // writes two i64s into `ts`; `syscall` clobbers rcx and r11 only.
-        unsafe {
-            std::arch::asm!(
-                "syscall",
-                inlateout("rax") 228i64 => ret,
-                in("rdi") 3i64,
-                in("rsi") ts.as_mut_ptr(),
-                lateout("rcx") _,
-                lateout("r11") _,
-                options(nostack)
-            );
-        }
-        (ret == 0).then(|| Duration::new(ts[0] as u64, ts[1] as u32))
-    }
-    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-    None
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// CPU time of the whole process, every thread (`CLOCK_PROCESS_CPUTIME_ID`).
 fn process_cpu() -> Option<Duration> {
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    {
-        let mut ts = [0i64; 2];
-        let ret: i64;
-        // SAFETY: `clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts)` (system call 228, clock 2)
-        // writes two i64s into `ts`; `syscall` clobbers rcx and r11 only.
-        unsafe {
-            std::arch::asm!(
-                "syscall",
-                inlateout("rax") 228i64 => ret,
-                in("rdi") 2i64,
-                in("rsi") ts.as_mut_ptr(),
-                lateout("rcx") _,
-                lateout("r11") _,
-                options(nostack)
-            );
-        }
-        (ret == 0).then(|| Duration::new(ts[0] as u64, ts[1] as u32))
-    }
-    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-    None
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Option<Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes one `timespec` into `ts`, which lives for the call.
+    let ret = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ret == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 /// Runs `f`; its result, and the thread CPU time it took (or wall time where there is no CPU
