@@ -146,3 +146,15 @@ pub(crate) fn lookup_never_null(map_type: u32) -> bool {
 pub(crate) fn is_sock_map(map_type: u32) -> bool {
     matches!(map_type, map_type::SOCKMAP | map_type::SOCKHASH)
 }
+
+/// Whether programs of `ty` may update or delete the entries of a map of `map_type` with helper
+/// `id`, beyond what the helper's table row allows: `bpf_map_update_elem` (2) and
+/// `bpf_map_delete_elem` (3) on a sockmap or sockhash in the program types the kernel's
+/// `may_update_sockmap` names (among duet's: XDP, TC classifiers and socket filters, where no
+/// locked socket can be reached), checked against Linux 6.18 by
+/// `tests/verifier/agree/sockmap_update_*` and `sockmap_delete_*`.
+pub(crate) fn may_change_sock_map(id: u32, map_type: u32, ty: ProgramType) -> bool {
+    matches!(id, 2 | 3)
+        && is_sock_map(map_type)
+        && matches!(ty, ProgramType::Xdp | ProgramType::SchedCls | ProgramType::SocketFilter)
+}

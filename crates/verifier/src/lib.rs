@@ -36,7 +36,11 @@
 //!   offset; `bpf_sk_assign` (TC) takes it without releasing it; `bpf_sk_fullsock` and
 //!   `bpf_tcp_sock` (TC, cgroup skb) cast it, sharing its reference (`struct bpf_tcp_sock`
 //!   fields as `bpf_tcp_sock_is_valid_access` allows), `bpf_get_listener_sock` gives an
-//!   unreferenced one; an xskmap lookup yields the AF_XDP socket (only `queue_id` readable);
+//!   unreferenced one, as does `__sk_buff.sk` (socket filters, TC, cgroup skb: a
+//!   `struct bpf_sock_common` or NULL, read with one 8-byte load); an xskmap lookup yields the
+//!   AF_XDP socket (only `queue_id` readable); XDP, TC and socket filter programs may put any of
+//!   these sockets into a sockmap or sockhash with `bpf_map_update_elem` and delete entries, as
+//!   the kernel's `may_update_sockmap` allows (the map takes its own reference);
 //!   the tracing helpers
 //!   (bpf_probe_read*, bpf_get_current_*, bpf_perf_event_output, bpf_trace_vprintk) for the
 //!   program types the kernel gives them to; maps of maps, whose lookups yield (after the NULL
@@ -198,7 +202,7 @@ impl ProgramType {
                 "data (0), data_end (4), data_meta (8), ingress_ifindex (12), rx_queue_index (16), as 32-bit loads"
             }
             ProgramType::SocketFilter => {
-                "len (0), pkt_type (4), mark (8), queue_mapping (12), protocol (16), vlan_present (20), vlan_tci (24), vlan_proto (28), priority (32), ingress_ifindex (36), ifindex (40), cb[0..5] (48..68), hash (68), as 32-bit loads, read-only"
+                "len (0), pkt_type (4), mark (8), queue_mapping (12), protocol (16), vlan_present (20), vlan_tci (24), vlan_proto (28), priority (32), ingress_ifindex (36), ifindex (40), cb[0..5] (48..68), hash (68), as 32-bit loads, and sk (168, a socket or NULL) as a 64-bit load; read-only"
             }
             ProgramType::SchedCls => {
                 "the socket filter's fields, tc_index (44), tc_classid (72), data (76) and data_end (80), as 32-bit loads, read-only"
@@ -269,6 +273,16 @@ pub(crate) enum SkbValue {
     Data,
     /// `data_end`: the end of the packet.
     DataEnd,
+    /// `sk`: the packet's socket or NULL, a `struct bpf_sock_common` holding no reference (the
+    /// kernel's `PTR_TO_SOCK_COMMON_OR_NULL`), read as 8 bytes.
+    SockCommon,
+}
+
+impl SkbValue {
+    /// The size of the one load that reads the field (4 bytes for all but `sk`).
+    pub(crate) fn load_size(self) -> u32 {
+        if self == SkbValue::SockCommon { 8 } else { 4 }
+    }
 }
 
 /// Which skb program types may read a field.
@@ -276,11 +290,12 @@ const SKB_ALL: u8 = 0b111;
 const SKB_TC: u8 = 0b010;
 const SKB_DIRECT: u8 = 0b110;
 
-/// The `struct __sk_buff` fields duet's userspace VM provides, by offset: name, value, and the
-/// program types (bit 0 socket filter, bit 1 TC classifier, bit 2 cgroup skb) that may read it,
-/// as the kernel's `sk_filter_is_valid_access`, `tc_cls_act_is_valid_access` and
-/// `cg_skb_is_valid_access` allow.
-const SKB_FIELDS: [(i64, &str, SkbValue, u8); 21] = [
+/// The `struct __sk_buff` fields duet's userspace VM provides (and `sk`, which it does not: its
+/// read traps there), by offset: name, value, and the program types (bit 0 socket filter, bit 1
+/// TC classifier, bit 2 cgroup skb) that may read it, as the kernel's
+/// `sk_filter_is_valid_access`, `tc_cls_act_is_valid_access` and `cg_skb_is_valid_access` allow
+/// (checked against Linux 6.18 by `tests/verifier/agree/skb_sk_*`).
+const SKB_FIELDS: [(i64, &str, SkbValue, u8); 22] = [
     (0, "len", SkbValue::Scalar(4), SKB_ALL),
     (4, "pkt_type", SkbValue::Scalar(1), SKB_ALL),
     (8, "mark", SkbValue::Scalar(4), SKB_ALL),
@@ -302,6 +317,7 @@ const SKB_FIELDS: [(i64, &str, SkbValue, u8); 21] = [
     (72, "tc_classid", SkbValue::Scalar(4), SKB_TC),
     (76, "data", SkbValue::Data, SKB_DIRECT),
     (80, "data_end", SkbValue::DataEnd, SKB_DIRECT),
+    (168, "sk", SkbValue::SockCommon, SKB_ALL),
 ];
 
 fn skb_type_bit(ty: ProgramType) -> u8 {

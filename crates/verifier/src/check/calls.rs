@@ -316,6 +316,7 @@ impl Checker<'_> {
                             map = Some(m);
                             if let Some(info) = self.maps.get(m as usize)
                                 && !proto.accepts_map(info.map_type)
+                                && !helpers::may_change_sock_map(proto.id, info.map_type, self.ctx.program_type)
                             {
                                 let d = Diagnostic::new(
                                     Code::BadMap,
@@ -359,6 +360,18 @@ impl Checker<'_> {
                             self.fail(st, pc, &[r], d);
                         }
                     }
+                }
+                Arg::Value
+                    if proto.id == 2
+                        && map
+                            .and_then(|m| self.maps.get(m as usize))
+                            .is_some_and(|i| helpers::is_sock_map(i.map_type)) =>
+                {
+                    // A sockmap's or sockhash's value is a socket (the kernel's
+                    // ARG_PTR_TO_BTF_ID_SOCK_COMMON for it): the map takes its own reference, so
+                    // the program's, if any, is still to be released.
+                    let reg = self.read(st, pc, r);
+                    self.sock_arg(st, pc, proto, r, &reg);
                 }
                 Arg::Key | Arg::Value => {
                     let reg = self.read(st, pc, r);
@@ -480,26 +493,8 @@ impl Checker<'_> {
                 }
                 Arg::Socket => {
                     let reg = self.read(st, pc, r);
-                    // The kernel's sock_common types: sockets and AF_XDP sockets (an xskmap's).
                     sock_ref = reg.ref_id;
-                    if !matches!(reg.ty, RegType::Socket { .. } | RegType::TcpSock | RegType::XdpSock) {
-                        let d = if reg.ty.is_nullable() {
-                            Diagnostic::new(
-                                Code::NullCheck,
-                                Some(pc),
-                                format!("{} is passed R{r}, which may be NULL ({})", proto.name, reg.ty.name()),
-                            )
-                            .help("the socket lookups return NULL when no socket matches: check `if (!sk) return ...;` first")
-                        } else {
-                            Diagnostic::new(
-                                Code::HelperArgs,
-                                Some(pc),
-                                format!("{} expects a socket in R{r}, found {}", proto.name, reg.ty.describe()),
-                            )
-                            .help("pass a socket from bpf_sk_lookup_tcp/udp, bpf_skc_lookup_tcp or a sockmap lookup, checked not NULL")
-                        };
-                        self.fail(st, pc, &[r], d);
-                    }
+                    self.sock_arg(st, pc, proto, r, &reg);
                 }
                 Arg::Release(Ref::Socket) => {
                     let reg = self.read(st, pc, r);
@@ -646,6 +641,31 @@ impl Checker<'_> {
             }
         };
         *st.reg_mut(0) = r0;
+    }
+
+    /// Checks that `reg` (argument `r` of `proto`) is a socket of the kernel's sock_common types
+    /// (`struct bpf_sock`, `struct bpf_sock_common`, `struct bpf_tcp_sock`, an AF_XDP socket),
+    /// checked not NULL.
+    fn sock_arg(&mut self, st: &mut State, pc: usize, proto: &Proto, r: u8, reg: &Reg) {
+        if matches!(reg.ty, RegType::Socket { .. } | RegType::TcpSock | RegType::XdpSock) {
+            return;
+        }
+        let d = if reg.ty.is_nullable() {
+            Diagnostic::new(
+                Code::NullCheck,
+                Some(pc),
+                format!("{} is passed R{r}, which may be NULL ({})", proto.name, reg.ty.name()),
+            )
+            .help("the socket lookups (and __sk_buff.sk) give NULL when there is no socket: check `if (!sk) return ...;` first")
+        } else {
+            Diagnostic::new(
+                Code::HelperArgs,
+                Some(pc),
+                format!("{} expects a socket in R{r}, found {}", proto.name, reg.ty.describe()),
+            )
+            .help("pass a socket from bpf_sk_lookup_tcp/udp, bpf_skc_lookup_tcp, a sockmap lookup or __sk_buff.sk, checked not NULL")
+        };
+        self.fail(st, pc, &[r], d);
     }
 
     /// A new reference of `kind` acquired by the call at `pc`: the program holds it until it
@@ -970,7 +990,7 @@ fn map_help(proto: &Proto, map_type: u32) -> String {
         }
         _ if map_type == helpers::map_type::PROG_ARRAY => "prog_array maps are only for bpf_tail_call".to_owned(),
         _ if helpers::is_sock_map(map_type) => {
-            "programs may look sockets up in a sockmap or sockhash (and must bpf_sk_release them); duet does not model the updates and deletes the kernel allows some program types".to_owned()
+            "programs may look sockets up in a sockmap or sockhash (and must bpf_sk_release them); only XDP, TC classifiers and socket filters may update or delete their entries (the kernel: `cannot update sockmap in this context`); sock_ops programs use bpf_sock_map_update, which duet does not verify".to_owned()
         }
         _ => "this map type does not support the helper from a program".to_owned(),
     }

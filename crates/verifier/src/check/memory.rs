@@ -545,11 +545,11 @@ impl Checker<'_> {
         }
         let field = match ty {
             ProgramType::Xdp => match off {
-                0 => Some(("data", Reg::pointer(RegType::Packet))),
-                4 => Some(("data_end", Reg::pointer(RegType::PacketEnd))),
-                8 => Some(("data_meta", Reg::pointer(RegType::PacketMeta))),
-                12 => Some(("ingress_ifindex", Reg::scalar(Scalar::unknown_of_size(4)))),
-                16 => Some(("rx_queue_index", Reg::scalar(Scalar::unknown_of_size(4)))),
+                0 => Some(("data", Reg::pointer(RegType::Packet), 4)),
+                4 => Some(("data_end", Reg::pointer(RegType::PacketEnd), 4)),
+                8 => Some(("data_meta", Reg::pointer(RegType::PacketMeta), 4)),
+                12 => Some(("ingress_ifindex", Reg::scalar(Scalar::unknown_of_size(4)), 4)),
+                16 => Some(("rx_queue_index", Reg::scalar(Scalar::unknown_of_size(4)), 4)),
                 _ => None,
             },
             ProgramType::SocketFilter | ProgramType::SchedCls | ProgramType::CgroupSkb => crate::skb_field(ty, off)
@@ -558,12 +558,17 @@ impl Checker<'_> {
                         crate::SkbValue::Data => Reg::pointer(RegType::Packet),
                         crate::SkbValue::DataEnd => Reg::pointer(RegType::PacketEnd),
                         crate::SkbValue::Scalar(bytes) => Reg::scalar(Scalar::unknown_of_size(bytes)),
+                        // The packet's socket, if any: NULL-checked like a lookup's result,
+                        // but the program holds no reference to release.
+                        crate::SkbValue::SockCommon => {
+                            Reg { id: self.new_id(), ..Reg::pointer(RegType::SocketOrNull { common: true }) }
+                        }
                     };
-                    (name, reg)
+                    (name, reg, value.load_size())
                 }),
             ProgramType::HttpRequest | ProgramType::HttpResponse | ProgramType::Route => {
                 let name = usize::try_from(off).ok().filter(|o| o % 4 == 0).and_then(|o| HTTP_MD_FIELDS.get(o / 4));
-                name.map(|n| (*n, Reg::scalar(Scalar::unknown_of_size(4))))
+                name.map(|n| (*n, Reg::scalar(Scalar::unknown_of_size(4)), 4))
             }
             ProgramType::KProbe | ProgramType::TracePoint | ProgramType::RawTracePoint | ProgramType::PerfEvent => {
                 if tracing_ctx_readable(ty, off, i64::from(size)) {
@@ -573,8 +578,19 @@ impl Checker<'_> {
             }
         };
         match field {
-            Some((_, reg)) if size == 4 => Some(reg),
-            Some((name, _)) => {
+            Some((_, reg, field_size)) if size == field_size => Some(reg),
+            Some((name, _, 8)) => {
+                let d = Diagnostic::new(
+                    Code::ContextAccess,
+                    Some(pc),
+                    format!("{size}-byte read of {ctx_name}.{name}, an 8-byte pointer"),
+                )
+                .help(format!(
+                    "read {ctx_name}.{name} whole, with a 64-bit load (`struct bpf_sock *sk = ctx->{name};`)"
+                ));
+                self.fail_access(st, pc, r, d)
+            }
+            Some((name, _, _)) => {
                 let d = Diagnostic::new(
                     Code::ContextAccess,
                     Some(pc),
