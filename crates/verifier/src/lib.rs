@@ -45,6 +45,11 @@
 //!   (bpf_probe_read*, bpf_get_current_*, bpf_perf_event_output, bpf_trace_vprintk) for the
 //!   program types the kernel gives them to; maps of maps, whose lookups yield (after the NULL
 //!   check) the inner map by its template ([`MapInfo::inner`]);
+//! - map handles: for a privileged loader, reads of the map's kernel structure through its
+//!   handle (`((struct bpf_map *)&m)->max_entries`; `struct bpf_array` for arrays,
+//!   `struct bpf_htab` for hashes, ...) as the kernel's `check_ptr_to_map_access` checks them
+//!   against its vmlinux BTF ([`kernel_btf`], [`KernelTypes`]): number fields read as unknown
+//!   numbers; pointer members (the kernel's `PTR_TO_BTF_ID`) are refused as not supported;
 //! - return values: as the kernel checks them, for cgroup skb programs 0 or 1 (the kernel
 //!   checks no range for XDP, socket filters, TC classifiers or kprobes), and for duet's http
 //!   filters 0 or 1, on every path;
@@ -62,19 +67,24 @@
 //! - duet's userspace-only http programs (docs/ABI.md version 2): their 24-byte read-only
 //!   context, the http helpers (10000..=10005) only in them, and no changes from route programs.
 //!
-//! The crate does no I/O, never panics on any input, and has no unsafe code.
+//! The crate never panics on any input and has no unsafe code. Its only I/O is reading
+//! `/sys/kernel/btf/vmlinux`, once per process and only when a program reads a map's fields
+//! through its handle ([`KernelTypes::RunningKernel`], the default; callers may hand it the
+//! kernel's BTF themselves or none).
 #![forbid(unsafe_code)]
 
 mod cfg;
 mod check;
 mod diag;
 mod helpers;
+pub mod kernel_btf;
 pub mod scalar;
 mod state;
 pub mod testfile;
 pub mod tnum;
 
 use core::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use duet_isa::{Program, RawInsn};
@@ -480,11 +490,47 @@ pub struct Config {
     /// way: an address turned into a number can never be dereferenced again, and a read of
     /// uninitialised stack yields an unknown number, never a pointer.
     pub unprivileged: bool,
+    /// Where the kernel's own types come from, for reads of a map's kernel structure through
+    /// its handle (the only accesses the kernel checks against vmlinux BTF that duet verifies).
+    pub kernel_types: KernelTypes,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_insns: 1_000_000, log: false, max_diagnostics: 32, unprivileged: false }
+        Config {
+            max_insns: 1_000_000,
+            log: false,
+            max_diagnostics: 32,
+            unprivileged: false,
+            kernel_types: KernelTypes::default(),
+        }
+    }
+}
+
+/// Where the verifier finds the kernel's own types (vmlinux BTF), which the kernel checks reads
+/// of `struct bpf_map` fields through a map handle against (`map->max_entries`).
+#[derive(Clone, Debug, Default)]
+pub enum KernelTypes {
+    /// This machine's `/sys/kernel/btf/vmlinux`, read the first time a program reads a map's
+    /// fields and kept for the process ([`kernel_btf::running_kernel`]): the verifier's only
+    /// I/O, and none for programs that do not read map fields. Where it cannot be read, such
+    /// reads are refused saying so.
+    #[default]
+    RunningKernel,
+    /// A kernel's BTF the caller parsed ([`kernel_btf::KernelBtf::parse`]).
+    Btf(Arc<kernel_btf::KernelBtf>),
+    /// None: reads of map fields are refused (as by a kernel without `CONFIG_DEBUG_INFO_BTF`).
+    Unavailable,
+}
+
+impl KernelTypes {
+    /// The kernel's types, or why there are none.
+    pub fn get(&self) -> Result<Arc<kernel_btf::KernelBtf>, String> {
+        match self {
+            KernelTypes::RunningKernel => kernel_btf::running_kernel(),
+            KernelTypes::Btf(btf) => Ok(btf.clone()),
+            KernelTypes::Unavailable => Err("no kernel BTF was given to the verifier".to_owned()),
+        }
     }
 }
 

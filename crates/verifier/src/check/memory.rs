@@ -386,15 +386,7 @@ impl Checker<'_> {
                 .help("data_end marks the first byte after the packet; it may only be compared with packet pointers");
                 self.fail_access(st, pc, r, d)
             }
-            RegType::MapHandle { .. } => {
-                let d = Diagnostic::new(
-                    Code::InvalidPointer,
-                    Some(pc),
-                    format!("{} through R{r}, which is a map handle, not a map value", kind.verb()),
-                )
-                .help("call bpf_map_lookup_elem(map, &key) and check the result for NULL to get a value pointer");
-                self.fail_access(st, pc, r, d)
-            }
+            RegType::MapHandle { map } => self.map_handle_access(st, pc, (r, ptr, insn_off, size, kind), map),
             RegType::Scalar => {
                 let extra = if ptr.val.is_const(0) { ", here NULL" } else { "" };
                 let d = Diagnostic::new(
@@ -462,6 +454,110 @@ impl Checker<'_> {
             return self.fail_access(st, pc, r, d);
         }
         Some(Reg::scalar(Scalar::unknown_of_size(size)))
+    }
+
+    /// An access through a map handle: a read of the map's kernel structure (`struct bpf_array`
+    /// for arrays, `struct bpf_htab` for hashes, ..., each beginning with its `struct bpf_map`),
+    /// as the kernel's `check_ptr_to_map_access` allows it: only for a privileged loader, only
+    /// reads, at a non-negative offset, of a field the kernel's vmlinux BTF says is there. A
+    /// number member (`max_entries`) reads as an unknown number of the load's size; a pointer
+    /// member, which the kernel turns into a BTF-typed kernel pointer, duet does not support.
+    fn map_handle_access(
+        &mut self,
+        st: &State,
+        pc: usize,
+        (r, ptr, insn_off, size, kind): (u8, &Reg, i16, u32, Access),
+        map: u32,
+    ) -> Option<Reg> {
+        // The kernel's code reads the real map: nothing duet's engines could access directly.
+        self.facts[pc].mem = Some(MemRegion::Mixed);
+        let map_type = self.maps.get(map as usize).map_or(0, |m| m.map_type);
+        let Some(sname) = crate::kernel_btf::map_struct_name(map_type) else {
+            let d = Diagnostic::new(
+                Code::Unsupported,
+                Some(pc),
+                format!(
+                    "{} through R{r}, a map handle of a {} map, whose kernel structure duet does not know",
+                    kind.verb(),
+                    duet_object::map_type_name(map_type)
+                ),
+            )
+            .help("call bpf_map_lookup_elem(map, &key) and check the result for NULL to get a value pointer");
+            return self.fail_access(st, pc, r, d);
+        };
+        let refuse = |this: &mut Self, code: Code, msg: String, help: &str| {
+            let d = Diagnostic::new(code, Some(pc), msg).help(help.to_owned());
+            this.fail_access(st, pc, r, d)
+        };
+        if !self.allow_ptr_leaks() {
+            return refuse(
+                self,
+                Code::InvalidPointer,
+                format!(
+                    "'struct {sname}' access through R{r}, a map handle, is allowed only to CAP_PERFMON and CAP_SYS_ADMIN"
+                ),
+                "reading a map's kernel structure (`map->max_entries`) needs a privileged loader; without one, pass the value in a map or a constant",
+            );
+        }
+        if kind != Access::Read {
+            return refuse(
+                self,
+                Code::ReadOnly,
+                format!("{} through R{r}, a map handle: only read from {sname} is supported", kind.verb()),
+                "a map's kernel structure may be read (`map->max_entries`), never written; to change the map's contents use bpf_map_update_elem",
+            );
+        }
+        let off = ptr.val.as_const().map(|v| (i64::from(ptr.off) + i64::from(insn_off)).wrapping_add(v as i64));
+        let Some(off) = off.and_then(|o| u32::try_from(o).ok()) else {
+            return refuse(
+                self,
+                Code::InvalidPointer,
+                format!(
+                    "R{r} is {sname} invalid negative access: off={}",
+                    off.map_or_else(|| ptr.val.to_string(), |o| o.to_string())
+                ),
+                "read fields of the map's structure at their offsets from its start",
+            );
+        };
+        let btf = match self.ctx.config.kernel_types.get() {
+            Ok(btf) => btf,
+            Err(why) => {
+                return refuse(
+                    self,
+                    Code::Unsupported,
+                    format!("reading struct {sname} through R{r} needs the kernel's BTF, which is not readable: {why}"),
+                    "the kernel checks these reads against its own types (vmlinux BTF, CONFIG_DEBUG_INFO_BTF); verify where /sys/kernel/btf/vmlinux is readable, or give the verifier the kernel's BTF (Config::kernel_types)",
+                );
+            }
+        };
+        let Some(id) = btf.struct_id(sname) else {
+            return refuse(
+                self,
+                Code::Unsupported,
+                format!(
+                    "the kernel's BTF has no struct {sname}, which a {} map's handle points to",
+                    duet_object::map_type_name(map_type)
+                ),
+                "the kernel checks these reads against its own types; this kernel's BTF lacks the map's structure",
+            );
+        };
+        match btf.read_field(id, off, size) {
+            crate::kernel_btf::FieldRead::Scalar => Some(Reg::scalar(Scalar::unknown_of_size(size))),
+            crate::kernel_btf::FieldRead::Pointer(member) => refuse(
+                self,
+                Code::Unsupported,
+                format!(
+                    "read of struct {sname}.{member} through R{r}: a kernel pointer (PTR_TO_BTF_ID), not supported by duet"
+                ),
+                "the kernel gives a BTF-typed pointer for a pointer member of a map's structure; duet verifies only reads of its number fields (max_entries, key_size, ...)",
+            ),
+            crate::kernel_btf::FieldRead::Refused(why) => refuse(
+                self,
+                Code::InvalidPointer,
+                format!("invalid {size}-byte read of struct {sname} at offset {off} through R{r}: {why}"),
+                "read whole fields of the map's structure (`((struct bpf_map *)&my_map)->max_entries`); a map handle is not a map value: bpf_map_lookup_elem gives one",
+            ),
+        }
     }
 
     /// An access through a pointer to a kernel object programs may only read some fields of
