@@ -579,6 +579,16 @@ fn in_network_namespaces_arriving_connections_go_through_the_sidecars_inbound_li
     }
     assert_eq!(metric(&text, "duet_mesh_tcp_inbound_captured_total"), 1.0, "one connection taken: {text}");
 
+    // A reload that would move the inbound listener is refused: the socket filed for the
+    // `inbound` program would close, and arriving connections would no longer be taken.
+    let moved = Some((free_port(), app_port, tagger.as_str()));
+    let yaml = capture_config_with(&cgroup.0, &object, &pins.0, unused, capture_port, admin_port, "", moved);
+    std::fs::write(&config, yaml).unwrap();
+    let reload = curl_ns(&a, None, &format!("-X POST http://127.0.0.1:{admin_port}/reload")).unwrap_or_default();
+    assert!(reload.contains("listener `inbound` is captured"), "the reload was not refused: {reload}");
+    let still = seen_headers(&curl_ns(&b, None, &url).expect("the arriving request after the refused reload"));
+    assert_eq!(still["x-request-tag"], "arrived-through-the-sidecar", "{still}");
+
     stop_sidecar(&mut sidecar);
     assert!(!pins.0.exists(), "pins left behind: {}", pins.0.display());
     let after = seen_headers(&curl_ns(&b, None, &url).expect("the direct request after the sidecar"));

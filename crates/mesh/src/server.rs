@@ -259,6 +259,9 @@ impl Server {
     async fn reload_locked(self: &Arc<Self>) -> Result<u64, String> {
         let shared = &self.shared;
         let config = Config::load(&shared.config_path).map_err(|e| e.to_string())?;
+        if let Some(e) = capture_reload_error(&shared.snapshot().config, &config) {
+            return Err(e);
+        }
         let generation = shared.next_generation();
         let snapshot = {
             let (metrics, wasm_shared) = (Arc::clone(&shared.metrics), Arc::clone(&shared.wasm_shared));
@@ -323,6 +326,33 @@ impl Server {
             capture.stop();
         }
     }
+}
+
+/// Why `new` cannot replace the running `old` config in a reload, if it cannot. Transparent
+/// capture is attached once, at start, to the addresses its listeners had then: the programs
+/// redirect connections to the capture listener's address, and the inbound listener's socket is
+/// filed in a sockmap. A reload that moved either listener would leave capture pointing at a
+/// closed socket (captured connections refused, or inbound capture silently gone), so such a
+/// reload is refused and the running config stays.
+fn capture_reload_error(old: &Config, new: &Config) -> Option<String> {
+    if old.capture != new.capture {
+        return Some(
+            "`capture` cannot change in a reload: it is attached when the sidecar starts; restart the sidecar to change it"
+                .into(),
+        );
+    }
+    let capture = old.capture.as_ref()?;
+    let captured = std::iter::once(&capture.listener).chain(capture.inbound.as_ref().map(|i| &i.listener));
+    for name in captured {
+        let address = |c: &Config| c.listeners.iter().find(|l| &l.name == name).map(|l| l.address.clone());
+        if address(old) != address(new) {
+            return Some(format!(
+                "listener `{name}` is captured (`capture`): a reload cannot move or remove it, as capture stays \
+                 attached to its address; restart the sidecar to change it"
+            ));
+        }
+    }
+    None
 }
 
 fn start_background(snapshot: &Snapshot) {
@@ -593,4 +623,65 @@ fn admin_maps(snapshot: &Snapshot, method: &Method, rest: &str, body: &[u8]) -> 
 /// The config file path, made absolute.
 pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(capture_listener: &str, inbound_address: &str, ports: &str) -> Config {
+        let text = format!(
+            r#"
+listeners:
+  - name: out
+    address: "127.0.0.1:15001"
+    routes: [{{ prefix: "/", cluster: dst }}]
+  - name: in
+    address: "{inbound_address}"
+    routes: [{{ prefix: "/", cluster: dst }}]
+  - name: other
+    address: "127.0.0.1:15009"
+    routes: [{{ prefix: "/", cluster: dst }}]
+clusters:
+  - name: dst
+    original_destination: true
+capture:
+  cgroup: /sys/fs/cgroup/app
+  listener: {capture_listener}
+  bpf: capture.bpf.o
+  inbound: {{ listener: in, ports: [{ports}] }}
+"#
+        );
+        Config::parse(&text, Path::new("/etc/duet/mesh.yaml")).unwrap()
+    }
+
+    #[test]
+    fn a_reload_may_not_move_captured_listeners_or_change_capture() {
+        let running = config("out", "127.0.0.1:15006", "8080");
+        assert_eq!(capture_reload_error(&running, &running.clone()), None);
+
+        // Listeners capture does not use may change.
+        let mut other_moved = running.clone();
+        other_moved.listeners[2].address = "127.0.0.1:15010".into();
+        assert_eq!(capture_reload_error(&running, &other_moved), None);
+
+        let moved = config("out", "127.0.0.1:15007", "8080");
+        let e = capture_reload_error(&running, &moved).expect("moving the inbound listener is refused");
+        assert!(e.contains("listener `in` is captured"), "{e}");
+
+        let mut out_moved = running.clone();
+        out_moved.listeners[0].address = "127.0.0.1:15002".into();
+        let e = capture_reload_error(&running, &out_moved).expect("moving the capture listener is refused");
+        assert!(e.contains("listener `out` is captured"), "{e}");
+
+        let ports = config("out", "127.0.0.1:15006", "8080, 9090");
+        let e = capture_reload_error(&running, &ports).expect("changing capture is refused");
+        assert!(e.contains("`capture` cannot change in a reload"), "{e}");
+
+        let mut without = running.clone();
+        without.capture = None;
+        assert!(capture_reload_error(&running, &without).is_some());
+        assert!(capture_reload_error(&without, &running).is_some());
+        assert_eq!(capture_reload_error(&without, &without.clone()), None);
+    }
 }
