@@ -55,7 +55,13 @@ fuzz_target!(|data: &[u8]| {
     let bits = data.iter().fold(0u8, |acc, b| acc.rotate_left(1) ^ b);
     let bit = |n: u8| bits & (1 << n) != 0;
     let features = aya_obj::Features::new(
-        bit(0), bit(1), bit(2), bit(3), bit(4), bit(5), bit(6),
+        bit(0),
+        bit(1),
+        bit(2),
+        bit(3),
+        bit(4),
+        bit(5),
+        bit(6),
         Some(BtfFeatures::new(bit(0), bit(1), bit(2), bit(3), bit(4), bit(5), bit(6), bit(7))),
     );
     let _ = catch_unwind(AssertUnwindSafe(|| {

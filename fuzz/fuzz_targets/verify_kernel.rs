@@ -107,7 +107,7 @@ fn compare(words: &[u64], duet: Result<(), String>, unprivileged: bool) {
             }
         }
     }
-    if runs.is_power_of_two() || runs % 10_000 == 0 {
+    if runs.is_power_of_two() || runs.is_multiple_of(10_000) {
         eprintln!(
             "verify_kernel: {runs} programs compared: both accept {}, both reject {}, false rejections {}, escapes 0",
             BOTH_ACCEPT.load(Ordering::Relaxed),

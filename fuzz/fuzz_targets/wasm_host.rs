@@ -63,8 +63,33 @@ const PAGE: i64 = 65536;
 /// Where `duet_buffer` points unless the input asks for a hostile pointer.
 const VALID_BUFFER: i64 = 1024;
 const INTERESTING: &[i64] = &[
-    0, 1, 2, 3, 4, 7, 8, 16, 255, 1024, 4095, 4096, PAGE - 8, PAGE - 4, PAGE - 1, PAGE, PAGE + 1, 2 * PAGE,
-    i32::MAX as i64, i32::MIN as i64, -1, -2, -8, u32::MAX as i64, i64::MAX, i64::MIN, 1 << 32,
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    16,
+    255,
+    1024,
+    4095,
+    4096,
+    PAGE - 8,
+    PAGE - 4,
+    PAGE - 1,
+    PAGE,
+    PAGE + 1,
+    2 * PAGE,
+    i32::MAX as i64,
+    i32::MIN as i64,
+    -1,
+    -2,
+    -8,
+    u32::MAX as i64,
+    i64::MAX,
+    i64::MIN,
+    1 << 32,
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -181,8 +206,12 @@ fn build(input: &Input) -> (Vec<u8>, usize) {
             }
             f.instruction(&Instruction::Call(index as u32));
             match (call.store_at, result) {
-                (Some(_), Some(I32)) => f.instruction(&Instruction::I32Store(MemArg { offset: 0, align: 0, memory_index: 0 })),
-                (Some(_), Some(_)) => f.instruction(&Instruction::I64Store(MemArg { offset: 0, align: 0, memory_index: 0 })),
+                (Some(_), Some(I32)) => {
+                    f.instruction(&Instruction::I32Store(MemArg { offset: 0, align: 0, memory_index: 0 }))
+                }
+                (Some(_), Some(_)) => {
+                    f.instruction(&Instruction::I64Store(MemArg { offset: 0, align: 0, memory_index: 0 }))
+                }
                 (None, Some(_)) => f.instruction(&Instruction::Drop),
                 (_, None) => &mut f,
             };
@@ -335,10 +364,8 @@ fn smith(u: &mut Unstructured<'_>, v2: bool, n_programs: usize) -> Option<Vec<u8
             _ => {}
         }
     }
-    let mut patch = Patch {
-        next: n_imported,
-        constants: [(abi?, if v2 { 2 } else { 1 }), (buffer?, VALID_BUFFER as i32)],
-    };
+    let mut patch =
+        Patch { next: n_imported, constants: [(abi?, if v2 { 2 } else { 1 }), (buffer?, VALID_BUFFER as i32)] };
     let mut module = Module::new();
     patch.parse_core_module(&mut module, wasmparser::Parser::new(0), &bytes).ok()?;
     module.section(&CustomSection { name: Cow::Borrowed("duet.maps"), data: Cow::Borrowed(MANIFEST.as_bytes()) });
