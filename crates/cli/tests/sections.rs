@@ -320,3 +320,55 @@ fn kernel_test_runs_a_program_beside_one_the_kernel_rejects() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("relocation failed"), "{stderr}");
 }
+
+/// A `SEC("tc")` program with a `bpf_loop` callback in `.text`: aya knows the section only as
+/// `classifier/...`, so duet's kernel loader renames it, and the BTF.ext records of the program
+/// and its callback must follow (the kernel wants the program's own function record first, at
+/// instruction 0). The kernel loads and runs both (before, it refused `SEC("tc")` with "nonzero
+/// insn_off 11 for the first func info record"), and the programs keep their names (the rename
+/// used to overwrite `tc` where the linker had stored it as the tail of `sum_tc`).
+#[test]
+fn kernel_loads_a_renamed_section_whose_program_has_a_callback() {
+    if !kernel_available() {
+        return;
+    }
+    let dir = Scratch::new("kernel-callback");
+    let source = "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+        static long add(__u32 i, void *data) { *(__u32 *)data += i; return 0; }\n\
+        SEC(\"tc\") int sum_tc(struct __sk_buff *skb) { __u32 t = 0; bpf_loop(5, add, &t, 0); return t; }\n\
+        SEC(\"xdp.frags\") int sum_frags(struct xdp_md *ctx) { __u32 t = 0; bpf_loop(4, add, &t, 0); return t; }\n\
+        char _license[] SEC(\"license\") = \"GPL\";\n";
+    let Some(obj) = compile(&dir, "callback", source) else { return };
+    let out = duet(&["load", "--json"], &obj);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let frames: Vec<Vec<u8>> = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).take(2).collect();
+    let mut pcap = Vec::new();
+    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
+    let pcap = dir.file("two.pcap", &pcap);
+    let pcap = pcap.to_str().expect("utf-8 path");
+    for (program, sum) in [("sum_tc", 10), ("sum_frags", 6)] {
+        let out = duet(&["test-run", "--json", "--pcap", pcap, "--program", program], &obj);
+        assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out)["results"], serde_json::json!([sum, sum]), "{program} in the kernel");
+    }
+    // duet's verifier takes both too (its VM does not run bpf_loop, and says so).
+    let out = duet(&["verify"], &obj);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("sum_tc: verified") && stdout.contains("sum_frags: verified"), "{stdout}");
+}
+
+/// A renamed section keeps its programs' names: the linker stores section `tc` once, as the tail
+/// of the function name `sum_tc`, in the table both share, so renaming the section in place used
+/// to call the program `sum_tp`.
+#[test]
+fn a_renamed_section_keeps_its_programs_names() {
+    let dir = Scratch::new("kept-names");
+    let source = format!(
+        "{PRELUDE}SEC(\"tc\") int sum_tc(struct __sk_buff *skb) {{ return 1; }}\nchar _license[] SEC(\"license\") = \"GPL\";\n"
+    );
+    let Some(obj) = compile(&dir, "sum_tc", &source) else { return };
+    let out = duet(&["verify"], &obj);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("sum_tc: verified"), "{stdout}");
+}

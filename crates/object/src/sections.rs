@@ -15,6 +15,8 @@ use std::str::FromStr;
 
 use crate::ProgramKind;
 
+mod btf_ext;
+
 /// How a table entry matches a section name.
 #[derive(Clone, Copy)]
 enum Match {
@@ -250,8 +252,9 @@ fn aya_accepts(name: &str) -> bool {
 
 /// The copy of `bytes` aya-obj parses: every section in `disabled` made non-executable (aya-obj
 /// then skips it), and every other program section whose name aya-obj refuses renamed to a
-/// unique same-length name it accepts, in the section-name table and in the BTF string table
-/// (where `.BTF.ext` names the section its function and line info belong to). Returns the
+/// unique same-length name it accepts: appended to the section-name table for the section, and
+/// in place in the BTF string table (where `.BTF.ext` names the section its function and line
+/// info belong to). Returns the
 /// sections that could not be given such a name (a one-byte name, or no unique name left);
 /// the caller refuses them. Without anything to change, `bytes` is returned as it is.
 pub(crate) fn aya_copy<'a>(
@@ -306,14 +309,22 @@ pub(crate) fn aya_copy<'a>(
         taken.insert(alias.clone());
         aliases.insert(s.name.clone(), alias);
     }
-    for s in sections.iter().filter(|s| aliases.contains_key(&s.name)) {
-        let Some(at) = name_offset(s.index) else { continue };
-        let alias = aliases[&s.name].as_bytes();
-        if let Some(dst) = copy.get_mut(at..at + alias.len())
-            && bytes.get(at..at + alias.len()) == Some(s.name.as_bytes())
-        {
-            dst.copy_from_slice(alias);
+    // The aliases go at the end of a copy of the section-name table, not over the old names:
+    // the linker shares that table with symbol names and stores a name that ends another once
+    // (section `tc` inside function `sum_tc`), so writing over it would rename the function.
+    let renamed: Vec<(usize, &str)> =
+        sections.iter().filter_map(|s| Some((s.index, aliases.get(&s.name)?.as_str()))).collect();
+    if !renamed.is_empty() {
+        let mut strings = bytes[names.clone()].to_vec();
+        for (index, alias) in &renamed {
+            headers_at.write(&mut copy, *index, 0, 4, strings.len() as u64);
+            strings.extend_from_slice(alias.as_bytes());
+            strings.push(0);
         }
+        let at = copy.len() as u64;
+        copy.extend_from_slice(&strings);
+        headers_at.write(&mut copy, shstrndx as usize, 24, 8, at);
+        headers_at.write(&mut copy, shstrndx as usize, 32, 8, strings.len() as u64);
     }
     // The BTF string table: every string equal to a renamed section's name.
     let btf = (1..headers.len()).find(|&i| name_offset(i).and_then(|at| bytes.get(at..at + 5)) == Some(b".BTF\0"));
@@ -492,6 +503,27 @@ pub fn kernel_object(bytes: &[u8]) -> KernelObject<'_> {
         copy.extend_from_slice(&strings);
         table.write(&mut copy, shstrndx as usize, 24, 8, at);
         table.write(&mut copy, shstrndx as usize, 32, 8, strings.len() as u64);
+        // BTF.ext names the sections its function and line records belong to: they follow the
+        // rename, or the loader finds none for a renamed program and the kernel refuses the
+        // records of its callees ("nonzero insn_off ... for the first func info record").
+        let section_name = |index: usize| {
+            let h = headers.get(index)?;
+            let start = usize::try_from(h.sh_name(endian)).ok()?;
+            let rest = names.get(start..)?;
+            rest.get(..rest.iter().position(|&b| b == 0)?)
+        };
+        let btf = (0..headers.len()).find(|&i| section_name(i) == Some(b".BTF".as_slice()));
+        let ext = (0..headers.len()).find(|&i| section_name(i) == Some(b".BTF.ext".as_slice()));
+        if let (Some(btf), Some(ext)) = (btf, ext) {
+            let pairs: Vec<(&str, &str)> = renames
+                .iter()
+                .filter_map(|(index, alias)| {
+                    let old = sections.iter().find(|s| s.index == *index)?;
+                    Some((old.name.as_str(), alias.as_str()))
+                })
+                .collect();
+            btf_ext::rename_sections(&mut copy, &table, btf, ext, &pairs);
+        }
     }
     refused.sort_by(|a, b| a.name.cmp(&b.name));
     KernelObject { bytes: Cow::Owned(copy), refused }
