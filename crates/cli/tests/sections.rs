@@ -372,3 +372,32 @@ fn a_renamed_section_keeps_its_programs_names() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("sum_tc: verified"), "{stdout}");
 }
+
+/// A program duet's VM cannot run (here: a bpf_loop callback, an `lddw` of a function) is
+/// refused when it is asked for, not for the whole object: its neighbour runs.
+#[test]
+fn a_program_the_vm_cannot_run_does_not_stop_its_neighbour() {
+    let dir = Scratch::new("vm-neighbour");
+    let source = "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+        static long add(__u32 i, void *data) { *(__u32 *)data += i; return 0; }\n\
+        SEC(\"xdp\") int plain(struct xdp_md *ctx) { return XDP_PASS; }\n\
+        SEC(\"xdp.frags\") int looped(struct xdp_md *ctx) { __u32 t = 0; bpf_loop(4, add, &t, 0); return t; }\n\
+        char _license[] SEC(\"license\") = \"GPL\";\n";
+    let Some(obj) = compile(&dir, "neighbour", source) else { return };
+    let frames: Vec<Vec<u8>> = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).take(2).collect();
+    let mut pcap = Vec::new();
+    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
+    let pcap = dir.file("two.pcap", &pcap);
+    let pcap = pcap.to_str().expect("utf-8 path");
+    for engine in ["interp", "jit"] {
+        let out = duet(&["run", "--json", "--engine", engine, "--pcap", pcap, "--program", "plain"], &obj);
+        assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out)["results"], serde_json::json!([2, 2]), "{engine}");
+    }
+    let out = duet(&["run", "--pcap", pcap, "--program", "looped"], &obj);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("program `looped`") && stderr.contains("lddw of a Func"),
+        "{stderr}"
+    );
+}

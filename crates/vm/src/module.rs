@@ -138,6 +138,8 @@ pub struct Module {
     /// Native code of each program the JIT has compiled.
     compiled: Mutex<Vec<Option<Arc<crate::jit::compile::Compiled>>>>,
     map_names: Vec<String>,
+    /// Why each program the VM cannot run could not be prepared (`None`: it runs).
+    unloadable: Vec<Option<LoadError>>,
     state: Arc<State>,
     code: Arc<Code>,
 }
@@ -215,10 +217,21 @@ impl Module {
         let state = Arc::new(State { maps, redirect, env: options.env.clone(), log: Mutex::new(Vec::new()) });
         let helpers = kernel_helpers(&state, &object.programs);
         let mut prepared = Vec::with_capacity(object.programs.len());
+        let mut unloadable = Vec::with_capacity(object.programs.len());
         for p in &object.programs {
-            let code = prepare(&p.program, &helpers, |pc, insn| resolve(&state, pc, insn))
-                .map_err(|error| ModuleError::Program { program: p.name.clone(), error })?;
-            prepared.push(code);
+            // A program the VM cannot run is refused when it is asked for (or set in a
+            // prog_array), not for the whole object: the others load and run without it. Its
+            // slot holds a lone `exit` that nothing can reach.
+            match prepare(&p.program, &helpers, |pc, insn| resolve(&state, pc, insn)) {
+                Ok(code) => {
+                    prepared.push(code);
+                    unloadable.push(None);
+                }
+                Err(error) => {
+                    prepared.push(Box::new([duet_isa::Insn::new(duet_isa::Op::Exit)]));
+                    unloadable.push(Some(error));
+                }
+            }
         }
         let code =
             Arc::new(Code { programs: prepared, helpers, regions: SharedRegions(regions), config: options.config });
@@ -228,6 +241,7 @@ impl Module {
             verified: Mutex::new(vec![None; object.programs.len()]),
             compiled: Mutex::new(vec![None; object.programs.len()]),
             map_names: object.maps.iter().map(|m| m.name.clone()).collect(),
+            unloadable,
             state,
             code,
         })
@@ -236,7 +250,7 @@ impl Module {
     /// An interpreter for program `name`, sharing this module's maps, after duet's verifier has
     /// proved the program (and every program it can tail-call into) safe.
     pub fn interpreter(&self, name: &str) -> Result<Interpreter, ModuleError> {
-        let entry = self.program_index(name)?;
+        let entry = self.runnable_index(name)?;
         self.verify(entry)?;
         Ok(self.interpreter_at(entry))
     }
@@ -252,7 +266,7 @@ impl Module {
     /// itself is `Send + Sync` (share it in an `Arc`), and JIT code is compiled once and shared
     /// by every runner of the same program.
     pub fn http_runner(&self, name: &str, engine: Engine) -> Result<HttpRunner, ModuleError> {
-        let entry = self.program_index(name)?;
+        let entry = self.runnable_index(name)?;
         let kind = &self.programs[entry].kind;
         let Some(program) = http_program(kind) else {
             return Err(ModuleError::NotHttp { program: name.to_owned(), kind: format!("{kind:?}") });
@@ -268,7 +282,7 @@ impl Module {
     /// duet's verifier has proved it (and every program it can tail-call into) safe. Compiled
     /// code is cached: later calls for the same program only clone it.
     pub fn jit(&self, name: &str) -> Result<Jit, ModuleError> {
-        let entry = self.program_index(name)?;
+        let entry = self.runnable_index(name)?;
         let targets = self.verify(entry)?;
         let verified = self.verified.lock().map_err(|_| ModuleError::Poisoned)?.clone();
         let mut compiled = self.compiled.lock().map_err(|_| ModuleError::Poisoned)?;
@@ -324,7 +338,7 @@ impl Module {
     /// every access at run time, so an unsafe program traps; this exists for `duet run
     /// --no-verify` and for programs the verifier cannot yet judge.
     pub fn interpreter_unverified(&self, name: &str) -> Result<Interpreter, ModuleError> {
-        let entry = self.program_index(name)?;
+        let entry = self.runnable_index(name)?;
         Ok(self.interpreter_at(entry))
     }
 
@@ -333,7 +347,12 @@ impl Module {
     fn verify(&self, entry: usize) -> Result<Vec<usize>, ModuleError> {
         let tail_calls =
             self.programs[entry].program.insns().iter().any(|(_, i)| i.op == duet_isa::Op::Call && i.imm == 12);
-        let targets: Vec<usize> = if tail_calls { (0..self.programs.len()).collect() } else { vec![entry] };
+        // A tail call may reach any program a prog_array can hold: every one the VM can run.
+        let targets: Vec<usize> = if tail_calls {
+            (0..self.programs.len()).filter(|&i| i == entry || self.unloadable[i].is_none()).collect()
+        } else {
+            vec![entry]
+        };
         for &index in &targets {
             let mut verified = self.verified.lock().map_err(|_| ModuleError::Poisoned)?;
             if verified[index].is_some() {
@@ -372,6 +391,15 @@ impl Module {
             .ok_or_else(|| ModuleError::NotFound { what: "program", name: name.to_owned() })
     }
 
+    /// [`Self::program_index`] of a program the VM can run; for one it cannot, why.
+    fn runnable_index(&self, name: &str) -> Result<usize, ModuleError> {
+        let index = self.program_index(name)?;
+        match &self.unloadable[index] {
+            None => Ok(index),
+            Some(error) => Err(ModuleError::Program { program: name.to_owned(), error: error.clone() }),
+        }
+    }
+
     /// Maps with their names, in the object's order.
     pub fn maps(&self) -> impl Iterator<Item = (&str, &Arc<Map>)> {
         self.map_names.iter().map(String::as_str).zip(self.state.maps.iter())
@@ -387,7 +415,7 @@ impl Module {
 
     /// Points slot `index` of prog_array `map` at program `program` (for tail calls).
     pub fn set_prog_array(&self, map: &str, index: u32, program: &str) -> Result<(), ModuleError> {
-        let target = self.program_index(program)? as u32;
+        let target = self.runnable_index(program)? as u32;
         self.map(map)?
             .update(&index.to_le_bytes(), &target.to_le_bytes(), 0, None)
             .map_err(|error| ModuleError::Map { name: map.to_owned(), error })
