@@ -419,17 +419,26 @@ fn require_access() -> Result<()> {
 
 fn load(path: &Path, json: bool) -> Result<ExitCode> {
     let object = read_object(path)?;
-    let result = duet_kernel::load_check(&object)
+    // Program by program: one the kernel rejects is reported for itself, the others still load.
+    let result = duet_kernel::load_each(&object)
         .map_err(|err| kernel_error(err, &object, format!("the kernel did not load {}", path.display())));
+    let all_loaded = |programs: &[duet_kernel::LoadedProgram]| programs.iter().all(|p| p.rejected.is_none());
     if json {
         let doc = match result {
             Ok(programs) => serde_json::json!({
                 "object": path.display().to_string(),
-                "ok": true,
-                "programs": programs.iter().map(|p| serde_json::json!({
-                    "name": p.name, "type": p.kind.to_string(), "skipped": p.skipped,
-                    "verified_insns": p.verified_insns, "jited_bytes": p.jited_bytes,
-                })).collect::<Vec<_>>(),
+                "ok": all_loaded(&programs),
+                "programs": programs.iter().map(|p| {
+                    let mut entry = serde_json::json!({
+                        "name": p.name, "type": p.kind.to_string(), "skipped": p.skipped,
+                        "verified_insns": p.verified_insns, "jited_bytes": p.jited_bytes,
+                    });
+                    if let Some(why) = &p.rejected {
+                        entry["rejected"] = why.clone().into();
+                        entry["duet_verifier"] = explain_rejection(&object, &p.name).into();
+                    }
+                    entry
+                }).collect::<Vec<_>>(),
             }),
             Err(e) => {
                 serde_json::json!({ "object": path.display().to_string(), "ok": false, "error": format!("{e:#}") })
@@ -439,12 +448,19 @@ fn load(path: &Path, json: bool) -> Result<ExitCode> {
         return Ok(if doc["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
     let programs = result?;
-    println!("{}: the kernel verifier accepted every program", path.display());
+    let ok = all_loaded(&programs);
+    if ok {
+        println!("{}: the kernel verifier accepted every program", path.display());
+    } else {
+        let rejected = programs.iter().filter(|p| p.rejected.is_some()).count();
+        println!("{}: the kernel verifier rejected {rejected} of {} programs", path.display(), programs.len());
+    }
     println!("  {:<28} {:<20} {:>14} {:>10}", "program", "type", "verified insns", "jit bytes");
-    for p in programs {
-        match p.skipped {
-            Some(why) => println!("  {:<28} {:<20} skipped: {why}", p.name, p.kind),
-            None => println!(
+    for p in &programs {
+        match (&p.skipped, &p.rejected) {
+            (Some(why), _) => println!("  {:<28} {:<20} skipped: {why}", p.name, p.kind),
+            (None, Some(_)) => println!("  {:<28} {:<20} rejected (below)", p.name, p.kind),
+            (None, None) => println!(
                 "  {:<28} {:<20} {:>14} {:>10}",
                 p.name,
                 p.kind,
@@ -453,7 +469,16 @@ fn load(path: &Path, json: bool) -> Result<ExitCode> {
             ),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // The rejections' logs go where errors go.
+    for p in &programs {
+        if let Some(why) = &p.rejected {
+            eprintln!("error: {why}");
+            if let Some(explanation) = explain_rejection(&object, &p.name) {
+                eprintln!("\nduet's verifier on `{}`:\n{explanation}\n", p.name);
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 // === attach / ps / detach ===

@@ -714,9 +714,16 @@ fn load_shows_the_kernel_verifier_log() {
     let Some(bad) = hooks_object(&duet.scratch, &["REJECT"]) else { return };
     let out = duet.ok(&["load", good.to_str().unwrap()]);
     assert!(out.contains("accepted every program") && out.contains("tc_filter"), "{out}");
-    let err = duet.fails(&["load", bad.to_str().unwrap()]);
+    let out = duet.run(&["load", bad.to_str().unwrap()]);
+    assert!(!out.status.success(), "a rejection fails the command");
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the kernel verifier rejected program `unchecked`"), "{err}");
     assert!(err.contains("invalid access to packet"), "{err}");
+    // Program by program: the rejected one is reported, the others still load and are listed.
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("rejected 1 of") && listed.contains("rejected (below)"), "{listed}");
+    let tc_filter = listed.lines().find(|l| l.trim_start().starts_with("tc_filter")).unwrap_or_default();
+    assert!(!tc_filter.is_empty() && !tc_filter.contains("rejected") && !tc_filter.contains("skipped"), "{listed}");
     // Attaching the rejected program shows the same log.
     let (a, _b) = veth_pair();
     let err = duet.fails(&["attach", bad.to_str().unwrap(), "--program", "unchecked", "--xdp", "va", "--netns", &a.0]);

@@ -294,7 +294,7 @@ pub struct RunStats {
     pub run_time_ns: u64,
 }
 
-/// A program that [`load_check`] loaded.
+/// A program that [`load_check`] or [`load_each`] loaded, skipped or saw rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadedProgram {
     /// The program name.
@@ -307,6 +307,8 @@ pub struct LoadedProgram {
     pub jited_bytes: u32,
     /// `None` if it loaded; otherwise why it was skipped (e.g. it needs an attach target).
     pub skipped: Option<String>,
+    /// With [`load_each`]: the kernel's rejection (with its verifier log) when it rejected it.
+    pub rejected: Option<String>,
 }
 
 /// Whether the kernel collects run counts and times (`/proc/sys/kernel/bpf_stats_enabled`);
@@ -322,10 +324,17 @@ pub fn bpf_stats_enabled() -> Option<bool> {
 /// knows, a type aya cannot load, a program duet-object refuses) are listed as skipped, with
 /// the reason.
 pub fn load_check(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError> {
-    boundary::contain("loading the object", || load_check_contained(object))
+    boundary::contain("loading the object", || load_contained(object, false))
 }
 
-fn load_check_contained(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError> {
+/// [`load_check`], program by program: a program the kernel rejects is listed with the kernel's
+/// reason ([`LoadedProgram::rejected`]) and the others are still loaded and listed. An error only
+/// for what concerns the whole object (it cannot be parsed, a map cannot be created).
+pub fn load_each(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError> {
+    boundary::contain("loading the object", || load_contained(object, true))
+}
+
+fn load_contained(object: &[u8], each: bool) -> Result<Vec<LoadedProgram>, KernelError> {
     access::check_access()?;
     let mut loader = EbpfLoader::new();
     loader.allow_unsupported_maps();
@@ -360,6 +369,7 @@ fn load_check_contained(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError
             verified_insns: None,
             jited_bytes: 0,
             skipped: Some(r.reason.clone()),
+            rejected: None,
         })
         .collect();
     for name in names {
@@ -372,10 +382,24 @@ fn load_check_contained(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError
                 verified_insns: None,
                 jited_bytes: 0,
                 skipped: Some("needs an attach target (BTF function) to load".to_owned()),
+                rejected: None,
             });
             continue;
         }
-        run::load(&name, program, true)?;
+        if let Err(err) = run::load(&name, program, true) {
+            if !each {
+                return Err(err);
+            }
+            out.push(LoadedProgram {
+                name,
+                kind,
+                verified_insns: None,
+                jited_bytes: 0,
+                skipped: None,
+                rejected: Some(err.to_string()),
+            });
+            continue;
+        }
         let info = program.info().ok();
         out.push(LoadedProgram {
             name,
@@ -383,6 +407,7 @@ fn load_check_contained(object: &[u8]) -> Result<Vec<LoadedProgram>, KernelError
             verified_insns: info.as_ref().and_then(ProgramInfo::verified_instruction_count),
             jited_bytes: info.as_ref().map_or(0, ProgramInfo::size_jitted),
             skipped: None,
+            rejected: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -56,7 +56,7 @@ pub use access::check_access;
 pub use bench::{BenchOutput, bench};
 pub use deploy::{
     AttachRequest, Attachment, DEFAULT_PIN_ROOT, Hook, LoadedProgram, MapLayouts, Metadata, RunStats, TcDirection,
-    XdpMode, attach, bpf_stats_enabled, clean_leftovers, detach, find, list, load_check,
+    XdpMode, attach, bpf_stats_enabled, clean_leftovers, detach, find, list, load_check, load_each,
 };
 pub use error::{Errno, KernelError};
 pub use maps::MapKind;
