@@ -63,7 +63,10 @@
 //!   comparison but a packet pointer's unsigned ordering with its end; and the kernel's Spectre
 //!   v1 exploration: the branch a known comparison rules out is explored speculatively with
 //!   the compared registers unknown, where an unsafe instruction only ends the path but a loop
-//!   that never ends rejects the program, so bounded loops with known counters are refused).
+//!   that never ends rejects the program, so bounded loops with known counters are refused —
+//!   unless the speculative path meets a stack store the kernel follows with a Spectre v4
+//!   barrier (a pointer spill, or a store over a spilled register or never-written bytes), after
+//!   which it ends).
 //! - duet's userspace-only http programs (docs/ABI.md version 2): their 24-byte read-only
 //!   context, the http helpers (10000..=10005) only in them, and no changes from route programs.
 //!

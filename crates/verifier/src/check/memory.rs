@@ -1121,6 +1121,20 @@ impl Checker<'_> {
         }
         let (si, b) = slot_of(lo);
         let size_u = size as usize;
+        if kind == Access::Write && st.speculative && !self.allow_ptr_leaks() {
+            // Without CAP_PERFMON the kernel guards against Spectre v4 (speculative store
+            // bypass): a fixed-offset stack store of a pointer, or one over bytes that are not
+            // plain data or zero (a spilled register, never-written bytes), gets a barrier after
+            // it (`nospec_result`), and a speculative path ends there. Judged on this path's own
+            // state only: the kernel also ends it after a store some other path marked, so duet
+            // ends speculative paths no earlier than the kernel and never misses a loop it finds.
+            let slot = st.frames[frame].slot(si);
+            let pointer = value.ty.is_pointer() && !matches!(value.ty, RegType::Stale { .. });
+            let not_data = slot.bytes[b..b + size_u].iter().any(|k| matches!(k, ByteKind::Invalid | ByteKind::Spill));
+            if pointer || not_data {
+                self.spec_end_after = true;
+            }
+        }
         {
             let slot = st.frames[frame].slot(si);
             let spill = slot.spill_size();

@@ -177,6 +177,10 @@ pub(crate) struct Checker<'a> {
     explore_alu_limits: bool,
     /// Set when an instruction failed on a speculative path, which then ends there.
     spec_abort: bool,
+    /// Set when an instruction on a speculative path needs a speculation barrier after it (the
+    /// kernel's `nospec_result`: a stack store the kernel sanitizes against Spectre v4), which
+    /// ends the path once the instruction is done.
+    spec_end_after: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -232,6 +236,7 @@ impl<'a> Checker<'a> {
             alu_sanitation: vec![None; n],
             explore_alu_limits: false,
             spec_abort: false,
+            spec_end_after: false,
         }
     }
 
@@ -312,10 +317,17 @@ impl<'a> Checker<'a> {
             if self.stop {
                 return;
             }
+            let end_after = std::mem::take(&mut self.spec_end_after);
             if std::mem::take(&mut self.spec_abort) {
                 // A speculative path that would do something unsafe: the kernel stops it with a
                 // barrier before the instruction.
                 self.logln(|| format!("{pc}: speculative path ends (a barrier)"));
+                self.complete(parent);
+                return;
+            }
+            if end_after {
+                // The kernel puts a barrier after this store: speculation goes no further.
+                self.logln(|| format!("{pc}: speculative path ends (a barrier after the store)"));
                 self.complete(parent);
                 return;
             }
