@@ -309,22 +309,12 @@ pub(crate) fn aya_copy<'a>(
         taken.insert(alias.clone());
         aliases.insert(s.name.clone(), alias);
     }
-    // The aliases go at the end of a copy of the section-name table, not over the old names:
-    // the linker shares that table with symbol names and stores a name that ends another once
-    // (section `tc` inside function `sum_tc`), so writing over it would rename the function.
+    // The aliases go into a new section-name table, not over the old names (see
+    // `HeaderTable::rename_sections`).
     let renamed: Vec<(usize, &str)> =
         sections.iter().filter_map(|s| Some((s.index, aliases.get(&s.name)?.as_str()))).collect();
     if !renamed.is_empty() {
-        let mut strings = bytes[names.clone()].to_vec();
-        for (index, alias) in &renamed {
-            headers_at.write(&mut copy, *index, 0, 4, strings.len() as u64);
-            strings.extend_from_slice(alias.as_bytes());
-            strings.push(0);
-        }
-        let at = copy.len() as u64;
-        copy.extend_from_slice(&strings);
-        headers_at.write(&mut copy, shstrndx as usize, 24, 8, at);
-        headers_at.write(&mut copy, shstrndx as usize, 32, 8, strings.len() as u64);
+        headers_at.rename_sections(&mut copy, &bytes[names.clone()], shstrndx as usize, &renamed);
     }
     // The BTF string table: every string equal to a renamed section's name.
     let btf = (1..headers.len()).find(|&i| name_offset(i).and_then(|at| bytes.get(at..at + 5)) == Some(b".BTF\0"));
@@ -406,6 +396,24 @@ impl HeaderTable {
             object::Endianness::Little => dst.copy_from_slice(&value.to_le_bytes()[..len]),
             object::Endianness::Big => dst.copy_from_slice(&value.to_be_bytes()[8 - len..]),
         }
+    }
+
+    /// Renames sections (`(index, new name)`) in `copy`: a new section-name table, the old one
+    /// (`names`, of section `shstrndx`) followed by the new names, goes at the end of the file,
+    /// and the renamed sections point into its new part. The old names are never overwritten:
+    /// the linker shares the table with symbol names and stores a name that ends another once
+    /// (section `tc` inside function `sum_tc`).
+    fn rename_sections(&self, copy: &mut Vec<u8>, names: &[u8], shstrndx: usize, renamed: &[(usize, &str)]) {
+        let mut strings = names.to_vec();
+        for (index, alias) in renamed {
+            self.write(copy, *index, 0, 4, strings.len() as u64);
+            strings.extend_from_slice(alias.as_bytes());
+            strings.push(0);
+        }
+        let at = copy.len() as u64;
+        copy.extend_from_slice(&strings);
+        self.write(copy, shstrndx, 24, 8, at);
+        self.write(copy, shstrndx, 32, 8, strings.len() as u64);
     }
 
     /// Clears SHF_EXECINSTR of section `index`: loaders no longer read it as a program.
@@ -492,17 +500,8 @@ pub fn kernel_object(bytes: &[u8]) -> KernelObject<'_> {
         table.clear_exec(&mut copy, index);
     }
     if !renames.is_empty() {
-        // The new section-name table: the old one, then the new names, at the end of the file.
-        let mut strings = names.to_vec();
-        for (index, alias) in &renames {
-            table.write(&mut copy, *index, 0, 4, strings.len() as u64);
-            strings.extend_from_slice(alias.as_bytes());
-            strings.push(0);
-        }
-        let at = copy.len() as u64;
-        copy.extend_from_slice(&strings);
-        table.write(&mut copy, shstrndx as usize, 24, 8, at);
-        table.write(&mut copy, shstrndx as usize, 32, 8, strings.len() as u64);
+        let renamed: Vec<(usize, &str)> = renames.iter().map(|(index, alias)| (*index, alias.as_str())).collect();
+        table.rename_sections(&mut copy, names, shstrndx as usize, &renamed);
         // BTF.ext names the sections its function and line records belong to: they follow the
         // rename, or the loader finds none for a renamed program and the kernel refuses the
         // records of its callees ("nonzero insn_off ... for the first func info record").
