@@ -22,7 +22,7 @@
 //! only those programs, `DUET_JIT_PROFILE_COMPILE=n` only compiles the large program (of
 //! `DUET_JIT_PROFILE_SIZE` instructions, default 8000) five times `n` times, then prints
 //! Cranelift's time per pass, and `DUET_JIT_PROFILE_PROGRAM=name` only compiles that program of
-//! the set, 2,000 times.
+//! the set (see `profile_program`; `DUET_JIT_PROFILE_COUNT` times, default 2,000).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -450,6 +450,53 @@ fn fixed_compile_us() -> (f64, f64) {
     (median(&mut wall), median(&mut cpu))
 }
 
+/// Profiling aid (`DUET_JIT_PROFILE_PROGRAM=name`): the median CPU time of `Module::jit` on
+/// program `name` right after verifying it (as the set's compile time is measured) and in modules
+/// verified beforehand (the difference is what running the verifier just before costs the
+/// compile: caches it evicted); then `Jit::new` on the same proof `DUET_JIT_PROFILE_COUNT` times
+/// (default 2,000) with no verification in between (stand-in helpers, map loads left
+/// unresolved), so that `perf record` sees the compile and little else.
+fn profile_program(name: &str, object: &Object, prog_name: &str, load: &dyn Fn() -> Module) {
+    let mut after_verify: Vec<f64> = (0..50)
+        .map(|_| {
+            let m = load();
+            m.interpreter(prog_name).unwrap();
+            cpu_timed(|| m.jit(prog_name).unwrap()).1.as_nanos() as f64 / 1e3
+        })
+        .collect();
+    let modules: Vec<Module> = (0..50)
+        .map(|_| {
+            let m = load();
+            m.interpreter(prog_name).unwrap();
+            m
+        })
+        .collect();
+    let mut verified_before: Vec<f64> =
+        modules.iter().map(|m| cpu_timed(|| m.jit(prog_name).unwrap()).1.as_nanos() as f64 / 1e3).collect();
+    let program = object.program(Some(prog_name)).unwrap();
+    let ctx = duet_verifier::VerifyContext::for_object_program(object, program).unwrap();
+    let verified = duet_verifier::verify(&program.program, &ctx).unwrap();
+    let mut helpers = duet_vm::Helpers::new();
+    for id in 1..256 {
+        helpers.register(id, |_, _| Ok(duet_vm::HelperOutcome::Return(0)));
+    }
+    let n: usize = std::env::var("DUET_JIT_PROFILE_COUNT").ok().and_then(|n| n.parse().ok()).unwrap_or(2000);
+    let mut repeated: Vec<f64> = (0..n)
+        .map(|_| {
+            let helpers = helpers.clone();
+            let (jit, t) = cpu_timed(|| duet_vm::Jit::new(&verified, helpers, duet_vm::Config::default()));
+            black_box(jit.unwrap());
+            t.as_nanos() as f64 / 1e3
+        })
+        .collect();
+    println!(
+        "{name}: µs CPU per Module::jit right after verifying {:.1}, verified beforehand {:.1} (medians of 50); per Jit::new repeated {:.1} (median of {n})",
+        median(&mut after_verify),
+        median(&mut verified_before),
+        median(&mut repeated)
+    );
+}
+
 // === timing ===
 
 /// Slices a userspace batch is timed in.
@@ -548,21 +595,7 @@ fn main() {
         };
         let (mi, mj, mr) = (load(), load(), load());
         if std::env::var("DUET_JIT_PROFILE_PROGRAM").is_ok_and(|p| p == *name) {
-            // Profiling aid: only this program's compile, many times.
-            let cpu: Vec<(f64, f64)> = (0..2000)
-                .map(|_| {
-                    let m = load();
-                    m.interpreter(&prog_name).unwrap();
-                    let (j, t) = cpu_timed(|| m.jit(&prog_name).unwrap());
-                    (t.as_nanos() as f64 / 1e3, j.stats().time.as_nanos() as f64 / 1e3)
-                })
-                .collect();
-            let (mut cpu, mut inside): (Vec<f64>, Vec<f64>) = cpu.into_iter().unzip();
-            println!(
-                "{name}: {:.1} µs CPU per Module::jit, {:.1} µs wall in the compile (medians of 2000)",
-                median(&mut cpu),
-                median(&mut inside)
-            );
+            profile_program(name, &object, &prog_name, &load);
             return;
         }
         let mut interp = mi.interpreter(&prog_name).unwrap_or_else(|e| panic!("{name}: {e}"));

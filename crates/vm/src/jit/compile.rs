@@ -30,13 +30,14 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use cranelift_codegen::entity::SecondaryMap;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I16, I32, I64};
 use cranelift_codegen::ir::{
-    AbiParam, AtomicRmwOp, Block, BlockArg, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature, StackSlot,
-    StackSlotData, StackSlotKind, TrapCode, Type, Value,
+    AbiParam, AtomicRmwOp, Block, BlockArg, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature,
+    StackSlot, StackSlotData, StackSlotKind, TrapCode, Type, Value,
 };
-use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -60,7 +61,7 @@ pub(crate) struct Compiled {
     /// The maps compiled code calls directly, kept alive with it.
     _maps: Vec<Arc<duet_maps::Map>>,
     /// The environment compiled code calls directly (its address is in the code).
-    _env: Option<Box<crate::Env>>,
+    _env: Option<Arc<crate::Env>>,
 }
 
 impl Compiled {
@@ -157,46 +158,30 @@ fn isa(first_tier: bool) -> Result<OwnedTargetIsa, JitError> {
         .map_err(JitError::Codegen)
 }
 
-/// What the background compile of a tiered program needs, owned.
-pub(super) struct Owned {
-    pub(super) code: Arc<crate::interp::Code>,
-    pub(super) index: usize,
-    pub(super) verified: VerifiedProgram,
-    pub(super) maps: Vec<super::KnownMap>,
-    pub(super) env: Option<crate::Env>,
-}
-
-/// Compiles one program; a verified one of [`TIER_MIN_INSNS`] instructions or more in two tiers,
-/// the second on a background thread (`owned` makes its input).
-pub(super) fn compile(input: &Input<'_>, owned: impl FnOnce() -> Owned) -> Result<Compiled, JitError> {
+/// Compiles one program; a verified one of [`TIER_MIN_INSNS`] instructions or more in two tiers:
+/// the IR is translated once, compiled for the first tier here, and a copy of it compiled with
+/// the optimized settings on the background thread.
+pub(super) fn compile(input: &Input<'_>) -> Result<Compiled, JitError> {
     if input.verified.is_none() || count_insns(input.insns) < TIER_MIN_INSNS {
-        return compile_tier(input, false);
+        return compile_tier(input, false, false).map(|(compiled, _)| compiled);
     }
-    let mut first = compile_tier(input, true)?;
+    let (mut first, ir) = compile_tier(input, true, true)?;
+    let Some(ir) = ir else { return Ok(first) };
     let upgrade = Arc::new(OnceLock::new());
     let slot = Arc::clone(&upgrade);
-    let owned = owned();
     let queued = in_background(Box::new(move || {
         if Arc::strong_count(&slot) == 1 {
             // The program was dropped before its turn.
             return;
         }
-        let Owned { code, index, verified, maps, env } = owned;
-        let input = Input {
-            insns: &code.programs[index],
-            verified: Some(&verified),
-            helpers: &code.helpers,
-            maps: &maps,
-            env: env.as_ref(),
-        };
         // A failure leaves the first tier's code in place (it compiled the same IR).
-        if let Ok(optimized) = compile_tier(&input, false) {
+        if let Ok(optimized) = compile_ir(ir) {
             let _ = slot.set(optimized);
         }
     }));
     if queued.is_err() {
         // No background thread: the optimized code now, as for any other program.
-        return compile_tier(input, false);
+        return compile_tier(input, false, false).map(|(compiled, _)| compiled);
     }
     first.upgrade = Some(upgrade);
     first.stats.tiered = true;
@@ -223,62 +208,112 @@ fn in_background(job: Box<dyn FnOnce() + Send>) -> Result<(), Box<dyn FnOnce() +
     }
 }
 
-/// Compiles one program with the first tier's settings or the optimized ones.
-fn compile_tier(input: &Input<'_>, first_tier: bool) -> Result<Compiled, JitError> {
-    let start = Instant::now();
-    let isa = isa(first_tier)?;
-    let mut module = JITModule::new(JITBuilder::with_isa(Arc::clone(&isa), cranelift_module::default_libcall_names()));
-    // Cranelift's per-function state, reused by every compile on this thread (cleared after each)
-    // instead of allocated afresh.
+/// A translated program, for the optimized tier: its IR (the first tier's, before Cranelift's
+/// passes changed it) and what code generation needs besides. Translating again on the
+/// background thread would cost that thread a tenth of its time for the same IR.
+struct Ir {
+    func: Function,
+    info: CodeInfo,
+}
+
+/// What a compiled program records and keeps alive besides its code.
+#[derive(Clone)]
+struct CodeInfo {
+    counts: Counts,
+    n_insns: usize,
+    checked: bool,
+    /// The maps whose addresses the code holds.
+    maps: Vec<Arc<duet_maps::Map>>,
+    /// The environment whose address the code holds (shared by both tiers' code).
+    env: Option<Arc<crate::Env>>,
+}
+
+/// Cranelift's per-function state, reused by every compile on this thread (cleared after each)
+/// instead of allocated afresh.
+fn with_contexts<T>(f: impl FnOnce(&mut cranelift_codegen::Context, &mut FunctionBuilderContext) -> T) -> T {
     thread_local! {
         static CONTEXTS: std::cell::RefCell<Option<(cranelift_codegen::Context, FunctionBuilderContext)>> =
             const { std::cell::RefCell::new(None) };
     }
     let (mut ctx, mut fb_ctx) = CONTEXTS
         .with(|c| c.borrow_mut().take())
-        .unwrap_or_else(|| (module.make_context(), FunctionBuilderContext::new()));
-    ctx.func.signature.params.push(AbiParam::new(I64));
-    ctx.func.signature.returns.push(AbiParam::new(I64));
-    let env = input.env.map(|e| Box::new(e.clone()));
-    let generated = (|| {
-        let counts = {
-            let builder = FunctionBuilder::new(&mut ctx.func, &mut fb_ctx);
-            let (counts, loads) = Translator::new(builder, input, env.as_deref(), &isa).translate()?;
-            drop_unused_loads(&mut ctx.func, &loads);
-            counts
-        };
-        let id = module
-            .declare_function("bpf", Linkage::Local, &ctx.func.signature)
-            .map_err(|e| JitError::Codegen(e.to_string()))?;
-        ctx.compile(&*isa, &mut cranelift_codegen::control::ControlPlane::default())
-            .map_err(|e| JitError::Codegen(format!("{:?}", e.inner)))?;
-        let code = ctx.compiled_code().ok_or_else(|| JitError::Codegen("no code".into()))?;
-        // The code goes `shift` bytes into a 64-byte aligned allocation, so that its loops cross
-        // as few 64-byte lines as possible; the bytes before the entry are never executed.
-        let shift = loop_shift(code);
-        let mut bytes = vec![0xcc; shift as usize];
-        bytes.extend_from_slice(code.code_buffer());
-        let relocs: Vec<ModuleReloc> = code
-            .buffer
-            .relocs()
-            .iter()
-            .map(|r| {
-                let mut reloc = ModuleReloc::from_mach_reloc(r, &ctx.func, id);
-                reloc.offset += shift;
-                if let ModuleRelocTarget::FunctionOffset(_, offset) = &mut reloc.name {
-                    *offset += shift;
-                }
-                reloc
-            })
-            .collect();
-        module
-            .define_function_bytes(id, u64::from(LINE), &bytes, &relocs)
-            .map_err(|e| JitError::Codegen(e.to_string()))?;
-        Ok::<_, JitError>((counts, id, code.code_buffer().len(), shift))
-    })();
+        .unwrap_or_else(|| (cranelift_codegen::Context::new(), FunctionBuilderContext::new()));
+    let out = f(&mut ctx, &mut fb_ctx);
     ctx.clear();
     CONTEXTS.with(|c| *c.borrow_mut() = Some((ctx, fb_ctx)));
-    let (counts, id, code_size, shift) = generated?;
+    out
+}
+
+/// Translates and compiles one program with the first tier's settings or the optimized ones;
+/// with `keep_ir`, also returns a copy of the IR for [`compile_ir`].
+fn compile_tier(input: &Input<'_>, first_tier: bool, keep_ir: bool) -> Result<(Compiled, Option<Ir>), JitError> {
+    let start = Instant::now();
+    let isa = isa(first_tier)?;
+    let env = input.env.map(|e| Arc::new(e.clone()));
+    with_contexts(|ctx, fb_ctx| {
+        // Called as `extern "C"` (a cleared context's signature says `Fast`).
+        ctx.func.signature.call_conv = isa.default_call_conv();
+        ctx.func.signature.params.push(AbiParam::new(I64));
+        ctx.func.signature.returns.push(AbiParam::new(I64));
+        let builder = FunctionBuilder::new(&mut ctx.func, fb_ctx);
+        let (counts, loads) = Translator::new(builder, input, env.as_deref(), &isa).translate()?;
+        drop_unused_loads(&mut ctx.func, &loads);
+        let info = CodeInfo {
+            counts,
+            n_insns: count_insns(input.insns),
+            checked: input.verified.is_none(),
+            maps: input.maps.iter().map(|m| Arc::clone(&m.map)).collect(),
+            env,
+        };
+        let ir = keep_ir.then(|| Ir { func: ctx.func.clone(), info: info.clone() });
+        Ok((generate(ctx, &isa, info, start)?, ir))
+    })
+}
+
+/// Compiles a first tier's IR with the optimized settings.
+fn compile_ir(ir: Ir) -> Result<Compiled, JitError> {
+    let start = Instant::now();
+    let isa = isa(false)?;
+    with_contexts(|ctx, _| {
+        ctx.func = ir.func;
+        generate(ctx, &isa, ir.info, start)
+    })
+}
+
+/// Generates the code of the function in `ctx` and maps it executable.
+fn generate(
+    ctx: &mut cranelift_codegen::Context,
+    isa: &OwnedTargetIsa,
+    info: CodeInfo,
+    start: Instant,
+) -> Result<Compiled, JitError> {
+    let mut module = JITModule::new(JITBuilder::with_isa(Arc::clone(isa), cranelift_module::default_libcall_names()));
+    let id = module
+        .declare_function("bpf", Linkage::Local, &ctx.func.signature)
+        .map_err(|e| JitError::Codegen(e.to_string()))?;
+    ctx.compile(&**isa, &mut cranelift_codegen::control::ControlPlane::default())
+        .map_err(|e| JitError::Codegen(format!("{:?}", e.inner)))?;
+    let code = ctx.compiled_code().ok_or_else(|| JitError::Codegen("no code".into()))?;
+    // The code goes `shift` bytes into a 64-byte aligned allocation, so that its loops cross
+    // as few 64-byte lines as possible; the bytes before the entry are never executed.
+    let shift = loop_shift(code);
+    let mut bytes = vec![0xcc; shift as usize];
+    bytes.extend_from_slice(code.code_buffer());
+    let relocs: Vec<ModuleReloc> = code
+        .buffer
+        .relocs()
+        .iter()
+        .map(|r| {
+            let mut reloc = ModuleReloc::from_mach_reloc(r, &ctx.func, id);
+            reloc.offset += shift;
+            if let ModuleRelocTarget::FunctionOffset(_, offset) = &mut reloc.name {
+                *offset += shift;
+            }
+            reloc
+        })
+        .collect();
+    module.define_function_bytes(id, u64::from(LINE), &bytes, &relocs).map_err(|e| JitError::Codegen(e.to_string()))?;
+    let code_size = code.code_buffer().len();
     module.finalize_definitions().map_err(|e| JitError::Codegen(e.to_string()))?;
     let ptr = module.get_finalized_function(id).wrapping_add(shift as usize);
     let code = ExecCode(Some(module));
@@ -286,18 +321,18 @@ fn compile_tier(input: &Input<'_>, first_tier: bool) -> Result<Compiled, JitErro
     // `(i64) -> i64` in the platform's default calling convention, which is `extern "C"`; the
     // code stays mapped as long as `code`, which the returned value owns.
     let entry = unsafe { std::mem::transmute::<*const u8, unsafe extern "C" fn(*mut RunCtx) -> u64>(ptr) };
-    let n_insns = count_insns(input.insns);
+    let CodeInfo { counts, n_insns, checked, maps, env } = info;
     Ok(Compiled {
         _code: code,
         entry,
         upgrade: None,
-        _maps: input.maps.iter().map(|m| Arc::clone(&m.map)).collect(),
+        _maps: maps,
         _env: env,
         stats: super::CompileStats {
             n_insns,
             code_size,
             time: start.elapsed(),
-            checked: input.verified.is_none(),
+            checked,
             checked_accesses: counts.checked_accesses,
             inline_lookups: counts.inline_lookups,
             direct_map_calls: counts.direct_map_calls,
@@ -367,6 +402,7 @@ enum Access {
 }
 
 /// What [`Translator::translate`] counted.
+#[derive(Clone, Copy)]
 struct Counts {
     checked_accesses: usize,
     inline_lookups: usize,
@@ -374,18 +410,6 @@ struct Counts {
     direct_env_calls: usize,
     /// Runtime calls other than `raise` and direct map calls (helpers, checked accesses).
     runtime_calls: usize,
-}
-
-struct Sigs {
-    map1: SigRef,
-    map2: SigRef,
-    map3: SigRef,
-    map5: SigRef,
-    helper: SigRef,
-    load: SigRef,
-    store: SigRef,
-    atomic: SigRef,
-    raise: SigRef,
 }
 
 struct Translator<'a, 'b> {
@@ -404,10 +428,13 @@ struct Translator<'a, 'b> {
     stop_block: Block,
     pop_block: Option<Block>,
     frames: Option<StackSlot>,
-    sigs: Sigs,
+    /// The runtime-call signatures imported so far, by argument count (every argument and the
+    /// result an `i64`): only those the code uses, as Cranelift computes the ABI of each one.
+    sigs: [Option<SigRef>; 9],
+    call_conv: CallConv,
     terminated: bool,
     counts: Counts,
-    /// The module's environment (boxed by `compile`, alive as long as the code) and its CPU.
+    /// The module's environment (shared by `compile`, alive as long as the code) and its CPU.
     env: Option<(i64, u32)>,
     /// Registers known to hold the unmodified context pointer: r1 from the entry until the first
     /// block boundary (none when a branch can reach pc 0, or after that boundary). A context load
@@ -434,6 +461,15 @@ struct Translator<'a, 'b> {
     /// What the current block knows of the stack: `(offset from r10, size, value, whether the
     /// value is already the zero-extended load)`.
     stack_vals: Vec<(i32, u8, Value, bool)>,
+    /// For a 64-bit value made by zero-extending a 32-bit one (a 32-bit ALU result), that 32-bit
+    /// value: the low half of the register without an `ireduce`, and a `mov32` of it is the value
+    /// itself. Valid wherever the 64-bit value is (the 32-bit one is defined just before it).
+    narrow: SecondaryMap<Value, Option<Value>>,
+    /// The low halves (`ireduce`) the current block made, reused within it: 32-bit code
+    /// (`-mcpu=v3`) reads the same halves again and again, and each IR value costs Cranelift time
+    /// in lowering and register allocation. (Constants are not shared: a shared constant lives
+    /// in a register across its uses, which made the JIT benchmark's `bswap` loop slower.)
+    block_lo32: Vec<(Value, Value)>,
     /// [`Translator::reach`]'s answers, by entry.
     reached: HashMap<usize, Rc<[usize]>>,
     /// Whether `RunCtx::r10` is stored before each runtime call rather than at each call and
@@ -461,6 +497,9 @@ const INLINE_CALLS: usize = 512;
 /// Slots of the run's context field table, as an `i32` for offset arithmetic.
 const CTX_SLOTS: i32 = runtime::CTX_FIELDS as i32;
 
+/// At most this many low halves are remembered per block (a linear search).
+const BLOCK_REUSE: usize = 16;
+
 /// Bytes per saved frame: the return site id and r6..r9.
 const FRAME_BYTES: i64 = 40;
 
@@ -474,24 +513,6 @@ fn guest() -> MemFlagsData {
 
 impl<'a, 'b> Translator<'a, 'b> {
     fn new(mut b: FunctionBuilder<'b>, input: &'a Input<'a>, env: Option<&crate::Env>, isa: &OwnedTargetIsa) -> Self {
-        let call_conv = isa.default_call_conv();
-        let mut sig = |n: usize| {
-            let mut s = Signature::new(call_conv);
-            s.params.extend(std::iter::repeat_n(AbiParam::new(I64), n));
-            s.returns.push(AbiParam::new(I64));
-            b.import_signature(s)
-        };
-        let sigs = Sigs {
-            map1: sig(1),
-            map2: sig(2),
-            map3: sig(3),
-            map5: sig(5),
-            helper: sig(8),
-            load: sig(4),
-            store: sig(5),
-            atomic: sig(6),
-            raise: sig(5),
-        };
         let regs = std::array::from_fn(|_| b.declare_var(I64));
         let rt = b.declare_var(I64);
         let depth = b.declare_var(I64);
@@ -523,7 +544,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             stop_block,
             pop_block: None,
             frames: None,
-            sigs,
+            sigs: [None; 9],
+            call_conv: isa.default_call_conv(),
             terminated: false,
             counts: Counts {
                 checked_accesses: 0,
@@ -543,6 +565,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             late_until: Vec::new(),
             seals: Vec::new(),
             stack_vals: Vec::new(),
+            narrow: SecondaryMap::new(),
+            block_lo32: Vec::new(),
             reached: HashMap::new(),
             r10_lazy: false,
             entry_loads: Vec::new(),
@@ -870,6 +894,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Continues in `block`; what the last block knew of the stack is forgotten.
     fn switch(&mut self, block: Block) {
         self.stack_vals.clear();
+        self.block_lo32.clear();
         self.b.switch_to_block(block);
     }
 
@@ -892,12 +917,26 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     fn set32(&mut self, r: u8, v: Value) {
-        let v = self.b.ins().uextend(I64, v);
-        self.set(r, v);
+        let wide = self.b.ins().uextend(I64, v);
+        self.narrow[wide] = Some(v);
+        self.set(r, wide);
     }
 
+    /// The low 32 bits of `v`.
     fn lo32(&mut self, v: Value) -> Value {
-        self.b.ins().ireduce(I32, v)
+        let v = self.b.func.dfg.resolve_aliases(v);
+        if let Some(low) = self.narrow[v] {
+            return low;
+        }
+        if let Some(&(_, low)) = self.block_lo32.iter().find(|&&(wide, _)| wide == v) {
+            return low;
+        }
+        let low = self.b.ins().ireduce(I32, v);
+        if self.block_lo32.len() == BLOCK_REUSE {
+            self.block_lo32.clear();
+        }
+        self.block_lo32.push((v, low));
+        low
     }
 
     fn c64(&mut self, v: i64) -> Value {
@@ -918,7 +957,20 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().store(trusted(), v, rt, off(field));
     }
 
-    fn call(&mut self, sig: SigRef, f: usize, args: &[Value]) -> Value {
+    /// The signature of a runtime function taking `n` arguments, imported on first use.
+    fn sig(&mut self, n: usize) -> SigRef {
+        if let Some(sig) = self.sigs[n] {
+            return sig;
+        }
+        let mut s = Signature::new(self.call_conv);
+        s.params.extend(std::iter::repeat_n(AbiParam::new(I64), n));
+        s.returns.push(AbiParam::new(I64));
+        let sig = self.b.import_signature(s);
+        self.sigs[n] = Some(sig);
+        sig
+    }
+
+    fn call(&mut self, f: usize, args: &[Value]) -> Value {
         let pure = [
             runtime::raise as *const () as usize,
             runtime::map_lookup as *const () as usize,
@@ -936,6 +988,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             let r10 = self.reg(10);
             self.store_rt(offset_of!(RunCtx, r10), r10);
         }
+        let sig = self.sig(args.len());
         let callee = self.b.ins().iconst(I64, f as i64);
         let inst = self.b.ins().call_indirect(sig, callee, args);
         self.b.inst_results(inst)[0]
@@ -964,7 +1017,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let rt = self.rt();
         let kind = self.c64(kind as i64);
         let pc = self.c64(pc as i64);
-        self.call(self.sigs.raise, runtime::raise as *const () as usize, &[rt, kind, pc, a, b]);
+        self.call(runtime::raise as *const () as usize, &[rt, kind, pc, a, b]);
         self.b.ins().jump(self.stop_block, &[]);
     }
 
@@ -1200,8 +1253,13 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             Op::Mov32Reg => {
                 let a = self.reg(src);
-                let a = self.lo32(a);
-                self.set32(dst, a);
+                if self.narrow[self.b.func.dfg.resolve_aliases(a)].is_some() {
+                    // Already zero-extended: the same value.
+                    self.set(dst, a);
+                } else {
+                    let a = self.lo32(a);
+                    self.set32(dst, a);
+                }
             }
             Op::MovSx8To32 | Op::MovSx16To32 => {
                 let ty = if insn.op == Op::MovSx8To32 { I8 } else { I16 };
@@ -1486,7 +1544,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let flags = u64::from(size) | if insn.op == Op::LdxW { runtime::LOAD_CONTEXT } else { 0 };
                 let flags = self.c64(flags as i64);
                 let pc = self.c64(pc as i64);
-                let v = self.call(self.sigs.load, runtime::load as *const () as usize, &[rt, addr, flags, pc]);
+                let v = self.call(runtime::load as *const () as usize, &[rt, addr, flags, pc]);
                 self.check_stop();
                 if sign {
                     let ty = match size {
@@ -1532,7 +1590,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let rt = self.rt();
                 let size = self.c64(i64::from(size));
                 let pc = self.c64(pc as i64);
-                self.call(self.sigs.store, runtime::store as *const () as usize, &[rt, addr, value, size, pc]);
+                self.call(runtime::store as *const () as usize, &[rt, addr, value, size, pc]);
                 self.check_stop();
             }
         }
@@ -1613,7 +1671,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             let op = self.c64(runtime::atomic_index(insn.op) as i64);
             let r0 = self.reg(0);
             let pc = self.c64(pc as i64);
-            let old = self.call(self.sigs.atomic, runtime::atomic as *const () as usize, &[rt, op, addr, src, r0, pc]);
+            let old = self.call(runtime::atomic as *const () as usize, &[rt, op, addr, src, r0, pc]);
             self.check_stop();
             old
         };
@@ -1691,17 +1749,17 @@ impl<'a, 'b> Translator<'a, 'b> {
         let key = self.reg(2);
         let cpu = self.c64(i64::from(map.cpu));
         let v = match id {
-            1 => self.call(self.sigs.map3, runtime::map_lookup as *const () as usize, &[handle, key, cpu]),
+            1 => self.call(runtime::map_lookup as *const () as usize, &[handle, key, cpu]),
             2 => {
                 let (value, flags) = (self.reg(3), self.reg(4));
-                self.call(self.sigs.map5, runtime::map_update as *const () as usize, &[handle, key, value, flags, cpu])
+                self.call(runtime::map_update as *const () as usize, &[handle, key, value, flags, cpu])
             }
             130 => {
                 // bpf_ringbuf_output(ringbuf, data, size, flags): `key` is the data.
                 let size = self.reg(3);
-                self.call(self.sigs.map3, runtime::ringbuf_output as *const () as usize, &[handle, key, size])
+                self.call(runtime::ringbuf_output as *const () as usize, &[handle, key, size])
             }
-            _ => self.call(self.sigs.map2, runtime::map_delete as *const () as usize, &[handle, key]),
+            _ => self.call(runtime::map_delete as *const () as usize, &[handle, key]),
         };
         self.return_from_call(pc, v)
     }
@@ -1716,7 +1774,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         } else {
             let env = self.c64(env);
             let f = if id == 7 { runtime::env_random as *const () } else { runtime::env_clock as *const () };
-            self.call(self.sigs.map1, f as usize, &[env])
+            self.call(f as usize, &[env])
         };
         self.return_from_call(pc, v)
     }
@@ -1757,7 +1815,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         for r in 1..=5 {
             args.push(self.reg(r));
         }
-        let v = self.call(self.sigs.helper, f, &args);
+        let v = self.call(f, &args);
         let status = self.load_rt(offset_of!(RunCtx, status));
         let next = self.block_at(pc + 1)?;
         let ok = self.b.create_block();

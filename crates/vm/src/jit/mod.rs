@@ -204,22 +204,13 @@ impl Jit {
     pub fn new(program: &VerifiedProgram, helpers: Helpers, config: Config) -> Result<Self, JitError> {
         let insns = prepare(program.program(), &helpers, |_, _| Ok(None))?;
         let code = Arc::new(Code { programs: vec![insns], helpers, regions: SharedRegions::default(), config });
-        let compiled = compile::compile(
-            &compile::Input {
-                insns: &code.programs[0],
-                verified: Some(program),
-                helpers: &code.helpers,
-                maps: &[],
-                env: None,
-            },
-            || compile::Owned {
-                code: Arc::clone(&code),
-                index: 0,
-                verified: program.clone(),
-                maps: Vec::new(),
-                env: None,
-            },
-        )?;
+        let compiled = compile::compile(&compile::Input {
+            insns: &code.programs[0],
+            verified: Some(program),
+            helpers: &code.helpers,
+            maps: &[],
+            env: None,
+        })?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![Some(program.program_type())], 0))
     }
 
@@ -230,10 +221,13 @@ impl Jit {
     pub fn new_checked(program: &Program, helpers: Helpers, config: Config) -> Result<Self, JitError> {
         let insns = prepare(program, &helpers, |_, _| Ok(None))?;
         let code = Arc::new(Code { programs: vec![insns], helpers, regions: SharedRegions::default(), config });
-        let compiled = compile::compile(
-            &compile::Input { insns: &code.programs[0], verified: None, helpers: &code.helpers, maps: &[], env: None },
-            || unreachable!("unverified code is not tiered"),
-        )?;
+        let compiled = compile::compile(&compile::Input {
+            insns: &code.programs[0],
+            verified: None,
+            helpers: &code.helpers,
+            maps: &[],
+            env: None,
+        })?;
         Ok(Self::from_parts(code, vec![Some(Arc::new(compiled))], vec![None], 0))
     }
 
@@ -247,22 +241,13 @@ impl Jit {
         maps: &[KnownMap],
         env: &crate::Env,
     ) -> Result<Arc<Compiled>, JitError> {
-        Ok(Arc::new(compile::compile(
-            &compile::Input {
-                insns: &code.programs[index],
-                verified: Some(program),
-                helpers: &code.helpers,
-                maps,
-                env: Some(env),
-            },
-            || compile::Owned {
-                code: Arc::clone(code),
-                index,
-                verified: program.clone(),
-                maps: maps.to_vec(),
-                env: Some(env.clone()),
-            },
-        )?))
+        Ok(Arc::new(compile::compile(&compile::Input {
+            insns: &code.programs[index],
+            verified: Some(program),
+            helpers: &code.helpers,
+            maps,
+            env: Some(env),
+        })?))
     }
 
     pub(crate) fn from_parts(
