@@ -448,6 +448,12 @@ pub struct State {
     /// registers unknown). Its instruction errors end it quietly (the kernel places a barrier
     /// there); only a loop it cannot leave, or the budget, rejects the program.
     pub speculative: bool,
+    /// Stack stores this path has executed that the kernel follows with a Spectre v4 barrier
+    /// for a loader without CAP_PERFMON (its `nospec_result`, which it keeps per instruction
+    /// once any path sets it), sorted: a speculative path ends after any of them. Only the
+    /// path's own history counts, which the kernel has always seen too. Not compared when
+    /// states are: a state with fewer barriers explores at least as much.
+    pub barriers: Vec<u32>,
 }
 
 impl State {

@@ -1121,17 +1121,24 @@ impl Checker<'_> {
         }
         let (si, b) = slot_of(lo);
         let size_u = size as usize;
-        if kind == Access::Write && st.speculative && !self.allow_ptr_leaks() {
+        if kind == Access::Write && !self.allow_ptr_leaks() {
             // Without CAP_PERFMON the kernel guards against Spectre v4 (speculative store
             // bypass): a fixed-offset stack store of a pointer, or one over bytes that are not
             // plain data or zero (a spilled register, never-written bytes), gets a barrier after
-            // it (`nospec_result`), and a speculative path ends there. Judged on this path's own
-            // state only: the kernel also ends it after a store some other path marked, so duet
-            // ends speculative paths no earlier than the kernel and never misses a loop it finds.
+            // it (`nospec_result`, kept per instruction), and a speculative path that executes
+            // it ends there. duet remembers the barriers a path's own history set (the kernel
+            // has set those too, and maybe more), so it ends speculative paths no earlier than
+            // the kernel and never misses a loop the kernel finds.
             let slot = st.frames[frame].slot(si);
             let pointer = value.ty.is_pointer() && !matches!(value.ty, RegType::Stale { .. });
             let not_data = slot.bytes[b..b + size_u].iter().any(|k| matches!(k, ByteKind::Invalid | ByteKind::Spill));
-            if pointer || not_data {
+            let at = pc as u32;
+            if (pointer || not_data)
+                && let Err(i) = st.barriers.binary_search(&at)
+            {
+                st.barriers.insert(i, at);
+            }
+            if st.speculative && st.barriers.binary_search(&at).is_ok() {
                 self.spec_end_after = true;
             }
         }

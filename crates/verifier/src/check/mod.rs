@@ -242,7 +242,12 @@ impl<'a> Checker<'a> {
 
     /// Explores every path from the entry and returns what was found.
     pub(crate) fn run(mut self) -> Outcome {
-        let mut init = State { frames: vec![Frame::new(0, usize::MAX, 0)], refs: Vec::new(), speculative: false };
+        let mut init = State {
+            frames: vec![Frame::new(0, usize::MAX, 0)],
+            refs: Vec::new(),
+            speculative: false,
+            barriers: Vec::new(),
+        };
         init.frames[0].regs[1] = Reg::pointer(RegType::Ctx);
         self.pending.push(Pending { state: init, pc: 0, parent: None });
         while let Some(Pending { state, pc, parent }) = self.pending.pop() {
