@@ -734,25 +734,30 @@ fn looks_like_hex(s: &str) -> bool {
 
 // === BTF ===
 
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_ARRAY: u32 = 3;
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
-const KIND_ENUM: u32 = 6;
-const KIND_FWD: u32 = 7;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_VOLATILE: u32 = 9;
-const KIND_CONST: u32 = 10;
-const KIND_RESTRICT: u32 = 11;
-const KIND_FUNC: u32 = 12;
-const KIND_FUNC_PROTO: u32 = 13;
-const KIND_VAR: u32 = 14;
-const KIND_DATASEC: u32 = 15;
-const KIND_FLOAT: u32 = 16;
-const KIND_DECL_TAG: u32 = 17;
-const KIND_TYPE_TAG: u32 = 18;
-const KIND_ENUM64: u32 = 19;
+/// BTF type kinds (`BTF_KIND_*`, kernel `Documentation/bpf/btf.rst`), shared with other BTF
+/// readers in the workspace.
+pub mod kind {
+    pub const KIND_INT: u32 = 1;
+    pub const KIND_PTR: u32 = 2;
+    pub const KIND_ARRAY: u32 = 3;
+    pub const KIND_STRUCT: u32 = 4;
+    pub const KIND_UNION: u32 = 5;
+    pub const KIND_ENUM: u32 = 6;
+    pub const KIND_FWD: u32 = 7;
+    pub const KIND_TYPEDEF: u32 = 8;
+    pub const KIND_VOLATILE: u32 = 9;
+    pub const KIND_CONST: u32 = 10;
+    pub const KIND_RESTRICT: u32 = 11;
+    pub const KIND_FUNC: u32 = 12;
+    pub const KIND_FUNC_PROTO: u32 = 13;
+    pub const KIND_VAR: u32 = 14;
+    pub const KIND_DATASEC: u32 = 15;
+    pub const KIND_FLOAT: u32 = 16;
+    pub const KIND_DECL_TAG: u32 = 17;
+    pub const KIND_TYPE_TAG: u32 = 18;
+    pub const KIND_ENUM64: u32 = 19;
+}
+use kind::*;
 
 /// `BTF_INT_SIGNED` and `BTF_INT_BOOL` in an INT's encoding.
 const INT_SIGNED: u32 = 1;

@@ -1,8 +1,6 @@
 /* A bpf_loop callback in a TC classifier that looks up a socket for each of four ports of a
  * range (the callback's context carries the skb and the tuple) and releases every socket it
- * finds before returning: references a callback takes must not outlive it. (SEC("classifier"):
- * duet-kernel's loader gives a SEC("tc") program with a .text callback func info the kernel
- * refuses, "nonzero insn_off for the first func info record".)
+ * finds before returning: references a callback takes must not outlive it.
  * privileged: accept
  * unprivileged: accept
  */
