@@ -48,6 +48,14 @@ fn compile(dir: &Scratch, name: &str, source: &str) -> Option<PathBuf> {
     }
 }
 
+/// A capture of the first `n` frames of the packet corpus, in `dir`.
+fn packets(dir: &Scratch, n: usize) -> PathBuf {
+    let frames: Vec<Vec<u8>> = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).take(n).collect();
+    let mut pcap = Vec::new();
+    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
+    dir.file(&format!("{n}.pcap"), &pcap)
+}
+
 fn duet(args: &[&str], object: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_duet")).args(args).arg(object).output().expect("run duet")
 }
@@ -120,10 +128,7 @@ fn one_bad_program_is_reported_alone_and_the_others_verify() {
 fn run_program_works_beside_bad_programs() {
     let dir = Scratch::new("run");
     let Some(obj) = compile(&dir, "mixed", &format!("{PRELUDE}{MIXED}")) else { return };
-    let frames: Vec<Vec<u8>> = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).take(3).collect();
-    let mut pcap = Vec::new();
-    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
-    let pcap = dir.file("three.pcap", &pcap);
+    let pcap = packets(&dir, 3);
     let pcap = pcap.to_str().expect("utf-8 path");
 
     for engine in ["interp", "jit"] {
@@ -302,10 +307,7 @@ fn kernel_test_runs_a_program_beside_one_the_kernel_rejects() {
          return *(unsigned char *)(long)skb->data; }}\nSEC(\"tc/egress\") int tc_pass(struct __sk_buff *skb) {{ return 0; }}\n"
     );
     let Some(obj) = compile(&dir, "mixed", &source) else { return };
-    let frames: Vec<Vec<u8>> = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).take(2).collect();
-    let mut pcap = Vec::new();
-    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
-    let pcap = dir.file("two.pcap", &pcap);
+    let pcap = packets(&dir, 2);
     let pcap = pcap.to_str().expect("utf-8 path");
 
     for (program, verdict) in [("good", 2), ("tc_pass", 0)] {
@@ -341,10 +343,7 @@ fn kernel_loads_a_renamed_section_whose_program_has_a_callback() {
     let Some(obj) = compile(&dir, "callback", source) else { return };
     let out = duet(&["load", "--json"], &obj);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let frames: Vec<Vec<u8>> = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).take(2).collect();
-    let mut pcap = Vec::new();
-    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
-    let pcap = dir.file("two.pcap", &pcap);
+    let pcap = packets(&dir, 2);
     let pcap = pcap.to_str().expect("utf-8 path");
     for (program, sum) in [("sum_tc", 10), ("sum_frags", 6)] {
         let out = duet(&["test-run", "--json", "--pcap", pcap, "--program", program], &obj);
@@ -384,10 +383,7 @@ fn a_program_the_vm_cannot_run_does_not_stop_its_neighbour() {
         SEC(\"xdp.frags\") int looped(struct xdp_md *ctx) { __u32 t = 0; bpf_loop(4, add, &t, 0); return t; }\n\
         char _license[] SEC(\"license\") = \"GPL\";\n";
     let Some(obj) = compile(&dir, "neighbour", source) else { return };
-    let frames: Vec<Vec<u8>> = duet_testdata::packets::corpus().into_iter().map(|(_, f)| f).take(2).collect();
-    let mut pcap = Vec::new();
-    duet_testdata::packets::write_pcap(&mut pcap, &frames).expect("write pcap");
-    let pcap = dir.file("two.pcap", &pcap);
+    let pcap = packets(&dir, 2);
     let pcap = pcap.to_str().expect("utf-8 path");
     for engine in ["interp", "jit"] {
         let out = duet(&["run", "--json", "--engine", engine, "--pcap", pcap, "--program", "plain"], &obj);
