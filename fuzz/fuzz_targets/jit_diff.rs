@@ -18,7 +18,7 @@ use duet_object::{Object, ObjectProgram, ProgramKind};
 use duet_verifier::{MapInfo, ProgramType, VerifyContext};
 use duet_vm::{Config, Env, Helpers, Interpreter, Jit, LoadOptions, Module, Trap, XdpPacket};
 use libfuzzer_sys::fuzz_target;
-use programs::{maps, structured};
+use programs::{maps, structured_with};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -110,7 +110,7 @@ fn checked_diff(raw: &[u8], mem: &[u8]) {
 }
 
 fuzz_target!(|input: Input| {
-    if let Ok(program) = Program::from_insns(&structured(&input.body)) {
+    if let Ok(program) = Program::from_insns(&structured_with(&input.body, None)) {
         verified_diff(&program, &input.packet);
     }
     checked_diff(&input.raw, &input.mem);

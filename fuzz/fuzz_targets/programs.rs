@@ -66,8 +66,14 @@ pub fn helper_call(sel: i16) -> Vec<Insn> {
 }
 
 /// `r9 = ctx; r2 = data; r3 = data_end; if r2 + 14 > r3 goto out; r6 = array value or out`
-/// (and the packet pointers reloaded), then the body (forward jumps only, so every program terminates), then `r0 = 2; exit`.
-pub fn structured(body: &[(u8, u8, u8, i8, i16)]) -> Vec<Insn> {
+/// (and the packet pointers reloaded), then the body (forward jumps only), then `r0 = 2; exit`.
+///
+/// With `loop_count`, the body is in a bounded loop of 1 to 16 iterations: `r8 = count; body;
+/// r8 -= 1; if r8 != 0 goto body`. The body's uses of r8 become r7, so only the loop control
+/// writes the counter (as a counter kept in a callee-saved register is), and every program still
+/// terminates; the verifier has to follow the loop, with its states, spills and Spectre rules,
+/// to its bound.
+pub fn structured_with(body: &[(u8, u8, u8, i8, i16)], loop_count: Option<u8>) -> Vec<Insn> {
     let insn = |op, dst, src, off, imm| Insn { op, dst, src, off, imm };
     let mut body_insns = Vec::new();
     let n = body.len().min(48);
@@ -100,6 +106,14 @@ pub fn structured(body: &[(u8, u8, u8, i8, i16)]) -> Vec<Insn> {
         if i.op.is_branch() {
             i.off = i.off.min((len - k - 1) as i16);
         }
+        if loop_count.is_some() {
+            if i.dst == 8 {
+                i.dst = 7;
+            }
+            if i.src == 8 {
+                i.src = 7;
+            }
+        }
     }
     let mut out = vec![
         insn(Op::MovReg, 9, 1, 0, 0),
@@ -123,7 +137,15 @@ pub fn structured(body: &[(u8, u8, u8, i8, i16)]) -> Vec<Insn> {
         insn(Op::AddImm, 4, 0, 0, 14),
         insn(Op::JgtReg, 4, 3, 0, 0), // 17: patched below
     ];
+    let loop_start = out.len() + 1;
+    if let Some(count) = loop_count {
+        out.push(insn(Op::MovImm, 8, 0, 0, i64::from(count % 16) + 1));
+    }
     out.extend(body_insns);
+    if loop_count.is_some() {
+        out.push(insn(Op::AddImm, 8, 0, 0, -1));
+        out.push(insn(Op::JneImm, 8, 0, 0, 0)); // patched below
+    }
     out.push(insn(Op::MovImm, 0, 0, 0, 2));
     out.push(insn(Op::Exit, 0, 0, 0, 0));
     // Every prologue exit lands on `r0 = 2`. Slots: the lddw takes two.
@@ -132,6 +154,12 @@ pub fn structured(body: &[(u8, u8, u8, i8, i16)]) -> Vec<Insn> {
     for idx in [5, 11, 17] {
         let at = slot_of(idx, &out);
         out[idx].off = (target - at - 1) as i16;
+    }
+    if loop_count.is_some() {
+        // The back edge: from the `if r8 != 0` (just before `r0 = 2`) to the body's first slot.
+        let back = out.len() - 3;
+        let (from, to) = (slot_of(back, &out), slot_of(loop_start, &out));
+        out[back].off = to as i16 - from as i16 - 1;
     }
     out
 }

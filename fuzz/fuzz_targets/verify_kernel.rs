@@ -5,8 +5,9 @@
 //! input's `unprivileged` bit is set, under the rules for a loader without CAP_PERFMON (the load
 //! then runs with CAP_PERFMON and CAP_SYS_ADMIN dropped):
 //!
-//! - structured XDP programs (`programs::structured`: packet bounds, a map value, random ALU,
-//!   memory, atomic, forward jumps and helper calls), or
+//! - structured XDP programs (`programs::structured_with`: packet bounds, a map value, random
+//!   ALU, memory, atomic, forward jumps and helper calls, half of them inside a bounded loop of
+//!   1 to 16 iterations), or
 //! - arbitrary slots, when the input's `raw` is not empty.
 //!
 //! A program duet accepts and the kernel rejects is a soundness escape: the target fails, with
@@ -120,7 +121,10 @@ fn compare(words: &[u64], duet: Result<(), String>, unprivileged: bool) {
 fuzz_target!(|input: Input| {
     let ctx = context(input.unprivileged);
     if input.raw.is_empty() {
-        let Ok(program) = Program::from_insns(&programs::structured(&input.body)) else { return };
+        // One input in two puts its body in a bounded loop (the first body tuple's high bit of
+        // `dst` chooses, its `src` gives the count).
+        let loop_count = input.body.first().filter(|b| b.1 & 0x80 != 0).map(|b| b.2);
+        let Ok(program) = Program::from_insns(&programs::structured_with(&input.body, loop_count)) else { return };
         let words: Vec<u64> = program.to_raw().iter().map(|r| r.to_u64()).collect();
         let duet = duet_verifier::verify(&program, &ctx).map(|_| ()).map_err(|e| e.to_string());
         compare(&words, duet, input.unprivileged);
