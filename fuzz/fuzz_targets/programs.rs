@@ -68,7 +68,7 @@ pub fn helper_call(sel: i16) -> Vec<Insn> {
 /// `r9 = ctx; r2 = data; r3 = data_end; if r2 + 14 > r3 goto out; r6 = array value or out`
 /// (and the packet pointers reloaded), then the body (forward jumps only), then `r0 = 2; exit`.
 ///
-/// With `loop_count`, the body is in a bounded loop of 1 to 16 iterations: `r8 = count; body;
+/// With `loop_count`, the body is in a bounded loop of 1 to 4 iterations: `r8 = count; body;
 /// r8 -= 1; if r8 != 0 goto body`. The body's uses of r8 become r7, so only the loop control
 /// writes the counter (as a counter kept in a callee-saved register is), and every program still
 /// terminates; the verifier has to follow the loop, with its states, spills and Spectre rules,
@@ -139,7 +139,7 @@ pub fn structured_with(body: &[(u8, u8, u8, i8, i16)], loop_count: Option<u8>) -
     ];
     let loop_start = out.len() + 1;
     if let Some(count) = loop_count {
-        out.push(insn(Op::MovImm, 8, 0, 0, i64::from(count % 16) + 1));
+        out.push(insn(Op::MovImm, 8, 0, 0, i64::from(count % 4) + 1));
     }
     out.extend(body_insns);
     if loop_count.is_some() {

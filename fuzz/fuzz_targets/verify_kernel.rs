@@ -7,7 +7,7 @@
 //!
 //! - structured XDP programs (`programs::structured_with`: packet bounds, a map value, random
 //!   ALU, memory, atomic, forward jumps and helper calls, half of them inside a bounded loop of
-//!   1 to 16 iterations), or
+//!   1 to 4 iterations), or
 //! - arbitrary slots, when the input's `raw` is not empty.
 //!
 //! A program duet accepts and the kernel rejects is a soundness escape: the target fails, with
