@@ -124,7 +124,9 @@ fn check_everywhere(program: &str, l2_packets: bool) -> Json {
     let frames = frames();
     let pcap = scratch(&format!("{program}.pcap"));
     duet_testdata::packets::write_pcap(std::fs::File::create(&pcap).unwrap(), &frames).unwrap();
-    let maps_in = scratch("maps.json");
+    // One file per program: the tests run in parallel, and a shared file is rewritten under a
+    // reader (seen once as "EOF while parsing").
+    let maps_in = scratch(&format!("{program}.maps.json"));
     std::fs::write(&maps_in, json!({"BLOCKED": {"0a090909": "01"}}).to_string()).unwrap();
     let (bpf, wasm, pcap, maps_in) =
         (bpf.to_str().unwrap(), wasm.to_str().unwrap(), pcap.to_str().unwrap(), maps_in.to_str().unwrap());
