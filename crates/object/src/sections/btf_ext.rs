@@ -10,8 +10,7 @@
 
 use super::HeaderTable;
 
-/// `struct btf_header`: magic (2), version, flags, hdr_len, then type_off, type_len, str_off,
-/// str_len (4 bytes each), offsets counted from the end of the header.
+/// The magic number `.BTF.ext`'s header starts with (as `.BTF`'s does).
 const BTF_MAGIC: u16 = 0xeb9f;
 
 /// Points the BTF.ext record groups of each renamed section (`(old, new)`) at its new name.
@@ -50,16 +49,9 @@ fn try_rename(copy: &mut Vec<u8>, table: &HeaderTable, btf: usize, ext: usize, r
     };
 
     // The string table, which must end the BTF blob so that names can be appended to it.
-    let btf_range = range(btf)?;
-    let blob = copy.get(btf_range.clone())?.to_vec();
-    if u16_at(&blob, 0)? != BTF_MAGIC {
-        return None;
-    }
-    let hdr_len = usize::try_from(u32_at(&blob, 4)?).ok()?;
-    let str_off = usize::try_from(u32_at(&blob, 16)?).ok()?;
-    let str_len = usize::try_from(u32_at(&blob, 20)?).ok()?;
-    let strings_start = hdr_len.checked_add(str_off)?;
-    let strings_end = strings_start.checked_add(str_len)?;
+    let blob = copy.get(range(btf)?)?.to_vec();
+    let strings = crate::btf_string_range(&blob)?;
+    let (strings_start, strings_end) = (strings.start, strings.end);
     if strings_end != blob.len() {
         return None;
     }
