@@ -10,7 +10,7 @@
 //!
 //! Prototypes describe what the kernel allows, so that duet's verdict is the kernel's. duet-vm
 //! provides most of them; a program calling one it does not (bpf_fib_lookup, bpf_strtol,
-//! bpf_strtoul, bpf_loop, the socket helpers: bpf_sk_lookup_*, bpf_skc_lookup_tcp,
+//! bpf_strtoul, the socket helpers: bpf_sk_lookup_*, bpf_skc_lookup_tcp,
 //! bpf_sk_release, bpf_sk_assign; and the tracing helpers: bpf_probe_read*, bpf_get_current_*,
 //! bpf_perf_event_*, bpf_send_signal*, bpf_get_ns_current_pid_tgid, bpf_trace_vprintk, ...)
 //! verifies, loads into the kernel, and is refused by the VM when it is loaded there, by name.
@@ -1257,7 +1257,7 @@ pub static HELPERS: &[HelperSpec] = &[
             changes_packet: false,
             pkt_access: false,
         }),
-        vm: false,
+        vm: true,
         wasm_import: None,
     },
     // bpf_ktime_get_tai_ns(): the TAI clock.
@@ -1512,7 +1512,6 @@ mod tests {
                 "bpf_get_attach_cookie",
                 "bpf_get_branch_snapshot",
                 "bpf_trace_vprintk",
-                "bpf_loop",
                 "bpf_ktime_get_tai_ns"
             ]
         );

@@ -630,11 +630,31 @@ pub enum MemRegion {
     Mixed,
 }
 
+/// The function a helper call hands to the helper to call back (bpf_loop's `callback_fn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Callback {
+    /// The function starting at instruction `start`, on every path. `inline`: the flags
+    /// argument is also 0 on every path, so the kernel replaces the call by a loop of its own
+    /// (`inline_bpf_loop`), whose results differ from the helper's in two corners: the count is
+    /// all 64 bits of `r1` (the helper takes the low 32), and `-E2BIG` comes back as a 32-bit
+    /// value (zero-extended).
+    At {
+        /// The callback's first instruction.
+        start: usize,
+        /// Whether the kernel inlines this call.
+        inline: bool,
+    },
+    /// Different functions on different paths.
+    Mixed,
+}
+
 /// Per-instruction facts proven by the verifier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InsnFacts {
     /// For loads, stores and atomics: the region accessed.
     pub mem: Option<MemRegion>,
+    /// For calls of helpers that call a function of the program back: that function.
+    pub callback: Option<Callback>,
 }
 
 /// A program the verifier proved safe, with what it learned. Engines accept only this.

@@ -26,6 +26,17 @@ pub enum HelperOutcome {
     TailCall(u32),
     /// Continue with `r0` unchanged.
     Fallthrough,
+    /// Call the program's function at instruction `callback` with `r1` = the index and
+    /// `r2` = `ctx`, for indexes `0..count` while it returns 0; then continue with `r0` = the
+    /// number of calls made (`bpf_loop`). The engine runs the calls, each on a new stack frame.
+    Loop {
+        /// The callback's first instruction.
+        callback: usize,
+        /// `r2` of every call.
+        ctx: u64,
+        /// At most this many calls.
+        count: u32,
+    },
 }
 
 /// An error a helper reports; the run ends with [`TrapKind::HelperFailed`].

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use duet_isa::{Insn, Op, Program, PseudoSrc};
 
@@ -77,7 +77,43 @@ pub(crate) struct Code {
     pub(crate) helpers: Helpers,
     pub(crate) regions: SharedRegions,
     pub(crate) config: Config,
+    /// Per program, once verified: the `bpf_loop` calls the kernel inlines (see
+    /// [`duet_verifier::Callback::At`]), ascending. Unverified code has none.
+    pub(crate) inline_loops: Vec<OnceLock<Box<[usize]>>>,
 }
+
+impl Code {
+    pub(crate) fn new(programs: Vec<Box<[Insn]>>, helpers: Helpers, regions: SharedRegions, config: Config) -> Self {
+        let inline_loops = programs.iter().map(|_| OnceLock::new()).collect();
+        Code { programs, helpers, regions, config, inline_loops }
+    }
+
+    /// Records what the verifier proved about program `index`'s `bpf_loop` calls.
+    pub(crate) fn set_verified(&self, index: usize, verified: &duet_verifier::VerifiedProgram) {
+        if let Some(slot) = self.inline_loops.get(index) {
+            let sites = verified
+                .program()
+                .insns()
+                .iter()
+                .map(|&(pc, _)| pc)
+                .filter(|&pc| {
+                    matches!(verified.facts(pc).callback, Some(duet_verifier::Callback::At { inline: true, .. }))
+                })
+                .collect();
+            let _ = slot.set(sites);
+        }
+    }
+
+    /// Whether the call at `pc` of program `index` is a `bpf_loop` the kernel inlines.
+    fn inline_loop(&self, index: usize, pc: usize) -> bool {
+        self.inline_loops.get(index).and_then(OnceLock::get).is_some_and(|sites| sites.binary_search(&pc).is_ok())
+    }
+}
+
+/// `bpf_loop`'s helper id, its most calls (`BPF_MAX_LOOPS`) and `-E2BIG`.
+pub(crate) const BPF_LOOP: i64 = 181;
+pub(crate) const BPF_MAX_LOOPS: u32 = 1 << 23;
+pub(crate) const E2BIG: i64 = -7;
 
 /// The checked reference interpreter. One instance runs one program; clone it to run the same
 /// program on several threads (clones share the decoded code, helpers and maps, not the stack).
@@ -94,6 +130,28 @@ pub struct Interpreter {
 struct Frame {
     return_pc: usize,
     saved: [u64; 4],
+    /// Set when this frame runs a `bpf_loop` callback: the loop to go on with at its `exit`.
+    looping: Option<Looping>,
+}
+
+/// A `bpf_loop` in progress: the callback and the index of the call that runs now.
+#[derive(Clone, Copy)]
+struct Looping {
+    callback: usize,
+    ctx: u64,
+    index: u32,
+    count: u32,
+}
+
+/// The value of `lddw rX, func` (`src = 4`) in duet's engines: this base plus the function's
+/// first instruction. Only `bpf_loop` accepts it; it is no address of memory.
+pub(crate) const FUNC_HANDLE_BASE: u64 = 0xffff_f0c0_0000_0000;
+
+/// The first instruction of the function a `bpf_loop` callback argument names, if it is a
+/// function value (the interpreter checks it is one of the running program's).
+pub(crate) fn func_target(value: u64) -> Option<usize> {
+    let pc = value.checked_sub(FUNC_HANDLE_BASE)?;
+    usize::try_from(pc).ok().filter(|_| pc < 1 << 32)
 }
 
 /// Lays `program` out by slot, rewriting each `lddw` with a pseudo source through `resolve`
@@ -109,7 +167,26 @@ pub(crate) fn prepare(
         if insn.op == Op::Call && (insn.imm < 0 || helpers.get(insn.imm as u32).is_none()) {
             return Err(LoadError::UnknownHelper { pc, id: insn.imm });
         }
-        if insn.op == Op::LdImm64
+        if insn.op == Op::LdImm64 && insn.pseudo_src() == Some(duet_isa::PseudoSrc::Func) {
+            // A function of this program (a bpf_loop callback): its first instruction, relative
+            // to the next one in the low 32 bits.
+            let target = (pc as i64).checked_add(i64::from(insn.imm as i32)).and_then(|t| t.checked_add(1));
+            match target
+                .and_then(|t| usize::try_from(t).ok())
+                .filter(|&t| program.insns().binary_search_by_key(&t, |&(at, _)| at).is_ok())
+            {
+                Some(target) => {
+                    insn.src = 0;
+                    insn.imm = (FUNC_HANDLE_BASE + target as u64) as i64;
+                }
+                None => {
+                    return Err(LoadError::Unresolved {
+                        pc,
+                        what: format!("function reference {:+} is not an instruction of the program", insn.imm as i32),
+                    });
+                }
+            }
+        } else if insn.op == Op::LdImm64
             && insn.src != 0
             && let Some(value) = resolve(pc, &insn)?
         {
@@ -132,6 +209,7 @@ impl Interpreter {
     /// [`crate::Module`] instead.
     pub fn new(program: &duet_verifier::VerifiedProgram, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
         let mut interp = Self::new_unverified(program.program(), helpers, config)?;
+        interp.code.set_verified(0, program);
         interp.http_program = HttpProgram::from_type(program.program_type());
         Ok(interp)
     }
@@ -142,10 +220,7 @@ impl Interpreter {
     /// kernel-style verifier (the conformance suite) and for `duet run --no-verify`.
     pub fn new_unverified(program: &Program, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
         let code = prepare(program, &helpers, |_, _| Ok(None))?;
-        Ok(Self::from_code(
-            Arc::new(Code { programs: vec![code], helpers, regions: SharedRegions::default(), config }),
-            0,
-        ))
+        Ok(Self::from_code(Arc::new(Code::new(vec![code], helpers, SharedRegions::default(), config)), 0))
     }
 
     pub(crate) fn from_code(code: Arc<Code>, entry: usize) -> Self {
@@ -356,6 +431,8 @@ fn execute(
     let helpers = &shared.helpers;
     let config = &shared.config;
     let mut code: &[Insn] = &shared.programs[entry];
+    // The running program (a tail call changes it).
+    let mut program = entry;
     let mut tail_calls = 0u32;
     // Sixteen slots so that `reg & 15` indexes without a bounds check; r11..r15 are never used
     // (the decoder rejects register numbers above 10).
@@ -376,7 +453,8 @@ fn execute(
     };
     memory.set(STACK_REGION, frame_region(0));
 
-    let mut frames: [Frame; MAX_CALL_DEPTH] = std::array::from_fn(|_| Frame { return_pc: 0, saved: [0; 4] });
+    let mut frames: [Frame; MAX_CALL_DEPTH] =
+        std::array::from_fn(|_| Frame { return_pc: 0, saved: [0; 4], looping: None });
     let mut depth = 0usize;
     let mut budget = config.max_insns.unwrap_or(u64::MAX);
     let mut pc = 0usize;
@@ -731,18 +809,29 @@ fn execute(
             // --- calls and exit ---
             Op::Call | Op::CallReg => {
                 let id = if insn.op == Op::Call { imm } else { regs[dst] };
-                let helper = match u32::try_from(id).ok().and_then(|id| helpers.get(id)) {
-                    Some(h) => h,
-                    None => trap!(TrapKind::UnknownHelper(id)),
+                let outcome = if insn.op == Op::Call && insn.imm == BPF_LOOP && shared.inline_loop(program, pc) {
+                    // The kernel's own loop in place of the helper: flags are 0, the count is
+                    // all of r1, and -E2BIG is a 32-bit value.
+                    match crate::interp::func_target(regs[2]) {
+                        _ if regs[1] > u64::from(BPF_MAX_LOOPS) => Ok(HelperOutcome::Return(u64::from(E2BIG as u32))),
+                        Some(callback) => Ok(HelperOutcome::Loop { callback, ctx: regs[3], count: regs[1] as u32 }),
+                        None => trap!(TrapKind::Unsupported("a bpf_loop callback that is not a function")),
+                    }
+                } else {
+                    let helper = match u32::try_from(id).ok().and_then(|id| helpers.get(id)) {
+                        Some(h) => h,
+                        None => trap!(TrapKind::UnknownHelper(id)),
+                    };
+                    // Borrow r1..=r5 in place: copying them right after the program wrote them
+                    // stalls store-to-load forwarding.
+                    let args: &[u64; 5] = match regs[1..6].try_into() {
+                        Ok(a) => a,
+                        Err(_) => unreachable!("regs[1..6] has five elements"),
+                    };
+                    let http = http.as_deref_mut().map(HttpRun::access);
+                    helper(&mut HelperContext { memory: &mut *memory, http }, args)
                 };
-                // Borrow r1..=r5 in place: copying them right after the program wrote them stalls
-                // store-to-load forwarding.
-                let args: &[u64; 5] = match regs[1..6].try_into() {
-                    Ok(a) => a,
-                    Err(_) => unreachable!("regs[1..6] has five elements"),
-                };
-                let http = http.as_deref_mut().map(HttpRun::access);
-                match helper(&mut HelperContext { memory: &mut *memory, http }, args) {
+                match outcome {
                     Ok(HelperOutcome::Return(v)) => regs[0] = v,
                     Ok(HelperOutcome::Exit(v)) => return Ok(v),
                     Ok(HelperOutcome::Fallthrough) => {}
@@ -756,9 +845,32 @@ fn execute(
                             }
                             tail_calls += 1;
                             code = next;
+                            program = target as usize;
                             pc = 0;
                             continue;
                         }
+                    }
+                    Ok(HelperOutcome::Loop { count: 0, .. }) => regs[0] = 0,
+                    Ok(HelperOutcome::Loop { callback, ctx, count }) => {
+                        // The first call; `exit` makes the others.
+                        if callback >= code.len() {
+                            trap!(TrapKind::Unsupported("a bpf_loop callback outside the program"));
+                        }
+                        if depth + 1 >= MAX_CALL_DEPTH {
+                            trap!(TrapKind::CallDepthExceeded { max: MAX_CALL_DEPTH });
+                        }
+                        let looping = Looping { callback, ctx, index: 0, count };
+                        frames[depth] = Frame {
+                            return_pc: pc,
+                            saved: [regs[6], regs[7], regs[8], regs[9]],
+                            looping: Some(looping),
+                        };
+                        depth += 1;
+                        regs[10] -= STACK_SIZE as u64;
+                        memory.set(STACK_REGION, frame_region(depth));
+                        regs[1] = 0;
+                        regs[2] = ctx;
+                        pc = callback.wrapping_sub(1);
                     }
                     Err(error) => trap!(TrapKind::HelperFailed { id: id as u32, error: Box::new(error) }),
                 }
@@ -768,7 +880,7 @@ fn execute(
                 if depth + 1 >= MAX_CALL_DEPTH {
                     trap!(TrapKind::CallDepthExceeded { max: MAX_CALL_DEPTH });
                 }
-                frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]] };
+                frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]], looping: None };
                 depth += 1;
                 regs[10] -= STACK_SIZE as u64;
                 memory.set(STACK_REGION, frame_region(depth));
@@ -779,7 +891,21 @@ fn execute(
                     return Ok(regs[0]);
                 }
                 depth -= 1;
-                let frame = &frames[depth];
+                let frame = &mut frames[depth];
+                if let Some(looping) = &mut frame.looping {
+                    // A bpf_loop callback returned: 0 goes on with the next index, anything else
+                    // stops; r0 is then the number of calls made.
+                    looping.index += 1;
+                    if regs[0] == 0 && looping.index < looping.count {
+                        depth += 1;
+                        regs[1] = u64::from(looping.index);
+                        regs[2] = looping.ctx;
+                        pc = looping.callback;
+                        continue;
+                    }
+                    regs[0] = u64::from(looping.index);
+                    frame.looping = None;
+                }
                 regs[6..10].copy_from_slice(&frame.saved);
                 regs[10] += STACK_SIZE as u64;
                 memory.set(STACK_REGION, frame_region(depth));

@@ -233,8 +233,7 @@ impl Module {
                 }
             }
         }
-        let code =
-            Arc::new(Code { programs: prepared, helpers, regions: SharedRegions(regions), config: options.config });
+        let code = Arc::new(Code::new(prepared, helpers, SharedRegions(regions), options.config));
         Ok(Module {
             programs: object.programs.clone(),
             object_maps: Object { license: object.license.clone(), programs: Vec::new(), maps: object.maps.clone() },
@@ -369,6 +368,7 @@ impl Module {
                 program: program.name.clone(),
                 rejection: Box::new(rejection),
             })?;
+            self.code.set_verified(index, &proof);
             verified[index] = Some(Arc::new(proof));
         }
         Ok(targets)
@@ -526,6 +526,7 @@ fn resolve(state: &State, pc: usize, insn: &duet_isa::Insn) -> Result<Option<u64
 const REDIRECT_MAP_TYPES: [u32; 4] = [14, 16, 17, 25];
 
 const EINVAL: i64 = -22;
+const E2BIG: i64 = -7;
 pub(crate) const EAGAIN: i64 = -11;
 const XDP_ABORTED: u64 = 0;
 const XDP_REDIRECT: u64 = 4;
@@ -595,6 +596,19 @@ fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
             return Err(HelperError::Failed("tail_call needs a prog_array map".into()));
         }
         Ok(map.prog_at(a[2] as u32).map_or(HelperOutcome::Fallthrough, HelperOutcome::TailCall))
+    });
+    h.register(181, |_, a| {
+        // bpf_loop(nr_loops, callback_fn, callback_ctx, flags): the engine makes the calls.
+        if a[3] != 0 {
+            return ret(EINVAL);
+        }
+        let count = a[0] as u32;
+        if count > crate::interp::BPF_MAX_LOOPS {
+            return ret(E2BIG);
+        }
+        let callback = crate::interp::func_target(a[1])
+            .ok_or_else(|| HelperError::Failed("argument 2 is not a function of the program".into()))?;
+        Ok(HelperOutcome::Loop { callback, ctx: a[2], count })
     });
     h.register(23, |cx, a| {
         // bpf_redirect(ifindex, flags): in XDP, XDP_REDIRECT or XDP_ABORTED for unknown flags; in

@@ -10,7 +10,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::helpers::{self, Arg, Proto, Ref, Refusal, Ret};
 use crate::scalar::Scalar;
 use crate::state::{ByteKind, Frame, HeldRef, MAX_CALL_FRAMES, MAX_VAR_OFF, Reg, RegType, StaleKind, State};
-use crate::{MemRegion, ProgramType};
+use crate::{Callback, MemRegion, ProgramType};
 
 impl Checker<'_> {
     pub(super) fn call_local(&mut self, st: &mut State, pc: usize, insn: &Insn) -> Flow {
@@ -169,6 +169,16 @@ impl Checker<'_> {
         self.call_helper(st, pc, insn);
         let RegType::Func { subprog } = before.reg(2).ty else { return Flow::Next(next) };
         let Some(start) = self.cfg.subprogs.get(subprog as usize).map(|s| s.start) else { return Flow::Next(next) };
+        // As the kernel's `update_loop_inline_state`: inlined when every path passes this
+        // callback and flags known to be 0.
+        let flags_zero = before.reg(4).ty == RegType::Scalar && before.reg(4).val.as_const() == Some(0);
+        self.facts[pc].callback = match self.facts[pc].callback {
+            None => Some(Callback::At { start, inline: flags_zero }),
+            Some(Callback::At { start: s, inline }) if s == start => {
+                Some(Callback::At { start, inline: inline && flags_zero })
+            }
+            Some(_) => Some(Callback::Mixed),
+        };
         if before.frames.len() >= MAX_CALL_FRAMES {
             let d = Diagnostic::new(
                 Code::StackLimit,

@@ -719,6 +719,13 @@ impl<'a, 'b> Translator<'a, 'b> {
                         _ => return false,
                     }
                 }
+                // A bpf_loop's callback is one more inlined frame (see `inline_loop`).
+                if is_loop_call(&insn)
+                    && depth + 1 < MAX_CALL_DEPTH
+                    && let Some((target, _)) = self.callback_at(pc)
+                {
+                    todo.push((target, depth + 1));
+                }
             }
         }
         true
@@ -740,7 +747,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.late = vec![false; n + 1];
         self.late_until = vec![0; n + 1];
         self.inline = self.plan_inlining();
-        self.r10_lazy = self.inline && self.insns.iter().any(|i| i.op == Op::CallLocal);
+        self.r10_lazy = self.inline && self.insns.iter().any(|i| i.op == Op::CallLocal || is_loop_call(i));
         let entry_is_target = self.insns.iter().enumerate().any(|(pc, insn)| insn.branch_target(pc) == Some(0));
         self.ctx_regs = if entry_is_target { 0 } else { 1 << 1 };
         let all: Vec<usize> = if self.inline {
@@ -1780,6 +1787,17 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     fn helper_call(&mut self, pc: usize, insn: &Insn) -> Result<(), JitError> {
+        if is_loop_call(insn) {
+            return match self.callback_at(pc) {
+                Some(callback) if self.inline => self.inline_loop(pc, callback),
+                Some(_) => Err(JitError::Unsupported(format!(
+                    "instruction {pc}: bpf_loop in a program whose calls are too many to inline"
+                ))),
+                None => Err(JitError::Unsupported(format!(
+                    "instruction {pc}: bpf_loop whose callback the verifier did not prove to be one function"
+                ))),
+            };
+        }
         if insn.op == Op::Call {
             let map = if matches!(insn.imm, 1..=3 | 130) { self.map_at_call(pc) } else { None };
             let ring = map.is_some_and(|m| m.map.map_type() == duet_maps::MapType::RingBuf);
@@ -1909,6 +1927,100 @@ impl<'a, 'b> Translator<'a, 'b> {
         Ok(())
     }
 
+    /// The function the verifier proved a bpf_loop call at `pc` calls back, on every path, and
+    /// whether the kernel inlines the call (see [`duet_verifier::Callback::At`]).
+    fn callback_at(&self, pc: usize) -> Option<(usize, bool)> {
+        match self.input.verified?.facts(pc).callback {
+            Some(duet_verifier::Callback::At { start, inline }) if start < self.insns.len() => Some((start, inline)),
+            _ => None,
+        }
+    }
+
+    /// `bpf_loop(nr_loops, callback, ctx, flags)` as a native loop around an inlined copy of the
+    /// callback (each call on a new frame, r1 the index and r2 `ctx`), with the results of the
+    /// kernel's code for the call: the number of calls made (the callback returns 0 to go on,
+    /// anything else to stop), or for more than 1 << 23 calls `-E2BIG`. When the kernel inlines
+    /// the call (`inline`: flags are 0) the count is all of r1 and `-E2BIG` a 32-bit value; else,
+    /// as the helper, the count is the low 32 bits, `-E2BIG` 64-bit, and flags give `-EINVAL`.
+    fn inline_loop(&mut self, pc: usize, (callback, inline): (usize, bool)) -> Result<(), JitError> {
+        let next = self.block_at(pc + 1)?;
+        self.terminated = true;
+        let r1 = self.reg(1);
+        let ctx = self.reg(3);
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let (count, e2big) = if inline {
+            (r1, self.c64(i64::from(runtime::E2BIG as u32)))
+        } else {
+            let count = self.lo32(r1);
+            let count = self.b.ins().uextend(I64, count);
+            let flags = self.reg(4);
+            let einval = self.c64(runtime::EINVAL);
+            let checked = self.b.create_block();
+            self.b.ins().brif(flags, done, &[BlockArg::Value(einval)], checked, &[]);
+            self.switch_sealed(checked);
+            (count, self.c64(runtime::E2BIG))
+        };
+        let too_many = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThan, count, runtime::MAX_LOOPS);
+        let start = self.b.create_block();
+        self.b.ins().brif(too_many, done, &[BlockArg::Value(e2big)], start, &[]);
+        self.switch_sealed(start);
+        if self.inst_depth + 1 >= MAX_CALL_DEPTH {
+            // As the interpreter: the first call would be one frame too deep (none is made for
+            // a count of 0).
+            let zero = self.c64(0);
+            let deep = self.b.create_block();
+            self.b.ins().brif(count, deep, &[], done, &[BlockArg::Value(zero)]);
+            self.switch_sealed(deep);
+            self.emit_raise(runtime::RAISE_CALL_DEPTH, pc, zero, zero);
+            self.switch(done);
+            let calls = self.b.block_params(done)[0];
+            self.set(0, calls);
+            self.b.ins().jump(next, &[]);
+            return Ok(());
+        }
+        let saved: [Value; 4] = std::array::from_fn(|i| self.reg(6 + i as u8));
+        let r10 = self.reg(10);
+        let index = self.b.declare_var(I64);
+        let zero = self.c64(0);
+        self.b.def_var(index, zero);
+        let head = self.b.create_block();
+        self.b.ins().jump(head, &[]);
+        // The loop head: sealed with every other block at the end, after its back edge.
+        self.switch(head);
+        let i = self.b.use_var(index);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, count);
+        let body = self.b.create_block();
+        self.b.ins().brif(more, body, &[], done, &[BlockArg::Value(i)]);
+        self.switch_sealed(body);
+        self.set(1, i);
+        self.set(2, ctx);
+        let callee_r10 = self.b.ins().iadd_imm_s(r10, -(STACK_SIZE as i64));
+        self.set(10, callee_r10);
+        let entry = self.b.create_block();
+        let latch = self.b.create_block();
+        self.b.ins().jump(entry, &[]);
+        self.pending.push(Instance { entry: callback, depth: self.inst_depth + 1, block: entry, ret: Some(latch) });
+        // The callback's `exit`s come here.
+        self.switch(latch);
+        for (i, v) in saved.into_iter().enumerate() {
+            self.set(6 + i as u8, v);
+        }
+        self.set(10, r10);
+        let r0 = self.reg(0);
+        let i = self.b.use_var(index);
+        let calls = self.b.ins().iadd_imm_s(i, 1);
+        self.b.def_var(index, calls);
+        let go_on = self.b.ins().icmp_imm_s(IntCC::Equal, r0, 0);
+        self.b.ins().brif(go_on, head, &[], done, &[BlockArg::Value(calls)]);
+        self.switch(done);
+        // r6..r9 and r10 are the caller's on every way here (the latch restores them).
+        let calls = self.b.block_params(done)[0];
+        self.set(0, calls);
+        self.b.ins().jump(next, &[]);
+        Ok(())
+    }
+
     fn exit(&mut self) {
         let r0 = self.reg(0);
         if self.inline {
@@ -1968,6 +2080,11 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().trap(TrapCode::unwrap_user(1));
         Ok(())
     }
+}
+
+/// Whether `insn` calls `bpf_loop`, which the JIT compiles as a loop around its callback.
+fn is_loop_call(insn: &Insn) -> bool {
+    insn.op == Op::Call && insn.imm == runtime::BPF_LOOP
 }
 
 /// Removes those of `loads` whose value nothing uses: without the egraph pass, Cranelift keeps

@@ -41,6 +41,9 @@ pub enum JitError {
     /// Cranelift failed; a bug in duet's JIT, reported rather than panicking.
     #[error("JIT code generation failed: {0}")]
     Codegen(String),
+    /// The program uses something the JIT does not compile (the interpreter runs it).
+    #[error("not compiled by duet's JIT: {0}")]
+    Unsupported(String),
 }
 
 /// What compiling one program took.
@@ -203,7 +206,8 @@ impl Jit {
     /// terminates, and compiled code counts no instructions.
     pub fn new(program: &VerifiedProgram, helpers: Helpers, config: Config) -> Result<Self, JitError> {
         let insns = prepare(program.program(), &helpers, |_, _| Ok(None))?;
-        let code = Arc::new(Code { programs: vec![insns], helpers, regions: SharedRegions::default(), config });
+        let code = Arc::new(Code::new(vec![insns], helpers, SharedRegions::default(), config));
+        code.set_verified(0, program);
         let compiled = compile::compile(&compile::Input {
             insns: &code.programs[0],
             verified: Some(program),
@@ -220,7 +224,7 @@ impl Jit {
     /// conformance suite); it is slower than [`Jit::new`]'s code.
     pub fn new_checked(program: &Program, helpers: Helpers, config: Config) -> Result<Self, JitError> {
         let insns = prepare(program, &helpers, |_, _| Ok(None))?;
-        let code = Arc::new(Code { programs: vec![insns], helpers, regions: SharedRegions::default(), config });
+        let code = Arc::new(Code::new(vec![insns], helpers, SharedRegions::default(), config));
         let compiled = compile::compile(&compile::Input {
             insns: &code.programs[0],
             verified: None,

@@ -219,10 +219,21 @@ impl RunCtx {
                     0
                 }
             },
+            // Compiled code calls bpf_loop inline (see `Translator::inline_loop`), never here.
+            Ok(HelperOutcome::Loop { .. }) => {
+                self.trap(pc, TrapKind::Unsupported("bpf_loop through a dynamic helper call"))
+            }
             Err(error) => self.trap(pc, TrapKind::HelperFailed { id: id as u32, error: Box::new(error) }),
         }
     }
 }
+
+/// `bpf_loop`'s helper id, its limit on calls and its errors (the kernel's `BPF_MAX_LOOPS`,
+/// `-E2BIG`, `-EINVAL`).
+pub(super) const BPF_LOOP: i64 = 181;
+pub(super) const MAX_LOOPS: i64 = 1 << 23;
+pub(super) const E2BIG: i64 = -7;
+pub(super) const EINVAL: i64 = -22;
 
 /// Kinds of [`raise`].
 pub(super) const RAISE_MISALIGNED: u64 = 0;
