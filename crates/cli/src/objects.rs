@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use duet_maps::{Map, MapType, MapValue};
 use duet_object::{Object, Parsed, ProgramKind, RefusedProgram, TypeLayout};
-use duet_vm::{Env, LoadOptions, Module, SkbHook, XdpPacket};
+use duet_vm::{Env, LoadOptions, Module, ModuleError, SkbHook, XdpPacket};
 use serde_json::{Map as JsonMap, Value as Json, json};
 
 use crate::replay::StepError;
@@ -382,7 +382,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             .with_context(|| format!("--tail-call {}:{}={}", t.map, t.slot, t.program))?;
     }
     let mut vm = if engine == "jit" {
-        Engine::Jit(module.jit(&name)?)
+        match module.jit(&name) {
+            Ok(jit) => Engine::Jit(jit),
+            // Not asked for by name: what the JIT does not compile runs in the interpreter,
+            // which gives the same results.
+            Err(ModuleError::Jit { error: error @ duet_vm::JitError::Unsupported(_), .. }) if args.engine.is_none() => {
+                eprintln!("note: `{name}` runs in the interpreter: {error}");
+                Engine::Interp(module.interpreter(&name)?)
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else if args.no_verify {
         eprintln!(
             "warning: running `{name}` without duet's verifier (--no-verify); the interpreter still checks every memory access, so an unsafe program traps instead of misbehaving"

@@ -364,6 +364,42 @@ fn kernel_loads_a_renamed_section_whose_program_has_a_callback() {
     }
 }
 
+/// A bpf_loop whose callback differs between paths: the kernel calls its helper (no inlining),
+/// duet's JIT does not compile it (it inlines one known callback) and says so when asked for by
+/// name, and `duet run`'s default engine falls back to the interpreter, with the kernel's results.
+#[test]
+fn a_loop_with_two_callbacks_runs_in_the_interpreter() {
+    let dir = Scratch::new("two-callbacks");
+    let source = "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+        static long add(__u32 i, void *data) { *(__u32 *)data += i; return 0; }\n\
+        static long ten(__u32 i, void *data) { *(__u32 *)data += 10; return 0; }\n\
+        SEC(\"xdp\") int pick(struct xdp_md *ctx) {\n\
+            __u32 t = 0;\n\
+            long r = bpf_loop(4, (ctx->data_end - ctx->data) & 1 ? ten : add, &t, 0);\n\
+            return t + r;\n\
+        }\n\
+        char _license[] SEC(\"license\") = \"GPL\";\n";
+    let Some(obj) = compile(&dir, "two_callbacks", source) else { return };
+    let pcap = packets(&dir, 4);
+    let pcap = pcap.to_str().expect("utf-8 path");
+    let out = duet(&["run", "--json", "--pcap", pcap], &obj);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("runs in the interpreter"), "{stderr}");
+    let results = json(&out)["results"].clone();
+    let lengths: Vec<usize> = duet_testdata::packets::corpus().into_iter().take(4).map(|(_, f)| f.len()).collect();
+    let expected: Vec<u64> = lengths.iter().map(|len| if len & 1 == 1 { 44 } else { 10 }).collect();
+    assert!(expected.contains(&44) && expected.contains(&10), "both callbacks run: frames of {lengths:?} bytes");
+    assert_eq!(results, serde_json::json!(expected));
+    let out = duet(&["run", "--engine", "jit", "--pcap", pcap], &obj);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("not compiled by duet's JIT"), "{stderr}");
+    if kernel_available() {
+        let out = duet(&["test-run", "--json", "--pcap", pcap], &obj);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out)["results"], results, "the kernel");
+    }
+}
+
 /// A renamed section keeps its programs' names: the linker stores section `tc` once, as the tail
 /// of the function name `sum_tc`, in the table both share, so renaming the section in place used
 /// to call the program `sum_tp`.
