@@ -91,6 +91,26 @@ SEC("xdp") int checksum(struct xdp_md *ctx) {
 }"#,
     ),
     (
+        "loop_callback",
+        r#"
+struct words { void *data, *end; __u64 sum; };
+static long add_word(__u32 i, void *arg) {
+    struct words *w = arg;
+    __u16 *p = w->data + ((i * 2) & 2047);
+    if ((void *)(p + 1) > w->end) return 1;
+    w->sum += *p;
+    return 0;
+}
+/* The checksum's sum, one 16-bit word per bpf_loop callback call. (No branch on the sum after
+   the loop: the kernel would then track it precisely through every call, and give up.) */
+SEC("xdp") int loop_callback(struct xdp_md *ctx) {
+    PKT(ctx)
+    struct words w = { data, end, 0 };
+    bpf_loop(750, add_word, &w, 0);
+    return (w.sum & 1) + 1;
+}"#,
+    ),
+    (
         "memcpy",
         r#"
 SEC("xdp") int memcpy(struct xdp_md *ctx) {
