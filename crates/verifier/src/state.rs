@@ -401,6 +401,10 @@ pub struct Frame {
     pub callback: bool,
     /// References held when the frame was entered (a callback must not keep new ones).
     pub entry_refs: usize,
+    /// How many times, on this path, the frame's current bpf_loop call has run its callback
+    /// without the call being passed (the kernel's `callback_depth`): the callback is explored
+    /// at most as many times as the count argument can be large. Not compared between states.
+    pub callback_depth: u64,
 }
 
 impl Frame {
@@ -408,7 +412,7 @@ impl Frame {
     pub fn new(index: u8, callsite: usize, subprog: usize) -> Frame {
         let mut regs = [Reg::NOT_INIT; 11];
         regs[10] = Reg::pointer(RegType::Stack { frame: index });
-        Frame { regs, stack: Vec::new(), callsite, subprog, callback: false, entry_refs: 0 }
+        Frame { regs, stack: Vec::new(), callsite, subprog, callback: false, entry_refs: 0, callback_depth: 0 }
     }
 
     /// The slot at `index`, or an unwritten one.

@@ -12,10 +12,7 @@
  * Determinism: nothing depends on time or CPU.
  *
  * Verdicts: XDP_DROP when a sum the callbacks computed is odd, else XDP_PASS.
- *
- * Three programs rather than one: duet's verifier, which has no precision tracking, explores
- * sequential loops whose callbacks change numbers far more often than the kernel does, and one
- * program with all of them was refused as too complex (the kernel took it in 1,553 instructions).
+
  *
  * Maps:
  *   `results`  array (16 entries): [slot] = the last frame's value of each measurement below

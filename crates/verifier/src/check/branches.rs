@@ -21,11 +21,11 @@ impl Checker<'_> {
         match flow {
             Flow::Branch { fall: Some(now), next, taken: None, target } => {
                 let later = self.speculative_copy(st, insn);
-                Flow::Speculate { now, now_pc: next, later, later_pc: target }
+                Flow::Both { now, now_pc: next, later, later_pc: target }
             }
             Flow::Branch { fall: None, next, taken: Some(now), target } => {
                 let later = self.speculative_copy(st, insn);
-                Flow::Speculate { now, now_pc: target, later, later_pc: next }
+                Flow::Both { now, now_pc: target, later, later_pc: next }
             }
             other => other,
         }

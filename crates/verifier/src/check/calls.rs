@@ -179,6 +179,13 @@ impl Checker<'_> {
             }
             Some(_) => Some(Callback::Mixed),
         };
+        // As the kernel: along a path, the callback runs at most as many times as the count
+        // (r1) can be large; once it has, the call is passed (`callback_depth`).
+        let count_max = if before.reg(1).ty == RegType::Scalar { before.reg(1).val.umax } else { u64::MAX };
+        if before.cur().callback_depth >= count_max {
+            st.cur_mut().callback_depth = 0;
+            return Flow::Next(next);
+        }
         if before.frames.len() >= MAX_CALL_FRAMES {
             let d = Diagnostic::new(
                 Code::StackLimit,
@@ -193,6 +200,8 @@ impl Checker<'_> {
             return Flow::Next(next);
         }
         let mut callback = before;
+        callback.cur_mut().callback_depth += 1;
+        st.cur_mut().callback_depth = 0;
         let mut frame = Frame::new(callback.frames.len() as u8, pc, subprog as usize);
         frame.callback = true;
         frame.entry_refs = callback.refs.len();
@@ -200,7 +209,12 @@ impl Checker<'_> {
         frame.regs[1] = Reg::scalar(Scalar::unknown_of_size(4));
         frame.regs[2] = *callback.reg(3);
         callback.frames.push(frame);
-        Flow::Branch { fall: Some(st.clone()), next, taken: Some(callback), target: start }
+        // The callback first, the path after the call later: each time round pushes the state
+        // after the call, so the last pushed, explored first, is the one after the most calls,
+        // whose numbers are the widest, and the earlier ones are then covered by it where they
+        // meet (explored in the other order, each of them goes its own way to the end, and so
+        // on for every loop that follows: the paths multiply).
+        Flow::Both { now: callback, now_pc: start, later: st.clone(), later_pc: next }
     }
 
     /// The end of a callback: it returns 0 (go on) or 1 (stop), keeps no reference it took,

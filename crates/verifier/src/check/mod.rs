@@ -83,8 +83,10 @@ enum Flow {
         taken: Option<State>,
         target: usize,
     },
-    /// Go on with `now` at `now_pc`; explore `later` (a speculative path) at `later_pc` after.
-    Speculate {
+    /// Go on with `now` at `now_pc`; explore `later` at `later_pc` after: a speculative path,
+    /// or what follows a helper call that calls back, explored after the callback (see
+    /// `call_with_callback`).
+    Both {
         now: State,
         now_pc: usize,
         later: State,
@@ -341,7 +343,7 @@ impl<'a> Checker<'a> {
                     self.edge(pc, next);
                     pc = next;
                 }
-                Flow::Speculate { now, now_pc, later, later_pc } => {
+                Flow::Both { now, now_pc, later, later_pc } => {
                     if self.too_many_pending(pc) {
                         return;
                     }
