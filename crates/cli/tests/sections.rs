@@ -400,6 +400,46 @@ fn a_loop_with_two_callbacks_runs_in_the_interpreter() {
     }
 }
 
+/// A verified program may run far more instructions than the interpreter's budget for
+/// unverified code (a million): here a bpf_loop of 300,000 calls, about 2.4 million
+/// instructions. The interpreter runs it to the end, as the JIT and the kernel do.
+#[test]
+fn a_long_bpf_loop_runs_to_the_end_in_every_engine() {
+    let dir = Scratch::new("long-loop");
+    let source = "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+        static long step(__u32 i, void *data) { __u64 *x = data; *x = *x * 33 + i; return 0; }\n\
+        SEC(\"xdp\") int long_loop(struct xdp_md *ctx) {\n\
+            __u64 x = ctx->data_end - ctx->data;\n\
+            long n = bpf_loop(300000, step, &x, 0);\n\
+            return (x ^ (x >> 32) ^ n) & 0xffff;\n\
+        }\n\
+        char _license[] SEC(\"license\") = \"GPL\";\n";
+    let Some(obj) = compile(&dir, "long_loop", source) else { return };
+    let pcap = packets(&dir, 2);
+    let pcap = pcap.to_str().expect("utf-8 path");
+    let expected: Vec<u64> = duet_testdata::packets::corpus()
+        .into_iter()
+        .take(2)
+        .map(|(_, f)| {
+            let mut x = f.len() as u64;
+            for i in 0..300_000u64 {
+                x = x.wrapping_mul(33).wrapping_add(i);
+            }
+            (x ^ (x >> 32) ^ 300_000) & 0xffff
+        })
+        .collect();
+    for engine in ["interp", "jit"] {
+        let out = duet(&["run", "--json", "--engine", engine, "--pcap", pcap], &obj);
+        assert!(out.status.success(), "{engine}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out)["results"], serde_json::json!(expected), "{engine}");
+    }
+    if kernel_available() {
+        let out = duet(&["test-run", "--json", "--pcap", pcap], &obj);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out)["results"], serde_json::json!(expected), "the kernel");
+    }
+}
+
 /// A renamed section keeps its programs' names: the linker stores section `tc` once, as the tail
 /// of the function name `sum_tc`, in the table both share, so renaming the section in place used
 /// to call the program `sum_tp`.

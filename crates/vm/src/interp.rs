@@ -33,6 +33,8 @@ pub const MAX_TAIL_CALLS: u32 = duet_helpers::MAX_TAIL_CALLS;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Stop with [`TrapKind::BudgetExhausted`] after this many instructions; `None` for no limit.
+    /// Only for programs run without duet's verifier: a verified program terminates, and
+    /// neither engine counts its instructions.
     pub max_insns: Option<u64>,
 }
 
@@ -125,6 +127,9 @@ pub struct Interpreter {
     /// The entry program's http type, when it is an http program (decides what `run_http`
     /// allows it); `None` for other and unknown program types.
     http_program: Option<HttpProgram>,
+    /// Whether duet's verifier proved the program: then it terminates, and, as in the JIT,
+    /// `config.max_insns` does not apply (a `bpf_loop` may run its callback 8 million times).
+    verified: bool,
 }
 
 struct Frame {
@@ -210,6 +215,7 @@ impl Interpreter {
     pub fn new(program: &duet_verifier::VerifiedProgram, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
         let mut interp = Self::new_unverified(program.program(), helpers, config)?;
         interp.code.set_verified(0, program);
+        interp.verified = true;
         interp.http_program = HttpProgram::from_type(program.program_type());
         Ok(interp)
     }
@@ -220,11 +226,11 @@ impl Interpreter {
     /// kernel-style verifier (the conformance suite) and for `duet run --no-verify`.
     pub fn new_unverified(program: &Program, helpers: Helpers, config: Config) -> Result<Self, LoadError> {
         let code = prepare(program, &helpers, |_, _| Ok(None))?;
-        Ok(Self::from_code(Arc::new(Code::new(vec![code], helpers, SharedRegions::default(), config)), 0))
+        Ok(Self::from_code(Arc::new(Code::new(vec![code], helpers, SharedRegions::default(), config)), 0, false))
     }
 
-    pub(crate) fn from_code(code: Arc<Code>, entry: usize) -> Self {
-        Interpreter { code, entry, stack: vec![0; STACK_TOTAL].into_boxed_slice(), http_program: None }
+    pub(crate) fn from_code(code: Arc<Code>, entry: usize, verified: bool) -> Self {
+        Interpreter { code, entry, stack: vec![0; STACK_TOTAL].into_boxed_slice(), http_program: None, verified }
     }
 
     /// Sets the http program type `run_http` enforces.
@@ -242,20 +248,20 @@ impl Interpreter {
     /// suite and socket-filter style programs expect. Legacy packet loads read from `mem`.
     pub fn run(&mut self, mem: &mut [u8]) -> Result<u64, Trap> {
         // Borrow the fields separately: the stack is only ever touched through the region table.
-        let Interpreter { code, entry, stack, .. } = self;
+        let Interpreter { code, entry, stack, verified, .. } = self;
         let mut memory = MemoryMap::new(&code.regions.0);
         memory.push(Region::writable(stack, RegionKind::Stack));
         let input = Region::writable(mem, RegionKind::Input);
         memory.push(input);
         // No memory: r1 = 0, as ubpf and rbpf pass it (an empty slice's address means nothing).
         let r1 = if mem.is_empty() { 0 } else { input.start() };
-        execute(code, *entry, &mut memory, [r1, input.len(), 0, 0, 0], input, None)
+        execute(code, *entry, *verified, &mut memory, [r1, input.len(), 0, 0, 0], input, None)
     }
 
     /// Runs an XDP program on `packet`; returns the verdict (`r0`). The program sees
     /// `struct xdp_md` in `r1`; `bpf_xdp_adjust_head/tail/meta` move the packet's bounds.
     pub fn run_xdp(&mut self, packet: &mut XdpPacket) -> Result<u64, Trap> {
-        let Interpreter { code, entry, stack, .. } = self;
+        let Interpreter { code, entry, stack, verified, .. } = self;
         let mut memory = MemoryMap::new(&code.regions.0);
         memory.push(Region::writable(stack, RegionKind::Stack));
         let buf = Region::writable(&mut packet.buf, RegionKind::Packet);
@@ -273,7 +279,7 @@ impl Interpreter {
         memory.context =
             Context::Xdp { addr: ctx, ingress_ifindex: packet.ingress_ifindex, rx_queue_index: packet.rx_queue_index };
         let legacy = memory.get(PACKET_REGION);
-        let result = execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], legacy, None);
+        let result = execute(code, *entry, *verified, &mut memory, [ctx, 0, 0, 0, 0], legacy, None);
         if let Some(x) = memory.xdp {
             packet.data_meta = x.data_meta as usize;
             packet.data = x.data as usize;
@@ -295,11 +301,11 @@ impl Interpreter {
     /// where `hook` puts it ([`SkbHook::data_offset`]); legacy packet loads and the skb helpers
     /// read from there. A classifier may change the frame in place. Returns `r0`.
     pub fn run_skb(&mut self, hook: SkbHook, frame: &mut [u8]) -> Result<u64, Trap> {
-        let Interpreter { code, entry, stack, .. } = self;
+        let Interpreter { code, entry, stack, verified, .. } = self;
         let mut memory = MemoryMap::new(&code.regions.0);
         memory.push(Region::writable(stack, RegionKind::Stack));
         let (ctx, packet) = setup_skb(&mut memory, hook, frame);
-        execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], packet, None)
+        execute(code, *entry, *verified, &mut memory, [ctx, 0, 0, 0, 0], packet, None)
     }
 
     /// Runs an http program (docs/ABI.md, version 2) on one exchange: `r1` points at `md`
@@ -320,14 +326,14 @@ impl Interpreter {
         state: &mut HttpRunState,
         ex: &mut dyn HttpExchange,
     ) -> Result<u64, Trap> {
-        let Interpreter { code, entry, stack, .. } = self;
+        let Interpreter { code, entry, stack, verified, .. } = self;
         let mut memory = MemoryMap::new(&code.regions.0);
         memory.push(Region::writable(stack, RegionKind::Stack));
         // The context is not memory; any unique address will do. Use `md`'s own.
         let ctx = md as *const HttpMd as u64;
         memory.context = Context::Http { addr: ctx, fields: md.fields() };
         let mut run = HttpRun { state, exchange: ex };
-        execute(code, *entry, &mut memory, [ctx, 0, 0, 0, 0], Region::EMPTY, Some(&mut run))
+        execute(code, *entry, *verified, &mut memory, [ctx, 0, 0, 0, 0], Region::EMPTY, Some(&mut run))
     }
 }
 
@@ -423,6 +429,7 @@ impl XdpPacket {
 fn execute(
     shared: &Code,
     entry: usize,
+    verified: bool,
     memory: &mut MemoryMap<'_>,
     args: [u64; 5],
     packet: Region,
@@ -456,7 +463,7 @@ fn execute(
     let mut frames: [Frame; MAX_CALL_DEPTH] =
         std::array::from_fn(|_| Frame { return_pc: 0, saved: [0; 4], looping: None });
     let mut depth = 0usize;
-    let mut budget = config.max_insns.unwrap_or(u64::MAX);
+    let mut budget = if verified { u64::MAX } else { config.max_insns.unwrap_or(u64::MAX) };
     let mut pc = 0usize;
 
     macro_rules! trap {

@@ -251,11 +251,11 @@ impl Module {
     pub fn interpreter(&self, name: &str) -> Result<Interpreter, ModuleError> {
         let entry = self.runnable_index(name)?;
         self.verify(entry)?;
-        Ok(self.interpreter_at(entry))
+        Ok(self.interpreter_at(entry, true))
     }
 
-    fn interpreter_at(&self, entry: usize) -> Interpreter {
-        Interpreter::from_code(Arc::clone(&self.code), entry)
+    fn interpreter_at(&self, entry: usize, verified: bool) -> Interpreter {
+        Interpreter::from_code(Arc::clone(&self.code), entry, verified)
             .with_http_program(http_program(&self.programs[entry].kind))
     }
 
@@ -338,7 +338,7 @@ impl Module {
     /// --no-verify` and for programs the verifier cannot yet judge.
     pub fn interpreter_unverified(&self, name: &str) -> Result<Interpreter, ModuleError> {
         let entry = self.runnable_index(name)?;
-        Ok(self.interpreter_at(entry))
+        Ok(self.interpreter_at(entry, false))
     }
 
     /// Verifies program `entry` (once; the result is remembered) and, when it tail-calls, every
