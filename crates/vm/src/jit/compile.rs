@@ -1912,6 +1912,15 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         let saved: [Value; 4] = std::array::from_fn(|i| self.reg(6 + i as u8));
         let r10 = self.reg(10);
+        self.enter_frame(target, saved, r10);
+        self.b.ins().jump(next, &[]);
+        Ok(())
+    }
+
+    /// Enters an inlined frame running the function at `target` (translated later, with its
+    /// own blocks) with r10 one frame below `r10`, and continues where its `exit`s return, with
+    /// the caller's r6..r9 (`saved`) and r10 back.
+    fn enter_frame(&mut self, target: usize, saved: [Value; 4], r10: Value) {
         let callee_r10 = self.b.ins().iadd_imm_s(r10, -(STACK_SIZE as i64));
         self.set(10, callee_r10);
         let entry = self.b.create_block();
@@ -1923,8 +1932,6 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.set(6 + i as u8, v);
         }
         self.set(10, r10);
-        self.b.ins().jump(next, &[]);
-        Ok(())
     }
 
     /// The function the verifier proved a bpf_loop call at `pc` calls back, on every path, and
@@ -1995,18 +2002,8 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.switch_sealed(body);
         self.set(1, i);
         self.set(2, ctx);
-        let callee_r10 = self.b.ins().iadd_imm_s(r10, -(STACK_SIZE as i64));
-        self.set(10, callee_r10);
-        let entry = self.b.create_block();
-        let latch = self.b.create_block();
-        self.b.ins().jump(entry, &[]);
-        self.pending.push(Instance { entry: callback, depth: self.inst_depth + 1, block: entry, ret: Some(latch) });
-        // The callback's `exit`s come here.
-        self.switch(latch);
-        for (i, v) in saved.into_iter().enumerate() {
-            self.set(6 + i as u8, v);
-        }
-        self.set(10, r10);
+        // The latch: the callback's `exit`s come here.
+        self.enter_frame(callback, saved, r10);
         let r0 = self.reg(0);
         let i = self.b.use_var(index);
         let calls = self.b.ins().iadd_imm_s(i, 1);
