@@ -1,9 +1,9 @@
 //! Differential: duet's JIT against the interpreter (issue 11).
 //!
 //! 1. Verified code: structured XDP programs (a packet-bounds prologue and an array map value in
-//!    r6, then random ALU, memory,
-//!    atomic and forward-jump instructions from the opcode table) that duet's verifier accepts
-//!    run through `Module::interpreter` and `Module::jit` (each on a module of its own) on the
+//!    r6, then random ALU, memory, atomic and forward-jump instructions from the opcode table,
+//!    and for inputs with a `callback` a `bpf_loop` call with a random callback subprogram)
+//!    that duet's verifier accepts run through `Module::interpreter` and `Module::jit` (each on a module of its own) on the
 //!    same packet: the same verdict or trap, the same output packet, the same maps.
 //! 2. Checked code: arbitrary bytecode that decodes runs unverified through the interpreter and
 //!    `Jit::new_checked` on the same memory: the same result or trap (addresses aside: the two
@@ -18,12 +18,14 @@ use duet_object::{Object, ObjectProgram, ProgramKind};
 use duet_verifier::{MapInfo, ProgramType, VerifyContext};
 use duet_vm::{Config, Env, Helpers, Interpreter, Jit, LoadOptions, Module, Trap, XdpPacket};
 use libfuzzer_sys::fuzz_target;
-use programs::{maps, structured_with};
+use programs::{LoopCall, maps, structured_with};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
     packet: Vec<u8>,
     body: Vec<(u8, u8, u8, i8, i16)>,
+    callback: Option<LoopCall>,
     raw: Vec<u8>,
     mem: Vec<u8>,
 }
@@ -67,8 +69,20 @@ fn shape(r: &Result<u64, Trap>) -> String {
     }
 }
 
-fn verified_diff(program: &Program, packet: &[u8]) {
-    if duet_verifier::verify(program, &context()).is_err() {
+/// Programs with a bpf_loop call: generated, and accepted by the verifier (and so compared).
+static LOOP_PROGRAMS: AtomicU64 = AtomicU64::new(0);
+static LOOP_ACCEPTED: AtomicU64 = AtomicU64::new(0);
+
+fn verified_diff(program: &Program, packet: &[u8], with_loop: bool) {
+    let accepted = duet_verifier::verify(program, &context()).is_ok();
+    if with_loop {
+        let n = LOOP_PROGRAMS.fetch_add(1, Ordering::Relaxed) + 1;
+        let ok = LOOP_ACCEPTED.fetch_add(u64::from(accepted), Ordering::Relaxed) + u64::from(accepted);
+        if n.is_power_of_two() || n.is_multiple_of(10_000) {
+            eprintln!("jit_diff: {n} programs with bpf_loop, {ok} verified and compared");
+        }
+    }
+    if !accepted {
         return;
     }
     let object = object(program);
@@ -110,8 +124,8 @@ fn checked_diff(raw: &[u8], mem: &[u8]) {
 }
 
 fuzz_target!(|input: Input| {
-    if let Ok(program) = Program::from_insns(&structured_with(&input.body, None)) {
-        verified_diff(&program, &input.packet);
+    if let Ok(program) = Program::from_insns(&structured_with(&input.body, None, input.callback.as_ref())) {
+        verified_diff(&program, &input.packet, input.callback.is_some());
     }
     checked_diff(&input.raw, &input.mem);
 });

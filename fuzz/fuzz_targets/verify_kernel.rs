@@ -7,7 +7,8 @@
 //!
 //! - structured XDP programs (`programs::structured_with`: packet bounds, a map value, random
 //!   ALU, memory, atomic, forward jumps and helper calls, half of them inside a bounded loop of
-//!   1 to 4 iterations), or
+//!   1 to 4 iterations; and for inputs with a `callback`, a `bpf_loop` call whose callback is a
+//!   random subprogram, `programs::LoopCall`), or
 //! - arbitrary slots, when the input's `raw` is not empty.
 //!
 //! A program duet accepts and the kernel rejects is a soundness escape: the target fails, with
@@ -24,12 +25,14 @@ use duet_kernel::{Privileges, RawLoadError, RawMap, RawProgram};
 use duet_verifier::{MapInfo, ProgramType, VerifyContext};
 use libfuzzer_sys::fuzz_target;
 
+mod kernel_btf;
 mod programs;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
     unprivileged: bool,
     body: Vec<(u8, u8, u8, i8, i16)>,
+    callback: Option<programs::LoopCall>,
     raw: Vec<u64>,
 }
 
@@ -40,6 +43,9 @@ static RUNS: AtomicU64 = AtomicU64::new(0);
 static BOTH_ACCEPT: AtomicU64 = AtomicU64::new(0);
 static BOTH_REJECT: AtomicU64 = AtomicU64::new(0);
 static FALSE_REJECTIONS: AtomicU64 = AtomicU64::new(0);
+/// Of the programs compared, those with a bpf_loop call, and those both verifiers accept.
+static LOOP_RUNS: AtomicU64 = AtomicU64::new(0);
+static LOOP_BOTH_ACCEPT: AtomicU64 = AtomicU64::new(0);
 
 fn context(unprivileged: bool) -> VerifyContext {
     let mut ctx = VerifyContext::new(ProgramType::Xdp);
@@ -64,7 +70,13 @@ fn raw_maps() -> Vec<RawMap> {
 
 /// The kernel's verdict: `Ok(true)` accepted, `Ok(false)` rejected (with its log when `log`),
 /// `Err` when the load could not be tried (maps, capabilities).
+///
+/// A program with `lddw rX, func` (a callback) goes through `kernel_btf`, which passes the BTF
+/// `func_info` the kernel requires for it; others through `duet_kernel::load_raw`.
 fn kernel(words: &[u64], privileges: Privileges, log: bool) -> Result<(bool, String), String> {
+    if has_func_ref(words) {
+        return kernel_btf::load(words, privileges == Privileges::BpfOnly, log);
+    }
     let maps = raw_maps();
     let program = RawProgram { prog_type: XDP, insns: words, maps: &maps, privileges, log };
     match duet_kernel::load_raw(&program) {
@@ -74,10 +86,29 @@ fn kernel(words: &[u64], privileges: Privileges, log: bool) -> Result<(bool, Str
     }
 }
 
-fn compare(words: &[u64], duet: Result<(), String>, unprivileged: bool) {
+/// Whether `words` hold an `lddw rX, func` (src 4).
+fn has_func_ref(words: &[u64]) -> bool {
+    let mut i = 0;
+    while i < words.len() {
+        let code = words[i] as u8;
+        if code == 0x18 && (words[i] >> 12) & 0xf == 4 {
+            return true;
+        }
+        i += if code == 0x18 { 2 } else { 1 };
+    }
+    false
+}
+
+fn compare(words: &[u64], duet: Result<(), String>, unprivileged: bool, with_loop: bool) {
     let privileges = if unprivileged { Privileges::BpfOnly } else { Privileges::Inherit };
     let Ok((kernel_accepts, _)) = kernel(words, privileges, false) else { return };
     let runs = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
+    if with_loop {
+        LOOP_RUNS.fetch_add(1, Ordering::Relaxed);
+        if kernel_accepts && duet.is_ok() {
+            LOOP_BOTH_ACCEPT.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let mode = if unprivileged { "unprivileged" } else { "privileged" };
     let listing = || {
         let raw: Vec<RawInsn> = words.iter().map(|w| RawInsn::from_u64(*w)).collect();
@@ -110,10 +141,13 @@ fn compare(words: &[u64], duet: Result<(), String>, unprivileged: bool) {
     }
     if runs.is_power_of_two() || runs.is_multiple_of(10_000) {
         eprintln!(
-            "verify_kernel: {runs} programs compared: both accept {}, both reject {}, false rejections {}, escapes 0",
+            "verify_kernel: {runs} programs compared: both accept {}, both reject {}, false rejections {}, escapes 0; \
+             with bpf_loop {} (both accept {})",
             BOTH_ACCEPT.load(Ordering::Relaxed),
             BOTH_REJECT.load(Ordering::Relaxed),
-            FALSE_REJECTIONS.load(Ordering::Relaxed)
+            FALSE_REJECTIONS.load(Ordering::Relaxed),
+            LOOP_RUNS.load(Ordering::Relaxed),
+            LOOP_BOTH_ACCEPT.load(Ordering::Relaxed)
         );
     }
 }
@@ -124,14 +158,17 @@ fuzz_target!(|input: Input| {
         // One input in two puts its body in a bounded loop (the first body tuple's high bit of
         // `dst` chooses, its `src` gives the count).
         let loop_count = input.body.first().filter(|b| b.1 & 0x80 != 0).map(|b| b.2);
-        let Ok(program) = Program::from_insns(&programs::structured_with(&input.body, loop_count)) else { return };
+        let callback = input.callback.as_ref();
+        let Ok(program) = Program::from_insns(&programs::structured_with(&input.body, loop_count, callback)) else {
+            return;
+        };
         let words: Vec<u64> = program.to_raw().iter().map(|r| r.to_u64()).collect();
         let duet = duet_verifier::verify(&program, &ctx).map(|_| ()).map_err(|e| e.to_string());
-        compare(&words, duet, input.unprivileged);
+        compare(&words, duet, input.unprivileged, callback.is_some());
     } else {
         let words: Vec<u64> = input.raw.iter().take(128).copied().collect();
         let raw: Vec<RawInsn> = words.iter().map(|w| RawInsn::from_u64(*w)).collect();
         let duet = duet_verifier::verify_raw(&raw, &ctx).map(|_| ()).map_err(|e| e.to_string());
-        compare(&words, duet, input.unprivileged);
+        compare(&words, duet, input.unprivileged, false);
     }
 });
