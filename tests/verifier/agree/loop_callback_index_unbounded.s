@@ -2,8 +2,8 @@
 # type: xdp
 # kernel-raw: missing btf func_info
 # map: array key=4 value=16 entries=1
-# privileged: reject map `map0` value
-# unprivileged: reject map `map0` value
+# privileged: reject no lower bound to a map value pointer
+# unprivileged: reject no lower bound to a map value pointer
     stdw [%r10-8], 0
     mov %r1, 16
     lddw %r2, func 7

@@ -205,8 +205,9 @@ impl Checker<'_> {
         let mut frame = Frame::new(callback.frames.len() as u8, pc, subprog as usize);
         frame.callback = true;
         frame.entry_refs = callback.refs.len();
-        // The index is below the helper's limit of 1 << 23 calls.
-        frame.regs[1] = Reg::scalar(Scalar::unknown_of_size(4));
+        // The index: below the helper's limit of 1 << 23 calls at run time, but to the kernel's
+        // verifier (`set_loop_callback_state`) any 64-bit number, and duet judges as it does.
+        frame.regs[1] = Reg::scalar(Scalar::UNKNOWN);
         frame.regs[2] = *callback.reg(3);
         callback.frames.push(frame);
         // The callback first, the path after the call later: each time round pushes the state

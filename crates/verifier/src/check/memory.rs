@@ -1019,6 +1019,13 @@ impl Checker<'_> {
                         return Some(Reg::scalar(Scalar::unknown_of_size(size)));
                     }
                 }
+                // As the kernel (`check_stack_read_fixed_off`): a read from the start of a spill,
+                // no wider than it, is the spilled value cut to the read's size; any other read
+                // touching spilled bytes is zero only if it reads nothing but the spill of a zero,
+                // else an unknown number.
+                let narrow_fill = spill > 0 && b == 0 && size as usize <= spill;
+                let spilled = slot.spill.and_then(|s| s.as_const());
+                let mut spill_bytes = 0;
                 for i in 0..size as usize {
                     let bi = b + i;
                     match slot.bytes[bi] {
@@ -1027,11 +1034,20 @@ impl Checker<'_> {
                         }
                         ByteKind::Zero => {}
                         ByteKind::Misc => all_known = false,
-                        ByteKind::Spill => match slot.spill.and_then(|s| s.as_const()) {
+                        ByteKind::Spill if narrow_fill => match spilled {
                             Some(c) if bi < 8 => known |= ((c >> (8 * bi)) & 0xff) << (8 * i),
                             _ => all_known = false,
                         },
+                        ByteKind::Spill => {
+                            spill_bytes += 1;
+                            if spilled != Some(0) {
+                                all_known = false;
+                            }
+                        }
                     }
+                }
+                if spill_bytes > 0 && spill_bytes != size as usize {
+                    all_known = false;
                 }
             } else {
                 all_known = false;
