@@ -135,8 +135,6 @@ pub struct Interpreter {
 struct Frame {
     return_pc: usize,
     saved: [u64; 4],
-    /// Set when this frame runs a `bpf_loop` callback: the loop to go on with at its `exit`.
-    looping: Option<Looping>,
 }
 
 /// A `bpf_loop` in progress: the callback and the index of the call that runs now.
@@ -146,6 +144,35 @@ struct Looping {
     ctx: u64,
     index: u32,
     count: u32,
+}
+
+impl Looping {
+    const IDLE: Looping = Looping { callback: 0, ctx: 0, index: 0, count: 0 };
+}
+
+/// Marks the path that calls it as rarely taken, so that the run loop's common instructions keep
+/// their code (`bpf_loop` and its callbacks' returns are rare next to them).
+#[cold]
+#[inline(never)]
+fn rare() {}
+
+/// At a `bpf_loop` call the kernel inlines (per the verifier's fact for the running program, the
+/// one `code` is): what its own loop does in place of the helper, where flags are 0, the count
+/// is all of r1, and -E2BIG a 32-bit value. `None` elsewhere: the helper runs.
+#[cold]
+#[inline(never)]
+fn inlined_loop(shared: &Code, code: &[Insn], pc: usize, regs: &[u64; 16]) -> Option<HelperOutcome> {
+    let program = shared.programs.iter().position(|p| std::ptr::eq(&**p, code))?;
+    if !shared.inline_loop(program, pc) {
+        return None;
+    }
+    Some(if regs[1] > u64::from(BPF_MAX_LOOPS) {
+        HelperOutcome::Return(u64::from(E2BIG as u32))
+    } else {
+        // A value that is no function makes the loop trap (outside the program).
+        let callback = func_target(regs[2]).unwrap_or(usize::MAX);
+        HelperOutcome::Loop { callback, ctx: regs[3], count: regs[1] as u32 }
+    })
 }
 
 /// The value of `lddw rX, func` (`src = 4`) in duet's engines: this base plus the function's
@@ -438,8 +465,6 @@ fn execute(
     let helpers = &shared.helpers;
     let config = &shared.config;
     let mut code: &[Insn] = &shared.programs[entry];
-    // The running program (a tail call changes it).
-    let mut program = entry;
     let mut tail_calls = 0u32;
     // Sixteen slots so that `reg & 15` indexes without a bounds check; r11..r15 are never used
     // (the decoder rejects register numbers above 10).
@@ -460,8 +485,11 @@ fn execute(
     };
     memory.set(STACK_REGION, frame_region(0));
 
-    let mut frames: [Frame; MAX_CALL_DEPTH] =
-        std::array::from_fn(|_| Frame { return_pc: 0, saved: [0; 4], looping: None });
+    let mut frames: [Frame; MAX_CALL_DEPTH] = std::array::from_fn(|_| Frame { return_pc: 0, saved: [0; 4] });
+    // The `bpf_loop`s in progress: bit `d` of `looping` says `loops[d]` is the loop whose callback
+    // runs in the frame above `frames[d]`.
+    let mut loops = [Looping::IDLE; MAX_CALL_DEPTH];
+    let mut looping = 0u8;
     let mut depth = 0usize;
     let mut budget = if verified { u64::MAX } else { config.max_insns.unwrap_or(u64::MAX) };
     let mut pc = 0usize;
@@ -816,14 +844,13 @@ fn execute(
             // --- calls and exit ---
             Op::Call | Op::CallReg => {
                 let id = if insn.op == Op::Call { imm } else { regs[dst] };
-                let outcome = if insn.op == Op::Call && insn.imm == BPF_LOOP && shared.inline_loop(program, pc) {
-                    // The kernel's own loop in place of the helper: flags are 0, the count is
-                    // all of r1, and -E2BIG is a 32-bit value.
-                    match crate::interp::func_target(regs[2]) {
-                        _ if regs[1] > u64::from(BPF_MAX_LOOPS) => Ok(HelperOutcome::Return(u64::from(E2BIG as u32))),
-                        Some(callback) => Ok(HelperOutcome::Loop { callback, ctx: regs[3], count: regs[1] as u32 }),
-                        None => trap!(TrapKind::Unsupported("a bpf_loop callback that is not a function")),
-                    }
+                let inlined = if insn.op == Op::Call && insn.imm == BPF_LOOP {
+                    inlined_loop(shared, code, pc, &regs)
+                } else {
+                    None
+                };
+                let outcome = if let Some(outcome) = inlined {
+                    Ok(outcome)
                 } else {
                     let helper = match u32::try_from(id).ok().and_then(|id| helpers.get(id)) {
                         Some(h) => h,
@@ -852,7 +879,6 @@ fn execute(
                             }
                             tail_calls += 1;
                             code = next;
-                            program = target as usize;
                             pc = 0;
                             continue;
                         }
@@ -860,18 +886,16 @@ fn execute(
                     Ok(HelperOutcome::Loop { count: 0, .. }) => regs[0] = 0,
                     Ok(HelperOutcome::Loop { callback, ctx, count }) => {
                         // The first call; `exit` makes the others.
+                        rare();
                         if callback >= code.len() {
                             trap!(TrapKind::Unsupported("a bpf_loop callback outside the program"));
                         }
                         if depth + 1 >= MAX_CALL_DEPTH {
                             trap!(TrapKind::CallDepthExceeded { max: MAX_CALL_DEPTH });
                         }
-                        let looping = Looping { callback, ctx, index: 0, count };
-                        frames[depth] = Frame {
-                            return_pc: pc,
-                            saved: [regs[6], regs[7], regs[8], regs[9]],
-                            looping: Some(looping),
-                        };
+                        loops[depth] = Looping { callback, ctx, index: 0, count };
+                        looping |= 1 << depth;
+                        frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]] };
                         depth += 1;
                         regs[10] -= STACK_SIZE as u64;
                         memory.set(STACK_REGION, frame_region(depth));
@@ -887,7 +911,7 @@ fn execute(
                 if depth + 1 >= MAX_CALL_DEPTH {
                     trap!(TrapKind::CallDepthExceeded { max: MAX_CALL_DEPTH });
                 }
-                frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]], looping: None };
+                frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]] };
                 depth += 1;
                 regs[10] -= STACK_SIZE as u64;
                 memory.set(STACK_REGION, frame_region(depth));
@@ -898,21 +922,23 @@ fn execute(
                     return Ok(regs[0]);
                 }
                 depth -= 1;
-                let frame = &mut frames[depth];
-                if let Some(looping) = &mut frame.looping {
+                if looping & (1 << depth) != 0 {
                     // A bpf_loop callback returned: 0 goes on with the next index, anything else
                     // stops; r0 is then the number of calls made.
-                    looping.index += 1;
-                    if regs[0] == 0 && looping.index < looping.count {
+                    rare();
+                    let l = &mut loops[depth];
+                    l.index += 1;
+                    if regs[0] == 0 && l.index < l.count {
                         depth += 1;
-                        regs[1] = u64::from(looping.index);
-                        regs[2] = looping.ctx;
-                        pc = looping.callback;
+                        regs[1] = u64::from(l.index);
+                        regs[2] = l.ctx;
+                        pc = l.callback;
                         continue;
                     }
-                    regs[0] = u64::from(looping.index);
-                    frame.looping = None;
+                    regs[0] = u64::from(l.index);
+                    looping &= !(1 << depth);
                 }
+                let frame = &frames[depth];
                 regs[6..10].copy_from_slice(&frame.saved);
                 regs[10] += STACK_SIZE as u64;
                 memory.set(STACK_REGION, frame_region(depth));
