@@ -112,10 +112,11 @@ impl Code {
     }
 }
 
-/// `bpf_loop`'s helper id, its most calls (`BPF_MAX_LOOPS`) and `-E2BIG`.
+/// `bpf_loop`'s helper id, its most calls (`BPF_MAX_LOOPS`), and its errors, for every engine.
 pub(crate) const BPF_LOOP: i64 = 181;
 pub(crate) const BPF_MAX_LOOPS: u32 = 1 << 23;
 pub(crate) const E2BIG: i64 = -7;
+pub(crate) const EINVAL: i64 = -22;
 
 /// The checked reference interpreter. One instance runs one program; clone it to run the same
 /// program on several threads (clones share the decoded code, helpers and maps, not the stack).
@@ -498,6 +499,18 @@ fn execute(
         ($kind:expr) => {
             return Err(Trap { pc, kind: $kind })
         };
+    }
+    // A call: the caller's return site and r6..r9 saved, r10 one frame down.
+    macro_rules! push_frame {
+        () => {{
+            if depth + 1 >= MAX_CALL_DEPTH {
+                trap!(TrapKind::CallDepthExceeded { max: MAX_CALL_DEPTH });
+            }
+            frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]] };
+            depth += 1;
+            regs[10] -= STACK_SIZE as u64;
+            memory.set(STACK_REGION, frame_region(depth));
+        }};
     }
     macro_rules! load {
         ($ty:ty, $addr:expr) => {{
@@ -890,15 +903,9 @@ fn execute(
                         if callback >= code.len() {
                             trap!(TrapKind::Unsupported("a bpf_loop callback outside the program"));
                         }
-                        if depth + 1 >= MAX_CALL_DEPTH {
-                            trap!(TrapKind::CallDepthExceeded { max: MAX_CALL_DEPTH });
-                        }
                         loops[depth] = Looping { callback, ctx, index: 0, count };
                         looping |= 1 << depth;
-                        frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]] };
-                        depth += 1;
-                        regs[10] -= STACK_SIZE as u64;
-                        memory.set(STACK_REGION, frame_region(depth));
+                        push_frame!();
                         regs[1] = 0;
                         regs[2] = ctx;
                         pc = callback.wrapping_sub(1);
@@ -908,13 +915,7 @@ fn execute(
             }
             Op::CallKfunc => trap!(TrapKind::Kfunc(insn.imm)),
             Op::CallLocal => {
-                if depth + 1 >= MAX_CALL_DEPTH {
-                    trap!(TrapKind::CallDepthExceeded { max: MAX_CALL_DEPTH });
-                }
-                frames[depth] = Frame { return_pc: pc, saved: [regs[6], regs[7], regs[8], regs[9]] };
-                depth += 1;
-                regs[10] -= STACK_SIZE as u64;
-                memory.set(STACK_REGION, frame_region(depth));
+                push_frame!();
                 pc = (pc as i64 + insn.imm) as usize;
             }
             Op::Exit => {

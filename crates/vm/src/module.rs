@@ -11,7 +11,7 @@ use duet_object::{MapOrigin, Object, ObjectProgram, ProgramKind};
 
 use crate::helpers::{HelperError, HelperOutcome, Helpers};
 use crate::http::{HttpExchange, HttpMd, HttpOutcome, HttpProgram, HttpRunState};
-use crate::interp::{Code, prepare};
+use crate::interp::{BPF_LOOP, BPF_MAX_LOOPS, Code, E2BIG, EINVAL, prepare};
 use crate::memory::{Region, RegionKind, SharedRegions};
 use crate::skb::CsumLayer;
 use crate::{Config, Interpreter, Jit, LoadError, Trap};
@@ -525,8 +525,6 @@ fn resolve(state: &State, pc: usize, insn: &duet_isa::Insn) -> Result<Option<u64
 /// devmap, cpumap, xskmap, devmap_hash.
 const REDIRECT_MAP_TYPES: [u32; 4] = [14, 16, 17, 25];
 
-const EINVAL: i64 = -22;
-const E2BIG: i64 = -7;
 pub(crate) const EAGAIN: i64 = -11;
 const XDP_ABORTED: u64 = 0;
 const XDP_REDIRECT: u64 = 4;
@@ -597,13 +595,13 @@ fn kernel_helpers(state: &Arc<State>, _programs: &[ObjectProgram]) -> Helpers {
         }
         Ok(map.prog_at(a[2] as u32).map_or(HelperOutcome::Fallthrough, HelperOutcome::TailCall))
     });
-    h.register(181, |_, a| {
+    h.register(BPF_LOOP as u32, |_, a| {
         // bpf_loop(nr_loops, callback_fn, callback_ctx, flags): the engine makes the calls.
         if a[3] != 0 {
             return ret(EINVAL);
         }
         let count = a[0] as u32;
-        if count > crate::interp::BPF_MAX_LOOPS {
+        if count > BPF_MAX_LOOPS {
             return ret(E2BIG);
         }
         let callback = crate::interp::func_target(a[1])

@@ -48,7 +48,7 @@ use duet_verifier::{MemRegion, ProgramType, VerifiedProgram};
 use super::JitError;
 use super::runtime::{self, RunCtx};
 use crate::helpers::Helpers;
-use crate::interp::{MAX_CALL_DEPTH, STACK_SIZE};
+use crate::interp::{BPF_LOOP, BPF_MAX_LOOPS, E2BIG, EINVAL, MAX_CALL_DEPTH, STACK_SIZE};
 
 /// A compiled program: its executable code, owned, and the entry point.
 pub(crate) struct Compiled {
@@ -1957,18 +1957,18 @@ impl<'a, 'b> Translator<'a, 'b> {
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         let (count, e2big) = if inline {
-            (r1, self.c64(i64::from(runtime::E2BIG as u32)))
+            (r1, self.c64(i64::from(E2BIG as u32)))
         } else {
             let count = self.lo32(r1);
             let count = self.b.ins().uextend(I64, count);
             let flags = self.reg(4);
-            let einval = self.c64(runtime::EINVAL);
+            let einval = self.c64(EINVAL);
             let checked = self.b.create_block();
             self.b.ins().brif(flags, done, &[BlockArg::Value(einval)], checked, &[]);
             self.switch_sealed(checked);
-            (count, self.c64(runtime::E2BIG))
+            (count, self.c64(E2BIG))
         };
-        let too_many = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThan, count, runtime::MAX_LOOPS);
+        let too_many = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThan, count, i64::from(BPF_MAX_LOOPS));
         let start = self.b.create_block();
         self.b.ins().brif(too_many, done, &[BlockArg::Value(e2big)], start, &[]);
         self.switch_sealed(start);
@@ -1980,12 +1980,20 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.b.ins().brif(count, deep, &[], done, &[BlockArg::Value(zero)]);
             self.switch_sealed(deep);
             self.emit_raise(runtime::RAISE_CALL_DEPTH, pc, zero, zero);
-            self.switch(done);
-            let calls = self.b.block_params(done)[0];
-            self.set(0, calls);
-            self.b.ins().jump(next, &[]);
-            return Ok(());
+        } else {
+            self.loop_around(callback, count, ctx, done);
         }
+        self.switch(done);
+        // r6..r9 and r10 are the caller's on every way here (the latch restores them).
+        let calls = self.b.block_params(done)[0];
+        self.set(0, calls);
+        self.b.ins().jump(next, &[]);
+        Ok(())
+    }
+
+    /// The loop of [`Translator::inline_loop`]: calls the callback for indexes `0..count` while
+    /// it returns 0, then jumps to `done` with the number of calls made.
+    fn loop_around(&mut self, callback: usize, count: Value, ctx: Value, done: Block) {
         let saved: [Value; 4] = std::array::from_fn(|i| self.reg(6 + i as u8));
         let r10 = self.reg(10);
         let index = self.b.declare_var(I64);
@@ -2010,12 +2018,6 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.def_var(index, calls);
         let go_on = self.b.ins().icmp_imm_s(IntCC::Equal, r0, 0);
         self.b.ins().brif(go_on, head, &[], done, &[BlockArg::Value(calls)]);
-        self.switch(done);
-        // r6..r9 and r10 are the caller's on every way here (the latch restores them).
-        let calls = self.b.block_params(done)[0];
-        self.set(0, calls);
-        self.b.ins().jump(next, &[]);
-        Ok(())
     }
 
     fn exit(&mut self) {
@@ -2081,7 +2083,7 @@ impl<'a, 'b> Translator<'a, 'b> {
 
 /// Whether `insn` calls `bpf_loop`, which the JIT compiles as a loop around its callback.
 fn is_loop_call(insn: &Insn) -> bool {
-    insn.op == Op::Call && insn.imm == runtime::BPF_LOOP
+    insn.op == Op::Call && insn.imm == BPF_LOOP
 }
 
 /// Removes those of `loads` whose value nothing uses: without the egraph pass, Cranelift keeps

@@ -228,13 +228,6 @@ impl RunCtx {
     }
 }
 
-/// `bpf_loop`'s helper id, its limit on calls and its errors (the kernel's `BPF_MAX_LOOPS`,
-/// `-E2BIG`, `-EINVAL`).
-pub(super) const BPF_LOOP: i64 = 181;
-pub(super) const MAX_LOOPS: i64 = 1 << 23;
-pub(super) const E2BIG: i64 = -7;
-pub(super) const EINVAL: i64 = -22;
-
 /// Kinds of [`raise`].
 pub(super) const RAISE_MISALIGNED: u64 = 0;
 pub(super) const RAISE_CALL_DEPTH: u64 = 1;
