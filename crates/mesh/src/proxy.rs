@@ -876,8 +876,25 @@ fn pseudo<'a>(pairs: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
     pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
 }
 
+/// Whether the pairs' headers (pseudo headers aside) are exactly `old`'s, in `old`'s order
+/// (`host` left out of `old` when `skip_host`, as [`request_pairs`] leaves it out): then a filter
+/// only read them, and there is nothing to rebuild. One pass, no allocation; any difference,
+/// even in case or order, gives `false` and the map is rebuilt.
+fn same_headers(old: &HeaderMap, pairs: &[(String, Vec<u8>)], skip_host: bool) -> bool {
+    let mut olds = old.iter().filter(|(n, _)| !(skip_host && *n == header::HOST));
+    let mut news = pairs.iter().filter(|(n, _)| !n.starts_with(':'));
+    loop {
+        match (olds.next(), news.next()) {
+            (None, None) => return true,
+            (Some((on, ov)), Some((nn, nv))) if on.as_str() == nn && ov.as_bytes() == nv.as_slice() => {}
+            _ => return false,
+        }
+    }
+}
+
 fn apply_request_pairs(parts: &mut http::request::Parts, pairs: &[(String, Vec<u8>)]) {
-    let mut headers = rebuild_headers(&parts.headers, pairs);
+    // `None`: the headers stay as they are (`same_headers`).
+    let mut headers = (!same_headers(&parts.headers, pairs, true)).then(|| rebuild_headers(&parts.headers, pairs));
     if let Some(m) = pseudo(pairs, ":method").filter(|m| *m != parts.method.as_str().as_bytes())
         && let Ok(m) = http::Method::from_bytes(m)
     {
@@ -894,17 +911,21 @@ fn apply_request_pairs(parts: &mut http::request::Parts, pairs: &[(String, Vec<u
         // The host header the request came with, when the filter left the authority alone.
         let same = parts.headers.get(header::HOST).filter(|h| h.as_bytes() == a).cloned();
         if let Some(v) = same.or_else(|| HeaderValue::from_bytes(a).ok()) {
-            headers.insert(header::HOST, v);
+            headers.as_mut().unwrap_or(&mut parts.headers).insert(header::HOST, v);
         }
     }
-    parts.headers = headers;
+    if let Some(headers) = headers {
+        parts.headers = headers;
+    }
 }
 
 fn apply_response_pairs(parts: &mut http::response::Parts, pairs: &[(String, Vec<u8>)]) {
     if let Some(s) = pseudo(pairs, ":status").and_then(|s| StatusCode::from_bytes(s).ok()) {
         parts.status = s;
     }
-    parts.headers = rebuild_headers(&parts.headers, pairs);
+    if !same_headers(&parts.headers, pairs, false) {
+        parts.headers = rebuild_headers(&parts.headers, pairs);
+    }
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -1124,5 +1145,50 @@ mod tests {
         assert_eq!(parts.headers["host"], "h:1");
         assert_eq!(parts.headers["x-added"], "1");
         assert_eq!(parts.headers["x-y"], "z");
+    }
+
+    #[test]
+    fn headers_a_filter_only_read_stay_as_they_were() {
+        let req = Request::builder()
+            .uri("/p")
+            .header("x-a", "1")
+            .header("host", "h:1")
+            .header("x-b", "2")
+            .header("x-a", "3")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = req.into_parts();
+        let before: Vec<(String, Vec<u8>)> = header_pairs(&parts.headers);
+        let pairs = request_pairs(&parts, "h:1", false);
+        assert!(same_headers(&parts.headers, &pairs, true));
+        apply_request_pairs(&mut parts, &pairs);
+        assert_eq!(header_pairs(&parts.headers), before, "same headers, same order, host where it was");
+        // A new authority still replaces the host header.
+        let mut moved = request_pairs(&parts, "h:1", false);
+        moved[2].1 = b"other:2".to_vec();
+        apply_request_pairs(&mut parts, &moved);
+        assert_eq!(parts.headers.get_all("host").iter().collect::<Vec<_>>(), ["other:2"]);
+        // Any change to a header, its case or its order is a change.
+        let base = request_pairs(&parts, "other:2", false);
+        for edit in 0..4 {
+            let mut p = base.clone();
+            match edit {
+                0 => p[4].1 = b"changed".to_vec(),
+                1 => p[4].0 = "X-A".into(),
+                2 => p.swap(4, 5),
+                _ => p.push(("x-new".into(), b"v".to_vec())),
+            }
+            assert!(!same_headers(&parts.headers, &p, true), "edit {edit}");
+        }
+        assert!(!same_headers(&parts.headers, &base[..base.len() - 1], true), "a removed header");
+        // Responses: unchanged pairs keep the map; a new status applies either way.
+        let resp = http::Response::builder().status(200).header("a", "1").header("b", "2").body(()).unwrap();
+        let (mut rparts, ()) = resp.into_parts();
+        let mut rpairs = response_pairs(&rparts);
+        assert!(same_headers(&rparts.headers, &rpairs, false));
+        rpairs[0].1 = b"503".to_vec();
+        apply_response_pairs(&mut rparts, &rpairs);
+        assert_eq!(rparts.status, 503);
+        assert_eq!(header_pairs(&rparts.headers), [("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())]);
     }
 }
