@@ -6,6 +6,8 @@
 //! the guest) makes a hostcall trap.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -87,6 +89,39 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// The caller's stream, lent to the host for one callback (see [`Host::begin`]): a pointer
+/// rather than the stream moved into the store and back, which cost every callback two copies
+/// of the whole `Stream` and two fresh ones.
+struct Lent(Option<NonNull<Stream>>);
+
+// SAFETY: the pointer is set only while `Vm::run` has a guest call in progress on the thread
+// that holds the `Vm` (and the stream) exclusively, and is cleared before `run` returns or
+// unwinds; between calls it is `None`, so moving the store to another thread moves no live
+// pointer.
+#[allow(unsafe_code)]
+unsafe impl Send for Lent {}
+
+/// Hashes context ids and call tokens, small integers the host picks itself, with one
+/// multiplication: std's SipHash cost more than the rest of a callback's context check.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// The data of one store: one VM.
 pub(crate) struct Host {
     pub(crate) plugin: Arc<PluginInner>,
@@ -95,21 +130,20 @@ pub(crate) struct Host {
     pub(crate) memory: Option<Memory>,
     /// `proxy_on_memory_allocate` (or `malloc`).
     pub(crate) alloc: Option<TypedFunc<u32, u32>>,
-    /// The stream lent for the current callback (meaningful when `has_stream`).
-    pub(crate) stream: Stream,
-    has_stream: bool,
+    /// The stream lent for the current callback, if it has one.
+    stream: Lent,
     /// The context the current callback is for.
     current: ContextId,
     /// The context `proxy_set_effective_context` chose (starts as `current`).
     effective: ContextId,
     /// The live HTTP contexts.
-    pub(crate) contexts: HashSet<ContextId>,
+    pub(crate) contexts: HashSet<ContextId, BuildHasherDefault<IdHasher>>,
     /// The response of the HTTP call being delivered.
     pub(crate) call_response: Option<HttpCallResponse>,
     /// Calls dispatched and not yet taken by the proxy.
     pub(crate) calls: Vec<HttpCall>,
     /// Tokens dispatched and not yet answered, with their context.
-    pub(crate) outstanding: HashMap<u32, ContextId>,
+    pub(crate) outstanding: HashMap<u32, ContextId, BuildHasherDefault<IdHasher>>,
     last_token: u32,
     pub(crate) tick_period: Option<Duration>,
     /// Queues this VM registered.
@@ -130,14 +164,13 @@ impl Host {
             limiter: Limiter { memory_limit, hit: false },
             memory: None,
             alloc: None,
-            stream: Stream::default(),
-            has_stream: false,
+            stream: Lent(None),
             current: ROOT_CONTEXT,
             effective: ROOT_CONTEXT,
-            contexts: HashSet::new(),
+            contexts: HashSet::default(),
             call_response: None,
             calls: Vec::new(),
-            outstanding: HashMap::new(),
+            outstanding: HashMap::default(),
             last_token: 0,
             tick_period: None,
             queues: Vec::new(),
@@ -147,18 +180,20 @@ impl Host {
         }
     }
 
-    /// Prepares for a callback on `ctx`.
-    pub(crate) fn begin(&mut self, ctx: ContextId, has_stream: bool) {
+    /// Prepares for a callback on `ctx`, lending it `stream`: a pointer to the caller's stream,
+    /// which the caller ([`crate::Vm`]'s `run`) keeps borrowed, and does not touch, until
+    /// [`Host::end`] has taken the pointer back.
+    pub(crate) fn begin(&mut self, ctx: ContextId, stream: Option<NonNull<Stream>>) {
         self.current = ctx;
         self.effective = ctx;
-        self.has_stream = has_stream;
+        self.stream = Lent(stream);
         self.limiter.hit = false;
         self.last_critical = None;
     }
 
     /// Cleans up after a callback.
     pub(crate) fn end(&mut self) {
-        self.has_stream = false;
+        self.stream = Lent(None);
         self.current = ROOT_CONTEXT;
         self.effective = ROOT_CONTEXT;
         for fd in 0..2 {
@@ -172,12 +207,24 @@ impl Host {
     }
 
     /// The stream of the effective context, if the current callback has one.
+    #[allow(unsafe_code)]
     pub(crate) fn stream(&self) -> Option<&Stream> {
-        (self.has_stream && self.effective == self.current).then_some(&self.stream)
+        let lent = self.stream.0.filter(|_| self.effective == self.current)?;
+        // SAFETY: a lent pointer is the `&mut Stream` that `Vm::run` holds borrowed, unused,
+        // from `begin` until `end` (which runs when the guest call returns or unwinds); host
+        // functions run only inside that call, so the stream is alive and no other reference to
+        // it is in use. The shared borrow of `self` keeps `stream_mut` from running meanwhile.
+        Some(unsafe { lent.as_ref() })
     }
 
+    #[allow(unsafe_code)]
     fn stream_mut(&mut self) -> Result<&mut Stream, u32> {
-        if self.has_stream && self.effective == self.current { Ok(&mut self.stream) } else { Err(BAD_ARGUMENT) }
+        match self.stream.0.filter(|_| self.effective == self.current) {
+            // SAFETY: as in `stream`; the exclusive borrow of `self` makes this the only
+            // reference to the stream while it lives.
+            Some(mut lent) => Ok(unsafe { lent.as_mut() }),
+            None => Err(BAD_ARGUMENT),
+        }
     }
 
     pub(crate) fn custom_properties(&self) -> &HashMap<String, Vec<u8>> {
@@ -517,11 +564,10 @@ fn define_env(d: &mut Defs<'_>) -> Result<(), String> {
             let path = read_str(&cx, path_ptr, path_len)?;
             let value = read(&cx, ptr, len)?;
             let host = cx.data_mut();
-            if host.stream().is_some() {
-                host.stream.properties.custom.insert(path, value);
-            } else {
-                host.root_properties.insert(path, value);
-            }
+            match host.stream_mut() {
+                Ok(stream) => stream.properties.custom.insert(path, value),
+                Err(_) => host.root_properties.insert(path, value),
+            };
             Ok(())
         })())
     })?;

@@ -44,7 +44,10 @@
 //!   log, clocks, randomness, empty args and environment, `proc_exit` traps), the others return
 //!   `ENOSYS`. An import from any other module is a load error that names it.
 //! - No unsafe code, except one block in the on-disk compilation cache (`cache.rs`, the crate's
-//!   only I/O) that loads compiled code this crate wrote itself.
+//!   only I/O) that loads compiled code this crate wrote itself, and the stream a callback is
+//!   lent (`host.rs`, `Lent`): hostcalls reach the caller's `Stream` through a pointer that is
+//!   set only while `Vm::run` has that stream borrowed for a guest call, instead of the stream
+//!   being moved into the store and back for every callback.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -869,22 +872,26 @@ impl Vm {
         self.check_poisoned()?;
         let inner = &self.plugin.inner;
         self.store.set_epoch_deadline(inner.deadline_ticks);
-        let host = self.store.data_mut();
-        host.begin(ctx, stream.is_some());
-        let mut stream = stream;
-        if let Some(s) = stream.as_deref_mut() {
-            host.stream = std::mem::take(s);
-        }
-        let res = call(&mut self.store);
-        let host = self.store.data_mut();
-        if let Some(s) = stream {
-            *s = std::mem::take(&mut host.stream);
-        }
-        host.end();
+        // The stream stays where it is; the host reaches it through the pointer until `end`.
+        self.store.data_mut().begin(ctx, stream.map(std::ptr::NonNull::from));
+        let res = {
+            let lent = EndsCallback(&mut self.store);
+            call(&mut *lent.0)
+        };
         res.map_err(|e| {
             self.poisoned = true;
             classify(inner, &self.store, callback, e)
         })
+    }
+}
+
+/// Ends the callback in progress ([`host::Host::end`]) when dropped, so the stream lent to the
+/// host is taken back also when the call unwinds.
+struct EndsCallback<'s>(&'s mut Store<Host>);
+
+impl Drop for EndsCallback<'_> {
+    fn drop(&mut self) {
+        self.0.data_mut().end();
     }
 }
 
