@@ -832,7 +832,7 @@ fn request_pairs(parts: &http::request::Parts, authority: &str, tls: bool) -> Ve
 fn response_pairs(parts: &http::response::Parts) -> Vec<(String, Vec<u8>)> {
     let mut pairs = Vec::with_capacity(parts.headers.len() + 1);
     pairs.push((":status".into(), parts.status.as_str().as_bytes().to_vec()));
-    pairs.extend(header_pairs(&parts.headers));
+    pairs.extend(parts.headers.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())));
     pairs
 }
 
