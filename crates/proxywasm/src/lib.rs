@@ -565,7 +565,9 @@ impl Exports {
 pub struct Vm {
     plugin: Plugin,
     store: Store<Host>,
-    exports: Exports,
+    /// Shared with each callback, which borrows its export from it (a `TypedFunc` clone costs
+    /// more than the `Arc`'s).
+    exports: Arc<Exports>,
     next_context: ContextId,
     poisoned: bool,
 }
@@ -611,7 +613,7 @@ impl Vm {
             .map_err(|e| abi(format!("the allocator export has the wrong type: {e:#}")))?;
         store.data_mut().memory = Some(memory);
         store.data_mut().alloc = Some(alloc);
-        let exports = Exports::new(&mut store, &instance).map_err(abi)?;
+        let exports = Arc::new(Exports::new(&mut store, &instance).map_err(abi)?);
         let mut vm = Vm { plugin: plugin.clone(), store, exports, next_context: ROOT_CONTEXT + 1, poisoned: false };
 
         // A reactor: `_initialize`, then `main(0, 0)` if exported; else, for modules built as
@@ -658,7 +660,8 @@ impl Vm {
     pub fn create_http_context(&mut self) -> Result<ContextId, Error> {
         let id = self.next_context;
         self.next_context = self.next_context.checked_add(1).unwrap_or(ROOT_CONTEXT + 1);
-        if let Some(f) = self.exports.on_context_create.clone() {
+        let exports = Arc::clone(&self.exports);
+        if let Some(f) = &exports.on_context_create {
             self.run("proxy_on_context_create", id, None, |store| f.call(store, (id, ROOT_CONTEXT)))?;
         }
         self.store.data_mut().contexts.insert(id);
@@ -668,23 +671,26 @@ impl Vm {
     /// `proxy_on_request_headers`: the filter sees and may change `s.request_headers`.
     pub fn on_request_headers(&mut self, ctx: ContextId, s: &mut Stream, end_of_stream: bool) -> Result<Action, Error> {
         let n = len32(s.request_headers.len());
-        let f = self.exports.on_request_headers.clone();
-        self.stream_callback("proxy_on_request_headers", ctx, s, f.map(|f| (f, n, end_of_stream as u32)))
+        self.stream_callback(
+            "proxy_on_request_headers",
+            ctx,
+            s,
+            |e| e.on_request_headers.as_ref(),
+            (n, end_of_stream as u32),
+        )
     }
 
     /// `proxy_on_request_body`: the filter sees `s.request_body` (all of it that is buffered;
     /// `body_size` is its length).
     pub fn on_request_body(&mut self, ctx: ContextId, s: &mut Stream, end_of_stream: bool) -> Result<Action, Error> {
         let n = len32(s.request_body.len());
-        let f = self.exports.on_request_body.clone();
-        self.stream_callback("proxy_on_request_body", ctx, s, f.map(|f| (f, n, end_of_stream as u32)))
+        self.stream_callback("proxy_on_request_body", ctx, s, |e| e.on_request_body.as_ref(), (n, end_of_stream as u32))
     }
 
     /// `proxy_on_request_trailers`.
     pub fn on_request_trailers(&mut self, ctx: ContextId, s: &mut Stream) -> Result<Action, Error> {
         let n = len32(s.request_trailers.len());
-        let f = self.exports.on_request_trailers.clone();
-        self.trailers_callback("proxy_on_request_trailers", ctx, s, f.map(|f| (f, n)))
+        self.trailers_callback("proxy_on_request_trailers", ctx, s, |e| e.on_request_trailers.as_ref(), n)
     }
 
     /// `proxy_on_response_headers`: the filter sees and may change `s.response_headers`.
@@ -695,28 +701,38 @@ impl Vm {
         end_of_stream: bool,
     ) -> Result<Action, Error> {
         let n = len32(s.response_headers.len());
-        let f = self.exports.on_response_headers.clone();
-        self.stream_callback("proxy_on_response_headers", ctx, s, f.map(|f| (f, n, end_of_stream as u32)))
+        self.stream_callback(
+            "proxy_on_response_headers",
+            ctx,
+            s,
+            |e| e.on_response_headers.as_ref(),
+            (n, end_of_stream as u32),
+        )
     }
 
     /// `proxy_on_response_body`: the filter sees `s.response_body`.
     pub fn on_response_body(&mut self, ctx: ContextId, s: &mut Stream, end_of_stream: bool) -> Result<Action, Error> {
         let n = len32(s.response_body.len());
-        let f = self.exports.on_response_body.clone();
-        self.stream_callback("proxy_on_response_body", ctx, s, f.map(|f| (f, n, end_of_stream as u32)))
+        self.stream_callback(
+            "proxy_on_response_body",
+            ctx,
+            s,
+            |e| e.on_response_body.as_ref(),
+            (n, end_of_stream as u32),
+        )
     }
 
     /// `proxy_on_response_trailers`.
     pub fn on_response_trailers(&mut self, ctx: ContextId, s: &mut Stream) -> Result<Action, Error> {
         let n = len32(s.response_trailers.len());
-        let f = self.exports.on_response_trailers.clone();
-        self.trailers_callback("proxy_on_response_trailers", ctx, s, f.map(|f| (f, n)))
+        self.trailers_callback("proxy_on_response_trailers", ctx, s, |e| e.on_response_trailers.as_ref(), n)
     }
 
     /// `proxy_on_log`: the request is complete (every map and property is readable).
     pub fn on_log(&mut self, ctx: ContextId, s: &mut Stream) -> Result<(), Error> {
         self.check_context(ctx)?;
-        if let Some(f) = self.exports.on_log.clone() {
+        let exports = Arc::clone(&self.exports);
+        if let Some(f) = &exports.on_log {
             self.run("proxy_on_log", ctx, Some(s), |store| f.call(store, ctx))?;
         }
         Ok(())
@@ -725,11 +741,12 @@ impl Vm {
     /// `proxy_on_done` then `proxy_on_delete`: the context is gone afterwards.
     pub fn finish(&mut self, ctx: ContextId, s: &mut Stream) -> Result<(), Error> {
         self.check_context(ctx)?;
+        let exports = Arc::clone(&self.exports);
         let res = (|| {
-            if let Some(f) = self.exports.on_done.clone() {
+            if let Some(f) = &exports.on_done {
                 self.run("proxy_on_done", ctx, Some(&mut *s), |store| f.call(store, ctx))?;
             }
-            if let Some(f) = self.exports.on_delete.clone() {
+            if let Some(f) = &exports.on_delete {
                 self.run("proxy_on_delete", ctx, Some(&mut *s), |store| f.call(store, ctx))?;
             }
             Ok(())
@@ -767,7 +784,8 @@ impl Vm {
         let response = response.unwrap_or_default();
         let (h, b, t) = (len32(response.headers.len()), len32(response.body.len()), len32(response.trailers.len()));
         self.store.data_mut().call_response = Some(response);
-        let res = match self.exports.on_http_call_response.clone() {
+        let exports = Arc::clone(&self.exports);
+        let res = match &exports.on_http_call_response {
             Some(f) => {
                 self.run("proxy_on_http_call_response", context, s, |store| f.call(store, (context, token, h, b, t)))
             }
@@ -784,7 +802,8 @@ impl Vm {
 
     /// `proxy_on_tick` on the root context.
     pub fn on_tick(&mut self) -> Result<(), Error> {
-        if let Some(f) = self.exports.on_tick.clone() {
+        let exports = Arc::clone(&self.exports);
+        if let Some(f) = &exports.on_tick {
             self.run("proxy_on_tick", ROOT_CONTEXT, None, |store| f.call(store, ROOT_CONTEXT))?;
         }
         Ok(())
@@ -799,7 +818,8 @@ impl Vm {
 
     /// `proxy_on_queue_ready` on the root context.
     pub fn on_queue_ready(&mut self, queue_id: u32) -> Result<(), Error> {
-        if let Some(f) = self.exports.on_queue_ready.clone() {
+        let exports = Arc::clone(&self.exports);
+        if let Some(f) = &exports.on_queue_ready {
             self.run("proxy_on_queue_ready", ROOT_CONTEXT, None, |store| f.call(store, (ROOT_CONTEXT, queue_id)))?;
         }
         Ok(())
@@ -839,10 +859,12 @@ impl Vm {
         callback: &'static str,
         ctx: ContextId,
         s: &mut Stream,
-        call: Option<(StreamFn, u32, u32)>,
+        export: fn(&Exports) -> Option<&StreamFn>,
+        (n, eos): (u32, u32),
     ) -> Result<Action, Error> {
         self.check_context(ctx)?;
-        let Some((f, n, eos)) = call else { return Ok(Action::Continue) };
+        let exports = Arc::clone(&self.exports);
+        let Some(f) = export(&exports) else { return Ok(Action::Continue) };
         let action = self.run(callback, ctx, Some(s), |store| f.call(store, (ctx, n, eos)))?;
         Ok(to_action(action))
     }
@@ -852,10 +874,12 @@ impl Vm {
         callback: &'static str,
         ctx: ContextId,
         s: &mut Stream,
-        call: Option<(TrailersFn, u32)>,
+        export: fn(&Exports) -> Option<&TrailersFn>,
+        n: u32,
     ) -> Result<Action, Error> {
         self.check_context(ctx)?;
-        let Some((f, n)) = call else { return Ok(Action::Continue) };
+        let exports = Arc::clone(&self.exports);
+        let Some(f) = export(&exports) else { return Ok(Action::Continue) };
         let action = self.run(callback, ctx, Some(s), |store| f.call(store, (ctx, n)))?;
         Ok(to_action(action))
     }
