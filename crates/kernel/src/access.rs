@@ -25,7 +25,7 @@ const CAP_BPF: u32 = 39;
 ///
 /// It loads a two-instruction XDP program and closes it at once.
 pub fn check_access() -> Result<(), KernelError> {
-    match sys::prog_load(BPF_PROG_TYPE_XDP, &PASS_PROGRAM, c"GPL") {
+    match sys::prog_load(BPF_PROG_TYPE_XDP, &PASS_PROGRAM, c"GPL", &mut []) {
         Ok(fd) => {
             drop(fd);
             Ok(())

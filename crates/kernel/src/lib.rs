@@ -30,9 +30,9 @@
 //! userspace-only program types are refused), and a panic inside aya is contained and returned
 //! as [`KernelError::LoaderPanic`] (`boundary.rs`).
 //!
-//! Unsafe code lives only in `sys.rs` (the `bpf(2)`, CPU affinity, mount, setns and poll calls)
-//! and `raw_load.rs` (`BPF_PROG_LOAD` of raw bytecode with a log buffer, and `capset(2)` on a
-//! scratch thread, for the verifier's kernel-agreement tests).
+//! Unsafe code lives only in `sys.rs` (the `bpf(2)` calls, among them `BPF_PROG_LOAD` with a
+//! verifier log buffer, and the CPU affinity, mount, setns and poll calls) and `raw_load.rs`
+//! (`capset(2)` on a scratch thread, for the verifier's kernel-agreement tests).
 #![deny(unsafe_code)]
 
 mod access;

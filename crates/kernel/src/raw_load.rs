@@ -6,24 +6,22 @@
 //! numbering; the loader rewrites `N` to the new map's file descriptor. Everything created is
 //! closed when [`load_raw`] returns.
 //!
-//! Two `bpf(2)`-adjacent calls happen here rather than in `sys.rs`: `BPF_PROG_LOAD` with a
-//! verifier log buffer (`sys::ProgLoadAttr` keeps its fields private to `sys.rs` and
-//! `sys::prog_load` loads without a log), and `capset(2)`, which drops CAP_PERFMON and
-//! CAP_SYS_ADMIN on a scratch thread for [`Privileges::BpfOnly`]. Each is one small `unsafe`
-//! block with its safety argument; folding them into `sys.rs` is the natural next step.
-#![allow(unsafe_code, reason = "BPF_PROG_LOAD with a log buffer and capset(2); see the module documentation")]
+//! The load itself, with its verifier log buffer, is `sys::prog_load`, like every `bpf(2)` call
+//! of this crate. One system call happens here rather than in `sys.rs`: `capset(2)`, which drops
+//! CAP_PERFMON and CAP_SYS_ADMIN on a scratch thread for [`Privileges::BpfOnly`], one small
+//! `unsafe` block with its safety argument; folding it into `sys.rs` is the natural next step.
+#![allow(unsafe_code, reason = "capset(2); see the module documentation")]
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use aya::maps::MapData;
 use aya_obj::EbpfSectionKind;
 use aya_obj::maps::{LegacyMap, PinningType, bpf_map_def};
 
 use crate::error::Errno;
+use crate::sys;
 
-/// `BPF_PROG_LOAD`.
-const BPF_PROG_LOAD: libc::c_long = 5;
 /// Size of the verifier log buffer; a larger log makes the load fail with `ENOSPC`, and the
 /// loader then retries without a log to learn the decision alone.
 const LOG_SIZE: usize = 4 << 20;
@@ -174,72 +172,17 @@ fn rewrite_map_refs(insns: &[u64], fds: &[i32]) -> Vec<u64> {
     out
 }
 
-/// The prefix of `union bpf_attr` for `BPF_PROG_LOAD`, up to `expected_attach_type`.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-fn bpf_prog_load(attr: &mut ProgLoadAttr) -> io::Result<OwnedFd> {
-    // SAFETY: `attr` is a live, initialised `#[repr(C)]` prefix of `union bpf_attr` for
-    // BPF_PROG_LOAD, passed with its exact size; the pointers inside it (instructions, license,
-    // log buffer) were set by the caller from buffers that outlive this call and have the sizes
-    // given in `insn_cnt` and `log_size`.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            std::ptr::from_mut(attr).cast::<libc::c_void>(),
-            size_of::<ProgLoadAttr>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 fn prog_load_with_log(prog_type: u32, insns: &[u64], want_log: bool) -> Result<OwnedFd, RawLoadError> {
     let license = c"GPL";
-    let insn_cnt = u32::try_from(insns.len())
+    // More instructions than `insn_cnt` can count is refused as the kernel would, before any load.
+    u32::try_from(insns.len())
         .map_err(|_| RawLoadError::Rejected { errno: Errno(libc::E2BIG), log: "too many instructions".into() })?;
     let mut log = vec![0u8; if want_log { LOG_SIZE } else { 0 }];
-    let mut attr = ProgLoadAttr {
-        prog_type,
-        insn_cnt,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: u32::from(want_log),
-        log_size: log.len() as u32,
-        log_buf: if want_log { log.as_mut_ptr() as u64 } else { 0 },
-        ..ProgLoadAttr::default()
-    };
-    match bpf_prog_load(&mut attr) {
+    match sys::prog_load(prog_type, insns, license, &mut log) {
         Ok(fd) => Ok(fd),
         Err(err) if err.raw_os_error() == Some(libc::ENOSPC) => {
             // The log did not fit: ask again for the decision alone.
-            let mut attr = ProgLoadAttr {
-                prog_type,
-                insn_cnt,
-                insns: insns.as_ptr() as u64,
-                license: license.as_ptr() as u64,
-                ..ProgLoadAttr::default()
-            };
-            bpf_prog_load(&mut attr).map_err(|err| RawLoadError::Rejected {
+            sys::prog_load(prog_type, insns, license, &mut []).map_err(|err| RawLoadError::Rejected {
                 errno: Errno::of(&err),
                 log: "(the verifier log was larger than 4 MiB)".into(),
             })

@@ -228,13 +228,25 @@ pub(crate) fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [
     }
 }
 
-/// `BPF_PROG_LOAD` of raw instructions (8 bytes each) with no verifier log; returns the new fd.
-pub(crate) fn prog_load(prog_type: u32, insns: &[u64], license: &std::ffi::CStr) -> io::Result<OwnedFd> {
+/// `BPF_PROG_LOAD` of raw instructions (8 bytes each); returns the new fd. A non-empty `log`
+/// asks the verifier for its log (level 1), written there; with an empty one it writes none.
+/// A log longer than the buffer makes the load fail with `ENOSPC`.
+pub(crate) fn prog_load(
+    prog_type: u32,
+    insns: &[u64],
+    license: &std::ffi::CStr,
+    log: &mut [u8],
+) -> io::Result<OwnedFd> {
     let mut attr = ProgLoadAttr {
         prog_type,
         insn_cnt: u32::try_from(insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
+        log_level: u32::from(!log.is_empty()),
+        // The kernel writes at most `log_size` bytes, so a buffer longer than u32 is only
+        // partly offered.
+        log_size: u32::try_from(log.len()).unwrap_or(u32::MAX),
+        log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
         ..ProgLoadAttr::default()
     };
     let fd = sys_bpf(Cmd::ProgLoad, Attr::ProgLoad(&mut attr))?;
