@@ -812,7 +812,12 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
 
 /// Every header as (lower-case name, value bytes).
 pub fn header_pairs(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
-    h.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect()
+    h.iter().map(owned_pair).collect()
+}
+
+/// One header as a (lower-case name, value bytes) pair of its own.
+fn owned_pair((n, v): (&HeaderName, &HeaderValue)) -> (String, Vec<u8>) {
+    (n.as_str().to_owned(), v.as_bytes().to_vec())
 }
 
 fn request_pairs(parts: &http::request::Parts, authority: &str, tls: bool) -> Vec<(String, Vec<u8>)> {
@@ -823,7 +828,7 @@ fn request_pairs(parts: &http::request::Parts, authority: &str, tls: bool) -> Ve
     pairs.push((":scheme".into(), if tls { b"https".to_vec() } else { b"http".to_vec() }));
     for (n, v) in &parts.headers {
         if n != header::HOST {
-            pairs.push((n.as_str().to_owned(), v.as_bytes().to_vec()));
+            pairs.push(owned_pair((n, v)));
         }
     }
     pairs
@@ -832,7 +837,7 @@ fn request_pairs(parts: &http::request::Parts, authority: &str, tls: bool) -> Ve
 fn response_pairs(parts: &http::response::Parts) -> Vec<(String, Vec<u8>)> {
     let mut pairs = Vec::with_capacity(parts.headers.len() + 1);
     pairs.push((":status".into(), parts.status.as_str().as_bytes().to_vec()));
-    pairs.extend(parts.headers.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())));
+    pairs.extend(parts.headers.iter().map(owned_pair));
     pairs
 }
 
